@@ -1,0 +1,305 @@
+"""Execute runs a plan's argv with subprocess (never a shell) and undoes what it did when a step fails.
+
+It follows the same rules as the rendered scripts, step for step: refuse before any change when a
+resource exists that this topology did not make; skip a step whose probe says it is done; on a
+failure or an interrupt, undo the steps this run began, newest first, and report every undo error.
+The `Runner` is the only part that touches the host; `RecordingRunner` makes all of this testable
+without root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol
+
+from nsgen.errors import ExecutionError, PreflightError
+from nsgen.plan import NETNS_DIR, Command, Plan, Step
+
+LOCK_TIMEOUT = 60.0
+STOP_GRACE = 3.0
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+class Runner(Protocol):
+    def run(self, cmd: Command) -> Result: ...
+    def check(self, argv: tuple[str, ...]) -> bool: ...
+    def lock(self, path: str) -> contextlib.AbstractContextManager: ...
+    def is_root(self) -> bool: ...
+    def missing_tools(self, tools: tuple[str, ...]) -> list[str]: ...
+
+
+class SubprocessRunner:
+    """Runs commands on this host."""
+
+    def run(self, cmd: Command) -> Result:
+        if cmd.builtin:
+            return BUILTINS[cmd.argv[0]](*cmd.argv[1:])
+        if cmd.detach:
+            return self._start(cmd)
+        try:
+            done = subprocess.run(cmd.argv, input=cmd.input, capture_output=True, text=True, stdin=None if cmd.input is not None else subprocess.DEVNULL)
+        except FileNotFoundError:
+            return Result(127, "", f"{cmd.argv[0]}: command not found")
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def _start(self, cmd: Command) -> Result:
+        assert cmd.detach
+        log, pidfile = cmd.detach
+        try:
+            with open(log, "ab") as out:
+                child = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            return Result(127, "", f"{cmd.argv[0]}: {exc.strerror}")
+        with open(pidfile, "w") as f:
+            f.write(f"{child.pid}\n")
+        return Result(0)
+
+    def check(self, argv: tuple[str, ...]) -> bool:
+        try:
+            return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        except FileNotFoundError:
+            return False
+
+    @contextlib.contextmanager
+    def lock(self, path: str) -> Iterator[None]:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise PreflightError(f"another nsgen setup or teardown still holds {path}") from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)
+
+    def is_root(self) -> bool:
+        return os.geteuid() == 0
+
+    def missing_tools(self, tools: tuple[str, ...]) -> list[str]:
+        return [t for t in tools if shutil.which(t) is None]
+
+
+def _netns_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _pids_in(ns: str) -> list[int]:
+    done = subprocess.run(("ip", "netns", "pids", ns), capture_output=True, text=True)
+    return [int(p) for p in done.stdout.split() if p.isdigit()] if done.returncode == 0 else []
+
+
+def stop_processes(ns: str, grace: float = STOP_GRACE) -> Result:
+    """TERM every process in namespace `ns`, then KILL what is left; signal a pid only while it lives there."""
+    target = _netns_id(f"{NETNS_DIR}/{ns}")
+    if target is None:
+        return Result(0)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _pids_in(ns):
+            if _netns_id(f"/proc/{pid}/ns/net") == target:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not _pids_in(ns):
+                return Result(0)
+            time.sleep(0.05)
+    left = _pids_in(ns)
+    return Result(1, "", f"processes still running in {ns}: {' '.join(map(str, left))}") if left else Result(0)
+
+
+BUILTINS: dict[str, Callable[..., Result]] = {"stop_processes": stop_processes}
+
+
+@dataclass
+class RecordingRunner:
+    """Runs nothing: records every command, answers probes from `present` (argv tuples that succeed)."""
+
+    present: set[tuple[str, ...]] = field(default_factory=set)
+    fail: Callable[[Command], Result | None] = lambda cmd: None
+    root: bool = True
+    tools_missing: list[str] = field(default_factory=list)
+    log: list[tuple[str, ...]] = field(default_factory=list)
+
+    def run(self, cmd: Command) -> Result:
+        self.log.append(cmd.argv)
+        return self.fail(cmd) or Result(0)
+
+    def check(self, argv: tuple[str, ...]) -> bool:
+        return argv in self.present
+
+    @contextlib.contextmanager
+    def lock(self, path: str) -> Iterator[None]:
+        yield
+
+    def is_root(self) -> bool:
+        return self.root
+
+    def missing_tools(self, tools: tuple[str, ...]) -> list[str]:
+        return [t for t in tools if t in self.tools_missing]
+
+
+class Progress:
+    """One line a step on stderr; verbose adds each command, quiet shows nothing but errors."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None, verbosity: int = 1):
+        self.echo = echo or (lambda line: None)
+        self.verbosity = verbosity
+
+    def step(self, index: int, total: int, step: Step, note: str = "", prefix: str = "") -> None:
+        if self.verbosity >= 1:
+            self.echo(f"[{index}/{total}] {prefix}{step.summary}{note}")
+
+    def command(self, cmd: Command) -> None:
+        if self.verbosity >= 2:
+            self.echo(f"    $ {shlex.join(cmd.argv)}")
+
+    def note(self, line: str) -> None:
+        if self.verbosity >= 1:
+            self.echo(line)
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while the plan was running."""
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into an exception so the rollback runs (only in the main thread)."""
+    def handler(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    try:
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    try:
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _describe(cmd: Command, result: Result) -> str:
+    message = (result.stderr or result.stdout).strip().replace("\n", "; ")
+    return f"`{shlex.join(cmd.argv)}` exited with status {result.returncode}" + (f": {message}" if message else "")
+
+
+def _guards_pass(cmd: Command, runner: Runner) -> bool:
+    return all(runner.check(probe) for probe in cmd.only_if)
+
+
+def preflight(plan: Plan, runner: Runner) -> None:
+    if not runner.is_root():
+        raise PreflightError("changing the host's network needs root: run it again with sudo")
+    missing = runner.missing_tools(plan.tools)
+    if missing:
+        raise PreflightError(f"required tool not found: {', '.join(missing)} (nothing was changed)")
+
+
+def _refuse_foreign(plan: Plan, runner: Runner) -> None:
+    if runner.check(("test", "-d", plan.state_dir)):
+        return
+    for step in plan.steps:
+        if step.resource and step.probe and all(runner.check(p) for p in step.probe):
+            raise PreflightError(f"{step.resource} already exists and was not made by nsgen topology {plan.name}; nothing was changed")
+
+
+def undo_steps(steps: list[Step], runner: Runner, progress: Progress, announce: bool = False) -> list[str]:
+    """Run the undo commands of `steps` in reverse order; return every error (none is swallowed)."""
+    errors = []
+    for index, step in enumerate(reversed(steps), 1):
+        if announce:
+            progress.step(index, len(steps), step, prefix="undo: ")
+        for cmd in step.undo:
+            if not _guards_pass(cmd, runner):
+                continue
+            progress.command(cmd)
+            result = runner.run(cmd)
+            if result.returncode != 0:
+                errors.append(f"undo of {step.id}: {_describe(cmd, result)}")
+    return errors
+
+
+def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = None) -> None:
+    runner = runner or SubprocessRunner()
+    progress = progress or Progress()
+    preflight(plan, runner)
+    for warning in plan.warnings:
+        progress.echo(f"warning: {warning}")
+    with runner.lock(plan.lock_file):
+        _refuse_foreign(plan, runner)
+        begun: list[Step] = []
+        total = len(plan.steps)
+        try:
+            with _signals_interrupt():
+                for index, step in enumerate(plan.steps, 1):
+                    if step.probe and all(runner.check(p) for p in step.probe):
+                        progress.step(index, total, step, " (already done)")
+                        continue
+                    progress.step(index, total, step)
+                    begun.append(step)
+                    for cmd in step.commands:
+                        if not _guards_pass(cmd, runner):
+                            continue
+                        progress.command(cmd)
+                        result = runner.run(cmd)
+                        if result.returncode != 0:
+                            raise ExecutionError(f"step {step.id} failed: {_describe(cmd, result)}")
+        except (ExecutionError, Interrupted) as exc:
+            reason = str(exc) if isinstance(exc, ExecutionError) else f"interrupted by {exc}"
+            with _signals_ignored():
+                errors = undo_steps(begun, runner, progress)
+            if errors:
+                raise ExecutionError(reason + "\nundoing it left errors:\n" + "\n".join(f"  {e}" for e in errors)) from None
+            raise ExecutionError(f"{reason}\nundid the {len(begun)} step(s) this run began; nothing of it is left") from None
+    progress.note(f"topology {plan.name} is up")
+
+
+def teardown(plan: Plan, runner: Runner | None = None, progress: Progress | None = None) -> None:
+    runner = runner or SubprocessRunner()
+    progress = progress or Progress()
+    preflight(plan, runner)
+    with runner.lock(plan.lock_file), _signals_ignored():
+        errors = undo_steps([s for s in plan.steps if s.undo], runner, progress, announce=True)
+    if errors:
+        raise ExecutionError("teardown finished with errors:\n" + "\n".join(f"  {e}" for e in errors))
+    progress.note(f"topology {plan.name} is down")

@@ -1,0 +1,689 @@
+"""Models know what a valid topology is and complete it; they know nothing of commands or shells.
+
+`resolve(data)` turns the user-shaped data from `load` into a `Topology` in which every default
+is decided: addresses allocated, gateways chosen, interface names derived, programs located. Every
+rule, within one object or across objects, is checked here, and all broken rules are reported
+together, each under the path of the field it concerns (`containers.web.networks.front.address`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import ipaddress
+import re
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from nsgen.errors import ValidationError
+
+IFNAME_MAX = 15  # IFNAMSIZ - 1: the kernel's limit, in bytes
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+TOPOLOGY_NAME_MAX = 24  # keeps rule tags and the per-topology chain name (NSGEN-<name>) within limits
+NAMESPACE_NAME_MAX = 64
+NETWORK_NAME_MAX = 64
+DRIVERS = ("bridge", "veth")
+PROTOCOLS = ("tcp", "udp")
+BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel
+
+
+# ----------------------------------------------------------------------------------------------
+# The resolved topology: what every later stage reads. Nothing here is optional or "default".
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    host_ip: ipaddress.IPv4Address | None  # None: every host address
+    host_port: int
+    container_port: int
+    protocol: str
+    spec: str  # as the user wrote it, for messages and comments
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One container's interface on one network."""
+
+    network: str
+    interface: str  # name inside the container's namespace
+    host_interface: str  # the host end of the veth pair (a bridge port, or the gateway for veth)
+    address: ipaddress.IPv4Address
+    prefixlen: int
+    gateway: ipaddress.IPv4Address
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    driver: str
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address
+    masquerade: bool
+    internal: bool
+    bridge: str | None  # bridge device name (driver bridge only)
+
+    @property
+    def routes_out(self) -> bool:
+        """Whether traffic from this network is forwarded by the host to other networks."""
+        return not self.internal
+
+
+@dataclass(frozen=True)
+class Process:
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str  # also the network namespace's name
+    attachments: tuple[Attachment, ...]
+    dns: tuple[str, ...]  # nameservers written to /etc/netns/<name>/resolv.conf; empty: none written
+    dns_source: str  # where the nameservers come from, for the resolv.conf header
+    processes: tuple[Process, ...]
+    ports: tuple[PublishedPort, ...]
+
+    @property
+    def default_attachment(self) -> Attachment | None:
+        """The attachment that carries the default route: the first network listed."""
+        return self.attachments[0] if self.attachments else None
+
+
+@dataclass(frozen=True)
+class Host:
+    ip_forward: bool
+    persist: bool
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    networks: dict[str, Network]
+    containers: dict[str, Container]
+    host: Host
+    warnings: tuple[str, ...] = ()
+
+    def members(self, network: str) -> list[tuple[Container, Attachment]]:
+        return [(c, a) for c in self.containers.values() for a in c.attachments if a.network == network]
+
+
+# ----------------------------------------------------------------------------------------------
+# The environment the resolution reads: injectable so tests never depend on the machine.
+
+
+@dataclass
+class Environment:
+    resolv_conf: Path = Path("/etc/resolv.conf")
+    systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
+    which: Callable[[str], str | None] = shutil.which
+    nsgen_argv: tuple[str, ...] | None = None  # how to start nsgen itself; found when None
+
+    def nsgen_command(self) -> tuple[str, ...]:
+        if self.nsgen_argv is not None:
+            return self.nsgen_argv
+        found = self.which("nsgen")
+        if found:
+            return (found,)
+        return (sys.executable, "-m", "nsgen")
+
+
+# ----------------------------------------------------------------------------------------------
+# The raw form: the keys a user may write, with their types. Also the source of the JSON Schema.
+
+TOPOLOGY_KEYS = {"name", "networks", "containers", "host"}
+NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge"}
+CONTAINER_KEYS = {"networks", "dns", "processes", "ports"}
+ATTACHMENT_KEYS = {"address", "interface", "host_interface"}
+HOST_KEYS = {"ip_forward", "persist"}
+
+
+class Problems:
+    """Collects every broken rule with the path of the field it concerns."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append((path, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationError(self.items)
+
+
+def _show(value: Any) -> str:
+    """A value as it appears in a message: short, one line, unambiguous."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_keys(obj: dict, allowed: set[str], path: str, problems: Problems) -> None:
+    for key in obj:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(allowed))}"
+            problems.add(where, f"unknown key {_show(key)}{hint}")
+
+
+def _mapping(value: Any, path: str, problems: Problems, *, allow_none: bool = True) -> dict:
+    if value is None and allow_none:
+        return {}
+    if not isinstance(value, dict):
+        problems.add(path, f"must be a mapping (key: value), got {type(value).__name__} {_show(value)}")
+        return {}
+    return value
+
+
+def _bool(value: Any, path: str, problems: Problems, default: bool) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        problems.add(path, f"must be true or false, got {_show(value)}")
+        return default
+    return value
+
+
+def check_name(value: Any, path: str, problems: Problems, *, cap: int, what: str) -> str | None:
+    """Names reach file paths, interface names and rule tags: an allowlist, counted in bytes."""
+    if not isinstance(value, str):
+        problems.add(path, f"{what} must be a string, got {_show(value)}")
+        return None
+    size = len(value.encode("utf-8"))
+    if size == 0:
+        problems.add(path, f"{what} must not be empty")
+        return None
+    if not NAME_RE.match(value):
+        problems.add(
+            path,
+            f"{what} {_show(value)} is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', "
+            "starting with a letter or digit",
+        )
+        return None
+    if size > cap:
+        problems.add(path, f"{what} {_show(value)} is {size} bytes long; the limit is {cap}")
+        return None
+    return value
+
+
+def _ifname(value: Any, path: str, problems: Problems) -> str | None:
+    return check_name(value, path, problems, cap=IFNAME_MAX, what="interface name")
+
+
+def _address(value: Any, path: str, problems: Problems) -> ipaddress.IPv4Address | None:
+    if not isinstance(value, str):
+        problems.add(path, f"must be an IPv4 address written as a string, got {_show(value)}")
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        problems.add(path, f"{_show(value)} is not an IPv4 address in canonical dotted form (like 172.18.0.2)")
+        return None
+    if address.version != 4:
+        problems.add(path, f"{_show(value)} is an IPv6 address; nsgen networks are IPv4")
+        return None
+    return address
+
+
+def _subnet(value: Any, path: str, problems: Problems) -> ipaddress.IPv4Network | None:
+    if not isinstance(value, str):
+        problems.add(path, f"must be an IPv4 subnet written as a string (like 172.18.0.0/24), got {_show(value)}")
+        return None
+    if "/" not in value:
+        problems.add(path, f"{_show(value)} has no prefix length; write it like 172.18.0.0/24")
+        return None
+    try:
+        subnet = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        problems.add(path, f"{_show(value)} is not an IPv4 subnet in canonical form (like 172.18.0.0/24)")
+        return None
+    if subnet.version != 4:
+        problems.add(path, f"{_show(value)} is an IPv6 subnet; nsgen networks are IPv4")
+        return None
+    if subnet.network_address != ipaddress.ip_interface(value).ip:
+        problems.add(path, f"{_show(value)} has host bits set; the subnet is {subnet}")
+        return None
+    for test, kind in (
+        (subnet.is_loopback, "loopback"),
+        (subnet.is_multicast, "multicast"),
+        (subnet.is_link_local, "link-local"),
+        (subnet.is_unspecified, "unspecified"),
+        (subnet.is_reserved, "reserved"),
+    ):
+        if test:
+            problems.add(path, f"{subnet} is a {kind} range and cannot be a container network")
+            return None
+    if subnet.overlaps(ipaddress.ip_network("0.0.0.0/8")):
+        problems.add(path, f"{subnet} overlaps 0.0.0.0/8 ('this network') and cannot be a container network")
+        return None
+    if subnet.prefixlen > 30:
+        problems.add(path, f"{subnet} is too small: a network needs at least a /30 (gateway and one container)")
+        return None
+    return subnet
+
+
+def _short_hash(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | None:
+    """Docker's syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTOCOL]."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        problems.add(path, f"{spec} must be written as 'HOST_PORT:CONTAINER_PORT' (a string, like \"8080:{spec}\")")
+        return None
+    if not isinstance(spec, str):
+        problems.add(path, f"must be a string like \"8080:80\", got {_show(spec)}")
+        return None
+    body, _, protocol = spec.partition("/")
+    protocol = protocol or "tcp"
+    if protocol not in PROTOCOLS:
+        problems.add(path, f"{_show(spec)}: protocol {_show(protocol)} is not one of tcp, udp")
+        return None
+    parts = body.split(":")
+    if len(parts) == 2:
+        host_ip, host_port, container_port = None, parts[0], parts[1]
+    elif len(parts) == 3:
+        host_ip, host_port, container_port = parts
+    else:
+        problems.add(path, f"{_show(spec)} is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]")
+        return None
+    ports = []
+    for text, which in ((host_port, "host port"), (container_port, "container port")):
+        if not text.isascii() or not text.isdigit() or (len(text) > 1 and text[0] == "0"):
+            problems.add(path, f"{_show(spec)}: {which} {_show(text)} is not a port number")
+            return None
+        number = int(text)
+        if not 1 <= number <= 65535:
+            problems.add(path, f"{_show(spec)}: {which} {number} is out of range 1-65535")
+            return None
+        ports.append(number)
+    ip = None
+    if host_ip is not None:
+        ip = _address(host_ip, path, problems)
+        if ip is None:
+            return None
+    return PublishedPort(ip, ports[0], ports[1], protocol, spec)
+
+
+def _processes(value: Any, path: str, problems: Problems, env: Environment) -> tuple[Process, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.add(path, f"must be a list of commands, got {_show(value)}")
+        return ()
+    result = []
+    for i, item in enumerate(value):
+        where = f"{path}[{i}]"
+        if isinstance(item, str):
+            try:
+                argv = shlex.split(item)
+            except ValueError as exc:
+                problems.add(where, f"{_show(item)} cannot be split into words: {exc}")
+                continue
+        elif isinstance(item, list) and all(isinstance(word, str) for word in item):
+            argv = list(item)
+        else:
+            problems.add(where, f"must be a command string or a list of strings, got {_show(item)}")
+            continue
+        if not argv or not argv[0]:
+            problems.add(where, "is an empty command")
+            continue
+        bad = [word for word in argv if "\0" in word or "\n" in word]
+        if bad:
+            problems.add(where, f"word {_show(bad[0])} contains a NUL byte or a newline")
+            continue
+        # Resolve the program now: a script run through sudo gets a reset PATH.
+        if argv[0] == "nsgen":
+            argv = [*env.nsgen_command(), *argv[1:]]
+        elif "/" not in argv[0]:
+            found = env.which(argv[0])
+            if found:
+                argv[0] = found
+        result.append(Process(tuple(argv)))
+    return tuple(result)
+
+
+def _nameservers(value: Any, path: str, problems: Problems) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        problems.add(path, f"must be a list of nameserver addresses, got {_show(value)}")
+        return None
+    result = []
+    for i, item in enumerate(value):
+        try:
+            result.append(str(ipaddress.ip_address(item)) if isinstance(item, str) else None)
+        except ValueError:
+            result.append(None)
+        if result[-1] is None:
+            problems.add(f"{path}[{i}]", f"{_show(item)} is not an IP address")
+    if len(value) > 3:
+        problems.add(path, f"lists {len(value)} nameservers; resolv.conf uses at most 3")
+    return tuple(r for r in result if r)
+
+
+def _read_nameservers(path: Path) -> list[str] | None:
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    servers = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            try:
+                servers.append(str(ipaddress.ip_address(words[1].split("%")[0])))
+            except ValueError:
+                continue
+    return servers
+
+
+def _host_dns(env: Environment) -> tuple[tuple[str, ...], str, str | None]:
+    """When a container names no DNS: what the namespace will see, and a warning if it will not work.
+
+    `ip netns exec` shows the host's /etc/resolv.conf unless /etc/netns/<name>/resolv.conf exists.
+    A loopback nameserver (systemd-resolved's 127.0.0.53) answers nothing inside a namespace.
+    """
+    servers = _read_nameservers(env.resolv_conf)
+    if servers is None or not servers:
+        return (), "host", None
+    if not all(ipaddress.ip_address(s).is_loopback for s in servers):
+        return (), "host", None
+    upstream = [s for s in (_read_nameservers(env.systemd_resolv_conf) or []) if not ipaddress.ip_address(s).is_loopback]
+    if upstream:
+        return tuple(upstream[:3]), f"systemd-resolved's upstream servers ({env.systemd_resolv_conf})", None
+    warning = (
+        f"the host's {env.resolv_conf} names only loopback nameservers ({', '.join(servers)}), which "
+        "nothing answers inside a namespace, and no upstream servers were found; set 'dns' for each container"
+    )
+    return (), "host", warning
+
+
+# ----------------------------------------------------------------------------------------------
+# Resolution
+
+
+def resolve(data: Any, env: Environment | None = None) -> Topology:
+    """Validate user data and return the complete topology, or raise ValidationError with every problem."""
+    env = env or Environment()
+    problems = Problems()
+    if data is None:
+        raise ValidationError([("", "the topology is empty; it needs at least 'name', 'networks' and 'containers'")])
+    if not isinstance(data, dict):
+        raise ValidationError([("", f"the topology must be a mapping at the top level, got a {type(data).__name__}")])
+    _check_keys(data, TOPOLOGY_KEYS, "", problems)
+    name = check_name(data.get("name"), "name", problems, cap=TOPOLOGY_NAME_MAX, what="topology name") if "name" in data else None
+    if "name" not in data:
+        problems.add("name", "is required (it names the state directory and tags the firewall rules)")
+
+    networks = _resolve_networks(data.get("networks"), name or "", problems)
+    containers = _resolve_containers(data.get("containers"), networks, name or "", problems, env)
+    host = _resolve_host(data.get("host"), networks, problems)
+    _check_host_names(networks, containers, problems)
+    problems.raise_if_any()
+
+    warnings = []
+    resolved_containers: dict[str, Container] = {}
+    allocated = _allocate(networks, containers, problems)
+    problems.raise_if_any()
+    for cname, raw in containers.items():
+        attachments = tuple(
+            Attachment(
+                network=net,
+                interface=iface,
+                host_interface=host_if,
+                address=allocated[(cname, net)],
+                prefixlen=networks[net].subnet.prefixlen,
+                gateway=networks[net].gateway,
+            )
+            for net, iface, host_if in raw["attachments"]
+        )
+        dns, source = raw["dns"], "the topology file"
+        if dns is None:
+            dns, source, warning = _host_dns(env)
+            if warning:
+                warnings.append(f"containers.{cname}.dns: {warning}")
+        resolved_containers[cname] = Container(
+            name=cname,
+            attachments=attachments,
+            dns=dns,
+            dns_source=source,
+            processes=raw["processes"],
+            ports=raw["ports"],
+        )
+    return Topology(name=name or "", networks=networks, containers=resolved_containers, host=host, warnings=tuple(warnings))
+
+
+def _resolve_networks(value: Any, topology: str, problems: Problems) -> dict[str, Network]:
+    raw = _mapping(value, "networks", problems)
+    if not raw and value is None:
+        problems.add("networks", "is required: declare at least one network")
+    networks: dict[str, Network] = {}
+    for key, spec in raw.items():
+        path = f"networks.{key}"
+        net_name = check_name(key, path, problems, cap=NETWORK_NAME_MAX, what="network name")
+        spec = _mapping(spec, path, problems)
+        _check_keys(spec, NETWORK_KEYS, path, problems)
+        driver = spec.get("driver", "bridge")
+        if driver not in DRIVERS:
+            problems.add(f"{path}.driver", f"{_show(driver)} is not a known driver; known drivers: {', '.join(DRIVERS)}")
+            continue
+        if "subnet" not in spec:
+            problems.add(f"{path}.subnet", "is required (like 172.18.0.0/24)")
+            continue
+        subnet = _subnet(spec["subnet"], f"{path}.subnet", problems)
+        masquerade = _bool(spec.get("masquerade"), f"{path}.masquerade", problems, True)
+        internal = _bool(spec.get("internal"), f"{path}.internal", problems, False)
+        if subnet is None or net_name is None:
+            continue
+        if "gateway" in spec:
+            gateway = _address(spec["gateway"], f"{path}.gateway", problems)
+            if gateway is None:
+                continue
+            if gateway not in subnet:
+                problems.add(f"{path}.gateway", f"{gateway} is not inside subnet {subnet}")
+                continue
+            if gateway in (subnet.network_address, subnet.broadcast_address):
+                which = "network" if gateway == subnet.network_address else "broadcast"
+                problems.add(f"{path}.gateway", f"{gateway} is the {which} address of {subnet}, not a usable host address")
+                continue
+        else:
+            gateway = subnet.network_address + 1
+        bridge = None
+        if driver == "bridge":
+            if "bridge" in spec:
+                bridge = _ifname(spec["bridge"], f"{path}.bridge", problems)
+            else:
+                bridge = f"br-{net_name[:6]}-{_short_hash(topology, net_name)[:5]}".replace("--", "-")
+        elif "bridge" in spec:
+            problems.add(f"{path}.bridge", "only a network with driver bridge has a bridge device")
+        if internal and "masquerade" in spec and masquerade:
+            problems.add(f"{path}.masquerade", "an internal network sends nothing out, so it cannot masquerade")
+        if internal:
+            masquerade = False
+        for other in networks.values():
+            if other.subnet.overlaps(subnet):
+                problems.add(f"{path}.subnet", f"{subnet} overlaps {other.subnet} of network {other.name!r}")
+        networks[net_name] = Network(net_name, driver, subnet, gateway, masquerade, internal, bridge)
+    return networks
+
+
+def _resolve_containers(value: Any, networks: dict[str, Network], topology: str, problems: Problems, env: Environment) -> dict[str, dict]:
+    raw = _mapping(value, "containers", problems)
+    if not raw and value is None:
+        problems.add("containers", "is required: declare at least one container")
+    result: dict[str, dict] = {}
+    users: dict[str, list[str]] = {}
+    for key, spec in raw.items():
+        path = f"containers.{key}"
+        cname = check_name(key, path, problems, cap=NAMESPACE_NAME_MAX, what="container name")
+        spec = _mapping(spec, path, problems)
+        _check_keys(spec, CONTAINER_KEYS, path, problems)
+        attachments_raw = spec.get("networks")
+        if isinstance(attachments_raw, list):  # short form: networks: [front, back]
+            if not all(isinstance(n, str) for n in attachments_raw):
+                problems.add(f"{path}.networks", "must list network names, or map each network name to its settings")
+                attachments_raw = {}
+            else:
+                attachments_raw = {n: None for n in attachments_raw}
+        attachments_raw = _mapping(attachments_raw, f"{path}.networks", problems)
+        if not attachments_raw:
+            problems.add(f"{path}.networks", "is required: attach the container to at least one network")
+        attachments = []
+        explicit: dict[str, Any] = {}
+        seen_ifaces: dict[str, str] = {}
+        for index, (net, att) in enumerate(attachments_raw.items()):
+            apath = f"{path}.networks.{net}"
+            att = _mapping(att, apath, problems)
+            _check_keys(att, ATTACHMENT_KEYS, apath, problems)
+            if net not in networks:
+                known = ", ".join(sorted(networks)) or "none declared"
+                problems.add(apath, f"network {_show(net)} is not declared under 'networks' (declared: {known})")
+                continue
+            network = networks[net]
+            iface = _ifname(att["interface"], f"{apath}.interface", problems) if "interface" in att else f"eth{index}"
+            if iface is None:
+                continue
+            if iface == "lo":
+                problems.add(f"{apath}.interface", "'lo' is the namespace's loopback interface and cannot be attached")
+                continue
+            if iface in seen_ifaces:
+                problems.add(f"{apath}.interface", f"{iface!r} is already used in this container by network {seen_ifaces[iface]!r}")
+                continue
+            seen_ifaces[iface] = net
+            if "host_interface" in att:
+                host_if = _ifname(att["host_interface"], f"{apath}.host_interface", problems)
+                if host_if is None:
+                    continue
+            else:
+                host_if = f"ve-{(cname or 'x')[:6]}-{_short_hash(topology, cname or '', net)[:5]}".replace("--", "-")
+            if "address" in att:
+                address = _address(att["address"], f"{apath}.address", problems)
+                if address is None:
+                    continue
+                if address not in network.subnet:
+                    problems.add(f"{apath}.address", f"{address} is not inside subnet {network.subnet} of network {net!r}")
+                    continue
+                if address == network.gateway:
+                    problems.add(f"{apath}.address", f"{address} is the gateway of network {net!r}")
+                    continue
+                if address in (network.subnet.network_address, network.subnet.broadcast_address):
+                    which = "network" if address == network.subnet.network_address else "broadcast"
+                    problems.add(f"{apath}.address", f"{address} is the {which} address of {network.subnet}")
+                    continue
+                explicit[net] = address
+            users.setdefault(net, []).append(cname or key)
+            attachments.append((net, iface, host_if))
+        ports = []
+        raw_ports = spec.get("ports")
+        if raw_ports is not None and not isinstance(raw_ports, list):
+            problems.add(f"{path}.ports", f"must be a list like [\"8080:80\"], got {_show(raw_ports)}")
+            raw_ports = []
+        for i, item in enumerate(raw_ports or []):
+            port = _parse_port(item, f"{path}.ports[{i}]", problems)
+            if port:
+                ports.append(port)
+        if ports and attachments and networks[attachments[0][0]].internal:
+            problems.add(f"{path}.ports", f"published ports need a first network that is not internal; {attachments[0][0]!r} is internal")
+        if cname is None:
+            continue
+        result[cname] = {
+            "attachments": attachments,
+            "explicit": explicit,
+            "dns": _nameservers(spec.get("dns"), f"{path}.dns", problems),
+            "processes": _processes(spec.get("processes"), f"{path}.processes", problems, env),
+            "ports": tuple(ports),
+        }
+    for net, members in users.items():
+        network = networks[net]
+        if network.driver == "veth" and len(members) > 1:
+            problems.add(
+                f"networks.{net}",
+                f"a veth network joins exactly one container to the host, but {', '.join(members)} all attach to it; use driver: bridge",
+            )
+        if network.driver == "bridge" and len(members) > BRIDGE_MAX_PORTS:
+            problems.add(f"networks.{net}", f"{len(members)} containers attach, but a bridge holds at most {BRIDGE_MAX_PORTS} ports")
+    _check_published(result, problems)
+    return result
+
+
+def _check_published(containers: dict[str, dict], problems: Problems) -> None:
+    taken: dict[tuple[str, int], str] = {}
+    for cname, raw in containers.items():
+        for i, port in enumerate(raw["ports"]):
+            key = (port.protocol, port.host_port)
+            where = f"containers.{cname}.ports[{i}]"
+            other = taken.get(key)
+            if other is not None:
+                problems.add(where, f"host port {port.host_port}/{port.protocol} is already published by {other}")
+                continue
+            taken[key] = f"containers.{cname} ({port.spec})"
+
+
+def _check_host_names(networks: dict[str, Network], containers: dict[str, dict], problems: Problems) -> None:
+    """Host-side interface names (bridges, veth host ends) share one namespace: the host's."""
+    owners: dict[str, str] = {}
+    for net in networks.values():
+        if net.bridge:
+            if net.bridge in owners:
+                problems.add(f"networks.{net.name}.bridge", f"{net.bridge!r} is already the bridge of {owners[net.bridge]}")
+            owners[net.bridge] = f"networks.{net.name}"
+    for cname, raw in containers.items():
+        for net, _iface, host_if in raw["attachments"]:
+            path = f"containers.{cname}.networks.{net}.host_interface"
+            if host_if in owners:
+                problems.add(path, f"{host_if!r} is already used on the host by {owners[host_if]}")
+            owners[host_if] = f"containers.{cname}.networks.{net}"
+
+
+def _allocate(networks: dict[str, Network], containers: dict[str, dict], problems: Problems) -> dict[tuple[str, str], ipaddress.IPv4Address]:
+    """Explicit addresses first, then the first free address for each remaining attachment, in file order."""
+    result: dict[tuple[str, str], ipaddress.IPv4Address] = {}
+    used: dict[str, dict[ipaddress.IPv4Address, str]] = {n: {} for n in networks}
+    for cname, raw in containers.items():
+        for net, address in raw["explicit"].items():
+            if address in used[net]:
+                problems.add(f"containers.{cname}.networks.{net}.address", f"{address} is already the address of container {used[net][address]!r}")
+                continue
+            used[net][address] = cname
+            result[(cname, net)] = address
+    cursors = {n: iter(networks[n].subnet.hosts()) for n in networks}
+    for cname, raw in containers.items():
+        for net, _iface, _host_if in raw["attachments"]:
+            if (cname, net) in result or net in raw["explicit"]:
+                continue
+            network = networks[net]
+            for candidate in cursors[net]:
+                if candidate != network.gateway and candidate not in used[net]:
+                    used[net][candidate] = cname
+                    result[(cname, net)] = candidate
+                    break
+            else:
+                count = sum(1 for r in containers.values() for a in r["attachments"] if a[0] == net)
+                problems.add(
+                    f"networks.{net}.subnet",
+                    f"{network.subnet} is too small: it has {network.subnet.num_addresses - 3} addresses for containers "
+                    f"besides the gateway, and {count} containers attach",
+                )
+                break
+    return result
+
+
+def _resolve_host(value: Any, networks: dict[str, Network], problems: Problems) -> Host:
+    raw = _mapping(value, "host", problems)
+    _check_keys(raw, HOST_KEYS, "host", problems)
+    forward = raw.get("ip_forward", "auto")
+    needs = any(n.routes_out for n in networks.values())
+    if forward == "auto":
+        ip_forward = needs
+    elif isinstance(forward, bool):
+        ip_forward = forward
+    else:
+        problems.add("host.ip_forward", f"{_show(forward)} must be auto, true or false")
+        ip_forward = needs
+    persist = _bool(raw.get("persist"), "host.persist", problems, False)
+    return Host(ip_forward=ip_forward, persist=persist)

@@ -1,0 +1,116 @@
+"""Render lays a plan out as bash scripts; it turns Commands into shell lines and never invents commands.
+
+The Jinja environment is made here and only here. Its `finalize` shell-quotes every `{{ }}` value
+unless it is already `Shell` text built by this module (a Command joined with `shlex.join`, a
+comment with every line prefixed), so a template cannot place an unquoted value by mistake.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+from pathlib import Path
+from typing import Any
+
+from nsgen.plan import Command, Plan
+from nsgen.resources import shipped
+
+HEREDOC = "NSGEN_EOF"
+
+
+class Shell(str):
+    """Text that is already valid, safe shell: finalize passes it through untouched."""
+
+
+def _finalize(value: Any) -> str:
+    if value is None:
+        raise ValueError("a template printed None: a value the plan should have resolved is missing")
+    if isinstance(value, Shell):
+        return value
+    return shlex.quote(str(value))
+
+
+def _argv(argv: tuple[str, ...]) -> str:
+    """shlex.join, except that a lone `!` (test's negation) is left bare: it needs no quoting."""
+    return " ".join(word if word == "!" else shlex.quote(word) for word in argv)
+
+
+def _probe(argv: tuple[str, ...]) -> str:
+    """A silent check: `test` prints nothing; anything else has its output discarded."""
+    return _argv(argv) if argv[0] == "test" else f"{_argv(argv)} >/dev/null 2>&1"
+
+
+def command_line(cmd: Command, indent: int = 0) -> Shell:
+    """The shell form of one Command: quoted argv plus the redirections its fields describe.
+
+    Lines are indented by `indent` spaces, except a here-document's text and delimiter.
+    """
+    rows: list[tuple[str, bool]] = [(_argv(cmd.argv), True)]  # (text, may be indented)
+    if cmd.detach:
+        log, pidfile = cmd.detach
+        rows = [(f"{rows[0][0]} >{shlex.quote(log)} 2>&1 </dev/null 9>&- &", True), (f'echo "$!" >{shlex.quote(pidfile)}', True)]
+    if cmd.input is not None:
+        body = cmd.input.rstrip("\n").split("\n")
+        if HEREDOC in body:
+            raise ValueError("here-document text contains its own delimiter")
+        rows[-1] = (f"{rows[-1][0]} <<'{HEREDOC}'", True)
+        rows += [(row, False) for row in body] + [(HEREDOC, False)]
+    if cmd.only_if:
+        test = " && ".join(_probe(probe) for probe in cmd.only_if)
+        rows = [(f"if {test}; then", True), *((("  " + r) if ok else r, ok) for r, ok in rows), ("fi", True)]
+    pad = " " * indent
+    return Shell("\n".join(pad + r if ok else r for r, ok in rows))
+
+
+def probe_test(probes: tuple[tuple[str, ...], ...]) -> Shell:
+    return Shell(" && ".join(_probe(p) for p in probes))
+
+
+def comment(text: str) -> Shell:
+    """Every line of text as a bash comment (text may be anything: it cannot escape the comment)."""
+    return Shell("\n".join(f"# {row}".rstrip() for row in str(text).replace("\r", "").split("\n")))
+
+
+def shell_word(value: str) -> Shell:
+    return Shell(shlex.quote(value))
+
+
+@functools.lru_cache(maxsize=1)
+def environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        finalize=_finalize,
+        comment_start_string="{##",  # bash has ${#array[@]}
+        comment_end_string="##}",
+    )
+    env.filters["sh"] = command_line
+    env.filters["probe"] = probe_test
+    env.filters["comment"] = comment
+    env.filters["word"] = shell_word
+    return env
+
+
+def templates_dir() -> Path:
+    return shipped("templates")
+
+
+def render(plan: Plan, *, teardown: bool = False, picture: str | None = None) -> str:
+    from nsgen import __version__
+    from nsgen.diagram import text_picture
+
+    template = environment().get_template("teardown.sh.j2" if teardown else "setup.sh.j2")
+    return template.render(
+        plan=plan,
+        version=__version__,
+        picture=picture if picture is not None else text_picture(plan.topology),
+        sections=plan.sections(),
+        reverse_steps=list(reversed(plan.steps)),
+        step_index={step.id: i for i, step in enumerate(plan.steps)},
+    )

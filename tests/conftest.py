@@ -1,0 +1,84 @@
+"""Shared test setup: the `sandbox` fixture (a throwaway root host, see sandbox.py) and its marker.
+
+Tests that use `sandbox` or `sandbox_factory` are marked `sandbox` automatically
+(`pytest -m sandbox` / `-m "not sandbox"`). Where no sandbox can be made (not root, a tool
+missing, unshare refused) they skip with the reason, unless NSGEN_REQUIRE_SANDBOX=1 (set by CI),
+which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:  # also under --import-mode=importlib
+    sys.path.insert(0, _HERE)
+
+from sandbox import Sandbox, SandboxUnavailable, unavailable_reason  # noqa: E402
+
+REQUIRE_SANDBOX_ENV = "NSGEN_REQUIRE_SANDBOX"
+SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_factory"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sandbox: runs in a root network sandbox (tests/sandbox.py); skipped where none can be "
+        f"made, unless {REQUIRE_SANDBOX_ENV}=1",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SANDBOX_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.sandbox)
+
+
+def sandbox_required() -> bool:
+    return os.environ.get(REQUIRE_SANDBOX_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def no_sandbox(reason: str) -> None:
+    """Skip the test for want of a sandbox, or fail it where a sandbox is required."""
+    if sandbox_required():
+        pytest.fail(f"no sandbox: {reason} ({REQUIRE_SANDBOX_ENV} is set)", pytrace=False)
+    pytest.skip(f"no sandbox: {reason}")
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
+    """Makes started sandboxes (keywords as Sandbox()); closes them all after the test."""
+    made: list[Sandbox] = []
+
+    def make(**kwargs: object) -> Sandbox:
+        reason = unavailable_reason()
+        if reason:
+            no_sandbox(reason)
+        try:
+            box = Sandbox(**kwargs)
+        except SandboxUnavailable as exc:
+            no_sandbox(str(exc))
+        made.append(box)
+        return box
+
+    yield make
+    errors = []
+    for box in reversed(made):
+        try:
+            box.close()
+        except Exception as exc:  # close the others anyway
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def sandbox(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
+    """A started sandbox host with its world (see sandbox.py), closed after the test."""
+    return sandbox_factory()

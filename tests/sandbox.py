@@ -1,0 +1,802 @@
+"""A throwaway Linux host for tests: a mount + network namespace pair with a small "world" behind it.
+
+The pytest side (`Sandbox`) knows how to start the host, run commands in it, take a comparable
+snapshot of it and kill everything in it; it knows nothing of nsgen. The helper side (run as
+`python -S sandbox.py --helper` under `unshare`) builds the host from the inside and then only
+waits; it is the process whose namespaces *are* the sandbox.
+
+What the sandbox host looks like (all of it private to the sandbox, nothing reaches the real host):
+
+    /run            tmpfs (so /run/netns and /run/nsgen are the sandbox's own)
+    /etc            overlay: the real /etc below, a tmpfs above (writes never reach the disk)
+    /etc/netns      tmpfs      /etc/sysctl.d   tmpfs (empty)
+    /etc/resolv.conf           nameserver 203.0.113.53 (the world's DNS)
+    lo up; world0 198.51.100.1/24; default via 198.51.100.2
+    iptables: the filter, nat, mangle and raw tables exist, empty, policies ACCEPT
+    netns "world": host0 198.51.100.2/24, lo 203.0.113.10/32 + 203.0.113.53/32,
+        http://203.0.113.10/ answers the caller's source address (tests/world/http_server.py),
+        DNS on 203.0.113.53 answers web.world.test and dns.world.test (tests/world/dns_server.py).
+
+Why an overlay on /etc: `ip netns` needs /etc/netns, which does not exist on a clean host, and
+`mkdir` inside a mount namespace still writes to the real disk. Creating it in an overlay whose
+upper layer is a tmpfs leaves the disk untouched even if the test process is killed mid-way.
+
+Killing every process of the sandbox frees it: its mount namespace holds the /run tmpfs that
+holds the bind mounts that keep its network namespaces alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+HOST_ADDR = "198.51.100.1"
+WORLD_ADDR = "198.51.100.2"
+WORLD_PREFIX = 24
+WEB_ADDR = "203.0.113.10"
+DNS_ADDR = "203.0.113.53"
+WORLD_NS = "world"
+WORLD_LINK = "world0"  # the host's end of the veth
+WORLD_PEER = "host0"  # the world's end
+WORLD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world")
+
+REQUIRED_TOOLS = ("unshare", "nsenter", "mount", "umount", "ip", "iptables", "iptables-save", "iptables-restore")
+BUILTIN_CHAINS = {
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "raw": ("PREROUTING", "OUTPUT"),
+    "security": ("INPUT", "FORWARD", "OUTPUT"),
+}
+
+
+class SandboxUnavailable(Exception):
+    """This machine cannot make a sandbox (not root, a tool missing, unshare or mount refused)."""
+
+
+class SandboxError(RuntimeError):
+    """The sandbox misbehaved (a server did not start, a process would not die...)."""
+
+
+class SandboxCommandError(AssertionError):
+    """A command run in the sandbox failed; carries what `subprocess.CalledProcessError` carries."""
+
+    def __init__(self, argv: list[str], returncode: int, stdout: str, stderr: str) -> None:
+        self.argv, self.returncode, self.stdout, self.stderr = argv, returncode, stdout, stderr
+        super().__init__(
+            f"command failed in the sandbox (exit status {returncode}): {argv!r}\n"
+            f"--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
+        )
+
+
+def unavailable_reason() -> str | None:
+    """Why a sandbox cannot be made here without trying (None: worth trying)."""
+    import shutil
+
+    if not sys.platform.startswith("linux"):
+        return f"the sandbox needs Linux namespaces (this is {sys.platform})"
+    if os.geteuid() != 0:
+        return f"the sandbox needs root (euid is {os.geteuid()})"
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"the sandbox needs {', '.join(missing)} on PATH"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Who belongs to a sandbox (shared by both sides)
+# ---------------------------------------------------------------------------------------------
+
+def _key(path: str) -> tuple[int, int] | None:
+    """(device, inode) of what path resolves to; for /proc/N/ns/* that identifies the namespace."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+class _Membership:
+    """Recognises the processes of one sandbox from the outside, by /proc alone.
+
+    A process belongs when it is in the sandbox's mount namespace, or in one of its network
+    namespaces (the host's and every one bound under its /run/netns), or sees the sandbox's
+    /run tmpfs (a mount namespace copied from the sandbox's, e.g. by `ip netns exec`, even after
+    its network namespace was deleted from /run/netns).
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.mnt = _key(f"/proc/{pid}/ns/mnt")
+        self.net = _key(f"/proc/{pid}/ns/net")
+        self.run = _key(f"/proc/{pid}/root/run")
+        if None in (self.mnt, self.net, self.run):
+            raise SandboxError(f"sandbox helper {pid} is gone")
+        self.netns: dict[tuple[int, int], str] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the sandbox's named network namespaces (needs the helper alive)."""
+        netns = {self.net: "host"}
+        directory = f"/proc/{self.pid}/root/run/netns"
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            names = []
+        for name in names:
+            key = _key(f"{directory}/{name}")
+            if key is not None and key not in netns:
+                netns[key] = name
+        self.netns = netns
+
+    def netns_of(self, pid: int) -> str | None:
+        """The sandbox's name for pid's network namespace ('host', 'world', ..., '?'), or None."""
+        net = _key(f"/proc/{pid}/ns/net")
+        if net is None:
+            return None  # gone, or a zombie: it holds no namespace any more
+        if net in self.netns:
+            return self.netns[net]
+        if _key(f"/proc/{pid}/ns/mnt") == self.mnt or _key(f"/proc/{pid}/root/run") == self.run:
+            return "?"  # an unnamed namespace made inside the sandbox
+        return None
+
+    def pids(self, exclude: set[int] = frozenset()) -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                pid = int(entry)
+                if pid not in exclude and pid != os.getpid() and self.netns_of(pid) is not None:
+                    found.append(pid)
+        return found
+
+    def kill_all(self, exclude: set[int] = frozenset(), timeout: float = 10.0) -> None:
+        """SIGKILL every member not in exclude and wait until none is left."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.pids(exclude)
+            if not pids:
+                return
+            if time.monotonic() > deadline:
+                raise SandboxError(f"sandbox processes would not die: {pids}")
+            pidfds = []
+            for pid in pids:
+                try:  # a pidfd pins the process: no signal can hit a recycled pid
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    continue
+                if self.netns_of(pid) is None:
+                    os.close(pidfd)
+                    continue
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                pidfds.append(pidfd)
+            with selectors.DefaultSelector() as waiting:  # a pidfd turns readable when its process exits
+                for pidfd in pidfds:
+                    waiting.register(pidfd, selectors.EVENT_READ)
+                left = set(pidfds)
+                while left and time.monotonic() < deadline:
+                    for ready, _ in waiting.select(max(0.0, deadline - time.monotonic())):
+                        waiting.unregister(ready.fd)
+                        left.discard(ready.fd)
+            for pidfd in pidfds:
+                os.close(pidfd)
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    import shlex
+
+    return shlex.join(arg.decode(errors="replace") for arg in raw.rstrip(b"\0").split(b"\0"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The pytest side
+# ---------------------------------------------------------------------------------------------
+
+SNAPSHOT_SYSCTLS = (
+    "net.ipv4.ip_forward",
+    "net.ipv4.conf.all.forwarding",
+    "net.ipv4.conf.default.forwarding",
+    "net.ipv4.conf.all.route_localnet",
+    "net.ipv4.conf.all.rp_filter",
+    "net.ipv6.conf.all.forwarding",
+    "net.bridge.bridge-nf-call-iptables",
+)
+SNAPSHOT_DIRS = ("/etc/netns", "/etc/sysctl.d", "/run/nsgen")
+_SECTION = "@@sandbox-section "
+
+
+class Sandbox:
+    """A started sandbox (starting is what the constructor does, like `subprocess.Popen`).
+
+    `with Sandbox() as sb:` or `sb = Sandbox(); ...; sb.close()`. Two may exist at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        iptables_tables: tuple[str, ...] = ("filter", "nat", "mangle", "raw"),
+        start_timeout: float = 10.0,
+    ) -> None:
+        import tempfile
+
+        unknown = set(iptables_tables) - set(BUILTIN_CHAINS)
+        if unknown:
+            raise ValueError(f"unknown iptables tables: {sorted(unknown)}")
+        reason = unavailable_reason()
+        if reason:
+            raise SandboxUnavailable(reason)
+        self.pid: int = 0
+        self.world_pids: dict[str, int] = {}
+        self.closed = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._members: _Membership | None = None
+        self._log = tempfile.TemporaryFile()  # the helper's and the world servers' stderr
+        config = {"iptables_tables": list(iptables_tables), "timeout": start_timeout}
+        try:
+            self._start(config, start_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, config: dict, timeout: float) -> None:
+        self._proc = subprocess.Popen(
+            ["unshare", "--mount", "--net", "--propagation", "private", "--", *_helper_command(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            start_new_session=True,  # a ^C in the terminal is pytest's to handle, not the helper's
+        )
+        self.pid = self._proc.pid  # unshare execs the helper: same process
+        line = self._read_line(self._proc.stdout, timeout)
+        message: dict = {}
+        if line:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                message = {"error": f"unexpected output from the helper: {line!r}"}
+        if message.get("ready"):
+            self.world_pids = message["world_pids"]
+            self._members = _Membership(self.pid)
+            return
+        if self._proc.poll() is None and not message:
+            raise SandboxError(f"the sandbox did not get ready within {timeout}s\n{self.log()}")
+        self._proc.wait(timeout=timeout)
+        log = self.log()
+        if not message and log.startswith("unshare:"):
+            raise SandboxUnavailable(log.strip())
+        error = message.get("error", f"the helper exited with status {self._proc.returncode}")
+        if message.get("unavailable"):
+            raise SandboxUnavailable(f"{error}\n{log}".strip())
+        raise SandboxError(f"{error}\n{log}".strip())
+
+    @staticmethod
+    def _read_line(pipe, timeout: float) -> bytes:
+        data = b""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(pipe, selectors.EVENT_READ)
+            while not data.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    break
+                chunk = os.read(pipe.fileno(), 4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data.strip()
+
+    # -- running things ------------------------------------------------------------------------
+
+    def run(
+        self,
+        argv,
+        *,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float | None = 60,
+        env: dict[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv on the sandbox host (its network and mount namespaces), output captured as text.
+
+        The environment is inherited (plus `env`); the working directory is `cwd`, by default
+        the caller's. With check, a non-zero exit raises SandboxCommandError. A command that
+        leaves a process in the background must redirect that process's output, or this waits
+        for it (as `subprocess.run` does).
+        """
+        if self.closed:
+            raise SandboxError("the sandbox is closed")
+        argv = [os.fspath(arg) for arg in argv]
+        directory = os.fspath(cwd) if cwd is not None else os.getcwd()
+        result = subprocess.run(
+            ["nsenter", f"--target={self.pid}", "--net", "--mount", f"--wdns={directory}", "--", *argv],
+            input=input, capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, **env} if env else None,
+        )
+        result.args = argv
+        if check and result.returncode != 0:
+            raise SandboxCommandError(argv, result.returncode, result.stdout, result.stderr)
+        return result
+
+    def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        """Run a bash script on the sandbox host (same keywords as run)."""
+        return self.run(["bash", "-c", script], **kwargs)
+
+    def in_ns(self, ns: str, argv, **kwargs) -> subprocess.CompletedProcess[str]:
+        """Run argv in the sandbox's network namespace ns via `ip netns exec` (keywords as run)."""
+        return self.run(["ip", "netns", "exec", ns, *argv], **kwargs)
+
+    def log(self) -> str:
+        """What the helper and the world servers wrote to stderr so far (requests are logged)."""
+        if self._log.closed:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    # -- snapshot ------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, list[str]]:
+        """A normalized picture of the sandbox host, comparable with ==.
+
+        Keys (each a list of strings): netns, links, addresses, routes, iptables,
+        forward_policy, nft, sysctl, files, processes. Lists are sorted, except iptables and
+        nft, which are in a canonical order that keeps the order of rules inside a chain.
+        Left out on purpose: ifindexes, MAC addresses, counters, operstate/carrier (they change
+        on their own), IPv6 link-local addresses, IPv6 routes.
+        """
+        if self.closed:
+            raise SandboxError("the sandbox is closed")
+        sections = {
+            "netns": "ip -j netns list",
+            "links": "ip -j -d link show",
+            "addresses": "ip -j addr show",
+            "routes": "ip -4 -j route show table all",
+            "iptables": "iptables-save",
+            "nft": "if command -v nft >/dev/null; then nft list ruleset; else echo '# nft is not installed'; fi",
+            "sysctl": " ".join(
+                ["for key in", *SNAPSHOT_SYSCTLS, "; do f=/proc/sys/$(echo \"$key\" | tr . /);",
+                 "if [ -e \"$f\" ]; then echo \"$key = $(cat \"$f\")\"; else echo \"$key = (absent)\"; fi; done"]
+            ),
+        }
+        script = "".join(
+            f"echo '{_SECTION}begin {name}'; {{ {command}; }} 2>&1; echo \"{_SECTION}exit $?\"\n"
+            for name, command in sections.items()
+        )
+        out = self.run(["bash", "-c", script], cwd="/").stdout
+        lines: dict[str, list[str]] = {}
+        current = ""
+        for line in out.splitlines():
+            if line.startswith(_SECTION):
+                word, _, arg = line[len(_SECTION):].partition(" ")
+                if word == "begin":
+                    current = arg
+                    lines[current] = []
+                elif arg != "0":
+                    output = "\n".join(lines[current])
+                    raise SandboxError(f"snapshot: {sections[current]!r} exited with status {arg}:\n{output}")
+            else:
+                lines[current].append(line)
+        raw = {name: "\n".join(body) for name, body in lines.items()}
+        iptables = _normalize_iptables(raw["iptables"])
+        return {
+            "netns": sorted(ns["name"] for ns in _json_list(raw["netns"])),
+            "links": sorted(_link(link) for link in _json_list(raw["links"])),
+            "addresses": sorted(
+                _address(link["ifname"], info)
+                for link in _json_list(raw["addresses"])
+                for info in link.get("addr_info", [])
+                if not (info.get("family") == "inet6" and info.get("scope") == "link")
+            ),
+            "routes": sorted(_route(route) for route in _json_list(raw["routes"])),
+            "iptables": iptables,
+            "forward_policy": [_forward_policy(iptables)],
+            "nft": _normalize_nft(raw["nft"]),
+            "sysctl": sorted(line.strip() for line in raw["sysctl"].splitlines() if line.strip()),
+            "files": self._files(),
+            "processes": self._processes(),
+        }
+
+    def _files(self) -> list[str]:
+        import hashlib
+
+        root = f"/proc/{self.pid}/root"
+        entries = []
+        for top in SNAPSHOT_DIRS:
+            if not os.path.isdir(root + top):
+                continue
+            for directory, dirnames, filenames in os.walk(root + top):
+                path = directory[len(root):]
+                entries.append(f"{path}/ (dir {os.lstat(directory).st_mode & 0o7777:04o})")
+                for name in dirnames + filenames:
+                    full = os.path.join(directory, name)
+                    shown = full[len(root):]
+                    st = os.lstat(full)
+                    if os.path.islink(full):
+                        entries.append(f"{shown} -> {os.readlink(full)}")
+                    elif os.path.isfile(full):
+                        with open(full, "rb") as f:
+                            data = f.read()
+                        try:
+                            content = repr(data.decode()) if len(data) <= 65536 else None
+                        except UnicodeDecodeError:
+                            content = None
+                        if content is None:
+                            content = f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}"
+                        entries.append(f"{shown} (file {st.st_mode & 0o7777:04o}): {content}")
+                    elif name not in dirnames:
+                        entries.append(f"{shown} (special {st.st_mode:o})")
+        return sorted(entries)
+
+    def _processes(self) -> list[str]:
+        self._members.refresh()
+        exclude = {self.pid, *self.world_pids.values()}
+        found = []
+        for pid in self._members.pids(exclude):
+            ns, cmdline = self._members.netns_of(pid), _cmdline(pid)
+            if ns is not None and cmdline is not None:
+                found.append(f"[netns {ns}] {cmdline}")
+        return sorted(found)
+
+    def processes(self) -> dict[int, str]:
+        """pid -> command line of every process in the sandbox other than the helper and the world servers."""
+        self._members.refresh()
+        exclude = {self.pid, *self.world_pids.values()}
+        return {pid: _cmdline(pid) or "" for pid in self._members.pids(exclude)}
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Kill every process of the sandbox, then the helper, and wait for them. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        proc = self._proc
+        try:
+            members = self._members
+            if members is not None and proc is not None and proc.poll() is None:
+                members.refresh()
+                members.kill_all(exclude={self.pid})
+        finally:
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                for pipe in (proc.stdin, proc.stdout):
+                    if pipe is not None:
+                        pipe.close()
+            self._log.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Sandbox pid={self.pid}{' closed' if self.closed else ''}>"
+
+
+def _helper_command(config: dict) -> list[str]:
+    # Imported rather than run as a script, so that Python uses the compiled module pytest
+    # already cached; -S skips site-packages (stdlib only): together they halve the start-up.
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = f"import sys; sys.path.insert(0, {here!r}); import sandbox; sys.exit(sandbox._helper_main(sys.argv[1]))"
+    return [sys.executable, "-S", "-c", code, json.dumps(config)]
+
+
+def _json_list(text: str) -> list[dict]:
+    text = text.strip()
+    return json.loads(text) if text else []
+
+
+def _link(link: dict) -> str:
+    info = link.get("linkinfo", {})
+    state = "UP" if "UP" in link.get("flags", []) else "DOWN"  # administrative: operstate lags behind
+    fields = [
+        link["ifname"],
+        f"kind={info.get('info_kind', '-')}",
+        f"state={state}",
+        f"mtu={link.get('mtu')}",
+        f"master={link.get('master', '-')}",
+    ]
+    if "info_slave_kind" in info:
+        fields.append(f"port={info['info_slave_kind']}")
+    if isinstance(link.get("link"), str):  # the peer's name when it lives in the same namespace
+        fields.append(f"peer={link['link']}")
+    return " ".join(fields)
+
+
+def _address(ifname: str, info: dict) -> str:
+    text = f"{ifname} {info.get('family')} {info.get('local')}/{info.get('prefixlen')}"
+    if info.get("address") not in (None, info.get("local")):
+        text += f" peer {info['address']}"
+    if info.get("broadcast"):
+        text += f" brd {info['broadcast']}"
+    text += f" scope {info.get('scope')}"
+    if info.get("label") not in (None, ifname):
+        text += f" label {info['label']}"
+    return text
+
+
+_ROUTE_FIELDS = ("type", "dst", "gateway", "via", "dev", "table", "protocol", "scope", "prefsrc", "metric", "nexthops")
+
+
+def _route(route: dict) -> str:
+    route = {"type": "unicast", "table": "main", **route}
+    return " ".join(
+        f"{field}={json.dumps(route[field], sort_keys=True) if isinstance(route[field], (dict, list)) else route[field]}"
+        for field in _ROUTE_FIELDS
+        if field in route
+    )
+
+
+def _normalize_iptables(text: str) -> list[str]:
+    """iptables-save without comments, counters and dates; chains sorted, rules kept in order per chain."""
+    tables: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+    table = "?"
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or line == "COMMIT":
+            continue
+        if line.startswith("*"):
+            table = line[1:]
+            tables.setdefault(table, ([], {}))
+            continue
+        chains, rules = tables.setdefault(table, ([], {}))
+        if line.startswith(":"):
+            name, policy = (line[1:].split() + ["-"])[:2]
+            chains.append(f"{table} :{name} {policy}")
+        else:
+            words = line.split()
+            chain = words[1] if len(words) > 1 and words[0] == "-A" else ""
+            rules.setdefault(chain, []).append(f"{table} {line}")
+    result = []
+    for table in sorted(tables):
+        chains, rules = tables[table]
+        result.extend(sorted(chains))
+        for chain in sorted(rules):
+            result.extend(rules[chain])
+    return result
+
+
+def _forward_policy(iptables: list[str]) -> str:
+    for line in iptables:
+        if line.startswith("filter :FORWARD "):
+            return line.split()[-1]
+    return "ACCEPT (no filter table)"
+
+
+def _normalize_nft(text: str) -> list[str]:
+    """`nft list ruleset` as one line per statement, each prefixed by its block path.
+
+    Blocks (tables, chains, sets...) are sorted by path; the lines inside a block keep their
+    order (rule order matters). Counter values and set element expiry times are blanked.
+    """
+    import re
+
+    blocks: dict[tuple[str, ...], list[str]] = {}
+    path: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = f"{pending} {line}" if pending else line
+        if line.count("{") > line.count("}") and not line.endswith("{"):
+            pending = line  # an element list wrapped over several lines
+            continue
+        pending = ""
+        if line.endswith("{"):
+            path.append(line[:-1].strip())
+            blocks.setdefault(tuple(path), [])
+        elif line == "}":
+            if path:
+                path.pop()
+        else:
+            line = re.sub(r"\bpackets \d+ bytes \d+", "packets * bytes *", line)
+            line = re.sub(r"\bexpires \S+", "", line)
+            line = re.sub(r"\bused \d+ bytes", "used * bytes", line)
+            blocks.setdefault(tuple(path), []).append(" ".join(line.split()))
+    result = []
+    for block in sorted(blocks):
+        where = " > ".join(block)
+        result.append(where)
+        result.extend(f"{where}: {line}" for line in blocks[block])
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The helper side: runs inside the new namespaces (see _helper_command)
+# ---------------------------------------------------------------------------------------------
+
+def _do(*argv: str) -> None:
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed (exit status {result.returncode}): {result.stderr.strip()}")
+
+
+def _mount_points() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    # mountinfo escapes space, tab, newline and backslash as octal
+    return [point.encode().decode("unicode_escape") for point in points]
+
+
+def _setup_mounts() -> None:
+    # What container runtimes mount over files in /etc (hosts, hostname, resolv.conf) would be
+    # hidden by the overlay: copy files (so writes stay in the sandbox), re-bind directories
+    # read-only. Our own resolv.conf replaces the host's.
+    under_etc = sorted({p for p in _mount_points() if p.startswith("/etc/")})
+    tops = [p for p in under_etc if not any(p.startswith(other + "/") for other in under_etc)]
+    skip = ("/etc/resolv.conf", "/etc/netns", "/etc/sysctl.d")
+    tops = [p for p in tops if not any(p == s or p.startswith(s + "/") for s in skip)]
+    copied = {}
+    rebound = []
+    for point in tops:
+        if os.path.isdir(point):
+            rebound.append(point)
+        elif os.path.isfile(point):
+            with open(point, "rb") as f:
+                copied[point] = f.read()
+
+    _do("mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "sandbox-run", "/run")
+    stage = "/run/.sandbox-etc"
+    os.mkdir(stage, 0o700)
+    _do("mount", "-t", "tmpfs", "-o", "mode=0700", "sandbox-etc-upper", stage)
+    os.mkdir(f"{stage}/upper")
+    os.mkdir(f"{stage}/work")
+    for i, point in enumerate(rebound):
+        os.mkdir(f"{stage}/bind{i}")
+        _do("mount", "--rbind", point, f"{stage}/bind{i}")
+    _do("mount", "-t", "overlay", "-o",
+        f"lowerdir=/etc,upperdir={stage}/upper,workdir={stage}/work", "sandbox-etc", "/etc")
+    for i, point in enumerate(rebound):
+        os.makedirs(point, exist_ok=True)
+        _do("mount", "--move", f"{stage}/bind{i}", point)
+        _do("mount", "-o", "remount,bind,ro", point)
+    for point, data in copied.items():
+        with open(point, "wb") as f:
+            f.write(data)
+    # The overlay keeps its own reference to the upper layer: the staging mount can go.
+    _do("umount", "--lazy", stage)
+    os.rmdir(stage)
+
+    if os.path.lexists("/etc/resolv.conf"):
+        os.unlink("/etc/resolv.conf")  # may be a symlink into the real /run
+    with open("/etc/resolv.conf", "w") as f:
+        f.write(f"# the sandbox world's DNS server\nnameserver {DNS_ADDR}\noptions timeout:1 attempts:2\n")
+    for point in ("/etc/netns", "/etc/sysctl.d"):
+        os.makedirs(point, mode=0o755, exist_ok=True)  # in the overlay: the disk is not touched
+        _do("mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", f"sandbox-{os.path.basename(point)}", point)
+
+
+def _ip_batch(commands: list[str], netns: str | None = None) -> None:
+    argv = ["ip", *(["-n", netns] if netns else []), "-batch", "-"]
+    result = subprocess.run(argv, input="\n".join(commands) + "\n", capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()}\ncommands: {commands}")
+
+
+def _setup_world_addresses() -> None:
+    # First, so that the servers can bind while the rest is being set up.
+    _do("ip", "netns", "add", WORLD_NS)  # not in a batch: it would leave the batch in the new namespace
+    _ip_batch(["link set lo up", f"addr add {WEB_ADDR}/32 dev lo", f"addr add {DNS_ADDR}/32 dev lo"], WORLD_NS)
+
+
+def _setup_world_link() -> None:
+    _ip_batch([
+        "link set lo up",
+        f"link add {WORLD_LINK} type veth peer name {WORLD_PEER} netns {WORLD_NS}",
+        f"addr add {HOST_ADDR}/{WORLD_PREFIX} dev {WORLD_LINK}",
+        f"link set {WORLD_LINK} up",
+        f"route add default via {WORLD_ADDR} dev {WORLD_LINK}",
+    ])
+    _ip_batch([f"addr add {WORLD_ADDR}/{WORLD_PREFIX} dev {WORLD_PEER}", f"link set {WORLD_PEER} up"], WORLD_NS)
+
+
+def _setup_iptables(tables: list[str]) -> None:
+    # Like a host where iptables is in use: the usual tables exist, empty, policies ACCEPT.
+    # (iptables-nft creates a table the first time a rule goes in, and never removes it; with
+    # the tables already there, a test's "after teardown == before" compares rules, not that.)
+    if not tables:
+        return
+    text = "".join(
+        f"*{table}\n" + "".join(f":{chain} ACCEPT [0:0]\n" for chain in BUILTIN_CHAINS[table]) + "COMMIT\n"
+        for table in tables
+    )
+    result = subprocess.run(["iptables-restore"], input=text, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"iptables-restore failed: {result.stderr.strip()}")
+
+
+def _start_world() -> tuple[dict[str, subprocess.Popen[bytes]], dict[int, str]]:
+    """Start the world's servers; they signal readiness on the returned pipes (fd -> name)."""
+    servers = {
+        "http": ["http_server.py", "--address", WEB_ADDR, "--port", "80"],
+        "dns": ["dns_server.py", "--address", DNS_ADDR, "--port", "53"],
+    }
+    procs, readers = {}, {}
+    for name, (script, *args) in servers.items():
+        read_end, write_end = os.pipe()
+        procs[name] = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{WORLD_NS}", "--",
+             sys.executable, "-S", os.path.join(WORLD_DIR, script), *args, "--ready-fd", str(write_end)],
+            pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        )
+        os.close(write_end)
+        readers[read_end] = name
+    return procs, readers
+
+
+def _wait_world(procs: dict[str, subprocess.Popen[bytes]], readers: dict[int, str], timeout: float) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        for fd in readers:
+            sel.register(fd, selectors.EVENT_READ)
+        waiting = dict(readers)
+        while waiting:
+            events = sel.select(max(0.0, deadline - time.monotonic()))
+            if not events:
+                raise RuntimeError(f"world servers not ready after {timeout}s: {sorted(waiting.values())}")
+            for key, _ in events:
+                name = waiting.pop(key.fd)
+                sel.unregister(key.fd)
+                ready = os.read(key.fd, 64)
+                os.close(key.fd)
+                if not ready.startswith(b"ready"):
+                    raise RuntimeError(f"the world's {name} server exited with status {procs[name].wait()}")
+    return {name: proc.pid for name, proc in procs.items()}
+
+
+def _helper_main(config_json: str) -> int:
+    config = json.loads(config_json)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stage = "mounts"
+
+    def report(message: dict) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    try:
+        _setup_mounts()
+        stage = "network"
+        _setup_world_addresses()
+        world = _start_world()
+        _setup_world_link()
+        stage = "iptables"
+        _setup_iptables(config["iptables_tables"])
+        stage = "world servers"
+        world_pids = _wait_world(*world, config["timeout"])
+    except Exception as exc:
+        report({"error": f"sandbox setup ({stage}): {exc}", "unavailable": stage == "mounts"})
+        _kill_own_sandbox()
+        return 1
+    report({"ready": True, "world_pids": world_pids})
+    try:
+        # Wait until the test process closes our stdin or dies. A normal close() kills us
+        # first; this path cleans up after a test process that was killed outright.
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        _kill_own_sandbox()
+    return 0
+
+
+def _kill_own_sandbox() -> None:
+    try:
+        _Membership(os.getpid()).kill_all(exclude={os.getpid()})
+    except Exception as exc:
+        print(f"sandbox helper: cleanup failed: {exc}", file=sys.stderr)
+

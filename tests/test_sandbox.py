@@ -1,0 +1,321 @@
+"""The sandbox fixture itself: its world answers, its snapshot sees changes, close() leaves nothing.
+
+Every command that changes something runs inside a sandbox; this file only *reads* the real host
+(to prove it unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox import DNS_ADDR, HOST_ADDR, WEB_ADDR, Sandbox, SandboxCommandError, SandboxError
+
+TESTS = Path(__file__).resolve().parent
+
+
+def read_only(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def real_host_state() -> dict[str, object]:
+    """What no test may change on the real host, read from outside any sandbox."""
+    iptables = [line for line in read_only("iptables-save").splitlines() if not line.startswith("#")]
+    return {
+        "netns": read_only("ip", "netns", "list"),
+        "links": sorted(link["ifname"] for link in json.loads(read_only("ip", "-j", "link", "show"))),
+        "iptables": iptables,
+        "nft": read_only("nft", "list", "ruleset") if os.path.exists("/usr/sbin/nft") else None,
+        "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text(),
+        "/etc/netns exists": os.path.lexists("/etc/netns"),
+        "/run/nsgen exists": os.path.lexists("/run/nsgen"),
+        "/run/netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else None,
+        "/etc/resolv.conf": Path("/etc/resolv.conf").read_text(),
+        "/etc/hosts": Path("/etc/hosts").read_text(),
+    }
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie holds no namespace and counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def add_probe(sandbox: Sandbox, *, masquerade: bool) -> None:
+    """A namespace `probe` routed through the sandbox host, with its own resolv.conf.
+
+    Its link cannot be in 198.51.100.0/24: world0 holds that whole /24, and a second connected
+    route for part of it would be ambiguous. It takes 203.0.113.128/30 instead: the rest of
+    203.0.113.0/24 stays behind the default route, where the world's two /32 addresses are.
+    The world has no route back to 203.0.113.128/30, exactly like the Internet and a private
+    network: only masquerading (or nothing) gets an answer home.
+    """
+    sandbox.sh(textwrap.dedent("""\
+        set -e
+        ip netns add probe
+        ip link add probe0 type veth peer name eth0 netns probe
+        ip addr add 203.0.113.129/30 dev probe0
+        ip link set probe0 up
+        ip -n probe link set lo up
+        ip -n probe addr add 203.0.113.130/30 dev eth0
+        ip -n probe link set eth0 up
+        ip -n probe route add default via 203.0.113.129
+        mkdir -p /etc/netns/probe
+        echo "nameserver 203.0.113.53" > /etc/netns/probe/resolv.conf
+        sysctl -q -w net.ipv4.ip_forward=1
+    """))
+    if masquerade:
+        sandbox.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "203.0.113.128/30",
+                     "-o", "world0", "-j", "MASQUERADE"])
+
+
+# -- the world -------------------------------------------------------------------------------
+
+def test_world_web_server_answers_the_callers_address(sandbox: Sandbox) -> None:
+    assert sandbox.run(["curl", "-sS", "--max-time", "5", f"http://{WEB_ADDR}/"]).stdout == f"{HOST_ADDR}\n"
+    assert sandbox.run(["curl", "-sS", "--max-time", "5", f"http://{WEB_ADDR}/any/path?x=1"]).stdout.strip() == HOST_ADDR
+    sandbox.run(["ping", "-c", "1", "-W", "2", WEB_ADDR])
+
+
+def test_world_dns_answers_dig(sandbox: Sandbox) -> None:
+    def dig(*args: str) -> str:
+        return sandbox.run(["dig", "+time=2", "+tries=1", f"@{DNS_ADDR}", *args]).stdout
+
+    assert dig("+short", "web.world.test").split() == [WEB_ADDR]
+    assert dig("+short", "DNS.World.Test.").split() == [DNS_ADDR]
+    assert "status: NXDOMAIN" in dig("nope.world.test")
+    assert "status: NXDOMAIN" in dig("example.com")
+    nodata = dig("web.world.test", "AAAA")
+    assert "status: NOERROR" in nodata and "ANSWER: 0" in nodata
+
+
+def test_the_sandbox_host_resolves_through_the_world(sandbox: Sandbox) -> None:
+    assert sandbox.run(["getent", "hosts", "web.world.test"]).stdout.split() == [WEB_ADDR, "web.world.test"]
+    assert sandbox.run(["getent", "hosts", "nope.world.test"], check=False).returncode == 2
+
+
+def test_a_namespace_reaches_the_world_only_through_masquerading(sandbox: Sandbox) -> None:
+    add_probe(sandbox, masquerade=False)
+    unanswered = sandbox.in_ns("probe", ["curl", "-sS", "--max-time", "0.5", f"http://{WEB_ADDR}/"], check=False)
+    assert unanswered.returncode == 28  # timed out: the world cannot answer 203.0.113.130
+
+    sandbox.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "203.0.113.128/30",
+                 "-o", "world0", "-j", "MASQUERADE"])
+    assert sandbox.in_ns("probe", ["curl", "-sS", "--max-time", "5", f"http://{WEB_ADDR}/"]).stdout.strip() == HOST_ADDR
+
+
+def test_a_namespace_resolves_with_its_etc_netns_resolv_conf(sandbox: Sandbox) -> None:
+    add_probe(sandbox, masquerade=True)
+    assert sandbox.in_ns("probe", ["cat", "/etc/resolv.conf"]).stdout == "nameserver 203.0.113.53\n"
+    assert sandbox.in_ns("probe", ["getent", "hosts", "web.world.test"]).stdout.split() == [WEB_ADDR, "web.world.test"]
+    assert sandbox.in_ns("probe", ["getent", "hosts", "nope.world.test"], check=False).returncode == 2
+    lookup = "import socket; print(socket.getaddrinfo('dns.world.test', 53, proto=socket.IPPROTO_UDP)[0][4][0])"
+    assert sandbox.in_ns("probe", [sys.executable, "-c", lookup]).stdout.strip() == DNS_ADDR
+    assert sandbox.in_ns("probe", ["curl", "-sS", "--max-time", "5", "http://web.world.test/"]).stdout.strip() == HOST_ADDR
+
+
+# -- running commands ------------------------------------------------------------------------
+
+def test_run_captures_text_and_raises_with_everything(sandbox: Sandbox) -> None:
+    assert sandbox.run(["cat"], input="hello").stdout == "hello"
+    assert sandbox.sh("echo $SANDBOX_TEST_VAR; echo oops >&2", env={"SANDBOX_TEST_VAR": "x"}).stdout == "x\n"
+    assert sandbox.run(["pwd"]).stdout.strip() == os.getcwd()
+    assert sandbox.run(["pwd"], cwd="/tmp").stdout.strip() == "/tmp"
+    assert sandbox.run(["sh", "-c", "exit 3"], check=False).returncode == 3
+    with pytest.raises(SandboxCommandError) as failure:
+        sandbox.sh("echo out; echo err >&2; exit 4")
+    assert isinstance(failure.value, AssertionError)
+    assert (failure.value.argv, failure.value.returncode) == (["bash", "-c", "echo out; echo err >&2; exit 4"], 4)
+    assert (failure.value.stdout, failure.value.stderr) == ("out\n", "err\n")
+    assert "exit status 4" in str(failure.value) and "err" in str(failure.value)
+
+
+def test_the_sandbox_host_is_its_own(sandbox: Sandbox) -> None:
+    links = {link["ifname"] for link in json.loads(sandbox.run(["ip", "-j", "link"]).stdout)}
+    assert links == {"lo", "world0"}
+    assert sandbox.run(["ip", "netns", "list"]).stdout.split()[0] == "world"
+    assert sandbox.run(["cat", "/etc/resolv.conf"]).stdout.splitlines()[1] == f"nameserver {DNS_ADDR}"
+    assert sandbox.run(["ls", "-A", "/etc/netns", "/etc/sysctl.d"]).stdout.split() == ["/etc/netns:", "/etc/sysctl.d:"]
+
+
+def test_the_sandbox_writes_nothing_to_the_real_disk(sandbox: Sandbox) -> None:
+    real = real_host_state()
+    sandbox.sh("echo '203.0.113.99 scratch' >> /etc/hosts; mkdir -p /etc/netns/x /run/nsgen/x; touch /etc/sysctl.d/x.conf")
+    assert "scratch" in sandbox.run(["cat", "/etc/hosts"]).stdout
+    assert real_host_state() == real
+
+
+def test_the_fixture_marks_its_tests(request: pytest.FixtureRequest, sandbox: Sandbox) -> None:
+    assert request.node.get_closest_marker("sandbox") is not None
+
+
+# -- snapshot --------------------------------------------------------------------------------
+
+def test_snapshot_sees_changes_and_their_undoing(sandbox: Sandbox) -> None:
+    before = sandbox.snapshot()
+    assert before == sandbox.snapshot()
+    assert before["netns"] == ["world"]
+    assert before["forward_policy"] == ["ACCEPT"]
+    assert "net.ipv4.ip_forward = 0" in before["sysctl"]
+    assert before["processes"] == []
+
+    sandbox.sh(textwrap.dedent("""\
+        set -e
+        ip netns add snap
+        ip link add br-snap type bridge
+        ip link add snap0 type veth peer name eth0 netns snap
+        ip link set snap0 master br-snap
+        ip addr add 203.0.113.129/30 dev br-snap
+        ip link set br-snap up
+        ip link set snap0 up
+        iptables -N SNAP-TEST
+        iptables -A FORWARD -m comment --comment "nsgen:snap" -j SNAP-TEST
+        iptables -t nat -A POSTROUTING -s 203.0.113.128/30 -o world0 -j MASQUERADE
+        iptables -P FORWARD DROP
+        sysctl -q -w net.ipv4.ip_forward=1
+        mkdir -p /etc/netns/snap /run/nsgen/snap
+        echo "nameserver 203.0.113.53" > /etc/netns/snap/resolv.conf
+        echo '{"links": ["snap0"]}' > /run/nsgen/snap/state.json
+        ip netns exec snap sleep 300 </dev/null >/dev/null 2>&1 &
+    """))
+    after = sandbox.snapshot()
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {"netns", "links", "addresses", "routes", "iptables", "forward_policy", "nft",
+                       "sysctl", "files", "processes"}
+    assert after["netns"] == ["snap", "world"]
+    assert "br-snap kind=bridge state=UP mtu=1500 master=-" in after["links"]
+    assert "snap0 kind=veth state=UP mtu=1500 master=br-snap port=bridge" in after["links"]
+    assert 'filter -A FORWARD -m comment --comment "nsgen:snap" -j SNAP-TEST' in after["iptables"]
+    assert "filter :SNAP-TEST -" in after["iptables"]
+    assert after["forward_policy"] == ["DROP"]
+    assert "net.ipv4.ip_forward = 1" in after["sysctl"]
+    assert "/etc/netns/snap/resolv.conf (file 0644): 'nameserver 203.0.113.53\\n'" in after["files"]
+    assert "/run/nsgen/snap/ (dir 0755)" in after["files"]
+    assert after["processes"] == ["[netns snap] sleep 300"]
+    assert any("masquerade" in line for line in after["nft"])
+
+    (sleeper,) = sandbox.processes()
+    sandbox.run(["kill", str(sleeper)])
+    sandbox.sh(textwrap.dedent("""\
+        set -e
+        rm -r /run/nsgen /etc/netns/snap
+        sysctl -q -w net.ipv4.ip_forward=0
+        iptables -P FORWARD ACCEPT
+        iptables -t nat -D POSTROUTING -s 203.0.113.128/30 -o world0 -j MASQUERADE
+        iptables -D FORWARD -m comment --comment "nsgen:snap" -j SNAP-TEST
+        iptables -X SNAP-TEST
+        ip link del snap0
+        ip link del br-snap
+        ip netns del snap
+    """))
+    deadline = time.monotonic() + 5
+    while not gone(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sandbox.snapshot() == before
+
+
+def test_snapshot_keeps_rule_order_within_a_chain(sandbox: Sandbox) -> None:
+    sandbox.sh("iptables -A INPUT -s 203.0.113.1 -j ACCEPT; iptables -A INPUT -s 203.0.113.2 -j DROP")
+    first = sandbox.snapshot()
+    sandbox.sh("iptables -D INPUT -s 203.0.113.1 -j ACCEPT; iptables -A INPUT -s 203.0.113.1 -j ACCEPT")
+    second = sandbox.snapshot()
+    assert sorted(first["iptables"]) == sorted(second["iptables"])
+    assert first["iptables"] != second["iptables"]
+    assert first["nft"] != second["nft"]
+
+
+# -- the end ---------------------------------------------------------------------------------
+
+def test_close_kills_every_process_and_leaves_the_real_host_alone(sandbox_factory) -> None:
+    real = real_host_state()
+    box = sandbox_factory()
+    quiet = "</dev/null >/dev/null 2>&1"
+    box.sh(textwrap.dedent(f"""\
+        set -e
+        sleep 301 {quiet} &
+        setsid sh -c 'sleep 302 & wait' {quiet} &
+        ip netns add probe
+        ip netns exec probe sleep 303 {quiet} &
+        ip netns add gone
+        ip netns exec gone sleep 304 {quiet} &
+        sleep 0.2
+        ip netns del gone
+    """))
+    # only the network namespace, not the mount namespace: found by its network namespace
+    outsider = subprocess.Popen(["nsenter", f"--target={box.pid}", "--net", "sleep", "305"])
+    deadline = time.monotonic() + 5
+    while len(box.processes()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    processes = box.processes()
+    commands = sorted(processes.values())
+    # (setsid execs: it is not a process group leader here)
+    assert commands == ["sh -c 'sleep 302 & wait'", "sleep 301", "sleep 302", "sleep 303", "sleep 304", "sleep 305"]
+    assert "[netns ?] sleep 304" in box.snapshot()["processes"]  # its namespace has no name any more
+    everyone = [box.pid, *box.world_pids.values(), *processes]
+
+    box.close()
+    assert outsider.wait(timeout=5) == -9
+    assert [pid for pid in everyone if not gone(pid)] == []
+    assert box.closed
+    box.close()  # idempotent
+    with pytest.raises(SandboxError):
+        box.run(["true"])
+    assert real_host_state() == real
+
+
+def test_two_sandboxes_live_side_by_side(sandbox_factory) -> None:
+    real = real_host_state()
+    one, two = sandbox_factory(), sandbox_factory()
+    two_before = two.snapshot()
+    one.sh("ip netns add only-in-one; sysctl -q -w net.ipv4.ip_forward=1; iptables -P FORWARD DROP")
+    assert two.snapshot() == two_before
+    assert one.snapshot()["netns"] == ["only-in-one", "world"]
+    for box in (one, two):
+        assert box.run(["curl", "-sS", "--max-time", "5", f"http://{WEB_ADDR}/"]).stdout.strip() == HOST_ADDR
+    one.close()
+    assert two.run(["dig", "+short", f"@{DNS_ADDR}", "web.world.test"]).stdout.split() == [WEB_ADDR]
+    assert two.snapshot() == two_before
+    two.close()
+    assert real_host_state() == real
+
+
+def test_a_killed_test_process_leaves_nothing_behind(tmp_path: Path, sandbox_factory) -> None:
+    """The helper notices its owner's death (its stdin closes) and kills the sandbox itself."""
+    sandbox_factory().close()  # a sandbox can be made here (or skip); the owner below makes its own
+    real = real_host_state()
+    owner = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""\
+            import sys, time
+            sys.path.insert(0, {str(TESTS)!r})
+            from sandbox import Sandbox
+            box = Sandbox()
+            box.sh("sleep 306 </dev/null >/dev/null 2>&1 &")
+            while not box.processes():
+                time.sleep(0.01)
+            print(box.pid, *box.world_pids.values(), *box.processes(), flush=True)
+            time.sleep(300)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        pids = [int(pid) for pid in owner.stdout.readline().split()]
+    finally:
+        owner.kill()
+        owner.wait()
+        owner.stdout.close()
+    assert len(pids) == 4
+    deadline = time.monotonic() + 5
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [pid for pid in pids if not gone(pid)] == []
+    assert real_host_state() == real
