@@ -23,7 +23,7 @@ from nsgen.errors import ValidationError
 
 IFNAME_MAX = 15  # IFNAMSIZ - 1: the kernel's limit, in bytes
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-TOPOLOGY_NAME_MAX = 24  # keeps rule tags and the per-topology chain name (NSGEN-<name>) within limits
+TOPOLOGY_NAME_MAX = 20  # the per-topology chain NSGEN-<name> must fit iptables' 28 characters
 NAMESPACE_NAME_MAX = 64
 NETWORK_NAME_MAX = 64
 DRIVERS = ("bridge", "veth")
@@ -421,7 +421,8 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
         problems.add("name", "is required (it names the state directory and tags the firewall rules)")
 
     networks = _resolve_networks(data.get("networks"), name or "", problems)
-    containers = _resolve_containers(data.get("containers"), networks, name or "", problems, env)
+    declared = set(data["networks"]) if isinstance(data.get("networks"), dict) else set()
+    containers = _resolve_containers(data.get("containers"), networks, declared, name or "", problems, env)
     host = _resolve_host(data.get("host"), networks, problems)
     _check_host_names(networks, containers, problems)
     problems.raise_if_any()
@@ -512,7 +513,9 @@ def _resolve_networks(value: Any, topology: str, problems: Problems) -> dict[str
     return networks
 
 
-def _resolve_containers(value: Any, networks: dict[str, Network], topology: str, problems: Problems, env: Environment) -> dict[str, dict]:
+def _resolve_containers(
+    value: Any, networks: dict[str, Network], declared: set, topology: str, problems: Problems, env: Environment
+) -> dict[str, dict]:
     raw = _mapping(value, "containers", problems)
     if not raw and value is None:
         problems.add("containers", "is required: declare at least one container")
@@ -541,24 +544,23 @@ def _resolve_containers(value: Any, networks: dict[str, Network], topology: str,
             att = _mapping(att, apath, problems)
             _check_keys(att, ATTACHMENT_KEYS, apath, problems)
             if net not in networks:
+                if net in declared:
+                    continue  # the network itself is broken; that is reported under networks
                 known = ", ".join(sorted(networks)) or "none declared"
                 problems.add(apath, f"network {_show(net)} is not declared under 'networks' (declared: {known})")
                 continue
             network = networks[net]
             iface = _ifname(att["interface"], f"{apath}.interface", problems) if "interface" in att else f"eth{index}"
-            if iface is None:
-                continue
             if iface == "lo":
                 problems.add(f"{apath}.interface", "'lo' is the namespace's loopback interface and cannot be attached")
-                continue
-            if iface in seen_ifaces:
+                iface = None
+            elif iface in seen_ifaces:
                 problems.add(f"{apath}.interface", f"{iface!r} is already used in this container by network {seen_ifaces[iface]!r}")
-                continue
-            seen_ifaces[iface] = net
+                iface = None
+            elif iface is not None:
+                seen_ifaces[iface] = net
             if "host_interface" in att:
                 host_if = _ifname(att["host_interface"], f"{apath}.host_interface", problems)
-                if host_if is None:
-                    continue
             else:
                 host_if = f"ve-{(cname or 'x')[:6]}-{_short_hash(topology, cname or '', net)[:5]}".replace("--", "-")
             if "address" in att:
@@ -567,17 +569,16 @@ def _resolve_containers(value: Any, networks: dict[str, Network], topology: str,
                     continue
                 if address not in network.subnet:
                     problems.add(f"{apath}.address", f"{address} is not inside subnet {network.subnet} of network {net!r}")
-                    continue
-                if address == network.gateway:
+                elif address == network.gateway:
                     problems.add(f"{apath}.address", f"{address} is the gateway of network {net!r}")
-                    continue
-                if address in (network.subnet.network_address, network.subnet.broadcast_address):
+                elif address in (network.subnet.network_address, network.subnet.broadcast_address):
                     which = "network" if address == network.subnet.network_address else "broadcast"
                     problems.add(f"{apath}.address", f"{address} is the {which} address of {network.subnet}")
-                    continue
-                explicit[net] = address
+                else:
+                    explicit[net] = address
             users.setdefault(net, []).append(cname or key)
-            attachments.append((net, iface, host_if))
+            if iface is not None and host_if is not None:
+                attachments.append((net, iface, host_if))
         ports = []
         raw_ports = spec.get("ports")
         if raw_ports is not None and not isinstance(raw_ports, list):

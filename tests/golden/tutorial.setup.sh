@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016
+# nsgen 0.1.0: setup of topology tutorial
+#
+# host (ip_forward on)
+# └── network link0 (veth, 172.18.0.0/24, gateway 172.18.0.1, masquerade)
+#     └── vethc1 172.18.0.1/24 <──veth──> container-1: veth1 172.18.0.2/24
+# container-1 runs: nsgen echo-server --port 8000
+# container-1 resolves through: 1.1.1.1
+#
+# Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
+set -euo pipefail
+
+nsgen_say() { echo "nsgen: $*" >&2; }
+die() { nsgen_say "$*"; exit 1; }
+
+# Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
+# A pid is signalled only while it still lives in that namespace.
+stop_processes() {
+  local ns=$1 pid round
+  for round in 1 2; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+        if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
+      fi
+    done
+    for _ in $(seq 30); do
+      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
+      sleep 0.1
+    done
+  done
+  [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
+}
+
+if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
+for tool in flock ip iptables setsid sysctl; do
+  command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
+done
+
+# One nsgen at a time on this host: setups and teardowns wait for each other.
+# (File descriptor 9 holds the lock; processes started below do not inherit it.)
+mkdir -p /run/lock
+exec 9>/run/lock/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
+
+# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
+if ! test -d /run/nsgen/tutorial; then
+  if test -e /run/netns/container-1; then die 'network namespace container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  if ip link show vethc1 >/dev/null 2>&1; then die 'link vethc1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  if test -e /etc/netns/container-1; then die 'directory /etc/netns/container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  :
+fi
+
+# If any command fails (or the script is interrupted), undo what this run did, newest first.
+# A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+undo_0() {
+  rm -rf /run/nsgen/tutorial
+  if test -d /run/nsgen; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen
+  fi
+}
+undo_1() {
+  if test -d /run/nsgen/tutorial; then
+    stop_processes container-1
+  fi
+  if test -d /run/nsgen/tutorial && test -e /run/netns/container-1; then
+    ip netns delete container-1
+  fi
+}
+undo_3() {
+  if test -d /run/nsgen/tutorial && ip link show vethc1 >/dev/null 2>&1; then
+    ip link delete vethc1
+  fi
+}
+undo_6() {
+  rm -f /run/nsgen/.ip_forward/users/tutorial
+  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1; then
+    cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+  fi
+  if test ! -d /run/nsgen/.ip_forward/users; then
+    rm -rf /run/nsgen/.ip_forward
+  fi
+}
+undo_7() {
+  if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
+    iptables -w -t filter -D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+  fi
+  if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+    iptables -w -t filter -F NSGEN-tutorial
+  fi
+  if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+    iptables -w -t filter -X NSGEN-tutorial
+  fi
+}
+undo_8() {
+  if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
+  fi
+}
+undo_9() {
+  if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
+  fi
+}
+undo_10() {
+  if iptables -w -t filter -C NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
+  fi
+}
+undo_11() {
+  if iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
+    iptables -w -t nat -D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+  fi
+}
+undo_12() {
+  if grep -qF '# Written by nsgen for topology tutorial' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
+    rm -f /etc/netns/container-1/resolv.conf
+  fi
+  if test -d /run/nsgen/tutorial && test -d /etc/netns/container-1; then
+    rmdir /etc/netns/container-1
+  fi
+}
+undo_13() {
+  if test -d /run/nsgen/tutorial; then
+    stop_processes container-1
+  fi
+}
+nsgen_begun=()
+nsgen_step=""
+begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+rollback() {
+  local status=$? i
+  trap - EXIT INT TERM
+  if [ "$status" -ne 0 ]; then
+    nsgen_say "setup failed (exit $status) at: $nsgen_step"
+    nsgen_say "undoing the ${#nsgen_begun[@]} step(s) this run began"
+    set +e
+    for ((i = ${#nsgen_begun[@]} - 1; i >= 0; i--)); do
+      if declare -F "undo_${nsgen_begun[i]}" >/dev/null; then "undo_${nsgen_begun[i]}"; fi
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ==== State ====
+
+# Record that topology tutorial is up: its processes' pids and logs live in /run/nsgen/tutorial.
+if test -d /run/nsgen/tutorial; then
+  nsgen_say 'already done: state'
+else
+  begin 0 state
+  mkdir -p /run/nsgen/tutorial
+fi
+
+# ==== Namespaces ====
+
+# Create the network namespace container-1: the container's own interfaces, routes and firewall.
+if test -e /run/netns/container-1; then
+  nsgen_say 'already done: netns:container-1'
+else
+  begin 1 netns:container-1
+  ip netns add container-1
+fi
+
+# Bring up lo in container-1, so that a server listening on localhost answers inside it.
+begin 2 lo:container-1
+ip -n container-1 link set lo up
+
+# ==== Links ====
+
+# Create the veth pair vethc1 (host) <-> veth1 (in container-1), its inner end made directly inside the namespace.
+if ip link show vethc1 >/dev/null 2>&1; then
+  nsgen_say 'already done: veth:container-1:link0'
+else
+  begin 3 veth:container-1:link0
+  ip link add vethc1 type veth peer name veth1 netns container-1
+fi
+
+# Address the ends: vethc1 gets the gateway 172.18.0.1/24, veth1 gets 172.18.0.2/24; bring both up.
+begin 4 addr:container-1:link0
+ip addr replace 172.18.0.1/24 dev vethc1
+ip link set vethc1 up
+ip -n container-1 addr replace 172.18.0.2/24 dev veth1
+ip -n container-1 link set veth1 up
+
+# ==== Routes ====
+
+# Send container-1's traffic for everywhere else to the host at 172.18.0.1, from 172.18.0.2.
+begin 5 route:container-1
+ip -n container-1 route replace default via 172.18.0.1 dev veth1 src 172.18.0.2
+
+# ==== Forwarding ====
+
+# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+begin 6 ip_forward
+mkdir -p /run/nsgen/.ip_forward/users
+if test ! -e /run/nsgen/.ip_forward/before; then
+  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+fi
+touch /run/nsgen/.ip_forward/users/tutorial
+sysctl -q -w net.ipv4.ip_forward=1
+
+# ==== Firewall ====
+
+# Give the topology its own FORWARD chain NSGEN-tutorial, reached first, so it works even where FORWARD's policy is DROP.
+if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1 && iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
+  nsgen_say 'already done: chain'
+else
+  begin 7 chain
+  iptables -w -t filter -N NSGEN-tutorial
+  iptables -w -t filter -I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+fi
+
+# Let replies back into link0.
+if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:link0:replies'
+else
+  begin 8 forward:link0:replies
+  iptables -w -t filter -A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
+fi
+
+# Drop anything else entering link0: other networks cannot reach it through the host.
+if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:link0:isolate'
+else
+  begin 9 forward:link0:isolate
+  iptables -w -t filter -A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
+fi
+
+# Let traffic out of link0 be forwarded.
+if iptables -w -t filter -C NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:link0:out'
+else
+  begin 10 forward:link0:out
+  iptables -w -t filter -A NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
+fi
+
+# Masquerade 172.18.0.0/24: traffic leaving the host (not through vethc1) takes the host's address, so replies find their way back.
+if iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
+  nsgen_say 'already done: masquerade:link0'
+else
+  begin 11 masquerade:link0
+  iptables -w -t nat -A POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+fi
+
+# ==== DNS ====
+
+# Give container-1 its own resolver: ip netns exec shows /etc/netns/container-1/resolv.conf as /etc/resolv.conf inside.
+if test -e /etc/netns/container-1; then
+  nsgen_say 'already done: dns:container-1'
+else
+  begin 12 dns:container-1
+  mkdir -p /etc/netns/container-1
+  install -m 0644 /dev/stdin /etc/netns/container-1/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology tutorial; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+fi
+
+# ==== Processes ====
+
+# Start `nsgen echo-server --port 8000` in container-1, detached; output in /run/nsgen/tutorial/container-1.0.log.
+if test -e /run/nsgen/tutorial/container-1.0.pid; then
+  nsgen_say 'already done: process:container-1:0'
+else
+  begin 13 process:container-1:0
+  setsid ip netns exec container-1 nsgen echo-server --port 8000 >/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
+  echo "$!" >/run/nsgen/tutorial/container-1.0.pid
+fi
+
+trap - EXIT INT TERM
+nsgen_say 'topology tutorial is up'

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016
+# nsgen 0.1.0: teardown of topology tutorial
+#
+# host (ip_forward on)
+# └── network link0 (veth, 172.18.0.0/24, gateway 172.18.0.1, masquerade)
+#     └── vethc1 172.18.0.1/24 <──veth──> container-1: veth1 172.18.0.2/24
+# container-1 runs: nsgen echo-server --port 8000
+# container-1 resolves through: 1.1.1.1
+#
+# Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup.
+set -uo pipefail
+
+nsgen_say() { echo "nsgen: $*" >&2; }
+die() { nsgen_say "$*"; exit 1; }
+
+# Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
+# A pid is signalled only while it still lives in that namespace.
+stop_processes() {
+  local ns=$1 pid round
+  for round in 1 2; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+        if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
+      fi
+    done
+    for _ in $(seq 30); do
+      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
+      sleep 0.1
+    done
+  done
+  [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
+}
+
+if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
+for tool in flock ip iptables setsid sysctl; do
+  command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
+done
+
+# One nsgen at a time on this host: setups and teardowns wait for each other.
+# (File descriptor 9 holds the lock; processes started below do not inherit it.)
+mkdir -p /run/lock
+exec 9>/run/lock/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
+
+# A command that fails is reported, and the rest still runs; the exit status says whether all went well.
+nsgen_failed=0
+trap 'nsgen_failed=1' ERR
+
+# Undo: Start `nsgen echo-server --port 8000` in container-1, detached; output in /run/nsgen/tutorial/container-1.0.log.
+if test -d /run/nsgen/tutorial; then
+  stop_processes container-1
+fi
+
+# Undo: Give container-1 its own resolver: ip netns exec shows /etc/netns/container-1/resolv.conf as /etc/resolv.conf inside.
+if grep -qF '# Written by nsgen for topology tutorial' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
+  rm -f /etc/netns/container-1/resolv.conf
+fi
+if test -d /run/nsgen/tutorial && test -d /etc/netns/container-1; then
+  rmdir /etc/netns/container-1
+fi
+
+# Undo: Masquerade 172.18.0.0/24: traffic leaving the host (not through vethc1) takes the host's address, so replies find their way back.
+if iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
+  iptables -w -t nat -D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+fi
+
+# Undo: Let traffic out of link0 be forwarded.
+if iptables -w -t filter -C NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
+fi
+
+# Undo: Drop anything else entering link0: other networks cannot reach it through the host.
+if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
+fi
+
+# Undo: Let replies back into link0.
+if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
+fi
+
+# Undo: Give the topology its own FORWARD chain NSGEN-tutorial, reached first, so it works even where FORWARD's policy is DROP.
+if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
+  iptables -w -t filter -D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+fi
+if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+  iptables -w -t filter -F NSGEN-tutorial
+fi
+if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+  iptables -w -t filter -X NSGEN-tutorial
+fi
+
+# Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+rm -f /run/nsgen/.ip_forward/users/tutorial
+if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1; then
+  cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+fi
+if test ! -d /run/nsgen/.ip_forward/users; then
+  rm -rf /run/nsgen/.ip_forward
+fi
+
+# Undo: Create the veth pair vethc1 (host) <-> veth1 (in container-1), its inner end made directly inside the namespace.
+if test -d /run/nsgen/tutorial && ip link show vethc1 >/dev/null 2>&1; then
+  ip link delete vethc1
+fi
+
+# Undo: Create the network namespace container-1: the container's own interfaces, routes and firewall.
+if test -d /run/nsgen/tutorial; then
+  stop_processes container-1
+fi
+if test -d /run/nsgen/tutorial && test -e /run/netns/container-1; then
+  ip netns delete container-1
+fi
+
+# Undo: Record that topology tutorial is up: its processes' pids and logs live in /run/nsgen/tutorial.
+rm -rf /run/nsgen/tutorial
+if test -d /run/nsgen; then
+  rmdir --ignore-fail-on-non-empty /run/nsgen
+fi
+
+if [ "$nsgen_failed" -ne 0 ]; then die 'teardown of tutorial finished with errors (see above)'; fi
+nsgen_say 'topology tutorial is down'

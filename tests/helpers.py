@@ -1,0 +1,30 @@
+"""Shared helpers for tests that need no root: topologies from text, plans with a fixed environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nsgen.load import parse_text
+from nsgen.models import Environment, Topology, resolve
+from nsgen.plan import Plan, compile_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def fixed_env(tmp: Path | None = None) -> Environment:
+    """An environment that does not depend on this machine: programs keep their names."""
+    resolv = (tmp / "resolv.conf") if tmp else Path("/nonexistent/resolv.conf")
+    return Environment(resolv_conf=resolv, systemd_resolv_conf=Path("/nonexistent/x"), which=lambda name: None, nsgen_argv=("nsgen",))
+
+
+def topology(text: str, env: Environment | None = None) -> Topology:
+    return resolve(parse_text(text), env or fixed_env())
+
+
+def plan_of(text: str, env: Environment | None = None) -> Plan:
+    return compile_plan(topology(text, env))
+
+
+def example_plan(name: str) -> Plan:
+    return plan_of((EXAMPLES / name).read_text())

