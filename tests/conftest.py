@@ -12,14 +12,11 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # also under --import-mode=importlib
-    sys.path.insert(0, _HERE)
-
-from sandbox import Sandbox, SandboxUnavailable, unavailable_reason  # noqa: E402
+from tests.sandbox import Sandbox, SandboxUnavailable, Snapshot, diff_snapshots, unavailable_reason
 
 REQUIRE_SANDBOX_ENV = "NSGEN_REQUIRE_SANDBOX"
 SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_factory"})
@@ -40,26 +37,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.sandbox)
 
 
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
+    """`assert sandbox.snapshot() == before` fails with what changed, key by key."""
+    if op == "==" and isinstance(left, Snapshot) and isinstance(right, dict):
+        return ["sandbox snapshots differ (+ only on the left, - only on the right):", *diff_snapshots(left, right)]
+    return None
+
+
 def sandbox_required() -> bool:
     return os.environ.get(REQUIRE_SANDBOX_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def no_sandbox(reason: str) -> None:
+def no_sandbox(reason: str) -> NoReturn:
     """Skip the test for want of a sandbox, or fail it where a sandbox is required."""
     if sandbox_required():
         pytest.fail(f"no sandbox: {reason} ({REQUIRE_SANDBOX_ENV} is set)", pytrace=False)
     pytest.skip(f"no sandbox: {reason}")
 
 
+@pytest.fixture(scope="session")
+def _sandbox_preflight() -> None:
+    """The cheap checks (root, tools), once, before a test that needs a sandbox even starts."""
+    reason = unavailable_reason()
+    if reason:
+        no_sandbox(reason)
+
+
 @pytest.fixture
-def sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
+def sandbox_factory(_sandbox_preflight: None) -> Iterator[Callable[..., Sandbox]]:
     """Makes started sandboxes (keywords as Sandbox()); closes them all after the test."""
     made: list[Sandbox] = []
 
     def make(**kwargs: object) -> Sandbox:
-        reason = unavailable_reason()
-        if reason:
-            no_sandbox(reason)
         try:
             box = Sandbox(**kwargs)
         except SandboxUnavailable as exc:

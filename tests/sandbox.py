@@ -1,9 +1,9 @@
 """A throwaway Linux host for tests: a mount + network namespace pair with a small "world" behind it.
 
 The pytest side (`Sandbox`) knows how to start the host, run commands in it, take a comparable
-snapshot of it and kill everything in it; it knows nothing of nsgen. The helper side (run as
-`python -S sandbox.py --helper` under `unshare`) builds the host from the inside and then only
-waits; it is the process whose namespaces *are* the sandbox.
+snapshot of it and kill everything in it; it knows nothing of nsgen. The helper side (this same
+module, started by `unshare --mount --net --propagation private -- python -S -c ...`) builds the
+host from the inside and then only waits; it is the process whose namespaces *are* the sandbox.
 
 What the sandbox host looks like (all of it private to the sandbox, nothing reaches the real host):
 
@@ -22,7 +22,8 @@ Why an overlay on /etc: `ip netns` needs /etc/netns, which does not exist on a c
 upper layer is a tmpfs leaves the disk untouched even if the test process is killed mid-way.
 
 Killing every process of the sandbox frees it: its mount namespace holds the /run tmpfs that
-holds the bind mounts that keep its network namespaces alive.
+holds the bind mounts that keep its network namespaces alive. If the test process dies without
+close(), the helper sees its stdin close and kills the sandbox itself.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
+
+TYPE_CHECKING = False  # typing itself is not imported: the helper starts faster without it
+if TYPE_CHECKING:
+    from typing import Any
 
 HOST_ADDR = "198.51.100.1"
 WORLD_ADDR = "198.51.100.2"
@@ -92,6 +98,11 @@ def unavailable_reason() -> str | None:
 # Who belongs to a sandbox (shared by both sides)
 # ---------------------------------------------------------------------------------------------
 
+def _fd_key(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino)
+
+
 def _key(path: str) -> tuple[int, int] | None:
     """(device, inode) of what path resolves to; for /proc/N/ns/* that identifies the namespace."""
     try:
@@ -108,22 +119,52 @@ class _Membership:
     namespaces (the host's and every one bound under its /run/netns), or sees the sandbox's
     /run tmpfs (a mount namespace copied from the sandbox's, e.g. by `ip netns exec`, even after
     its network namespace was deleted from /run/netns).
+
+    It holds file descriptors on the sandbox's mount and network namespaces and on its root
+    directory: while they are open, the namespaces cannot be freed, so their inode numbers (which
+    the kernel reuses, lowest first) cannot come to name another sandbox's. close() lets go.
     """
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.mnt = _key(f"/proc/{pid}/ns/mnt")
-        self.net = _key(f"/proc/{pid}/ns/net")
-        self.run = _key(f"/proc/{pid}/root/run")
-        if None in (self.mnt, self.net, self.run):
-            raise SandboxError(f"sandbox helper {pid} is gone")
+    def __init__(self, pid: int, run_source: str, *, outside: bool = True) -> None:
+        self._fds: list[int] = []
+        try:
+            mnt = self._hold(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+            net = self._hold(f"/proc/{pid}/ns/net", os.O_RDONLY)
+            self._root = self._hold(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY)
+        except OSError as exc:
+            self.close()
+            raise SandboxError(f"sandbox helper {pid} is gone: {exc}") from None
+        self.mnt, self.net = _fd_key(mnt), _fd_key(net)
+        if outside and (self.mnt == _key("/proc/self/ns/mnt") or self.net == _key("/proc/self/ns/net")):
+            self.close()  # not (yet) in namespaces of its own: "members" would be everyone
+            raise SandboxError(f"process {pid} does not live in a sandbox")
+        # /run is only evidence if it is the tmpfs the helper mounted (named after this sandbox);
+        # before that mount, it is the real /run, which every process on the machine sees.
+        self.run = _key(self.path("/run")) if _run_source(pid) == run_source else None
         self.netns: dict[tuple[int, int], str] = {}
         self.refresh()
 
+    def _hold(self, path: str, flags: int) -> int:
+        fd = os.open(path, flags | os.O_CLOEXEC)
+        self._fds.append(fd)
+        return fd
+
+    def path(self, inside: str) -> str:
+        """A path that reaches `inside` as the sandbox sees it (whether or not its helper lives)."""
+        return f"/proc/self/fd/{self._root}{inside}"
+
+    def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
     def refresh(self) -> None:
-        """Re-read the sandbox's named network namespaces (needs the helper alive)."""
+        """Re-read the sandbox's named network namespaces."""
         netns = {self.net: "host"}
-        directory = f"/proc/{self.pid}/root/run/netns"
+        if self.run is None:  # /run/netns would be the real host's
+            self.netns = netns
+            return
+        directory = self.path("/run/netns")
         try:
             names = os.listdir(directory)
         except OSError:
@@ -141,7 +182,7 @@ class _Membership:
             return None  # gone, or a zombie: it holds no namespace any more
         if net in self.netns:
             return self.netns[net]
-        if _key(f"/proc/{pid}/ns/mnt") == self.mnt or _key(f"/proc/{pid}/root/run") == self.run:
+        if _key(f"/proc/{pid}/ns/mnt") == self.mnt or (self.run is not None and _key(f"/proc/{pid}/root/run") == self.run):
             return "?"  # an unnamed namespace made inside the sandbox
         return None
 
@@ -189,6 +230,21 @@ class _Membership:
                 os.close(pidfd)
 
 
+def _run_source(pid: int) -> str | None:
+    """The source ("device") of the mount on /run as pid sees it, if it is a tmpfs."""
+    source = None
+    try:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if fields[4] == "/run":
+                    rest = fields[fields.index("-") + 1:]
+                    source = rest[1] if rest[0] == "tmpfs" else None  # the last one is on top
+    except (OSError, ValueError, IndexError):
+        return None
+    return source
+
+
 def _cmdline(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -219,6 +275,31 @@ SNAPSHOT_DIRS = ("/etc/netns", "/etc/sysctl.d", "/run/nsgen")
 _SECTION = "@@sandbox-section "
 
 
+class Snapshot(dict):
+    """What Sandbox.snapshot() returns: a plain dict of str -> list[str] (== works with any dict),
+    of its own type so that conftest.py can show `assert snapshot == before` failures as a diff."""
+
+
+def diff_snapshots(left: dict[str, list[str]], right: dict[str, list[str]]) -> list[str]:
+    """Lines naming what differs, per key: '+ x' only in left, '- x' only in right."""
+    import difflib
+
+    lines = []
+    for key in sorted(set(left) | set(right)):
+        mine, theirs = left.get(key, []), right.get(key, [])
+        if mine == theirs:
+            continue
+        lines.append(f"{key}:")
+        changes = [
+            line for line in difflib.unified_diff(theirs, mine, lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("---", "+++"))
+        ]
+        if not changes:  # same items, other order (iptables/nft rule order)
+            changes = [f"- {line}" for line in theirs] + [f"+ {line}" for line in mine]
+        lines.extend(f"  {line[0]} {line[1:]}" for line in changes)
+    return lines
+
+
 class Sandbox:
     """A started sandbox (starting is what the constructor does, like `subprocess.Popen`).
 
@@ -245,7 +326,8 @@ class Sandbox:
         self._proc: subprocess.Popen[bytes] | None = None
         self._members: _Membership | None = None
         self._log = tempfile.TemporaryFile()  # the helper's and the world servers' stderr
-        config = {"iptables_tables": list(iptables_tables), "timeout": start_timeout}
+        self._run_source = f"sandbox-run-{os.urandom(6).hex()}"  # names this sandbox's /run tmpfs
+        config = {"iptables_tables": list(iptables_tables), "timeout": start_timeout, "run_source": self._run_source}
         try:
             self._start(config, start_timeout)
         except BaseException:
@@ -259,7 +341,7 @@ class Sandbox:
             start_new_session=True,  # a ^C in the terminal is pytest's to handle, not the helper's
         )
         self.pid = self._proc.pid  # unshare execs the helper: same process
-        line = self._read_line(self._proc.stdout, timeout)
+        line, ended = self._read_line(self._proc.stdout, timeout)
         message: dict = {}
         if line:
             try:
@@ -268,11 +350,13 @@ class Sandbox:
                 message = {"error": f"unexpected output from the helper: {line!r}"}
         if message.get("ready"):
             self.world_pids = message["world_pids"]
-            self._members = _Membership(self.pid)
+            self._members = _Membership(self.pid, self._run_source)
+            if self._members.run is None:
+                raise SandboxError("the sandbox's /run is not its own tmpfs")
             return
-        if self._proc.poll() is None and not message:
+        if not ended and not message:
             raise SandboxError(f"the sandbox did not get ready within {timeout}s\n{self.log()}")
-        self._proc.wait(timeout=timeout)
+        self._proc.wait(timeout=10)
         log = self.log()
         if not message and log.startswith("unshare:"):
             raise SandboxUnavailable(log.strip())
@@ -282,7 +366,8 @@ class Sandbox:
         raise SandboxError(f"{error}\n{log}".strip())
 
     @staticmethod
-    def _read_line(pipe, timeout: float) -> bytes:
+    def _read_line(pipe, timeout: float) -> tuple[bytes, bool]:
+        """One line from pipe within timeout, and whether the pipe ended (the writer exited)."""
         data = b""
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as sel:
@@ -290,23 +375,23 @@ class Sandbox:
             while not data.endswith(b"\n"):
                 left = deadline - time.monotonic()
                 if left <= 0 or not sel.select(left):
-                    break
+                    return data.strip(), False
                 chunk = os.read(pipe.fileno(), 4096)
                 if not chunk:
-                    break
+                    return data.strip(), True
                 data += chunk
-        return data.strip()
+        return data.strip(), False
 
     # -- running things ------------------------------------------------------------------------
 
     def run(
         self,
-        argv,
+        argv: Sequence[str | os.PathLike[str]],
         *,
         input: str | None = None,
         check: bool = True,
         timeout: float | None = 60,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run argv on the sandbox host (its network and mount namespaces), output captured as text.
@@ -330,11 +415,11 @@ class Sandbox:
             raise SandboxCommandError(argv, result.returncode, result.stdout, result.stderr)
         return result
 
-    def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    def sh(self, script: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run a bash script on the sandbox host (same keywords as run)."""
         return self.run(["bash", "-c", script], **kwargs)
 
-    def in_ns(self, ns: str, argv, **kwargs) -> subprocess.CompletedProcess[str]:
+    def in_ns(self, ns: str, argv: Sequence[str | os.PathLike[str]], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run argv in the sandbox's network namespace ns via `ip netns exec` (keywords as run)."""
         return self.run(["ip", "netns", "exec", ns, *argv], **kwargs)
 
@@ -347,7 +432,7 @@ class Sandbox:
 
     # -- snapshot ------------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, list[str]]:
+    def snapshot(self) -> Snapshot:
         """A normalized picture of the sandbox host, comparable with ==.
 
         Keys (each a list of strings): netns, links, addresses, routes, iptables,
@@ -365,9 +450,10 @@ class Sandbox:
             "routes": "ip -4 -j route show table all",
             "iptables": "iptables-save",
             "nft": "if command -v nft >/dev/null; then nft list ruleset; else echo '# nft is not installed'; fi",
-            "sysctl": " ".join(
-                ["for key in", *SNAPSHOT_SYSCTLS, "; do f=/proc/sys/$(echo \"$key\" | tr . /);",
-                 "if [ -e \"$f\" ]; then echo \"$key = $(cat \"$f\")\"; else echo \"$key = (absent)\"; fi; done"]
+            "sysctl": (  # bash builtins only: no process per key
+                f"for key in {' '.join(SNAPSHOT_SYSCTLS)}; do f=/proc/sys/${{key//.//}}; "
+                'if [ -r "$f" ]; then read -r value < "$f"; echo "$key = $value"; '
+                'else echo "$key = (absent)"; fi; done'
             ),
         }
         script = "".join(
@@ -390,7 +476,7 @@ class Sandbox:
                 lines[current].append(line)
         raw = {name: "\n".join(body) for name, body in lines.items()}
         iptables = _normalize_iptables(raw["iptables"])
-        return {
+        return Snapshot({
             "netns": sorted(ns["name"] for ns in _json_list(raw["netns"])),
             "links": sorted(_link(link) for link in _json_list(raw["links"])),
             "addresses": sorted(
@@ -406,12 +492,12 @@ class Sandbox:
             "sysctl": sorted(line.strip() for line in raw["sysctl"].splitlines() if line.strip()),
             "files": self._files(),
             "processes": self._processes(),
-        }
+        })
 
     def _files(self) -> list[str]:
         import hashlib
 
-        root = f"/proc/{self.pid}/root"
+        root = self._members.path("")
         entries = []
         for top in SNAPSHOT_DIRS:
             if not os.path.isdir(root + top):
@@ -463,9 +549,14 @@ class Sandbox:
             return
         self.closed = True
         proc = self._proc
+        members = self._members
+        if members is None and proc is not None and proc.poll() is None:
+            try:  # closing a sandbox that failed to start: its world servers may be up already
+                members = _Membership(self.pid, self._run_source)
+            except SandboxError:
+                pass
         try:
-            members = self._members
-            if members is not None and proc is not None and proc.poll() is None:
+            if members is not None:  # even if the helper died: its namespaces may live on
                 members.refresh()
                 members.kill_all(exclude={self.pid})
         finally:
@@ -476,6 +567,8 @@ class Sandbox:
                 for pipe in (proc.stdin, proc.stdout):
                     if pipe is not None:
                         pipe.close()
+            if members is not None:
+                members.close()  # now the kernel can free the namespaces
             self._log.close()
 
     def __enter__(self) -> Sandbox:
@@ -489,8 +582,9 @@ class Sandbox:
 
 
 def _helper_command(config: dict) -> list[str]:
-    # Imported rather than run as a script, so that Python uses the compiled module pytest
-    # already cached; -S skips site-packages (stdlib only): together they halve the start-up.
+    # -S skips site-packages and their .pth files (the helper needs the standard library only):
+    # that takes Python's start from ~60 ms to ~15 ms here. Imported rather than run as a script,
+    # so that a cached compiled module can be used where bytecode is written.
     here = os.path.dirname(os.path.abspath(__file__))
     code = f"import sys; sys.path.insert(0, {here!r}); import sandbox; sys.exit(sandbox._helper_main(sys.argv[1]))"
     return [sys.executable, "-S", "-c", code, json.dumps(config)]
@@ -634,7 +728,7 @@ def _mount_points() -> list[str]:
     return [point.encode().decode("unicode_escape") for point in points]
 
 
-def _setup_mounts() -> None:
+def _setup_mounts(run_source: str) -> None:
     # What container runtimes mount over files in /etc (hosts, hostname, resolv.conf) would be
     # hidden by the overlay: copy files (so writes stay in the sandbox), re-bind directories
     # read-only. Our own resolv.conf replaces the host's.
@@ -651,7 +745,7 @@ def _setup_mounts() -> None:
             with open(point, "rb") as f:
                 copied[point] = f.read()
 
-    _do("mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "sandbox-run", "/run")
+    _do("mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", run_source, "/run")
     stage = "/run/.sandbox-etc"
     os.mkdir(stage, 0o700)
     _do("mount", "-t", "tmpfs", "-o", "mode=0700", "sandbox-etc-upper", stage)
@@ -763,6 +857,7 @@ def _wait_world(procs: dict[str, subprocess.Popen[bytes]], readers: dict[int, st
 def _helper_main(config_json: str) -> int:
     config = json.loads(config_json)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM cleans up too
     stage = "mounts"
 
     def report(message: dict) -> None:
@@ -770,7 +865,7 @@ def _helper_main(config_json: str) -> int:
         sys.stdout.flush()
 
     try:
-        _setup_mounts()
+        _setup_mounts(config["run_source"])
         stage = "network"
         _setup_world_addresses()
         world = _start_world()
@@ -779,9 +874,9 @@ def _helper_main(config_json: str) -> int:
         _setup_iptables(config["iptables_tables"])
         stage = "world servers"
         world_pids = _wait_world(*world, config["timeout"])
-    except Exception as exc:
-        report({"error": f"sandbox setup ({stage}): {exc}", "unavailable": stage == "mounts"})
-        _kill_own_sandbox()
+    except BaseException as exc:  # SIGTERM too: clean up what was started
+        report({"error": f"sandbox setup ({stage}): {exc or type(exc).__name__}", "unavailable": stage == "mounts"})
+        _kill_own_sandbox(config["run_source"])
         return 1
     report({"ready": True, "world_pids": world_pids})
     try:
@@ -790,13 +885,13 @@ def _helper_main(config_json: str) -> int:
         while sys.stdin.buffer.read(4096):
             pass
     finally:
-        _kill_own_sandbox()
+        _kill_own_sandbox(config["run_source"])
     return 0
 
 
-def _kill_own_sandbox() -> None:
+def _kill_own_sandbox(run_source: str) -> None:
     try:
-        _Membership(os.getpid()).kill_all(exclude={os.getpid()})
-    except Exception as exc:
+        _Membership(os.getpid(), run_source, outside=False).kill_all(exclude={os.getpid()})
+    except BaseException as exc:
         print(f"sandbox helper: cleanup failed: {exc}", file=sys.stderr)
 

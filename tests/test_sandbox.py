@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import DNS_ADDR, HOST_ADDR, WEB_ADDR, Sandbox, SandboxCommandError, SandboxError
+from tests.sandbox import DNS_ADDR, HOST_ADDR, WEB_ADDR, Sandbox, SandboxCommandError, SandboxError
 
 TESTS = Path(__file__).resolve().parent
 
@@ -32,7 +34,7 @@ def real_host_state() -> dict[str, object]:
         "netns": read_only("ip", "netns", "list"),
         "links": sorted(link["ifname"] for link in json.loads(read_only("ip", "-j", "link", "show"))),
         "iptables": iptables,
-        "nft": read_only("nft", "list", "ruleset") if os.path.exists("/usr/sbin/nft") else None,
+        "nft": read_only("nft", "list", "ruleset") if shutil.which("nft") else None,
         "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text(),
         "/etc/netns exists": os.path.lexists("/etc/netns"),
         "/run/nsgen exists": os.path.lexists("/run/nsgen"),
@@ -273,6 +275,18 @@ def test_close_kills_every_process_and_leaves_the_real_host_alone(sandbox_factor
     assert real_host_state() == real
 
 
+def test_close_cleans_up_after_a_dead_helper(sandbox_factory) -> None:
+    box = sandbox_factory()
+    box.sh("ip netns add probe; ip netns exec probe sleep 307 </dev/null >/dev/null 2>&1 &")
+    deadline = time.monotonic() + 5
+    while not box.processes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    everyone = [*box.world_pids.values(), *box.processes()]
+    os.kill(box.pid, signal.SIGKILL)
+    box.close()
+    assert [pid for pid in everyone if not gone(pid)] == []
+
+
 def test_two_sandboxes_live_side_by_side(sandbox_factory) -> None:
     real = real_host_state()
     one, two = sandbox_factory(), sandbox_factory()
@@ -289,7 +303,7 @@ def test_two_sandboxes_live_side_by_side(sandbox_factory) -> None:
     assert real_host_state() == real
 
 
-def test_a_killed_test_process_leaves_nothing_behind(tmp_path: Path, sandbox_factory) -> None:
+def test_a_killed_test_process_leaves_nothing_behind(sandbox_factory) -> None:
     """The helper notices its owner's death (its stdin closes) and kills the sandbox itself."""
     sandbox_factory().close()  # a sandbox can be made here (or skip); the owner below makes its own
     real = real_host_state()
