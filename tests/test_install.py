@@ -1,0 +1,27 @@
+"""Packaging: a wheel installed into a fresh venv, outside the checkout, renders (templates ship inside)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+
+def test_wheel_in_fresh_venv_renders(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-warn-script-location"]
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheel_dir), str(ROOT)], check=True, cwd=tmp_path)
+    (wheel,) = wheel_dir.glob("nsgen-*.whl")
+    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(wheel)], check=True, cwd=tmp_path)
+    run = tmp_path / "elsewhere"
+    run.mkdir()
+    nsgen = str(venv / "bin" / "nsgen")
+    setup = subprocess.run([nsgen, "render"], capture_output=True, text=True, cwd=run, check=True)
+    assert "ip link add vethc1 type veth peer name veth1 netns container-1" in setup.stdout
+    teardown = subprocess.run([nsgen, "render", "--teardown"], capture_output=True, text=True, cwd=run, check=True)
+    assert "ip netns delete container-1" in teardown.stdout
+    module = subprocess.run([str(venv / "bin" / "python"), "-c", "import nsgen.render as r; print(r.templates_dir())"], capture_output=True, text=True, cwd=run, check=True)
+    assert str(venv) in module.stdout  # the templates came from the wheel, not from the checkout
