@@ -8,10 +8,9 @@ already done. The setup script, the teardown script and `nsgen run` all consume 
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from nsgen.models import Attachment, Container, Network, Topology
+from nsgen.models import Attachment, Container, Network, PublishedPort, Topology
 
 Argv = tuple[str, ...]
 
@@ -300,78 +299,108 @@ class _Builder:
                 )
             )
 
+    def _chain(self, table: str, hooks: tuple[tuple[str, Argv], ...], summary: str) -> None:
+        """The topology's own chain in `table`, reached from each hook chain by a tagged jump."""
+        chain = chain_name(self.t.name)
+        exists = _iptables(table, "-S", chain, ())
+        self.add(
+            Step(
+                id=f"chain:{table}",
+                section="Firewall",
+                summary=summary,
+                commands=(C(*_iptables(table, "-N", chain, ())),),
+                undo=(C(*_iptables(table, "-F", chain, ()), only_if=(exists,)), C(*_iptables(table, "-X", chain, ()), only_if=(exists,))),
+                probe=(exists,),
+            )
+        )
+        for hook, match in hooks:
+            rule = (*match, "-m", "comment", "--comment", rule_tag(self.t.name), "-j", chain)
+            first = table == "filter"  # ahead of whatever else FORWARD holds (a DROP, Docker's chains)
+            self.add(
+                Step(
+                    id=f"jump:{table}:{hook}",
+                    section="Firewall",
+                    summary=f"Send {hook} traffic through {chain}" + (" first." if first else "."),
+                    commands=(C(*_iptables(table, "-I" if first else "-A", hook, ("1", *rule) if first else rule)),),
+                    undo=(C(*_iptables(table, "-D", hook, rule), only_if=(_iptables(table, "-C", hook, rule),)),),
+                    probe=(_iptables(table, "-C", hook, rule),),
+                )
+            )
+
+    def _rule(self, sid: str, summary: str, table: str, chain: str, rule: Argv) -> None:
+        self.add(_rule_step(self.t, sid, "Firewall", summary, table, chain, rule))
+
     def firewall(self) -> None:
-        routed = [n for n in self.t.networks.values()]
-        if not routed:
+        nets = [(net, dev) for net in self.t.networks.values() if (dev := self._host_dev(net))]
+        if not nets:
             return
         self.tools.add("iptables")
         chain = chain_name(self.t.name)
-        tag = rule_tag(self.t.name)
-        jump = ("-m", "comment", "--comment", tag, "-j", chain)
-        self.add(
-            Step(
-                id="chain",
-                section="Firewall",
-                summary=f"Give the topology its own FORWARD chain {chain}, reached first, so it works even where FORWARD's policy is DROP.",
-                commands=(C(*_iptables("filter", "-N", chain, ())), C(*_iptables("filter", "-I", "FORWARD", ("1", *jump)))),
-                undo=(
-                    C(*_iptables("filter", "-D", "FORWARD", jump), only_if=(_iptables("filter", "-C", "FORWARD", jump),)),
-                    C(*_iptables("filter", "-F", chain, ()), only_if=(_iptables("filter", "-S", chain, ()),)),
-                    C(*_iptables("filter", "-X", chain, ()), only_if=(_iptables("filter", "-S", chain, ()),)),
-                ),
-                probe=(_iptables("filter", "-S", chain, ()), _iptables("filter", "-C", "FORWARD", jump)),
-            )
+        published = [(c, c.default_attachment, p) for c in self.t.containers.values() for p in c.ports]
+        self._chain(
+            "filter",
+            (("FORWARD", ()),),
+            f"Give the topology its own FORWARD chain {chain}, reached first, so its networks work even where FORWARD's policy is DROP.",
         )
-        # Traffic into each network first (replies, published ports, its own members; nothing else),
-        # then traffic out of the networks that route out. Order matters: an accept for traffic
-        # leaving one network must not let it into another.
-        for net in self.t.networks.values():
-            dev = self._host_dev(net)
-            if dev is None:
-                continue
-            rules: list[tuple[str, str, Argv]] = []
+        # Traffic into each network first (replies, published ports, its own members; nothing
+        # else), then traffic out of the networks that route out. Order matters: the accept for
+        # traffic leaving one network must not let it into another.
+        for net, dev in nets:
             if net.routes_out:
-                rules.append(("replies", f"Let replies back into {net.name}.", ("-o", dev, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")))
-                for c, a in self.t.members(net.name):
-                    if c.default_attachment is None or c.default_attachment.network != net.name:
-                        continue
-                    for p in c.ports:
-                        rules.append(
-                            (
-                                f"published:{c.name}:{p.host_port}/{p.protocol}",
-                                f"Let published port {p.spec} through to {c.name} at {a.address}:{p.container_port}.",
-                                ("-o", dev, "-d", str(a.address), "-p", p.protocol, "--dport", str(p.container_port), "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"),
-                            )
-                        )
+                self._rule(f"forward:{net.name}:replies", f"Let replies to {net.name}'s own connections back in.", "filter", chain,
+                           ("-o", dev, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"))
+            for c, a, p in published:
+                if a and a.network == net.name:
+                    self._rule(f"forward:{c.name}:{p.protocol}/{p.host_port}", f"Let connections to published port {p.spec} through to {c.name} ({a.address}:{p.container_port}).",
+                               "filter", chain, ("-o", dev, "-d", str(a.address), "-p", p.protocol, "--dport", str(p.container_port), "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"))
             if net.driver == "bridge":
-                rules.append(("within", f"Let {net.name}'s containers talk to each other across {dev} (seen here when br_netfilter is loaded).", ("-i", dev, "-o", dev, "-j", "ACCEPT")))
-            rules.append(("isolate", f"Drop anything else entering {net.name}: other networks cannot reach it through the host.", ("-o", dev, "-j", "DROP")))
-            for key, summary, rule in rules:
-                self.add(_rule_step(self.t, f"forward:{net.name}:{key}", "Firewall", summary, "filter", chain, rule))
-        for net in self.t.networks.values():
-            dev = self._host_dev(net)
-            if dev is None:
-                continue
+                self._rule(f"forward:{net.name}:within", f"Let {net.name}'s containers reach each other across {dev} (this traffic crosses FORWARD when br_netfilter is loaded).",
+                           "filter", chain, ("-i", dev, "-o", dev, "-j", "ACCEPT"))
+            self._rule(f"forward:{net.name}:isolate", f"Drop anything else entering {net.name}: other networks cannot reach it through the host.", "filter", chain,
+                       ("-o", dev, "-j", "DROP"))
+        for net, dev in nets:
             if net.routes_out:
-                rule, summary = ("-i", dev, "-j", "ACCEPT"), f"Let traffic out of {net.name} be forwarded."
+                self._rule(f"forward:{net.name}:out", f"Let traffic out of {net.name} be forwarded.", "filter", chain, ("-i", dev, "-j", "ACCEPT"))
             else:
-                rule, summary = ("-i", dev, "-j", "DROP"), f"{net.name} is internal: nothing leaves it through the host."
-            self.add(_rule_step(self.t, f"forward:{net.name}:out", "Firewall", summary, "filter", chain, rule))
-        for net in self.t.networks.values():
-            dev = self._host_dev(net)
-            if dev is None or not net.masquerade:
-                continue
-            self.add(
-                _rule_step(
-                    self.t,
-                    f"masquerade:{net.name}",
-                    "Firewall",
-                    f"Masquerade {net.subnet}: traffic leaving the host (not through {dev}) takes the host's address, so replies find their way back.",
-                    "nat",
-                    "POSTROUTING",
-                    ("-s", str(net.subnet), "!", "-o", dev, "-j", "MASQUERADE"),
+                self._rule(f"forward:{net.name}:out", f"{net.name} is internal: nothing leaves it through the host.", "filter", chain, ("-i", dev, "-j", "DROP"))
+        for net, dev in nets:
+            if net.masquerade:
+                self._rule(f"masquerade:{net.name}", f"Masquerade {net.subnet}: traffic leaving the host (not through {dev}) takes the host's address, so replies find their way back.",
+                           "nat", "POSTROUTING", ("-s", str(net.subnet), "!", "-o", dev, "-j", "MASQUERADE"))
+        if published:
+            self._published(published)
+
+    def _published(self, published: list[tuple[Container, Attachment | None, PublishedPort]]) -> None:
+        """Published ports, reached from outside, from the host (its addresses and localhost), from the bridge, and hairpin."""
+        chain = chain_name(self.t.name)
+        local = ("-m", "addrtype", "--dst-type", "LOCAL")
+        self._chain(
+            "nat",
+            (("PREROUTING", local), ("OUTPUT", local)),
+            f"Give published ports their own nat chain {chain}, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).",
+        )
+        devs: dict[str, Network] = {}
+        for c, a, p in published:
+            assert a is not None
+            where = ("-d", str(p.host_ip)) if p.host_ip else ()
+            self._rule(f"dnat:{c.name}:{p.protocol}/{p.host_port}", f"Publish {p.spec}: connections to {p.host_ip or 'any host address'} port {p.host_port}/{p.protocol} go to {c.name} at {a.address}:{p.container_port}.",
+                       "nat", chain, (*where, "-p", p.protocol, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination", f"{a.address}:{p.container_port}"))
+            devs.setdefault(self._host_dev(self.t.networks[a.network]) or "", self.t.networks[a.network])
+        for dev, net in devs.items():
+            self._rule(f"masquerade:{net.name}:hairpin", f"Masquerade published connections that come from {net.name} itself, so replies return through the host (a container reaching its own or a neighbour's published port).",
+                       "nat", "POSTROUTING", ("-o", dev, "-s", str(net.subnet), "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"))
+            if any(p.host_ip is None or p.host_ip.is_loopback for c, a, p in published if a and a.network == net.name):
+                self._rule(f"masquerade:{net.name}:localhost", f"Masquerade published connections the host makes from localhost, which cannot leave through {dev} with a 127.0.0.0/8 source.",
+                           "nat", "POSTROUTING", ("-o", dev, "-s", "127.0.0.0/8", "-j", "MASQUERADE"))
+                self.tools.add("sysctl")
+                self.add(
+                    Step(
+                        id=f"route_localnet:{net.name}",
+                        section="Firewall",
+                        summary=f"Let {dev} route packets to localhost's published ports (route_localnet); the setting goes away with {dev}.",
+                        commands=(C("sysctl", "-q", "-w", f"net/ipv4/conf/{dev}/route_localnet=1"),),
+                    )
                 )
-            )
 
     def _host_dev(self, net: Network) -> str | None:
         """The host device that holds the network's gateway address."""

@@ -202,3 +202,62 @@ def test_addresses_are_written_back_canonically():
     t = topology(TUTORIAL.replace("subnet: 172.18.0.0/24", "subnet: 172.18.0.0/255.255.255.0"))
     assert str(t.networks["link0"].subnet) == "172.18.0.0/24"
     assert isinstance(t.containers["container-1"].attachments[0].address, ipaddress.IPv4Address)
+
+
+BRIDGE = (EXAMPLES / "bridge.yaml").read_text()
+
+BRIDGE_CASES = [
+    ("networks: [front, back]", "networks: {front: {}, back: {address: 172.21.0.10}}",
+     ["containers.db.networks.back.address: 172.21.0.10 is already the address of container 'app'"]),
+    ("address: 172.21.0.10", "address: 172.21.0.1",
+     ["containers.db.networks.back.address: 172.21.0.1 is the gateway of network 'back'"]),
+    ("subnet: 172.20.0.0/24", "subnet: 172.20.0.0/15",
+     ["networks.back.subnet: 172.21.0.0/24 overlaps 172.20.0.0/15 of network 'front'"]),
+    ("subnet: 172.20.0.0/24", "subnet: 172.20.0.0/30",
+     ["networks.front.subnet: 172.20.0.0/30 is too small: it has 1 addresses for containers besides the gateway, and 2 containers attach"]),
+    ("networks: [front]           # eth0", "networks: [frnt]           # eth0",
+     ["containers.web.networks.frnt: network 'frnt' is not declared under 'networks' (declared: back, front)"]),
+    ('ports: ["8080:8000"]', 'ports: ["8080:70000"]',
+     ["containers.web.ports[0]: '8080:70000': container port 70000 is out of range 1-65535"]),
+    ('ports: ["8080:8000"]', 'ports: ["0:8000"]',
+     ["containers.web.ports[0]: '0:8000': host port 0 is out of range 1-65535"]),
+    ('ports: ["8080:8000"]', 'ports: ["8080:8000/sctp"]',
+     ["containers.web.ports[0]: '8080:8000/sctp': protocol 'sctp' is not one of tcp, udp"]),
+    ('ports: ["8080:8000"]', 'ports: ["8080:8000", "8080:9000"]',
+     ["containers.web.ports[1]: host port 8080/tcp is already published by containers.web (8080:8000)"]),
+    ('ports: ["8080:8000"]', 'ports: [8080]',
+     ["containers.web.ports[0]: 8080 must be written as 'HOST_PORT:CONTAINER_PORT' (a string, like \"8080:8080\")"]),
+    ("networks: [front, back]", "networks: {front: {interface: eth0}, back: {interface: eth0}}",
+     ["containers.app.networks.back.interface: 'eth0' is already used in this container by network 'front'"]),
+    ("    bridge: br-back", "    bridge: br-front",
+     ["networks.back.bridge: 'br-front' is already the bridge of networks.front"]),
+    ("    bridge: br-front ", "    bridge: br-front-way-too-long ",
+     ["networks.front.bridge: interface name 'br-front-way-too-long' is 21 bytes long; the limit is 15"]),
+    ("    internal: true", "    internal: true\n    masquerade: true",
+     ["networks.back.masquerade: an internal network sends nothing out, so it cannot masquerade"]),
+]
+
+
+@pytest.mark.parametrize("old,new,expected", BRIDGE_CASES, ids=[c[2][0].split(":")[0] + ":" + c[1][:18] for c in BRIDGE_CASES])
+def test_bridge_rules(old, new, expected):
+    assert old in BRIDGE
+    assert problems(BRIDGE.replace(old, new, 1)) == expected
+
+
+def test_second_container_on_a_veth_network():
+    data = parse_text(TUTORIAL)
+    data["containers"]["container-2"] = {"networks": ["link0"]}
+    with pytest.raises(ValidationError) as info:
+        resolve(data, fixed_env())
+    assert [f"{p}: {m}" for p, m in info.value.problems] == [
+        "networks.link0: a veth network joins exactly one container to the host, but container-1, container-2 all attach to it; use driver: bridge"
+    ]
+
+
+def test_bridge_defaults():
+    t = topology(BRIDGE)
+    assert [str(a.address) for a in t.containers["app"].attachments] == ["172.20.0.3", "172.21.0.2"]
+    assert [a.interface for a in t.containers["app"].attachments] == ["eth0", "eth1"]
+    assert t.networks["back"].internal and not t.networks["back"].masquerade
+    default = topology(BRIDGE.replace("    bridge: br-front            # the bridge device; it holds the gateway 172.20.0.1\n", ""))
+    assert len(default.networks["front"].bridge.encode()) <= 15

@@ -4,55 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import time
 
 import pytest
 
-from tests.helpers import EXAMPLES
-from tests.sandbox import DNS_ADDR, HOST_ADDR, WEB_ADDR, Sandbox
+from tests.drive import NSGEN, Driver, example_text, wait_for
+from tests.sandbox import DNS_ADDR, HOST_ADDR, WEB_ADDR
 
-NSGEN = [sys.executable, "-m", "nsgen"]
-# The tutorial, with the sandbox world's DNS server instead of 1.1.1.1 (no traffic leaves the machine).
-TUTORIAL = (EXAMPLES / "tutorial.yaml").read_text().replace("dns: [1.1.1.1]", f"dns: [{DNS_ADDR}]")
-
-
-class Driver:
-    """Brings a topology up and down either through the rendered scripts or through `nsgen run`."""
-
-    def __init__(self, sandbox: Sandbox, tmp_path, mode: str, text: str = TUTORIAL):
-        self.sb, self.mode = sandbox, mode
-        self.topology = tmp_path / "topology.yaml"
-        self.topology.write_text(text)
-        self.setup_sh, self.cleanup_sh = tmp_path / "setup.sh", tmp_path / "cleanup.sh"
-        if mode == "script":
-            sandbox.run([*NSGEN, "render", "-f", str(self.topology), "-o", str(self.setup_sh)])
-            sandbox.run([*NSGEN, "render", "--teardown", "-f", str(self.topology), "-o", str(self.cleanup_sh)])
-
-    def up(self, check: bool = True):
-        if self.mode == "script":
-            return self.sb.run(["bash", str(self.setup_sh)], check=check)
-        return self.sb.run([*NSGEN, "run", "-f", str(self.topology)], check=check)
-
-    def down(self, check: bool = True):
-        if self.mode == "script":
-            return self.sb.run(["bash", str(self.cleanup_sh)], check=check)
-        return self.sb.run([*NSGEN, "run", "--teardown", "-f", str(self.topology)], check=check)
-
-
-def wait_for(sb: Sandbox, argv: list[str], timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        done = sb.run(argv, check=False)
-        if done.returncode == 0 or time.monotonic() > deadline:
-            return done
-        time.sleep(0.1)
+TUTORIAL = example_text("tutorial.yaml")
 
 
 @pytest.mark.parametrize("mode", ["script", "run"])
 def test_tutorial_end_to_end(sandbox, tmp_path, mode):
     before = sandbox.snapshot()
-    driver = Driver(sandbox, tmp_path, mode)
+    driver = Driver(sandbox, tmp_path, mode, TUTORIAL)
     driver.up()
     # curl localhost:8000/echo inside the namespace returns the tutorial's JSON
     echo = wait_for(sandbox, ["ip", "netns", "exec", "container-1", "curl", "-sf", "--max-time", "2", "localhost:8000/echo"])
@@ -92,13 +56,13 @@ def test_tutorial_end_to_end(sandbox, tmp_path, mode):
 @pytest.mark.parametrize("mode", ["script", "run"])
 def test_teardown_when_nothing_was_set_up(sandbox, tmp_path, mode):
     before = sandbox.snapshot()
-    Driver(sandbox, tmp_path, mode).down()
+    Driver(sandbox, tmp_path, mode, TUTORIAL).down()
     assert sandbox.snapshot() == before
 
 
 def test_ip_forward_is_restored_to_its_previous_value(sandbox, tmp_path):
     sandbox.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
-    driver = Driver(sandbox, tmp_path, "run")
+    driver = Driver(sandbox, tmp_path, "run", TUTORIAL)
     driver.up()
     driver.down()
     assert sandbox.run(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
@@ -113,7 +77,7 @@ def test_foreign_namespace_is_refused_and_kept(sandbox, tmp_path):
     sandbox.run(["ip", "netns", "add", "container-1"])
     before = sandbox.snapshot()
     for mode in ("script", "run"):
-        driver = Driver(sandbox, tmp_path, mode)
+        driver = Driver(sandbox, tmp_path, mode, TUTORIAL)
         done = driver.up(check=False)
         assert done.returncode != 0
         assert "network namespace container-1 already exists and was not made by nsgen topology tutorial" in done.stderr
@@ -133,7 +97,7 @@ def test_a_failing_setup_undoes_itself(sandbox, tmp_path):
     (shim / "iptables").chmod(0o755)
     env = {"PATH": f"{shim}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     for mode in ("script", "run"):
-        driver = Driver(sandbox, tmp_path, mode)
+        driver = Driver(sandbox, tmp_path, mode, TUTORIAL)
         argv = ["bash", str(driver.setup_sh)] if mode == "script" else [*NSGEN, "run", "-f", str(driver.topology)]
         done = sandbox.run(argv, check=False, env=env)
         assert done.returncode != 0

@@ -83,9 +83,6 @@ undo_6() {
   fi
 }
 undo_7() {
-  if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
-    iptables -w -t filter -D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
-  fi
   if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
     iptables -w -t filter -F NSGEN-tutorial
   fi
@@ -94,26 +91,31 @@ undo_7() {
   fi
 }
 undo_8() {
+  if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
+    iptables -w -t filter -D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+  fi
+}
+undo_9() {
   if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
     iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
   fi
 }
-undo_9() {
+undo_10() {
   if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP >/dev/null 2>&1; then
     iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
   fi
 }
-undo_10() {
+undo_11() {
   if iptables -w -t filter -C NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
     iptables -w -t filter -D NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
   fi
 }
-undo_11() {
+undo_12() {
   if iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
     iptables -w -t nat -D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
   fi
 }
-undo_12() {
+undo_13() {
   if grep -qF '# Written by nsgen for topology tutorial' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/container-1/resolv.conf
   fi
@@ -121,7 +123,7 @@ undo_12() {
     rmdir /etc/netns/container-1
   fi
 }
-undo_13() {
+undo_14() {
   if test -d /run/nsgen/tutorial; then
     stop_processes container-1
   fi
@@ -206,20 +208,27 @@ sysctl -q -w net.ipv4.ip_forward=1
 
 # ==== Firewall ====
 
-# Give the topology its own FORWARD chain NSGEN-tutorial, reached first, so it works even where FORWARD's policy is DROP.
-if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1 && iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
-  nsgen_say 'already done: chain'
+# Give the topology its own FORWARD chain NSGEN-tutorial, reached first, so its networks work even where FORWARD's policy is DROP.
+if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+  nsgen_say 'already done: chain:filter'
 else
-  begin 7 chain
+  begin 7 chain:filter
   iptables -w -t filter -N NSGEN-tutorial
+fi
+
+# Send FORWARD traffic through NSGEN-tutorial first.
+if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
+  nsgen_say 'already done: jump:filter:FORWARD'
+else
+  begin 8 jump:filter:FORWARD
   iptables -w -t filter -I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
 fi
 
-# Let replies back into link0.
+# Let replies to link0's own connections back in.
 if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
   nsgen_say 'already done: forward:link0:replies'
 else
-  begin 8 forward:link0:replies
+  begin 9 forward:link0:replies
   iptables -w -t filter -A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
 fi
 
@@ -227,7 +236,7 @@ fi
 if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP >/dev/null 2>&1; then
   nsgen_say 'already done: forward:link0:isolate'
 else
-  begin 9 forward:link0:isolate
+  begin 10 forward:link0:isolate
   iptables -w -t filter -A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
 fi
 
@@ -235,7 +244,7 @@ fi
 if iptables -w -t filter -C NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
   nsgen_say 'already done: forward:link0:out'
 else
-  begin 10 forward:link0:out
+  begin 11 forward:link0:out
   iptables -w -t filter -A NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
 fi
 
@@ -243,7 +252,7 @@ fi
 if iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
   nsgen_say 'already done: masquerade:link0'
 else
-  begin 11 masquerade:link0
+  begin 12 masquerade:link0
   iptables -w -t nat -A POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
 fi
 
@@ -253,7 +262,7 @@ fi
 if test -e /etc/netns/container-1; then
   nsgen_say 'already done: dns:container-1'
 else
-  begin 12 dns:container-1
+  begin 13 dns:container-1
   mkdir -p /etc/netns/container-1
   install -m 0644 /dev/stdin /etc/netns/container-1/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology tutorial; nameservers from the topology file.
@@ -267,7 +276,7 @@ fi
 if test -e /run/nsgen/tutorial/container-1.0.pid; then
   nsgen_say 'already done: process:container-1:0'
 else
-  begin 13 process:container-1:0
+  begin 14 process:container-1:0
   setsid ip netns exec container-1 nsgen echo-server --port 8000 >/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/tutorial/container-1.0.pid
 fi

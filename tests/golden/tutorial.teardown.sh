@@ -76,15 +76,17 @@ if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m comment --comment nsgen:
   iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
 fi
 
-# Undo: Let replies back into link0.
+# Undo: Let replies to link0's own connections back in.
 if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
   iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
 fi
 
-# Undo: Give the topology its own FORWARD chain NSGEN-tutorial, reached first, so it works even where FORWARD's policy is DROP.
+# Undo: Send FORWARD traffic through NSGEN-tutorial first.
 if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
   iptables -w -t filter -D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
 fi
+
+# Undo: Give the topology its own FORWARD chain NSGEN-tutorial, reached first, so its networks work even where FORWARD's policy is DROP.
 if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
   iptables -w -t filter -F NSGEN-tutorial
 fi

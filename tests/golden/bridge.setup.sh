@@ -1,0 +1,614 @@
+#!/usr/bin/env bash
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016
+# nsgen 0.1.0: setup of topology bridge-lab
+#
+# host (ip_forward on)
+# ├── network front (bridge br-front, 172.20.0.0/24, gateway 172.20.0.1, masquerade)
+# │   ├── ve-web-32882 <──veth──> web: eth0 172.20.0.2/24  published *:8080->8000/tcp
+# │   └── ve-app-d6047 <──veth──> app: eth0 172.20.0.3/24
+# └── network back (bridge br-back, 172.21.0.0/24, gateway 172.21.0.1, internal)
+#     ├── ve-app-f8cbe <──veth──> app: eth1 172.21.0.2/24
+#     └── ve-db-9bec0 <──veth──> db: eth0 172.21.0.10/24
+# web runs: nsgen echo-server --port 8000
+# web resolves through: 1.1.1.1
+# app resolves through: 1.1.1.1
+#
+# Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
+set -euo pipefail
+
+nsgen_say() { echo "nsgen: $*" >&2; }
+die() { nsgen_say "$*"; exit 1; }
+
+# Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
+# A pid is signalled only while it still lives in that namespace.
+stop_processes() {
+  local ns=$1 pid round
+  for round in 1 2; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+        if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
+      fi
+    done
+    for _ in $(seq 30); do
+      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
+      sleep 0.1
+    done
+  done
+  [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
+}
+
+if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
+for tool in flock ip iptables setsid sysctl; do
+  command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
+done
+
+# One nsgen at a time on this host: setups and teardowns wait for each other.
+# (File descriptor 9 holds the lock; processes started below do not inherit it.)
+mkdir -p /run/lock
+exec 9>/run/lock/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
+
+# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
+if ! test -d /run/nsgen/bridge-lab; then
+  if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show br-front >/dev/null 2>&1; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show br-back >/dev/null 2>&1; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show ve-web-32882 >/dev/null 2>&1; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show ve-app-d6047 >/dev/null 2>&1; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show ve-app-f8cbe >/dev/null 2>&1; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show ve-db-9bec0 >/dev/null 2>&1; then die 'link ve-db-9bec0 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /etc/netns/web; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /etc/netns/app; then die 'directory /etc/netns/app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  :
+fi
+
+# If any command fails (or the script is interrupted), undo what this run did, newest first.
+# A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+undo_0() {
+  rm -rf /run/nsgen/bridge-lab
+  if test -d /run/nsgen; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen
+  fi
+}
+undo_1() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes web
+  fi
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
+    ip netns delete web
+  fi
+}
+undo_3() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes app
+  fi
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
+    ip netns delete app
+  fi
+}
+undo_5() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes db
+  fi
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
+    ip netns delete db
+  fi
+}
+undo_7() {
+  if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
+    ip link delete br-front
+  fi
+}
+undo_9() {
+  if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
+    ip link delete br-back
+  fi
+}
+undo_11() {
+  if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
+    ip link delete ve-web-32882
+  fi
+}
+undo_13() {
+  if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
+    ip link delete ve-app-d6047
+  fi
+}
+undo_15() {
+  if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
+    ip link delete ve-app-f8cbe
+  fi
+}
+undo_17() {
+  if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
+    ip link delete ve-db-9bec0
+  fi
+}
+undo_21() {
+  rm -f /run/nsgen/.ip_forward/users/bridge-lab
+  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1; then
+    cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+  fi
+  if test ! -d /run/nsgen/.ip_forward/users; then
+    rm -rf /run/nsgen/.ip_forward
+  fi
+}
+undo_22() {
+  if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables -w -t filter -F NSGEN-bridge-lab
+  fi
+  if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables -w -t filter -X NSGEN-bridge-lab
+  fi
+}
+undo_23() {
+  if iptables -w -t filter -C FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables -w -t filter -D FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+  fi
+}
+undo_24() {
+  if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
+  fi
+}
+undo_25() {
+  if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
+  fi
+}
+undo_26() {
+  if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+  fi
+}
+undo_27() {
+  if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
+  fi
+}
+undo_28() {
+  if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
+  fi
+}
+undo_29() {
+  if iptables -w -t filter -C NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
+  fi
+}
+undo_30() {
+  if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+  fi
+}
+undo_31() {
+  if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
+  fi
+}
+undo_32() {
+  if iptables -w -t nat -C POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
+    iptables -w -t nat -D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+  fi
+}
+undo_33() {
+  if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables -w -t nat -F NSGEN-bridge-lab
+  fi
+  if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables -w -t nat -X NSGEN-bridge-lab
+  fi
+}
+undo_34() {
+  if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+  fi
+}
+undo_35() {
+  if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+  fi
+}
+undo_36() {
+  if iptables -w -t nat -C NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000 >/dev/null 2>&1; then
+    iptables -w -t nat -D NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000
+  fi
+}
+undo_37() {
+  if iptables -w -t nat -C POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
+    iptables -w -t nat -D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+  fi
+}
+undo_38() {
+  if iptables -w -t nat -C POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
+    iptables -w -t nat -D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+  fi
+}
+undo_40() {
+  if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
+    rm -f /etc/netns/web/resolv.conf
+  fi
+  if test -d /run/nsgen/bridge-lab && test -d /etc/netns/web; then
+    rmdir /etc/netns/web
+  fi
+}
+undo_41() {
+  if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
+    rm -f /etc/netns/app/resolv.conf
+  fi
+  if test -d /run/nsgen/bridge-lab && test -d /etc/netns/app; then
+    rmdir /etc/netns/app
+  fi
+}
+undo_42() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes web
+  fi
+}
+nsgen_begun=()
+nsgen_step=""
+begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+rollback() {
+  local status=$? i
+  trap - EXIT INT TERM
+  if [ "$status" -ne 0 ]; then
+    nsgen_say "setup failed (exit $status) at: $nsgen_step"
+    nsgen_say "undoing the ${#nsgen_begun[@]} step(s) this run began"
+    set +e
+    for ((i = ${#nsgen_begun[@]} - 1; i >= 0; i--)); do
+      if declare -F "undo_${nsgen_begun[i]}" >/dev/null; then "undo_${nsgen_begun[i]}"; fi
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ==== State ====
+
+# Record that topology bridge-lab is up: its processes' pids and logs live in /run/nsgen/bridge-lab.
+if test -d /run/nsgen/bridge-lab; then
+  nsgen_say 'already done: state'
+else
+  begin 0 state
+  mkdir -p /run/nsgen/bridge-lab
+fi
+
+# ==== Namespaces ====
+
+# Create the network namespace web: the container's own interfaces, routes and firewall.
+if test -e /run/netns/web; then
+  nsgen_say 'already done: netns:web'
+else
+  begin 1 netns:web
+  ip netns add web
+fi
+
+# Bring up lo in web, so that a server listening on localhost answers inside it.
+begin 2 lo:web
+ip -n web link set lo up
+
+# Create the network namespace app: the container's own interfaces, routes and firewall.
+if test -e /run/netns/app; then
+  nsgen_say 'already done: netns:app'
+else
+  begin 3 netns:app
+  ip netns add app
+fi
+
+# Bring up lo in app, so that a server listening on localhost answers inside it.
+begin 4 lo:app
+ip -n app link set lo up
+
+# Create the network namespace db: the container's own interfaces, routes and firewall.
+if test -e /run/netns/db; then
+  nsgen_say 'already done: netns:db'
+else
+  begin 5 netns:db
+  ip netns add db
+fi
+
+# Bring up lo in db, so that a server listening on localhost answers inside it.
+begin 6 lo:db
+ip -n db link set lo up
+
+# ==== Bridges ====
+
+# Create bridge br-front for network front: a virtual switch for its containers.
+if ip link show br-front >/dev/null 2>&1; then
+  nsgen_say 'already done: bridge:front'
+else
+  begin 7 bridge:front
+  ip link add br-front type bridge
+fi
+
+# Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
+begin 8 bridge-up:front
+ip addr replace 172.20.0.1/24 dev br-front
+ip link set br-front up
+
+# Create bridge br-back for network back: a virtual switch for its containers.
+if ip link show br-back >/dev/null 2>&1; then
+  nsgen_say 'already done: bridge:back'
+else
+  begin 9 bridge:back
+  ip link add br-back type bridge
+fi
+
+# Give br-back the gateway address 172.21.0.1/24 and bring it up: the host is the network's router.
+begin 10 bridge-up:back
+ip addr replace 172.21.0.1/24 dev br-back
+ip link set br-back up
+
+# ==== Links ====
+
+# Create the veth pair ve-web-32882 (host) <-> eth0 (in web), its inner end made directly inside the namespace.
+if ip link show ve-web-32882 >/dev/null 2>&1; then
+  nsgen_say 'already done: veth:web:front'
+else
+  begin 11 veth:web:front
+  ip link add ve-web-32882 type veth peer name eth0 netns web
+fi
+
+# Plug ve-web-32882 into bridge br-front (no address on it; hairpin on, so the container reaches its own published ports), address eth0 with 172.20.0.2/24; bring both up.
+begin 12 addr:web:front
+ip link set ve-web-32882 master br-front
+ip link set ve-web-32882 type bridge_slave hairpin on
+ip link set ve-web-32882 up
+ip -n web addr replace 172.20.0.2/24 dev eth0
+ip -n web link set eth0 up
+
+# Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
+if ip link show ve-app-d6047 >/dev/null 2>&1; then
+  nsgen_say 'already done: veth:app:front'
+else
+  begin 13 veth:app:front
+  ip link add ve-app-d6047 type veth peer name eth0 netns app
+fi
+
+# Plug ve-app-d6047 into bridge br-front (no address on it; hairpin on, so the container reaches its own published ports), address eth0 with 172.20.0.3/24; bring both up.
+begin 14 addr:app:front
+ip link set ve-app-d6047 master br-front
+ip link set ve-app-d6047 type bridge_slave hairpin on
+ip link set ve-app-d6047 up
+ip -n app addr replace 172.20.0.3/24 dev eth0
+ip -n app link set eth0 up
+
+# Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
+if ip link show ve-app-f8cbe >/dev/null 2>&1; then
+  nsgen_say 'already done: veth:app:back'
+else
+  begin 15 veth:app:back
+  ip link add ve-app-f8cbe type veth peer name eth1 netns app
+fi
+
+# Plug ve-app-f8cbe into bridge br-back (no address on it; hairpin on, so the container reaches its own published ports), address eth1 with 172.21.0.2/24; bring both up.
+begin 16 addr:app:back
+ip link set ve-app-f8cbe master br-back
+ip link set ve-app-f8cbe type bridge_slave hairpin on
+ip link set ve-app-f8cbe up
+ip -n app addr replace 172.21.0.2/24 dev eth1
+ip -n app link set eth1 up
+
+# Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
+if ip link show ve-db-9bec0 >/dev/null 2>&1; then
+  nsgen_say 'already done: veth:db:back'
+else
+  begin 17 veth:db:back
+  ip link add ve-db-9bec0 type veth peer name eth0 netns db
+fi
+
+# Plug ve-db-9bec0 into bridge br-back (no address on it; hairpin on, so the container reaches its own published ports), address eth0 with 172.21.0.10/24; bring both up.
+begin 18 addr:db:back
+ip link set ve-db-9bec0 master br-back
+ip link set ve-db-9bec0 type bridge_slave hairpin on
+ip link set ve-db-9bec0 up
+ip -n db addr replace 172.21.0.10/24 dev eth0
+ip -n db link set eth0 up
+
+# ==== Routes ====
+
+# Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
+begin 19 route:web
+ip -n web route replace default via 172.20.0.1 dev eth0 src 172.20.0.2
+
+# Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
+begin 20 route:app
+ip -n app route replace default via 172.20.0.1 dev eth0 src 172.20.0.3
+
+# ==== Forwarding ====
+
+# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+begin 21 ip_forward
+mkdir -p /run/nsgen/.ip_forward/users
+if test ! -e /run/nsgen/.ip_forward/before; then
+  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+fi
+touch /run/nsgen/.ip_forward/users/bridge-lab
+sysctl -q -w net.ipv4.ip_forward=1
+
+# ==== Firewall ====
+
+# Give the topology its own FORWARD chain NSGEN-bridge-lab, reached first, so its networks work even where FORWARD's policy is DROP.
+if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  nsgen_say 'already done: chain:filter'
+else
+  begin 22 chain:filter
+  iptables -w -t filter -N NSGEN-bridge-lab
+fi
+
+# Send FORWARD traffic through NSGEN-bridge-lab first.
+if iptables -w -t filter -C FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
+  nsgen_say 'already done: jump:filter:FORWARD'
+else
+  begin 23 jump:filter:FORWARD
+  iptables -w -t filter -I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+fi
+
+# Let replies to front's own connections back in.
+if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:front:replies'
+else
+  begin 24 forward:front:replies
+  iptables -w -t filter -A NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# Let connections to published port 8080:8000 through to web (172.20.0.2:8000).
+if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:web:tcp/8080'
+else
+  begin 25 forward:web:tcp/8080
+  iptables -w -t filter -A NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# Let front's containers reach each other across br-front (this traffic crosses FORWARD when br_netfilter is loaded).
+if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:front:within'
+else
+  begin 26 forward:front:within
+  iptables -w -t filter -A NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# Drop anything else entering front: other networks cannot reach it through the host.
+if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:front:isolate'
+else
+  begin 27 forward:front:isolate
+  iptables -w -t filter -A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
+fi
+
+# Let back's containers reach each other across br-back (this traffic crosses FORWARD when br_netfilter is loaded).
+if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:back:within'
+else
+  begin 28 forward:back:within
+  iptables -w -t filter -A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# Drop anything else entering back: other networks cannot reach it through the host.
+if iptables -w -t filter -C NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:back:isolate'
+else
+  begin 29 forward:back:isolate
+  iptables -w -t filter -A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
+fi
+
+# Let traffic out of front be forwarded.
+if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:front:out'
+else
+  begin 30 forward:front:out
+  iptables -w -t filter -A NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# back is internal: nothing leaves it through the host.
+if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:back:out'
+else
+  begin 31 forward:back:out
+  iptables -w -t filter -A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
+fi
+
+# Masquerade 172.20.0.0/24: traffic leaving the host (not through br-front) takes the host's address, so replies find their way back.
+if iptables -w -t nat -C POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
+  nsgen_say 'already done: masquerade:front'
+else
+  begin 32 masquerade:front
+  iptables -w -t nat -A POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+fi
+
+# Give published ports their own nat chain NSGEN-bridge-lab, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
+if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  nsgen_say 'already done: chain:nat'
+else
+  begin 33 chain:nat
+  iptables -w -t nat -N NSGEN-bridge-lab
+fi
+
+# Send PREROUTING traffic through NSGEN-bridge-lab.
+if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
+  nsgen_say 'already done: jump:nat:PREROUTING'
+else
+  begin 34 jump:nat:PREROUTING
+  iptables -w -t nat -A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+fi
+
+# Send OUTPUT traffic through NSGEN-bridge-lab.
+if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
+  nsgen_say 'already done: jump:nat:OUTPUT'
+else
+  begin 35 jump:nat:OUTPUT
+  iptables -w -t nat -A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+fi
+
+# Publish 8080:8000: connections to any host address port 8080/tcp go to web at 172.20.0.2:8000.
+if iptables -w -t nat -C NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000 >/dev/null 2>&1; then
+  nsgen_say 'already done: dnat:web:tcp/8080'
+else
+  begin 36 dnat:web:tcp/8080
+  iptables -w -t nat -A NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000
+fi
+
+# Masquerade published connections that come from front itself, so replies return through the host (a container reaching its own or a neighbour's published port).
+if iptables -w -t nat -C POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
+  nsgen_say 'already done: masquerade:front:hairpin'
+else
+  begin 37 masquerade:front:hairpin
+  iptables -w -t nat -A POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+fi
+
+# Masquerade published connections the host makes from localhost, which cannot leave through br-front with a 127.0.0.0/8 source.
+if iptables -w -t nat -C POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
+  nsgen_say 'already done: masquerade:front:localhost'
+else
+  begin 38 masquerade:front:localhost
+  iptables -w -t nat -A POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+fi
+
+# Let br-front route packets to localhost's published ports (route_localnet); the setting goes away with br-front.
+begin 39 route_localnet:front
+sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
+
+# ==== DNS ====
+
+# Give web its own resolver: ip netns exec shows /etc/netns/web/resolv.conf as /etc/resolv.conf inside.
+if test -e /etc/netns/web; then
+  nsgen_say 'already done: dns:web'
+else
+  begin 40 dns:web
+  mkdir -p /etc/netns/web
+  install -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+fi
+
+# Give app its own resolver: ip netns exec shows /etc/netns/app/resolv.conf as /etc/resolv.conf inside.
+if test -e /etc/netns/app; then
+  nsgen_say 'already done: dns:app'
+else
+  begin 41 dns:app
+  mkdir -p /etc/netns/app
+  install -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+fi
+
+# ==== Processes ====
+
+# Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log.
+if test -e /run/nsgen/bridge-lab/web.0.pid; then
+  nsgen_say 'already done: process:web:0'
+else
+  begin 42 process:web:0
+  setsid ip netns exec web nsgen echo-server --port 8000 >/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
+  echo "$!" >/run/nsgen/bridge-lab/web.0.pid
+fi
+
+trap - EXIT INT TERM
+nsgen_say 'topology bridge-lab is up'

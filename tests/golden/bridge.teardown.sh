@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016
+# nsgen 0.1.0: teardown of topology bridge-lab
+#
+# host (ip_forward on)
+# ├── network front (bridge br-front, 172.20.0.0/24, gateway 172.20.0.1, masquerade)
+# │   ├── ve-web-32882 <──veth──> web: eth0 172.20.0.2/24  published *:8080->8000/tcp
+# │   └── ve-app-d6047 <──veth──> app: eth0 172.20.0.3/24
+# └── network back (bridge br-back, 172.21.0.0/24, gateway 172.21.0.1, internal)
+#     ├── ve-app-f8cbe <──veth──> app: eth1 172.21.0.2/24
+#     └── ve-db-9bec0 <──veth──> db: eth0 172.21.0.10/24
+# web runs: nsgen echo-server --port 8000
+# web resolves through: 1.1.1.1
+# app resolves through: 1.1.1.1
+#
+# Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup.
+set -uo pipefail
+
+nsgen_say() { echo "nsgen: $*" >&2; }
+die() { nsgen_say "$*"; exit 1; }
+
+# Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
+# A pid is signalled only while it still lives in that namespace.
+stop_processes() {
+  local ns=$1 pid round
+  for round in 1 2; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+        if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
+      fi
+    done
+    for _ in $(seq 30); do
+      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
+      sleep 0.1
+    done
+  done
+  [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
+}
+
+if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
+for tool in flock ip iptables setsid sysctl; do
+  command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
+done
+
+# One nsgen at a time on this host: setups and teardowns wait for each other.
+# (File descriptor 9 holds the lock; processes started below do not inherit it.)
+mkdir -p /run/lock
+exec 9>/run/lock/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
+
+# A command that fails is reported, and the rest still runs; the exit status says whether all went well.
+nsgen_failed=0
+trap 'nsgen_failed=1' ERR
+
+# Undo: Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log.
+if test -d /run/nsgen/bridge-lab; then
+  stop_processes web
+fi
+
+# Undo: Give app its own resolver: ip netns exec shows /etc/netns/app/resolv.conf as /etc/resolv.conf inside.
+if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
+  rm -f /etc/netns/app/resolv.conf
+fi
+if test -d /run/nsgen/bridge-lab && test -d /etc/netns/app; then
+  rmdir /etc/netns/app
+fi
+
+# Undo: Give web its own resolver: ip netns exec shows /etc/netns/web/resolv.conf as /etc/resolv.conf inside.
+if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
+  rm -f /etc/netns/web/resolv.conf
+fi
+if test -d /run/nsgen/bridge-lab && test -d /etc/netns/web; then
+  rmdir /etc/netns/web
+fi
+
+# Undo: Masquerade published connections the host makes from localhost, which cannot leave through br-front with a 127.0.0.0/8 source.
+if iptables -w -t nat -C POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
+  iptables -w -t nat -D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+fi
+
+# Undo: Masquerade published connections that come from front itself, so replies return through the host (a container reaching its own or a neighbour's published port).
+if iptables -w -t nat -C POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
+  iptables -w -t nat -D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+fi
+
+# Undo: Publish 8080:8000: connections to any host address port 8080/tcp go to web at 172.20.0.2:8000.
+if iptables -w -t nat -C NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000 >/dev/null 2>&1; then
+  iptables -w -t nat -D NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000
+fi
+
+# Undo: Send OUTPUT traffic through NSGEN-bridge-lab.
+if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
+  iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+fi
+
+# Undo: Send PREROUTING traffic through NSGEN-bridge-lab.
+if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
+  iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+fi
+
+# Undo: Give published ports their own nat chain NSGEN-bridge-lab, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
+if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  iptables -w -t nat -F NSGEN-bridge-lab
+fi
+if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  iptables -w -t nat -X NSGEN-bridge-lab
+fi
+
+# Undo: Masquerade 172.20.0.0/24: traffic leaving the host (not through br-front) takes the host's address, so replies find their way back.
+if iptables -w -t nat -C POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
+  iptables -w -t nat -D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+fi
+
+# Undo: back is internal: nothing leaves it through the host.
+if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
+fi
+
+# Undo: Let traffic out of front be forwarded.
+if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# Undo: Drop anything else entering back: other networks cannot reach it through the host.
+if iptables -w -t filter -C NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
+fi
+
+# Undo: Let back's containers reach each other across br-back (this traffic crosses FORWARD when br_netfilter is loaded).
+if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# Undo: Drop anything else entering front: other networks cannot reach it through the host.
+if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
+fi
+
+# Undo: Let front's containers reach each other across br-front (this traffic crosses FORWARD when br_netfilter is loaded).
+if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# Undo: Let connections to published port 8080:8000 through to web (172.20.0.2:8000).
+if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# Undo: Let replies to front's own connections back in.
+if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
+fi
+
+# Undo: Send FORWARD traffic through NSGEN-bridge-lab first.
+if iptables -w -t filter -C FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
+  iptables -w -t filter -D FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+fi
+
+# Undo: Give the topology its own FORWARD chain NSGEN-bridge-lab, reached first, so its networks work even where FORWARD's policy is DROP.
+if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  iptables -w -t filter -F NSGEN-bridge-lab
+fi
+if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  iptables -w -t filter -X NSGEN-bridge-lab
+fi
+
+# Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+rm -f /run/nsgen/.ip_forward/users/bridge-lab
+if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1; then
+  cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+fi
+if test ! -d /run/nsgen/.ip_forward/users; then
+  rm -rf /run/nsgen/.ip_forward
+fi
+
+# Undo: Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
+if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
+  ip link delete ve-db-9bec0
+fi
+
+# Undo: Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
+if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
+  ip link delete ve-app-f8cbe
+fi
+
+# Undo: Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
+if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
+  ip link delete ve-app-d6047
+fi
+
+# Undo: Create the veth pair ve-web-32882 (host) <-> eth0 (in web), its inner end made directly inside the namespace.
+if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
+  ip link delete ve-web-32882
+fi
+
+# Undo: Create bridge br-back for network back: a virtual switch for its containers.
+if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
+  ip link delete br-back
+fi
+
+# Undo: Create bridge br-front for network front: a virtual switch for its containers.
+if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
+  ip link delete br-front
+fi
+
+# Undo: Create the network namespace db: the container's own interfaces, routes and firewall.
+if test -d /run/nsgen/bridge-lab; then
+  stop_processes db
+fi
+if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
+  ip netns delete db
+fi
+
+# Undo: Create the network namespace app: the container's own interfaces, routes and firewall.
+if test -d /run/nsgen/bridge-lab; then
+  stop_processes app
+fi
+if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
+  ip netns delete app
+fi
+
+# Undo: Create the network namespace web: the container's own interfaces, routes and firewall.
+if test -d /run/nsgen/bridge-lab; then
+  stop_processes web
+fi
+if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
+  ip netns delete web
+fi
+
+# Undo: Record that topology bridge-lab is up: its processes' pids and logs live in /run/nsgen/bridge-lab.
+rm -rf /run/nsgen/bridge-lab
+if test -d /run/nsgen; then
+  rmdir --ignore-fail-on-non-empty /run/nsgen
+fi
+
+if [ "$nsgen_failed" -ne 0 ]; then die 'teardown of bridge-lab finished with errors (see above)'; fi
+nsgen_say 'topology bridge-lab is down'

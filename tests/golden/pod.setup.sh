@@ -1,0 +1,433 @@
+#!/usr/bin/env bash
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016
+# nsgen 0.1.0: setup of topology pod
+#
+# host (ip_forward on)
+# └── network pods (bridge br-pods-82aeb, 10.88.0.0/24, gateway 10.88.0.1, masquerade)
+#     └── ve-pod-1-af4d3 <──veth──> pod-1: eth0 10.88.0.2/24  published *:8081->8000/tcp
+# pod-1 runs: nsgen echo-server --port 8000
+# pod-1 runs: python3 -m http.server 9000 --bind 127.0.0.1
+# pod-1 resolves through: 1.1.1.1
+#
+# Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
+set -euo pipefail
+
+nsgen_say() { echo "nsgen: $*" >&2; }
+die() { nsgen_say "$*"; exit 1; }
+
+# Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
+# A pid is signalled only while it still lives in that namespace.
+stop_processes() {
+  local ns=$1 pid round
+  for round in 1 2; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+        if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
+      fi
+    done
+    for _ in $(seq 30); do
+      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
+      sleep 0.1
+    done
+  done
+  [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
+}
+
+if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
+for tool in flock ip iptables setsid sysctl; do
+  command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
+done
+
+# One nsgen at a time on this host: setups and teardowns wait for each other.
+# (File descriptor 9 holds the lock; processes started below do not inherit it.)
+mkdir -p /run/lock
+exec 9>/run/lock/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
+
+# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
+if ! test -d /run/nsgen/pod; then
+  if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if ip link show br-pods-82aeb >/dev/null 2>&1; then die 'link br-pods-82aeb already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then die 'link ve-pod-1-af4d3 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if test -e /etc/netns/pod-1; then die 'directory /etc/netns/pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  :
+fi
+
+# If any command fails (or the script is interrupted), undo what this run did, newest first.
+# A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+undo_0() {
+  rm -rf /run/nsgen/pod
+  if test -d /run/nsgen; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen
+  fi
+}
+undo_1() {
+  if test -d /run/nsgen/pod; then
+    stop_processes pod-1
+  fi
+  if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
+    ip netns delete pod-1
+  fi
+}
+undo_3() {
+  if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
+    ip link delete br-pods-82aeb
+  fi
+}
+undo_5() {
+  if test -d /run/nsgen/pod && ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
+    ip link delete ve-pod-1-af4d3
+  fi
+}
+undo_8() {
+  rm -f /run/nsgen/.ip_forward/users/pod
+  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1; then
+    cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+  fi
+  if test ! -d /run/nsgen/.ip_forward/users; then
+    rm -rf /run/nsgen/.ip_forward
+  fi
+}
+undo_9() {
+  if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+    iptables -w -t filter -F NSGEN-pod
+  fi
+  if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+    iptables -w -t filter -X NSGEN-pod
+  fi
+}
+undo_10() {
+  if iptables -w -t filter -C FORWARD -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
+    iptables -w -t filter -D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
+  fi
+}
+undo_11() {
+  if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
+  fi
+}
+undo_12() {
+  if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
+  fi
+}
+undo_13() {
+  if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+  fi
+}
+undo_14() {
+  if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
+  fi
+}
+undo_15() {
+  if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+    iptables -w -t filter -D NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+  fi
+}
+undo_16() {
+  if iptables -w -t nat -C POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
+    iptables -w -t nat -D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
+  fi
+}
+undo_17() {
+  if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+    iptables -w -t nat -F NSGEN-pod
+  fi
+  if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+    iptables -w -t nat -X NSGEN-pod
+  fi
+}
+undo_18() {
+  if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
+    iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+  fi
+}
+undo_19() {
+  if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
+    iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+  fi
+}
+undo_20() {
+  if iptables -w -t nat -C NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000 >/dev/null 2>&1; then
+    iptables -w -t nat -D NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000
+  fi
+}
+undo_21() {
+  if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
+    iptables -w -t nat -D POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+  fi
+}
+undo_22() {
+  if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
+    iptables -w -t nat -D POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+  fi
+}
+undo_24() {
+  if grep -qF '# Written by nsgen for topology pod' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
+    rm -f /etc/netns/pod-1/resolv.conf
+  fi
+  if test -d /run/nsgen/pod && test -d /etc/netns/pod-1; then
+    rmdir /etc/netns/pod-1
+  fi
+}
+undo_25() {
+  if test -d /run/nsgen/pod; then
+    stop_processes pod-1
+  fi
+}
+undo_26() {
+  if test -d /run/nsgen/pod; then
+    stop_processes pod-1
+  fi
+}
+nsgen_begun=()
+nsgen_step=""
+begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+rollback() {
+  local status=$? i
+  trap - EXIT INT TERM
+  if [ "$status" -ne 0 ]; then
+    nsgen_say "setup failed (exit $status) at: $nsgen_step"
+    nsgen_say "undoing the ${#nsgen_begun[@]} step(s) this run began"
+    set +e
+    for ((i = ${#nsgen_begun[@]} - 1; i >= 0; i--)); do
+      if declare -F "undo_${nsgen_begun[i]}" >/dev/null; then "undo_${nsgen_begun[i]}"; fi
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ==== State ====
+
+# Record that topology pod is up: its processes' pids and logs live in /run/nsgen/pod.
+if test -d /run/nsgen/pod; then
+  nsgen_say 'already done: state'
+else
+  begin 0 state
+  mkdir -p /run/nsgen/pod
+fi
+
+# ==== Namespaces ====
+
+# Create the network namespace pod-1: the container's own interfaces, routes and firewall.
+if test -e /run/netns/pod-1; then
+  nsgen_say 'already done: netns:pod-1'
+else
+  begin 1 netns:pod-1
+  ip netns add pod-1
+fi
+
+# Bring up lo in pod-1, so that a server listening on localhost answers inside it.
+begin 2 lo:pod-1
+ip -n pod-1 link set lo up
+
+# ==== Bridges ====
+
+# Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
+if ip link show br-pods-82aeb >/dev/null 2>&1; then
+  nsgen_say 'already done: bridge:pods'
+else
+  begin 3 bridge:pods
+  ip link add br-pods-82aeb type bridge
+fi
+
+# Give br-pods-82aeb the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
+begin 4 bridge-up:pods
+ip addr replace 10.88.0.1/24 dev br-pods-82aeb
+ip link set br-pods-82aeb up
+
+# ==== Links ====
+
+# Create the veth pair ve-pod-1-af4d3 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
+if ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
+  nsgen_say 'already done: veth:pod-1:pods'
+else
+  begin 5 veth:pod-1:pods
+  ip link add ve-pod-1-af4d3 type veth peer name eth0 netns pod-1
+fi
+
+# Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (no address on it; hairpin on, so the container reaches its own published ports), address eth0 with 10.88.0.2/24; bring both up.
+begin 6 addr:pod-1:pods
+ip link set ve-pod-1-af4d3 master br-pods-82aeb
+ip link set ve-pod-1-af4d3 type bridge_slave hairpin on
+ip link set ve-pod-1-af4d3 up
+ip -n pod-1 addr replace 10.88.0.2/24 dev eth0
+ip -n pod-1 link set eth0 up
+
+# ==== Routes ====
+
+# Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
+begin 7 route:pod-1
+ip -n pod-1 route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
+
+# ==== Forwarding ====
+
+# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+begin 8 ip_forward
+mkdir -p /run/nsgen/.ip_forward/users
+if test ! -e /run/nsgen/.ip_forward/before; then
+  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+fi
+touch /run/nsgen/.ip_forward/users/pod
+sysctl -q -w net.ipv4.ip_forward=1
+
+# ==== Firewall ====
+
+# Give the topology its own FORWARD chain NSGEN-pod, reached first, so its networks work even where FORWARD's policy is DROP.
+if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+  nsgen_say 'already done: chain:filter'
+else
+  begin 9 chain:filter
+  iptables -w -t filter -N NSGEN-pod
+fi
+
+# Send FORWARD traffic through NSGEN-pod first.
+if iptables -w -t filter -C FORWARD -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
+  nsgen_say 'already done: jump:filter:FORWARD'
+else
+  begin 10 jump:filter:FORWARD
+  iptables -w -t filter -I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
+fi
+
+# Let replies to pods's own connections back in.
+if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:pods:replies'
+else
+  begin 11 forward:pods:replies
+  iptables -w -t filter -A NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
+fi
+
+# Let connections to published port 8081:8000 through to pod-1 (10.88.0.2:8000).
+if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:pod-1:tcp/8081'
+else
+  begin 12 forward:pod-1:tcp/8081
+  iptables -w -t filter -A NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
+fi
+
+# Let pods's containers reach each other across br-pods-82aeb (this traffic crosses FORWARD when br_netfilter is loaded).
+if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:pods:within'
+else
+  begin 13 forward:pods:within
+  iptables -w -t filter -A NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+fi
+
+# Drop anything else entering pods: other networks cannot reach it through the host.
+if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:pods:isolate'
+else
+  begin 14 forward:pods:isolate
+  iptables -w -t filter -A NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
+fi
+
+# Let traffic out of pods be forwarded.
+if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+  nsgen_say 'already done: forward:pods:out'
+else
+  begin 15 forward:pods:out
+  iptables -w -t filter -A NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+fi
+
+# Masquerade 10.88.0.0/24: traffic leaving the host (not through br-pods-82aeb) takes the host's address, so replies find their way back.
+if iptables -w -t nat -C POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
+  nsgen_say 'already done: masquerade:pods'
+else
+  begin 16 masquerade:pods
+  iptables -w -t nat -A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
+fi
+
+# Give published ports their own nat chain NSGEN-pod, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
+if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+  nsgen_say 'already done: chain:nat'
+else
+  begin 17 chain:nat
+  iptables -w -t nat -N NSGEN-pod
+fi
+
+# Send PREROUTING traffic through NSGEN-pod.
+if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
+  nsgen_say 'already done: jump:nat:PREROUTING'
+else
+  begin 18 jump:nat:PREROUTING
+  iptables -w -t nat -A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+fi
+
+# Send OUTPUT traffic through NSGEN-pod.
+if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
+  nsgen_say 'already done: jump:nat:OUTPUT'
+else
+  begin 19 jump:nat:OUTPUT
+  iptables -w -t nat -A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+fi
+
+# Publish 8081:8000: connections to any host address port 8081/tcp go to pod-1 at 10.88.0.2:8000.
+if iptables -w -t nat -C NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000 >/dev/null 2>&1; then
+  nsgen_say 'already done: dnat:pod-1:tcp/8081'
+else
+  begin 20 dnat:pod-1:tcp/8081
+  iptables -w -t nat -A NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000
+fi
+
+# Masquerade published connections that come from pods itself, so replies return through the host (a container reaching its own or a neighbour's published port).
+if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
+  nsgen_say 'already done: masquerade:pods:hairpin'
+else
+  begin 21 masquerade:pods:hairpin
+  iptables -w -t nat -A POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+fi
+
+# Masquerade published connections the host makes from localhost, which cannot leave through br-pods-82aeb with a 127.0.0.0/8 source.
+if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
+  nsgen_say 'already done: masquerade:pods:localhost'
+else
+  begin 22 masquerade:pods:localhost
+  iptables -w -t nat -A POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+fi
+
+# Let br-pods-82aeb route packets to localhost's published ports (route_localnet); the setting goes away with br-pods-82aeb.
+begin 23 route_localnet:pods
+sysctl -q -w net/ipv4/conf/br-pods-82aeb/route_localnet=1
+
+# ==== DNS ====
+
+# Give pod-1 its own resolver: ip netns exec shows /etc/netns/pod-1/resolv.conf as /etc/resolv.conf inside.
+if test -e /etc/netns/pod-1; then
+  nsgen_say 'already done: dns:pod-1'
+else
+  begin 24 dns:pod-1
+  mkdir -p /etc/netns/pod-1
+  install -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology pod; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+fi
+
+# ==== Processes ====
+
+# Start `nsgen echo-server --port 8000` in pod-1, detached; output in /run/nsgen/pod/pod-1.0.log.
+if test -e /run/nsgen/pod/pod-1.0.pid; then
+  nsgen_say 'already done: process:pod-1:0'
+else
+  begin 25 process:pod-1:0
+  setsid ip netns exec pod-1 nsgen echo-server --port 8000 >/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
+  echo "$!" >/run/nsgen/pod/pod-1.0.pid
+fi
+
+# Start `python3 -m http.server 9000 --bind 127.0.0.1` in pod-1, detached; output in /run/nsgen/pod/pod-1.1.log.
+if test -e /run/nsgen/pod/pod-1.1.pid; then
+  nsgen_say 'already done: process:pod-1:1'
+else
+  begin 26 process:pod-1:1
+  setsid ip netns exec pod-1 python3 -m http.server 9000 --bind 127.0.0.1 >/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
+  echo "$!" >/run/nsgen/pod/pod-1.1.pid
+fi
+
+trap - EXIT INT TERM
+nsgen_say 'topology pod is up'

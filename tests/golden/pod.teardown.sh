@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016
+# nsgen 0.1.0: teardown of topology pod
+#
+# host (ip_forward on)
+# └── network pods (bridge br-pods-82aeb, 10.88.0.0/24, gateway 10.88.0.1, masquerade)
+#     └── ve-pod-1-af4d3 <──veth──> pod-1: eth0 10.88.0.2/24  published *:8081->8000/tcp
+# pod-1 runs: nsgen echo-server --port 8000
+# pod-1 runs: python3 -m http.server 9000 --bind 127.0.0.1
+# pod-1 resolves through: 1.1.1.1
+#
+# Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup.
+set -uo pipefail
+
+nsgen_say() { echo "nsgen: $*" >&2; }
+die() { nsgen_say "$*"; exit 1; }
+
+# Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
+# A pid is signalled only while it still lives in that namespace.
+stop_processes() {
+  local ns=$1 pid round
+  for round in 1 2; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+        if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
+      fi
+    done
+    for _ in $(seq 30); do
+      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
+      sleep 0.1
+    done
+  done
+  [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
+}
+
+if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
+for tool in flock ip iptables setsid sysctl; do
+  command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
+done
+
+# One nsgen at a time on this host: setups and teardowns wait for each other.
+# (File descriptor 9 holds the lock; processes started below do not inherit it.)
+mkdir -p /run/lock
+exec 9>/run/lock/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
+
+# A command that fails is reported, and the rest still runs; the exit status says whether all went well.
+nsgen_failed=0
+trap 'nsgen_failed=1' ERR
+
+# Undo: Start `python3 -m http.server 9000 --bind 127.0.0.1` in pod-1, detached; output in /run/nsgen/pod/pod-1.1.log.
+if test -d /run/nsgen/pod; then
+  stop_processes pod-1
+fi
+
+# Undo: Start `nsgen echo-server --port 8000` in pod-1, detached; output in /run/nsgen/pod/pod-1.0.log.
+if test -d /run/nsgen/pod; then
+  stop_processes pod-1
+fi
+
+# Undo: Give pod-1 its own resolver: ip netns exec shows /etc/netns/pod-1/resolv.conf as /etc/resolv.conf inside.
+if grep -qF '# Written by nsgen for topology pod' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
+  rm -f /etc/netns/pod-1/resolv.conf
+fi
+if test -d /run/nsgen/pod && test -d /etc/netns/pod-1; then
+  rmdir /etc/netns/pod-1
+fi
+
+# Undo: Masquerade published connections the host makes from localhost, which cannot leave through br-pods-82aeb with a 127.0.0.0/8 source.
+if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
+  iptables -w -t nat -D POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+fi
+
+# Undo: Masquerade published connections that come from pods itself, so replies return through the host (a container reaching its own or a neighbour's published port).
+if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
+  iptables -w -t nat -D POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+fi
+
+# Undo: Publish 8081:8000: connections to any host address port 8081/tcp go to pod-1 at 10.88.0.2:8000.
+if iptables -w -t nat -C NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000 >/dev/null 2>&1; then
+  iptables -w -t nat -D NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000
+fi
+
+# Undo: Send OUTPUT traffic through NSGEN-pod.
+if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
+  iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+fi
+
+# Undo: Send PREROUTING traffic through NSGEN-pod.
+if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
+  iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+fi
+
+# Undo: Give published ports their own nat chain NSGEN-pod, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
+if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+  iptables -w -t nat -F NSGEN-pod
+fi
+if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+  iptables -w -t nat -X NSGEN-pod
+fi
+
+# Undo: Masquerade 10.88.0.0/24: traffic leaving the host (not through br-pods-82aeb) takes the host's address, so replies find their way back.
+if iptables -w -t nat -C POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
+  iptables -w -t nat -D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
+fi
+
+# Undo: Let traffic out of pods be forwarded.
+if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+fi
+
+# Undo: Drop anything else entering pods: other networks cannot reach it through the host.
+if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
+fi
+
+# Undo: Let pods's containers reach each other across br-pods-82aeb (this traffic crosses FORWARD when br_netfilter is loaded).
+if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+fi
+
+# Undo: Let connections to published port 8081:8000 through to pod-1 (10.88.0.2:8000).
+if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
+fi
+
+# Undo: Let replies to pods's own connections back in.
+if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
+  iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
+fi
+
+# Undo: Send FORWARD traffic through NSGEN-pod first.
+if iptables -w -t filter -C FORWARD -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
+  iptables -w -t filter -D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
+fi
+
+# Undo: Give the topology its own FORWARD chain NSGEN-pod, reached first, so its networks work even where FORWARD's policy is DROP.
+if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+  iptables -w -t filter -F NSGEN-pod
+fi
+if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+  iptables -w -t filter -X NSGEN-pod
+fi
+
+# Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+rm -f /run/nsgen/.ip_forward/users/pod
+if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1; then
+  cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+fi
+if test ! -d /run/nsgen/.ip_forward/users; then
+  rm -rf /run/nsgen/.ip_forward
+fi
+
+# Undo: Create the veth pair ve-pod-1-af4d3 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
+if test -d /run/nsgen/pod && ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
+  ip link delete ve-pod-1-af4d3
+fi
+
+# Undo: Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
+if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
+  ip link delete br-pods-82aeb
+fi
+
+# Undo: Create the network namespace pod-1: the container's own interfaces, routes and firewall.
+if test -d /run/nsgen/pod; then
+  stop_processes pod-1
+fi
+if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
+  ip netns delete pod-1
+fi
+
+# Undo: Record that topology pod is up: its processes' pids and logs live in /run/nsgen/pod.
+rm -rf /run/nsgen/pod
+if test -d /run/nsgen; then
+  rmdir --ignore-fail-on-non-empty /run/nsgen
+fi
+
+if [ "$nsgen_failed" -ne 0 ]; then die 'teardown of pod finished with errors (see above)'; fi
+nsgen_say 'topology pod is down'
