@@ -103,8 +103,12 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
       sudo nsgen run -f examples/tutorial.yaml
       sudo nsgen run -f examples/tutorial.yaml --teardown
     """
+    import os
+
     from nsgen import execute
 
+    if os.geteuid() != 0:  # before reading anything from the host
+        raise UserError(execute.NOT_ROOT)
     plan = load_plan(file)
     progress = execute.Progress(lambda line: click.echo(line, err=True), 0 if quiet else 2 if verbose else 1)
     try:

@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Protocol
 from nsgen.errors import ExecutionError, PreflightError
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
+NOT_ROOT = "changing the host's network needs root: run it again with sudo"
 LOCK_TIMEOUT = 60.0
 STOP_GRACE = 3.0
 
@@ -224,22 +225,35 @@ def _describe(cmd: Command, result: Result) -> str:
 
 
 def _guards_pass(cmd: Command, runner: Runner) -> bool:
-    return all(runner.check(probe) for probe in cmd.only_if)
+    return all(check(runner, probe) for probe in cmd.only_if)
+
+
+def check(runner: Runner, probe: tuple[str, ...]) -> bool:
+    """A probe succeeds; a probe written ("!", argv...) succeeds when argv fails."""
+    if probe[0] == "!":
+        return not runner.check(probe[1:])
+    return runner.check(probe)
 
 
 def preflight(plan: Plan, runner: Runner) -> None:
     if not runner.is_root():
-        raise PreflightError("changing the host's network needs root: run it again with sudo")
+        raise PreflightError(NOT_ROOT)
     missing = runner.missing_tools(plan.tools)
     if missing:
         raise PreflightError(f"required tool not found: {', '.join(missing)} (nothing was changed)")
+
+
+def _requirements(plan: Plan, runner: Runner) -> None:
+    for requirement in plan.requirements:
+        if not any(check(runner, probe) for probe in requirement.any_of):
+            raise PreflightError(requirement.message)
 
 
 def _refuse_foreign(plan: Plan, runner: Runner) -> None:
     if runner.check(("test", "-d", plan.state_dir)):
         return
     for step in plan.steps:
-        if step.resource and step.probe and all(runner.check(p) for p in step.probe):
+        if step.resource and step.probe and all(check(runner, p) for p in step.probe):
             raise PreflightError(f"{step.resource} already exists and was not made by nsgen topology {plan.name}; nothing was changed")
 
 
@@ -266,13 +280,14 @@ def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = 
     for warning in plan.warnings:
         progress.echo(f"warning: {warning}")
     with runner.lock(plan.lock_file):
+        _requirements(plan, runner)
         _refuse_foreign(plan, runner)
         begun: list[Step] = []
         total = len(plan.steps)
         try:
             with _signals_interrupt():
                 for index, step in enumerate(plan.steps, 1):
-                    if step.probe and all(runner.check(p) for p in step.probe):
+                    if step.probe and all(check(runner, p) for p in step.probe):
                         progress.step(index, total, step, " (already done)")
                         continue
                     progress.step(index, total, step)

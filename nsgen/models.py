@@ -114,12 +114,26 @@ class Topology:
 # The environment the resolution reads: injectable so tests never depend on the machine.
 
 
+def host_routes() -> list[tuple[str, str]]:
+    """The host's IPv4 routes in the main table as (prefix, device); empty when `ip` cannot tell."""
+    import json
+    import subprocess
+
+    try:
+        done = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "main"], capture_output=True, text=True, timeout=5)
+        routes = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else []
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    return [(r.get("dst", ""), r.get("dev", "")) for r in routes if isinstance(r, dict)]
+
+
 @dataclass
 class Environment:
     resolv_conf: Path = Path("/etc/resolv.conf")
     systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
     which: Callable[[str], str | None] = shutil.which
     nsgen_argv: tuple[str, ...] | None = None  # how to start nsgen itself; found when None
+    routes: Callable[[], list[tuple[str, str]]] = host_routes
 
     def nsgen_command(self) -> tuple[str, ...]:
         if self.nsgen_argv is not None:
@@ -426,6 +440,8 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
     host = _resolve_host(data.get("host"), networks, problems)
     _check_host_names(networks, containers, problems)
     problems.raise_if_any()
+    _check_host_routes(networks, containers, env, problems)
+    problems.raise_if_any()
 
     warnings = []
     resolved_containers: dict[str, Container] = {}
@@ -639,6 +655,26 @@ def _check_host_names(networks: dict[str, Network], containers: dict[str, dict],
             if host_if in owners:
                 problems.add(path, f"{host_if!r} is already used on the host by {owners[host_if]}")
             owners[host_if] = f"containers.{cname}.networks.{net}"
+
+
+def _check_host_routes(networks: dict[str, Network], containers: dict[str, dict], env: Environment, problems: Problems) -> None:
+    """A subnet must not overlap a route the host already has (other than the default route and
+    the routes of this topology's own devices, present while it is up)."""
+    own = {n.bridge for n in networks.values() if n.bridge}
+    own |= {host_if for raw in containers.values() for _net, _iface, host_if in raw["attachments"]}
+    routes = []
+    for dst, dev in env.routes():
+        if dst in ("", "default") or dev in own:
+            continue
+        try:
+            routes.append((ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False), dev))
+        except ValueError:
+            continue
+    for net in networks.values():
+        for route, dev in routes:
+            if route.version == 4 and route.prefixlen > 0 and route.overlaps(net.subnet):
+                problems.add(f"networks.{net.name}.subnet", f"{net.subnet} overlaps the host's route to {route} (dev {dev}); choose a subnet the host does not use")
+                break
 
 
 def _allocate(networks: dict[str, Network], containers: dict[str, dict], problems: Problems) -> dict[tuple[str, str], ipaddress.IPv4Address]:

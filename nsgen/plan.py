@@ -28,7 +28,8 @@ class Command:
     """One program run: an argv, with what the shell would add around it described as data.
 
     input: text fed on standard input (a here-document in the script).
-    only_if: probes that must all succeed for the command to run (silently checked).
+    only_if: probes that must all succeed for the command to run (silently checked, in order);
+             a probe written ("!", argv...) succeeds when argv fails.
     detach: (log file, pid file): start in the background, output to the log, pid recorded.
     builtin: argv[0] names an operation of nsgen's own (a shell function in the script, a Python
              function in `execute`), for what no single program does (stopping a namespace's processes).
@@ -53,11 +54,20 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Requirement:
+    """Checked before setup changes anything: met when any of the probes succeeds."""
+
+    any_of: tuple[Argv, ...]
+    message: str
+
+
+@dataclass(frozen=True)
 class Plan:
     topology: Topology
     steps: tuple[Step, ...]
     tools: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    requirements: tuple[Requirement, ...] = ()
 
     @property
     def name(self) -> str:
@@ -129,6 +139,7 @@ class _Builder:
         self.t = topology
         self.steps: list[Step] = []
         self.tools: set[str] = {"ip"}
+        self.requirements: list[Requirement] = []
         # Named resources are ours only while the topology's state directory exists: teardown
         # never deletes a namespace or link of the same name that this topology did not make.
         self.owned: Argv = ("test", "-d", state_dir(topology.name))
@@ -266,6 +277,12 @@ class _Builder:
         if not self.t.host.ip_forward:
             return
         self.tools.add("sysctl")
+        self.requirements.append(
+            Requirement(
+                (("grep", "-qx", "1", IP_FORWARD), ("test", "-w", IP_FORWARD)),
+                f"net.ipv4.ip_forward is off and cannot be turned on: {IP_FORWARD} is not writable (is /proc/sys read-only here?); nothing was changed",
+            )
+        )
         before, users = f"{FORWARD_DIR}/before", f"{FORWARD_DIR}/users"
         me = f"{users}/{self.t.name}"
         self.add(
@@ -277,12 +294,13 @@ class _Builder:
                     C("mkdir", "-p", users),
                     C("cp", IP_FORWARD, before, only_if=(("test", "!", "-e", before),)),
                     C("touch", me),
-                    C("sysctl", "-q", "-w", "net.ipv4.ip_forward=1"),
+                    C("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", only_if=(("!", "grep", "-qx", "1", IP_FORWARD),)),
                 ),
                 undo=(
                     C("rm", "-f", me),
-                    # The last topology that needed forwarding puts back the value from before the first.
-                    C("cp", before, IP_FORWARD, only_if=(("test", "-e", before), ("rmdir", users))),
+                    # The last topology that needed forwarding puts back the value from before the
+                    # first (only when it differs: nothing is written that needs no writing).
+                    C("cp", before, IP_FORWARD, only_if=(("test", "-e", before), ("rmdir", users), ("!", "cmp", "-s", before, IP_FORWARD))),
                     C("rm", "-rf", FORWARD_DIR, only_if=(("test", "!", "-d", users),)),
                 ),
             )
@@ -308,6 +326,7 @@ class _Builder:
                 id=f"chain:{table}",
                 section="Firewall",
                 summary=summary,
+                resource=f"iptables chain {chain} (table {table})",
                 commands=(C(*_iptables(table, "-N", chain, ())),),
                 undo=(C(*_iptables(table, "-F", chain, ()), only_if=(exists,)), C(*_iptables(table, "-X", chain, ()), only_if=(exists,))),
                 probe=(exists,),
@@ -465,4 +484,4 @@ def compile_plan(topology: Topology) -> Plan:
     tools = {"ip", "flock"} | b.tools
     if any(c.processes for c in topology.containers.values()):
         tools.add("setsid")
-    return Plan(topology=topology, steps=tuple(b.steps), tools=tuple(sorted(tools)), warnings=topology.warnings)
+    return Plan(topology=topology, steps=tuple(b.steps), tools=tuple(sorted(tools)), warnings=topology.warnings, requirements=tuple(b.requirements))

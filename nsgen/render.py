@@ -36,7 +36,9 @@ def _argv(argv: tuple[str, ...]) -> str:
 
 
 def _probe(argv: tuple[str, ...]) -> str:
-    """A silent check: `test` prints nothing; anything else has its output discarded."""
+    """A silent check: `test` prints nothing; anything else has its output discarded. ("!", ...) negates."""
+    if argv[0] == "!":
+        return "! " + _probe(argv[1:])
     return _argv(argv) if argv[0] == "test" else f"{_argv(argv)} >/dev/null 2>&1"
 
 
@@ -66,6 +68,11 @@ def probe_test(probes: tuple[tuple[str, ...], ...]) -> Shell:
     return Shell(" && ".join(_probe(p) for p in probes))
 
 
+def none_of(probes: tuple[tuple[str, ...], ...]) -> Shell:
+    """A test that succeeds when every probe fails: `! p1 && ! p2`."""
+    return Shell(" && ".join("! " + _probe(p) for p in probes))
+
+
 def comment(text: str) -> Shell:
     """Every line of text as a bash comment (text may be anything: it cannot escape the comment)."""
     return Shell("\n".join(f"# {row}".rstrip() for row in str(text).replace("\r", "").split("\n")))
@@ -92,6 +99,7 @@ def environment():
     )
     env.filters["sh"] = command_line
     env.filters["probe"] = probe_test
+    env.filters["none_of"] = none_of
     env.filters["comment"] = comment
     env.filters["word"] = shell_word
     return env

@@ -15,21 +15,24 @@ def plan():
     return example_plan("tutorial.yaml")
 
 
-def setup_commands(plan):
-    return [c.argv for s in plan.steps for c in s.commands]
+def recorder(plan, present=(), **kw) -> RecordingRunner:
+    """A recording runner on a host that meets the plan's requirements (ip_forward writable)."""
+    return RecordingRunner(present={*present, *(r.any_of[-1] for r in plan.requirements)}, **kw)
+
+
+def passes(runner, cmd) -> bool:
+    return all(execute.check(runner, g) for g in cmd.only_if)
 
 
 def test_setup_runs_every_command_in_plan_order(plan):
-    runner = RecordingRunner()
+    runner = recorder(plan)
     execute.setup(plan, runner)
-    # The only guarded setup command (saving ip_forward) is skipped: its guard is not in `present`.
-    expected = [argv for s in plan.steps for c in s.commands if not c.only_if for argv in [c.argv]]
-    assert runner.log == expected
+    assert runner.log == [c.argv for s in plan.steps for c in s.commands if passes(runner, c)]
 
 
 def test_done_steps_are_skipped(plan):
     present = {p for s in plan.steps for p in s.probe}
-    runner = RecordingRunner(present=present)
+    runner = recorder(plan, present=present)
     execute.setup(plan, runner)
     ran = set(runner.log)
     for step in plan.steps:
@@ -39,7 +42,7 @@ def test_done_steps_are_skipped(plan):
 
 def test_foreign_namespace_is_refused_before_any_change(plan):
     ns_step = next(s for s in plan.steps if s.id == "netns:container-1")
-    runner = RecordingRunner(present=set(ns_step.probe))
+    runner = recorder(plan, present=set(ns_step.probe))
     with pytest.raises(PreflightError, match="network namespace container-1 already exists and was not made by nsgen topology tutorial"):
         execute.setup(plan, runner)
     assert runner.log == []
@@ -47,7 +50,7 @@ def test_foreign_namespace_is_refused_before_any_change(plan):
 
 def test_existing_namespace_of_a_topology_that_is_up_is_ours(plan):
     ns_step = next(s for s in plan.steps if s.id == "netns:container-1")
-    runner = RecordingRunner(present={*ns_step.probe, ("test", "-d", plan.state_dir)})
+    runner = recorder(plan, present={*ns_step.probe, ("test", "-d", plan.state_dir)})
     execute.setup(plan, runner)
     assert ("ip", "netns", "add", "container-1") not in runner.log
 
@@ -61,7 +64,7 @@ def test_failure_at_command_k_undoes_begun_steps_newest_first(plan, k):
         return Result(2, "", "RTNETLINK answers: boom") if calls["n"] == k else None
 
     # The state directory "exists" for the undo guards, so the state step itself counts as done.
-    runner = RecordingRunner(fail=fail, present={("test", "-d", plan.state_dir)})
+    runner = recorder(plan, fail=fail, present={("test", "-d", plan.state_dir)})
     try:
         execute.setup(plan, runner)
     except ExecutionError as exc:
@@ -73,7 +76,7 @@ def test_failure_at_command_k_undoes_begun_steps_newest_first(plan, k):
     assert f"`{' '.join(before[-1])}`".replace("!", "'!'") in message or before[-1][0] in message
     assert "RTNETLINK answers: boom" in message
     begun = [s for s in plan.steps if any(c.argv in before for c in s.commands)]
-    expected = [c.argv for s in reversed(begun) for c in s.undo if all(g in runner.present for g in c.only_if)]
+    expected = [c.argv for s in reversed(begun) for c in s.undo if passes(runner, c)]
     assert undo == expected
 
 
@@ -85,7 +88,7 @@ def test_undo_errors_are_reported_not_swallowed(plan):
             return Result(1, "", "rm: cannot remove")
         return None
 
-    runner = RecordingRunner(fail=fail, present={("test", "-d", plan.state_dir)})
+    runner = recorder(plan, fail=fail, present={("test", "-d", plan.state_dir)})
     with pytest.raises(ExecutionError) as info:
         execute.setup(plan, runner)
     assert "permission denied on key" in str(info.value)
@@ -94,22 +97,29 @@ def test_undo_errors_are_reported_not_swallowed(plan):
 
 def test_not_root_and_missing_tools_are_preflight_errors(plan):
     with pytest.raises(PreflightError, match="needs root"):
-        execute.setup(plan, RecordingRunner(root=False))
-    runner = RecordingRunner(tools_missing=["iptables"])
+        execute.setup(plan, recorder(plan, root=False))
+    runner = recorder(plan, tools_missing=["iptables"])
     with pytest.raises(PreflightError, match="required tool not found: iptables"):
         execute.setup(plan, runner)
     assert runner.log == []
 
 
 def test_teardown_runs_undo_in_reverse_and_collects_errors(plan):
-    runner = RecordingRunner(present={("test", "-d", plan.state_dir)}, fail=lambda c: Result(1, "", "nope") if c.argv[0] == "rm" else None)
+    runner = recorder(plan, present={("test", "-d", plan.state_dir)}, fail=lambda c: Result(1, "", "nope") if c.argv[0] == "rm" else None)
     with pytest.raises(ExecutionError, match="teardown finished with errors"):
         execute.teardown(plan, runner)
-    expected = [c.argv for s in reversed(plan.steps) for c in s.undo if all(g in runner.present for g in c.only_if)]
+    expected = [c.argv for s in reversed(plan.steps) for c in s.undo if passes(runner, c)]
     assert runner.log == expected
 
 
 def test_teardown_of_a_topology_that_is_not_up_touches_no_named_resource(plan):
-    runner = RecordingRunner()
+    runner = recorder(plan)
     execute.teardown(plan, runner)
     assert not any(argv[:3] in {("ip", "netns", "delete"), ("ip", "link", "delete")} for argv in runner.log)
+
+
+def test_read_only_ip_forward_is_a_preflight_error(plan):
+    runner = RecordingRunner()
+    with pytest.raises(PreflightError, match="net.ipv4.ip_forward is off and cannot be turned on"):
+        execute.setup(plan, runner)
+    assert runner.log == []

@@ -52,7 +52,7 @@ containers:
 
 
 def test_default_nsgen_program_is_absolute_for_sudo():
-    env = Environment(which=lambda name: f"/opt/bin/{name}", resolv_conf=Path("/nonexistent"))
+    env = Environment(which=lambda name: f"/opt/bin/{name}", resolv_conf=Path("/nonexistent"), routes=lambda: [])
     t = resolve(parse_text(TUTORIAL), env)
     assert t.containers["container-1"].processes[0].argv[0] == "/opt/bin/nsgen"
 
@@ -65,7 +65,7 @@ def test_process_string_is_split_like_a_shell_never_run_by_one():
 def test_loopback_only_host_dns_uses_systemd_upstream(tmp_path):
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\noptions edns0\n")
     (tmp_path / "upstream.conf").write_text("nameserver 192.0.2.53\nnameserver 127.0.0.1\n")
-    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "upstream.conf", which=lambda n: None)
+    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "upstream.conf", which=lambda n: None, routes=lambda: [])
     t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), env)
     assert t.containers["container-1"].dns == ("192.0.2.53",)
     assert t.warnings == ()
@@ -73,7 +73,7 @@ def test_loopback_only_host_dns_uses_systemd_upstream(tmp_path):
 
 def test_loopback_only_host_dns_without_upstream_warns(tmp_path):
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\n")
-    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "missing", which=lambda n: None)
+    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "missing", which=lambda n: None, routes=lambda: [])
     t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), env)
     assert t.containers["container-1"].dns == ()
     assert len(t.warnings) == 1 and "127.0.0.53" in t.warnings[0] and "set 'dns'" in t.warnings[0]
@@ -261,3 +261,15 @@ def test_bridge_defaults():
     assert t.networks["back"].internal and not t.networks["back"].masquerade
     default = topology(BRIDGE.replace("    bridge: br-front            # the bridge device; it holds the gateway 172.20.0.1\n", ""))
     assert len(default.networks["front"].bridge.encode()) <= 15
+
+
+def test_subnet_overlapping_a_host_route_is_refused():
+    env = fixed_env()
+    env.routes = lambda: [("default", "eth0"), ("172.18.0.0/16", "eth0"), ("10.0.0.0/8", "eth1"), ("172.18.0.0/24", "vethc1")]
+    with pytest.raises(ValidationError) as info:
+        resolve(parse_text(TUTORIAL), env)
+    assert [f"{p}: {m}" for p, m in info.value.problems] == [
+        "networks.link0.subnet: 172.18.0.0/24 overlaps the host's route to 172.18.0.0/16 (dev eth0); choose a subnet the host does not use"
+    ]
+    env.routes = lambda: [("default", "eth0"), ("172.18.0.0/24", "vethc1"), ("192.0.2.0/24", "eth0")]
+    assert resolve(parse_text(TUTORIAL), env).name == "tutorial"  # its own route, while it is up, is fine

@@ -49,6 +49,9 @@ mkdir -p /run/lock
 exec 9>/run/lock/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
 
+# What the host must allow before anything changes.
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
+
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/bridge-lab; then
   if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -60,6 +63,8 @@ if ! test -d /run/nsgen/bridge-lab; then
   if ip link show ve-app-d6047 >/dev/null 2>&1; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if ip link show ve-app-f8cbe >/dev/null 2>&1; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if ip link show ve-db-9bec0 >/dev/null 2>&1; then die 'link ve-db-9bec0 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /etc/netns/web; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /etc/netns/app; then die 'directory /etc/netns/app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   :
@@ -129,7 +134,7 @@ undo_17() {
 }
 undo_21() {
   rm -f /run/nsgen/.ip_forward/users/bridge-lab
-  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1; then
+  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
   fi
   if test ! -d /run/nsgen/.ip_forward/users; then
@@ -429,7 +434,9 @@ if test ! -e /run/nsgen/.ip_forward/before; then
   cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
 fi
 touch /run/nsgen/.ip_forward/users/bridge-lab
-sysctl -q -w net.ipv4.ip_forward=1
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  sysctl -q -w net.ipv4.ip_forward=1
+fi
 
 # ==== Firewall ====
 

@@ -145,7 +145,7 @@ fi
 
 # Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
 rm -f /run/nsgen/.ip_forward/users/pod
-if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1; then
+if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
   cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
 fi
 if test ! -d /run/nsgen/.ip_forward/users; then

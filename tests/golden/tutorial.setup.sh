@@ -44,10 +44,14 @@ mkdir -p /run/lock
 exec 9>/run/lock/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
 
+# What the host must allow before anything changes.
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
+
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/tutorial; then
   if test -e /run/netns/container-1; then die 'network namespace container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
   if ip link show vethc1 >/dev/null 2>&1; then die 'link vethc1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then die 'iptables chain NSGEN-tutorial (table filter) already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
   if test -e /etc/netns/container-1; then die 'directory /etc/netns/container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
   :
 fi
@@ -75,7 +79,7 @@ undo_3() {
 }
 undo_6() {
   rm -f /run/nsgen/.ip_forward/users/tutorial
-  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1; then
+  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
   fi
   if test ! -d /run/nsgen/.ip_forward/users; then
@@ -204,7 +208,9 @@ if test ! -e /run/nsgen/.ip_forward/before; then
   cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
 fi
 touch /run/nsgen/.ip_forward/users/tutorial
-sysctl -q -w net.ipv4.ip_forward=1
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  sysctl -q -w net.ipv4.ip_forward=1
+fi
 
 # ==== Firewall ====
 
