@@ -104,9 +104,11 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
       sudo nsgen run -f examples/tutorial.yaml --teardown
     """
     import os
+    import signal
 
     from nsgen import execute
 
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: nothing half-done
     if os.geteuid() != 0:  # before reading anything from the host
         raise UserError(execute.NOT_ROOT)
     plan = load_plan(file)

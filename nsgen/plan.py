@@ -328,7 +328,10 @@ class _Builder:
                 summary=summary,
                 resource=f"iptables chain {chain} (table {table})",
                 commands=(C(*_iptables(table, "-N", chain, ())),),
-                undo=(C(*_iptables(table, "-F", chain, ()), only_if=(exists,)), C(*_iptables(table, "-X", chain, ()), only_if=(exists,))),
+                undo=(
+                    C(*_iptables(table, "-F", chain, ()), only_if=(self.owned, exists)),
+                    C(*_iptables(table, "-X", chain, ()), only_if=(self.owned, exists)),
+                ),
                 probe=(exists,),
             )
         )

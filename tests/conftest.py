@@ -89,3 +89,18 @@ def sandbox_factory(_sandbox_preflight: None) -> Iterator[Callable[..., Sandbox]
 def sandbox(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
     """A started sandbox host with its world (see sandbox.py), closed after the test."""
     return sandbox_factory()
+
+
+# How many input cases and fault-sweep points ran: printed at the end of the run.
+COUNTS: dict[str, int] = {}
+
+
+def count(what: str, n: int = 1) -> None:
+    COUNTS[what] = COUNTS.get(what, 0) + n
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+    if COUNTS:
+        terminalreporter.write_sep("-", "nsgen reliability counts")
+        for what, n in sorted(COUNTS.items()):
+            terminalreporter.write_line(f"{n} {what}")

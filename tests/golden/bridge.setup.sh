@@ -49,27 +49,6 @@ mkdir -p /run/lock
 exec 9>/run/lock/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
 
-# What the host must allow before anything changes.
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
-
-# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
-if ! test -d /run/nsgen/bridge-lab; then
-  if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show br-front >/dev/null 2>&1; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show br-back >/dev/null 2>&1; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show ve-web-32882 >/dev/null 2>&1; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show ve-app-d6047 >/dev/null 2>&1; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show ve-app-f8cbe >/dev/null 2>&1; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show ve-db-9bec0 >/dev/null 2>&1; then die 'link ve-db-9bec0 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if test -e /etc/netns/web; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if test -e /etc/netns/app; then die 'directory /etc/netns/app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  :
-fi
-
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
 undo_0() {
@@ -142,10 +121,10 @@ undo_21() {
   fi
 }
 undo_22() {
-  if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
     iptables -w -t filter -F NSGEN-bridge-lab
   fi
-  if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
     iptables -w -t filter -X NSGEN-bridge-lab
   fi
 }
@@ -200,10 +179,10 @@ undo_32() {
   fi
 }
 undo_33() {
-  if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
     iptables -w -t nat -F NSGEN-bridge-lab
   fi
-  if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+  if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
     iptables -w -t nat -X NSGEN-bridge-lab
   fi
 }
@@ -272,6 +251,28 @@ rollback() {
 trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# What the host must allow before anything changes.
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
+
+# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
+if ! test -d /run/nsgen/bridge-lab; then
+  if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show br-front >/dev/null 2>&1; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show br-back >/dev/null 2>&1; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show ve-web-32882 >/dev/null 2>&1; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show ve-app-d6047 >/dev/null 2>&1; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show ve-app-f8cbe >/dev/null 2>&1; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show ve-db-9bec0 >/dev/null 2>&1; then die 'link ve-db-9bec0 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /etc/netns/web; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /etc/netns/app; then die 'directory /etc/netns/app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  :
+fi
+
 
 # ==== State ====
 

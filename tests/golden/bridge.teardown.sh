@@ -100,10 +100,10 @@ if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --co
 fi
 
 # Undo: Give published ports their own nat chain NSGEN-bridge-lab, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
-if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
   iptables -w -t nat -F NSGEN-bridge-lab
 fi
-if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
   iptables -w -t nat -X NSGEN-bridge-lab
 fi
 
@@ -158,10 +158,10 @@ if iptables -w -t filter -C FORWARD -m comment --comment nsgen:bridge-lab -j NSG
 fi
 
 # Undo: Give the topology its own FORWARD chain NSGEN-bridge-lab, reached first, so its networks work even where FORWARD's policy is DROP.
-if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
   iptables -w -t filter -F NSGEN-bridge-lab
 fi
-if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
   iptables -w -t filter -X NSGEN-bridge-lab
 fi
 

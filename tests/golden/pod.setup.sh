@@ -45,20 +45,6 @@ mkdir -p /run/lock
 exec 9>/run/lock/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
 
-# What the host must allow before anything changes.
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
-
-# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
-if ! test -d /run/nsgen/pod; then
-  if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if ip link show br-pods-82aeb >/dev/null 2>&1; then die 'link br-pods-82aeb already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then die 'link ve-pod-1-af4d3 already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if test -e /etc/netns/pod-1; then die 'directory /etc/netns/pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  :
-fi
-
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
 undo_0() {
@@ -95,10 +81,10 @@ undo_8() {
   fi
 }
 undo_9() {
-  if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+  if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
     iptables -w -t filter -F NSGEN-pod
   fi
-  if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+  if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
     iptables -w -t filter -X NSGEN-pod
   fi
 }
@@ -138,10 +124,10 @@ undo_16() {
   fi
 }
 undo_17() {
-  if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+  if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
     iptables -w -t nat -F NSGEN-pod
   fi
-  if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+  if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
     iptables -w -t nat -X NSGEN-pod
   fi
 }
@@ -207,6 +193,21 @@ rollback() {
 trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# What the host must allow before anything changes.
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
+
+# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
+if ! test -d /run/nsgen/pod; then
+  if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if ip link show br-pods-82aeb >/dev/null 2>&1; then die 'link br-pods-82aeb already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then die 'link ve-pod-1-af4d3 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if test -e /etc/netns/pod-1; then die 'directory /etc/netns/pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  :
+fi
+
 
 # ==== State ====
 

@@ -93,10 +93,10 @@ if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --co
 fi
 
 # Undo: Give published ports their own nat chain NSGEN-pod, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
-if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
   iptables -w -t nat -F NSGEN-pod
 fi
-if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
   iptables -w -t nat -X NSGEN-pod
 fi
 
@@ -136,10 +136,10 @@ if iptables -w -t filter -C FORWARD -m comment --comment nsgen:pod -j NSGEN-pod 
 fi
 
 # Undo: Give the topology its own FORWARD chain NSGEN-pod, reached first, so its networks work even where FORWARD's policy is DROP.
-if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
   iptables -w -t filter -F NSGEN-pod
 fi
-if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
   iptables -w -t filter -X NSGEN-pod
 fi
 

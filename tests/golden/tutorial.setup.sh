@@ -44,18 +44,6 @@ mkdir -p /run/lock
 exec 9>/run/lock/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
 
-# What the host must allow before anything changes.
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
-
-# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
-if ! test -d /run/nsgen/tutorial; then
-  if test -e /run/netns/container-1; then die 'network namespace container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
-  if ip link show vethc1 >/dev/null 2>&1; then die 'link vethc1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
-  if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then die 'iptables chain NSGEN-tutorial (table filter) already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
-  if test -e /etc/netns/container-1; then die 'directory /etc/netns/container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
-  :
-fi
-
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
 undo_0() {
@@ -87,10 +75,10 @@ undo_6() {
   fi
 }
 undo_7() {
-  if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+  if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
     iptables -w -t filter -F NSGEN-tutorial
   fi
-  if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+  if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
     iptables -w -t filter -X NSGEN-tutorial
   fi
 }
@@ -151,6 +139,19 @@ rollback() {
 trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# What the host must allow before anything changes.
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
+
+# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
+if ! test -d /run/nsgen/tutorial; then
+  if test -e /run/netns/container-1; then die 'network namespace container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  if ip link show vethc1 >/dev/null 2>&1; then die 'link vethc1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then die 'iptables chain NSGEN-tutorial (table filter) already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  if test -e /etc/netns/container-1; then die 'directory /etc/netns/container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  :
+fi
+
 
 # ==== State ====
 

@@ -87,10 +87,10 @@ if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN
 fi
 
 # Undo: Give the topology its own FORWARD chain NSGEN-tutorial, reached first, so its networks work even where FORWARD's policy is DROP.
-if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
   iptables -w -t filter -F NSGEN-tutorial
 fi
-if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
   iptables -w -t filter -X NSGEN-tutorial
 fi
 

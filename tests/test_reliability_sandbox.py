@@ -1,0 +1,281 @@
+"""Reliability on real kernel objects: every fault point, signals, SIGKILL recovery, foreign
+resources, user rules, side-by-side topologies, locking, stubborn processes, missing pieces."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import count
+from tests.drive import NSGEN, Driver, example_text, wait_for
+from tests.faults import SYSTEM_PATH, Faults
+
+TUTORIAL = example_text("tutorial.yaml")
+BRIDGE = example_text("bridge.yaml")
+EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE}
+
+
+def setup_argv(driver: Driver) -> list[str]:
+    if driver.mode == "script":
+        return ["bash", str(driver.setup_sh)]
+    return [*NSGEN, "run", "-f", str(driver.topology)]
+
+
+def total_calls(sb, driver: Driver, faults: Faults) -> int:
+    sb.run(setup_argv(driver), env=faults.env())
+    calls = faults.calls()
+    driver.down()
+    return calls
+
+
+# -- 1. fault sweep: the k-th call of ip / iptables / iptables-restore / sysctl fails ----------
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+@pytest.mark.parametrize("example", ["tutorial", "bridge"])
+def test_fault_sweep(sandbox, tmp_path, example, mode):
+    sb = sandbox
+    if example == "bridge":
+        sb.run(["iptables", "-P", "FORWARD", "DROP"])
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, EXAMPLES[example])
+    faults = Faults(sb, tmp_path / "faults")
+    n = total_calls(sb, driver, faults)
+    assert sb.snapshot() == before
+    failed_points = 0
+    for k in range(1, n + 1):
+        done = sb.run(setup_argv(driver), env=faults.env(at=k), check=False)
+        if done.returncode != 0:
+            failed_points += 1
+            assert "injected failure at call" in done.stderr, (k, done.stderr)  # the tool's own message
+            assert ("setup failed" in done.stderr) if mode == "script" else ("error: step " in done.stderr), (k, done.stderr)
+        else:  # the failed call was a probe: a "not there yet" answer is harmless
+            driver.down()
+        after = sb.snapshot()
+        assert after == before, f"call {k} of {n} left the sandbox changed"
+        count("fault-sweep points")
+    assert failed_points > n // 3  # most calls are real changes, and each was undone
+
+
+# -- SIGINT / SIGTERM during setup --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signal_name", ["INT", "TERM"])
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_interrupted_setup_undoes_itself(sandbox, tmp_path, mode, signal_name):
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, TUTORIAL)
+    faults = Faults(sb, tmp_path / "faults")
+    n = total_calls(sb, driver, faults)
+    for k in range(1, n + 1, 2):
+        done = sb.run(setup_argv(driver), env=faults.env(at=k, mode=signal_name), check=False)
+        if done.returncode == 0:
+            driver.down()
+        else:
+            assert done.returncode in (1, 130, 143), (k, done.returncode, done.stderr)
+        assert sb.snapshot() == before, f"{signal_name} at call {k} of {n} left the sandbox changed"
+        count("fault-sweep points")
+
+
+# -- SIGKILL midway: the state directory is enough to finish or undo ---------------------------
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_sigkill_then_teardown_or_setup_again(sandbox, tmp_path, mode):
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, TUTORIAL)
+    faults = Faults(sb, tmp_path / "faults")
+    n = total_calls(sb, driver, faults)
+    for k in range(1, n + 1, 2):
+        done = sb.run(setup_argv(driver), env=faults.env(at=k, mode="KILL"), check=False)
+        if (k // 2) % 2 == 0:
+            driver.down()  # teardown from what the state directory recorded
+        else:
+            driver.up()  # or setup again: it completes
+            assert wait_for(sb, ["ip", "netns", "exec", "container-1", "curl", "-sf", "localhost:8000/echo"]).returncode == 0
+            driver.down()
+        assert sb.snapshot() == before, f"SIGKILL at call {k} of {n} (exit {done.returncode}) was not recovered"
+        count("fault-sweep points")
+
+
+# -- 2. foreign resources and user rules --------------------------------------------------------
+
+FOREIGN = [
+    ("namespace", "ip netns add web", "network namespace web already exists"),
+    ("link", "ip link add ve-web-32882 type veth peer name foreign0", "link ve-web-32882 already exists"),
+    ("bridge", "ip link add br-front type bridge", "link br-front already exists"),
+    ("netns dir", "mkdir -p /etc/netns/web && echo 'nameserver 192.0.2.1' > /etc/netns/web/resolv.conf", "directory /etc/netns/web already exists"),
+    ("chain", "iptables -N NSGEN-bridge-lab", "iptables chain NSGEN-bridge-lab (table filter) already exists"),
+]
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+@pytest.mark.parametrize("what,make,message", FOREIGN, ids=[f[0] for f in FOREIGN])
+def test_foreign_resource_is_refused_and_survives(sandbox, tmp_path, what, make, message, mode):
+    sb = sandbox
+    sb.sh(make)
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, BRIDGE)
+    done = driver.up(check=False)
+    assert done.returncode != 0
+    assert f"{message} and was not made by nsgen topology bridge-lab; nothing was changed" in done.stderr
+    assert sb.snapshot() == before
+    driver.down()  # a teardown of a topology that is not up leaves the foreign resource alone
+    assert sb.snapshot() == before
+
+
+USER_RULES = """
+iptables -t nat -A POSTROUTING -s 10.99.0.0/24 -j MASQUERADE
+iptables -t nat -A POSTROUTING -s 172.20.0.0/24 ! -o br-front -j MASQUERADE
+iptables -t nat -A PREROUTING -p tcp --dport 9999 -j DNAT --to-destination 10.99.0.5:80
+iptables -A FORWARD -m comment --comment nsgen:bridge-lab-extra -j ACCEPT
+iptables -A FORWARD -m comment --comment nsgen:bridge-lab -s 10.99.0.0/24 -j ACCEPT
+iptables -N NSGEN-bridge-la
+"""
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_user_rules_come_through_teardown_exactly(sandbox, tmp_path, mode):
+    """Rules beside nsgen's (another MASQUERADE, a DNAT on another port, a comment that only starts
+    like nsgen's tag, even a rule with nsgen's tag that nsgen did not write) are left as they were."""
+    sb = sandbox
+    sb.sh(USER_RULES)
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, BRIDGE)
+    driver.up()
+    driver.down()
+    assert sb.snapshot() == before
+
+
+# -- 3. side by side, locking, parallel ---------------------------------------------------------
+
+
+def other_topology(name: str, subnet: str, port: int) -> str:
+    return f"""
+name: {name}
+networks:
+  n: {{subnet: {subnet}}}
+containers:
+  {name}-c:
+    networks: [n]
+    ports: ["{port}:8000"]
+    processes: [nsgen echo-server --port 8000]
+"""
+
+
+def test_two_topologies_side_by_side(sandbox, tmp_path):
+    sb = sandbox
+    sb.run(["iptables", "-P", "FORWARD", "DROP"])
+    before = sb.snapshot()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Driver(sb, tmp_path / "a", "run", other_topology("left", "172.24.0.0/24", 8101))
+    b = Driver(sb, tmp_path / "b", "script", other_topology("right", "172.25.0.0/24", 8102))
+    a.up()
+    b.up()
+    for port, ns in ((8101, "left-c"), (8102, "right-c")):
+        assert wait_for(sb, ["curl", "-sf", f"http://198.51.100.1:{port}/echo"]).returncode == 0, ns
+    a.down()
+    # the other one still works, forwarding and published port included
+    assert sb.run(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
+    assert sb.in_ns("right-c", ["curl", "-sf", "--max-time", "3", "http://203.0.113.10/"]).stdout.strip() == "198.51.100.1"
+    assert sb.in_ns("world", ["curl", "-sf", "--max-time", "3", "http://198.51.100.1:8102/echo"]).returncode == 0
+    b.down()
+    assert sb.snapshot() == before
+
+
+def test_same_topology_twice_at_once_and_setup_during_teardown(sandbox, tmp_path):
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "script", TUTORIAL)
+    run = [*NSGEN, "run", "-q", "-f", str(driver.topology)]
+    script = f"({' '.join(run)}) & (bash {driver.setup_sh} 2>/dev/null) & wait"
+    sb.sh(script)
+    # one winner made everything; the other found it done: exactly one of each resource
+    snap = sb.snapshot()
+    assert snap["netns"].count("container-1") == 1
+    assert sum("MASQUERADE" in r for r in snap["iptables"]) == 1
+    assert len(sb.run(["ip", "netns", "pids", "container-1"]).stdout.split()) == 1
+    # setup while it is being torn down: serialized; whichever ran last decides, and no mess
+    sb.sh(f"(bash {driver.cleanup_sh} 2>/dev/null) & ({' '.join(run)} 2>/dev/null) & wait")
+    driver.down()
+    assert sb.snapshot() == before
+
+
+def test_ten_topologies_in_parallel(sandbox, tmp_path):
+    sb = sandbox
+    before = sb.snapshot()
+    files = []
+    for i in range(10):
+        path = tmp_path / f"t{i}.yaml"
+        path.write_text(other_topology(f"par{i}", f"172.26.{i}.0/24", 8200 + i))
+        files.append(path)
+    ups = " & ".join(f"{' '.join(NSGEN)} run -q -f {p}" for p in files)
+    done = sb.sh(f"{ups} & wait; echo done")
+    assert done.stdout.strip() == "done"
+    for i in range(10):
+        assert wait_for(sb, ["curl", "-sf", f"http://198.51.100.1:{8200 + i}/echo"]).returncode == 0, i
+    downs = " & ".join(f"{' '.join(NSGEN)} run -q --teardown -f {p}" for p in files)
+    sb.sh(f"{downs} & wait")
+    assert sb.snapshot() == before
+
+
+# -- 4. processes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_teardown_kills_processes_that_ignore_term_and_only_those(sandbox, tmp_path, mode):
+    sb = sandbox
+    before = sb.snapshot()
+    text = TUTORIAL.replace("      - nsgen echo-server --port 8000\n", "      - nsgen echo-server --port 8000\n      - [sh, -c, 'trap \"\" TERM; while :; do sleep 1; done']\n")
+    driver = Driver(sb, tmp_path, mode, text)
+    driver.up()
+    # a process the user started in the namespace by hand is stopped too
+    sb.run(["sh", "-c", "ip netns exec container-1 sleep 1000 >/dev/null 2>&1 &"])
+    # a host process whose pid is planted in the state directory must not be signalled
+    outsider = sb.run(["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"]).stdout.strip()
+    sb.run(["sh", "-c", f"echo {outsider} > /run/nsgen/tutorial/container-1.0.pid"])
+    wait_for(sb, ["sh", "-c", "[ $(ip netns pids container-1 | wc -l) -ge 3 ]"])
+    started = time.monotonic()
+    driver.down()
+    assert time.monotonic() - started < 15
+    assert sb.run(["kill", "-0", outsider], check=False).returncode == 0, "a pid outside the namespace was signalled"
+    sb.run(["kill", outsider])
+    assert sb.snapshot() == before
+
+
+# -- 7. missing pieces -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_missing_tool_is_a_preflight_error(sandbox, tmp_path, mode):
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, TUTORIAL)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ip", "sysctl", "flock", "setsid", "id", "bash", "sh", "mkdir", "test", "cp", "rm", "touch", "install", "grep", "cat", "env", "nsenter"):
+        real = sb.run(["sh", "-c", f"PATH={SYSTEM_PATH} command -v {tool} || true"]).stdout.strip()
+        if real.startswith("/"):
+            (bin_dir / tool).symlink_to(real)
+    done = sb.run(setup_argv(driver), env={"PATH": str(bin_dir)}, check=False)
+    assert done.returncode != 0
+    assert "required tool not found: iptables" in done.stderr
+    assert sb.snapshot() == before
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_read_only_proc_sys_is_a_clear_error_and_a_clean_host(sandbox, tmp_path, mode):
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, TUTORIAL)
+    argv = setup_argv(driver)
+    # /proc/sys read-only for this one command only (a mount namespace of its own)
+    wrapped = ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount -o bind,ro /proc/sys /proc/sys && exec "$@"', "_", *argv]
+    done = sb.run(wrapped, check=False)
+    assert done.returncode != 0
+    assert "net.ipv4.ip_forward is off and cannot be turned on" in done.stderr
+    assert sb.snapshot() == before
