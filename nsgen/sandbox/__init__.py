@@ -1,0 +1,37 @@
+"""The sandbox: a throwaway host (private network and mount namespaces) with a simulated world.
+
+`host` builds it and takes snapshots of it (standard library only); `session` brings a topology
+up inside one for `nsgen sandbox`; `world/` holds the world's web and DNS servers, run as scripts.
+"""
+
+from nsgen.sandbox.host import (
+    DNS_ADDR,
+    HOST_ADDR,
+    WEB_ADDR,
+    WORLD_ADDR,
+    WORLD_DIR,
+    WORLD_NS,
+    Sandbox,
+    SandboxCommandError,
+    SandboxError,
+    SandboxUnavailable,
+    Snapshot,
+    diff_snapshots,
+    unavailable_reason,
+)
+
+__all__ = [
+    "DNS_ADDR",
+    "HOST_ADDR",
+    "WEB_ADDR",
+    "WORLD_ADDR",
+    "WORLD_DIR",
+    "WORLD_NS",
+    "Sandbox",
+    "SandboxCommandError",
+    "SandboxError",
+    "SandboxUnavailable",
+    "Snapshot",
+    "diff_snapshots",
+    "unavailable_reason",
+]
