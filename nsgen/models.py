@@ -15,7 +15,7 @@ import re
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -133,7 +133,7 @@ class Environment:
     systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
     which: Callable[[str], str | None] = shutil.which
     nsgen_argv: tuple[str, ...] | None = None  # how to start nsgen itself; found when None
-    routes: Callable[[], list[tuple[str, str]]] = host_routes
+    routes: Callable[[], list[tuple[str, str]]] = field(default=lambda: host_routes())
 
     def nsgen_command(self) -> tuple[str, ...]:
         if self.nsgen_argv is not None:
