@@ -1,9 +1,10 @@
-"""A throwaway Linux host for tests: a mount + network namespace pair with a small "world" behind it.
+"""A throwaway Linux host: a mount + network namespace pair with a small "world" behind it.
 
-The pytest side (`Sandbox`) knows how to start the host, run commands in it, take a comparable
-snapshot of it and kill everything in it; it knows nothing of nsgen. The helper side (this same
-module, started by `unshare --mount --net --propagation private -- python -S -c ...`) builds the
-host from the inside and then only waits; it is the process whose namespaces *are* the sandbox.
+The outside side (`Sandbox`) knows how to start the host, run commands in it, take a comparable
+snapshot of it and kill everything in it; it knows nothing of nsgen's topologies. The helper side
+(this same module, started by `unshare --mount --net --propagation private -- python -S -c ...`)
+builds the host from the inside and then only waits; it is the process whose namespaces *are*
+the sandbox. `nsgen sandbox` and the test suite's `sandbox` fixture both use it.
 
 What the sandbox host looks like (all of it private to the sandbox, nothing reaches the real host):
 
@@ -14,16 +15,18 @@ What the sandbox host looks like (all of it private to the sandbox, nothing reac
     lo up; world0 198.51.100.1/24; default via 198.51.100.2
     iptables: the filter, nat, mangle and raw tables exist, empty, policies ACCEPT
     netns "world": host0 198.51.100.2/24, lo 203.0.113.10/32 + 203.0.113.53/32,
-        http://203.0.113.10/ answers the caller's source address (tests/world/http_server.py),
-        DNS on 203.0.113.53 answers web.world.test and dns.world.test (tests/world/dns_server.py).
+        http://203.0.113.10/ answers the caller's source address (world/http_server.py),
+        DNS on 203.0.113.53 answers web.world.test and dns.world.test (world/dns_server.py).
 
 Why an overlay on /etc: `ip netns` needs /etc/netns, which does not exist on a clean host, and
 `mkdir` inside a mount namespace still writes to the real disk. Creating it in an overlay whose
-upper layer is a tmpfs leaves the disk untouched even if the test process is killed mid-way.
+upper layer is a tmpfs leaves the disk untouched even if the owning process is killed mid-way.
 
 Killing every process of the sandbox frees it: its mount namespace holds the /run tmpfs that
-holds the bind mounts that keep its network namespaces alive. If the test process dies without
+holds the bind mounts that keep its network namespaces alive. If the owning process dies without
 close(), the helper sees its stdin close and kills the sandbox itself.
+
+Standard library only: the helper runs with `python -S`, without site-packages.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ DNS_ADDR = "203.0.113.53"
 WORLD_NS = "world"
 WORLD_LINK = "world0"  # the host's end of the veth
 WORLD_PEER = "host0"  # the world's end
-WORLD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world")
+WORLD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world")  # the servers, run as scripts
 
 REQUIRED_TOOLS = ("unshare", "nsenter", "mount", "umount", "ip", "iptables", "iptables-save", "iptables-restore")
 BUILTIN_CHAINS = {
@@ -259,7 +262,7 @@ def _cmdline(pid: int) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The pytest side
+# The outside: the process that owns the sandbox
 # ---------------------------------------------------------------------------------------------
 
 SNAPSHOT_SYSCTLS = (
@@ -277,7 +280,7 @@ _SECTION = "@@sandbox-section "
 
 class Snapshot(dict):
     """What Sandbox.snapshot() returns: a plain dict of str -> list[str] (== works with any dict),
-    of its own type so that conftest.py can show `assert snapshot == before` failures as a diff."""
+    of its own type so that the test suite can show `assert snapshot == before` failures as a diff."""
 
 
 def diff_snapshots(left: dict[str, list[str]], right: dict[str, list[str]]) -> list[str]:
@@ -338,7 +341,7 @@ class Sandbox:
         self._proc = subprocess.Popen(
             ["unshare", "--mount", "--net", "--propagation", "private", "--", *_helper_command(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            start_new_session=True,  # a ^C in the terminal is pytest's to handle, not the helper's
+            start_new_session=True,  # a ^C in the terminal is the owner's to handle, not the helper's
         )
         self.pid = self._proc.pid  # unshare execs the helper: same process
         line, ended = self._read_line(self._proc.stdout, timeout)
@@ -414,6 +417,37 @@ class Sandbox:
         if check and result.returncode != 0:
             raise SandboxCommandError(argv, result.returncode, result.stdout, result.stderr)
         return result
+
+    def call(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> int:
+        """Run argv on the sandbox host with this process's stdin, stdout and stderr; return its exit status.
+
+        A terminal stays a terminal, so this can run an interactive shell. While it runs, this
+        process ignores SIGINT, as a shell does while its foreground job runs: a ^C is the
+        command's to handle.
+        """
+        if self.closed:
+            raise SandboxError("the sandbox is closed")
+        directory = os.fspath(cwd) if cwd is not None else os.getcwd()
+        child = subprocess.Popen(
+            ["nsenter", f"--target={self.pid}", "--net", "--mount", f"--wdns={directory}", "--",
+             *(os.fspath(arg) for arg in argv)],
+            env={**os.environ, **env} if env else None,
+        )
+        try:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            previous = None
+        try:
+            return child.wait()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
     def sh(self, script: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run a bash script on the sandbox host (same keywords as run)."""
@@ -585,8 +619,10 @@ def _helper_command(config: dict) -> list[str]:
     # -S skips site-packages and their .pth files (the helper needs the standard library only):
     # that takes Python's start from ~60 ms to ~15 ms here. Imported rather than run as a script,
     # so that a cached compiled module can be used where bytecode is written.
-    here = os.path.dirname(os.path.abspath(__file__))
-    code = f"import sys; sys.path.insert(0, {here!r}); import sandbox; sys.exit(sandbox._helper_main(sys.argv[1]))"
+    # The folder that holds the nsgen package goes first on the path (site-packages is skipped).
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (f"import sys; sys.path.insert(0, {root!r}); from nsgen.sandbox import host; "
+            "sys.exit(host._helper_main(sys.argv[1]))")
     return [sys.executable, "-S", "-c", code, json.dumps(config)]
 
 
@@ -803,7 +839,7 @@ def _setup_world_link() -> None:
 def _setup_iptables(tables: list[str]) -> None:
     # Like a host where iptables is in use: the usual tables exist, empty, policies ACCEPT.
     # (iptables-nft creates a table the first time a rule goes in, and never removes it; with
-    # the tables already there, a test's "after teardown == before" compares rules, not that.)
+    # the tables already there, "after teardown == before" compares rules, not that.)
     if not tables:
         return
     text = "".join(
@@ -880,8 +916,8 @@ def _helper_main(config_json: str) -> int:
         return 1
     report({"ready": True, "world_pids": world_pids})
     try:
-        # Wait until the test process closes our stdin or dies. A normal close() kills us
-        # first; this path cleans up after a test process that was killed outright.
+        # Wait until the owning process closes our stdin or dies. A normal close() kills us
+        # first; this path cleans up after an owner that was killed outright.
         while sys.stdin.buffer.read(4096):
             pass
     finally:
