@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016
+# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: setup of topology bridge-lab
 #
 # host (ip_forward on)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016
+# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: teardown of topology pod
 #
 # host (ip_forward on)
