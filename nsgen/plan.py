@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nsgen.models import Attachment, Container, Network, PublishedPort, Topology
+from nsgen.models import Network, Topology
 
 Argv = tuple[str, ...]
 
@@ -109,6 +109,21 @@ def chain_name(topology: str) -> str:
     return f"NSGEN-{topology}"
 
 
+def _tagged(rule: Argv, tag: Argv) -> Argv:
+    """The rule with the topology's comment placed before its target."""
+    j = rule.index("-j")
+    return (*rule[:j], *tag, *rule[j:])
+
+
+def _restore_line(action: str, chain: str, rule: Argv) -> str:
+    """One iptables-restore line. Every value here is validated (names, addresses, numbers, the
+    tag), so none holds whitespace or quotes; a value that did would be a bug, and is refused."""
+    for word in rule:
+        if not word or any(ch.isspace() or ch in "\"'#" for ch in word):
+            raise ValueError(f"cannot place {word!r} in an iptables-restore line")
+    return " ".join((action, chain, *rule))
+
+
 def C(*argv: str, **kw) -> Command:
     return Command(tuple(argv), **kw)
 
@@ -119,19 +134,6 @@ def _link_exists(name: str, netns: str | None = None) -> Argv:
 
 def _iptables(table: str, action: str, chain: str, rule: Argv) -> Argv:
     return ("iptables", "-w", "-t", table, action, chain, *rule)
-
-
-def _rule_step(topology: Topology, sid: str, section: str, summary: str, table: str, chain: str, rule: Argv) -> Step:
-    """A firewall rule tagged as the topology's own: added once, found with -C, removed exactly."""
-    tagged = (*rule[:-2], "-m", "comment", "--comment", rule_tag(topology.name), *rule[-2:])
-    return Step(
-        id=sid,
-        section=section,
-        summary=summary,
-        commands=(C(*_iptables(table, "-A", chain, tagged)),),
-        undo=(C(*_iptables(table, "-D", chain, tagged), only_if=(_iptables(table, "-C", chain, tagged),)),),
-        probe=(_iptables(table, "-C", chain, tagged),),
-    )
 
 
 class _Builder:
@@ -170,20 +172,22 @@ class _Builder:
                     section="Namespaces",
                     summary=f"Create the network namespace {c.name}: the container's own interfaces, routes and firewall.",
                     commands=(C("ip", "netns", "add", c.name),),
-                    undo=(
-                        C("stop_processes", c.name, builtin=True, only_if=(self.owned,)),
-                        C("ip", "netns", "delete", c.name, only_if=(self.owned, ("test", "-e", f"{NETNS_DIR}/{c.name}"))),
-                    ),
+                    undo=(C("ip", "netns", "delete", c.name, only_if=(self.owned, ("test", "-e", f"{NETNS_DIR}/{c.name}"))),),
                     probe=(("test", "-e", f"{NETNS_DIR}/{c.name}"),),
                     resource=f"network namespace {c.name}",
                 )
             )
+        for c in self.t.containers.values():
+            # Nothing to do at setup; at teardown (after every namespace's other contents are
+            # gone, before any namespace is deleted) whatever still runs inside is stopped,
+            # or the namespace would outlive its name.
             self.add(
                 Step(
-                    id=f"lo:{c.name}",
+                    id=f"reap:{c.name}",
                     section="Namespaces",
-                    summary=f"Bring up lo in {c.name}, so that a server listening on localhost answers inside it.",
-                    commands=(C("ip", "-n", c.name, "link", "set", "lo", "up"),),
+                    summary=f"Teardown stops every process still running in {c.name} before the namespace is deleted.",
+                    commands=(),
+                    undo=(C("stop_processes", c.name, builtin=True, only_if=(self.owned,)),),
                 )
             )
 
@@ -217,57 +221,68 @@ class _Builder:
             )
 
     def links(self) -> None:
+        """Every veth pair, each made with its inner end already inside its namespace, then the host ends."""
+        for c in self.t.containers.values():
+            for a in c.attachments:
+                self.add(
+                    Step(
+                        id=f"veth:{c.name}:{a.network}",
+                        section="Links",
+                        summary=f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
+                        "its inner end made directly inside the namespace.",
+                        commands=(C("ip", "link", "add", a.host_interface, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
+                        undo=(C("ip", "link", "delete", a.host_interface, only_if=(self.owned, _link_exists(a.host_interface))),),
+                        probe=(_link_exists(a.host_interface),),
+                        resource=f"link {a.host_interface}",
+                    )
+                )
         for c in self.t.containers.values():
             for a in c.attachments:
                 net = self.t.networks[a.network]
-                self._veth(c, a, net)
+                if net.driver == "veth":
+                    gw = f"{net.gateway}/{net.subnet.prefixlen}"
+                    summary = f"Give {a.host_interface} the gateway address {gw} and bring it up: the host is {c.name}'s router."
+                    commands = (C("ip", "addr", "replace", gw, "dev", a.host_interface), C("ip", "link", "set", a.host_interface, "up"))
+                else:
+                    summary = f"Plug {a.host_interface} into bridge {net.bridge} (it has no address of its own) with hairpin on, so {c.name} reaches its own published ports; bring it up."
+                    commands = (
+                        C("ip", "link", "set", a.host_interface, "master", str(net.bridge)),
+                        C("ip", "link", "set", a.host_interface, "type", "bridge_slave", "hairpin", "on"),
+                        C("ip", "link", "set", a.host_interface, "up"),
+                    )
+                self.add(Step(id=f"host-end:{c.name}:{a.network}", section="Links", summary=summary, commands=commands))
 
-    def _veth(self, c: Container, a: Attachment, net: Network) -> None:
-        inside = f"{a.address}/{a.prefixlen}"
-        self.add(
-            Step(
-                id=f"veth:{c.name}:{a.network}",
-                section="Links",
-                summary=f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
-                "its inner end made directly inside the namespace.",
-                commands=(C("ip", "link", "add", a.host_interface, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
-                undo=(C("ip", "link", "delete", a.host_interface, only_if=(self.owned, _link_exists(a.host_interface))),),
-                probe=(_link_exists(a.host_interface),),
-                resource=f"link {a.host_interface}",
-            )
-        )
-        host_side: list[Command] = []
-        if net.driver == "veth":
-            gw = f"{net.gateway}/{net.subnet.prefixlen}"
-            summary = f"Address the ends: {a.host_interface} gets the gateway {gw}, {a.interface} gets {inside}; bring both up."
-            host_side.append(C("ip", "addr", "replace", gw, "dev", a.host_interface))
-        else:
-            summary = f"Plug {a.host_interface} into bridge {net.bridge} (no address on it; hairpin on, so the container reaches its own published ports), address {a.interface} with {inside}; bring both up."
-            host_side.append(C("ip", "link", "set", a.host_interface, "master", str(net.bridge)))
-            host_side.append(C("ip", "link", "set", a.host_interface, "type", "bridge_slave", "hairpin", "on"))
-        host_side.append(C("ip", "link", "set", a.host_interface, "up"))
-        self.add(
-            Step(
-                id=f"addr:{c.name}:{a.network}",
-                section="Links",
-                summary=summary,
-                commands=(
-                    *host_side,
-                    C("ip", "-n", c.name, "addr", "replace", inside, "dev", a.interface),
-                    C("ip", "-n", c.name, "link", "set", a.interface, "up"),
-                ),
-            )
-        )
-
-    def routes(self) -> None:
+    def inside(self) -> None:
+        """Each container's own configuration, contiguous, so that it can run as one batch inside it."""
         for c in self.t.containers.values():
+            self.add(
+                Step(
+                    id=f"lo:{c.name}",
+                    section="Inside the containers",
+                    summary=f"Bring up lo in {c.name}, so that a server listening on localhost answers inside it.",
+                    commands=(C("ip", "-n", c.name, "link", "set", "lo", "up"),),
+                )
+            )
+            for a in c.attachments:
+                inside = f"{a.address}/{a.prefixlen}"
+                self.add(
+                    Step(
+                        id=f"addr:{c.name}:{a.network}",
+                        section="Inside the containers",
+                        summary=f"Give {a.interface} in {c.name} the address {inside} and bring it up.",
+                        commands=(
+                            C("ip", "-n", c.name, "addr", "replace", inside, "dev", a.interface),
+                            C("ip", "-n", c.name, "link", "set", a.interface, "up"),
+                        ),
+                    )
+                )
             a = next((a for a in c.attachments if not self.t.networks[a.network].internal), None)
             if a is None:
                 continue
             self.add(
                 Step(
                     id=f"route:{c.name}",
-                    section="Routes",
+                    section="Inside the containers",
                     summary=f"Send {c.name}'s traffic for everywhere else to the host at {a.gateway}, from {a.address}.",
                     commands=(C("ip", "-n", c.name, "route", "replace", "default", "via", str(a.gateway), "dev", a.interface, "src", str(a.address)),),
                 )
@@ -317,112 +332,116 @@ class _Builder:
                 )
             )
 
-    def _chain(self, table: str, hooks: tuple[tuple[str, Argv], ...], summary: str) -> None:
-        """The topology's own chain in `table`, reached from each hook chain by a tagged jump."""
-        chain = chain_name(self.t.name)
-        exists = _iptables(table, "-S", chain, ())
-        self.add(
-            Step(
-                id=f"chain:{table}",
-                section="Firewall",
-                summary=summary,
-                resource=f"iptables chain {chain} (table {table})",
-                commands=(C(*_iptables(table, "-N", chain, ())),),
-                undo=(
-                    C(*_iptables(table, "-F", chain, ()), only_if=(self.owned, exists)),
-                    C(*_iptables(table, "-X", chain, ()), only_if=(self.owned, exists)),
-                ),
-                probe=(exists,),
-            )
-        )
-        for hook, match in hooks:
-            rule = (*match, "-m", "comment", "--comment", rule_tag(self.t.name), "-j", chain)
-            first = table == "filter"  # ahead of whatever else FORWARD holds (a DROP, Docker's chains)
-            self.add(
-                Step(
-                    id=f"jump:{table}:{hook}",
-                    section="Firewall",
-                    summary=f"Send {hook} traffic through {chain}" + (" first." if first else "."),
-                    commands=(C(*_iptables(table, "-I" if first else "-A", hook, ("1", *rule) if first else rule)),),
-                    undo=(C(*_iptables(table, "-D", hook, rule), only_if=(_iptables(table, "-C", hook, rule),)),),
-                    probe=(_iptables(table, "-C", hook, rule),),
-                )
-            )
-
-    def _rule(self, sid: str, summary: str, table: str, chain: str, rule: Argv) -> None:
-        self.add(_rule_step(self.t, sid, "Firewall", summary, table, chain, rule))
-
     def firewall(self) -> None:
+        """Every rule lives in the topology's own chains; only the jumps into them sit in the
+        built-in chains. Each table is loaded in one `iptables-restore --noflush` (one atomic
+        transaction: all of it or none) and removed the same way."""
         nets = [(net, dev) for net in self.t.networks.values() if (dev := self._host_dev(net))]
         if not nets:
             return
         self.tools.add("iptables")
-        chain = chain_name(self.t.name)
+        self.tools.add("iptables-restore")
+        tag = ("-m", "comment", "--comment", rule_tag(self.t.name))
+        fwd = nat = chain_name(self.t.name)  # one name, in filter and in nat
         published = [(c, c.default_attachment, p) for c in self.t.containers.values() for p in c.ports]
-        self._chain(
-            "filter",
-            (("FORWARD", ()),),
-            f"Give the topology its own FORWARD chain {chain}, reached first, so its networks work even where FORWARD's policy is DROP.",
-        )
-        # Traffic into each network first (replies, published ports, its own members; nothing
-        # else), then traffic out of the networks that route out. Order matters: the accept for
-        # traffic leaving one network must not let it into another.
+
+        # filter: traffic into each network first (replies, published ports, its own members;
+        # nothing else), then traffic out of the networks that route out. Order matters: the
+        # accept for traffic leaving one network must not let it into another.
+        filter_rules: list[Argv] = []
         for net, dev in nets:
             if net.routes_out:
-                self._rule(f"forward:{net.name}:replies", f"Let replies to {net.name}'s own connections back in.", "filter", chain,
-                           ("-o", dev, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"))
+                filter_rules.append(("-o", dev, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"))
             for c, a, p in published:
                 if a and a.network == net.name:
-                    self._rule(f"forward:{c.name}:{p.protocol}/{p.host_port}", f"Let connections to published port {p.spec} through to {c.name} ({a.address}:{p.container_port}).",
-                               "filter", chain, ("-o", dev, "-d", str(a.address), "-p", p.protocol, "--dport", str(p.container_port), "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"))
+                    filter_rules.append(("-o", dev, "-d", str(a.address), "-p", p.protocol, "--dport", str(p.container_port), "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"))
             if net.driver == "bridge":
-                self._rule(f"forward:{net.name}:within", f"Let {net.name}'s containers reach each other across {dev} (this traffic crosses FORWARD when br_netfilter is loaded).",
-                           "filter", chain, ("-i", dev, "-o", dev, "-j", "ACCEPT"))
-            self._rule(f"forward:{net.name}:isolate", f"Drop anything else entering {net.name}: other networks cannot reach it through the host.", "filter", chain,
-                       ("-o", dev, "-j", "DROP"))
+                filter_rules.append(("-i", dev, "-o", dev, "-j", "ACCEPT"))
+            filter_rules.append(("-o", dev, "-j", "DROP"))
         for net, dev in nets:
-            if net.routes_out:
-                self._rule(f"forward:{net.name}:out", f"Let traffic out of {net.name} be forwarded.", "filter", chain, ("-i", dev, "-j", "ACCEPT"))
-            else:
-                self._rule(f"forward:{net.name}:out", f"{net.name} is internal: nothing leaves it through the host.", "filter", chain, ("-i", dev, "-j", "DROP"))
-        for net, dev in nets:
-            if net.masquerade:
-                self._rule(f"masquerade:{net.name}", f"Masquerade {net.subnet}: traffic leaving the host (not through {dev}) takes the host's address, so replies find their way back.",
-                           "nat", "POSTROUTING", ("-s", str(net.subnet), "!", "-o", dev, "-j", "MASQUERADE"))
-        if published:
-            self._published(published)
-
-    def _published(self, published: list[tuple[Container, Attachment | None, PublishedPort]]) -> None:
-        """Published ports, reached from outside, from the host (its addresses and localhost), from the bridge, and hairpin."""
-        chain = chain_name(self.t.name)
-        local = ("-m", "addrtype", "--dst-type", "LOCAL")
-        self._chain(
-            "nat",
-            (("PREROUTING", local), ("OUTPUT", local)),
-            f"Give published ports their own nat chain {chain}, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).",
+            filter_rules.append(("-i", dev, "-j", "ACCEPT" if net.routes_out else "DROP"))
+        self._table(
+            "filter",
+            chains=(fwd,),
+            jumps=(("FORWARD", "-I", ()),),
+            rules=[(fwd, r) for r in filter_rules],
+            tag=tag,
+            summary=f"Filter: the topology's own chain {fwd}, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): "
+            "replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.",
         )
-        devs: dict[str, Network] = {}
-        for c, a, p in published:
-            assert a is not None
-            where = ("-d", str(p.host_ip)) if p.host_ip else ()
-            self._rule(f"dnat:{c.name}:{p.protocol}/{p.host_port}", f"Publish {p.spec}: connections to {p.host_ip or 'any host address'} port {p.host_port}/{p.protocol} go to {c.name} at {a.address}:{p.container_port}.",
-                       "nat", chain, (*where, "-p", p.protocol, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination", f"{a.address}:{p.container_port}"))
-            devs.setdefault(self._host_dev(self.t.networks[a.network]) or "", self.t.networks[a.network])
-        for dev, net in devs.items():
-            self._rule(f"masquerade:{net.name}:hairpin", f"Masquerade published connections that come from {net.name} itself, so replies return through the host (a container reaching its own or a neighbour's published port).",
-                       "nat", "POSTROUTING", ("-o", dev, "-s", str(net.subnet), "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"))
-            if any(p.host_ip is None or p.host_ip.is_loopback for c, a, p in published if a and a.network == net.name):
-                self._rule(f"masquerade:{net.name}:localhost", f"Masquerade published connections the host makes from localhost, which cannot leave through {dev} with a 127.0.0.0/8 source.",
-                           "nat", "POSTROUTING", ("-o", dev, "-s", "127.0.0.0/8", "-j", "MASQUERADE"))
-                self.tools.add("sysctl")
-                self.add(
-                    Step(
-                        id=f"route_localnet:{net.name}",
-                        section="Firewall",
-                        summary=f"Let {dev} route packets to localhost's published ports (route_localnet); the setting goes away with {dev}.",
-                        commands=(C("sysctl", "-q", "-w", f"net/ipv4/conf/{dev}/route_localnet=1"),),
-                    )
+
+        # nat: masquerade on the way out (in POSTROUTING itself, as the tutorial writes it);
+        # published ports (DNAT) in the topology's own chain, for connections to any local address.
+        post_rules: list[Argv] = [("-s", str(net.subnet), "!", "-o", dev, "-j", "MASQUERADE") for net, dev in nets if net.masquerade]
+        dnat_rules: list[Argv] = []
+        localnet: list[str] = []
+        for net, dev in nets:
+            mine = [(c, a, p) for c, a, p in published if a and a.network == net.name]
+            for c, a, p in mine:
+                where = ("-d", str(p.host_ip)) if p.host_ip else ()
+                dnat_rules.append((*where, "-p", p.protocol, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination", f"{a.address}:{p.container_port}"))
+            if mine:
+                # a container reaching its own or a neighbour's published port: replies must come back through the host
+                post_rules.append(("-o", dev, "-s", str(net.subnet), "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"))
+            if any(p.host_ip is None or p.host_ip.is_loopback for _, _, p in mine):
+                # the host reaching a published port at 127.0.0.1: that source cannot leave through dev unmasqueraded
+                post_rules.append(("-o", dev, "-s", "127.0.0.0/8", "-j", "MASQUERADE"))
+                localnet.append(dev)
+        if post_rules or dnat_rules:
+            local = ("-m", "addrtype", "--dst-type", "LOCAL")
+            what = ["masquerade in POSTROUTING"] if post_rules else []
+            if dnat_rules:
+                what.append(f"published ports in {nat} (reached from PREROUTING and OUTPUT for local destinations)")
+            self._table(
+                "nat",
+                chains=(nat,) if dnat_rules else (),
+                jumps=(("PREROUTING", "-A", local), ("OUTPUT", "-A", local)) if dnat_rules else (),
+                rules=[("POSTROUTING", r) for r in post_rules] + [(nat, r) for r in dnat_rules],
+                tag=tag,
+                summary="NAT: " + "; ".join(what) + ".",
+            )
+        for dev in localnet:
+            self.tools.add("sysctl")
+            self.add(
+                Step(
+                    id=f"route_localnet:{dev}",
+                    section="Firewall",
+                    summary=f"Let {dev} carry connections from localhost to published ports (route_localnet); the setting goes away with {dev}.",
+                    commands=(C("sysctl", "-q", "-w", f"net/ipv4/conf/{dev}/route_localnet=1"),),
                 )
+            )
+
+    def _table(self, table: str, *, chains: tuple[str, ...], jumps, rules: list[tuple[str, Argv]], tag: Argv, summary: str) -> None:
+        """One table's rules as one iptables-restore transaction, and its undo as another.
+
+        Everything of the topology in a table is added at once or not at all, so a single probe
+        (its chain, or its first rule) tells whether the table is done, and the undo never meets
+        a half-present state."""
+        tagged = [(chain, _tagged(rule, tag)) for chain, rule in rules]
+        jump_rules = [(hook, how, (*match, *tag, "-j", chains[0])) for hook, how, match in jumps]
+        builtin = [(chain, rule) for chain, rule in tagged if chain not in chains]
+        setup = [f"*{table}", *(f":{chain} - [0:0]" for chain in chains)]
+        setup += [_restore_line("-A", chain, rule) for chain, rule in tagged]
+        setup += [_restore_line(how, hook, ("1", *rule) if how == "-I" else rule) for hook, how, rule in jump_rules]
+        teardown = [f"*{table}", *(_restore_line("-D", hook, rule) for hook, _how, rule in jump_rules)]
+        teardown += [_restore_line("-D", chain, rule) for chain, rule in builtin]
+        teardown += [f"-F {chain}" for chain in chains] + [f"-X {chain}" for chain in chains]
+        if chains:
+            exists = _iptables(table, "-S", chains[0], ())
+        else:
+            exists = _iptables(table, "-C", builtin[0][0], builtin[0][1])
+        restore = ("iptables-restore", "-w", "--noflush")
+        self.add(
+            Step(
+                id=f"firewall:{table}",
+                section="Firewall",
+                summary=summary,
+                commands=(C(*restore, input="\n".join([*setup, "COMMIT"]) + "\n"),),
+                undo=(C(*restore, input="\n".join([*teardown, "COMMIT"]) + "\n", only_if=(self.owned, exists)),),
+                probe=(exists,),
+                resource=f"iptables chain {chains[0]} (table {table})" if chains else None,
+            )
+        )
 
     def _host_dev(self, net: Network) -> str | None:
         """The host device that holds the network's gateway address."""
@@ -479,7 +498,7 @@ def compile_plan(topology: Topology) -> Plan:
     b.namespaces()
     b.bridges()
     b.links()
-    b.routes()
+    b.inside()
     b.forwarding()
     b.firewall()
     b.dns()

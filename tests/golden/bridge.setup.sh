@@ -39,7 +39,7 @@ stop_processes() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables setsid sysctl; do
+for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 
@@ -58,27 +58,33 @@ undo_0() {
   fi
 }
 undo_1() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes web
-  fi
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
     ip netns delete web
   fi
 }
-undo_3() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes app
-  fi
+undo_2() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
     ip netns delete app
   fi
 }
-undo_5() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes db
-  fi
+undo_3() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
     ip netns delete db
+  fi
+}
+undo_4() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes web
+  fi
+}
+undo_5() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes app
+  fi
+}
+undo_6() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes db
   fi
 }
 undo_7() {
@@ -96,22 +102,22 @@ undo_11() {
     ip link delete ve-web-32882
   fi
 }
-undo_13() {
+undo_12() {
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
     ip link delete ve-app-d6047
   fi
 }
-undo_15() {
+undo_13() {
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
     ip link delete ve-app-f8cbe
   fi
 }
-undo_17() {
+undo_14() {
   if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
     ip link delete ve-db-9bec0
   fi
 }
-undo_21() {
+undo_28() {
   rm -f /run/nsgen/.ip_forward/users/bridge-lab
   if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
@@ -120,98 +126,33 @@ undo_21() {
     rm -rf /run/nsgen/.ip_forward
   fi
 }
-undo_22() {
-  if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
-    iptables -w -t filter -F NSGEN-bridge-lab
-  fi
-  if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
-    iptables -w -t filter -X NSGEN-bridge-lab
-  fi
-}
-undo_23() {
-  if iptables -w -t filter -C FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
-    iptables -w -t filter -D FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-  fi
-}
-undo_24() {
-  if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
-  fi
-}
-undo_25() {
-  if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
-  fi
-}
-undo_26() {
-  if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
-  fi
-}
-undo_27() {
-  if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
-  fi
-}
-undo_28() {
-  if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
-  fi
-}
 undo_29() {
-  if iptables -w -t filter -C NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
+  if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+-D FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-F NSGEN-bridge-lab
+-X NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
   fi
 }
 undo_30() {
-  if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
-  fi
-}
-undo_31() {
-  if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
+  if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+-D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-F NSGEN-bridge-lab
+-X NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
   fi
 }
 undo_32() {
-  if iptables -w -t nat -C POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
-    iptables -w -t nat -D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
-  fi
-}
-undo_33() {
-  if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
-    iptables -w -t nat -F NSGEN-bridge-lab
-  fi
-  if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
-    iptables -w -t nat -X NSGEN-bridge-lab
-  fi
-}
-undo_34() {
-  if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
-    iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-  fi
-}
-undo_35() {
-  if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
-    iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-  fi
-}
-undo_36() {
-  if iptables -w -t nat -C NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000 >/dev/null 2>&1; then
-    iptables -w -t nat -D NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000
-  fi
-}
-undo_37() {
-  if iptables -w -t nat -C POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
-    iptables -w -t nat -D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
-  fi
-}
-undo_38() {
-  if iptables -w -t nat -C POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
-    iptables -w -t nat -D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
-  fi
-}
-undo_40() {
   if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/web/resolv.conf
   fi
@@ -219,7 +160,7 @@ undo_40() {
     rmdir /etc/netns/web
   fi
 }
-undo_41() {
+undo_33() {
   if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/app/resolv.conf
   fi
@@ -227,7 +168,7 @@ undo_41() {
     rmdir /etc/netns/app
   fi
 }
-undo_42() {
+undo_34() {
   if test -d /run/nsgen/bridge-lab; then
     stop_processes web
   fi
@@ -294,33 +235,30 @@ else
   ip netns add web
 fi
 
-# Bring up lo in web, so that a server listening on localhost answers inside it.
-begin 2 lo:web
-ip -n web link set lo up
-
 # Create the network namespace app: the container's own interfaces, routes and firewall.
 if test -e /run/netns/app; then
   nsgen_say 'already done: netns:app'
 else
-  begin 3 netns:app
+  begin 2 netns:app
   ip netns add app
 fi
-
-# Bring up lo in app, so that a server listening on localhost answers inside it.
-begin 4 lo:app
-ip -n app link set lo up
 
 # Create the network namespace db: the container's own interfaces, routes and firewall.
 if test -e /run/netns/db; then
   nsgen_say 'already done: netns:db'
 else
-  begin 5 netns:db
+  begin 3 netns:db
   ip netns add db
 fi
 
-# Bring up lo in db, so that a server listening on localhost answers inside it.
-begin 6 lo:db
-ip -n db link set lo up
+# Teardown stops every process still running in web before the namespace is deleted.
+begin 4 reap:web
+
+# Teardown stops every process still running in app before the namespace is deleted.
+begin 5 reap:app
+
+# Teardown stops every process still running in db before the namespace is deleted.
+begin 6 reap:db
 
 # ==== Bridges ====
 
@@ -360,76 +298,100 @@ else
   ip link add ve-web-32882 type veth peer name eth0 netns web
 fi
 
-# Plug ve-web-32882 into bridge br-front (no address on it; hairpin on, so the container reaches its own published ports), address eth0 with 172.20.0.2/24; bring both up.
-begin 12 addr:web:front
-ip link set ve-web-32882 master br-front
-ip link set ve-web-32882 type bridge_slave hairpin on
-ip link set ve-web-32882 up
-ip -n web addr replace 172.20.0.2/24 dev eth0
-ip -n web link set eth0 up
-
 # Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
 if ip link show ve-app-d6047 >/dev/null 2>&1; then
   nsgen_say 'already done: veth:app:front'
 else
-  begin 13 veth:app:front
+  begin 12 veth:app:front
   ip link add ve-app-d6047 type veth peer name eth0 netns app
 fi
-
-# Plug ve-app-d6047 into bridge br-front (no address on it; hairpin on, so the container reaches its own published ports), address eth0 with 172.20.0.3/24; bring both up.
-begin 14 addr:app:front
-ip link set ve-app-d6047 master br-front
-ip link set ve-app-d6047 type bridge_slave hairpin on
-ip link set ve-app-d6047 up
-ip -n app addr replace 172.20.0.3/24 dev eth0
-ip -n app link set eth0 up
 
 # Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
 if ip link show ve-app-f8cbe >/dev/null 2>&1; then
   nsgen_say 'already done: veth:app:back'
 else
-  begin 15 veth:app:back
+  begin 13 veth:app:back
   ip link add ve-app-f8cbe type veth peer name eth1 netns app
 fi
-
-# Plug ve-app-f8cbe into bridge br-back (no address on it; hairpin on, so the container reaches its own published ports), address eth1 with 172.21.0.2/24; bring both up.
-begin 16 addr:app:back
-ip link set ve-app-f8cbe master br-back
-ip link set ve-app-f8cbe type bridge_slave hairpin on
-ip link set ve-app-f8cbe up
-ip -n app addr replace 172.21.0.2/24 dev eth1
-ip -n app link set eth1 up
 
 # Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
 if ip link show ve-db-9bec0 >/dev/null 2>&1; then
   nsgen_say 'already done: veth:db:back'
 else
-  begin 17 veth:db:back
+  begin 14 veth:db:back
   ip link add ve-db-9bec0 type veth peer name eth0 netns db
 fi
 
-# Plug ve-db-9bec0 into bridge br-back (no address on it; hairpin on, so the container reaches its own published ports), address eth0 with 172.21.0.10/24; bring both up.
-begin 18 addr:db:back
+# Plug ve-web-32882 into bridge br-front (it has no address of its own) with hairpin on, so web reaches its own published ports; bring it up.
+begin 15 host-end:web:front
+ip link set ve-web-32882 master br-front
+ip link set ve-web-32882 type bridge_slave hairpin on
+ip link set ve-web-32882 up
+
+# Plug ve-app-d6047 into bridge br-front (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
+begin 16 host-end:app:front
+ip link set ve-app-d6047 master br-front
+ip link set ve-app-d6047 type bridge_slave hairpin on
+ip link set ve-app-d6047 up
+
+# Plug ve-app-f8cbe into bridge br-back (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
+begin 17 host-end:app:back
+ip link set ve-app-f8cbe master br-back
+ip link set ve-app-f8cbe type bridge_slave hairpin on
+ip link set ve-app-f8cbe up
+
+# Plug ve-db-9bec0 into bridge br-back (it has no address of its own) with hairpin on, so db reaches its own published ports; bring it up.
+begin 18 host-end:db:back
 ip link set ve-db-9bec0 master br-back
 ip link set ve-db-9bec0 type bridge_slave hairpin on
 ip link set ve-db-9bec0 up
-ip -n db addr replace 172.21.0.10/24 dev eth0
-ip -n db link set eth0 up
 
-# ==== Routes ====
+# ==== Inside the containers ====
+
+# Bring up lo in web, so that a server listening on localhost answers inside it.
+begin 19 lo:web
+ip -n web link set lo up
+
+# Give eth0 in web the address 172.20.0.2/24 and bring it up.
+begin 20 addr:web:front
+ip -n web addr replace 172.20.0.2/24 dev eth0
+ip -n web link set eth0 up
 
 # Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
-begin 19 route:web
+begin 21 route:web
 ip -n web route replace default via 172.20.0.1 dev eth0 src 172.20.0.2
 
+# Bring up lo in app, so that a server listening on localhost answers inside it.
+begin 22 lo:app
+ip -n app link set lo up
+
+# Give eth0 in app the address 172.20.0.3/24 and bring it up.
+begin 23 addr:app:front
+ip -n app addr replace 172.20.0.3/24 dev eth0
+ip -n app link set eth0 up
+
+# Give eth1 in app the address 172.21.0.2/24 and bring it up.
+begin 24 addr:app:back
+ip -n app addr replace 172.21.0.2/24 dev eth1
+ip -n app link set eth1 up
+
 # Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
-begin 20 route:app
+begin 25 route:app
 ip -n app route replace default via 172.20.0.1 dev eth0 src 172.20.0.3
+
+# Bring up lo in db, so that a server listening on localhost answers inside it.
+begin 26 lo:db
+ip -n db link set lo up
+
+# Give eth0 in db the address 172.21.0.10/24 and bring it up.
+begin 27 addr:db:back
+ip -n db addr replace 172.21.0.10/24 dev eth0
+ip -n db link set eth0 up
 
 # ==== Forwarding ====
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 21 ip_forward
+begin 28 ip_forward
 mkdir -p /run/nsgen/.ip_forward/users
 if test ! -e /run/nsgen/.ip_forward/before; then
   cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
@@ -441,144 +403,47 @@ fi
 
 # ==== Firewall ====
 
-# Give the topology its own FORWARD chain NSGEN-bridge-lab, reached first, so its networks work even where FORWARD's policy is DROP.
+# Filter: the topology's own chain NSGEN-bridge-lab, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
 if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
-  nsgen_say 'already done: chain:filter'
+  nsgen_say 'already done: firewall:filter'
 else
-  begin 22 chain:filter
-  iptables -w -t filter -N NSGEN-bridge-lab
+  begin 29 firewall:filter
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+:NSGEN-bridge-lab - [0:0]
+-A NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
+-A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
+-A NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
+-I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
 fi
 
-# Send FORWARD traffic through NSGEN-bridge-lab first.
-if iptables -w -t filter -C FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
-  nsgen_say 'already done: jump:filter:FORWARD'
-else
-  begin 23 jump:filter:FORWARD
-  iptables -w -t filter -I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-fi
-
-# Let replies to front's own connections back in.
-if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:front:replies'
-else
-  begin 24 forward:front:replies
-  iptables -w -t filter -A NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# Let connections to published port 8080:8000 through to web (172.20.0.2:8000).
-if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:web:tcp/8080'
-else
-  begin 25 forward:web:tcp/8080
-  iptables -w -t filter -A NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# Let front's containers reach each other across br-front (this traffic crosses FORWARD when br_netfilter is loaded).
-if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:front:within'
-else
-  begin 26 forward:front:within
-  iptables -w -t filter -A NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# Drop anything else entering front: other networks cannot reach it through the host.
-if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:front:isolate'
-else
-  begin 27 forward:front:isolate
-  iptables -w -t filter -A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
-fi
-
-# Let back's containers reach each other across br-back (this traffic crosses FORWARD when br_netfilter is loaded).
-if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:back:within'
-else
-  begin 28 forward:back:within
-  iptables -w -t filter -A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# Drop anything else entering back: other networks cannot reach it through the host.
-if iptables -w -t filter -C NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:back:isolate'
-else
-  begin 29 forward:back:isolate
-  iptables -w -t filter -A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
-fi
-
-# Let traffic out of front be forwarded.
-if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:front:out'
-else
-  begin 30 forward:front:out
-  iptables -w -t filter -A NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# back is internal: nothing leaves it through the host.
-if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:back:out'
-else
-  begin 31 forward:back:out
-  iptables -w -t filter -A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
-fi
-
-# Masquerade 172.20.0.0/24: traffic leaving the host (not through br-front) takes the host's address, so replies find their way back.
-if iptables -w -t nat -C POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
-  nsgen_say 'already done: masquerade:front'
-else
-  begin 32 masquerade:front
-  iptables -w -t nat -A POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
-fi
-
-# Give published ports their own nat chain NSGEN-bridge-lab, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
+# NAT: masquerade in POSTROUTING; published ports in NSGEN-bridge-lab (reached from PREROUTING and OUTPUT for local destinations).
 if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
-  nsgen_say 'already done: chain:nat'
+  nsgen_say 'already done: firewall:nat'
 else
-  begin 33 chain:nat
-  iptables -w -t nat -N NSGEN-bridge-lab
+  begin 30 firewall:nat
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+:NSGEN-bridge-lab - [0:0]
+-A POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-A POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-A POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-A NSGEN-bridge-lab -p tcp --dport 8080 -m comment --comment nsgen:bridge-lab -j DNAT --to-destination 172.20.0.2:8000
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
 fi
 
-# Send PREROUTING traffic through NSGEN-bridge-lab.
-if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
-  nsgen_say 'already done: jump:nat:PREROUTING'
-else
-  begin 34 jump:nat:PREROUTING
-  iptables -w -t nat -A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-fi
-
-# Send OUTPUT traffic through NSGEN-bridge-lab.
-if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
-  nsgen_say 'already done: jump:nat:OUTPUT'
-else
-  begin 35 jump:nat:OUTPUT
-  iptables -w -t nat -A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-fi
-
-# Publish 8080:8000: connections to any host address port 8080/tcp go to web at 172.20.0.2:8000.
-if iptables -w -t nat -C NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000 >/dev/null 2>&1; then
-  nsgen_say 'already done: dnat:web:tcp/8080'
-else
-  begin 36 dnat:web:tcp/8080
-  iptables -w -t nat -A NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000
-fi
-
-# Masquerade published connections that come from front itself, so replies return through the host (a container reaching its own or a neighbour's published port).
-if iptables -w -t nat -C POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
-  nsgen_say 'already done: masquerade:front:hairpin'
-else
-  begin 37 masquerade:front:hairpin
-  iptables -w -t nat -A POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
-fi
-
-# Masquerade published connections the host makes from localhost, which cannot leave through br-front with a 127.0.0.0/8 source.
-if iptables -w -t nat -C POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
-  nsgen_say 'already done: masquerade:front:localhost'
-else
-  begin 38 masquerade:front:localhost
-  iptables -w -t nat -A POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
-fi
-
-# Let br-front route packets to localhost's published ports (route_localnet); the setting goes away with br-front.
-begin 39 route_localnet:front
+# Let br-front carry connections from localhost to published ports (route_localnet); the setting goes away with br-front.
+begin 31 route_localnet:br-front
 sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
 
 # ==== DNS ====
@@ -587,7 +452,7 @@ sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
 if test -e /etc/netns/web; then
   nsgen_say 'already done: dns:web'
 else
-  begin 40 dns:web
+  begin 32 dns:web
   mkdir -p /etc/netns/web
   install -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology bridge-lab; nameservers from the topology file.
@@ -599,7 +464,7 @@ fi
 if test -e /etc/netns/app; then
   nsgen_say 'already done: dns:app'
 else
-  begin 41 dns:app
+  begin 33 dns:app
   mkdir -p /etc/netns/app
   install -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology bridge-lab; nameservers from the topology file.
@@ -613,7 +478,7 @@ fi
 if test -e /run/nsgen/bridge-lab/web.0.pid; then
   nsgen_say 'already done: process:web:0'
 else
-  begin 42 process:web:0
+  begin 34 process:web:0
   setsid ip netns exec web nsgen echo-server --port 8000 >/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/bridge-lab/web.0.pid
 fi

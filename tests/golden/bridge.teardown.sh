@@ -39,7 +39,7 @@ stop_processes() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables setsid sysctl; do
+for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 
@@ -74,95 +74,30 @@ if test -d /run/nsgen/bridge-lab && test -d /etc/netns/web; then
   rmdir /etc/netns/web
 fi
 
-# Undo: Masquerade published connections the host makes from localhost, which cannot leave through br-front with a 127.0.0.0/8 source.
-if iptables -w -t nat -C POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
-  iptables -w -t nat -D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
-fi
-
-# Undo: Masquerade published connections that come from front itself, so replies return through the host (a container reaching its own or a neighbour's published port).
-if iptables -w -t nat -C POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
-  iptables -w -t nat -D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
-fi
-
-# Undo: Publish 8080:8000: connections to any host address port 8080/tcp go to web at 172.20.0.2:8000.
-if iptables -w -t nat -C NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000 >/dev/null 2>&1; then
-  iptables -w -t nat -D NSGEN-bridge-lab -p tcp --dport 8080 -j DNAT -m comment --comment nsgen:bridge-lab --to-destination 172.20.0.2:8000
-fi
-
-# Undo: Send OUTPUT traffic through NSGEN-bridge-lab.
-if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
-  iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-fi
-
-# Undo: Send PREROUTING traffic through NSGEN-bridge-lab.
-if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
-  iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-fi
-
-# Undo: Give published ports their own nat chain NSGEN-bridge-lab, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
+# Undo: NAT: masquerade in POSTROUTING; published ports in NSGEN-bridge-lab (reached from PREROUTING and OUTPUT for local destinations).
 if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
-  iptables -w -t nat -F NSGEN-bridge-lab
-fi
-if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
-  iptables -w -t nat -X NSGEN-bridge-lab
-fi
-
-# Undo: Masquerade 172.20.0.0/24: traffic leaving the host (not through br-front) takes the host's address, so replies find their way back.
-if iptables -w -t nat -C POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE >/dev/null 2>&1; then
-  iptables -w -t nat -D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
-fi
-
-# Undo: back is internal: nothing leaves it through the host.
-if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+-D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-F NSGEN-bridge-lab
+-X NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
 fi
 
-# Undo: Let traffic out of front be forwarded.
-if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# Undo: Drop anything else entering back: other networks cannot reach it through the host.
-if iptables -w -t filter -C NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
-fi
-
-# Undo: Let back's containers reach each other across br-back (this traffic crosses FORWARD when br_netfilter is loaded).
-if iptables -w -t filter -C NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# Undo: Drop anything else entering front: other networks cannot reach it through the host.
-if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
-fi
-
-# Undo: Let front's containers reach each other across br-front (this traffic crosses FORWARD when br_netfilter is loaded).
-if iptables -w -t filter -C NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# Undo: Let connections to published port 8080:8000 through to web (172.20.0.2:8000).
-if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# Undo: Let replies to front's own connections back in.
-if iptables -w -t filter -C NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
-fi
-
-# Undo: Send FORWARD traffic through NSGEN-bridge-lab first.
-if iptables -w -t filter -C FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab >/dev/null 2>&1; then
-  iptables -w -t filter -D FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-fi
-
-# Undo: Give the topology its own FORWARD chain NSGEN-bridge-lab, reached first, so its networks work even where FORWARD's policy is DROP.
+# Undo: Filter: the topology's own chain NSGEN-bridge-lab, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
 if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
-  iptables -w -t filter -F NSGEN-bridge-lab
-fi
-if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
-  iptables -w -t filter -X NSGEN-bridge-lab
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+-D FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-F NSGEN-bridge-lab
+-X NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
 fi
 
 # Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
@@ -204,26 +139,32 @@ if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
   ip link delete br-front
 fi
 
-# Undo: Create the network namespace db: the container's own interfaces, routes and firewall.
+# Undo: Teardown stops every process still running in db before the namespace is deleted.
 if test -d /run/nsgen/bridge-lab; then
   stop_processes db
 fi
+
+# Undo: Teardown stops every process still running in app before the namespace is deleted.
+if test -d /run/nsgen/bridge-lab; then
+  stop_processes app
+fi
+
+# Undo: Teardown stops every process still running in web before the namespace is deleted.
+if test -d /run/nsgen/bridge-lab; then
+  stop_processes web
+fi
+
+# Undo: Create the network namespace db: the container's own interfaces, routes and firewall.
 if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
   ip netns delete db
 fi
 
 # Undo: Create the network namespace app: the container's own interfaces, routes and firewall.
-if test -d /run/nsgen/bridge-lab; then
-  stop_processes app
-fi
 if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
   ip netns delete app
 fi
 
 # Undo: Create the network namespace web: the container's own interfaces, routes and firewall.
-if test -d /run/nsgen/bridge-lab; then
-  stop_processes web
-fi
 if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
   ip netns delete web
 fi

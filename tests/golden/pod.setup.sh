@@ -35,7 +35,7 @@ stop_processes() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables setsid sysctl; do
+for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 
@@ -54,11 +54,13 @@ undo_0() {
   fi
 }
 undo_1() {
-  if test -d /run/nsgen/pod; then
-    stop_processes pod-1
-  fi
   if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
     ip netns delete pod-1
+  fi
+}
+undo_2() {
+  if test -d /run/nsgen/pod; then
+    stop_processes pod-1
   fi
 }
 undo_3() {
@@ -71,7 +73,7 @@ undo_5() {
     ip link delete ve-pod-1-af4d3
   fi
 }
-undo_8() {
+undo_10() {
   rm -f /run/nsgen/.ip_forward/users/pod
   if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
@@ -80,83 +82,33 @@ undo_8() {
     rm -rf /run/nsgen/.ip_forward
   fi
 }
-undo_9() {
-  if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
-    iptables -w -t filter -F NSGEN-pod
-  fi
-  if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
-    iptables -w -t filter -X NSGEN-pod
-  fi
-}
-undo_10() {
-  if iptables -w -t filter -C FORWARD -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
-    iptables -w -t filter -D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
-  fi
-}
 undo_11() {
-  if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
+  if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
+    iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+-D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
+-F NSGEN-pod
+-X NSGEN-pod
+COMMIT
+NSGEN_EOF
   fi
 }
 undo_12() {
-  if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
-  fi
-}
-undo_13() {
-  if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+  if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
+    iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+-D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+-D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+-D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+-F NSGEN-pod
+-X NSGEN-pod
+COMMIT
+NSGEN_EOF
   fi
 }
 undo_14() {
-  if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
-  fi
-}
-undo_15() {
-  if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
-  fi
-}
-undo_16() {
-  if iptables -w -t nat -C POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
-    iptables -w -t nat -D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
-  fi
-}
-undo_17() {
-  if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
-    iptables -w -t nat -F NSGEN-pod
-  fi
-  if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
-    iptables -w -t nat -X NSGEN-pod
-  fi
-}
-undo_18() {
-  if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
-    iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
-  fi
-}
-undo_19() {
-  if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
-    iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
-  fi
-}
-undo_20() {
-  if iptables -w -t nat -C NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000 >/dev/null 2>&1; then
-    iptables -w -t nat -D NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000
-  fi
-}
-undo_21() {
-  if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
-    iptables -w -t nat -D POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
-  fi
-}
-undo_22() {
-  if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
-    iptables -w -t nat -D POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
-  fi
-}
-undo_24() {
   if grep -qF '# Written by nsgen for topology pod' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/pod-1/resolv.conf
   fi
@@ -164,12 +116,12 @@ undo_24() {
     rmdir /etc/netns/pod-1
   fi
 }
-undo_25() {
+undo_15() {
   if test -d /run/nsgen/pod; then
     stop_processes pod-1
   fi
 }
-undo_26() {
+undo_16() {
   if test -d /run/nsgen/pod; then
     stop_processes pod-1
   fi
@@ -229,9 +181,8 @@ else
   ip netns add pod-1
 fi
 
-# Bring up lo in pod-1, so that a server listening on localhost answers inside it.
-begin 2 lo:pod-1
-ip -n pod-1 link set lo up
+# Teardown stops every process still running in pod-1 before the namespace is deleted.
+begin 2 reap:pod-1
 
 # ==== Bridges ====
 
@@ -258,24 +209,31 @@ else
   ip link add ve-pod-1-af4d3 type veth peer name eth0 netns pod-1
 fi
 
-# Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (no address on it; hairpin on, so the container reaches its own published ports), address eth0 with 10.88.0.2/24; bring both up.
-begin 6 addr:pod-1:pods
+# Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own) with hairpin on, so pod-1 reaches its own published ports; bring it up.
+begin 6 host-end:pod-1:pods
 ip link set ve-pod-1-af4d3 master br-pods-82aeb
 ip link set ve-pod-1-af4d3 type bridge_slave hairpin on
 ip link set ve-pod-1-af4d3 up
+
+# ==== Inside the containers ====
+
+# Bring up lo in pod-1, so that a server listening on localhost answers inside it.
+begin 7 lo:pod-1
+ip -n pod-1 link set lo up
+
+# Give eth0 in pod-1 the address 10.88.0.2/24 and bring it up.
+begin 8 addr:pod-1:pods
 ip -n pod-1 addr replace 10.88.0.2/24 dev eth0
 ip -n pod-1 link set eth0 up
 
-# ==== Routes ====
-
 # Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
-begin 7 route:pod-1
+begin 9 route:pod-1
 ip -n pod-1 route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
 
 # ==== Forwarding ====
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 8 ip_forward
+begin 10 ip_forward
 mkdir -p /run/nsgen/.ip_forward/users
 if test ! -e /run/nsgen/.ip_forward/before; then
   cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
@@ -287,120 +245,44 @@ fi
 
 # ==== Firewall ====
 
-# Give the topology its own FORWARD chain NSGEN-pod, reached first, so its networks work even where FORWARD's policy is DROP.
+# Filter: the topology's own chain NSGEN-pod, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
 if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
-  nsgen_say 'already done: chain:filter'
+  nsgen_say 'already done: firewall:filter'
 else
-  begin 9 chain:filter
-  iptables -w -t filter -N NSGEN-pod
+  begin 11 firewall:filter
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+:NSGEN-pod - [0:0]
+-A NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
+-A NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+-I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
+COMMIT
+NSGEN_EOF
 fi
 
-# Send FORWARD traffic through NSGEN-pod first.
-if iptables -w -t filter -C FORWARD -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
-  nsgen_say 'already done: jump:filter:FORWARD'
-else
-  begin 10 jump:filter:FORWARD
-  iptables -w -t filter -I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
-fi
-
-# Let replies to pods's own connections back in.
-if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:pods:replies'
-else
-  begin 11 forward:pods:replies
-  iptables -w -t filter -A NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
-fi
-
-# Let connections to published port 8081:8000 through to pod-1 (10.88.0.2:8000).
-if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:pod-1:tcp/8081'
-else
-  begin 12 forward:pod-1:tcp/8081
-  iptables -w -t filter -A NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
-fi
-
-# Let pods's containers reach each other across br-pods-82aeb (this traffic crosses FORWARD when br_netfilter is loaded).
-if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:pods:within'
-else
-  begin 13 forward:pods:within
-  iptables -w -t filter -A NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
-fi
-
-# Drop anything else entering pods: other networks cannot reach it through the host.
-if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:pods:isolate'
-else
-  begin 14 forward:pods:isolate
-  iptables -w -t filter -A NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
-fi
-
-# Let traffic out of pods be forwarded.
-if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:pods:out'
-else
-  begin 15 forward:pods:out
-  iptables -w -t filter -A NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
-fi
-
-# Masquerade 10.88.0.0/24: traffic leaving the host (not through br-pods-82aeb) takes the host's address, so replies find their way back.
-if iptables -w -t nat -C POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
-  nsgen_say 'already done: masquerade:pods'
-else
-  begin 16 masquerade:pods
-  iptables -w -t nat -A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
-fi
-
-# Give published ports their own nat chain NSGEN-pod, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
+# NAT: masquerade in POSTROUTING; published ports in NSGEN-pod (reached from PREROUTING and OUTPUT for local destinations).
 if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
-  nsgen_say 'already done: chain:nat'
+  nsgen_say 'already done: firewall:nat'
 else
-  begin 17 chain:nat
-  iptables -w -t nat -N NSGEN-pod
+  begin 12 firewall:nat
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+:NSGEN-pod - [0:0]
+-A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
+-A POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+-A POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+-A NSGEN-pod -p tcp --dport 8081 -m comment --comment nsgen:pod -j DNAT --to-destination 10.88.0.2:8000
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+COMMIT
+NSGEN_EOF
 fi
 
-# Send PREROUTING traffic through NSGEN-pod.
-if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
-  nsgen_say 'already done: jump:nat:PREROUTING'
-else
-  begin 18 jump:nat:PREROUTING
-  iptables -w -t nat -A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
-fi
-
-# Send OUTPUT traffic through NSGEN-pod.
-if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
-  nsgen_say 'already done: jump:nat:OUTPUT'
-else
-  begin 19 jump:nat:OUTPUT
-  iptables -w -t nat -A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
-fi
-
-# Publish 8081:8000: connections to any host address port 8081/tcp go to pod-1 at 10.88.0.2:8000.
-if iptables -w -t nat -C NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000 >/dev/null 2>&1; then
-  nsgen_say 'already done: dnat:pod-1:tcp/8081'
-else
-  begin 20 dnat:pod-1:tcp/8081
-  iptables -w -t nat -A NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000
-fi
-
-# Masquerade published connections that come from pods itself, so replies return through the host (a container reaching its own or a neighbour's published port).
-if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
-  nsgen_say 'already done: masquerade:pods:hairpin'
-else
-  begin 21 masquerade:pods:hairpin
-  iptables -w -t nat -A POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
-fi
-
-# Masquerade published connections the host makes from localhost, which cannot leave through br-pods-82aeb with a 127.0.0.0/8 source.
-if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
-  nsgen_say 'already done: masquerade:pods:localhost'
-else
-  begin 22 masquerade:pods:localhost
-  iptables -w -t nat -A POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
-fi
-
-# Let br-pods-82aeb route packets to localhost's published ports (route_localnet); the setting goes away with br-pods-82aeb.
-begin 23 route_localnet:pods
+# Let br-pods-82aeb carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-82aeb.
+begin 13 route_localnet:br-pods-82aeb
 sysctl -q -w net/ipv4/conf/br-pods-82aeb/route_localnet=1
 
 # ==== DNS ====
@@ -409,7 +291,7 @@ sysctl -q -w net/ipv4/conf/br-pods-82aeb/route_localnet=1
 if test -e /etc/netns/pod-1; then
   nsgen_say 'already done: dns:pod-1'
 else
-  begin 24 dns:pod-1
+  begin 14 dns:pod-1
   mkdir -p /etc/netns/pod-1
   install -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology pod; nameservers from the topology file.
@@ -423,7 +305,7 @@ fi
 if test -e /run/nsgen/pod/pod-1.0.pid; then
   nsgen_say 'already done: process:pod-1:0'
 else
-  begin 25 process:pod-1:0
+  begin 15 process:pod-1:0
   setsid ip netns exec pod-1 nsgen echo-server --port 8000 >/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/pod/pod-1.0.pid
 fi
@@ -432,7 +314,7 @@ fi
 if test -e /run/nsgen/pod/pod-1.1.pid; then
   nsgen_say 'already done: process:pod-1:1'
 else
-  begin 26 process:pod-1:1
+  begin 16 process:pod-1:1
   setsid ip netns exec pod-1 python3 -m http.server 9000 --bind 127.0.0.1 >/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/pod/pod-1.1.pid
 fi

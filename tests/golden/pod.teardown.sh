@@ -35,7 +35,7 @@ stop_processes() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables setsid sysctl; do
+for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 
@@ -67,80 +67,30 @@ if test -d /run/nsgen/pod && test -d /etc/netns/pod-1; then
   rmdir /etc/netns/pod-1
 fi
 
-# Undo: Masquerade published connections the host makes from localhost, which cannot leave through br-pods-82aeb with a 127.0.0.0/8 source.
-if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
-  iptables -w -t nat -D POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
-fi
-
-# Undo: Masquerade published connections that come from pods itself, so replies return through the host (a container reaching its own or a neighbour's published port).
-if iptables -w -t nat -C POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
-  iptables -w -t nat -D POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
-fi
-
-# Undo: Publish 8081:8000: connections to any host address port 8081/tcp go to pod-1 at 10.88.0.2:8000.
-if iptables -w -t nat -C NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000 >/dev/null 2>&1; then
-  iptables -w -t nat -D NSGEN-pod -p tcp --dport 8081 -j DNAT -m comment --comment nsgen:pod --to-destination 10.88.0.2:8000
-fi
-
-# Undo: Send OUTPUT traffic through NSGEN-pod.
-if iptables -w -t nat -C OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
-  iptables -w -t nat -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
-fi
-
-# Undo: Send PREROUTING traffic through NSGEN-pod.
-if iptables -w -t nat -C PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
-  iptables -w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
-fi
-
-# Undo: Give published ports their own nat chain NSGEN-pod, for connections to any local address: arriving from outside (PREROUTING) and made on the host itself (OUTPUT).
+# Undo: NAT: masquerade in POSTROUTING; published ports in NSGEN-pod (reached from PREROUTING and OUTPUT for local destinations).
 if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
-  iptables -w -t nat -F NSGEN-pod
-fi
-if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
-  iptables -w -t nat -X NSGEN-pod
-fi
-
-# Undo: Masquerade 10.88.0.0/24: traffic leaving the host (not through br-pods-82aeb) takes the host's address, so replies find their way back.
-if iptables -w -t nat -C POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE >/dev/null 2>&1; then
-  iptables -w -t nat -D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
-fi
-
-# Undo: Let traffic out of pods be forwarded.
-if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+-D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+-D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+-D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+-F NSGEN-pod
+-X NSGEN-pod
+COMMIT
+NSGEN_EOF
 fi
 
-# Undo: Drop anything else entering pods: other networks cannot reach it through the host.
-if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
-fi
-
-# Undo: Let pods's containers reach each other across br-pods-82aeb (this traffic crosses FORWARD when br_netfilter is loaded).
-if iptables -w -t filter -C NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
-fi
-
-# Undo: Let connections to published port 8081:8000 through to pod-1 (10.88.0.2:8000).
-if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
-fi
-
-# Undo: Let replies to pods's own connections back in.
-if iptables -w -t filter -C NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
-fi
-
-# Undo: Send FORWARD traffic through NSGEN-pod first.
-if iptables -w -t filter -C FORWARD -m comment --comment nsgen:pod -j NSGEN-pod >/dev/null 2>&1; then
-  iptables -w -t filter -D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
-fi
-
-# Undo: Give the topology its own FORWARD chain NSGEN-pod, reached first, so its networks work even where FORWARD's policy is DROP.
+# Undo: Filter: the topology's own chain NSGEN-pod, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
 if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
-  iptables -w -t filter -F NSGEN-pod
-fi
-if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
-  iptables -w -t filter -X NSGEN-pod
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+-D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
+-F NSGEN-pod
+-X NSGEN-pod
+COMMIT
+NSGEN_EOF
 fi
 
 # Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
@@ -162,10 +112,12 @@ if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
   ip link delete br-pods-82aeb
 fi
 
-# Undo: Create the network namespace pod-1: the container's own interfaces, routes and firewall.
+# Undo: Teardown stops every process still running in pod-1 before the namespace is deleted.
 if test -d /run/nsgen/pod; then
   stop_processes pod-1
 fi
+
+# Undo: Create the network namespace pod-1: the container's own interfaces, routes and firewall.
 if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
   ip netns delete pod-1
 fi

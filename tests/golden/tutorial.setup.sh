@@ -34,7 +34,7 @@ stop_processes() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables setsid sysctl; do
+for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 
@@ -53,11 +53,13 @@ undo_0() {
   fi
 }
 undo_1() {
-  if test -d /run/nsgen/tutorial; then
-    stop_processes container-1
-  fi
   if test -d /run/nsgen/tutorial && test -e /run/netns/container-1; then
     ip netns delete container-1
+  fi
+}
+undo_2() {
+  if test -d /run/nsgen/tutorial; then
+    stop_processes container-1
   fi
 }
 undo_3() {
@@ -65,7 +67,7 @@ undo_3() {
     ip link delete vethc1
   fi
 }
-undo_6() {
+undo_8() {
   rm -f /run/nsgen/.ip_forward/users/tutorial
   if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
@@ -74,40 +76,27 @@ undo_6() {
     rm -rf /run/nsgen/.ip_forward
   fi
 }
-undo_7() {
-  if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
-    iptables -w -t filter -F NSGEN-tutorial
-  fi
-  if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
-    iptables -w -t filter -X NSGEN-tutorial
-  fi
-}
-undo_8() {
-  if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
-    iptables -w -t filter -D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
-  fi
-}
 undo_9() {
-  if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
+  if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
+    iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+-D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+-F NSGEN-tutorial
+-X NSGEN-tutorial
+COMMIT
+NSGEN_EOF
   fi
 }
 undo_10() {
-  if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
+  if test -d /run/nsgen/tutorial && iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
+    iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+-D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+COMMIT
+NSGEN_EOF
   fi
 }
 undo_11() {
-  if iptables -w -t filter -C NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
-    iptables -w -t filter -D NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
-  fi
-}
-undo_12() {
-  if iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
-    iptables -w -t nat -D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
-  fi
-}
-undo_13() {
   if grep -qF '# Written by nsgen for topology tutorial' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/container-1/resolv.conf
   fi
@@ -115,7 +104,7 @@ undo_13() {
     rmdir /etc/netns/container-1
   fi
 }
-undo_14() {
+undo_12() {
   if test -d /run/nsgen/tutorial; then
     stop_processes container-1
   fi
@@ -173,9 +162,8 @@ else
   ip netns add container-1
 fi
 
-# Bring up lo in container-1, so that a server listening on localhost answers inside it.
-begin 2 lo:container-1
-ip -n container-1 link set lo up
+# Teardown stops every process still running in container-1 before the namespace is deleted.
+begin 2 reap:container-1
 
 # ==== Links ====
 
@@ -187,23 +175,30 @@ else
   ip link add vethc1 type veth peer name veth1 netns container-1
 fi
 
-# Address the ends: vethc1 gets the gateway 172.18.0.1/24, veth1 gets 172.18.0.2/24; bring both up.
-begin 4 addr:container-1:link0
+# Give vethc1 the gateway address 172.18.0.1/24 and bring it up: the host is container-1's router.
+begin 4 host-end:container-1:link0
 ip addr replace 172.18.0.1/24 dev vethc1
 ip link set vethc1 up
+
+# ==== Inside the containers ====
+
+# Bring up lo in container-1, so that a server listening on localhost answers inside it.
+begin 5 lo:container-1
+ip -n container-1 link set lo up
+
+# Give veth1 in container-1 the address 172.18.0.2/24 and bring it up.
+begin 6 addr:container-1:link0
 ip -n container-1 addr replace 172.18.0.2/24 dev veth1
 ip -n container-1 link set veth1 up
 
-# ==== Routes ====
-
 # Send container-1's traffic for everywhere else to the host at 172.18.0.1, from 172.18.0.2.
-begin 5 route:container-1
+begin 7 route:container-1
 ip -n container-1 route replace default via 172.18.0.1 dev veth1 src 172.18.0.2
 
 # ==== Forwarding ====
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 6 ip_forward
+begin 8 ip_forward
 mkdir -p /run/nsgen/.ip_forward/users
 if test ! -e /run/nsgen/.ip_forward/before; then
   cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
@@ -215,52 +210,32 @@ fi
 
 # ==== Firewall ====
 
-# Give the topology its own FORWARD chain NSGEN-tutorial, reached first, so its networks work even where FORWARD's policy is DROP.
+# Filter: the topology's own chain NSGEN-tutorial, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
 if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
-  nsgen_say 'already done: chain:filter'
+  nsgen_say 'already done: firewall:filter'
 else
-  begin 7 chain:filter
-  iptables -w -t filter -N NSGEN-tutorial
+  begin 9 firewall:filter
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+:NSGEN-tutorial - [0:0]
+-A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
+-A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
+-A NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
+-I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+COMMIT
+NSGEN_EOF
 fi
 
-# Send FORWARD traffic through NSGEN-tutorial first.
-if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
-  nsgen_say 'already done: jump:filter:FORWARD'
-else
-  begin 8 jump:filter:FORWARD
-  iptables -w -t filter -I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
-fi
-
-# Let replies to link0's own connections back in.
-if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:link0:replies'
-else
-  begin 9 forward:link0:replies
-  iptables -w -t filter -A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
-fi
-
-# Drop anything else entering link0: other networks cannot reach it through the host.
-if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:link0:isolate'
-else
-  begin 10 forward:link0:isolate
-  iptables -w -t filter -A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
-fi
-
-# Let traffic out of link0 be forwarded.
-if iptables -w -t filter -C NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
-  nsgen_say 'already done: forward:link0:out'
-else
-  begin 11 forward:link0:out
-  iptables -w -t filter -A NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
-fi
-
-# Masquerade 172.18.0.0/24: traffic leaving the host (not through vethc1) takes the host's address, so replies find their way back.
+# NAT: masquerade in POSTROUTING.
 if iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
-  nsgen_say 'already done: masquerade:link0'
+  nsgen_say 'already done: firewall:nat'
 else
-  begin 12 masquerade:link0
-  iptables -w -t nat -A POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+  begin 10 firewall:nat
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+-A POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+COMMIT
+NSGEN_EOF
 fi
 
 # ==== DNS ====
@@ -269,7 +244,7 @@ fi
 if test -e /etc/netns/container-1; then
   nsgen_say 'already done: dns:container-1'
 else
-  begin 13 dns:container-1
+  begin 11 dns:container-1
   mkdir -p /etc/netns/container-1
   install -m 0644 /dev/stdin /etc/netns/container-1/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology tutorial; nameservers from the topology file.
@@ -283,7 +258,7 @@ fi
 if test -e /run/nsgen/tutorial/container-1.0.pid; then
   nsgen_say 'already done: process:container-1:0'
 else
-  begin 14 process:container-1:0
+  begin 12 process:container-1:0
   setsid ip netns exec container-1 nsgen echo-server --port 8000 >/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/tutorial/container-1.0.pid
 fi

@@ -34,7 +34,7 @@ stop_processes() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables setsid sysctl; do
+for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 
@@ -61,37 +61,24 @@ if test -d /run/nsgen/tutorial && test -d /etc/netns/container-1; then
   rmdir /etc/netns/container-1
 fi
 
-# Undo: Masquerade 172.18.0.0/24: traffic leaving the host (not through vethc1) takes the host's address, so replies find their way back.
-if iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
-  iptables -w -t nat -D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+# Undo: NAT: masquerade in POSTROUTING.
+if test -d /run/nsgen/tutorial && iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+-D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+COMMIT
+NSGEN_EOF
 fi
 
-# Undo: Let traffic out of link0 be forwarded.
-if iptables -w -t filter -C NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
-fi
-
-# Undo: Drop anything else entering link0: other networks cannot reach it through the host.
-if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
-fi
-
-# Undo: Let replies to link0's own connections back in.
-if iptables -w -t filter -C NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT >/dev/null 2>&1; then
-  iptables -w -t filter -D NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
-fi
-
-# Undo: Send FORWARD traffic through NSGEN-tutorial first.
-if iptables -w -t filter -C FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial >/dev/null 2>&1; then
-  iptables -w -t filter -D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
-fi
-
-# Undo: Give the topology its own FORWARD chain NSGEN-tutorial, reached first, so its networks work even where FORWARD's policy is DROP.
+# Undo: Filter: the topology's own chain NSGEN-tutorial, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
 if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
-  iptables -w -t filter -F NSGEN-tutorial
-fi
-if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
-  iptables -w -t filter -X NSGEN-tutorial
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+-D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+-F NSGEN-tutorial
+-X NSGEN-tutorial
+COMMIT
+NSGEN_EOF
 fi
 
 # Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
@@ -108,10 +95,12 @@ if test -d /run/nsgen/tutorial && ip link show vethc1 >/dev/null 2>&1; then
   ip link delete vethc1
 fi
 
-# Undo: Create the network namespace container-1: the container's own interfaces, routes and firewall.
+# Undo: Teardown stops every process still running in container-1 before the namespace is deleted.
 if test -d /run/nsgen/tutorial; then
   stop_processes container-1
 fi
+
+# Undo: Create the network namespace container-1: the container's own interfaces, routes and firewall.
 if test -d /run/nsgen/tutorial && test -e /run/netns/container-1; then
   ip netns delete container-1
 fi
