@@ -152,5 +152,47 @@ def echo_server(port: int) -> None:
         raise UserError(f"cannot listen on port {port}: {exc.strerror}") from None
 
 
+def _write_file(text: str, output: str | None) -> None:
+    """The product to OUT (a plain file, not executable), or to stdout when OUT is missing or '-'."""
+    if output and output != "-":
+        try:
+            Path(output).write_text(text)
+        except OSError as exc:
+            raise UserError(f"cannot write {output}: {exc.strerror}") from None
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot", "svg"]),
+              help="text (the tree that heads the setup script), mermaid, dot (Graphviz) or svg (drawn by Graphviz's dot). "
+              "Default: from OUT's suffix (.svg, .dot/.gv, .mmd), else text.")
+@click.option("-o", "--output", metavar="OUT", help="Write the picture to OUT instead of stdout.")
+def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
+    """Draw the topology: namespaces with their interfaces and addresses, bridges, veth links,
+    the host's gateways, NAT and published ports.
+
+    \b
+    Example:
+      nsgen diagram -f examples/bridge.yaml
+      nsgen diagram -f examples/bridge.yaml --format mermaid >> README.md
+      nsgen diagram -f examples/bridge.yaml -o bridge.svg   # needs Graphviz
+    """
+    from nsgen.diagram import draw, format_for
+
+    implied = format_for(output)
+    if fmt is None:
+        fmt = implied or "text"
+    elif output and output.lower().endswith(".svg") and fmt != "svg":
+        raise UserError(f"{output} is an SVG file name, but --format is {fmt}; use --format svg (or another name)")
+    plan = load_plan(file)
+    try:
+        picture = draw(plan.topology, fmt)
+    except NsgenError as exc:
+        raise UserError(str(exc)) from None
+    _write_file(picture, output)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
