@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol
 
+from nsgen import batch
 from nsgen.errors import ExecutionError, PreflightError
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
@@ -44,9 +46,17 @@ class Runner(Protocol):
 
 
 class SubprocessRunner:
-    """Runs commands on this host."""
+    """Runs commands on this host.
+
+    Two kinds of probe are answered without a process: `test` (file tests, as bash's builtin
+    answers them) and `ip link show NAME` (from one listing of the host's links, read again after
+    any command has run)."""
+
+    def __init__(self) -> None:
+        self._links: set[str] | None = None
 
     def run(self, cmd: Command) -> Result:
+        self._links = None
         if cmd.builtin:
             return BUILTINS[cmd.argv[0]](*cmd.argv[1:])
         if cmd.detach:
@@ -70,6 +80,13 @@ class SubprocessRunner:
         return Result(0)
 
     def check(self, argv: tuple[str, ...]) -> bool:
+        if argv[0] == "test" and (answer := _file_test(argv[1:])) is not None:
+            return answer
+        if argv[:3] == ("ip", "link", "show") and len(argv) == 4:
+            if self._links is None:
+                self._links = _host_links()
+            if self._links is not None:
+                return argv[3] in self._links
         try:
             return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
         except FileNotFoundError:
@@ -100,6 +117,40 @@ class SubprocessRunner:
         return [t for t in tools if shutil.which(t) is None]
 
 
+def _file_test(args: tuple[str, ...]) -> bool | None:
+    """`test [!] -e|-d|-s|-w PATH` answered here; None for any other form."""
+    if args and args[0] == "!":
+        inner = _file_test(args[1:])
+        return None if inner is None else not inner
+    if len(args) != 2:
+        return None
+    flag, path = args
+    if flag == "-e":
+        return os.path.exists(path)
+    if flag == "-d":
+        return os.path.isdir(path)
+    if flag == "-s":
+        return os.path.isfile(path) and os.path.getsize(path) > 0
+    if flag == "-w":
+        return os.access(path, os.W_OK)
+    return None
+
+
+def _host_links() -> set[str] | None:
+    try:
+        done = subprocess.run(("ip", "-o", "link", "show"), capture_output=True, text=True)
+    except FileNotFoundError:
+        return None
+    if done.returncode != 0:
+        return None
+    names = set()
+    for line in done.stdout.splitlines():
+        parts = line.split(": ", 2)
+        if len(parts) >= 2:
+            names.add(parts[1].split("@", 1)[0])
+    return names
+
+
 def _netns_id(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -108,28 +159,34 @@ def _netns_id(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _pids_in(ns: str) -> list[int]:
-    done = subprocess.run(("ip", "netns", "pids", ns), capture_output=True, text=True)
-    return [int(p) for p in done.stdout.split() if p.isdigit()] if done.returncode == 0 else []
+def _pids_in(targets: set[tuple[int, int]]) -> list[int]:
+    """Every process whose network namespace is one of `targets` (one pass over /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _netns_id(f"/proc/{entry}/ns/net") in targets:
+            pids.append(int(entry))
+    return pids
 
 
-def stop_processes(ns: str, grace: float = STOP_GRACE) -> Result:
-    """TERM every process in namespace `ns`, then KILL what is left; signal a pid only while it lives there."""
-    target = _netns_id(f"{NETNS_DIR}/{ns}")
-    if target is None:
+def stop_processes(*namespaces: str, grace: float = STOP_GRACE) -> Result:
+    """TERM every process in the namespaces, then KILL what is left after `grace` seconds.
+
+    A pid is signalled only if, checked right before, it still lives in one of them."""
+    targets = {key for ns in namespaces if (key := _netns_id(f"{NETNS_DIR}/{ns}")) is not None}
+    if not targets:
         return Result(0)
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _pids_in(ns):
-            if _netns_id(f"/proc/{pid}/ns/net") == target:
+        for pid in _pids_in(targets):
+            if _netns_id(f"/proc/{pid}/ns/net") in targets:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            if not _pids_in(ns):
+            if not _pids_in(targets):
                 return Result(0)
             time.sleep(0.05)
-    left = _pids_in(ns)
-    return Result(1, "", f"processes still running in {ns}: {' '.join(map(str, left))}") if left else Result(0)
+    left = _pids_in(targets)
+    return Result(1, "", f"processes still running in {', '.join(namespaces)}: {' '.join(map(str, left))}") if left else Result(0)
 
 
 BUILTINS: dict[str, Callable[..., Result]] = {"stop_processes": stop_processes}
@@ -257,23 +314,71 @@ def _refuse_foreign(plan: Plan, runner: Runner) -> None:
             raise PreflightError(f"{step.resource} already exists and was not made by nsgen topology {plan.name}; nothing was changed")
 
 
-def undo_steps(steps: list[Step], runner: Runner, progress: Progress, announce: bool = False) -> list[str]:
-    """Run the undo commands of `steps` in reverse order; return every error (none is swallowed)."""
-    errors = []
-    for index, step in enumerate(reversed(steps), 1):
+_PURE = ("test", "!")  # guards without side effects: safe to evaluate before a batch runs
+
+
+def _pure(cmd: Command) -> bool:
+    return all(g[0] in _PURE or g[:3] == ("ip", "link", "show") for g in cmd.only_if)
+
+
+def _failure(unit: batch.Unit, result: Result) -> tuple[Step, Command, Result]:
+    """The plan command behind a failed unit: iproute2 names the batch line that failed."""
+    if unit.is_batch:
+        match = re.search(r"Command failed -:(\d+)", result.stderr)
+        part = unit.part_for_line(int(match.group(1))) if match else None
+        message = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("Command failed"))
+        step, cmd = part or unit.parts[0]
+        return step, cmd, Result(result.returncode, result.stdout, message)
+    step, cmd = unit.parts[0]
+    return step, cmd, result
+
+
+def undo_steps(steps: list[Step], runner: Runner, progress: Progress, announce: bool = False, batched: bool = True) -> list[str]:
+    """Run the undo commands of `steps` in reverse order; return every error (none is swallowed).
+
+    Consecutive commands that can share a process do (namespace deletions, link deletions,
+    stopping processes); a guard is checked right before its command runs, or, for a guard with
+    no side effect on a command in a batch, right before the batch runs."""
+    errors: list[str] = []
+    ordered = list(reversed(steps))
+    pending: list[tuple[Step, Command]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        for unit in batch.group(list(pending), min_size=2 if batched else 10**9):
+            assert unit.command is not None
+            progress.command(unit.command)
+            result = runner.run(unit.command)
+            if result.returncode != 0:
+                step, cmd, result = _failure(unit, result)
+                errors.append(f"undo of {step.id}: {_describe(cmd, result)}")
+        pending.clear()
+
+    for index, step in enumerate(ordered, 1):
         if announce:
-            progress.step(index, len(steps), step, prefix="undo: ")
+            progress.step(index, len(ordered), step, prefix="undo: ")
         for cmd in step.undo:
+            bare = Command(cmd.argv, cmd.input, (), cmd.detach, cmd.builtin)
+            if batched and _pure(cmd) and batch.key(bare) is not None:
+                if _guards_pass(cmd, runner):
+                    pending.append((step, bare))
+                continue
+            flush()
             if not _guards_pass(cmd, runner):
                 continue
             progress.command(cmd)
             result = runner.run(cmd)
             if result.returncode != 0:
                 errors.append(f"undo of {step.id}: {_describe(cmd, result)}")
+    flush()
     return errors
 
 
-def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = None) -> None:
+def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = None, batched: bool = True) -> None:
+    """Set the topology up. On a host where it is not up at all, commands run in batches;
+    where its state directory exists (a second run, or a run after a crash), step by step, each
+    step skipped when its probe finds it done."""
     runner = runner or SubprocessRunner()
     progress = progress or Progress()
     preflight(plan, runner)
@@ -281,40 +386,64 @@ def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = 
         progress.echo(f"warning: {warning}")
     with runner.lock(plan.lock_file):
         _requirements(plan, runner)
+        fresh = not runner.check(("test", "-d", plan.state_dir))
         _refuse_foreign(plan, runner)
         begun: list[Step] = []
-        total = len(plan.steps)
         try:
             with _signals_interrupt():
-                for index, step in enumerate(plan.steps, 1):
-                    if step.probe and all(check(runner, p) for p in step.probe):
-                        progress.step(index, total, step, " (already done)")
-                        continue
-                    progress.step(index, total, step)
-                    begun.append(step)
-                    for cmd in step.commands:
-                        if not _guards_pass(cmd, runner):
-                            continue
-                        progress.command(cmd)
-                        result = runner.run(cmd)
-                        if result.returncode != 0:
-                            raise ExecutionError(f"step {step.id} failed: {_describe(cmd, result)}")
+                if fresh and batched:
+                    _setup_batched(plan, runner, progress, begun)
+                else:
+                    _setup_stepwise(plan, runner, progress, begun)
         except (ExecutionError, Interrupted) as exc:
             reason = str(exc) if isinstance(exc, ExecutionError) else f"interrupted by {exc}"
             with _signals_ignored():
-                errors = undo_steps(begun, runner, progress)
+                errors = undo_steps(begun, runner, progress, batched=batched)
             if errors:
                 raise ExecutionError(reason + "\nundoing it left errors:\n" + "\n".join(f"  {e}" for e in errors)) from None
             raise ExecutionError(f"{reason}\nundid the {len(begun)} step(s) this run began; nothing of it is left") from None
     progress.note(f"topology {plan.name} is up")
 
 
-def teardown(plan: Plan, runner: Runner | None = None, progress: Progress | None = None) -> None:
+def _setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[Step]) -> None:
+    total = len(plan.steps)
+    for index, step in enumerate(plan.steps, 1):
+        if step.probe and all(check(runner, p) for p in step.probe):
+            progress.step(index, total, step, " (already done)")
+            continue
+        progress.step(index, total, step)
+        begun.append(step)
+        for cmd in step.commands:
+            if not _guards_pass(cmd, runner):
+                continue
+            progress.command(cmd)
+            result = runner.run(cmd)
+            if result.returncode != 0:
+                raise ExecutionError(f"step {step.id} failed: {_describe(cmd, result)}")
+
+
+def _setup_batched(plan: Plan, runner: Runner, progress: Progress, begun: list[Step]) -> None:
+    total, index = len(plan.steps), 0
+    for unit in batch.setup_units(plan.steps):
+        for step in unit.steps:
+            index += 1
+            progress.step(index, total, step)
+            begun.append(step)
+        if unit.command is None or not _guards_pass(unit.command, runner):
+            continue
+        progress.command(unit.command)
+        result = runner.run(unit.command)
+        if result.returncode != 0:
+            step, cmd, result = _failure(unit, result)
+            raise ExecutionError(f"step {step.id} failed: {_describe(cmd, result)}")
+
+
+def teardown(plan: Plan, runner: Runner | None = None, progress: Progress | None = None, batched: bool = True) -> None:
     runner = runner or SubprocessRunner()
     progress = progress or Progress()
     preflight(plan, runner)
     with runner.lock(plan.lock_file), _signals_ignored():
-        errors = undo_steps([s for s in plan.steps if s.undo], runner, progress, announce=True)
+        errors = undo_steps([s for s in plan.steps if s.undo], runner, progress, announce=True, batched=batched)
     if errors:
         raise ExecutionError("teardown finished with errors:\n" + "\n".join(f"  {e}" for e in errors))
     progress.note(f"topology {plan.name} is down")

@@ -26,14 +26,14 @@ def passes(runner, cmd) -> bool:
 
 def test_setup_runs_every_command_in_plan_order(plan):
     runner = recorder(plan)
-    execute.setup(plan, runner)
+    execute.setup(plan, runner, batched=False)
     assert runner.log == [c.argv for s in plan.steps for c in s.commands if passes(runner, c)]
 
 
 def test_done_steps_are_skipped(plan):
     present = {p for s in plan.steps for p in s.probe}
     runner = recorder(plan, present=present)
-    execute.setup(plan, runner)
+    execute.setup(plan, runner, batched=False)
     ran = set(runner.log)
     for step in plan.steps:
         if step.probe:
@@ -44,14 +44,14 @@ def test_foreign_namespace_is_refused_before_any_change(plan):
     ns_step = next(s for s in plan.steps if s.id == "netns:container-1")
     runner = recorder(plan, present=set(ns_step.probe))
     with pytest.raises(PreflightError, match="network namespace container-1 already exists and was not made by nsgen topology tutorial"):
-        execute.setup(plan, runner)
+        execute.setup(plan, runner, batched=False)
     assert runner.log == []
 
 
 def test_existing_namespace_of_a_topology_that_is_up_is_ours(plan):
     ns_step = next(s for s in plan.steps if s.id == "netns:container-1")
     runner = recorder(plan, present={*ns_step.probe, ("test", "-d", plan.state_dir)})
-    execute.setup(plan, runner)
+    execute.setup(plan, runner, batched=False)
     assert ("ip", "netns", "add", "container-1") not in runner.log
 
 
@@ -66,7 +66,7 @@ def test_failure_at_command_k_undoes_begun_steps_newest_first(plan, k):
     # The state directory "exists" for the undo guards, so the state step itself counts as done.
     runner = recorder(plan, fail=fail, present={("test", "-d", plan.state_dir)})
     try:
-        execute.setup(plan, runner)
+        execute.setup(plan, runner, batched=False)
     except ExecutionError as exc:
         message = str(exc)
     else:
@@ -96,7 +96,7 @@ def test_undo_errors_are_reported_not_swallowed(plan):
 
     runner = recorder(plan, fail=fail, present={("test", "-d", plan.state_dir)})
     with pytest.raises(ExecutionError) as info:
-        execute.setup(plan, runner)
+        execute.setup(plan, runner, batched=False)
     assert "permission denied on key" in str(info.value)
     assert "undoing it left errors" in str(info.value) and "rm: cannot remove" in str(info.value)
 
@@ -106,26 +106,26 @@ def test_not_root_and_missing_tools_are_preflight_errors(plan):
         execute.setup(plan, recorder(plan, root=False))
     runner = recorder(plan, tools_missing=["iptables"])
     with pytest.raises(PreflightError, match="required tool not found: iptables"):
-        execute.setup(plan, runner)
+        execute.setup(plan, runner, batched=False)
     assert runner.log == []
 
 
 def test_teardown_runs_undo_in_reverse_and_collects_errors(plan):
     runner = recorder(plan, present={("test", "-d", plan.state_dir)}, fail=lambda c: Result(1, "", "nope") if c.argv[0] == "rm" else None)
     with pytest.raises(ExecutionError, match="teardown finished with errors"):
-        execute.teardown(plan, runner)
+        execute.teardown(plan, runner, batched=False)
     expected = [c.argv for s in reversed(plan.steps) for c in s.undo if passes(runner, c)]
     assert runner.log == expected
 
 
 def test_teardown_of_a_topology_that_is_not_up_touches_no_named_resource(plan):
     runner = recorder(plan)
-    execute.teardown(plan, runner)
+    execute.teardown(plan, runner, batched=False)
     assert not any(argv[:3] in {("ip", "netns", "delete"), ("ip", "link", "delete")} for argv in runner.log)
 
 
 def test_read_only_ip_forward_is_a_preflight_error(plan):
     runner = RecordingRunner()
     with pytest.raises(PreflightError, match="net.ipv4.ip_forward is off and cannot be turned on"):
-        execute.setup(plan, runner)
+        execute.setup(plan, runner, batched=False)
     assert runner.log == []
