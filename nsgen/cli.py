@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import click
 from nsgen import __version__
 from nsgen.errors import NsgenError
 
-FILE_HELP = "Topology file (YAML or JSON). Default: ./nsgen.yaml if present, else the built-in tutorial network."
+FILE_HELP = "Topology file (YAML or JSON). Default: $NSGEN_FILE if set, else ./nsgen.yaml if present, else the built-in tutorial network."
 
 
 class UserError(click.ClickException):
@@ -27,6 +28,9 @@ def _source(file: str | None) -> tuple[Path, str]:
 
     if file:
         return Path(file), file
+    named = os.environ.get("NSGEN_FILE")
+    if named:
+        return Path(named), named
     if Path("nsgen.yaml").is_file():
         return Path("nsgen.yaml"), "nsgen.yaml"
     return default_topology_path(), "the built-in tutorial topology"
@@ -75,7 +79,8 @@ def _write(text: str, output: str | None) -> None:
 @click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
 @click.option("--teardown", is_flag=True, help="Render the script that removes the topology instead.")
 @click.option("-o", "--output", metavar="OUT", help="Write the script to OUT (made executable) instead of stdout.")
-def render(file: str | None, teardown: bool, output: str | None) -> None:
+@click.option("--batch", "batched", is_flag=True, help="Group commands into ip -batch here-documents (fast setup from nothing).")
+def render(file: str | None, teardown: bool, output: str | None, batched: bool) -> None:
     """Print the bash script that sets the topology up (or, with --teardown, removes it).
 
     \b
@@ -87,7 +92,7 @@ def render(file: str | None, teardown: bool, output: str | None) -> None:
     plan = load_plan(file)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
-    _write(render_plan(plan, teardown=teardown), output)
+    _write(render_plan(plan, teardown=teardown, batched=batched), output)
 
 
 @main.command()
@@ -192,6 +197,193 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
     except NsgenError as exc:
         raise UserError(str(exc)) from None
     _write_file(picture, output)
+
+
+@main.command()
+@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("--probe", is_flag=True, help="Also test connectivity from each container: its gateways, its neighbours, "
+              "published ports, and the outside when it is masqueraded.")
+@click.option("--probe-target", metavar="ADDR", help="The outside address (or name) the probe pings from masqueraded "
+              "containers. Default: the host's default gateway. Implies --probe.")
+def check(file: str | None, probe: bool, probe_target: str | None) -> None:
+    """Compare this host with the topology: namespaces, links up, addresses, routes, forwarding,
+    firewall rules, resolv.conf files and processes. Prints one PASS or FAIL line each and exits
+    with status 1 when anything has drifted. Changes nothing.
+
+    \b
+    Example:
+      sudo nsgen check -f examples/bridge.yaml
+      sudo nsgen check -f examples/bridge.yaml --probe
+      sudo nsgen check --probe-target 192.0.2.1
+    """
+    from nsgen import check as checking
+
+    plan = load_plan(file)
+    if probe_target is not None and not checking.valid_target(probe_target):
+        raise UserError(f"--probe-target {probe_target!r} is not an IPv4 address or a host name")
+    if os.geteuid() != 0:
+        raise UserError("checking the host's network needs root (namespaces, iptables): run it again with sudo")
+    results = checking.compare(plan)
+    if probe or probe_target:
+        results += checking.probe(plan.topology, probe_target)
+    for result in results:
+        click.echo(result.line())
+    failed = sum(r.status == checking.FAIL for r in results)
+    passed = sum(r.status == checking.PASS for r in results)
+    if failed:
+        click.echo(f"topology {plan.name}: {failed} of {failed + passed} checks failed", err=True)
+        raise SystemExit(1)
+    click.echo(f"topology {plan.name} matches this host: {passed} checks passed", err=True)
+
+
+COMMAND_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@main.command(context_settings=COMMAND_SETTINGS)
+@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("--shell", is_flag=True, help="Open an interactive shell on the sandbox host instead of running the probe.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
+def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
+    """Try the topology in a throwaway host: private network and mount namespaces with a simulated
+    outside world (a web server at 203.0.113.10, DNS at 203.0.113.53). Sets the topology up there,
+    runs the connectivity probe (nsgen check --probe), the given command or a shell, then tears it
+    all down. This machine's network is never touched. Needs root and unshare.
+
+    \b
+    Example:
+      sudo nsgen sandbox                                  # the tutorial, set up and probed
+      sudo nsgen sandbox -f examples/bridge.yaml --shell
+      sudo nsgen sandbox -- nsgen exec container-1 curl -s http://web.world.test/
+    """
+    from nsgen.load import load_file
+    from nsgen.sandbox.host import SandboxUnavailable
+    from nsgen.sandbox.session import run_session
+
+    if shell and command:
+        raise UserError("give either --shell or a command, not both")
+    if command[:1] == ("--",):
+        command = command[1:]
+    plan = load_plan(file)  # every problem is reported before a sandbox is made
+    try:
+        status = run_session(load_file(_source(file)[0]), plan.name, command=list(command) or None, shell=shell,
+                             say=lambda line: click.echo(line, err=True))
+    except SandboxUnavailable as exc:
+        raise UserError(f"no sandbox can be made here: {exc}") from None
+    raise SystemExit(status)
+
+
+@main.command("exec", context_settings=COMMAND_SETTINGS)
+@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] CMD...")
+def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
+    """Run a command inside a container of a topology that is up (ip netns exec, so the container's
+    resolv.conf applies). The command's exit status is nsgen's.
+
+    \b
+    Example:
+      sudo nsgen exec container-1 -- curl -s localhost:8000/echo
+      sudo nsgen exec -f examples/bridge.yaml app -- ping -c1 172.21.0.10
+    """
+    from nsgen.plan import NETNS_DIR
+
+    if command[:1] == ("--",):
+        command = command[1:]
+    if not command:
+        raise UserError("no command given: nsgen exec CONTAINER -- CMD...")
+    plan = load_plan(file)
+    containers = plan.topology.containers
+    if container not in containers:
+        raise UserError(f"topology {plan.name} has no container {container!r}; its containers: {', '.join(containers)}")
+    if not os.path.isdir(plan.state_dir) or not os.path.exists(f"{NETNS_DIR}/{container}"):
+        raise UserError(f"topology {plan.name} is not up on this host (set it up first: sudo nsgen run)")
+    if os.geteuid() != 0:
+        raise UserError("running a command inside a container needs root: run it again with sudo")
+    try:
+        os.execvp("ip", ["ip", "netns", "exec", container, *command])
+    except OSError as exc:
+        raise UserError(f"cannot run ip: {exc.strerror}") from None
+
+
+@main.command()
+def status() -> None:
+    """List the topologies that are up on this host (from /run/nsgen), with their containers'
+    processes and whether each is still running.
+
+    \b
+    Example:
+      nsgen status
+    """
+    from nsgen.check import status_rows
+
+    rows = status_rows()
+    if not rows:
+        click.echo("no nsgen topology is up on this host", err=True)
+        return
+    header = ("TOPOLOGY", "CONTAINER", "PROCESS")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(2)]
+    for row in [header, *rows]:
+        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip())
+
+
+def _example_names() -> list[str]:
+    from nsgen.resources import shipped
+
+    return sorted(path.stem for path in shipped("examples").glob("*.yaml"))
+
+
+INIT_HEADER = """\
+# An nsgen topology, written by `nsgen init --example {example}`. Check it with `nsgen validate`,
+# see it with `nsgen diagram`, try it safely with `sudo nsgen sandbox`.
+# Editor support: `nsgen schema > nsgen.schema.json`, then make the next line start with a single #:
+# # yaml-language-server: $schema=nsgen.schema.json
+"""
+
+
+@main.command()
+@click.option("--example", type=click.Choice(_example_names()), default="tutorial", show_default=True,
+              help="The example to start from.")
+@click.option("-o", "--output", metavar="FILE", default="nsgen.yaml", show_default=True,
+              help="Where to write it ('-': stdout). nsgen.yaml is what nsgen reads when -f is not given.")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def init(example: str, output: str, force: bool) -> None:
+    """Write a commented topology file to start from (one of the examples).
+
+    \b
+    Example:
+      nsgen init --example bridge && nsgen validate && nsgen diagram
+    """
+    from nsgen.resources import shipped
+
+    text = INIT_HEADER.format(example=example) + (shipped("examples") / f"{example}.yaml").read_text()
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    path = Path(output)
+    if path.exists() and not force:
+        raise UserError(f"{output} already exists; use --force to overwrite it")
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote {output} (the {example} example); next: nsgen validate{'' if output == 'nsgen.yaml' else ' -f ' + output}", err=True)
+
+
+@main.command()
+@click.option("-o", "--output", metavar="OUT", help="Write the schema to OUT instead of stdout.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of the topology file, for editors (completion, hover help, errors while typing).
+
+    \b
+    Example:
+      nsgen schema > nsgen.schema.json
+      # then, first line of nsgen.yaml:  # yaml-language-server: $schema=nsgen.schema.json
+    """
+    import json
+
+    from nsgen.schema import schema as topology_schema
+
+    _write_file(json.dumps(topology_schema(), indent=2) + "\n", output)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -78,6 +78,10 @@ class Plan:
         return state_dir(self.topology.name)
 
     @property
+    def up_marker(self) -> str:
+        return f"{self.state_dir}/up"
+
+    @property
     def lock_file(self) -> str:
         return LOCK_FILE
 
@@ -475,6 +479,9 @@ class _Builder:
                 )
             )
 
+    def done(self) -> None:
+        self.add(_done_step(self.t))
+
     def processes(self) -> None:
         sdir = state_dir(self.t.name)
         for c in self.t.containers.values():
@@ -492,6 +499,17 @@ class _Builder:
                 )
 
 
+def _done_step(topology: Topology) -> Step:
+    marker = f"{state_dir(topology.name)}/up"
+    return Step(
+        id="up",
+        section="Done",
+        summary=f"Mark topology {topology.name} as completely up.",
+        commands=(C("touch", marker),),
+        probe=(("test", "-e", marker),),
+    )
+
+
 def compile_plan(topology: Topology) -> Plan:
     b = _Builder(topology)
     b.state()
@@ -503,6 +521,7 @@ def compile_plan(topology: Topology) -> Plan:
     b.firewall()
     b.dns()
     b.processes()
+    b.done()
     tools = {"ip", "flock"} | b.tools
     if any(c.processes for c in topology.containers.values()):
         tools.add("setsid")

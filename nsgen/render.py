@@ -64,8 +64,10 @@ def command_line(cmd: Command, indent: int = 0) -> Shell:
     return Shell("\n".join(pad + r if ok else r for r, ok in rows))
 
 
-def probe_test(probes: tuple[tuple[str, ...], ...]) -> Shell:
-    return Shell(" && ".join(_probe(p) for p in probes))
+def probe_test(probes: tuple[tuple[str, ...], ...], fast_links: bool = False) -> Shell:
+    """Probes joined with &&; with fast_links, `ip link show NAME` becomes `has_link NAME` (the
+    batched script's lookup in one listing of the host's links)."""
+    return Shell(" && ".join(_argv(("has_link", p[3])) if fast_links and p[:3] == ("ip", "link", "show") and len(p) == 4 else _probe(p) for p in probes))
 
 
 def none_of(probes: tuple[tuple[str, ...], ...]) -> Shell:
@@ -109,16 +111,23 @@ def templates_dir() -> Path:
     return shipped("templates")
 
 
-def render(plan: Plan, *, teardown: bool = False, picture: str | None = None) -> str:
+def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture: str | None = None) -> str:
     from nsgen import __version__
     from nsgen.diagram import text_picture
 
-    template = environment().get_template("teardown.sh.j2" if teardown else "setup.sh.j2")
-    return template.render(
+    name = "teardown.sh.j2" if teardown else "setup-batch.sh.j2" if batched else "setup.sh.j2"
+    units = []
+    if batched and not teardown:
+        from nsgen.batch import setup_units
+
+        units = setup_units(plan.steps)
+    return environment().get_template(name).render(
         plan=plan,
         version=__version__,
         picture=picture if picture is not None else text_picture(plan.topology),
         sections=plan.sections(),
         reverse_steps=list(reversed(plan.steps)),
         step_index={step.id: i for i, step in enumerate(plan.steps)},
+        units=units,
+        fast_links=batched,
     )

@@ -25,17 +25,18 @@ class Driver:
         self.topology = tmp_path / "topology.yaml"
         self.topology.write_text(text)
         self.setup_sh, self.cleanup_sh = tmp_path / "setup.sh", tmp_path / "cleanup.sh"
-        if mode == "script":
-            sandbox.run([*NSGEN, "render", "-f", str(self.topology), "-o", str(self.setup_sh)])
+        if mode in ("script", "batch"):
+            batch = ["--batch"] if mode == "batch" else []
+            sandbox.run([*NSGEN, "render", *batch, "-f", str(self.topology), "-o", str(self.setup_sh)])
             sandbox.run([*NSGEN, "render", "--teardown", "-f", str(self.topology), "-o", str(self.cleanup_sh)])
 
     def up(self, check: bool = True):
-        if self.mode == "script":
+        if self.mode in ("script", "batch"):
             return self.sb.run(["bash", str(self.setup_sh)], check=check)
         return self.sb.run([*NSGEN, "run", "-f", str(self.topology)], check=check)
 
     def down(self, check: bool = True):
-        if self.mode == "script":
+        if self.mode in ("script", "batch"):
             return self.sb.run(["bash", str(self.cleanup_sh)], check=check)
         return self.sb.run([*NSGEN, "run", "--teardown", "-f", str(self.topology)], check=check)
 

@@ -40,7 +40,7 @@ def drop_host(sandbox, request):
     return sandbox
 
 
-@pytest.mark.parametrize("mode", ["script", "run"])
+@pytest.mark.parametrize("mode", ["script", "batch", "run"])
 def test_bridge_example(drop_host, tmp_path, mode):
     sb = drop_host
     before = sb.snapshot()

@@ -17,7 +17,7 @@ EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE}
 
 
 def setup_argv(driver: Driver) -> list[str]:
-    if driver.mode == "script":
+    if driver.mode in ("script", "batch"):
         return ["bash", str(driver.setup_sh)]
     return [*NSGEN, "run", "-f", str(driver.topology)]
 
@@ -32,7 +32,7 @@ def total_calls(sb, driver: Driver, faults: Faults) -> int:
 # -- 1. fault sweep: the k-th call of ip / iptables / iptables-restore / sysctl fails ----------
 
 
-@pytest.mark.parametrize("mode", ["script", "run"])
+@pytest.mark.parametrize("mode", ["script", "batch", "run"])
 @pytest.mark.parametrize("example", ["tutorial", "bridge"])
 def test_fault_sweep(sandbox, tmp_path, example, mode):
     sb = sandbox
@@ -49,7 +49,7 @@ def test_fault_sweep(sandbox, tmp_path, example, mode):
         if done.returncode != 0:
             failed_points += 1
             assert "injected failure at call" in done.stderr, (k, done.stderr)  # the tool's own message
-            assert ("setup failed" in done.stderr) if mode == "script" else ("error: step " in done.stderr), (k, done.stderr)
+            assert ("setup failed" in done.stderr) if mode != "run" else ("error: step " in done.stderr), (k, done.stderr)
         else:  # the failed call was a probe: a "not there yet" answer is harmless
             driver.down()
         after = sb.snapshot()

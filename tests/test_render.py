@@ -25,11 +25,14 @@ def shellcheck() -> str:
     return found
 
 
+KINDS = {"setup": {}, "teardown": {"teardown": True}, "batch": {"batched": True}}
+
+
 @pytest.mark.parametrize("example", EXAMPLE_FILES)
-@pytest.mark.parametrize("teardown", [False, True], ids=["setup", "teardown"])
-def test_golden(example, teardown):
-    text = render(example_plan(example), teardown=teardown)
-    golden = GOLDEN / f"{Path(example).stem}.{'teardown' if teardown else 'setup'}.sh"
+@pytest.mark.parametrize("kind", KINDS)
+def test_golden(example, kind):
+    text = render(example_plan(example), **KINDS[kind])
+    golden = GOLDEN / f"{Path(example).stem}.{kind}.sh"
     if os.environ.get("NSGEN_UPDATE_GOLDEN") == "1":
         golden.write_text(text)
     assert golden.exists(), f"missing {golden}; run with NSGEN_UPDATE_GOLDEN=1 to create it"
@@ -37,10 +40,10 @@ def test_golden(example, teardown):
 
 
 @pytest.mark.parametrize("example", EXAMPLE_FILES)
-@pytest.mark.parametrize("teardown", [False, True], ids=["setup", "teardown"])
-def test_shellcheck_and_bash_n(example, teardown, tmp_path):
+@pytest.mark.parametrize("kind", KINDS)
+def test_shellcheck_and_bash_n(example, kind, tmp_path):
     script = tmp_path / "script.sh"
-    script.write_text(render(example_plan(example), teardown=teardown))
+    script.write_text(render(example_plan(example), **KINDS[kind]))
     done = subprocess.run([shellcheck(), "-s", "bash", str(script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0

@@ -196,6 +196,7 @@ trap 'exit 143' TERM
 # What the host must allow before anything changes.
 if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
 
+
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/bridge-lab; then
   if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -481,6 +482,16 @@ else
   begin 34 process:web:0
   setsid ip netns exec web nsgen echo-server --port 8000 >/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/bridge-lab/web.0.pid
+fi
+
+# ==== Done ====
+
+# Mark topology bridge-lab as completely up.
+if test -e /run/nsgen/bridge-lab/up; then
+  nsgen_say 'already done: up'
+else
+  begin 35 up
+  touch /run/nsgen/bridge-lab/up
 fi
 
 trap - EXIT INT TERM

@@ -149,6 +149,7 @@ trap 'exit 143' TERM
 # What the host must allow before anything changes.
 if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
 
+
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/pod; then
   if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
@@ -317,6 +318,16 @@ else
   begin 16 process:pod-1:1
   setsid ip netns exec pod-1 python3 -m http.server 9000 --bind 127.0.0.1 >/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/pod/pod-1.1.pid
+fi
+
+# ==== Done ====
+
+# Mark topology pod as completely up.
+if test -e /run/nsgen/pod/up; then
+  nsgen_say 'already done: up'
+else
+  begin 17 up
+  touch /run/nsgen/pod/up
 fi
 
 trap - EXIT INT TERM

@@ -132,6 +132,7 @@ trap 'exit 143' TERM
 # What the host must allow before anything changes.
 if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
 
+
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/tutorial; then
   if test -e /run/netns/container-1; then die 'network namespace container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
@@ -261,6 +262,16 @@ else
   begin 12 process:container-1:0
   setsid ip netns exec container-1 nsgen echo-server --port 8000 >/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/tutorial/container-1.0.pid
+fi
+
+# ==== Done ====
+
+# Mark topology tutorial as completely up.
+if test -e /run/nsgen/tutorial/up; then
+  nsgen_say 'already done: up'
+else
+  begin 13 up
+  touch /run/nsgen/tutorial/up
 fi
 
 trap - EXIT INT TERM

@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+# nsgen 0.1.0: setup (batched) of topology bridge-lab
+#
+# host (ip_forward on)
+# ├── network front (bridge br-front, 172.20.0.0/24, gateway 172.20.0.1, masquerade)
+# │   ├── ve-web-32882 <──veth──> web: eth0 172.20.0.2/24  published *:8080->8000/tcp
+# │   └── ve-app-d6047 <──veth──> app: eth0 172.20.0.3/24
+# └── network back (bridge br-back, 172.21.0.0/24, gateway 172.21.0.1, internal)
+#     ├── ve-app-f8cbe <──veth──> app: eth1 172.21.0.2/24
+#     └── ve-db-9bec0 <──veth──> db: eth0 172.21.0.10/24
+# web runs: nsgen echo-server --port 8000
+# web resolves through: 1.1.1.1
+# app resolves through: 1.1.1.1
+#
+# Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
+#
+# Batched: consecutive ip commands that run in the same place share one `ip -batch` process,
+# whose lines are those commands; each firewall table is one iptables-restore. Every step is
+# still named below, and a failure still undoes what this run began.
+set -euo pipefail
+
+nsgen_say() { echo "nsgen: $*" >&2; }
+die() { nsgen_say "$*"; exit 1; }
+
+# Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
+# A pid is signalled only while it still lives in that namespace.
+stop_processes() {
+  local ns=$1 pid round
+  for round in 1 2; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+        if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
+      fi
+    done
+    for _ in $(seq 30); do
+      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
+      sleep 0.1
+    done
+  done
+  [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
+}
+
+if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
+for tool in flock ip iptables iptables-restore setsid sysctl; do
+  command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
+done
+
+# One nsgen at a time on this host: setups and teardowns wait for each other.
+# (File descriptor 9 holds the lock; processes started below do not inherit it.)
+mkdir -p /run/lock
+exec 9>/run/lock/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
+
+# If any command fails (or the script is interrupted), undo what this run did, newest first.
+# A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+undo_0() {
+  rm -rf /run/nsgen/bridge-lab
+  if test -d /run/nsgen; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen
+  fi
+}
+undo_1() {
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
+    ip netns delete web
+  fi
+}
+undo_2() {
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
+    ip netns delete app
+  fi
+}
+undo_3() {
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
+    ip netns delete db
+  fi
+}
+undo_4() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes web
+  fi
+}
+undo_5() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes app
+  fi
+}
+undo_6() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes db
+  fi
+}
+undo_7() {
+  if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
+    ip link delete br-front
+  fi
+}
+undo_9() {
+  if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
+    ip link delete br-back
+  fi
+}
+undo_11() {
+  if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
+    ip link delete ve-web-32882
+  fi
+}
+undo_12() {
+  if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
+    ip link delete ve-app-d6047
+  fi
+}
+undo_13() {
+  if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
+    ip link delete ve-app-f8cbe
+  fi
+}
+undo_14() {
+  if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
+    ip link delete ve-db-9bec0
+  fi
+}
+undo_28() {
+  rm -f /run/nsgen/.ip_forward/users/bridge-lab
+  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+    cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+  fi
+  if test ! -d /run/nsgen/.ip_forward/users; then
+    rm -rf /run/nsgen/.ip_forward
+  fi
+}
+undo_29() {
+  if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+-D FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-F NSGEN-bridge-lab
+-X NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
+  fi
+}
+undo_30() {
+  if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
+    iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+-D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-F NSGEN-bridge-lab
+-X NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
+  fi
+}
+undo_32() {
+  if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
+    rm -f /etc/netns/web/resolv.conf
+  fi
+  if test -d /run/nsgen/bridge-lab && test -d /etc/netns/web; then
+    rmdir /etc/netns/web
+  fi
+}
+undo_33() {
+  if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
+    rm -f /etc/netns/app/resolv.conf
+  fi
+  if test -d /run/nsgen/bridge-lab && test -d /etc/netns/app; then
+    rmdir /etc/netns/app
+  fi
+}
+undo_34() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes web
+  fi
+}
+nsgen_begun=()
+nsgen_step=""
+begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+rollback() {
+  local status=$? i
+  trap - EXIT INT TERM
+  if [ "$status" -ne 0 ]; then
+    nsgen_say "setup failed (exit $status) at: $nsgen_step"
+    nsgen_say "undoing the ${#nsgen_begun[@]} step(s) this run began"
+    set +e
+    for ((i = ${#nsgen_begun[@]} - 1; i >= 0; i--)); do
+      if declare -F "undo_${nsgen_begun[i]}" >/dev/null; then "undo_${nsgen_begun[i]}"; fi
+    done
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# What the host must allow before anything changes.
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
+
+
+# A batched setup starts from nothing: when the topology is already (or partly) up, say so.
+if test -e /run/nsgen/bridge-lab/up; then
+  trap - EXIT INT TERM
+  nsgen_say 'topology bridge-lab is already up; nothing to do'
+  exit 0
+fi
+if test -d /run/nsgen/bridge-lab; then
+  die 'a previous setup of bridge-lab did not finish: run the teardown first, or the default (not batched) setup script, which completes it'
+fi
+
+# Link names are looked up in one listing instead of one `ip link show` a link.
+declare -A nsgen_link=()
+while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
+has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
+# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
+if ! test -d /run/nsgen/bridge-lab; then
+  if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link br-front; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link br-back; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-web-32882; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-app-d6047; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-app-f8cbe; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-db-9bec0; then die 'link ve-db-9bec0 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /etc/netns/web; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if test -e /etc/netns/app; then die 'directory /etc/netns/app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  :
+fi
+
+# Record that topology bridge-lab is up: its processes' pids and logs live in /run/nsgen/bridge-lab.
+begin 0 state
+mkdir -p /run/nsgen/bridge-lab
+
+# Create the network namespace web: the container's own interfaces, routes and firewall.
+# Create the network namespace app: the container's own interfaces, routes and firewall.
+# Create the network namespace db: the container's own interfaces, routes and firewall.
+begin 1 netns:web
+begin 2 netns:app
+begin 3 netns:db
+ip -batch - <<'NSGEN_EOF'
+netns add web
+netns add app
+netns add db
+NSGEN_EOF
+
+# Teardown stops every process still running in web before the namespace is deleted.
+# Teardown stops every process still running in app before the namespace is deleted.
+# Teardown stops every process still running in db before the namespace is deleted.
+# Create bridge br-front for network front: a virtual switch for its containers.
+# Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
+# Create bridge br-back for network back: a virtual switch for its containers.
+# Give br-back the gateway address 172.21.0.1/24 and bring it up: the host is the network's router.
+# Create the veth pair ve-web-32882 (host) <-> eth0 (in web), its inner end made directly inside the namespace.
+# Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
+# Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
+# Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
+# Plug ve-web-32882 into bridge br-front (it has no address of its own) with hairpin on, so web reaches its own published ports; bring it up.
+# Plug ve-app-d6047 into bridge br-front (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
+# Plug ve-app-f8cbe into bridge br-back (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
+# Plug ve-db-9bec0 into bridge br-back (it has no address of its own) with hairpin on, so db reaches its own published ports; bring it up.
+begin 4 reap:web
+begin 5 reap:app
+begin 6 reap:db
+begin 7 bridge:front
+begin 8 bridge-up:front
+begin 9 bridge:back
+begin 10 bridge-up:back
+begin 11 veth:web:front
+begin 12 veth:app:front
+begin 13 veth:app:back
+begin 14 veth:db:back
+begin 15 host-end:web:front
+begin 16 host-end:app:front
+begin 17 host-end:app:back
+begin 18 host-end:db:back
+ip -batch - <<'NSGEN_EOF'
+link add br-front type bridge
+addr replace 172.20.0.1/24 dev br-front
+link set br-front up
+link add br-back type bridge
+addr replace 172.21.0.1/24 dev br-back
+link set br-back up
+link add ve-web-32882 type veth peer name eth0 netns web
+link add ve-app-d6047 type veth peer name eth0 netns app
+link add ve-app-f8cbe type veth peer name eth1 netns app
+link add ve-db-9bec0 type veth peer name eth0 netns db
+link set ve-web-32882 master br-front
+link set ve-web-32882 type bridge_slave hairpin on
+link set ve-web-32882 up
+link set ve-app-d6047 master br-front
+link set ve-app-d6047 type bridge_slave hairpin on
+link set ve-app-d6047 up
+link set ve-app-f8cbe master br-back
+link set ve-app-f8cbe type bridge_slave hairpin on
+link set ve-app-f8cbe up
+link set ve-db-9bec0 master br-back
+link set ve-db-9bec0 type bridge_slave hairpin on
+link set ve-db-9bec0 up
+NSGEN_EOF
+
+# Bring up lo in web, so that a server listening on localhost answers inside it.
+# Give eth0 in web the address 172.20.0.2/24 and bring it up.
+# Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
+begin 19 lo:web
+begin 20 addr:web:front
+begin 21 route:web
+ip -n web -batch - <<'NSGEN_EOF'
+link set lo up
+addr replace 172.20.0.2/24 dev eth0
+link set eth0 up
+route replace default via 172.20.0.1 dev eth0 src 172.20.0.2
+NSGEN_EOF
+
+# Bring up lo in app, so that a server listening on localhost answers inside it.
+# Give eth0 in app the address 172.20.0.3/24 and bring it up.
+# Give eth1 in app the address 172.21.0.2/24 and bring it up.
+# Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
+begin 22 lo:app
+begin 23 addr:app:front
+begin 24 addr:app:back
+begin 25 route:app
+ip -n app -batch - <<'NSGEN_EOF'
+link set lo up
+addr replace 172.20.0.3/24 dev eth0
+link set eth0 up
+addr replace 172.21.0.2/24 dev eth1
+link set eth1 up
+route replace default via 172.20.0.1 dev eth0 src 172.20.0.3
+NSGEN_EOF
+
+# Bring up lo in db, so that a server listening on localhost answers inside it.
+# Give eth0 in db the address 172.21.0.10/24 and bring it up.
+begin 26 lo:db
+begin 27 addr:db:back
+ip -n db -batch - <<'NSGEN_EOF'
+link set lo up
+addr replace 172.21.0.10/24 dev eth0
+link set eth0 up
+NSGEN_EOF
+
+# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+begin 28 ip_forward
+mkdir -p /run/nsgen/.ip_forward/users
+
+if test ! -e /run/nsgen/.ip_forward/before; then
+  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+fi
+
+touch /run/nsgen/.ip_forward/users/bridge-lab
+
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  sysctl -q -w net.ipv4.ip_forward=1
+fi
+
+# Filter: the topology's own chain NSGEN-bridge-lab, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
+begin 29 firewall:filter
+iptables-restore -w --noflush <<'NSGEN_EOF'
+*filter
+:NSGEN-bridge-lab - [0:0]
+-A NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
+-A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
+-A NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
+-I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
+
+# NAT: masquerade in POSTROUTING; published ports in NSGEN-bridge-lab (reached from PREROUTING and OUTPUT for local destinations).
+begin 30 firewall:nat
+iptables-restore -w --noflush <<'NSGEN_EOF'
+*nat
+:NSGEN-bridge-lab - [0:0]
+-A POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-A POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-A POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-A NSGEN-bridge-lab -p tcp --dport 8080 -m comment --comment nsgen:bridge-lab -j DNAT --to-destination 172.20.0.2:8000
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
+
+# Let br-front carry connections from localhost to published ports (route_localnet); the setting goes away with br-front.
+begin 31 route_localnet:br-front
+sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
+
+# Give web its own resolver: ip netns exec shows /etc/netns/web/resolv.conf as /etc/resolv.conf inside.
+begin 32 dns:web
+mkdir -p /etc/netns/web
+
+install -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+
+# Give app its own resolver: ip netns exec shows /etc/netns/app/resolv.conf as /etc/resolv.conf inside.
+begin 33 dns:app
+mkdir -p /etc/netns/app
+
+install -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+
+# Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log.
+begin 34 process:web:0
+setsid ip netns exec web nsgen echo-server --port 8000 >/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
+echo "$!" >/run/nsgen/bridge-lab/web.0.pid
+
+# Mark topology bridge-lab as completely up.
+begin 35 up
+touch /run/nsgen/bridge-lab/up
+
+trap - EXIT INT TERM
+nsgen_say 'topology bridge-lab is up'
