@@ -1,0 +1,509 @@
+"""Check compares the live host with a topology and probes its connectivity; it never changes anything.
+
+What to expect comes from the plan itself wherever the plan can say it: its probes (the state
+directory, namespaces, links, the firewall rules through `iptables -C` of exactly the rules setup
+adds), the files it writes (resolv.conf, sysctl.d), the sysctl values it sets and the pid files of
+the processes it starts. What a step does not probe (an interface up, an address, a route) is
+observed read-only, from `ip -j` (JSON) and /proc, against the resolved topology.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from nsgen.models import Topology
+from nsgen.plan import NETNS_DIR, NETNS_ETC, STATE_ROOT, Command, Plan, Step
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+PING_WAIT = "1"  # seconds a probe waits for one echo reply
+CONNECT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # PASS, FAIL or SKIP
+    kind: str  # state, namespace, link, address, route, sysctl, firewall, file, process, probe
+    what: str  # the thing checked, named so that a person can find it
+    detail: str = ""  # why it failed (or was skipped)
+
+    def line(self) -> str:
+        text = f"{self.status}  {self.kind:<9}  {self.what}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+
+def _ok(ok: bool, kind: str, what: str, detail: str) -> Result:
+    return Result(PASS if ok else FAIL, kind, what, "" if ok else detail)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the host
+
+
+def run_probe(argv: tuple[str, ...]) -> bool:
+    """A plan probe: succeeds when its command does; ("!", argv...) succeeds when argv fails."""
+    if argv and argv[0] == "!":
+        return not run_probe(argv[1:])
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return False
+    return done.returncode == 0
+
+
+def _netns_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def process_state(pid: int, namespace: str) -> str | None:
+    """None when pid is alive inside network namespace `namespace`; else what is wrong with it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return f"pid {pid} is not running"
+    if state in ("Z", "X"):
+        return f"pid {pid} has exited"
+    inside = _netns_id(f"/proc/{pid}/ns/net")
+    target = _netns_id(f"{NETNS_DIR}/{namespace}")
+    if inside is None:
+        return f"cannot see the network namespace of pid {pid}"
+    if target is None or inside != target:
+        return f"pid {pid} is running, but not in namespace {namespace}"
+    return None
+
+
+def read_pid(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class Observer:
+    """Read-only views of links, addresses and routes, one `ip -j` call each, cached."""
+
+    def __init__(self) -> None:
+        self._links: dict[str | None, dict[str, dict] | None] = {}
+        self._routes: dict[str | None, list[dict] | None] = {}
+
+    @staticmethod
+    def _ip_json(netns: str | None, *args: str) -> list[dict] | None:
+        argv = ["ip", *(["-n", netns] if netns else []), "-j", *args]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            return None
+        if done.returncode != 0:
+            return None
+        try:
+            return json.loads(done.stdout or "[]")
+        except ValueError:
+            return None
+
+    def links(self, netns: str | None) -> dict[str, dict] | None:
+        """ifname -> `ip -j addr show` entry (flags, master, addr_info); None: the namespace is missing."""
+        if netns not in self._links:
+            data = self._ip_json(netns, "addr", "show")
+            self._links[netns] = None if data is None else {link["ifname"]: link for link in data if "ifname" in link}
+        return self._links[netns]
+
+    def routes(self, netns: str | None) -> list[dict] | None:
+        if netns not in self._routes:
+            self._routes[netns] = self._ip_json(netns, "-4", "route", "show")
+        return self._routes[netns]
+
+
+def _has_address(link: dict, address: str) -> bool:
+    return any(f"{info.get('local')}/{info.get('prefixlen')}" == address for info in link.get("addr_info", []) if info.get("family") == "inet")
+
+
+def _addresses(link: dict) -> str:
+    found = [f"{i.get('local')}/{i.get('prefixlen')}" for i in link.get("addr_info", []) if i.get("family") == "inet"]
+    return ", ".join(found) or "none"
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparing
+
+
+class _Checker:
+    def __init__(self, plan: Plan, observer: Observer, probe: Callable[[tuple[str, ...]], bool]):
+        self.plan, self.t, self.seen, self.probe = plan, plan.topology, observer, probe
+        self.results: list[Result] = []
+
+    def add(self, result: Result) -> None:
+        self.results.append(result)
+
+    def run(self) -> list[Result]:
+        t = self.t
+        self.add(_ok(os.path.isdir(self.plan.state_dir), "state", f"topology {t.name} is up ({self.plan.state_dir} exists)",
+                     "no state directory: the topology is not up"))
+        for c in t.containers.values():
+            self.add(_ok(os.path.exists(f"{NETNS_DIR}/{c.name}"), "namespace", c.name, "missing"))
+        for net in t.networks.values():
+            if net.bridge:
+                self.link(None, net.bridge, f"bridge {net.bridge}", address=f"{net.gateway}/{net.subnet.prefixlen}")
+        for c in t.containers.values():
+            for a in c.attachments:
+                net = t.networks[a.network]
+                what = f"{a.host_interface} (host end of {c.name}'s {a.interface})"
+                if net.driver == "veth":
+                    self.link(None, a.host_interface, what, address=f"{net.gateway}/{net.subnet.prefixlen}")
+                else:
+                    self.link(None, a.host_interface, what, master=net.bridge)
+        for c in t.containers.values():
+            self.link(c.name, "lo", f"{c.name}: lo")
+            for a in c.attachments:
+                self.link(c.name, a.interface, f"{c.name}: {a.interface}", address=f"{a.address}/{a.prefixlen}")
+            self.route(c.name)
+        for step in self.plan.steps:
+            self.sysctls(step)
+        for step in self.plan.steps:
+            self.firewall(step)
+        for step in self.plan.steps:
+            self.files(step)
+        for step in self.plan.steps:
+            self.processes(step)
+        return self.results
+
+    # one link: exists, up, and optionally holds an address / is a port of a bridge
+    def link(self, netns: str | None, name: str, what: str, address: str | None = None, master: str | None = None) -> None:
+        links = self.seen.links(netns)
+        if links is None:
+            self.add(Result(FAIL, "link", what, f"namespace {netns} is missing"))
+            return
+        link = links.get(name)
+        if link is None:
+            self.add(Result(FAIL, "link", what, "missing"))
+            return
+        self.add(_ok("UP" in link.get("flags", []), "link", f"{what} is up", "it is down"))
+        if address is not None:
+            self.add(_ok(_has_address(link, address), "address", f"{what} holds {address}", f"it holds {_addresses(link)}"))
+        if master is not None:
+            self.add(_ok(link.get("master") == master, "link", f"{what} is a port of {master}", f"its master is {link.get('master', 'none')}"))
+
+    def route(self, cname: str) -> None:
+        c = self.t.containers[cname]
+        a = next((a for a in c.attachments if not self.t.networks[a.network].internal), None)
+        if a is None:
+            return  # only internal networks: no default route on purpose
+        what = f"{cname}: default via {a.gateway} dev {a.interface}"
+        routes = self.seen.routes(cname)
+        if routes is None:
+            self.add(Result(FAIL, "route", what, f"namespace {cname} is missing"))
+            return
+        default = [r for r in routes if r.get("dst") == "default"]
+        if not default:
+            self.add(Result(FAIL, "route", what, "no default route"))
+            return
+        ok = any(r.get("gateway") == str(a.gateway) and r.get("dev") == a.interface for r in default)
+        found = "; ".join(f"via {r.get('gateway', '-')} dev {r.get('dev', '-')}" for r in default)
+        self.add(_ok(ok, "route", what, f"the default route is {found}"))
+
+    def sysctls(self, step: Step) -> None:
+        """Kernel settings the step writes (sysctl -w KEY=VALUE), read back from /proc/sys."""
+        for cmd in step.commands:
+            if cmd.argv[:1] != ("sysctl",) or "-w" not in cmd.argv:
+                continue
+            key, _, value = cmd.argv[-1].partition("=")
+            path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
+            try:
+                with open(path) as f:
+                    live = f.read().strip()
+            except OSError:
+                live = None
+            self.add(_ok(live == value, "sysctl", f"{key} = {value}", "the setting is missing" if live is None else f"it is {live}"))
+
+    def firewall(self, step: Step) -> None:
+        """Every chain and rule the step loads (iptables-restore input), each found with its own probe."""
+        for cmd in step.commands:
+            if cmd.argv[:1] != ("iptables-restore",) or cmd.input is None:
+                continue
+            for argv in restore_probes(cmd.input):
+                self.add(_ok(self.probe(argv), "firewall", _describe_iptables(argv), "missing"))
+
+    def files(self, step: Step) -> None:
+        """Files the step writes from text it carries (install ... /dev/stdin DEST): present, same text."""
+        for cmd in step.commands:
+            if cmd.input is None or cmd.argv[:1] != ("install",):
+                continue
+            dest = cmd.argv[-1]
+            try:
+                with open(dest) as f:
+                    text = f.read()
+            except OSError as exc:
+                self.add(Result(FAIL, "file", dest, (exc.strerror or "cannot read").lower()))
+                continue
+            self.add(_ok(text == cmd.input, "file", f"{dest} holds what setup wrote", "its content differs"))
+
+    def processes(self, step: Step) -> None:
+        for cmd in step.commands:
+            if not cmd.detach:
+                continue
+            _log, pidfile = cmd.detach
+            container, program = _started(cmd)
+            pid = read_pid(pidfile)
+            if pid is None:
+                self.add(Result(FAIL, "process", f"{container}: {program}", f"no pid in {pidfile}"))
+                continue
+            problem = process_state(pid, container) if container else None
+            self.add(_ok(problem is None, "process", f"{container}: {program} (pid {pid})", problem or ""))
+
+
+def restore_probes(text: str) -> list[tuple[str, ...]]:
+    """`iptables -C` (or `-S` for a chain) of each chain and rule an iptables-restore text adds.
+
+    The plan writes every restore line from validated words without whitespace or quotes, so
+    splitting a line on whitespace gives back exactly its words.
+    """
+    probes: list[tuple[str, ...]] = []
+    table = "filter"
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#") or words[0] == "COMMIT":
+            continue
+        if words[0].startswith("*"):
+            table = words[0][1:]
+        elif words[0].startswith(":"):
+            probes.append(("iptables", "-w", "-t", table, "-S", words[0][1:]))
+        elif words[0] in ("-A", "-I") and len(words) > 2:
+            rule = words[2:]
+            if words[0] == "-I" and rule and rule[0].isdigit():
+                rule = rule[1:]
+            probes.append(("iptables", "-w", "-t", table, "-C", words[1], *rule))
+    return probes
+
+
+def _describe_iptables(argv: tuple[str, ...]) -> str:
+    """`iptables -w -t nat -C POSTROUTING ... -m comment --comment TAG ...` as `nat POSTROUTING: ...`."""
+    words = list(argv[1:])
+    if words[:1] == ["-w"]:
+        words = words[1:]
+    table = "filter"
+    if words[:1] == ["-t"]:
+        table, words = words[1], words[2:]
+    action, chain, rule = words[0], words[1], words[2:]
+    for i in range(len(rule) - 3):
+        if rule[i:i + 3] == ["-m", "comment", "--comment"]:
+            rule = rule[:i] + rule[i + 4:]
+            break
+    if action == "-S":
+        return f"{table} chain {chain} exists"
+    return f"{table} {chain}: {' '.join(rule)}"
+
+
+def _started(cmd: Command) -> tuple[str, str]:
+    """(namespace, program) of a detached command: `[setsid] ip netns exec NS PROGRAM ARGS...`."""
+    argv = list(cmd.argv)
+    container = ""
+    for i in range(len(argv) - 3):
+        if argv[i:i + 3] == ["ip", "netns", "exec"]:
+            container, argv = argv[i + 3], argv[i + 4:]
+            break
+    program = " ".join([argv[0].rsplit("/", 1)[-1], *argv[1:]]) if argv else ""
+    return container, program
+
+
+def compare(plan: Plan, observer: Observer | None = None, probe: Callable[[tuple[str, ...]], bool] = run_probe) -> list[Result]:
+    """Every check of the live host against the plan, in plan order."""
+    return _Checker(plan, observer or Observer(), probe).run()
+
+
+# ----------------------------------------------------------------------------------------------
+# Connectivity probes
+
+
+def default_gateway() -> str | None:
+    """The host's default gateway: the first router outside, a sensible target for "the outside"."""
+    routes = Observer._ip_json(None, "-4", "route", "show", "default")
+    for route in routes or []:
+        if route.get("gateway"):
+            return route["gateway"]
+    return None
+
+
+def _ping(netns: str, address: str) -> str | None:
+    argv = ["ip", "netns", "exec", netns, "ping", "-n", "-q", "-c", "1", "-W", PING_WAIT, address]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return "ip: command not found"
+    if done.returncode == 0:
+        return None
+    message = done.stderr.strip().splitlines()
+    return message[-1] if message else "no reply"
+
+
+# A TCP connection, retried while refused (a server may still be starting), for CONNECT_TIMEOUT seconds.
+CONNECT = """\
+import socket, sys, time
+address, port, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+deadline = time.monotonic() + wait
+while True:
+    try:
+        socket.create_connection((address, port), wait).close()
+        break
+    except ConnectionRefusedError:
+        if time.monotonic() > deadline:
+            sys.exit("connection refused")
+        time.sleep(0.1)
+    except OSError as exc:
+        sys.exit(exc.strerror or type(exc).__name__)
+"""
+
+
+def _connect(netns: str | None, address: str, port: int) -> str | None:
+    """A TCP connection to address:port, from the host or from inside netns; None when it opens."""
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    argv = [*inside, sys.executable, "-S", "-c", CONNECT, address, str(port), str(CONNECT_TIMEOUT)]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return f"{argv[0]}: command not found"
+    if done.returncode == 0:
+        return None
+    last = done.stderr.strip().splitlines()
+    return last[-1] if last else "cannot connect"
+
+
+def _probes(topology: Topology, target: str | None) -> list[tuple[str, Callable[[], str | None] | None, str]]:
+    """(what, test, why skipped): each test returns None on success or what went wrong."""
+    t = topology
+    out: list[tuple[str, Callable[[], str | None] | None, str]] = []
+    for c in t.containers.values():
+        for a in c.attachments:
+            out.append((f"{c.name} → gateway {a.gateway} ({a.network}, ping)", lambda c=c, a=a: _ping(c.name, str(a.gateway)), ""))
+            for other, b in t.members(a.network):
+                if other.name != c.name:
+                    out.append((f"{c.name} → neighbour {other.name} {b.address} ({a.network}, ping)",
+                                lambda c=c, b=b: _ping(c.name, str(b.address)), ""))
+        first = c.default_attachment
+        out_net = next((t.networks[a.network] for a in c.attachments if not t.networks[a.network].internal), None)
+        if out_net is not None and out_net.masquerade:
+            what = f"{c.name} → outside {target or '?'} (masqueraded through {out_net.name}, ping)"
+            if target:
+                out.append((what, lambda c=c: _ping(c.name, str(target)), ""))
+            else:
+                out.append((what, None, "the host has no default gateway to aim at; give --probe-target ADDR"))
+        for p in c.ports:
+            inside = f"{first.address}:{p.container_port}" if first else "?"
+            if p.protocol != "tcp":
+                out.append((f"published {p.host_port}/{p.protocol} → {c.name} {inside}", None, "only TCP ports are probed"))
+                continue
+            host_ip = str(p.host_ip) if p.host_ip else "127.0.0.1"
+            out.append((f"host → published {host_ip}:{p.host_port} → {c.name} {inside}", lambda h=host_ip, p=p: _connect(None, h, p.host_port), ""))
+            if first is not None and not (p.host_ip and p.host_ip.is_loopback):
+                gateway = str(first.gateway) if not p.host_ip else str(p.host_ip)
+                for other, b in t.members(first.network):
+                    out.append((f"{other.name} → published {gateway}:{p.host_port} → {c.name} {inside}",
+                                lambda o=other, g=gateway, p=p: _connect(o.name, g, p.host_port), ""))
+    return out
+
+
+def probe(topology: Topology, target: str | None = None) -> list[Result]:
+    """Connectivity from each container: its gateways, its neighbours, published ports, the outside."""
+    target = target or default_gateway()
+    checks = _probes(topology, target)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [pool.submit(test) if test else None for _what, test, _why in checks]
+        results = []
+        for (what, _test, why), future in zip(checks, futures):
+            if future is None:
+                results.append(Result(SKIP, "probe", what, why))
+                continue
+            problem = future.result()
+            results.append(_ok(problem is None, "probe", what, problem or ""))
+    return results
+
+
+def valid_target(text: str) -> bool:
+    """A probe target is an IPv4 address or a host name (resolved inside the container)."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(text) and all(ch.isalnum() or ch in "-." for ch in text) and not text.startswith("-")
+
+
+# ----------------------------------------------------------------------------------------------
+# What is up: nsgen status
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return ""
+    words = [w.decode(errors="replace") for w in words if w]
+    return " ".join([words[0].rsplit("/", 1)[-1], *words[1:]]) if words else ""
+
+
+def _containers_by_resolv(topology: str) -> list[str]:
+    """Containers whose resolv.conf this topology wrote (its first line names the topology)."""
+    mark = f"# Written by nsgen for topology {topology};"
+    found = []
+    try:
+        names = sorted(os.listdir(NETNS_ETC))
+    except OSError:
+        return []
+    for name in names:
+        try:
+            with open(f"{NETNS_ETC}/{name}/resolv.conf") as f:
+                if f.readline().startswith(mark):
+                    found.append(name)
+        except OSError:
+            continue
+    return found
+
+
+def status_rows(root: str = STATE_ROOT) -> list[tuple[str, str, str]]:
+    """(topology, container, state) rows for every topology that is up, from its state directory.
+
+    A container is known by the processes nsgen started in it (their pid files) and by the
+    resolv.conf nsgen wrote for it; a topology with neither is listed on its own.
+    """
+    try:
+        names = sorted(n for n in os.listdir(root) if not n.startswith(".") and os.path.isdir(f"{root}/{n}"))
+    except OSError:
+        return []
+    rows = []
+    for name in names:
+        folder = f"{root}/{name}"
+        pids: dict[str, list[tuple[int, str]]] = {}
+        try:
+            files = os.listdir(folder)
+        except OSError:
+            files = []
+        for entry in files:
+            stem, dot, index = entry[: -len(".pid")].rpartition(".") if entry.endswith(".pid") else ("", "", "")
+            if dot and index.isdigit():
+                pids.setdefault(stem, []).append((int(index), f"{folder}/{entry}"))
+        containers = sorted(set(pids) | set(_containers_by_resolv(name)))
+        if not containers:
+            rows.append((name, "-", "up (no processes recorded)"))
+        for container in containers:
+            present = os.path.exists(f"{NETNS_DIR}/{container}")
+            if not pids.get(container):
+                rows.append((name, container, "namespace present, no processes" if present else "namespace missing"))
+            for _index, pidfile in sorted(pids.get(container, [])):
+                pid = read_pid(pidfile)
+                if pid is None:
+                    rows.append((name, container, f"no pid in {pidfile}"))
+                    continue
+                problem = process_state(pid, container) if os.geteuid() == 0 else (None if os.path.exists(f"/proc/{pid}") else f"pid {pid} is not running")
+                rows.append((name, container, f"pid {pid} running: {_cmdline(pid)}" if problem is None else problem))
+    return rows

@@ -1,0 +1,95 @@
+"""A session brings one topology up inside a throwaway sandbox host, uses it, and throws it all away.
+
+`nsgen sandbox` is this module: start a `Sandbox` (private network and mount namespaces, a world
+with a web server and DNS), run `nsgen run` inside it, then the connectivity probe (`nsgen check
+--probe`), a given command or an interactive shell, then `nsgen run --teardown`, and close the
+sandbox, which frees whatever is left. Nothing of it reaches the machine's own network.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from nsgen.sandbox.host import DNS_ADDR, HOST_ADDR, WEB_ADDR, Sandbox
+
+INSIDE_DIR = "/run/nsgen-sandbox"  # in the sandbox's own /run: the topology it runs
+INSIDE_FILE = f"{INSIDE_DIR}/nsgen.yaml"
+PROMPT = r"(nsgen sandbox) \w\$ "
+
+
+def nsgen_argv() -> list[str]:
+    """How to run this very nsgen inside the sandbox, installed or not."""
+    return [sys.executable, "-m", "nsgen"]
+
+
+def nsgen_env() -> dict[str, str]:
+    """PYTHONPATH that finds this nsgen package first (a checkout works as well as an install)."""
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    rest = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": f"{root}{os.pathsep}{rest}" if rest else root}
+
+
+def for_the_world(data: Any) -> tuple[Any, list[str]]:
+    """The topology as the sandbox runs it: the world's DNS server instead of the nameservers it names.
+
+    The sandbox has no Internet: a nameserver like 1.1.1.1 would answer nothing. Returns the new
+    data and one note per container changed.
+    """
+    data = copy.deepcopy(data)
+    notes = []
+    containers = data.get("containers") if isinstance(data, dict) else None
+    for name, spec in (containers or {}).items():
+        if isinstance(spec, dict) and spec.get("dns"):
+            notes.append(f"{name} resolves through the world's DNS server {DNS_ADDR} instead of {', '.join(map(str, spec['dns']))}")
+            spec["dns"] = [DNS_ADDR]
+    return data, notes
+
+
+def run_session(
+    data: Any,
+    name: str,
+    *,
+    command: list[str] | None = None,
+    shell: bool = False,
+    probe_target: str | None = None,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> int:
+    """Bring the topology (validated data) up in a new sandbox, use it, tear it down; the exit status.
+
+    Without command or shell, the use is `nsgen check --probe`. Raises SandboxUnavailable when no
+    sandbox can be made here.
+    """
+    data, notes = for_the_world(data)
+    nsgen, env = nsgen_argv(), nsgen_env()
+    with Sandbox() as box:
+        box.run(["mkdir", "-p", INSIDE_DIR])
+        box.run(["cp", "/dev/stdin", INSIDE_FILE], input=json.dumps(data, indent=2) + "\n")
+        say(f"sandbox: a throwaway host with a simulated world (web server {WEB_ADDR} = web.world.test, DNS {DNS_ADDR}); "
+            "this machine's network is not touched")
+        for note in notes:
+            say(f"sandbox: {note}")
+        if box.call([*nsgen, "run", "-q", "-f", INSIDE_FILE], env=env) != 0:
+            say(f"sandbox: topology {name} could not be set up (see above)")
+            return 1
+        say(f"sandbox: topology {name} is up")
+        try:
+            if shell:
+                say(f"sandbox: a shell on the sandbox host (it is {HOST_ADDR} to the world); the topology is {INSIDE_FILE}")
+                say(f"sandbox: try `ip netns exec <container> curl -s http://web.world.test/` or `nsgen check --probe -f {INSIDE_FILE}`")
+                say("sandbox: leave the shell (exit or ^D) to tear everything down")
+                status = box.call(["bash", "--norc", "-i"], env={**env, "PS1": PROMPT, "NSGEN_SANDBOX": name, "NSGEN_FILE": INSIDE_FILE})
+            elif command:
+                status = box.call(command, env={**env, "NSGEN_SANDBOX": name, "NSGEN_FILE": INSIDE_FILE})
+            else:
+                target = probe_target or WEB_ADDR
+                status = box.call([*nsgen, "check", "--probe", "--probe-target", target, "-f", INSIDE_FILE], env=env)
+        finally:
+            if box.call([*nsgen, "run", "--teardown", "-q", "-f", INSIDE_FILE], env=env) != 0:
+                say(f"sandbox: the teardown of {name} reported errors (the sandbox is discarded anyway)")
+        say(f"sandbox: topology {name} is down and the sandbox is gone")
+    return status

@@ -1,0 +1,239 @@
+"""check, check --probe, exec, status and `nsgen sandbox`, on real kernel objects inside a sandbox.
+
+`check` is green right after setup and names each deliberate break; `nsgen sandbox` (a sandbox
+inside the test's sandbox) runs the probe, a command or a shell and leaves its host identical.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from tests.drive import NSGEN, Driver, example_text, wait_for
+from tests.helpers import EXAMPLES
+from tests.sandbox import DNS_ADDR, HOST_ADDR, WEB_ADDR, WORLD_ADDR
+
+TUTORIAL = example_text("tutorial.yaml")
+BRIDGE = example_text("bridge.yaml")
+MASQUERADE = ["-s", "172.18.0.0/24", "!", "-o", "vethc1", "-m", "comment", "--comment", "nsgen:tutorial", "-j", "MASQUERADE"]
+
+
+def check(sb, topology, *args):
+    return sb.run([*NSGEN, "check", "-f", str(topology), *args], check=False)
+
+
+def failures(done) -> list[str]:
+    return [line for line in done.stdout.splitlines() if not line.startswith("PASS  ")]
+
+
+def assert_green(done) -> None:
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert failures(done) == []
+    assert re.fullmatch(r"topology \S+ matches this host: \d+ checks passed\n", done.stderr), done.stderr
+
+
+def test_check_is_green_after_setup_and_names_each_break(sandbox, tmp_path):
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "run", TUTORIAL)
+    driver.up()
+    wait_for(sb, ["ip", "netns", "exec", "container-1", "curl", "-sf", "localhost:8000/echo"])
+    green = check(sb, driver.topology)
+    assert_green(green)
+    lines = green.stdout.splitlines()
+    for expected in (
+        "PASS  state      topology tutorial is up (/run/nsgen/tutorial exists)",
+        "PASS  namespace  container-1",
+        "PASS  address    vethc1 (host end of container-1's veth1) holds 172.18.0.1/24",
+        "PASS  address    container-1: veth1 holds 172.18.0.2/24",
+        "PASS  route      container-1: default via 172.18.0.1 dev veth1",
+        "PASS  sysctl     net.ipv4.ip_forward = 1",
+        "PASS  firewall   nat POSTROUTING: -s 172.18.0.0/24 ! -o vethc1 -j MASQUERADE",
+        "PASS  firewall   filter FORWARD: -j NSGEN-tutorial",
+        "PASS  file       /etc/netns/container-1/resolv.conf holds what setup wrote",
+    ):
+        assert expected in lines, expected
+    assert any(line.startswith("PASS  process    container-1: nsgen echo-server --port 8000 (pid ") for line in lines)
+
+    # a deleted route
+    sb.run(["ip", "-n", "container-1", "route", "del", "default"])
+    broken = check(sb, driver.topology)
+    assert broken.returncode == 1 and broken.stderr == f"topology tutorial: 1 of {len(lines)} checks failed\n"
+    assert failures(broken) == ["FAIL  route      container-1: default via 172.18.0.1 dev veth1: no default route"]
+    sb.run(["ip", "-n", "container-1", "route", "add", "default", "via", "172.18.0.1", "dev", "veth1", "src", "172.18.0.2"])
+    assert_green(check(sb, driver.topology))
+
+    # a deleted firewall rule
+    sb.run(["iptables", "-t", "nat", "-D", "POSTROUTING", *MASQUERADE])
+    broken = check(sb, driver.topology)
+    assert broken.returncode == 1
+    assert failures(broken) == ["FAIL  firewall   nat POSTROUTING: -s 172.18.0.0/24 ! -o vethc1 -j MASQUERADE: missing"]
+    sb.run(["iptables", "-t", "nat", "-A", "POSTROUTING", *MASQUERADE])
+    assert_green(check(sb, driver.topology))
+
+    # an interface down, an address gone, a changed resolv.conf, forwarding off
+    sb.sh("ip -n container-1 addr del 172.18.0.2/24 dev veth1; ip link set vethc1 down; "
+          "echo 'nameserver 192.0.2.1' >> /etc/netns/container-1/resolv.conf; sysctl -q -w net.ipv4.ip_forward=0")
+    assert failures(check(sb, driver.topology)) == [
+        "FAIL  link       vethc1 (host end of container-1's veth1) is up: it is down",
+        "FAIL  address    container-1: veth1 holds 172.18.0.2/24: it holds none",
+        "FAIL  route      container-1: default via 172.18.0.1 dev veth1: no default route",  # it went with the address
+        "FAIL  sysctl     net.ipv4.ip_forward = 1: it is 0",
+        "FAIL  file       /etc/netns/container-1/resolv.conf holds what setup wrote: its content differs",
+    ]
+    driver.down()
+    driver.up()
+    wait_for(sb, ["ip", "netns", "exec", "container-1", "curl", "-sf", "localhost:8000/echo"])
+    assert_green(check(sb, driver.topology))
+
+    # a killed process
+    pid = int(sb.run(["cat", "/run/nsgen/tutorial/container-1.0.pid"]).stdout)
+    sb.run(["kill", "-KILL", str(pid)])
+    broken = check(sb, driver.topology)
+    (line,) = failures(broken)
+    assert re.fullmatch(rf"FAIL  process    container-1: nsgen echo-server --port 8000 \(pid {pid}\): pid {pid} (is not running|has exited)", line), line
+
+    driver.down()
+    down = check(sb, driver.topology)
+    assert down.returncode == 1 and "PASS" not in down.stdout
+    assert down.stdout.splitlines()[0] == "FAIL  state      topology tutorial is up (/run/nsgen/tutorial exists): no state directory: the topology is not up"
+    assert sb.snapshot() == before  # check changed nothing
+
+
+def test_check_probe_on_bridges_behind_a_drop_policy(sandbox, tmp_path):
+    sb = sandbox
+    sb.run(["iptables", "-P", "FORWARD", "DROP"])
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "script", BRIDGE)
+    driver.up()
+    wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sf", "http://172.20.0.2:8000/echo"])
+    probed = check(sb, driver.topology, "--probe")
+    assert_green(probed)
+    probes = [line for line in probed.stdout.splitlines() if "  probe  " in line]
+    for expected in (
+        "PASS  probe      web → gateway 172.20.0.1 (front, ping)",
+        "PASS  probe      web → neighbour app 172.20.0.3 (front, ping)",
+        "PASS  probe      app → neighbour db 172.21.0.10 (back, ping)",
+        "PASS  probe      db → gateway 172.21.0.1 (back, ping)",
+        f"PASS  probe      web → outside {WORLD_ADDR} (masqueraded through front, ping)",  # the host's default gateway
+        "PASS  probe      host → published 127.0.0.1:8080 → web 172.20.0.2:8000",
+        "PASS  probe      app → published 172.20.0.1:8080 → web 172.20.0.2:8000",
+        "PASS  probe      web → published 172.20.0.1:8080 → web 172.20.0.2:8000",
+    ):
+        assert expected in probes, expected
+    assert not any(line.startswith("PASS  probe      db → outside") for line in probes)  # db is internal
+    for target in (WEB_ADDR, "web.world.test"):  # a name is resolved inside the container
+        targeted = check(sb, driver.topology, "--probe-target", target)
+        assert_green(targeted)
+        assert f"PASS  probe      app → outside {target} (masqueraded through front, ping)" in targeted.stdout
+
+    # without masquerading, the world cannot answer: the probe says which containers lost the outside
+    rule = ["-s", "172.20.0.0/24", "!", "-o", "br-front", "-m", "comment", "--comment", "nsgen:bridge-lab", "-j", "MASQUERADE"]
+    sb.run(["iptables", "-t", "nat", "-D", "POSTROUTING", *rule])
+    broken = check(sb, driver.topology, "--probe-target", WEB_ADDR)
+    assert broken.returncode == 1
+    assert [line.split(": ")[0] for line in failures(broken)] == [
+        "FAIL  firewall   nat POSTROUTING",
+        f"FAIL  probe      web → outside {WEB_ADDR} (masqueraded through front, ping)",
+        f"FAIL  probe      app → outside {WEB_ADDR} (masqueraded through front, ping)",
+    ]
+    sb.run(["iptables", "-t", "nat", "-A", "POSTROUTING", *rule])
+
+    # a published port with nothing behind it
+    sb.run(["kill", "-KILL", sb.run(["cat", "/run/nsgen/bridge-lab/web.0.pid"]).stdout.strip()])
+    refused = failures(check(sb, driver.topology, "--probe"))
+    assert "FAIL  probe      host → published 127.0.0.1:8080 → web 172.20.0.2:8000: connection refused" in refused
+    driver.down()
+    assert sb.snapshot() == before
+
+
+def test_exec_and_status(sandbox, tmp_path):
+    sb = sandbox
+    driver = Driver(sb, tmp_path, "run", TUTORIAL)
+    topology = str(driver.topology)
+    nothing = sb.run([*NSGEN, "status"])
+    assert nothing.stdout == "" and nothing.stderr == "no nsgen topology is up on this host\n"
+    not_up = sb.run([*NSGEN, "exec", "-f", topology, "container-1", "--", "true"], check=False)
+    assert not_up.returncode == 1 and not_up.stderr == "error: topology tutorial is not up on this host (set it up first: sudo nsgen run)\n"
+
+    driver.up()
+    # the command runs inside, sees the container's resolv.conf, and its exit status comes back
+    done = sb.run([*NSGEN, "exec", "-f", topology, "container-1", "--", "sh", "-c", "cat /etc/resolv.conf; ip -br addr show veth1; exit 7"], check=False)
+    assert done.returncode == 7
+    assert f"nameserver {DNS_ADDR}" in done.stdout and "172.18.0.2/24" in done.stdout
+    assert sb.run([*NSGEN, "exec", "-f", topology, "container-1", "curl", "-s", "--max-time", "3", f"http://{WEB_ADDR}/"]).stdout == f"{HOST_ADDR}\n"
+    unknown = sb.run([*NSGEN, "exec", "-f", topology, "container-9", "--", "true"], check=False)
+    assert unknown.returncode == 1 and unknown.stderr == "error: topology tutorial has no container 'container-9'; its containers: container-1\n"
+
+    shown = sb.run([*NSGEN, "status"]).stdout.splitlines()
+    assert shown[0].split() == ["TOPOLOGY", "CONTAINER", "PROCESS"]
+    pid = sb.run(["cat", "/run/nsgen/tutorial/container-1.0.pid"]).stdout.strip()
+    assert re.fullmatch(rf"tutorial\s+container-1\s+pid {pid} running: .*nsgen echo-server --port 8000", shown[1]), shown
+    sb.run(["kill", "-KILL", pid])
+    wait_for(sb, ["sh", "-c", f"! kill -0 {pid} 2>/dev/null || grep -q '^State:.Z' /proc/{pid}/status"])
+    assert re.fullmatch(rf"tutorial\s+container-1\s+pid {pid} (is not running|has exited)", sb.run([*NSGEN, "status"]).stdout.splitlines()[1])
+    driver.down()
+    assert sb.run([*NSGEN, "status"]).stdout == ""
+
+
+def marked() -> tuple[dict[str, str], Callable[[], list[int]]]:
+    """An environment variable to give a command, and a finder of the processes that still carry it.
+
+    Every process of a sandbox that `nsgen sandbox` makes inherits its environment (the helper,
+    the world's servers, the topology's processes), so whatever is left of it can be found.
+    """
+    mark = f"nsgen-test-{uuid.uuid4().hex}".encode()
+
+    def alive() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/environ", "rb") as f:
+                        if b"NSGEN_TEST_MARK=" + mark in f.read().split(b"\0"):
+                            found.append(int(entry))
+                except OSError:
+                    continue
+        return found
+
+    return {"NSGEN_TEST_MARK": mark.decode()}, alive
+
+
+@pytest.mark.parametrize("example", ["tutorial.yaml", "bridge.yaml", "pod.yaml"])
+def test_nsgen_sandbox_probes_and_leaves_its_host_identical(sandbox, tmp_path, example):
+    """`nsgen sandbox`, run inside the test's sandbox: the outer sandbox is the machine it must not change."""
+    sb = sandbox
+    before, (env, leftovers) = sb.snapshot(), marked()
+    done = sb.run([*NSGEN, "sandbox", "-f", str(EXAMPLES / example)], check=False, env=env)  # as shipped: dns 1.1.1.1
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert failures(done) == [] and len(done.stdout.splitlines()) > 10
+    assert any(line.startswith("PASS  probe      ") for line in done.stdout.splitlines())
+    err = done.stderr.splitlines()
+    assert err[0].startswith("sandbox: a throwaway host with a simulated world")
+    assert f"resolves through the world's DNS server {DNS_ADDR} instead of 1.1.1.1" in done.stderr
+    assert err[-1].endswith("is down and the sandbox is gone")
+    assert sb.snapshot() == before
+    assert leftovers() == []  # nothing of the inner sandbox outlives it
+
+
+def test_nsgen_sandbox_runs_a_command_or_a_shell(sandbox, tmp_path):
+    sb = sandbox
+    before, (env, leftovers) = sb.snapshot(), marked()
+    fetch = sb.run([*NSGEN, "sandbox", "--", "nsgen", "exec", "container-1", "curl", "-s", "--max-time", "3", "http://web.world.test/"], check=False, env=env)
+    assert fetch.returncode == 0, fetch.stderr
+    assert fetch.stdout == f"{HOST_ADDR}\n"  # the container reached the world by name, masqueraded
+    status = sb.run([*NSGEN, "sandbox", "-f", str(EXAMPLES / "bridge.yaml"), "sh", "-c", "ls /run/netns; exit 7"], check=False, env=env)
+    assert status.returncode == 7
+    assert status.stdout.split() == ["app", "db", "web", "world"]
+    shell = sb.run([*NSGEN, "sandbox", "--shell"], input="ip -n container-1 -br addr show veth1\nexit 4\n", check=False, env=env)
+    assert shell.returncode == 4
+    assert "172.18.0.2/24" in shell.stdout
+    assert "leave the shell (exit or ^D) to tear everything down" in shell.stderr
+    both = sb.run([*NSGEN, "sandbox", "--shell", "--", "true"], check=False)
+    assert both.returncode == 1 and both.stderr == "error: give either --shell or a command, not both\n"
+    assert sb.snapshot() == before
+    assert leftovers() == []

@@ -1,0 +1,117 @@
+"""check, exec, status and sandbox from a user's side, without root: clear refusals, nothing run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from nsgen.check import restore_probes, status_rows
+from nsgen.cli import main
+from tests.helpers import EXAMPLES, example_plan
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args, **kwargs):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False, **kwargs)
+
+    return invoke
+
+
+@pytest.fixture
+def not_root(monkeypatch):
+    """Not root, and any attempt to run a program is recorded (and must not happen)."""
+    ran = []
+    monkeypatch.setattr("nsgen.models.host_routes", lambda: [])  # what resolve reads of the host
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
+    monkeypatch.setattr(os, "execvp", lambda *a: ran.append(a))
+    return ran
+
+
+def test_check_needs_root_and_says_so(cli, not_root):
+    for args in (["check"], ["check", "--probe"]):
+        result = cli(*args)
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr == "error: checking the host's network needs root (namespaces, iptables): run it again with sudo\n"
+    assert not_root == []
+
+
+def test_check_refuses_a_nonsense_probe_target(cli, not_root):
+    result = cli("check", "--probe-target", "-x; reboot")
+    assert result.exit_code == 1
+    assert result.stderr == "error: --probe-target '-x; reboot' is not an IPv4 address or a host name\n"
+
+
+def test_sandbox_without_root_says_why(cli, not_root):
+    result = cli("sandbox")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "error: no sandbox can be made here: the sandbox needs root (euid is 1000)\n"
+    assert not_root == []
+
+
+def test_sandbox_reports_a_bad_topology_before_making_anything(cli, tmp_path, not_root):
+    (tmp_path / "t.yaml").write_text("name: x\nnetworks: {n: {subnet: 10.0.0.0/31}}\ncontainers: {c: {networks: [n]}}\n")
+    result = cli("sandbox", "-f", "t.yaml")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: t.yaml: networks.n.subnet: 10.0.0.0/31 is too small")
+    assert not_root == []
+
+
+def test_exec_names_the_containers_it_knows(cli, not_root):
+    result = cli("exec", "-f", str(EXAMPLES / "bridge.yaml"), "dbb", "--", "true")
+    assert result.exit_code == 1
+    assert result.stderr == "error: topology bridge-lab has no container 'dbb'; its containers: web, app, db\n"
+    assert not_root == []
+
+
+def test_exec_passes_the_command_untouched(cli, monkeypatch, tmp_path):
+    """Everything after the container (options included) is the command's, with or without --."""
+    ran = []
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os.path, "isdir", lambda p: True)
+    monkeypatch.setattr(os.path, "exists", lambda p: True)
+    monkeypatch.setattr(os, "execvp", lambda *a: ran.append(a))
+    cli("exec", "container-1", "--", "ls", "-la", "--", "x")
+    cli("exec", "container-1", "ip", "-br", "a")
+    assert ran == [
+        ("ip", ["ip", "netns", "exec", "container-1", "ls", "-la", "--", "x"]),
+        ("ip", ["ip", "netns", "exec", "container-1", "ip", "-br", "a"]),
+    ]
+
+
+def test_nsgen_file_names_the_default_topology(cli, tmp_path, monkeypatch):
+    (tmp_path / "elsewhere.yaml").write_text((EXAMPLES / "pod.yaml").read_text())
+    monkeypatch.setenv("NSGEN_FILE", str(tmp_path / "elsewhere.yaml"))
+    assert "topology pod is valid" in cli("validate").stderr
+
+
+def test_status_with_nothing_up(cli, tmp_path):
+    assert status_rows(str(tmp_path / "missing")) == []
+    (tmp_path / ".ip_forward").mkdir()
+    assert status_rows(str(tmp_path)) == []
+
+
+def test_check_probes_exactly_the_rules_the_plan_loads():
+    """Every rule line of every iptables-restore input in the plan becomes one probe, word for word."""
+    plan = example_plan("bridge.yaml")
+    inputs = [cmd.input for step in plan.steps for cmd in step.commands if cmd.argv[0] == "iptables-restore"]
+    assert inputs
+    for text in inputs:
+        probes = restore_probes(text)
+        rules = [line for line in text.splitlines() if line.startswith(("-A ", "-I ", ":"))]
+        assert len(probes) == len(rules)
+        for line, probe in zip(rules, probes):
+            words = line.split()
+            if words[0] == "-A":
+                assert probe[4:] == ("-C", *words[1:])
+            elif words[0] == "-I":
+                assert probe[4:] == ("-C", words[1], *words[3:])
+            else:
+                assert probe[4:] == ("-S", words[0][1:])
