@@ -1,0 +1,159 @@
+"""Schema writes the JSON Schema of the topology file, for editors; the rules themselves live in models.
+
+Every object's properties are exactly the key sets `models` accepts (checked when the schema is
+built), with the same name patterns, byte limits (names are ASCII, so characters are bytes),
+drivers, protocols and defaults. The schema catches what an editor can show while typing;
+`nsgen validate` remains the judge of the rest (overlapping subnets, duplicate addresses,
+references between objects).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nsgen import models
+
+DRAFT = "http://json-schema.org/draft-07/schema#"  # what editors' YAML language servers read
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
+_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+IPV4_PATTERN = rf"^{_IPV4}$"
+SUBNET_PATTERN = rf"^{_IPV4}/([0-9]|[12][0-9]|30)$"  # at least a /30
+PORT_PATTERN = rf"^({_IPV4}:)?{_PORT}:{_PORT}(/({'|'.join(models.PROTOCOLS)}))?$"
+
+
+def _name(cap: int, description: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": models.NAME_RE.pattern, "minLength": 1, "maxLength": cap, "description": description}
+
+
+def _ifname(description: str) -> dict[str, Any]:
+    schema = _name(models.IFNAME_MAX, description + " At most 15 bytes (the kernel's limit).")
+    schema["not"] = {"const": "lo"}
+    return schema
+
+
+def _ipv4(description: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": IPV4_PATTERN, "description": description}
+
+
+def _object(keys: set[str], properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An object with exactly the keys models accepts, and no others."""
+    if set(properties) != keys:
+        raise AssertionError(f"the schema's properties {sorted(properties)} are not the models' keys {sorted(keys)}")
+    return {"type": "object", "properties": properties, "additionalProperties": False, **extra}
+
+
+def _network() -> dict[str, Any]:
+    return _object(
+        models.NETWORK_KEYS,
+        {
+            "driver": {"enum": list(models.DRIVERS), "default": "bridge",
+                       "description": "bridge: containers plugged into a Linux bridge that holds the gateway; "
+                                      "veth: one container joined to the host, whose end holds the gateway."},
+            "subnet": {"type": "string", "pattern": SUBNET_PATTERN,
+                       "description": "IPv4 subnet in canonical form (like 172.18.0.0/24), host bits clear, at least a /30; "
+                                      "networks must not overlap."},
+            "gateway": _ipv4("The host's address in the subnet. Default: the first usable address."),
+            "masquerade": {"type": "boolean", "default": True,
+                           "description": "NAT traffic leaving the host (false: routed, the outside sees the containers' own addresses)."},
+            "internal": {"type": "boolean", "default": False,
+                         "description": "Nothing enters or leaves this network through the host; no default route through it."},
+            "bridge": _ifname("Bridge device name (driver bridge only). Default: derived, br-<network>-<hash>."),
+        },
+        required=["subnet"],
+        allOf=[
+            {"if": {"properties": {"driver": {"const": "veth"}}, "required": ["driver"]},
+             "then": {"not": {"required": ["bridge"]}}},
+            {"if": {"properties": {"internal": {"const": True}}, "required": ["internal"]},
+             "then": {"properties": {"masquerade": {"const": False}}}},
+        ],
+    )
+
+
+def _attachment() -> dict[str, Any]:
+    return _object(
+        models.ATTACHMENT_KEYS,
+        {
+            "address": _ipv4("The container's address in the network's subnet. Default: the first free address, in file order."),
+            "interface": _ifname("The interface's name inside the container. Default: eth0, eth1, ... in the order listed."),
+            "host_interface": _ifname("The host end of the veth pair. Default: derived from the topology, container and network."),
+        },
+    )
+
+
+def _container() -> dict[str, Any]:
+    network_name = _name(models.NETWORK_NAME_MAX, "A network declared under networks.")
+    return _object(
+        models.CONTAINER_KEYS,
+        {
+            "networks": {
+                "description": "The networks the container is attached to, in order: a list of names, or a mapping of names "
+                               "to settings. The default route goes through the first that is not internal.",
+                "oneOf": [
+                    {"type": "array", "items": network_name, "minItems": 1, "uniqueItems": True},
+                    {"type": "object", "propertyNames": network_name, "minProperties": 1,
+                     "additionalProperties": {"oneOf": [{"type": "null"}, _attachment()]}},
+                ],
+            },
+            "dns": {
+                "type": ["array", "null"], "maxItems": 3,
+                "description": "Nameservers written to /etc/netns/<container>/resolv.conf (at most 3). "
+                               "Without it, the namespace sees the host's /etc/resolv.conf.",
+                "items": {"anyOf": [{"type": "string", "pattern": IPV4_PATTERN},
+                                    {"type": "string", "pattern": "^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$", "format": "ipv6"}]},
+            },
+            "ports": {
+                "type": ["array", "null"],
+                "description": "Published ports, Docker's -p syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp].",
+                "items": {"type": "string", "pattern": PORT_PATTERN},
+            },
+            "processes": {
+                "type": ["array", "null"],
+                "description": "Programs started inside the namespace, never through a shell: a string split as a shell "
+                               "would split it, or a list of words. `nsgen` is resolved to the installed program.",
+                "items": {"oneOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                ]},
+            },
+        },
+        required=["networks"],
+    )
+
+
+def _host() -> dict[str, Any]:
+    schema = _object(
+        models.HOST_KEYS,
+        {
+            "ip_forward": {"enum": ["auto", True, False], "default": "auto",
+                           "description": "net.ipv4.ip_forward: auto turns it on when any network routes out."},
+            "persist": {"type": "boolean", "default": False,
+                        "description": "Also keep forwarding on after a reboot (/etc/sysctl.d), and allow "
+                                       "`nsgen render --systemd`: a unit that brings the topology up at boot."},
+        },
+    )
+    schema["type"] = ["object", "null"]
+    return schema
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema (draft-07) of a topology file."""
+    body = _object(
+        models.TOPOLOGY_KEYS,
+        {
+            "name": _name(models.TOPOLOGY_NAME_MAX,
+                          "Names the state directory (/run/nsgen/<name>), the firewall rules' tag and the chain NSGEN-<name>; "
+                          f"at most {models.TOPOLOGY_NAME_MAX} bytes."),
+            "networks": {"type": "object", "minProperties": 1, "description": "The networks, by name.",
+                         "propertyNames": _name(models.NETWORK_NAME_MAX, "A network's name."),
+                         "additionalProperties": _network()},
+            "containers": {"type": "object", "minProperties": 1,
+                           "description": "The containers, by name: each is a network namespace of that name.",
+                           "propertyNames": _name(models.NAMESPACE_NAME_MAX, "A container's (and its namespace's) name."),
+                           "additionalProperties": _container()},
+            "host": _host(),
+        },
+        required=["name", "networks", "containers"],
+    )
+    return {"$schema": DRAFT, "title": "nsgen topology", "description": "A network of containers built by nsgen.", **body}
