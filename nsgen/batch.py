@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+
 from nsgen.plan import Command, Step
+
+_UNSAFE = re.compile(r"[\s\"'\\#]")
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ def _ip_key(cmd: Command) -> tuple[str, str | None] | None:  # noqa: C901
     argv = cmd.argv
     if argv[0] != "ip" or cmd.input is not None or cmd.detach or cmd.builtin or cmd.only_if:
         return None
-    if any(not word or any(ch.isspace() or ch in "\"'\\#" for ch in word) for word in argv):
+    if not all(argv) or _UNSAFE.search("".join(argv)):
         return None  # a batch line is split on blanks: such a word could not survive it
     if argv[1:3] == ("netns", "add"):
         return ("netns-add", None)

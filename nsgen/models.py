@@ -22,7 +22,7 @@ from typing import Any, Callable
 from nsgen.errors import ValidationError
 
 IFNAME_MAX = 15  # IFNAMSIZ - 1: the kernel's limit, in bytes
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # use fullmatch: with match, "$" lets a trailing newline through
 TOPOLOGY_NAME_MAX = 20  # the per-topology chain NSGEN-<name> must fit iptables' 28 characters
 NAMESPACE_NAME_MAX = 64
 NETWORK_NAME_MAX = 64
@@ -175,10 +175,17 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _k(key: Any) -> str:
+    """A mapping key as a path element: as written when it is a plain name, else quoted, so that
+    a path never holds a newline or other control character."""
+    text = str(key)
+    return text if text.isprintable() else repr(text)
+
+
 def _check_keys(obj: dict, allowed: set[str], path: str, problems: Problems) -> None:
     for key in obj:
         if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
+            where = f"{path}.{_k(key)}" if path else _k(key)
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(allowed))}"
             problems.add(where, f"unknown key {_show(key)}{hint}")
@@ -211,7 +218,7 @@ def check_name(value: Any, path: str, problems: Problems, *, cap: int, what: str
     if size == 0:
         problems.add(path, f"{what} must not be empty")
         return None
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         problems.add(
             path,
             f"{what} {_show(value)} is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', "
@@ -481,7 +488,7 @@ def _resolve_networks(value: Any, topology: str, problems: Problems) -> dict[str
         problems.add("networks", "is required: declare at least one network")
     networks: dict[str, Network] = {}
     for key, spec in raw.items():
-        path = f"networks.{key}"
+        path = f"networks.{_k(key)}"
         net_name = check_name(key, path, problems, cap=NETWORK_NAME_MAX, what="network name")
         spec = _mapping(spec, path, problems)
         _check_keys(spec, NETWORK_KEYS, path, problems)
@@ -538,7 +545,7 @@ def _resolve_containers(
     result: dict[str, dict] = {}
     users: dict[str, list[str]] = {}
     for key, spec in raw.items():
-        path = f"containers.{key}"
+        path = f"containers.{_k(key)}"
         cname = check_name(key, path, problems, cap=NAMESPACE_NAME_MAX, what="container name")
         spec = _mapping(spec, path, problems)
         _check_keys(spec, CONTAINER_KEYS, path, problems)
@@ -556,13 +563,13 @@ def _resolve_containers(
         explicit: dict[str, Any] = {}
         seen_ifaces: dict[str, str] = {}
         for index, (net, att) in enumerate(attachments_raw.items()):
-            apath = f"{path}.networks.{net}"
+            apath = f"{path}.networks.{_k(net)}"
             att = _mapping(att, apath, problems)
             _check_keys(att, ATTACHMENT_KEYS, apath, problems)
             if net not in networks:
                 if net in declared:
                     continue  # the network itself is broken; that is reported under networks
-                known = ", ".join(sorted(networks)) or "none declared"
+                known = ", ".join(sorted(map(_k, declared))) or "none"
                 problems.add(apath, f"network {_show(net)} is not declared under 'networks' (declared: {known})")
                 continue
             network = networks[net]

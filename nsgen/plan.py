@@ -8,6 +8,7 @@ already done. The setup script, the teardown script and `nsgen run` all consume 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from nsgen.models import Network, Topology
@@ -51,6 +52,7 @@ class Step:
     undo: tuple[Command, ...] = ()
     probe: tuple[Argv, ...] = ()  # all succeed: the step is already done and is skipped
     resource: str | None = None  # what the probe finds; found while the topology is not up = not ours
+    goes_with: str | None = None  # id of a step whose undo takes this step's effect with it
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ def chain_name(topology: str) -> str:
     return f"NSGEN-{topology}"
 
 
+_UNSAFE_IN_RESTORE = re.compile(r"[\s\"'#]")
+
+
 def _tagged(rule: Argv, tag: Argv) -> Argv:
     """The rule with the topology's comment placed before its target."""
     j = rule.index("-j")
@@ -123,7 +128,7 @@ def _restore_line(action: str, chain: str, rule: Argv) -> str:
     """One iptables-restore line. Every value here is validated (names, addresses, numbers, the
     tag), so none holds whitespace or quotes; a value that did would be a bug, and is refused."""
     for word in rule:
-        if not word or any(ch.isspace() or ch in "\"'#" for ch in word):
+        if not word or _UNSAFE_IN_RESTORE.search(word):
             raise ValueError(f"cannot place {word!r} in an iptables-restore line")
     return " ".join((action, chain, *rule))
 
@@ -169,6 +174,20 @@ class _Builder:
         )
 
     def namespaces(self) -> None:
+        host_ends = [a.host_interface for c in self.t.containers.values() for a in c.attachments]
+        if host_ends:
+            # Nothing to do at setup. At teardown this runs last of the namespace work: the kernel
+            # removes a deleted namespace's devices in the background, so wait until the veth
+            # pairs are really gone before calling the teardown done.
+            self.add(
+                Step(
+                    id="settle",
+                    section="Namespaces",
+                    summary="Teardown waits until the veth pairs have gone with their namespaces.",
+                    commands=(),
+                    undo=(C("wait_links_gone", *host_ends, builtin=True, only_if=(self.owned,)),),
+                )
+            )
         for c in self.t.containers.values():
             self.add(
                 Step(
@@ -238,6 +257,9 @@ class _Builder:
                         undo=(C("ip", "link", "delete", a.host_interface, only_if=(self.owned, _link_exists(a.host_interface))),),
                         probe=(_link_exists(a.host_interface),),
                         resource=f"link {a.host_interface}",
+                        # Deleting the namespace deletes the pair, all of them in one go: far
+                        # cheaper than deleting veths one by one (each waits for the kernel).
+                        goes_with=f"netns:{c.name}",
                     )
                 )
         for c in self.t.containers.values():

@@ -28,6 +28,8 @@ EXTRA = [
     ("networks:\n  link0:", "networks:\n  'li;nk': {subnet: 10.1.0.0/24}\n  link0:", "networks.li;nk: network name 'li;nk' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
     ("name: tutorial", "name: \"tutorial\\nx\"", "name: topology name 'tutorial\\nx' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
     ("name: tutorial", "name: 42", "name: topology name must be a string, got 42"),
+    ("name: tutorial", "name: \"tutorial\\n\"", "name: topology name 'tutorial\\n' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
+    ("networks:\n  link0:", "networks:\n  \"n\\nx\": {subnet: 10.1.0.0/24}\n  link0:", "networks.'n\\nx': network name 'n\\nx' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"),
     # addresses
     ("address: 172.18.0.2", "address: 172.18.0.0", "containers.container-1.networks.link0.address: 172.18.0.0 is the network address of 172.18.0.0/24"),
     ("address: 172.18.0.2", "address: 0172.18.0.2", "containers.container-1.networks.link0.address: '0172.18.0.2' is not an IPv4 address in canonical dotted form (like 172.18.0.2)"),

@@ -42,6 +42,23 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
+# Wait until none of the given host links exists: the kernel removes a deleted namespace's
+# devices in the background.
+wait_links_gone() {
+  local names=" $* " name found
+  for _ in $(seq 200); do
+    found=
+    while read -r _ name _; do
+      name=${name%:}
+      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
+    done < <(ip -o link show)
+    [ -z "$found" ] && return 0
+    sleep 0.05
+  done
+  nsgen_say "links still present after their namespaces were deleted"
+  return 1
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
@@ -55,6 +72,8 @@ flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsge
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+# A step that goes away with another (a veth pair with its namespace) is undone by itself only
+# when that other step was not begun by this run.
 undo_0() {
   rm -rf /run/nsgen/bridge-lab
   if test -d /run/nsgen; then
@@ -62,66 +81,75 @@ undo_0() {
   fi
 }
 undo_1() {
+  if test -d /run/nsgen/bridge-lab; then
+    wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
+  fi
+}
+undo_2() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
     ip netns delete web
   fi
 }
-undo_2() {
+undo_3() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
     ip netns delete app
   fi
 }
-undo_3() {
+undo_4() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
     ip netns delete db
   fi
 }
-undo_4() {
+undo_5() {
   if test -d /run/nsgen/bridge-lab; then
     stop_processes web
   fi
 }
-undo_5() {
+undo_6() {
   if test -d /run/nsgen/bridge-lab; then
     stop_processes app
   fi
 }
-undo_6() {
+undo_7() {
   if test -d /run/nsgen/bridge-lab; then
     stop_processes db
   fi
 }
-undo_7() {
+undo_8() {
   if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
     ip link delete br-front
   fi
 }
-undo_9() {
+undo_10() {
   if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
     ip link delete br-back
   fi
 }
-undo_11() {
+undo_12() {
+  if nsgen_began 2; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
     ip link delete ve-web-32882
   fi
 }
-undo_12() {
+undo_13() {
+  if nsgen_began 3; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
     ip link delete ve-app-d6047
   fi
 }
-undo_13() {
+undo_14() {
+  if nsgen_began 3; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
     ip link delete ve-app-f8cbe
   fi
 }
-undo_14() {
+undo_15() {
+  if nsgen_began 4; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
     ip link delete ve-db-9bec0
   fi
 }
-undo_28() {
+undo_29() {
   rm -f /run/nsgen/.ip_forward/users/bridge-lab
   if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
@@ -130,7 +158,7 @@ undo_28() {
     rm -rf /run/nsgen/.ip_forward
   fi
 }
-undo_29() {
+undo_30() {
   if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
@@ -141,7 +169,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_30() {
+undo_31() {
   if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
@@ -156,7 +184,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_32() {
+undo_33() {
   if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/web/resolv.conf
   fi
@@ -164,7 +192,7 @@ undo_32() {
     rmdir /etc/netns/web
   fi
 }
-undo_33() {
+undo_34() {
   if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/app/resolv.conf
   fi
@@ -172,7 +200,7 @@ undo_33() {
     rmdir /etc/netns/app
   fi
 }
-undo_34() {
+undo_35() {
   if test -d /run/nsgen/bridge-lab; then
     stop_processes web
   fi
@@ -180,6 +208,7 @@ undo_34() {
 nsgen_begun=()
 nsgen_step=""
 begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+nsgen_began() { local i; for i in "${nsgen_begun[@]}"; do [ "$i" = "$1" ] && return 0; done; return 1; }
 rollback() {
   local status=$? i
   trap - EXIT INT TERM
@@ -237,12 +266,14 @@ fi
 begin 0 state
 mkdir -p /run/nsgen/bridge-lab
 
+# Teardown waits until the veth pairs have gone with their namespaces.
 # Create the network namespace web: the container's own interfaces, routes and firewall.
 # Create the network namespace app: the container's own interfaces, routes and firewall.
 # Create the network namespace db: the container's own interfaces, routes and firewall.
-begin 1 netns:web
-begin 2 netns:app
-begin 3 netns:db
+begin 1 settle
+begin 2 netns:web
+begin 3 netns:app
+begin 4 netns:db
 ip -batch - <<'NSGEN_EOF'
 netns add web
 netns add app
@@ -264,21 +295,21 @@ NSGEN_EOF
 # Plug ve-app-d6047 into bridge br-front (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
 # Plug ve-app-f8cbe into bridge br-back (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
 # Plug ve-db-9bec0 into bridge br-back (it has no address of its own) with hairpin on, so db reaches its own published ports; bring it up.
-begin 4 reap:web
-begin 5 reap:app
-begin 6 reap:db
-begin 7 bridge:front
-begin 8 bridge-up:front
-begin 9 bridge:back
-begin 10 bridge-up:back
-begin 11 veth:web:front
-begin 12 veth:app:front
-begin 13 veth:app:back
-begin 14 veth:db:back
-begin 15 host-end:web:front
-begin 16 host-end:app:front
-begin 17 host-end:app:back
-begin 18 host-end:db:back
+begin 5 reap:web
+begin 6 reap:app
+begin 7 reap:db
+begin 8 bridge:front
+begin 9 bridge-up:front
+begin 10 bridge:back
+begin 11 bridge-up:back
+begin 12 veth:web:front
+begin 13 veth:app:front
+begin 14 veth:app:back
+begin 15 veth:db:back
+begin 16 host-end:web:front
+begin 17 host-end:app:front
+begin 18 host-end:app:back
+begin 19 host-end:db:back
 ip -batch - <<'NSGEN_EOF'
 link add br-front type bridge
 addr replace 172.20.0.1/24 dev br-front
@@ -307,9 +338,9 @@ NSGEN_EOF
 # Bring up lo in web, so that a server listening on localhost answers inside it.
 # Give eth0 in web the address 172.20.0.2/24 and bring it up.
 # Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
-begin 19 lo:web
-begin 20 addr:web:front
-begin 21 route:web
+begin 20 lo:web
+begin 21 addr:web:front
+begin 22 route:web
 ip -n web -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.20.0.2/24 dev eth0
@@ -321,10 +352,10 @@ NSGEN_EOF
 # Give eth0 in app the address 172.20.0.3/24 and bring it up.
 # Give eth1 in app the address 172.21.0.2/24 and bring it up.
 # Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
-begin 22 lo:app
-begin 23 addr:app:front
-begin 24 addr:app:back
-begin 25 route:app
+begin 23 lo:app
+begin 24 addr:app:front
+begin 25 addr:app:back
+begin 26 route:app
 ip -n app -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.20.0.3/24 dev eth0
@@ -336,8 +367,8 @@ NSGEN_EOF
 
 # Bring up lo in db, so that a server listening on localhost answers inside it.
 # Give eth0 in db the address 172.21.0.10/24 and bring it up.
-begin 26 lo:db
-begin 27 addr:db:back
+begin 27 lo:db
+begin 28 addr:db:back
 ip -n db -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.21.0.10/24 dev eth0
@@ -345,7 +376,7 @@ link set eth0 up
 NSGEN_EOF
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 28 ip_forward
+begin 29 ip_forward
 mkdir -p /run/nsgen/.ip_forward/users
 
 if test ! -e /run/nsgen/.ip_forward/before; then
@@ -359,7 +390,7 @@ if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
 fi
 
 # Filter: the topology's own chain NSGEN-bridge-lab, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-begin 29 firewall:filter
+begin 30 firewall:filter
 iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
 :NSGEN-bridge-lab - [0:0]
@@ -376,7 +407,7 @@ COMMIT
 NSGEN_EOF
 
 # NAT: masquerade in POSTROUTING; published ports in NSGEN-bridge-lab (reached from PREROUTING and OUTPUT for local destinations).
-begin 30 firewall:nat
+begin 31 firewall:nat
 iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
 :NSGEN-bridge-lab - [0:0]
@@ -390,11 +421,11 @@ COMMIT
 NSGEN_EOF
 
 # Let br-front carry connections from localhost to published ports (route_localnet); the setting goes away with br-front.
-begin 31 route_localnet:br-front
+begin 32 route_localnet:br-front
 sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
 
 # Give web its own resolver: ip netns exec shows /etc/netns/web/resolv.conf as /etc/resolv.conf inside.
-begin 32 dns:web
+begin 33 dns:web
 mkdir -p /etc/netns/web
 
 install -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
@@ -403,7 +434,7 @@ nameserver 1.1.1.1
 NSGEN_EOF
 
 # Give app its own resolver: ip netns exec shows /etc/netns/app/resolv.conf as /etc/resolv.conf inside.
-begin 33 dns:app
+begin 34 dns:app
 mkdir -p /etc/netns/app
 
 install -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
@@ -412,12 +443,12 @@ nameserver 1.1.1.1
 NSGEN_EOF
 
 # Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log.
-begin 34 process:web:0
+begin 35 process:web:0
 setsid ip netns exec web nsgen echo-server --port 8000 >/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/bridge-lab/web.0.pid
 
 # Mark topology bridge-lab as completely up.
-begin 35 up
+begin 36 up
 touch /run/nsgen/bridge-lab/up
 
 trap - EXIT INT TERM

@@ -38,6 +38,23 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
+# Wait until none of the given host links exists: the kernel removes a deleted namespace's
+# devices in the background.
+wait_links_gone() {
+  local names=" $* " name found
+  for _ in $(seq 200); do
+    found=
+    while read -r _ name _; do
+      name=${name%:}
+      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
+    done < <(ip -o link show)
+    [ -z "$found" ] && return 0
+    sleep 0.05
+  done
+  nsgen_say "links still present after their namespaces were deleted"
+  return 1
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
@@ -51,6 +68,8 @@ flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsge
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+# A step that goes away with another (a veth pair with its namespace) is undone by itself only
+# when that other step was not begun by this run.
 undo_0() {
   rm -rf /run/nsgen/bridge-lab
   if test -d /run/nsgen; then
@@ -58,66 +77,75 @@ undo_0() {
   fi
 }
 undo_1() {
+  if test -d /run/nsgen/bridge-lab; then
+    wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
+  fi
+}
+undo_2() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
     ip netns delete web
   fi
 }
-undo_2() {
+undo_3() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
     ip netns delete app
   fi
 }
-undo_3() {
+undo_4() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
     ip netns delete db
   fi
 }
-undo_4() {
+undo_5() {
   if test -d /run/nsgen/bridge-lab; then
     stop_processes web
   fi
 }
-undo_5() {
+undo_6() {
   if test -d /run/nsgen/bridge-lab; then
     stop_processes app
   fi
 }
-undo_6() {
+undo_7() {
   if test -d /run/nsgen/bridge-lab; then
     stop_processes db
   fi
 }
-undo_7() {
+undo_8() {
   if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
     ip link delete br-front
   fi
 }
-undo_9() {
+undo_10() {
   if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
     ip link delete br-back
   fi
 }
-undo_11() {
+undo_12() {
+  if nsgen_began 2; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
     ip link delete ve-web-32882
   fi
 }
-undo_12() {
+undo_13() {
+  if nsgen_began 3; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
     ip link delete ve-app-d6047
   fi
 }
-undo_13() {
+undo_14() {
+  if nsgen_began 3; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
     ip link delete ve-app-f8cbe
   fi
 }
-undo_14() {
+undo_15() {
+  if nsgen_began 4; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
     ip link delete ve-db-9bec0
   fi
 }
-undo_28() {
+undo_29() {
   rm -f /run/nsgen/.ip_forward/users/bridge-lab
   if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
@@ -126,7 +154,7 @@ undo_28() {
     rm -rf /run/nsgen/.ip_forward
   fi
 }
-undo_29() {
+undo_30() {
   if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
@@ -137,7 +165,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_30() {
+undo_31() {
   if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
@@ -152,7 +180,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_32() {
+undo_33() {
   if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/web/resolv.conf
   fi
@@ -160,7 +188,7 @@ undo_32() {
     rmdir /etc/netns/web
   fi
 }
-undo_33() {
+undo_34() {
   if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/app/resolv.conf
   fi
@@ -168,7 +196,7 @@ undo_33() {
     rmdir /etc/netns/app
   fi
 }
-undo_34() {
+undo_35() {
   if test -d /run/nsgen/bridge-lab; then
     stop_processes web
   fi
@@ -176,6 +204,7 @@ undo_34() {
 nsgen_begun=()
 nsgen_step=""
 begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+nsgen_began() { local i; for i in "${nsgen_begun[@]}"; do [ "$i" = "$1" ] && return 0; done; return 1; }
 rollback() {
   local status=$? i
   trap - EXIT INT TERM
@@ -228,11 +257,14 @@ fi
 
 # ==== Namespaces ====
 
+# Teardown waits until the veth pairs have gone with their namespaces.
+begin 1 settle
+
 # Create the network namespace web: the container's own interfaces, routes and firewall.
 if test -e /run/netns/web; then
   nsgen_say 'already done: netns:web'
 else
-  begin 1 netns:web
+  begin 2 netns:web
   ip netns add web
 fi
 
@@ -240,7 +272,7 @@ fi
 if test -e /run/netns/app; then
   nsgen_say 'already done: netns:app'
 else
-  begin 2 netns:app
+  begin 3 netns:app
   ip netns add app
 fi
 
@@ -248,18 +280,18 @@ fi
 if test -e /run/netns/db; then
   nsgen_say 'already done: netns:db'
 else
-  begin 3 netns:db
+  begin 4 netns:db
   ip netns add db
 fi
 
 # Teardown stops every process still running in web before the namespace is deleted.
-begin 4 reap:web
+begin 5 reap:web
 
 # Teardown stops every process still running in app before the namespace is deleted.
-begin 5 reap:app
+begin 6 reap:app
 
 # Teardown stops every process still running in db before the namespace is deleted.
-begin 6 reap:db
+begin 7 reap:db
 
 # ==== Bridges ====
 
@@ -267,12 +299,12 @@ begin 6 reap:db
 if ip link show br-front >/dev/null 2>&1; then
   nsgen_say 'already done: bridge:front'
 else
-  begin 7 bridge:front
+  begin 8 bridge:front
   ip link add br-front type bridge
 fi
 
 # Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
-begin 8 bridge-up:front
+begin 9 bridge-up:front
 ip addr replace 172.20.0.1/24 dev br-front
 ip link set br-front up
 
@@ -280,12 +312,12 @@ ip link set br-front up
 if ip link show br-back >/dev/null 2>&1; then
   nsgen_say 'already done: bridge:back'
 else
-  begin 9 bridge:back
+  begin 10 bridge:back
   ip link add br-back type bridge
 fi
 
 # Give br-back the gateway address 172.21.0.1/24 and bring it up: the host is the network's router.
-begin 10 bridge-up:back
+begin 11 bridge-up:back
 ip addr replace 172.21.0.1/24 dev br-back
 ip link set br-back up
 
@@ -295,7 +327,7 @@ ip link set br-back up
 if ip link show ve-web-32882 >/dev/null 2>&1; then
   nsgen_say 'already done: veth:web:front'
 else
-  begin 11 veth:web:front
+  begin 12 veth:web:front
   ip link add ve-web-32882 type veth peer name eth0 netns web
 fi
 
@@ -303,7 +335,7 @@ fi
 if ip link show ve-app-d6047 >/dev/null 2>&1; then
   nsgen_say 'already done: veth:app:front'
 else
-  begin 12 veth:app:front
+  begin 13 veth:app:front
   ip link add ve-app-d6047 type veth peer name eth0 netns app
 fi
 
@@ -311,7 +343,7 @@ fi
 if ip link show ve-app-f8cbe >/dev/null 2>&1; then
   nsgen_say 'already done: veth:app:back'
 else
-  begin 13 veth:app:back
+  begin 14 veth:app:back
   ip link add ve-app-f8cbe type veth peer name eth1 netns app
 fi
 
@@ -319,30 +351,30 @@ fi
 if ip link show ve-db-9bec0 >/dev/null 2>&1; then
   nsgen_say 'already done: veth:db:back'
 else
-  begin 14 veth:db:back
+  begin 15 veth:db:back
   ip link add ve-db-9bec0 type veth peer name eth0 netns db
 fi
 
 # Plug ve-web-32882 into bridge br-front (it has no address of its own) with hairpin on, so web reaches its own published ports; bring it up.
-begin 15 host-end:web:front
+begin 16 host-end:web:front
 ip link set ve-web-32882 master br-front
 ip link set ve-web-32882 type bridge_slave hairpin on
 ip link set ve-web-32882 up
 
 # Plug ve-app-d6047 into bridge br-front (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
-begin 16 host-end:app:front
+begin 17 host-end:app:front
 ip link set ve-app-d6047 master br-front
 ip link set ve-app-d6047 type bridge_slave hairpin on
 ip link set ve-app-d6047 up
 
 # Plug ve-app-f8cbe into bridge br-back (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
-begin 17 host-end:app:back
+begin 18 host-end:app:back
 ip link set ve-app-f8cbe master br-back
 ip link set ve-app-f8cbe type bridge_slave hairpin on
 ip link set ve-app-f8cbe up
 
 # Plug ve-db-9bec0 into bridge br-back (it has no address of its own) with hairpin on, so db reaches its own published ports; bring it up.
-begin 18 host-end:db:back
+begin 19 host-end:db:back
 ip link set ve-db-9bec0 master br-back
 ip link set ve-db-9bec0 type bridge_slave hairpin on
 ip link set ve-db-9bec0 up
@@ -350,49 +382,49 @@ ip link set ve-db-9bec0 up
 # ==== Inside the containers ====
 
 # Bring up lo in web, so that a server listening on localhost answers inside it.
-begin 19 lo:web
+begin 20 lo:web
 ip -n web link set lo up
 
 # Give eth0 in web the address 172.20.0.2/24 and bring it up.
-begin 20 addr:web:front
+begin 21 addr:web:front
 ip -n web addr replace 172.20.0.2/24 dev eth0
 ip -n web link set eth0 up
 
 # Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
-begin 21 route:web
+begin 22 route:web
 ip -n web route replace default via 172.20.0.1 dev eth0 src 172.20.0.2
 
 # Bring up lo in app, so that a server listening on localhost answers inside it.
-begin 22 lo:app
+begin 23 lo:app
 ip -n app link set lo up
 
 # Give eth0 in app the address 172.20.0.3/24 and bring it up.
-begin 23 addr:app:front
+begin 24 addr:app:front
 ip -n app addr replace 172.20.0.3/24 dev eth0
 ip -n app link set eth0 up
 
 # Give eth1 in app the address 172.21.0.2/24 and bring it up.
-begin 24 addr:app:back
+begin 25 addr:app:back
 ip -n app addr replace 172.21.0.2/24 dev eth1
 ip -n app link set eth1 up
 
 # Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
-begin 25 route:app
+begin 26 route:app
 ip -n app route replace default via 172.20.0.1 dev eth0 src 172.20.0.3
 
 # Bring up lo in db, so that a server listening on localhost answers inside it.
-begin 26 lo:db
+begin 27 lo:db
 ip -n db link set lo up
 
 # Give eth0 in db the address 172.21.0.10/24 and bring it up.
-begin 27 addr:db:back
+begin 28 addr:db:back
 ip -n db addr replace 172.21.0.10/24 dev eth0
 ip -n db link set eth0 up
 
 # ==== Forwarding ====
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 28 ip_forward
+begin 29 ip_forward
 mkdir -p /run/nsgen/.ip_forward/users
 if test ! -e /run/nsgen/.ip_forward/before; then
   cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
@@ -408,7 +440,7 @@ fi
 if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:filter'
 else
-  begin 29 firewall:filter
+  begin 30 firewall:filter
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
 :NSGEN-bridge-lab - [0:0]
@@ -429,7 +461,7 @@ fi
 if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:nat'
 else
-  begin 30 firewall:nat
+  begin 31 firewall:nat
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
 :NSGEN-bridge-lab - [0:0]
@@ -444,7 +476,7 @@ NSGEN_EOF
 fi
 
 # Let br-front carry connections from localhost to published ports (route_localnet); the setting goes away with br-front.
-begin 31 route_localnet:br-front
+begin 32 route_localnet:br-front
 sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
 
 # ==== DNS ====
@@ -453,7 +485,7 @@ sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
 if test -e /etc/netns/web; then
   nsgen_say 'already done: dns:web'
 else
-  begin 32 dns:web
+  begin 33 dns:web
   mkdir -p /etc/netns/web
   install -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology bridge-lab; nameservers from the topology file.
@@ -465,7 +497,7 @@ fi
 if test -e /etc/netns/app; then
   nsgen_say 'already done: dns:app'
 else
-  begin 33 dns:app
+  begin 34 dns:app
   mkdir -p /etc/netns/app
   install -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology bridge-lab; nameservers from the topology file.
@@ -479,7 +511,7 @@ fi
 if test -e /run/nsgen/bridge-lab/web.0.pid; then
   nsgen_say 'already done: process:web:0'
 else
-  begin 34 process:web:0
+  begin 35 process:web:0
   setsid ip netns exec web nsgen echo-server --port 8000 >/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/bridge-lab/web.0.pid
 fi
@@ -490,7 +522,7 @@ fi
 if test -e /run/nsgen/bridge-lab/up; then
   nsgen_say 'already done: up'
 else
-  begin 35 up
+  begin 36 up
   touch /run/nsgen/bridge-lab/up
 fi
 

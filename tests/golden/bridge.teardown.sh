@@ -38,6 +38,23 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
+# Wait until none of the given host links exists: the kernel removes a deleted namespace's
+# devices in the background.
+wait_links_gone() {
+  local names=" $* " name found
+  for _ in $(seq 200); do
+    found=
+    while read -r _ name _; do
+      name=${name%:}
+      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
+    done < <(ip -o link show)
+    [ -z "$found" ] && return 0
+    sleep 0.05
+  done
+  nsgen_say "links still present after their namespaces were deleted"
+  return 1
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
@@ -109,26 +126,6 @@ if test ! -d /run/nsgen/.ip_forward/users; then
   rm -rf /run/nsgen/.ip_forward
 fi
 
-# Undo: Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
-if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
-  ip link delete ve-db-9bec0
-fi
-
-# Undo: Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
-if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
-  ip link delete ve-app-f8cbe
-fi
-
-# Undo: Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
-if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
-  ip link delete ve-app-d6047
-fi
-
-# Undo: Create the veth pair ve-web-32882 (host) <-> eth0 (in web), its inner end made directly inside the namespace.
-if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
-  ip link delete ve-web-32882
-fi
-
 # Undo: Create bridge br-back for network back: a virtual switch for its containers.
 if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
   ip link delete br-back
@@ -167,6 +164,11 @@ fi
 # Undo: Create the network namespace web: the container's own interfaces, routes and firewall.
 if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
   ip netns delete web
+fi
+
+# Undo: Teardown waits until the veth pairs have gone with their namespaces.
+if test -d /run/nsgen/bridge-lab; then
+  wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
 fi
 
 # Undo: Record that topology bridge-lab is up: its processes' pids and logs live in /run/nsgen/bridge-lab.

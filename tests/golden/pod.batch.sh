@@ -38,6 +38,23 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
+# Wait until none of the given host links exists: the kernel removes a deleted namespace's
+# devices in the background.
+wait_links_gone() {
+  local names=" $* " name found
+  for _ in $(seq 200); do
+    found=
+    while read -r _ name _; do
+      name=${name%:}
+      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
+    done < <(ip -o link show)
+    [ -z "$found" ] && return 0
+    sleep 0.05
+  done
+  nsgen_say "links still present after their namespaces were deleted"
+  return 1
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
@@ -51,6 +68,8 @@ flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsge
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+# A step that goes away with another (a veth pair with its namespace) is undone by itself only
+# when that other step was not begun by this run.
 undo_0() {
   rm -rf /run/nsgen/pod
   if test -d /run/nsgen; then
@@ -58,26 +77,32 @@ undo_0() {
   fi
 }
 undo_1() {
+  if test -d /run/nsgen/pod; then
+    wait_links_gone ve-pod-1-af4d3
+  fi
+}
+undo_2() {
   if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
     ip netns delete pod-1
   fi
 }
-undo_2() {
+undo_3() {
   if test -d /run/nsgen/pod; then
     stop_processes pod-1
   fi
 }
-undo_3() {
+undo_4() {
   if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
     ip link delete br-pods-82aeb
   fi
 }
-undo_5() {
+undo_6() {
+  if nsgen_began 2; then return 0; fi
   if test -d /run/nsgen/pod && ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
     ip link delete ve-pod-1-af4d3
   fi
 }
-undo_10() {
+undo_11() {
   rm -f /run/nsgen/.ip_forward/users/pod
   if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
@@ -86,7 +111,7 @@ undo_10() {
     rm -rf /run/nsgen/.ip_forward
   fi
 }
-undo_11() {
+undo_12() {
   if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
@@ -97,7 +122,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_12() {
+undo_13() {
   if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
@@ -112,7 +137,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_14() {
+undo_15() {
   if grep -qF '# Written by nsgen for topology pod' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/pod-1/resolv.conf
   fi
@@ -120,12 +145,12 @@ undo_14() {
     rmdir /etc/netns/pod-1
   fi
 }
-undo_15() {
+undo_16() {
   if test -d /run/nsgen/pod; then
     stop_processes pod-1
   fi
 }
-undo_16() {
+undo_17() {
   if test -d /run/nsgen/pod; then
     stop_processes pod-1
   fi
@@ -133,6 +158,7 @@ undo_16() {
 nsgen_begun=()
 nsgen_step=""
 begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+nsgen_began() { local i; for i in "${nsgen_begun[@]}"; do [ "$i" = "$1" ] && return 0; done; return 1; }
 rollback() {
   local status=$? i
   trap - EXIT INT TERM
@@ -183,8 +209,10 @@ fi
 begin 0 state
 mkdir -p /run/nsgen/pod
 
+# Teardown waits until the veth pairs have gone with their namespaces.
 # Create the network namespace pod-1: the container's own interfaces, routes and firewall.
-begin 1 netns:pod-1
+begin 1 settle
+begin 2 netns:pod-1
 ip netns add pod-1
 
 # Teardown stops every process still running in pod-1 before the namespace is deleted.
@@ -192,11 +220,11 @@ ip netns add pod-1
 # Give br-pods-82aeb the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
 # Create the veth pair ve-pod-1-af4d3 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
 # Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own) with hairpin on, so pod-1 reaches its own published ports; bring it up.
-begin 2 reap:pod-1
-begin 3 bridge:pods
-begin 4 bridge-up:pods
-begin 5 veth:pod-1:pods
-begin 6 host-end:pod-1:pods
+begin 3 reap:pod-1
+begin 4 bridge:pods
+begin 5 bridge-up:pods
+begin 6 veth:pod-1:pods
+begin 7 host-end:pod-1:pods
 ip -batch - <<'NSGEN_EOF'
 link add br-pods-82aeb type bridge
 addr replace 10.88.0.1/24 dev br-pods-82aeb
@@ -210,9 +238,9 @@ NSGEN_EOF
 # Bring up lo in pod-1, so that a server listening on localhost answers inside it.
 # Give eth0 in pod-1 the address 10.88.0.2/24 and bring it up.
 # Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
-begin 7 lo:pod-1
-begin 8 addr:pod-1:pods
-begin 9 route:pod-1
+begin 8 lo:pod-1
+begin 9 addr:pod-1:pods
+begin 10 route:pod-1
 ip -n pod-1 -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 10.88.0.2/24 dev eth0
@@ -221,7 +249,7 @@ route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
 NSGEN_EOF
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 10 ip_forward
+begin 11 ip_forward
 mkdir -p /run/nsgen/.ip_forward/users
 
 if test ! -e /run/nsgen/.ip_forward/before; then
@@ -235,7 +263,7 @@ if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
 fi
 
 # Filter: the topology's own chain NSGEN-pod, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-begin 11 firewall:filter
+begin 12 firewall:filter
 iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
 :NSGEN-pod - [0:0]
@@ -249,7 +277,7 @@ COMMIT
 NSGEN_EOF
 
 # NAT: masquerade in POSTROUTING; published ports in NSGEN-pod (reached from PREROUTING and OUTPUT for local destinations).
-begin 12 firewall:nat
+begin 13 firewall:nat
 iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
 :NSGEN-pod - [0:0]
@@ -263,11 +291,11 @@ COMMIT
 NSGEN_EOF
 
 # Let br-pods-82aeb carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-82aeb.
-begin 13 route_localnet:br-pods-82aeb
+begin 14 route_localnet:br-pods-82aeb
 sysctl -q -w net/ipv4/conf/br-pods-82aeb/route_localnet=1
 
 # Give pod-1 its own resolver: ip netns exec shows /etc/netns/pod-1/resolv.conf as /etc/resolv.conf inside.
-begin 14 dns:pod-1
+begin 15 dns:pod-1
 mkdir -p /etc/netns/pod-1
 
 install -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
@@ -276,17 +304,17 @@ nameserver 1.1.1.1
 NSGEN_EOF
 
 # Start `nsgen echo-server --port 8000` in pod-1, detached; output in /run/nsgen/pod/pod-1.0.log.
-begin 15 process:pod-1:0
+begin 16 process:pod-1:0
 setsid ip netns exec pod-1 nsgen echo-server --port 8000 >/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/pod/pod-1.0.pid
 
 # Start `python3 -m http.server 9000 --bind 127.0.0.1` in pod-1, detached; output in /run/nsgen/pod/pod-1.1.log.
-begin 16 process:pod-1:1
+begin 17 process:pod-1:1
 setsid ip netns exec pod-1 python3 -m http.server 9000 --bind 127.0.0.1 >/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/pod/pod-1.1.pid
 
 # Mark topology pod as completely up.
-begin 17 up
+begin 18 up
 touch /run/nsgen/pod/up
 
 trap - EXIT INT TERM

@@ -34,6 +34,23 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
+# Wait until none of the given host links exists: the kernel removes a deleted namespace's
+# devices in the background.
+wait_links_gone() {
+  local names=" $* " name found
+  for _ in $(seq 200); do
+    found=
+    while read -r _ name _; do
+      name=${name%:}
+      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
+    done < <(ip -o link show)
+    [ -z "$found" ] && return 0
+    sleep 0.05
+  done
+  nsgen_say "links still present after their namespaces were deleted"
+  return 1
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
@@ -47,6 +64,8 @@ flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsge
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+# A step that goes away with another (a veth pair with its namespace) is undone by itself only
+# when that other step was not begun by this run.
 undo_0() {
   rm -rf /run/nsgen/pod
   if test -d /run/nsgen; then
@@ -54,26 +73,32 @@ undo_0() {
   fi
 }
 undo_1() {
+  if test -d /run/nsgen/pod; then
+    wait_links_gone ve-pod-1-af4d3
+  fi
+}
+undo_2() {
   if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
     ip netns delete pod-1
   fi
 }
-undo_2() {
+undo_3() {
   if test -d /run/nsgen/pod; then
     stop_processes pod-1
   fi
 }
-undo_3() {
+undo_4() {
   if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
     ip link delete br-pods-82aeb
   fi
 }
-undo_5() {
+undo_6() {
+  if nsgen_began 2; then return 0; fi
   if test -d /run/nsgen/pod && ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
     ip link delete ve-pod-1-af4d3
   fi
 }
-undo_10() {
+undo_11() {
   rm -f /run/nsgen/.ip_forward/users/pod
   if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
@@ -82,7 +107,7 @@ undo_10() {
     rm -rf /run/nsgen/.ip_forward
   fi
 }
-undo_11() {
+undo_12() {
   if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
@@ -93,7 +118,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_12() {
+undo_13() {
   if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
@@ -108,7 +133,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_14() {
+undo_15() {
   if grep -qF '# Written by nsgen for topology pod' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/pod-1/resolv.conf
   fi
@@ -116,12 +141,12 @@ undo_14() {
     rmdir /etc/netns/pod-1
   fi
 }
-undo_15() {
+undo_16() {
   if test -d /run/nsgen/pod; then
     stop_processes pod-1
   fi
 }
-undo_16() {
+undo_17() {
   if test -d /run/nsgen/pod; then
     stop_processes pod-1
   fi
@@ -129,6 +154,7 @@ undo_16() {
 nsgen_begun=()
 nsgen_step=""
 begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+nsgen_began() { local i; for i in "${nsgen_begun[@]}"; do [ "$i" = "$1" ] && return 0; done; return 1; }
 rollback() {
   local status=$? i
   trap - EXIT INT TERM
@@ -174,16 +200,19 @@ fi
 
 # ==== Namespaces ====
 
+# Teardown waits until the veth pairs have gone with their namespaces.
+begin 1 settle
+
 # Create the network namespace pod-1: the container's own interfaces, routes and firewall.
 if test -e /run/netns/pod-1; then
   nsgen_say 'already done: netns:pod-1'
 else
-  begin 1 netns:pod-1
+  begin 2 netns:pod-1
   ip netns add pod-1
 fi
 
 # Teardown stops every process still running in pod-1 before the namespace is deleted.
-begin 2 reap:pod-1
+begin 3 reap:pod-1
 
 # ==== Bridges ====
 
@@ -191,12 +220,12 @@ begin 2 reap:pod-1
 if ip link show br-pods-82aeb >/dev/null 2>&1; then
   nsgen_say 'already done: bridge:pods'
 else
-  begin 3 bridge:pods
+  begin 4 bridge:pods
   ip link add br-pods-82aeb type bridge
 fi
 
 # Give br-pods-82aeb the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
-begin 4 bridge-up:pods
+begin 5 bridge-up:pods
 ip addr replace 10.88.0.1/24 dev br-pods-82aeb
 ip link set br-pods-82aeb up
 
@@ -206,12 +235,12 @@ ip link set br-pods-82aeb up
 if ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
   nsgen_say 'already done: veth:pod-1:pods'
 else
-  begin 5 veth:pod-1:pods
+  begin 6 veth:pod-1:pods
   ip link add ve-pod-1-af4d3 type veth peer name eth0 netns pod-1
 fi
 
 # Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own) with hairpin on, so pod-1 reaches its own published ports; bring it up.
-begin 6 host-end:pod-1:pods
+begin 7 host-end:pod-1:pods
 ip link set ve-pod-1-af4d3 master br-pods-82aeb
 ip link set ve-pod-1-af4d3 type bridge_slave hairpin on
 ip link set ve-pod-1-af4d3 up
@@ -219,22 +248,22 @@ ip link set ve-pod-1-af4d3 up
 # ==== Inside the containers ====
 
 # Bring up lo in pod-1, so that a server listening on localhost answers inside it.
-begin 7 lo:pod-1
+begin 8 lo:pod-1
 ip -n pod-1 link set lo up
 
 # Give eth0 in pod-1 the address 10.88.0.2/24 and bring it up.
-begin 8 addr:pod-1:pods
+begin 9 addr:pod-1:pods
 ip -n pod-1 addr replace 10.88.0.2/24 dev eth0
 ip -n pod-1 link set eth0 up
 
 # Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
-begin 9 route:pod-1
+begin 10 route:pod-1
 ip -n pod-1 route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
 
 # ==== Forwarding ====
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 10 ip_forward
+begin 11 ip_forward
 mkdir -p /run/nsgen/.ip_forward/users
 if test ! -e /run/nsgen/.ip_forward/before; then
   cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
@@ -250,7 +279,7 @@ fi
 if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:filter'
 else
-  begin 11 firewall:filter
+  begin 12 firewall:filter
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
 :NSGEN-pod - [0:0]
@@ -268,7 +297,7 @@ fi
 if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:nat'
 else
-  begin 12 firewall:nat
+  begin 13 firewall:nat
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
 :NSGEN-pod - [0:0]
@@ -283,7 +312,7 @@ NSGEN_EOF
 fi
 
 # Let br-pods-82aeb carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-82aeb.
-begin 13 route_localnet:br-pods-82aeb
+begin 14 route_localnet:br-pods-82aeb
 sysctl -q -w net/ipv4/conf/br-pods-82aeb/route_localnet=1
 
 # ==== DNS ====
@@ -292,7 +321,7 @@ sysctl -q -w net/ipv4/conf/br-pods-82aeb/route_localnet=1
 if test -e /etc/netns/pod-1; then
   nsgen_say 'already done: dns:pod-1'
 else
-  begin 14 dns:pod-1
+  begin 15 dns:pod-1
   mkdir -p /etc/netns/pod-1
   install -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology pod; nameservers from the topology file.
@@ -306,7 +335,7 @@ fi
 if test -e /run/nsgen/pod/pod-1.0.pid; then
   nsgen_say 'already done: process:pod-1:0'
 else
-  begin 15 process:pod-1:0
+  begin 16 process:pod-1:0
   setsid ip netns exec pod-1 nsgen echo-server --port 8000 >/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/pod/pod-1.0.pid
 fi
@@ -315,7 +344,7 @@ fi
 if test -e /run/nsgen/pod/pod-1.1.pid; then
   nsgen_say 'already done: process:pod-1:1'
 else
-  begin 16 process:pod-1:1
+  begin 17 process:pod-1:1
   setsid ip netns exec pod-1 python3 -m http.server 9000 --bind 127.0.0.1 >/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/pod/pod-1.1.pid
 fi
@@ -326,7 +355,7 @@ fi
 if test -e /run/nsgen/pod/up; then
   nsgen_say 'already done: up'
 else
-  begin 17 up
+  begin 18 up
   touch /run/nsgen/pod/up
 fi
 

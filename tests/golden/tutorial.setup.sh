@@ -33,6 +33,23 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
+# Wait until none of the given host links exists: the kernel removes a deleted namespace's
+# devices in the background.
+wait_links_gone() {
+  local names=" $* " name found
+  for _ in $(seq 200); do
+    found=
+    while read -r _ name _; do
+      name=${name%:}
+      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
+    done < <(ip -o link show)
+    [ -z "$found" ] && return 0
+    sleep 0.05
+  done
+  nsgen_say "links still present after their namespaces were deleted"
+  return 1
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
@@ -46,6 +63,8 @@ flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsge
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+# A step that goes away with another (a veth pair with its namespace) is undone by itself only
+# when that other step was not begun by this run.
 undo_0() {
   rm -rf /run/nsgen/tutorial
   if test -d /run/nsgen; then
@@ -53,21 +72,27 @@ undo_0() {
   fi
 }
 undo_1() {
+  if test -d /run/nsgen/tutorial; then
+    wait_links_gone vethc1
+  fi
+}
+undo_2() {
   if test -d /run/nsgen/tutorial && test -e /run/netns/container-1; then
     ip netns delete container-1
   fi
 }
-undo_2() {
+undo_3() {
   if test -d /run/nsgen/tutorial; then
     stop_processes container-1
   fi
 }
-undo_3() {
+undo_4() {
+  if nsgen_began 2; then return 0; fi
   if test -d /run/nsgen/tutorial && ip link show vethc1 >/dev/null 2>&1; then
     ip link delete vethc1
   fi
 }
-undo_8() {
+undo_9() {
   rm -f /run/nsgen/.ip_forward/users/tutorial
   if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
     cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
@@ -76,7 +101,7 @@ undo_8() {
     rm -rf /run/nsgen/.ip_forward
   fi
 }
-undo_9() {
+undo_10() {
   if test -d /run/nsgen/tutorial && iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
@@ -87,7 +112,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_10() {
+undo_11() {
   if test -d /run/nsgen/tutorial && iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
     iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
@@ -96,7 +121,7 @@ COMMIT
 NSGEN_EOF
   fi
 }
-undo_11() {
+undo_12() {
   if grep -qF '# Written by nsgen for topology tutorial' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/container-1/resolv.conf
   fi
@@ -104,7 +129,7 @@ undo_11() {
     rmdir /etc/netns/container-1
   fi
 }
-undo_12() {
+undo_13() {
   if test -d /run/nsgen/tutorial; then
     stop_processes container-1
   fi
@@ -112,6 +137,7 @@ undo_12() {
 nsgen_begun=()
 nsgen_step=""
 begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+nsgen_began() { local i; for i in "${nsgen_begun[@]}"; do [ "$i" = "$1" ] && return 0; done; return 1; }
 rollback() {
   local status=$? i
   trap - EXIT INT TERM
@@ -155,16 +181,19 @@ fi
 
 # ==== Namespaces ====
 
+# Teardown waits until the veth pairs have gone with their namespaces.
+begin 1 settle
+
 # Create the network namespace container-1: the container's own interfaces, routes and firewall.
 if test -e /run/netns/container-1; then
   nsgen_say 'already done: netns:container-1'
 else
-  begin 1 netns:container-1
+  begin 2 netns:container-1
   ip netns add container-1
 fi
 
 # Teardown stops every process still running in container-1 before the namespace is deleted.
-begin 2 reap:container-1
+begin 3 reap:container-1
 
 # ==== Links ====
 
@@ -172,34 +201,34 @@ begin 2 reap:container-1
 if ip link show vethc1 >/dev/null 2>&1; then
   nsgen_say 'already done: veth:container-1:link0'
 else
-  begin 3 veth:container-1:link0
+  begin 4 veth:container-1:link0
   ip link add vethc1 type veth peer name veth1 netns container-1
 fi
 
 # Give vethc1 the gateway address 172.18.0.1/24 and bring it up: the host is container-1's router.
-begin 4 host-end:container-1:link0
+begin 5 host-end:container-1:link0
 ip addr replace 172.18.0.1/24 dev vethc1
 ip link set vethc1 up
 
 # ==== Inside the containers ====
 
 # Bring up lo in container-1, so that a server listening on localhost answers inside it.
-begin 5 lo:container-1
+begin 6 lo:container-1
 ip -n container-1 link set lo up
 
 # Give veth1 in container-1 the address 172.18.0.2/24 and bring it up.
-begin 6 addr:container-1:link0
+begin 7 addr:container-1:link0
 ip -n container-1 addr replace 172.18.0.2/24 dev veth1
 ip -n container-1 link set veth1 up
 
 # Send container-1's traffic for everywhere else to the host at 172.18.0.1, from 172.18.0.2.
-begin 7 route:container-1
+begin 8 route:container-1
 ip -n container-1 route replace default via 172.18.0.1 dev veth1 src 172.18.0.2
 
 # ==== Forwarding ====
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 8 ip_forward
+begin 9 ip_forward
 mkdir -p /run/nsgen/.ip_forward/users
 if test ! -e /run/nsgen/.ip_forward/before; then
   cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
@@ -215,7 +244,7 @@ fi
 if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:filter'
 else
-  begin 9 firewall:filter
+  begin 10 firewall:filter
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
 :NSGEN-tutorial - [0:0]
@@ -231,7 +260,7 @@ fi
 if iptables -w -t nat -C POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:nat'
 else
-  begin 10 firewall:nat
+  begin 11 firewall:nat
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
 -A POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
@@ -245,7 +274,7 @@ fi
 if test -e /etc/netns/container-1; then
   nsgen_say 'already done: dns:container-1'
 else
-  begin 11 dns:container-1
+  begin 12 dns:container-1
   mkdir -p /etc/netns/container-1
   install -m 0644 /dev/stdin /etc/netns/container-1/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology tutorial; nameservers from the topology file.
@@ -259,7 +288,7 @@ fi
 if test -e /run/nsgen/tutorial/container-1.0.pid; then
   nsgen_say 'already done: process:container-1:0'
 else
-  begin 12 process:container-1:0
+  begin 13 process:container-1:0
   setsid ip netns exec container-1 nsgen echo-server --port 8000 >/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/tutorial/container-1.0.pid
 fi
@@ -270,7 +299,7 @@ fi
 if test -e /run/nsgen/tutorial/up; then
   nsgen_say 'already done: up'
 else
-  begin 13 up
+  begin 14 up
   touch /run/nsgen/tutorial/up
 fi
 

@@ -33,6 +33,23 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
+# Wait until none of the given host links exists: the kernel removes a deleted namespace's
+# devices in the background.
+wait_links_gone() {
+  local names=" $* " name found
+  for _ in $(seq 200); do
+    found=
+    while read -r _ name _; do
+      name=${name%:}
+      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
+    done < <(ip -o link show)
+    [ -z "$found" ] && return 0
+    sleep 0.05
+  done
+  nsgen_say "links still present after their namespaces were deleted"
+  return 1
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
@@ -90,11 +107,6 @@ if test ! -d /run/nsgen/.ip_forward/users; then
   rm -rf /run/nsgen/.ip_forward
 fi
 
-# Undo: Create the veth pair vethc1 (host) <-> veth1 (in container-1), its inner end made directly inside the namespace.
-if test -d /run/nsgen/tutorial && ip link show vethc1 >/dev/null 2>&1; then
-  ip link delete vethc1
-fi
-
 # Undo: Teardown stops every process still running in container-1 before the namespace is deleted.
 if test -d /run/nsgen/tutorial; then
   stop_processes container-1
@@ -103,6 +115,11 @@ fi
 # Undo: Create the network namespace container-1: the container's own interfaces, routes and firewall.
 if test -d /run/nsgen/tutorial && test -e /run/netns/container-1; then
   ip netns delete container-1
+fi
+
+# Undo: Teardown waits until the veth pairs have gone with their namespaces.
+if test -d /run/nsgen/tutorial; then
+  wait_links_gone vethc1
 fi
 
 # Undo: Record that topology tutorial is up: its processes' pids and logs live in /run/nsgen/tutorial.

@@ -1,0 +1,228 @@
+"""Scale benchmark: N containers on bridges, a published port each, brought up and down inside a
+throwaway sandbox, nsgen's ways against the tutorial's way by hand, all in the same run.
+
+    sudo python3 benchmarks/scale.py                 # N = 10, 100, 500, 1000
+    sudo python3 benchmarks/scale.py -n 100 -r 3     # one size, best of three
+
+Prints one table: seconds for each way (best of the repeats), the ratio of the hand-typed way to
+each of nsgen's, and the peak memory of nsgen's process. After every setup it checks that every
+container is really up (the host pings each one), and after every teardown that the sandbox is
+exactly as before. Nothing here asserts on time; it reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nsgen.sandbox import Sandbox, diff_snapshots  # noqa: E402
+
+NSGEN = [sys.executable, "-m", "nsgen"]
+PER_BRIDGE = 1000  # a bridge holds at most 1024 ports
+TIME = "/usr/bin/time"
+
+
+def topology(n: int) -> str:
+    """N containers, a published port each, on ceil(N / 1000) bridges."""
+    bridges = (n + PER_BRIDGE - 1) // PER_BRIDGE
+    lines = ["name: scale", "networks:"]
+    for b in range(bridges):
+        lines += [f"  net{b}:", f"    subnet: 10.{100 + b}.0.0/16", f"    bridge: br-scale{b}"]
+    lines.append("containers:")
+    for i in range(n):
+        lines += [f"  c{i}:", f"    networks: [net{i // PER_BRIDGE}]", f'    ports: ["{10000 + i}:8000"]']
+    return "\n".join(lines) + "\n"
+
+
+def address(i: int) -> str:
+    offset = i % PER_BRIDGE + 2
+    return f"10.{100 + i // PER_BRIDGE}.{offset // 256}.{offset % 256}"
+
+
+def by_hand(n: int) -> tuple[str, str]:
+    """The tutorial's way, typed out: veth made on the host then moved, configured through
+    `ip netns exec`, one iptables call a rule."""
+    bridges = (n + PER_BRIDGE - 1) // PER_BRIDGE
+    up = ["set -e", "sysctl -q -w net.ipv4.ip_forward=1"]
+    down = ["set +e"]
+    for b in range(bridges):
+        up += [
+            f"ip link add br-hand{b} type bridge",
+            f"ip addr add 10.{100 + b}.0.1/16 dev br-hand{b}",
+            f"ip link set br-hand{b} up",
+            f"iptables -t nat -A POSTROUTING -s 10.{100 + b}.0.0/16 ! -o br-hand{b} -j MASQUERADE",
+        ]
+        down += [f"iptables -t nat -D POSTROUTING -s 10.{100 + b}.0.0/16 ! -o br-hand{b} -j MASQUERADE", f"ip link delete br-hand{b}"]
+    for i in range(n):
+        b = i // PER_BRIDGE
+        up += [
+            f"ip netns add h{i}",
+            f"ip netns exec h{i} ip link set lo up",
+            f"ip link add hv{i} type veth peer name he{i}",
+            f"ip link set he{i} netns h{i}",
+            f"ip netns exec h{i} ip link set he{i} name eth0",
+            f"ip netns exec h{i} ip addr add {address(i)}/16 dev eth0",
+            f"ip netns exec h{i} ip link set eth0 up",
+            f"ip link set hv{i} master br-hand{b}",
+            f"ip link set hv{i} up",
+            f"ip netns exec h{i} ip route add default via 10.{100 + b}.0.1",
+            f"iptables -t nat -A PREROUTING -p tcp --dport {10000 + i} -j DNAT --to-destination {address(i)}:8000",
+        ]
+        down += [f"iptables -t nat -D PREROUTING -p tcp --dport {10000 + i} -j DNAT --to-destination {address(i)}:8000", f"ip netns delete h{i}"]
+    down.append("sysctl -q -w net.ipv4.ip_forward=0")
+    return "\n".join(up) + "\n", "\n".join(down) + "\n"
+
+
+class Bench:
+    def __init__(self, sb: Sandbox, folder: Path):
+        self.sb = sb
+        self.folder = folder
+
+    def timed(self, argv: list[str], memory: bool = False) -> tuple[float, int | None]:
+        if memory:
+            argv = [TIME, "-f", "NSGEN_MAXRSS_KB=%M", *argv]
+        started = time.perf_counter()
+        done = self.sb.run(argv)
+        elapsed = time.perf_counter() - started
+        kb = None
+        if memory:
+            kb = int(next(line for line in done.stderr.splitlines() if line.startswith("NSGEN_MAXRSS_KB=")).split("=")[1])
+        return elapsed, kb
+
+    def check_up(self, n: int, prefix: str) -> None:
+        """Every container answers a ping from the host (fast: all at once, then the stragglers)."""
+        script = " ".join(f"ping -c1 -W2 {address(i)} >/dev/null 2>&1 & " for i in range(n)) + "wait"
+        self.sb.sh(script, timeout=600)
+        missing = [i for i in range(n) if self.sb.run(["ping", "-c1", "-W2", address(i)], check=False).returncode != 0] if n <= 100 else []
+        if not missing and n > 100:
+            sample = range(0, n, max(1, n // 50))
+            missing = [i for i in sample if self.sb.run(["ping", "-c1", "-W2", address(i)], check=False).returncode != 0]
+        if missing:
+            raise SystemExit(f"{prefix}: containers not reachable: {missing[:10]}")
+        namespaces = self.sb.run(["ip", "netns", "list"]).stdout.split("\n")
+        count = sum(1 for line in namespaces if line.startswith(("c", "h")))
+        if count < n:
+            raise SystemExit(f"{prefix}: only {count} of {n} namespaces exist")
+
+
+def same(sb: Sandbox, before: dict, what: str) -> None:
+    after = sb.snapshot()
+    if after != before:
+        raise SystemExit(f"{what} left the sandbox changed:\n" + "\n".join(diff_snapshots(after, before)))
+
+
+def best(values: list[float]) -> float:
+    return min(values)
+
+
+def run_size(n: int, repeats: int, hand_max: int) -> dict[str, float | int | None]:
+    with tempfile.TemporaryDirectory(prefix="nsgen-bench-") as tmp, Sandbox() as sb:
+        folder = Path(tmp)
+        bench = Bench(sb, folder)
+        topo = folder / "scale.yaml"
+        topo.write_text(topology(n))
+        setup_sh, batch_sh, cleanup_sh = folder / "setup.sh", folder / "setup-batch.sh", folder / "cleanup.sh"
+        hand_up, hand_down = folder / "hand-up.sh", folder / "hand-down.sh"
+        up_text, down_text = by_hand(n)
+        hand_up.write_text(up_text)
+        hand_down.write_text(down_text)
+        before = sb.snapshot()
+        results: dict[str, list[float]] = {k: [] for k in ("render", "run", "teardown", "script", "batch", "hand")}
+        memory = 0
+        for _ in range(repeats):
+            t, kb = bench.timed([*NSGEN, "render", "-f", str(topo), "-o", str(setup_sh)], memory=True)
+            results["render"].append(t)
+            memory = max(memory, kb or 0)
+            sb.run([*NSGEN, "render", "--batch", "-f", str(topo), "-o", str(batch_sh)])
+            sb.run([*NSGEN, "render", "--teardown", "-f", str(topo), "-o", str(cleanup_sh)])
+
+            t, kb = bench.timed([*NSGEN, "run", "-q", "-f", str(topo)], memory=True)
+            results["run"].append(t)
+            memory = max(memory, kb or 0)
+            bench.check_up(n, "nsgen run")
+            t, kb = bench.timed([*NSGEN, "run", "-q", "--teardown", "-f", str(topo)], memory=True)
+            results["teardown"].append(t)
+            same(sb, before, "nsgen run --teardown")
+
+            for key, script in (("script", setup_sh), ("batch", batch_sh)):
+                t, _ = bench.timed(["bash", str(script)])
+                results[key].append(t)
+                bench.check_up(n, f"bash {script.name}")
+                sb.run(["bash", str(cleanup_sh)], timeout=600)
+                same(sb, before, f"cleanup after {script.name}")
+
+            if n <= hand_max:
+                t, _ = bench.timed(["bash", str(hand_up)])
+                results["hand"].append(t)
+                bench.check_up(n, "by hand")
+                sb.run(["bash", str(hand_down)], timeout=900)
+        row: dict[str, float | int | None] = {k: (best(v) if v else None) for k, v in results.items()}
+        row["n"] = n
+        row["memory_mb"] = round(memory / 1024, 1)
+        return row
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def ratio(slow: float | None, fast: float | None) -> str:
+    return "—" if not slow or not fast else f"{slow / fast:.1f}x"
+
+
+def import_baseline(repeats: int = 5) -> tuple[float, float]:
+    """Render of the tutorial against `python -c "import click, jinja2, yaml"`, measured alike."""
+    def best_of(argv: list[str]) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    return best_of([*NSGEN, "render"]), best_of([sys.executable, "-c", "import click, jinja2, yaml"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, action="append", help="container counts (default: 10, 100, 500, 1000)")
+    parser.add_argument("-r", "--repeats", type=int, default=1, help="runs of each way; the best is reported")
+    parser.add_argument("--hand-max", type=int, default=1000, help="skip the hand-typed way above this N")
+    args = parser.parse_args()
+    sizes = args.n or [10, 100, 500, 1000]
+    # As installed from a wheel: modules compiled to bytecode once, not at every start.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "nsgen")], check=True)
+
+    print(f"machine: {platform.machine()}, {platform.system()} {platform.release()}, "
+          f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, Python {platform.python_version()}")
+    render_tutorial, imports = import_baseline()
+    print(f"render of the tutorial: {render_tutorial * 1000:.0f} ms; python -c 'import click, jinja2, yaml': {imports * 1000:.0f} ms "
+          f"(ratio {render_tutorial / imports:.2f})")
+    header = f"{'N':>5} {'render':>7} {'run':>7} {'teardown':>8} {'setup.sh':>8} {'--batch':>8} {'by hand':>8} {'hand/run':>8} {'hand/sh':>8} {'batch/run':>9} {'peak MB':>7}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for n in sizes:
+        row = run_size(n, args.repeats, args.hand_max)
+        rows.append(row)
+        print(
+            f"{n:>5} {fmt(row['render']):>7} {fmt(row['run']):>7} {fmt(row['teardown']):>8} {fmt(row['script']):>8} "
+            f"{fmt(row['batch']):>8} {fmt(row['hand']):>8} {ratio(row['hand'], row['run']):>8} {ratio(row['hand'], row['script']):>8} "
+            f"{ratio(row['batch'], row['run']):>9} {row['memory_mb']:>7}",
+            flush=True,
+        )
+    by_n = {r["n"]: r for r in rows}
+    if 100 in by_n and 1000 in by_n and by_n[100]["run"]:
+        print(f"growth, nsgen run from 100 to 1000 containers: {by_n[1000]['run'] / by_n[100]['run']:.1f}x (linear: 10x)")
+
+
+if __name__ == "__main__":
+    main()
