@@ -90,7 +90,7 @@ class Bench:
         if memory:
             argv = [TIME, "-f", "NSGEN_MAXRSS_KB=%M", *argv]
         started = time.perf_counter()
-        done = self.sb.run(argv)
+        done = self.sb.run(argv, timeout=3600)
         elapsed = time.perf_counter() - started
         kb = None
         if memory:
@@ -156,14 +156,14 @@ def run_size(n: int, repeats: int, hand_max: int) -> dict[str, float | int | Non
                 t, _ = bench.timed(["bash", str(script)])
                 results[key].append(t)
                 bench.check_up(n, f"bash {script.name}")
-                sb.run(["bash", str(cleanup_sh)], timeout=600)
+                sb.run(["bash", str(cleanup_sh)], timeout=3600)
                 same(sb, before, f"cleanup after {script.name}")
 
             if n <= hand_max:
                 t, _ = bench.timed(["bash", str(hand_up)])
                 results["hand"].append(t)
                 bench.check_up(n, "by hand")
-                sb.run(["bash", str(hand_down)], timeout=900)
+                sb.run(["bash", str(hand_down)], timeout=3600)
         row: dict[str, float | int | None] = {k: (best(v) if v else None) for k, v in results.items()}
         row["n"] = n
         row["memory_mb"] = round(memory / 1024, 1)

@@ -535,8 +535,8 @@ def _done_step(topology: Topology) -> Step:
 def compile_plan(topology: Topology) -> Plan:
     b = _Builder(topology)
     b.state()
+    b.bridges()  # before the namespaces: torn down after them, once their veths (its ports) are gone
     b.namespaces()
-    b.bridges()
     b.links()
     b.inside()
     b.forwarding()

@@ -81,70 +81,70 @@ undo_0() {
   fi
 }
 undo_1() {
-  if test -d /run/nsgen/bridge-lab; then
-    wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
-  fi
-}
-undo_2() {
-  if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
-    ip netns delete web
-  fi
-}
-undo_3() {
-  if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
-    ip netns delete app
-  fi
-}
-undo_4() {
-  if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
-    ip netns delete db
-  fi
-}
-undo_5() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes web
-  fi
-}
-undo_6() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes app
-  fi
-}
-undo_7() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes db
-  fi
-}
-undo_8() {
   if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
     ip link delete br-front
   fi
 }
-undo_10() {
+undo_3() {
   if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
     ip link delete br-back
   fi
 }
+undo_5() {
+  if test -d /run/nsgen/bridge-lab; then
+    wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
+  fi
+}
+undo_6() {
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
+    ip netns delete web
+  fi
+}
+undo_7() {
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
+    ip netns delete app
+  fi
+}
+undo_8() {
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
+    ip netns delete db
+  fi
+}
+undo_9() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes web
+  fi
+}
+undo_10() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes app
+  fi
+}
+undo_11() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes db
+  fi
+}
 undo_12() {
-  if nsgen_began 2; then return 0; fi
+  if nsgen_began 6; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
     ip link delete ve-web-32882
   fi
 }
 undo_13() {
-  if nsgen_began 3; then return 0; fi
+  if nsgen_began 7; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
     ip link delete ve-app-d6047
   fi
 }
 undo_14() {
-  if nsgen_began 3; then return 0; fi
+  if nsgen_began 7; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
     ip link delete ve-app-f8cbe
   fi
 }
 undo_15() {
-  if nsgen_began 4; then return 0; fi
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
     ip link delete ve-db-9bec0
   fi
@@ -246,11 +246,11 @@ while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_
 has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/bridge-lab; then
+  if has_link br-front; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link br-back; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link br-front; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link br-back; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if has_link ve-web-32882; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if has_link ve-app-d6047; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if has_link ve-app-f8cbe; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -266,14 +266,31 @@ fi
 begin 0 state
 mkdir -p /run/nsgen/bridge-lab
 
+# Create bridge br-front for network front: a virtual switch for its containers.
+# Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
+# Create bridge br-back for network back: a virtual switch for its containers.
+# Give br-back the gateway address 172.21.0.1/24 and bring it up: the host is the network's router.
+begin 1 bridge:front
+begin 2 bridge-up:front
+begin 3 bridge:back
+begin 4 bridge-up:back
+ip -batch - <<'NSGEN_EOF'
+link add br-front type bridge
+addr replace 172.20.0.1/24 dev br-front
+link set br-front up
+link add br-back type bridge
+addr replace 172.21.0.1/24 dev br-back
+link set br-back up
+NSGEN_EOF
+
 # Teardown waits until the veth pairs have gone with their namespaces.
 # Create the network namespace web: the container's own interfaces, routes and firewall.
 # Create the network namespace app: the container's own interfaces, routes and firewall.
 # Create the network namespace db: the container's own interfaces, routes and firewall.
-begin 1 settle
-begin 2 netns:web
-begin 3 netns:app
-begin 4 netns:db
+begin 5 settle
+begin 6 netns:web
+begin 7 netns:app
+begin 8 netns:db
 ip -batch - <<'NSGEN_EOF'
 netns add web
 netns add app
@@ -283,10 +300,6 @@ NSGEN_EOF
 # Teardown stops every process still running in web before the namespace is deleted.
 # Teardown stops every process still running in app before the namespace is deleted.
 # Teardown stops every process still running in db before the namespace is deleted.
-# Create bridge br-front for network front: a virtual switch for its containers.
-# Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
-# Create bridge br-back for network back: a virtual switch for its containers.
-# Give br-back the gateway address 172.21.0.1/24 and bring it up: the host is the network's router.
 # Create the veth pair ve-web-32882 (host) <-> eth0 (in web), its inner end made directly inside the namespace.
 # Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
 # Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
@@ -295,13 +308,9 @@ NSGEN_EOF
 # Plug ve-app-d6047 into bridge br-front (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
 # Plug ve-app-f8cbe into bridge br-back (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
 # Plug ve-db-9bec0 into bridge br-back (it has no address of its own) with hairpin on, so db reaches its own published ports; bring it up.
-begin 5 reap:web
-begin 6 reap:app
-begin 7 reap:db
-begin 8 bridge:front
-begin 9 bridge-up:front
-begin 10 bridge:back
-begin 11 bridge-up:back
+begin 9 reap:web
+begin 10 reap:app
+begin 11 reap:db
 begin 12 veth:web:front
 begin 13 veth:app:front
 begin 14 veth:app:back
@@ -311,12 +320,6 @@ begin 17 host-end:app:front
 begin 18 host-end:app:back
 begin 19 host-end:db:back
 ip -batch - <<'NSGEN_EOF'
-link add br-front type bridge
-addr replace 172.20.0.1/24 dev br-front
-link set br-front up
-link add br-back type bridge
-addr replace 172.21.0.1/24 dev br-back
-link set br-back up
 link add ve-web-32882 type veth peer name eth0 netns web
 link add ve-app-d6047 type veth peer name eth0 netns app
 link add ve-app-f8cbe type veth peer name eth1 netns app

@@ -77,70 +77,70 @@ undo_0() {
   fi
 }
 undo_1() {
-  if test -d /run/nsgen/bridge-lab; then
-    wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
-  fi
-}
-undo_2() {
-  if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
-    ip netns delete web
-  fi
-}
-undo_3() {
-  if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
-    ip netns delete app
-  fi
-}
-undo_4() {
-  if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
-    ip netns delete db
-  fi
-}
-undo_5() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes web
-  fi
-}
-undo_6() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes app
-  fi
-}
-undo_7() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes db
-  fi
-}
-undo_8() {
   if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
     ip link delete br-front
   fi
 }
-undo_10() {
+undo_3() {
   if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
     ip link delete br-back
   fi
 }
+undo_5() {
+  if test -d /run/nsgen/bridge-lab; then
+    wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
+  fi
+}
+undo_6() {
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
+    ip netns delete web
+  fi
+}
+undo_7() {
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
+    ip netns delete app
+  fi
+}
+undo_8() {
+  if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
+    ip netns delete db
+  fi
+}
+undo_9() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes web
+  fi
+}
+undo_10() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes app
+  fi
+}
+undo_11() {
+  if test -d /run/nsgen/bridge-lab; then
+    stop_processes db
+  fi
+}
 undo_12() {
-  if nsgen_began 2; then return 0; fi
+  if nsgen_began 6; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
     ip link delete ve-web-32882
   fi
 }
 undo_13() {
-  if nsgen_began 3; then return 0; fi
+  if nsgen_began 7; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
     ip link delete ve-app-d6047
   fi
 }
 undo_14() {
-  if nsgen_began 3; then return 0; fi
+  if nsgen_began 7; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
     ip link delete ve-app-f8cbe
   fi
 }
 undo_15() {
-  if nsgen_began 4; then return 0; fi
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
     ip link delete ve-db-9bec0
   fi
@@ -228,11 +228,11 @@ if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc
 
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/bridge-lab; then
+  if ip link show br-front >/dev/null 2>&1; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if ip link show br-back >/dev/null 2>&1; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show br-front >/dev/null 2>&1; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show br-back >/dev/null 2>&1; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if ip link show ve-web-32882 >/dev/null 2>&1; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if ip link show ve-app-d6047 >/dev/null 2>&1; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if ip link show ve-app-f8cbe >/dev/null 2>&1; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -255,56 +255,18 @@ else
   mkdir -p /run/nsgen/bridge-lab
 fi
 
-# ==== Namespaces ====
-
-# Teardown waits until the veth pairs have gone with their namespaces.
-begin 1 settle
-
-# Create the network namespace web: the container's own interfaces, routes and firewall.
-if test -e /run/netns/web; then
-  nsgen_say 'already done: netns:web'
-else
-  begin 2 netns:web
-  ip netns add web
-fi
-
-# Create the network namespace app: the container's own interfaces, routes and firewall.
-if test -e /run/netns/app; then
-  nsgen_say 'already done: netns:app'
-else
-  begin 3 netns:app
-  ip netns add app
-fi
-
-# Create the network namespace db: the container's own interfaces, routes and firewall.
-if test -e /run/netns/db; then
-  nsgen_say 'already done: netns:db'
-else
-  begin 4 netns:db
-  ip netns add db
-fi
-
-# Teardown stops every process still running in web before the namespace is deleted.
-begin 5 reap:web
-
-# Teardown stops every process still running in app before the namespace is deleted.
-begin 6 reap:app
-
-# Teardown stops every process still running in db before the namespace is deleted.
-begin 7 reap:db
-
 # ==== Bridges ====
 
 # Create bridge br-front for network front: a virtual switch for its containers.
 if ip link show br-front >/dev/null 2>&1; then
   nsgen_say 'already done: bridge:front'
 else
-  begin 8 bridge:front
+  begin 1 bridge:front
   ip link add br-front type bridge
 fi
 
 # Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
-begin 9 bridge-up:front
+begin 2 bridge-up:front
 ip addr replace 172.20.0.1/24 dev br-front
 ip link set br-front up
 
@@ -312,14 +274,52 @@ ip link set br-front up
 if ip link show br-back >/dev/null 2>&1; then
   nsgen_say 'already done: bridge:back'
 else
-  begin 10 bridge:back
+  begin 3 bridge:back
   ip link add br-back type bridge
 fi
 
 # Give br-back the gateway address 172.21.0.1/24 and bring it up: the host is the network's router.
-begin 11 bridge-up:back
+begin 4 bridge-up:back
 ip addr replace 172.21.0.1/24 dev br-back
 ip link set br-back up
+
+# ==== Namespaces ====
+
+# Teardown waits until the veth pairs have gone with their namespaces.
+begin 5 settle
+
+# Create the network namespace web: the container's own interfaces, routes and firewall.
+if test -e /run/netns/web; then
+  nsgen_say 'already done: netns:web'
+else
+  begin 6 netns:web
+  ip netns add web
+fi
+
+# Create the network namespace app: the container's own interfaces, routes and firewall.
+if test -e /run/netns/app; then
+  nsgen_say 'already done: netns:app'
+else
+  begin 7 netns:app
+  ip netns add app
+fi
+
+# Create the network namespace db: the container's own interfaces, routes and firewall.
+if test -e /run/netns/db; then
+  nsgen_say 'already done: netns:db'
+else
+  begin 8 netns:db
+  ip netns add db
+fi
+
+# Teardown stops every process still running in web before the namespace is deleted.
+begin 9 reap:web
+
+# Teardown stops every process still running in app before the namespace is deleted.
+begin 10 reap:app
+
+# Teardown stops every process still running in db before the namespace is deleted.
+begin 11 reap:db
 
 # ==== Links ====
 

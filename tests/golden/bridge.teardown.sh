@@ -126,16 +126,6 @@ if test ! -d /run/nsgen/.ip_forward/users; then
   rm -rf /run/nsgen/.ip_forward
 fi
 
-# Undo: Create bridge br-back for network back: a virtual switch for its containers.
-if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
-  ip link delete br-back
-fi
-
-# Undo: Create bridge br-front for network front: a virtual switch for its containers.
-if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
-  ip link delete br-front
-fi
-
 # Undo: Teardown stops every process still running in db before the namespace is deleted.
 if test -d /run/nsgen/bridge-lab; then
   stop_processes db
@@ -169,6 +159,16 @@ fi
 # Undo: Teardown waits until the veth pairs have gone with their namespaces.
 if test -d /run/nsgen/bridge-lab; then
   wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
+fi
+
+# Undo: Create bridge br-back for network back: a virtual switch for its containers.
+if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
+  ip link delete br-back
+fi
+
+# Undo: Create bridge br-front for network front: a virtual switch for its containers.
+if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
+  ip link delete br-front
 fi
 
 # Undo: Record that topology bridge-lab is up: its processes' pids and logs live in /run/nsgen/bridge-lab.

@@ -77,27 +77,27 @@ undo_0() {
   fi
 }
 undo_1() {
-  if test -d /run/nsgen/pod; then
-    wait_links_gone ve-pod-1-af4d3
-  fi
-}
-undo_2() {
-  if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
-    ip netns delete pod-1
-  fi
-}
-undo_3() {
-  if test -d /run/nsgen/pod; then
-    stop_processes pod-1
-  fi
-}
-undo_4() {
   if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
     ip link delete br-pods-82aeb
   fi
 }
+undo_3() {
+  if test -d /run/nsgen/pod; then
+    wait_links_gone ve-pod-1-af4d3
+  fi
+}
+undo_4() {
+  if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
+    ip netns delete pod-1
+  fi
+}
+undo_5() {
+  if test -d /run/nsgen/pod; then
+    stop_processes pod-1
+  fi
+}
 undo_6() {
-  if nsgen_began 2; then return 0; fi
+  if nsgen_began 4; then return 0; fi
   if test -d /run/nsgen/pod && ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
     ip link delete ve-pod-1-af4d3
   fi
@@ -196,8 +196,8 @@ while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_
 has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/pod; then
-  if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if has_link br-pods-82aeb; then die 'link br-pods-82aeb already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if has_link ve-pod-1-af4d3; then die 'link ve-pod-1-af4d3 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
@@ -209,26 +209,29 @@ fi
 begin 0 state
 mkdir -p /run/nsgen/pod
 
-# Teardown waits until the veth pairs have gone with their namespaces.
-# Create the network namespace pod-1: the container's own interfaces, routes and firewall.
-begin 1 settle
-begin 2 netns:pod-1
-ip netns add pod-1
-
-# Teardown stops every process still running in pod-1 before the namespace is deleted.
 # Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
 # Give br-pods-82aeb the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
-# Create the veth pair ve-pod-1-af4d3 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
-# Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own) with hairpin on, so pod-1 reaches its own published ports; bring it up.
-begin 3 reap:pod-1
-begin 4 bridge:pods
-begin 5 bridge-up:pods
-begin 6 veth:pod-1:pods
-begin 7 host-end:pod-1:pods
+begin 1 bridge:pods
+begin 2 bridge-up:pods
 ip -batch - <<'NSGEN_EOF'
 link add br-pods-82aeb type bridge
 addr replace 10.88.0.1/24 dev br-pods-82aeb
 link set br-pods-82aeb up
+NSGEN_EOF
+
+# Teardown waits until the veth pairs have gone with their namespaces.
+# Create the network namespace pod-1: the container's own interfaces, routes and firewall.
+begin 3 settle
+begin 4 netns:pod-1
+ip netns add pod-1
+
+# Teardown stops every process still running in pod-1 before the namespace is deleted.
+# Create the veth pair ve-pod-1-af4d3 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
+# Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own) with hairpin on, so pod-1 reaches its own published ports; bring it up.
+begin 5 reap:pod-1
+begin 6 veth:pod-1:pods
+begin 7 host-end:pod-1:pods
+ip -batch - <<'NSGEN_EOF'
 link add ve-pod-1-af4d3 type veth peer name eth0 netns pod-1
 link set ve-pod-1-af4d3 master br-pods-82aeb
 link set ve-pod-1-af4d3 type bridge_slave hairpin on

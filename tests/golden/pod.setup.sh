@@ -73,27 +73,27 @@ undo_0() {
   fi
 }
 undo_1() {
-  if test -d /run/nsgen/pod; then
-    wait_links_gone ve-pod-1-af4d3
-  fi
-}
-undo_2() {
-  if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
-    ip netns delete pod-1
-  fi
-}
-undo_3() {
-  if test -d /run/nsgen/pod; then
-    stop_processes pod-1
-  fi
-}
-undo_4() {
   if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
     ip link delete br-pods-82aeb
   fi
 }
+undo_3() {
+  if test -d /run/nsgen/pod; then
+    wait_links_gone ve-pod-1-af4d3
+  fi
+}
+undo_4() {
+  if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
+    ip netns delete pod-1
+  fi
+}
+undo_5() {
+  if test -d /run/nsgen/pod; then
+    stop_processes pod-1
+  fi
+}
 undo_6() {
-  if nsgen_began 2; then return 0; fi
+  if nsgen_began 4; then return 0; fi
   if test -d /run/nsgen/pod && ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
     ip link delete ve-pod-1-af4d3
   fi
@@ -178,8 +178,8 @@ if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc
 
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/pod; then
-  if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if ip link show br-pods-82aeb >/dev/null 2>&1; then die 'link br-pods-82aeb already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then die 'link ve-pod-1-af4d3 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
@@ -198,36 +198,36 @@ else
   mkdir -p /run/nsgen/pod
 fi
 
-# ==== Namespaces ====
-
-# Teardown waits until the veth pairs have gone with their namespaces.
-begin 1 settle
-
-# Create the network namespace pod-1: the container's own interfaces, routes and firewall.
-if test -e /run/netns/pod-1; then
-  nsgen_say 'already done: netns:pod-1'
-else
-  begin 2 netns:pod-1
-  ip netns add pod-1
-fi
-
-# Teardown stops every process still running in pod-1 before the namespace is deleted.
-begin 3 reap:pod-1
-
 # ==== Bridges ====
 
 # Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
 if ip link show br-pods-82aeb >/dev/null 2>&1; then
   nsgen_say 'already done: bridge:pods'
 else
-  begin 4 bridge:pods
+  begin 1 bridge:pods
   ip link add br-pods-82aeb type bridge
 fi
 
 # Give br-pods-82aeb the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
-begin 5 bridge-up:pods
+begin 2 bridge-up:pods
 ip addr replace 10.88.0.1/24 dev br-pods-82aeb
 ip link set br-pods-82aeb up
+
+# ==== Namespaces ====
+
+# Teardown waits until the veth pairs have gone with their namespaces.
+begin 3 settle
+
+# Create the network namespace pod-1: the container's own interfaces, routes and firewall.
+if test -e /run/netns/pod-1; then
+  nsgen_say 'already done: netns:pod-1'
+else
+  begin 4 netns:pod-1
+  ip netns add pod-1
+fi
+
+# Teardown stops every process still running in pod-1 before the namespace is deleted.
+begin 5 reap:pod-1
 
 # ==== Links ====
 

@@ -119,11 +119,6 @@ if test ! -d /run/nsgen/.ip_forward/users; then
   rm -rf /run/nsgen/.ip_forward
 fi
 
-# Undo: Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
-if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
-  ip link delete br-pods-82aeb
-fi
-
 # Undo: Teardown stops every process still running in pod-1 before the namespace is deleted.
 if test -d /run/nsgen/pod; then
   stop_processes pod-1
@@ -137,6 +132,11 @@ fi
 # Undo: Teardown waits until the veth pairs have gone with their namespaces.
 if test -d /run/nsgen/pod; then
   wait_links_gone ve-pod-1-af4d3
+fi
+
+# Undo: Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
+if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
+  ip link delete br-pods-82aeb
 fi
 
 # Undo: Record that topology pod is up: its processes' pids and logs live in /run/nsgen/pod.
