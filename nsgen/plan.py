@@ -272,9 +272,8 @@ class _Builder:
                 else:
                     summary = f"Plug {a.host_interface} into bridge {net.bridge} (it has no address of its own) with hairpin on, so {c.name} reaches its own published ports; bring it up."
                     commands = (
-                        C("ip", "link", "set", a.host_interface, "master", str(net.bridge)),
+                        C("ip", "link", "set", a.host_interface, "master", str(net.bridge), "up"),
                         C("ip", "link", "set", a.host_interface, "type", "bridge_slave", "hairpin", "on"),
-                        C("ip", "link", "set", a.host_interface, "up"),
                     )
                 self.add(Step(id=f"host-end:{c.name}:{a.network}", section="Links", summary=summary, commands=commands))
 

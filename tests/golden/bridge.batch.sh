@@ -240,7 +240,8 @@ if test -d /run/nsgen/bridge-lab; then
   die 'a previous setup of bridge-lab did not finish: run the teardown first, or the default (not batched) setup script, which completes it'
 fi
 
-# Link names are looked up in one listing instead of one `ip link show` a link.
+# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
+# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
 declare -A nsgen_link=()
 while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
 has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
@@ -324,18 +325,14 @@ link add ve-web-32882 type veth peer name eth0 netns web
 link add ve-app-d6047 type veth peer name eth0 netns app
 link add ve-app-f8cbe type veth peer name eth1 netns app
 link add ve-db-9bec0 type veth peer name eth0 netns db
-link set ve-web-32882 master br-front
+link set ve-web-32882 master br-front up
 link set ve-web-32882 type bridge_slave hairpin on
-link set ve-web-32882 up
-link set ve-app-d6047 master br-front
+link set ve-app-d6047 master br-front up
 link set ve-app-d6047 type bridge_slave hairpin on
-link set ve-app-d6047 up
-link set ve-app-f8cbe master br-back
+link set ve-app-f8cbe master br-back up
 link set ve-app-f8cbe type bridge_slave hairpin on
-link set ve-app-f8cbe up
-link set ve-db-9bec0 master br-back
+link set ve-db-9bec0 master br-back up
 link set ve-db-9bec0 type bridge_slave hairpin on
-link set ve-db-9bec0 up
 NSGEN_EOF
 
 # Bring up lo in web, so that a server listening on localhost answers inside it.

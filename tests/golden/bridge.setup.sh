@@ -226,17 +226,22 @@ trap 'exit 143' TERM
 if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
 
 
+# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
+# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
+declare -A nsgen_link=()
+while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
+has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/bridge-lab; then
-  if ip link show br-front >/dev/null 2>&1; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show br-back >/dev/null 2>&1; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link br-front; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link br-back; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show ve-web-32882 >/dev/null 2>&1; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show ve-app-d6047 >/dev/null 2>&1; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show ve-app-f8cbe >/dev/null 2>&1; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if ip link show ve-db-9bec0 >/dev/null 2>&1; then die 'link ve-db-9bec0 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-web-32882; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-app-d6047; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-app-f8cbe; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-db-9bec0; then die 'link ve-db-9bec0 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /etc/netns/web; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -258,7 +263,7 @@ fi
 # ==== Bridges ====
 
 # Create bridge br-front for network front: a virtual switch for its containers.
-if ip link show br-front >/dev/null 2>&1; then
+if has_link br-front; then
   nsgen_say 'already done: bridge:front'
 else
   begin 1 bridge:front
@@ -271,7 +276,7 @@ ip addr replace 172.20.0.1/24 dev br-front
 ip link set br-front up
 
 # Create bridge br-back for network back: a virtual switch for its containers.
-if ip link show br-back >/dev/null 2>&1; then
+if has_link br-back; then
   nsgen_say 'already done: bridge:back'
 else
   begin 3 bridge:back
@@ -324,7 +329,7 @@ begin 11 reap:db
 # ==== Links ====
 
 # Create the veth pair ve-web-32882 (host) <-> eth0 (in web), its inner end made directly inside the namespace.
-if ip link show ve-web-32882 >/dev/null 2>&1; then
+if has_link ve-web-32882; then
   nsgen_say 'already done: veth:web:front'
 else
   begin 12 veth:web:front
@@ -332,7 +337,7 @@ else
 fi
 
 # Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
-if ip link show ve-app-d6047 >/dev/null 2>&1; then
+if has_link ve-app-d6047; then
   nsgen_say 'already done: veth:app:front'
 else
   begin 13 veth:app:front
@@ -340,7 +345,7 @@ else
 fi
 
 # Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
-if ip link show ve-app-f8cbe >/dev/null 2>&1; then
+if has_link ve-app-f8cbe; then
   nsgen_say 'already done: veth:app:back'
 else
   begin 14 veth:app:back
@@ -348,7 +353,7 @@ else
 fi
 
 # Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
-if ip link show ve-db-9bec0 >/dev/null 2>&1; then
+if has_link ve-db-9bec0; then
   nsgen_say 'already done: veth:db:back'
 else
   begin 15 veth:db:back
@@ -357,27 +362,23 @@ fi
 
 # Plug ve-web-32882 into bridge br-front (it has no address of its own) with hairpin on, so web reaches its own published ports; bring it up.
 begin 16 host-end:web:front
-ip link set ve-web-32882 master br-front
+ip link set ve-web-32882 master br-front up
 ip link set ve-web-32882 type bridge_slave hairpin on
-ip link set ve-web-32882 up
 
 # Plug ve-app-d6047 into bridge br-front (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
 begin 17 host-end:app:front
-ip link set ve-app-d6047 master br-front
+ip link set ve-app-d6047 master br-front up
 ip link set ve-app-d6047 type bridge_slave hairpin on
-ip link set ve-app-d6047 up
 
 # Plug ve-app-f8cbe into bridge br-back (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
 begin 18 host-end:app:back
-ip link set ve-app-f8cbe master br-back
+ip link set ve-app-f8cbe master br-back up
 ip link set ve-app-f8cbe type bridge_slave hairpin on
-ip link set ve-app-f8cbe up
 
 # Plug ve-db-9bec0 into bridge br-back (it has no address of its own) with hairpin on, so db reaches its own published ports; bring it up.
 begin 19 host-end:db:back
-ip link set ve-db-9bec0 master br-back
+ip link set ve-db-9bec0 master br-back up
 ip link set ve-db-9bec0 type bridge_slave hairpin on
-ip link set ve-db-9bec0 up
 
 # ==== Inside the containers ====
 

@@ -190,7 +190,8 @@ if test -d /run/nsgen/pod; then
   die 'a previous setup of pod did not finish: run the teardown first, or the default (not batched) setup script, which completes it'
 fi
 
-# Link names are looked up in one listing instead of one `ip link show` a link.
+# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
+# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
 declare -A nsgen_link=()
 while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
 has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
@@ -233,9 +234,8 @@ begin 6 veth:pod-1:pods
 begin 7 host-end:pod-1:pods
 ip -batch - <<'NSGEN_EOF'
 link add ve-pod-1-af4d3 type veth peer name eth0 netns pod-1
-link set ve-pod-1-af4d3 master br-pods-82aeb
+link set ve-pod-1-af4d3 master br-pods-82aeb up
 link set ve-pod-1-af4d3 type bridge_slave hairpin on
-link set ve-pod-1-af4d3 up
 NSGEN_EOF
 
 # Bring up lo in pod-1, so that a server listening on localhost answers inside it.

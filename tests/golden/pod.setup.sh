@@ -176,11 +176,16 @@ trap 'exit 143' TERM
 if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
 
 
+# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
+# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
+declare -A nsgen_link=()
+while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
+has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/pod; then
-  if ip link show br-pods-82aeb >/dev/null 2>&1; then die 'link br-pods-82aeb already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if has_link br-pods-82aeb; then die 'link br-pods-82aeb already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then die 'link ve-pod-1-af4d3 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if has_link ve-pod-1-af4d3; then die 'link ve-pod-1-af4d3 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if test -e /etc/netns/pod-1; then die 'directory /etc/netns/pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
@@ -201,7 +206,7 @@ fi
 # ==== Bridges ====
 
 # Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
-if ip link show br-pods-82aeb >/dev/null 2>&1; then
+if has_link br-pods-82aeb; then
   nsgen_say 'already done: bridge:pods'
 else
   begin 1 bridge:pods
@@ -232,7 +237,7 @@ begin 5 reap:pod-1
 # ==== Links ====
 
 # Create the veth pair ve-pod-1-af4d3 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
-if ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
+if has_link ve-pod-1-af4d3; then
   nsgen_say 'already done: veth:pod-1:pods'
 else
   begin 6 veth:pod-1:pods
@@ -241,9 +246,8 @@ fi
 
 # Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own) with hairpin on, so pod-1 reaches its own published ports; bring it up.
 begin 7 host-end:pod-1:pods
-ip link set ve-pod-1-af4d3 master br-pods-82aeb
+ip link set ve-pod-1-af4d3 master br-pods-82aeb up
 ip link set ve-pod-1-af4d3 type bridge_slave hairpin on
-ip link set ve-pod-1-af4d3 up
 
 # ==== Inside the containers ====
 

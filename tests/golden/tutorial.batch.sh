@@ -173,7 +173,8 @@ if test -d /run/nsgen/tutorial; then
   die 'a previous setup of tutorial did not finish: run the teardown first, or the default (not batched) setup script, which completes it'
 fi
 
-# Link names are looked up in one listing instead of one `ip link show` a link.
+# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
+# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
 declare -A nsgen_link=()
 while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
 has_link() { [ -n "${nsgen_link[$1]+set}" ]; }

@@ -159,10 +159,15 @@ trap 'exit 143' TERM
 if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
 
 
+# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
+# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
+declare -A nsgen_link=()
+while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
+has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/tutorial; then
   if test -e /run/netns/container-1; then die 'network namespace container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
-  if ip link show vethc1 >/dev/null 2>&1; then die 'link vethc1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  if has_link vethc1; then die 'link vethc1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
   if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then die 'iptables chain NSGEN-tutorial (table filter) already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
   if test -e /etc/netns/container-1; then die 'directory /etc/netns/container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
   :
@@ -198,7 +203,7 @@ begin 3 reap:container-1
 # ==== Links ====
 
 # Create the veth pair vethc1 (host) <-> veth1 (in container-1), its inner end made directly inside the namespace.
-if ip link show vethc1 >/dev/null 2>&1; then
+if has_link vethc1; then
   nsgen_say 'already done: veth:container-1:link0'
 else
   begin 4 veth:container-1:link0
