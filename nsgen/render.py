@@ -84,12 +84,29 @@ def shell_word(value: str) -> Shell:
     return Shell(shlex.quote(value))
 
 
+def _bytecode_cache(jinja2):
+    """Compiled templates kept in the user's cache folder (keyed by each template's source), so
+    a render does not parse and compile them again; without a writable folder, no cache."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "nsgen", "templates")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            return None
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(folder)
+
+
 @functools.lru_cache(maxsize=1)
 def environment():
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
+        bytecode_cache=_bytecode_cache(jinja2),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
