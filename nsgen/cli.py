@@ -80,19 +80,40 @@ def _write(text: str, output: str | None) -> None:
 @click.option("--teardown", is_flag=True, help="Render the script that removes the topology instead.")
 @click.option("-o", "--output", metavar="OUT", help="Write the script to OUT (made executable) instead of stdout.")
 @click.option("--batch", "batched", is_flag=True, help="Group commands into ip -batch here-documents (fast setup from nothing).")
-def render(file: str | None, teardown: bool, output: str | None, batched: bool) -> None:
+@click.option("--systemd", is_flag=True, help="Render a systemd unit instead, which brings the topology up at boot and "
+              "down at stop (needs host.persist: true).")
+def render(file: str | None, teardown: bool, output: str | None, batched: bool, systemd: bool) -> None:
     """Print the bash script that sets the topology up (or, with --teardown, removes it).
 
     \b
     Example:
       nsgen render -f examples/tutorial.yaml -o setup.sh && sudo bash setup.sh
+      nsgen render --systemd -f /etc/nsgen/lab.yaml -o /etc/systemd/system/nsgen-lab.service
     """
     from nsgen.render import render as render_plan
 
+    if systemd and (teardown or batched):
+        raise UserError("--systemd writes a unit that both sets up and tears down; it takes no --teardown or --batch")
     plan = load_plan(file)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if systemd:
+        _render_unit(plan, file, output)
+        return
     _write(render_plan(plan, teardown=teardown, batched=batched), output)
+
+
+def _render_unit(plan, file: str | None, output: str | None) -> None:
+    from nsgen.models import Environment
+    from nsgen.systemd import render_unit
+
+    command = Environment().nsgen_command()
+    if command[0] == sys.executable:
+        click.echo(f"warning: nsgen is not on PATH; the unit runs {' '.join(command)}, which needs nsgen installed for that Python", err=True)
+    try:
+        _write_file(render_unit(plan, _source(file)[0], command), output)
+    except NsgenError as exc:
+        raise UserError(str(exc)) from None
 
 
 @main.command()

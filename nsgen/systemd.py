@@ -50,7 +50,7 @@ def render_unit(plan: Plan, topology_file: Path, nsgen_argv: tuple[str, ...]) ->
     if not plan.topology.host.persist:
         raise NsgenError(
             f"topology {plan.name} does not set host.persist: true; a unit that brings it up at every boot "
-            "is what host.persist asks for (add `host: {persist: true}` to the topology file)"
+            "is what host.persist asks for: set it in the topology file"
         )
     path = str(topology_file.resolve())
     run = [*nsgen_argv, "run", "-q", "-f", path]

@@ -25,3 +25,16 @@ def test_wheel_in_fresh_venv_renders(tmp_path):
     assert "ip netns delete container-1" in teardown.stdout
     module = subprocess.run([str(venv / "bin" / "python"), "-c", "import nsgen.render as r; print(r.templates_dir())"], capture_output=True, text=True, cwd=run, check=True)
     assert str(venv) in module.stdout  # the templates came from the wheel, not from the checkout
+    # the sandbox's world servers, the examples and the unit template ship too
+    shipped = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import os, nsgen.sandbox.host as h, nsgen.resources as r, nsgen.render as t; "
+         "print(h.WORLD_DIR); print(sorted(os.listdir(h.WORLD_DIR))); print(sorted(p.name for p in r.shipped('examples').glob('*.yaml'))); "
+         "print((t.templates_dir() / 'nsgen.service.j2').is_file())"],
+        capture_output=True, text=True, cwd=run, check=True,
+    ).stdout.splitlines()
+    assert shipped[0].startswith(str(venv))
+    assert "dns_server.py" in shipped[1] and "http_server.py" in shipped[1]
+    assert shipped[2] == "['bridge.yaml', 'pod.yaml', 'tutorial.yaml']" and shipped[3] == "True"
+    init = subprocess.run([nsgen, "init", "--example", "bridge", "-o", "-"], capture_output=True, text=True, cwd=run, check=True)
+    assert "name: bridge-lab" in init.stdout
