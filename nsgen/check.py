@@ -22,7 +22,7 @@ from nsgen.models import Topology
 from nsgen.plan import NETNS_DIR, NETNS_ETC, STATE_ROOT, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
-PING_WAIT = "1"  # seconds a probe waits for one echo reply
+PING_WAIT = "2"  # seconds a probe waits for one echo reply
 CONNECT_TIMEOUT = 2.0
 
 

@@ -293,9 +293,18 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
     raise SystemExit(status)
 
 
+def _complete_containers(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the containers of the topology that -f (or the default) names."""
+    try:
+        plan = load_plan(ctx.params.get("file"))
+    except click.ClickException:
+        return []
+    return [name for name in plan.topology.containers if name.startswith(incomplete)]
+
+
 @main.command("exec", context_settings=COMMAND_SETTINGS)
 @click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
-@click.argument("container")
+@click.argument("container", shell_complete=_complete_containers)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] CMD...")
 def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
     """Run a command inside a container of a topology that is up (ip netns exec, so the container's

@@ -22,6 +22,12 @@ BRIDGE = example_text("bridge.yaml")
 MASQUERADE = ["-s", "172.18.0.0/24", "!", "-o", "vethc1", "-m", "comment", "--comment", "nsgen:tutorial", "-j", "MASQUERADE"]
 
 
+def wait_gone(sb, pid: int) -> None:
+    """Until a killed process has exited (a zombie counts: it holds no socket and no namespace)."""
+    done = wait_for(sb, ["sh", "-c", f"! kill -0 {pid} 2>/dev/null || grep -q '^State:.Z' /proc/{pid}/status"])
+    assert done.returncode == 0, f"pid {pid} would not die"
+
+
 def check(sb, topology, *args):
     return sb.run([*NSGEN, "check", "-f", str(topology), *args], check=False)
 
@@ -93,6 +99,7 @@ def test_check_is_green_after_setup_and_names_each_break(sandbox, tmp_path):
     # a killed process
     pid = int(sb.run(["cat", "/run/nsgen/tutorial/container-1.0.pid"]).stdout)
     sb.run(["kill", "-KILL", str(pid)])
+    wait_gone(sb, pid)
     broken = check(sb, driver.topology)
     (line,) = failures(broken)
     assert re.fullmatch(rf"FAIL  process    container-1: nsgen echo-server --port 8000 \(pid {pid}\): pid {pid} (is not running|has exited)", line), line
@@ -144,7 +151,9 @@ def test_check_probe_on_bridges_behind_a_drop_policy(sandbox, tmp_path):
     sb.run(["iptables", "-t", "nat", "-A", "POSTROUTING", *rule])
 
     # a published port with nothing behind it
-    sb.run(["kill", "-KILL", sb.run(["cat", "/run/nsgen/bridge-lab/web.0.pid"]).stdout.strip()])
+    pid = int(sb.run(["cat", "/run/nsgen/bridge-lab/web.0.pid"]).stdout)
+    sb.run(["kill", "-KILL", str(pid)])
+    wait_gone(sb, pid)
     refused = failures(check(sb, driver.topology, "--probe"))
     assert "FAIL  probe      host → published 127.0.0.1:8080 → web 172.20.0.2:8000: connection refused" in refused
     driver.down()
@@ -174,7 +183,7 @@ def test_exec_and_status(sandbox, tmp_path):
     pid = sb.run(["cat", "/run/nsgen/tutorial/container-1.0.pid"]).stdout.strip()
     assert re.fullmatch(rf"tutorial\s+container-1\s+pid {pid} running: .*nsgen echo-server --port 8000", shown[1]), shown
     sb.run(["kill", "-KILL", pid])
-    wait_for(sb, ["sh", "-c", f"! kill -0 {pid} 2>/dev/null || grep -q '^State:.Z' /proc/{pid}/status"])
+    wait_gone(sb, int(pid))
     assert re.fullmatch(rf"tutorial\s+container-1\s+pid {pid} (is not running|has exited)", sb.run([*NSGEN, "status"]).stdout.splitlines()[1])
     driver.down()
     assert sb.run([*NSGEN, "status"]).stdout == ""
