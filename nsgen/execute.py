@@ -302,11 +302,8 @@ class Interrupted(Exception):
 
 
 @contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into an exception so the rollback runs (only in the main thread)."""
-    def handler(signum, _frame):
-        raise Interrupted(signal.Signals(signum).name)
-
+def _signals(handler) -> Iterator[None]:
+    """SIGINT and SIGTERM handled by `handler` inside the block (only possible in the main thread)."""
     try:
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread
@@ -319,18 +316,18 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(s, h)
 
 
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    try:
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+def _raise_interrupted(signum, _frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _signals_interrupt():
+    """SIGINT and SIGTERM become an exception, so that the rollback runs."""
+    return _signals(_raise_interrupted)
+
+
+def _signals_ignored():
+    """An undo in progress is not cut short by a second Ctrl-C."""
+    return _signals(signal.SIG_IGN)
 
 
 def _describe(cmd: Command, result: Result) -> str:
