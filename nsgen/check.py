@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from nsgen.models import Topology
+from nsgen.execute import netns_id as _netns_id
 from nsgen.plan import NETNS_DIR, NETNS_ETC, STATE_ROOT, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -55,14 +56,6 @@ def run_probe(argv: tuple[str, ...]) -> bool:
     except FileNotFoundError:
         return False
     return done.returncode == 0
-
-
-def _netns_id(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
 
 
 def process_state(pid: int, namespace: str) -> str | None:

@@ -192,7 +192,8 @@ def _host_links() -> set[str] | None:
     return names
 
 
-def _netns_id(path: str) -> tuple[int, int] | None:
+def netns_id(path: str) -> tuple[int, int] | None:
+    """The identity of a network namespace file (/run/netns/NAME or /proc/PID/ns/net)."""
     try:
         st = os.stat(path)
     except OSError:
@@ -204,7 +205,7 @@ def _pids_in(targets: set[tuple[int, int]]) -> list[int]:
     """Every process whose network namespace is one of `targets` (one pass over /proc)."""
     pids = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and _netns_id(f"/proc/{entry}/ns/net") in targets:
+        if entry.isdigit() and netns_id(f"/proc/{entry}/ns/net") in targets:
             pids.append(int(entry))
     return pids
 
@@ -213,12 +214,12 @@ def stop_processes(*namespaces: str, grace: float = STOP_GRACE) -> Result:
     """TERM every process in the namespaces, then KILL what is left after `grace` seconds.
 
     A pid is signalled only if, checked right before, it still lives in one of them."""
-    targets = {key for ns in namespaces if (key := _netns_id(f"{NETNS_DIR}/{ns}")) is not None}
+    targets = {key for ns in namespaces if (key := netns_id(f"{NETNS_DIR}/{ns}")) is not None}
     if not targets:
         return Result(0)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in _pids_in(targets):
-            if _netns_id(f"/proc/{pid}/ns/net") in targets:
+            if netns_id(f"/proc/{pid}/ns/net") in targets:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, sig)
         deadline = time.monotonic() + grace
