@@ -508,7 +508,7 @@ def _setup_batched(plan: Plan, runner: Runner, progress: Progress, begun: list[S
 
 def _in_namespace(unit: batch.Unit) -> bool:
     cmd = unit.command
-    return cmd is not None and cmd.argv[:2] == ("ip", "-n") and not cmd.only_if
+    return cmd is not None and cmd.argv[0] == "nsenter" and not cmd.only_if
 
 
 def teardown(plan: Plan, runner: Runner | None = None, progress: Progress | None = None, batched: bool = True) -> None:

@@ -543,7 +543,7 @@ def compile_plan(topology: Topology) -> Plan:
     b.dns()
     b.processes()
     b.done()
-    tools = {"ip", "flock"} | b.tools
+    tools = {"ip", "flock", "nsenter"} | b.tools  # nsenter: the batched setup's way into a namespace
     if any(c.processes for c in topology.containers.values()):
         tools.add("setsid")
     return Plan(topology=topology, steps=tuple(b.steps), tools=tuple(sorted(tools)), warnings=topology.warnings, requirements=tuple(b.requirements))

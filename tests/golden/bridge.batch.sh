@@ -60,7 +60,7 @@ wait_links_gone() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables iptables-restore setsid sysctl; do
+for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 
@@ -341,7 +341,7 @@ NSGEN_EOF
 begin 20 lo:web
 begin 21 addr:web:front
 begin 22 route:web
-ip -n web -batch - <<'NSGEN_EOF'
+nsenter --net=/run/netns/web ip -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.20.0.2/24 dev eth0
 link set eth0 up
@@ -356,7 +356,7 @@ begin 23 lo:app
 begin 24 addr:app:front
 begin 25 addr:app:back
 begin 26 route:app
-ip -n app -batch - <<'NSGEN_EOF'
+nsenter --net=/run/netns/app ip -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.20.0.3/24 dev eth0
 link set eth0 up
@@ -369,7 +369,7 @@ NSGEN_EOF
 # Give eth0 in db the address 172.21.0.10/24 and bring it up.
 begin 27 lo:db
 begin 28 addr:db:back
-ip -n db -batch - <<'NSGEN_EOF'
+nsenter --net=/run/netns/db ip -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.21.0.10/24 dev eth0
 link set eth0 up

@@ -56,7 +56,7 @@ wait_links_gone() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables iptables-restore setsid sysctl; do
+for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 

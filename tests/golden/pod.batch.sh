@@ -56,7 +56,7 @@ wait_links_gone() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables iptables-restore setsid sysctl; do
+for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 
@@ -244,7 +244,7 @@ NSGEN_EOF
 begin 8 lo:pod-1
 begin 9 addr:pod-1:pods
 begin 10 route:pod-1
-ip -n pod-1 -batch - <<'NSGEN_EOF'
+nsenter --net=/run/netns/pod-1 ip -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 10.88.0.2/24 dev eth0
 link set eth0 up

@@ -55,7 +55,7 @@ wait_links_gone() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables iptables-restore setsid sysctl; do
+for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
   command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
 done
 
@@ -215,7 +215,7 @@ NSGEN_EOF
 begin 6 lo:container-1
 begin 7 addr:container-1:link0
 begin 8 route:container-1
-ip -n container-1 -batch - <<'NSGEN_EOF'
+nsenter --net=/run/netns/container-1 ip -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.18.0.2/24 dev veth1
 link set veth1 up
