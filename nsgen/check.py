@@ -463,11 +463,20 @@ def _containers_by_resolv(topology: str) -> list[str]:
     return found
 
 
+def _recorded_containers(folder: str) -> list[str]:
+    """The containers the setup recorded in the state directory (one name a line)."""
+    try:
+        with open(f"{folder}/containers") as f:
+            return [line.strip() for line in f if line.strip()]
+    except OSError:
+        return []
+
+
 def status_rows(root: str = STATE_ROOT) -> list[tuple[str, str, str]]:
     """(topology, container, state) rows for every topology that is up, from its state directory.
 
-    A container is known by the processes nsgen started in it (their pid files) and by the
-    resolv.conf nsgen wrote for it; a topology with neither is listed on its own.
+    A container is known from the list the setup recorded, by the processes nsgen started in it
+    (their pid files) and by the resolv.conf nsgen wrote for it.
     """
     try:
         names = sorted(n for n in os.listdir(root) if not n.startswith(".") and os.path.isdir(f"{root}/{n}"))
@@ -485,7 +494,7 @@ def status_rows(root: str = STATE_ROOT) -> list[tuple[str, str, str]]:
             stem, dot, index = entry[: -len(".pid")].rpartition(".") if entry.endswith(".pid") else ("", "", "")
             if dot and index.isdigit():
                 pids.setdefault(stem, []).append((int(index), f"{folder}/{entry}"))
-        containers = sorted(set(pids) | set(_containers_by_resolv(name)))
+        containers = sorted(set(pids) | set(_containers_by_resolv(name)) | set(_recorded_containers(folder)))
         if not containers:
             rows.append((name, "-", "up (no processes recorded)"))
         for container in containers:

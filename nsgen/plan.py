@@ -167,7 +167,10 @@ class _Builder:
                 id="state",
                 section="State",
                 summary=f"Record that topology {self.t.name} is up: its processes' pids and logs live in {sdir}.",
-                commands=(C("mkdir", "-p", sdir),),
+                commands=(
+                    C("mkdir", "-p", sdir),
+                    C("install", "-m", "0644", "/dev/stdin", f"{sdir}/containers", input="".join(f"{c}\n" for c in self.t.containers)),
+                ),
                 undo=(C("rm", "-rf", sdir), C("rmdir", "--ignore-fail-on-non-empty", STATE_ROOT, only_if=(("test", "-d", STATE_ROOT),))),
                 probe=(("test", "-d", sdir),),
             )

@@ -246,3 +246,13 @@ def test_nsgen_sandbox_runs_a_command_or_a_shell(sandbox, tmp_path):
     assert both.returncode == 1 and both.stderr == "error: give either --shell or a command, not both\n"
     assert sb.snapshot() == before
     assert leftovers() == []
+
+
+def test_status_lists_every_container(sandbox, tmp_path):
+    """Containers without processes or a resolv.conf of their own (the bridge example's db) too."""
+    sb = sandbox
+    driver = Driver(sb, tmp_path, "run", example_text("bridge.yaml"))
+    driver.up()
+    rows = [line.split()[:2] for line in sb.run([*NSGEN, "status"]).stdout.splitlines()[1:]]
+    assert sorted(c for t, c in rows if t == "bridge-lab") == ["app", "db", "web"]
+    driver.down()

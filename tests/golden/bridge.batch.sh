@@ -267,6 +267,12 @@ fi
 begin 0 state
 mkdir -p /run/nsgen/bridge-lab
 
+install -m 0644 /dev/stdin /run/nsgen/bridge-lab/containers <<'NSGEN_EOF'
+web
+app
+db
+NSGEN_EOF
+
 # Create bridge br-front for network front: a virtual switch for its containers.
 # Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
 # Create bridge br-back for network back: a virtual switch for its containers.

@@ -258,6 +258,11 @@ if test -d /run/nsgen/bridge-lab; then
 else
   begin 0 state
   mkdir -p /run/nsgen/bridge-lab
+  install -m 0644 /dev/stdin /run/nsgen/bridge-lab/containers <<'NSGEN_EOF'
+web
+app
+db
+NSGEN_EOF
 fi
 
 # ==== Bridges ====

@@ -210,6 +210,10 @@ fi
 begin 0 state
 mkdir -p /run/nsgen/pod
 
+install -m 0644 /dev/stdin /run/nsgen/pod/containers <<'NSGEN_EOF'
+pod-1
+NSGEN_EOF
+
 # Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
 # Give br-pods-82aeb the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
 begin 1 bridge:pods

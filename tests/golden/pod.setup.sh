@@ -201,6 +201,9 @@ if test -d /run/nsgen/pod; then
 else
   begin 0 state
   mkdir -p /run/nsgen/pod
+  install -m 0644 /dev/stdin /run/nsgen/pod/containers <<'NSGEN_EOF'
+pod-1
+NSGEN_EOF
 fi
 
 # ==== Bridges ====

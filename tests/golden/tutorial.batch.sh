@@ -191,6 +191,10 @@ fi
 begin 0 state
 mkdir -p /run/nsgen/tutorial
 
+install -m 0644 /dev/stdin /run/nsgen/tutorial/containers <<'NSGEN_EOF'
+container-1
+NSGEN_EOF
+
 # Teardown waits until the veth pairs have gone with their namespaces.
 # Create the network namespace container-1: the container's own interfaces, routes and firewall.
 begin 1 settle

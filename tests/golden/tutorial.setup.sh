@@ -182,6 +182,9 @@ if test -d /run/nsgen/tutorial; then
 else
   begin 0 state
   mkdir -p /run/nsgen/tutorial
+  install -m 0644 /dev/stdin /run/nsgen/tutorial/containers <<'NSGEN_EOF'
+container-1
+NSGEN_EOF
 fi
 
 # ==== Namespaces ====
