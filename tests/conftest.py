@@ -104,3 +104,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
         terminalreporter.write_sep("-", "nsgen reliability counts")
         for what, n in sorted(COUNTS.items()):
             terminalreporter.write_line(f"{n} {what}")
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Invoke nsgen's CLI in-process, from an empty working folder; stdout and stderr apart."""
+    from click.testing import CliRunner
+
+    from nsgen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke

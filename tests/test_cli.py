@@ -6,23 +6,12 @@ import os
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 
 from nsgen import __version__
 from nsgen.cli import main
 from tests.helpers import EXAMPLES
 
 TUTORIAL = (EXAMPLES / "tutorial.yaml").read_text()
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_version(cli):

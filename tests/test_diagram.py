@@ -9,9 +9,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
-from click.testing import CliRunner
 
-from nsgen.cli import main
 from nsgen.diagram import dot, draw, graph, mermaid, text_picture
 from nsgen.render import render
 from tests.helpers import EXAMPLES, example_plan, plan_of, topology
@@ -189,16 +187,6 @@ def test_the_drawing_shows_nat_routing_and_published_ports():
 
 
 # -- the command -----------------------------------------------------------------------------
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return invoke
-
 
 def test_diagram_defaults_to_text_of_the_tutorial(cli):
     result = cli("diagram")

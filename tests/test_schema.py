@@ -8,9 +8,7 @@ import json
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
-from nsgen.cli import main
 from nsgen.errors import ValidationError
 from nsgen.load import load_file, parse_text
 from nsgen.models import resolve
@@ -31,16 +29,6 @@ def models_accept(data) -> bool:
     except ValidationError:
         return False
     return True
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_the_schema_is_a_valid_draft_7_schema():

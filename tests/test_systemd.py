@@ -9,24 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from nsgen.cli import main
 from nsgen.systemd import exec_line, render_unit
 from tests.drive import NSGEN, example_text
 from tests.helpers import EXAMPLES, ROOT, plan_of
 
 PERSIST = (EXAMPLES / "tutorial.yaml").read_text().replace("persist: false", "persist: true")
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def unit_words(line: str) -> list[str]:
