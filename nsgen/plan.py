@@ -19,6 +19,9 @@ STATE_ROOT = "/run/nsgen"
 LOCK_FILE = "/run/lock/nsgen.lock"
 FORWARD_DIR = f"{STATE_ROOT}/.ip_forward"  # shared by every topology: a name no topology can have
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+# The device group of every host device nsgen makes (bridges, veth host ends): firewall rules tell
+# container networks from the rest of the host by it, across topologies. 0x6e73 is "ns".
+DEVICE_GROUP = "28275"
 NETNS_DIR = "/run/netns"
 NETNS_ETC = "/etc/netns"
 SYSCTL_DIR = "/etc/sysctl.d"
@@ -228,7 +231,7 @@ class _Builder:
                     id=f"bridge:{net.name}",
                     section="Bridges",
                     summary=f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers.",
-                    commands=(C("ip", "link", "add", net.bridge, "type", "bridge"),),
+                    commands=(C("ip", "link", "add", net.bridge, "group", DEVICE_GROUP, "type", "bridge"),),
                     undo=(C("ip", "link", "delete", net.bridge, only_if=(self.owned, _link_exists(net.bridge))),),
                     probe=(_link_exists(net.bridge),),
                     resource=f"link {net.bridge}",
@@ -256,7 +259,7 @@ class _Builder:
                         section="Links",
                         summary=f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
                         "its inner end made directly inside the namespace.",
-                        commands=(C("ip", "link", "add", a.host_interface, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
+                        commands=(C("ip", "link", "add", a.host_interface, "group", DEVICE_GROUP, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
                         undo=(C("ip", "link", "delete", a.host_interface, only_if=(self.owned, _link_exists(a.host_interface))),),
                         probe=(_link_exists(a.host_interface),),
                         resource=f"link {a.host_interface}",
@@ -387,7 +390,12 @@ class _Builder:
                 filter_rules.append(("-i", dev, "-o", dev, "-j", "ACCEPT"))
             filter_rules.append(("-o", dev, "-j", "DROP"))
         for net, dev in nets:
-            filter_rules.append(("-i", dev, "-j", "ACCEPT" if net.routes_out else "DROP"))
+            if net.routes_out:
+                # Out to anywhere but another container network: those (this topology's or
+                # another's) are in nsgen's device group, and their own rules decide.
+                filter_rules.append(("-i", dev, "-m", "devgroup", "!", "--dst-group", DEVICE_GROUP, "-j", "ACCEPT"))
+            else:
+                filter_rules.append(("-i", dev, "-j", "DROP"))
         self._table(
             "filter",
             chains=(fwd,),

@@ -178,6 +178,10 @@ def test_two_topologies_side_by_side(sandbox, tmp_path):
     b.up()
     for port, ns in ((8101, "left-c"), (8102, "right-c")):
         assert wait_for(sb, ["curl", "-sf", f"http://198.51.100.1:{port}/echo"]).returncode == 0, ns
+    # isolated from each other, in both directions; a published port of the other is reachable
+    assert sb.in_ns("left-c", ["ping", "-c1", "-W1", "172.25.0.2"], check=False).returncode != 0
+    assert sb.in_ns("right-c", ["ping", "-c1", "-W1", "172.24.0.2"], check=False).returncode != 0
+    assert sb.in_ns("left-c", ["curl", "-sf", "--max-time", "3", "http://198.51.100.1:8102/echo"]).returncode == 0
     a.down()
     # the other one still works, forwarding and published port included
     assert sb.run(["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"

@@ -282,10 +282,10 @@ begin 2 bridge-up:front
 begin 3 bridge:back
 begin 4 bridge-up:back
 ip -batch - <<'NSGEN_EOF'
-link add br-front type bridge
+link add br-front group 28275 type bridge
 addr replace 172.20.0.1/24 dev br-front
 link set br-front up
-link add br-back type bridge
+link add br-back group 28275 type bridge
 addr replace 172.21.0.1/24 dev br-back
 link set br-back up
 NSGEN_EOF
@@ -327,10 +327,10 @@ begin 17 host-end:app:front
 begin 18 host-end:app:back
 begin 19 host-end:db:back
 ip -batch - <<'NSGEN_EOF'
-link add ve-web-32882 type veth peer name eth0 netns web
-link add ve-app-d6047 type veth peer name eth0 netns app
-link add ve-app-f8cbe type veth peer name eth1 netns app
-link add ve-db-9bec0 type veth peer name eth0 netns db
+link add ve-web-32882 group 28275 type veth peer name eth0 netns web
+link add ve-app-d6047 group 28275 type veth peer name eth0 netns app
+link add ve-app-f8cbe group 28275 type veth peer name eth1 netns app
+link add ve-db-9bec0 group 28275 type veth peer name eth0 netns db
 link set ve-web-32882 master br-front up
 link set ve-web-32882 type bridge_slave hairpin on
 link set ve-app-d6047 master br-front up
@@ -406,7 +406,7 @@ iptables-restore -w --noflush <<'NSGEN_EOF'
 -A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
 -A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
 -A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
--A NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -i br-front -m devgroup ! --dst-group 28275 -m comment --comment nsgen:bridge-lab -j ACCEPT
 -A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
 -I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
 COMMIT

@@ -272,7 +272,7 @@ if has_link br-front; then
   nsgen_say 'already done: bridge:front'
 else
   begin 1 bridge:front
-  ip link add br-front type bridge
+  ip link add br-front group 28275 type bridge
 fi
 
 # Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
@@ -285,7 +285,7 @@ if has_link br-back; then
   nsgen_say 'already done: bridge:back'
 else
   begin 3 bridge:back
-  ip link add br-back type bridge
+  ip link add br-back group 28275 type bridge
 fi
 
 # Give br-back the gateway address 172.21.0.1/24 and bring it up: the host is the network's router.
@@ -338,7 +338,7 @@ if has_link ve-web-32882; then
   nsgen_say 'already done: veth:web:front'
 else
   begin 12 veth:web:front
-  ip link add ve-web-32882 type veth peer name eth0 netns web
+  ip link add ve-web-32882 group 28275 type veth peer name eth0 netns web
 fi
 
 # Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
@@ -346,7 +346,7 @@ if has_link ve-app-d6047; then
   nsgen_say 'already done: veth:app:front'
 else
   begin 13 veth:app:front
-  ip link add ve-app-d6047 type veth peer name eth0 netns app
+  ip link add ve-app-d6047 group 28275 type veth peer name eth0 netns app
 fi
 
 # Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
@@ -354,7 +354,7 @@ if has_link ve-app-f8cbe; then
   nsgen_say 'already done: veth:app:back'
 else
   begin 14 veth:app:back
-  ip link add ve-app-f8cbe type veth peer name eth1 netns app
+  ip link add ve-app-f8cbe group 28275 type veth peer name eth1 netns app
 fi
 
 # Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
@@ -362,7 +362,7 @@ if has_link ve-db-9bec0; then
   nsgen_say 'already done: veth:db:back'
 else
   begin 15 veth:db:back
-  ip link add ve-db-9bec0 type veth peer name eth0 netns db
+  ip link add ve-db-9bec0 group 28275 type veth peer name eth0 netns db
 fi
 
 # Plug ve-web-32882 into bridge br-front (it has no address of its own) with hairpin on, so web reaches its own published ports; bring it up.
@@ -456,7 +456,7 @@ else
 -A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
 -A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
 -A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
--A NSGEN-bridge-lab -i br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -i br-front -m devgroup ! --dst-group 28275 -m comment --comment nsgen:bridge-lab -j ACCEPT
 -A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
 -I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
 COMMIT

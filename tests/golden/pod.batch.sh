@@ -219,7 +219,7 @@ NSGEN_EOF
 begin 1 bridge:pods
 begin 2 bridge-up:pods
 ip -batch - <<'NSGEN_EOF'
-link add br-pods-82aeb type bridge
+link add br-pods-82aeb group 28275 type bridge
 addr replace 10.88.0.1/24 dev br-pods-82aeb
 link set br-pods-82aeb up
 NSGEN_EOF
@@ -237,7 +237,7 @@ begin 5 reap:pod-1
 begin 6 veth:pod-1:pods
 begin 7 host-end:pod-1:pods
 ip -batch - <<'NSGEN_EOF'
-link add ve-pod-1-af4d3 type veth peer name eth0 netns pod-1
+link add ve-pod-1-af4d3 group 28275 type veth peer name eth0 netns pod-1
 link set ve-pod-1-af4d3 master br-pods-82aeb up
 link set ve-pod-1-af4d3 type bridge_slave hairpin on
 NSGEN_EOF
@@ -278,7 +278,7 @@ iptables-restore -w --noflush <<'NSGEN_EOF'
 -A NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
 -A NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
 -A NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
--A NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -i br-pods-82aeb -m devgroup ! --dst-group 28275 -m comment --comment nsgen:pod -j ACCEPT
 -I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
 COMMIT
 NSGEN_EOF

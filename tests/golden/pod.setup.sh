@@ -213,7 +213,7 @@ if has_link br-pods-82aeb; then
   nsgen_say 'already done: bridge:pods'
 else
   begin 1 bridge:pods
-  ip link add br-pods-82aeb type bridge
+  ip link add br-pods-82aeb group 28275 type bridge
 fi
 
 # Give br-pods-82aeb the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
@@ -244,7 +244,7 @@ if has_link ve-pod-1-af4d3; then
   nsgen_say 'already done: veth:pod-1:pods'
 else
   begin 6 veth:pod-1:pods
-  ip link add ve-pod-1-af4d3 type veth peer name eth0 netns pod-1
+  ip link add ve-pod-1-af4d3 group 28275 type veth peer name eth0 netns pod-1
 fi
 
 # Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own) with hairpin on, so pod-1 reaches its own published ports; bring it up.
@@ -294,7 +294,7 @@ else
 -A NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
 -A NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
 -A NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
--A NSGEN-pod -i br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -i br-pods-82aeb -m devgroup ! --dst-group 28275 -m comment --comment nsgen:pod -j ACCEPT
 -I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
 COMMIT
 NSGEN_EOF

@@ -208,7 +208,7 @@ begin 3 reap:container-1
 begin 4 veth:container-1:link0
 begin 5 host-end:container-1:link0
 ip -batch - <<'NSGEN_EOF'
-link add vethc1 type veth peer name veth1 netns container-1
+link add vethc1 group 28275 type veth peer name veth1 netns container-1
 addr replace 172.18.0.1/24 dev vethc1
 link set vethc1 up
 NSGEN_EOF
@@ -247,7 +247,7 @@ iptables-restore -w --noflush <<'NSGEN_EOF'
 :NSGEN-tutorial - [0:0]
 -A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
 -A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
--A NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
+-A NSGEN-tutorial -i vethc1 -m devgroup ! --dst-group 28275 -m comment --comment nsgen:tutorial -j ACCEPT
 -I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
 COMMIT
 NSGEN_EOF

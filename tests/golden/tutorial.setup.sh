@@ -210,7 +210,7 @@ if has_link vethc1; then
   nsgen_say 'already done: veth:container-1:link0'
 else
   begin 4 veth:container-1:link0
-  ip link add vethc1 type veth peer name veth1 netns container-1
+  ip link add vethc1 group 28275 type veth peer name veth1 netns container-1
 fi
 
 # Give vethc1 the gateway address 172.18.0.1/24 and bring it up: the host is container-1's router.
@@ -258,7 +258,7 @@ else
 :NSGEN-tutorial - [0:0]
 -A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
 -A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
--A NSGEN-tutorial -i vethc1 -m comment --comment nsgen:tutorial -j ACCEPT
+-A NSGEN-tutorial -i vethc1 -m devgroup ! --dst-group 28275 -m comment --comment nsgen:tutorial -j ACCEPT
 -I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
 COMMIT
 NSGEN_EOF
