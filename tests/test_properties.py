@@ -24,7 +24,7 @@ HOSTILE = ["$(touch /run/pwned)", "`touch /run/pwned`", "; touch /run/pwned", "'
 
 def rarely(good, bad):
     """Mostly `good`, one draw in ten `bad`: so that most examples get past validation."""
-    return st.integers(0, 9).flatmap(lambda n: bad if n == 0 else good)
+    return st.integers(0, 9).flatmap(lambda n: bad if n == 9 else good)  # hypothesis favours 0
 
 
 name_chars = st.sampled_from(list("abcxyz019_.-") + ["/", ":", " ", "%", "$", "é", ";", "`", "\n"])
@@ -73,7 +73,7 @@ def topologies(draw):
         if draw(st.booleans()):
             spec["ports"] = [draw(st.sampled_from([f"{8000 + i}:80", f"127.0.0.1:{9000 + i}:9000", f"{5300 + i}:53/udp"])) if draw(st.integers(0, 9)) else "70000:1" for i in range(draw(st.integers(0, 2)))]
         if draw(st.booleans()):
-            spec["dns"] = draw(st.lists(st.sampled_from(["1.1.1.1", "203.0.113.53", "2001:db8::53", "1.1.1.1\nnameserver 6.6.6.6"]), max_size=2))
+            spec["dns"] = draw(st.lists(rarely(st.sampled_from(["1.1.1.1", "203.0.113.53", "2001:db8::53"]), st.just("1.1.1.1\nnameserver 6.6.6.6")), max_size=2))
         containers[draw(names)] = spec
     return {"name": draw(names), "networks": nets, "containers": containers}
 
