@@ -114,7 +114,7 @@ def rule_tag(topology: str) -> str:
 
 
 def chain_name(topology: str) -> str:
-    """The topology's own FORWARD chain (iptables allows 28 characters)."""
+    """The topology's own chain, in filter (from FORWARD) and in nat (published ports); iptables allows 28 characters."""
     return f"NSGEN-{topology}"
 
 

@@ -80,10 +80,6 @@ def comment(text: str) -> Shell:
     return Shell("\n".join(f"# {row}".rstrip() for row in str(text).replace("\r", "").split("\n")))
 
 
-def shell_word(value: str) -> Shell:
-    return Shell(shlex.quote(value))
-
-
 def _bytecode_cache(jinja2):
     """Compiled templates kept in the user's cache folder (keyed by each template's source), so
     a render does not parse and compile them again; without a writable folder, no cache."""
@@ -120,7 +116,6 @@ def environment():
     env.filters["probe"] = probe_test
     env.filters["none_of"] = none_of
     env.filters["comment"] = comment
-    env.filters["word"] = shell_word
     return env
 
 
