@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol
@@ -52,7 +54,8 @@ class SubprocessRunner:
 
     Two kinds of probe are answered without a process: `test` (file tests, as bash's builtin
     answers them) and `ip link show NAME` (from one listing of the host's links, read again after
-    any command has run)."""
+    any command has run). `group_has_links GROUP` (the scripts' shell function) is answered with
+    one `ip -o link show group GROUP`."""
 
     def __init__(self) -> None:
         self._links: set[str] | None = None
@@ -63,14 +66,12 @@ class SubprocessRunner:
             return BUILTINS[cmd.argv[0]](*cmd.argv[1:])
         if cmd.detach:
             return self._start(cmd)
-        try:
-            # close_fds=False is safe (Python opens every file descriptor non-inheritable) and
-            # makes each start cheaper.
-            done = subprocess.run(cmd.argv, input=cmd.input, capture_output=True, text=True, close_fds=False,
-                                  stdin=None if cmd.input is not None else subprocess.DEVNULL)
-        except FileNotFoundError:
-            return Result(127, "", f"{cmd.argv[0]}: command not found")
-        return Result(done.returncode, done.stdout, done.stderr)
+        proc = _spawn(cmd.argv, cmd.input is not None)
+        if isinstance(proc, Result):
+            return proc
+        with _reaped([proc]):
+            out, err = proc.communicate(cmd.input)
+        return Result(proc.returncode, out, err)
 
     def run_many(self, commands: list[Command], width: int = PARALLEL) -> list[Result]:
         """Independent commands (each in a namespace of its own), `width` at a time."""
@@ -87,25 +88,25 @@ class SubprocessRunner:
                     if not block:
                         return
 
-        for i, cmd in enumerate(commands):
-            while len(running) >= width:
-                reap(block=False)
-                if len(running) >= width:
-                    time.sleep(0.0005)
-            try:
-                proc = subprocess.Popen(cmd.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, close_fds=False)
-            except FileNotFoundError:
-                results[i] = Result(127, "", f"{cmd.argv[0]}: command not found")
-                continue
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(cmd.input or "")
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            proc.stdin = None  # written and closed: communicate() only collects the output
-            running[i] = proc
-        reap(block=True)
+        with _reaped(running.values()):
+            for i, cmd in enumerate(commands):
+                while len(running) >= width:
+                    reap(block=False)
+                    if len(running) >= width:
+                        time.sleep(0.0005)
+                proc = _spawn(cmd.argv, True)
+                if isinstance(proc, Result):
+                    results[i] = proc
+                    continue
+                running[i] = proc
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.write(cmd.input or "")
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+                proc.stdin = None  # written and closed: communicate() only collects the output
+            reap(block=True)
         return [r if r is not None else Result(1) for r in results]
 
     def _start(self, cmd: Command) -> Result:
@@ -123,6 +124,8 @@ class SubprocessRunner:
     def check(self, argv: tuple[str, ...]) -> bool:
         if argv[0] == "test" and (answer := _file_test(argv[1:])) is not None:
             return answer
+        if argv[0] == "group_has_links" and len(argv) == 2:
+            return _group_has_links(argv[1])
         if argv[:3] == ("ip", "link", "show") and len(argv) == 4:
             if self._links is None:
                 self._links = _host_links()
@@ -158,6 +161,100 @@ class SubprocessRunner:
         return [t for t in tools if shutil.which(t) is None]
 
 
+def _popen(argv: tuple[str, ...], stdin: bool) -> subprocess.Popen | Result:
+    # close_fds=False is safe (Python opens every file descriptor non-inheritable) and makes
+    # each start cheaper.
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, close_fds=False)
+    except FileNotFoundError:
+        return Result(127, "", f"{argv[0]}: command not found")
+
+
+def _spawn(argv: tuple[str, ...], stdin: bool) -> subprocess.Popen | Result:
+    """Start argv. `nsenter --net=FILE PROGRAM...` is done here as nsenter does it (enter the
+    network namespace FILE, then run PROGRAM), without nsenter's own process start: a thread of
+    ours enters the namespace and starts PROGRAM, which inherits it; the thread then ends, so
+    nothing else of nsgen ever runs inside a container's namespace."""
+    target = _nsenter_net(argv)
+    setns = _setns() if target else None
+    if target is None or setns is None:
+        return _popen(argv, stdin)
+    path, rest = target
+    box: list[subprocess.Popen | Result] = []
+
+    def enter_and_start() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            box.append(Result(1, "", f"nsenter: cannot open {path}: {exc.strerror}"))
+            return
+        try:
+            setns(fd)
+        except OSError as exc:
+            box.append(Result(1, "", f"nsenter: reassociate to namespace 'ns/net' failed: {exc.strerror}"))
+            return
+        finally:
+            os.close(fd)
+        box.append(_popen(rest, stdin))
+
+    thread = threading.Thread(target=enter_and_start, name="nsenter")
+    thread.start()
+    try:
+        thread.join()
+    except BaseException:  # interrupted: the process it may still start is stopped too
+        while thread.is_alive():
+            with contextlib.suppress(BaseException):
+                thread.join()
+        with _reaped([p for p in box if isinstance(p, subprocess.Popen)]):
+            raise
+    return box[0] if box else Result(1, "", f"nsenter: could not enter {path}")
+
+
+@contextlib.contextmanager
+def _reaped(procs) -> Iterator[None]:
+    """On an exception (an interrupt above all), kill the processes and wait for them before it
+    goes on, as subprocess.run does: the rollback that follows must not race them."""
+    try:
+        yield
+    except BaseException:
+        for proc in list(procs):
+            with contextlib.suppress(OSError):
+                proc.kill()
+            with contextlib.suppress(BaseException):
+                proc.wait()
+        raise
+
+
+def _nsenter_net(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
+    """(FILE, PROGRAM...) of `nsenter --net=FILE PROGRAM...` (no other options), else None."""
+    if len(argv) >= 3 and argv[0] == "nsenter" and argv[1].startswith("--net=") and len(argv[1]) > 6 and not argv[2].startswith("-"):
+        return argv[1][6:], argv[2:]
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _setns():
+    """setns(fd, CLONE_NEWNET) for the calling thread: os.setns from Python 3.12, libc before."""
+    if hasattr(os, "setns"):
+        return lambda fd: os.setns(fd, os.CLONE_NEWNET)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.setns
+    except (ImportError, OSError, AttributeError):
+        return None
+
+    def setns(fd: int) -> None:
+        if call(fd, 0x40000000) != 0:  # CLONE_NEWNET
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+
+    return setns
+
+
+
 def _file_test(args: tuple[str, ...]) -> bool | None:
     """`test [!] -e|-d|-s|-w PATH` answered here; None for any other form."""
     if args and args[0] == "!":
@@ -190,6 +287,14 @@ def _host_links() -> set[str] | None:
         if len(parts) >= 2:
             names.add(parts[1].split("@", 1)[0])
     return names
+
+
+def _group_has_links(group: str) -> bool:
+    try:
+        done = subprocess.run(("ip", "-o", "link", "show", "group", group), capture_output=True, text=True, close_fds=False)
+    except FileNotFoundError:
+        return False
+    return done.returncode == 0 and bool(done.stdout.strip())
 
 
 def netns_id(path: str) -> tuple[int, int] | None:
@@ -231,20 +336,7 @@ def stop_processes(*namespaces: str, grace: float = STOP_GRACE) -> Result:
     return Result(1, "", f"processes still running in {', '.join(namespaces)}: {' '.join(map(str, left))}") if left else Result(0)
 
 
-def wait_links_gone(*names: str, timeout: float = 10.0) -> Result:
-    """Wait until none of the host links `names` exists (a deleted namespace's devices are
-    removed by the kernel in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = sorted(set(names) & (_host_links() or set()))
-        if not left:
-            return Result(0)
-        if time.monotonic() > deadline:
-            return Result(1, "", f"links still present after their namespaces were deleted: {' '.join(left[:10])}")
-        time.sleep(0.02)
-
-
-BUILTINS: dict[str, Callable[..., Result]] = {"stop_processes": stop_processes, "wait_links_gone": wait_links_gone}
+BUILTINS: dict[str, Callable[..., Result]] = {"stop_processes": stop_processes}
 
 
 @dataclass
@@ -369,7 +461,7 @@ def _refuse_foreign(plan: Plan, runner: Runner) -> None:
             raise PreflightError(f"{step.resource} already exists and was not made by nsgen topology {plan.name}; nothing was changed")
 
 
-_PURE = ("test", "!")  # guards without side effects: safe to evaluate before a batch runs
+_PURE = ("test", "!", "group_has_links")  # guards without side effects: safe to evaluate before a batch runs
 
 
 def _pure(cmd: Command) -> bool:

@@ -9,6 +9,7 @@ already done. The setup script, the teardown script and `nsgen run` all consume 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 from nsgen.models import Network, Topology
@@ -19,9 +20,10 @@ STATE_ROOT = "/run/nsgen"
 LOCK_FILE = "/run/lock/nsgen.lock"
 FORWARD_DIR = f"{STATE_ROOT}/.ip_forward"  # shared by every topology: a name no topology can have
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
-# The device group of every host device nsgen makes (bridges, veth host ends): firewall rules tell
-# container networks from the rest of the host by it, across topologies. 0x6e73 is "ns".
-DEVICE_GROUP = "28275"
+# Every host device nsgen makes (bridges, veth host ends) is in a device group whose high byte is
+# 0x6e ("n"): firewall rules tell container networks from the rest of the host by it, across
+# topologies. The low 24 bits are the topology's own (see device_group).
+NSGEN_GROUPS = "0x6e000000/0xff000000"
 NETNS_DIR = "/run/netns"
 NETNS_ETC = "/etc/netns"
 SYSCTL_DIR = "/etc/sysctl.d"
@@ -108,6 +110,13 @@ def state_dir(topology: str) -> str:
     return f"{STATE_ROOT}/{topology}"
 
 
+def device_group(topology: str) -> str:
+    """The device group of the topology's host devices: teardown deletes all of them, veth pairs
+    and bridges, in one kernel call (`ip link delete group`), where one by one each deletion
+    waits for the kernel. Setup refuses to start while any device is already in it."""
+    return f"0x6e{zlib.crc32(topology.encode()) & 0xFFFFFF:06x}"
+
+
 def rule_tag(topology: str) -> str:
     """The comment every firewall rule of a topology carries (iptables allows 255 bytes)."""
     return f"nsgen:{topology}"
@@ -157,6 +166,7 @@ class _Builder:
         # Named resources are ours only while the topology's state directory exists: teardown
         # never deletes a namespace or link of the same name that this topology did not make.
         self.owned: Argv = ("test", "-d", state_dir(topology.name))
+        self.group = device_group(topology.name)
 
     def add(self, step: Step) -> None:
         self.steps.append(step)
@@ -180,20 +190,6 @@ class _Builder:
         )
 
     def namespaces(self) -> None:
-        host_ends = [a.host_interface for c in self.t.containers.values() for a in c.attachments]
-        if host_ends:
-            # Nothing to do at setup. At teardown this runs last of the namespace work: the kernel
-            # removes a deleted namespace's devices in the background, so wait until the veth
-            # pairs are really gone before calling the teardown done.
-            self.add(
-                Step(
-                    id="settle",
-                    section="Namespaces",
-                    summary="Teardown waits until the veth pairs have gone with their namespaces.",
-                    commands=(),
-                    undo=(C("wait_links_gone", *host_ends, builtin=True, only_if=(self.owned,)),),
-                )
-            )
         for c in self.t.containers.values():
             self.add(
                 Step(
@@ -204,6 +200,22 @@ class _Builder:
                     undo=(C("ip", "netns", "delete", c.name, only_if=(self.owned, ("test", "-e", f"{NETNS_DIR}/{c.name}"))),),
                     probe=(("test", "-e", f"{NETNS_DIR}/{c.name}"),),
                     resource=f"network namespace {c.name}",
+                )
+            )
+        if any(c.attachments for c in self.t.containers.values()):
+            # Nothing to do at setup. At teardown this runs before the namespaces are deleted:
+            # deleting a namespace would leave its veth pairs to the kernel's background work.
+            has = ("group_has_links", self.group)
+            self.add(
+                Step(
+                    id="devices",
+                    section="Namespaces",
+                    summary=f"Teardown deletes every host device of topology {self.t.name} at once: its bridges and veth host ends "
+                    f"are in device group {self.group}, and deleting one end of a veth pair deletes the other.",
+                    commands=(),
+                    undo=(C("ip", "link", "delete", "group", self.group, only_if=(self.owned, has)),),
+                    probe=(has,),
+                    resource=f"a link in device group {self.group} (another topology's name hashes alike: rename one)",
                 )
             )
         for c in self.t.containers.values():
@@ -231,10 +243,11 @@ class _Builder:
                     id=f"bridge:{net.name}",
                     section="Bridges",
                     summary=f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers.",
-                    commands=(C("ip", "link", "add", net.bridge, "group", DEVICE_GROUP, "type", "bridge"),),
+                    commands=(C("ip", "link", "add", net.bridge, "group", self.group, "type", "bridge"),),
                     undo=(C("ip", "link", "delete", net.bridge, only_if=(self.owned, _link_exists(net.bridge))),),
                     probe=(_link_exists(net.bridge),),
                     resource=f"link {net.bridge}",
+                    goes_with="devices",
                 )
             )
             self.add(
@@ -250,7 +263,12 @@ class _Builder:
             )
 
     def links(self) -> None:
-        """Every veth pair, each made with its inner end already inside its namespace, then the host ends."""
+        """Every veth pair, each made with its inner end already inside its namespace, then the host ends.
+
+        Neither end gets an IPv6 link-local address (addrgenmode none; nsgen's networks are IPv4,
+        and Docker does the same for networks without IPv6): otherwise every interface that comes
+        up sends neighbour discovery and multicast reports, which a bridge floods to all its ports,
+        so bringing up the n-th container costs in proportion to n."""
         for c in self.t.containers.values():
             for a in c.attachments:
                 self.add(
@@ -259,13 +277,11 @@ class _Builder:
                         section="Links",
                         summary=f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
                         "its inner end made directly inside the namespace.",
-                        commands=(C("ip", "link", "add", a.host_interface, "group", DEVICE_GROUP, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
+                        commands=(C("ip", "link", "add", a.host_interface, "group", self.group, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
                         undo=(C("ip", "link", "delete", a.host_interface, only_if=(self.owned, _link_exists(a.host_interface))),),
                         probe=(_link_exists(a.host_interface),),
                         resource=f"link {a.host_interface}",
-                        # Deleting the namespace deletes the pair, all of them in one go: far
-                        # cheaper than deleting veths one by one (each waits for the kernel).
-                        goes_with=f"netns:{c.name}",
+                        goes_with="devices",
                     )
                 )
         for c in self.t.containers.values():
@@ -273,12 +289,12 @@ class _Builder:
                 net = self.t.networks[a.network]
                 if net.driver == "veth":
                     gw = f"{net.gateway}/{net.subnet.prefixlen}"
-                    summary = f"Give {a.host_interface} the gateway address {gw} and bring it up: the host is {c.name}'s router."
-                    commands = (C("ip", "addr", "replace", gw, "dev", a.host_interface), C("ip", "link", "set", a.host_interface, "up"))
+                    summary = f"Give {a.host_interface} the gateway address {gw} and bring it up (no IPv6 link-local address): the host is {c.name}'s router."
+                    commands = (C("ip", "addr", "replace", gw, "dev", a.host_interface), C("ip", "link", "set", a.host_interface, "addrgenmode", "none", "up"))
                 else:
-                    summary = f"Plug {a.host_interface} into bridge {net.bridge} (it has no address of its own) with hairpin on, so {c.name} reaches its own published ports; bring it up."
+                    summary = f"Plug {a.host_interface} into bridge {net.bridge} (it has no address of its own, not even IPv6 link-local) with hairpin on, so {c.name} reaches its own published ports; bring it up."
                     commands = (
-                        C("ip", "link", "set", a.host_interface, "master", str(net.bridge), "up"),
+                        C("ip", "link", "set", a.host_interface, "master", str(net.bridge), "addrgenmode", "none", "up"),
                         C("ip", "link", "set", a.host_interface, "type", "bridge_slave", "hairpin", "on"),
                     )
                 self.add(Step(id=f"host-end:{c.name}:{a.network}", section="Links", summary=summary, commands=commands))
@@ -300,10 +316,10 @@ class _Builder:
                     Step(
                         id=f"addr:{c.name}:{a.network}",
                         section="Inside the containers",
-                        summary=f"Give {a.interface} in {c.name} the address {inside} and bring it up.",
+                        summary=f"Give {a.interface} in {c.name} the address {inside} (and no IPv6 link-local one) and bring it up.",
                         commands=(
                             C("ip", "-n", c.name, "addr", "replace", inside, "dev", a.interface),
-                            C("ip", "-n", c.name, "link", "set", a.interface, "up"),
+                            C("ip", "-n", c.name, "link", "set", a.interface, "addrgenmode", "none", "up"),
                         ),
                     )
                 )
@@ -392,8 +408,8 @@ class _Builder:
         for net, dev in nets:
             if net.routes_out:
                 # Out to anywhere but another container network: those (this topology's or
-                # another's) are in nsgen's device group, and their own rules decide.
-                filter_rules.append(("-i", dev, "-m", "devgroup", "!", "--dst-group", DEVICE_GROUP, "-j", "ACCEPT"))
+                # another's) are in nsgen's device groups, and their own rules decide.
+                filter_rules.append(("-i", dev, "-m", "devgroup", "!", "--dst-group", NSGEN_GROUPS, "-j", "ACCEPT"))
             else:
                 filter_rules.append(("-i", dev, "-j", "DROP"))
         self._table(

@@ -15,6 +15,9 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 SHIM = """#!/bin/sh
 # Counts this call; at call $NSGEN_FAULT_AT does $NSGEN_FAULT_MODE (fail, TERM, INT, KILL).
+# `ip netns exec` starts a container's process in the background: not a call of the setup's own
+# (its parent may be gone by the time it runs), so it is neither counted nor faulted.
+if [ "{name}" = ip ] && [ "$1" = netns ] && [ "$2" = exec ]; then exec {real} "$@"; fi
 dir={dir}
 n=$(flock "$dir/lock" sh -c 'n=$(cat "$1" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" >"$1"; echo "$n"' _ "$dir/count")
 if [ "$n" = "${{NSGEN_FAULT_AT:-0}}" ]; then

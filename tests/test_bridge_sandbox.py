@@ -63,6 +63,11 @@ def test_bridge_example(drop_host, tmp_path, mode):
     assert ports.count("master br-front") == 2
     for line in sb.run(["ip", "-br", "-4", "addr"]).stdout.splitlines():
         assert not line.startswith("ve-"), line
+    # IPv4 networks: neither end of a veth pair has an IPv6 address (no link-local chatter)
+    assert [line for line in sb.run(["ip", "-o", "-6", "addr"]).stdout.splitlines() if " ve-" in line] == []
+    for ns in ("web", "app", "db"):
+        assert "inet6" not in sb.run(["ip", "-n", ns, "-o", "-6", "addr", "show", "dev", "eth0"]).stdout
+        assert "addrgenmode none" in sb.run(["ip", "-n", ns, "-d", "link", "show", "eth0"]).stdout
 
     # one network: both ways; the container on both networks reaches both
     assert reaches(sb, "web", APP) and reaches(sb, "app", WEB)

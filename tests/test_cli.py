@@ -23,7 +23,7 @@ def test_render_default_is_the_tutorial(cli):
     result = cli("render")
     assert result.exit_code == 0
     assert result.stdout.startswith("#!/usr/bin/env bash\n")
-    assert "ip link add vethc1 group 28275 type veth peer name veth1 netns container-1" in result.stdout
+    assert "ip link add vethc1 group 0x6e6bffe9 type veth peer name veth1 netns container-1" in result.stdout
     assert result.stderr == ""
 
 

@@ -7,6 +7,7 @@ import pytest
 from nsgen import execute
 from nsgen.errors import ExecutionError, PreflightError
 from nsgen.execute import RecordingRunner, Result
+from nsgen.plan import Command
 from tests.helpers import example_plan
 
 
@@ -129,3 +130,21 @@ def test_read_only_ip_forward_is_a_preflight_error(plan):
     with pytest.raises(PreflightError, match="net.ipv4.ip_forward is off and cannot be turned on"):
         execute.setup(plan, runner, batched=False)
     assert runner.log == []
+
+
+def test_nsenter_net_is_recognised_only_in_its_plain_form():
+    from nsgen.execute import _nsenter_net
+
+    assert _nsenter_net(("nsenter", "--net=/run/netns/web", "ip", "-batch", "-")) == ("/run/netns/web", ("ip", "-batch", "-"))
+    assert _nsenter_net(("nsenter", "--net=/run/netns/web", "--mount", "ip")) is None
+    assert _nsenter_net(("nsenter", "--net=", "ip")) is None
+    assert _nsenter_net(("nsenter", "-t", "1", "--net", "ip")) is None
+    assert _nsenter_net(("ip", "link")) is None
+
+
+def test_nsenter_into_a_missing_namespace_fails_as_nsenter_does():
+    from nsgen.execute import SubprocessRunner
+
+    result = SubprocessRunner().run(Command(("nsenter", "--net=/nonexistent/netns/web", "true")))
+    assert result.returncode == 1
+    assert result.stderr == "nsenter: cannot open /nonexistent/netns/web: No such file or directory"

@@ -20,7 +20,7 @@ def test_wheel_in_fresh_venv_renders(tmp_path):
     run.mkdir()
     nsgen = str(venv / "bin" / "nsgen")
     setup = subprocess.run([nsgen, "render"], capture_output=True, text=True, cwd=run, check=True)
-    assert "ip link add vethc1 group 28275 type veth peer name veth1 netns container-1" in setup.stdout
+    assert "ip link add vethc1 group 0x6e6bffe9 type veth peer name veth1 netns container-1" in setup.stdout
     teardown = subprocess.run([nsgen, "render", "--teardown"], capture_output=True, text=True, cwd=run, check=True)
     assert "ip netns delete container-1" in teardown.stdout
     module = subprocess.run([str(venv / "bin" / "python"), "-c", "import nsgen.render as r; print(r.templates_dir())"], capture_output=True, text=True, cwd=run, check=True)

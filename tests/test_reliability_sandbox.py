@@ -109,6 +109,9 @@ FOREIGN = [
     ("bridge", "ip link add br-front type bridge", "link br-front already exists"),
     ("netns dir", "mkdir -p /etc/netns/web && echo 'nameserver 192.0.2.1' > /etc/netns/web/resolv.conf", "directory /etc/netns/web already exists"),
     ("chain", "iptables -N NSGEN-bridge-lab", "iptables chain NSGEN-bridge-lab (table filter) already exists"),
+    # teardown deletes the topology's device group whole: a device already in it is not ours
+    ("device group", "ip link add foreign0 group 0x6e7c5ce4 type veth peer name foreign1",
+     "a link in device group 0x6e7c5ce4 (another topology's name hashes alike: rename one) already exists"),
 ]
 
 

@@ -42,22 +42,8 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
-# Wait until none of the given host links exists: the kernel removes a deleted namespace's
-# devices in the background.
-wait_links_gone() {
-  local names=" $* " name found
-  for _ in $(seq 200); do
-    found=
-    while read -r _ name _; do
-      name=${name%:}
-      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
-    done < <(ip -o link show)
-    [ -z "$found" ] && return 0
-    sleep 0.05
-  done
-  nsgen_say "links still present after their namespaces were deleted"
-  return 1
-}
+# Whether any host link is in a device group (nsgen's topologies each have their own).
+group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
@@ -81,33 +67,35 @@ undo_0() {
   fi
 }
 undo_1() {
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
     ip link delete br-front
   fi
 }
 undo_3() {
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
     ip link delete br-back
   fi
 }
 undo_5() {
-  if test -d /run/nsgen/bridge-lab; then
-    wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
-  fi
-}
-undo_6() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
     ip netns delete web
   fi
 }
-undo_7() {
+undo_6() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
     ip netns delete app
   fi
 }
-undo_8() {
+undo_7() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
     ip netns delete db
+  fi
+}
+undo_8() {
+  if test -d /run/nsgen/bridge-lab && group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then
+    ip link delete group 0x6e7c5ce4
   fi
 }
 undo_9() {
@@ -126,19 +114,19 @@ undo_11() {
   fi
 }
 undo_12() {
-  if nsgen_began 6; then return 0; fi
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
     ip link delete ve-web-32882
   fi
 }
 undo_13() {
-  if nsgen_began 7; then return 0; fi
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
     ip link delete ve-app-d6047
   fi
 }
 undo_14() {
-  if nsgen_began 7; then return 0; fi
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
     ip link delete ve-app-f8cbe
   fi
@@ -252,6 +240,7 @@ if ! test -d /run/nsgen/bridge-lab; then
   if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then die 'a link in device group 0x6e7c5ce4 (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if has_link ve-web-32882; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if has_link ve-app-d6047; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if has_link ve-app-f8cbe; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -282,28 +271,27 @@ begin 2 bridge-up:front
 begin 3 bridge:back
 begin 4 bridge-up:back
 ip -batch - <<'NSGEN_EOF'
-link add br-front group 28275 type bridge
+link add br-front group 0x6e7c5ce4 type bridge
 addr replace 172.20.0.1/24 dev br-front
 link set br-front up
-link add br-back group 28275 type bridge
+link add br-back group 0x6e7c5ce4 type bridge
 addr replace 172.21.0.1/24 dev br-back
 link set br-back up
 NSGEN_EOF
 
-# Teardown waits until the veth pairs have gone with their namespaces.
 # Create the network namespace web: the container's own interfaces, routes and firewall.
 # Create the network namespace app: the container's own interfaces, routes and firewall.
 # Create the network namespace db: the container's own interfaces, routes and firewall.
-begin 5 settle
-begin 6 netns:web
-begin 7 netns:app
-begin 8 netns:db
+begin 5 netns:web
+begin 6 netns:app
+begin 7 netns:db
 ip -batch - <<'NSGEN_EOF'
 netns add web
 netns add app
 netns add db
 NSGEN_EOF
 
+# Teardown deletes every host device of topology bridge-lab at once: its bridges and veth host ends are in device group 0x6e7c5ce4, and deleting one end of a veth pair deletes the other.
 # Teardown stops every process still running in web before the namespace is deleted.
 # Teardown stops every process still running in app before the namespace is deleted.
 # Teardown stops every process still running in db before the namespace is deleted.
@@ -311,10 +299,11 @@ NSGEN_EOF
 # Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
 # Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
 # Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
-# Plug ve-web-32882 into bridge br-front (it has no address of its own) with hairpin on, so web reaches its own published ports; bring it up.
-# Plug ve-app-d6047 into bridge br-front (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
-# Plug ve-app-f8cbe into bridge br-back (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
-# Plug ve-db-9bec0 into bridge br-back (it has no address of its own) with hairpin on, so db reaches its own published ports; bring it up.
+# Plug ve-web-32882 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so web reaches its own published ports; bring it up.
+# Plug ve-app-d6047 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
+# Plug ve-app-f8cbe into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
+# Plug ve-db-9bec0 into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so db reaches its own published ports; bring it up.
+begin 8 devices
 begin 9 reap:web
 begin 10 reap:app
 begin 11 reap:db
@@ -327,22 +316,22 @@ begin 17 host-end:app:front
 begin 18 host-end:app:back
 begin 19 host-end:db:back
 ip -batch - <<'NSGEN_EOF'
-link add ve-web-32882 group 28275 type veth peer name eth0 netns web
-link add ve-app-d6047 group 28275 type veth peer name eth0 netns app
-link add ve-app-f8cbe group 28275 type veth peer name eth1 netns app
-link add ve-db-9bec0 group 28275 type veth peer name eth0 netns db
-link set ve-web-32882 master br-front up
+link add ve-web-32882 group 0x6e7c5ce4 type veth peer name eth0 netns web
+link add ve-app-d6047 group 0x6e7c5ce4 type veth peer name eth0 netns app
+link add ve-app-f8cbe group 0x6e7c5ce4 type veth peer name eth1 netns app
+link add ve-db-9bec0 group 0x6e7c5ce4 type veth peer name eth0 netns db
+link set ve-web-32882 master br-front addrgenmode none up
 link set ve-web-32882 type bridge_slave hairpin on
-link set ve-app-d6047 master br-front up
+link set ve-app-d6047 master br-front addrgenmode none up
 link set ve-app-d6047 type bridge_slave hairpin on
-link set ve-app-f8cbe master br-back up
+link set ve-app-f8cbe master br-back addrgenmode none up
 link set ve-app-f8cbe type bridge_slave hairpin on
-link set ve-db-9bec0 master br-back up
+link set ve-db-9bec0 master br-back addrgenmode none up
 link set ve-db-9bec0 type bridge_slave hairpin on
 NSGEN_EOF
 
 # Bring up lo in web, so that a server listening on localhost answers inside it.
-# Give eth0 in web the address 172.20.0.2/24 and bring it up.
+# Give eth0 in web the address 172.20.0.2/24 (and no IPv6 link-local one) and bring it up.
 # Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
 begin 20 lo:web
 begin 21 addr:web:front
@@ -350,13 +339,13 @@ begin 22 route:web
 nsenter --net=/run/netns/web ip -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.20.0.2/24 dev eth0
-link set eth0 up
+link set eth0 addrgenmode none up
 route replace default via 172.20.0.1 dev eth0 src 172.20.0.2
 NSGEN_EOF
 
 # Bring up lo in app, so that a server listening on localhost answers inside it.
-# Give eth0 in app the address 172.20.0.3/24 and bring it up.
-# Give eth1 in app the address 172.21.0.2/24 and bring it up.
+# Give eth0 in app the address 172.20.0.3/24 (and no IPv6 link-local one) and bring it up.
+# Give eth1 in app the address 172.21.0.2/24 (and no IPv6 link-local one) and bring it up.
 # Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
 begin 23 lo:app
 begin 24 addr:app:front
@@ -365,20 +354,20 @@ begin 26 route:app
 nsenter --net=/run/netns/app ip -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.20.0.3/24 dev eth0
-link set eth0 up
+link set eth0 addrgenmode none up
 addr replace 172.21.0.2/24 dev eth1
-link set eth1 up
+link set eth1 addrgenmode none up
 route replace default via 172.20.0.1 dev eth0 src 172.20.0.3
 NSGEN_EOF
 
 # Bring up lo in db, so that a server listening on localhost answers inside it.
-# Give eth0 in db the address 172.21.0.10/24 and bring it up.
+# Give eth0 in db the address 172.21.0.10/24 (and no IPv6 link-local one) and bring it up.
 begin 27 lo:db
 begin 28 addr:db:back
 nsenter --net=/run/netns/db ip -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 172.21.0.10/24 dev eth0
-link set eth0 up
+link set eth0 addrgenmode none up
 NSGEN_EOF
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
@@ -406,7 +395,7 @@ iptables-restore -w --noflush <<'NSGEN_EOF'
 -A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
 -A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
 -A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
--A NSGEN-bridge-lab -i br-front -m devgroup ! --dst-group 28275 -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -i br-front -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:bridge-lab -j ACCEPT
 -A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
 -I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
 COMMIT

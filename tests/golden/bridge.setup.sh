@@ -38,22 +38,8 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
-# Wait until none of the given host links exists: the kernel removes a deleted namespace's
-# devices in the background.
-wait_links_gone() {
-  local names=" $* " name found
-  for _ in $(seq 200); do
-    found=
-    while read -r _ name _; do
-      name=${name%:}
-      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
-    done < <(ip -o link show)
-    [ -z "$found" ] && return 0
-    sleep 0.05
-  done
-  nsgen_say "links still present after their namespaces were deleted"
-  return 1
-}
+# Whether any host link is in a device group (nsgen's topologies each have their own).
+group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
@@ -77,33 +63,35 @@ undo_0() {
   fi
 }
 undo_1() {
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
     ip link delete br-front
   fi
 }
 undo_3() {
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
     ip link delete br-back
   fi
 }
 undo_5() {
-  if test -d /run/nsgen/bridge-lab; then
-    wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
-  fi
-}
-undo_6() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
     ip netns delete web
   fi
 }
-undo_7() {
+undo_6() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
     ip netns delete app
   fi
 }
-undo_8() {
+undo_7() {
   if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
     ip netns delete db
+  fi
+}
+undo_8() {
+  if test -d /run/nsgen/bridge-lab && group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then
+    ip link delete group 0x6e7c5ce4
   fi
 }
 undo_9() {
@@ -122,19 +110,19 @@ undo_11() {
   fi
 }
 undo_12() {
-  if nsgen_began 6; then return 0; fi
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
     ip link delete ve-web-32882
   fi
 }
 undo_13() {
-  if nsgen_began 7; then return 0; fi
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
     ip link delete ve-app-d6047
   fi
 }
 undo_14() {
-  if nsgen_began 7; then return 0; fi
+  if nsgen_began 8; then return 0; fi
   if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
     ip link delete ve-app-f8cbe
   fi
@@ -238,6 +226,7 @@ if ! test -d /run/nsgen/bridge-lab; then
   if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then die 'a link in device group 0x6e7c5ce4 (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if has_link ve-web-32882; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if has_link ve-app-d6047; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if has_link ve-app-f8cbe; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -272,7 +261,7 @@ if has_link br-front; then
   nsgen_say 'already done: bridge:front'
 else
   begin 1 bridge:front
-  ip link add br-front group 28275 type bridge
+  ip link add br-front group 0x6e7c5ce4 type bridge
 fi
 
 # Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
@@ -285,7 +274,7 @@ if has_link br-back; then
   nsgen_say 'already done: bridge:back'
 else
   begin 3 bridge:back
-  ip link add br-back group 28275 type bridge
+  ip link add br-back group 0x6e7c5ce4 type bridge
 fi
 
 # Give br-back the gateway address 172.21.0.1/24 and bring it up: the host is the network's router.
@@ -295,14 +284,11 @@ ip link set br-back up
 
 # ==== Namespaces ====
 
-# Teardown waits until the veth pairs have gone with their namespaces.
-begin 5 settle
-
 # Create the network namespace web: the container's own interfaces, routes and firewall.
 if test -e /run/netns/web; then
   nsgen_say 'already done: netns:web'
 else
-  begin 6 netns:web
+  begin 5 netns:web
   ip netns add web
 fi
 
@@ -310,7 +296,7 @@ fi
 if test -e /run/netns/app; then
   nsgen_say 'already done: netns:app'
 else
-  begin 7 netns:app
+  begin 6 netns:app
   ip netns add app
 fi
 
@@ -318,8 +304,15 @@ fi
 if test -e /run/netns/db; then
   nsgen_say 'already done: netns:db'
 else
-  begin 8 netns:db
+  begin 7 netns:db
   ip netns add db
+fi
+
+# Teardown deletes every host device of topology bridge-lab at once: its bridges and veth host ends are in device group 0x6e7c5ce4, and deleting one end of a veth pair deletes the other.
+if group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then
+  nsgen_say 'already done: devices'
+else
+  begin 8 devices
 fi
 
 # Teardown stops every process still running in web before the namespace is deleted.
@@ -338,7 +331,7 @@ if has_link ve-web-32882; then
   nsgen_say 'already done: veth:web:front'
 else
   begin 12 veth:web:front
-  ip link add ve-web-32882 group 28275 type veth peer name eth0 netns web
+  ip link add ve-web-32882 group 0x6e7c5ce4 type veth peer name eth0 netns web
 fi
 
 # Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
@@ -346,7 +339,7 @@ if has_link ve-app-d6047; then
   nsgen_say 'already done: veth:app:front'
 else
   begin 13 veth:app:front
-  ip link add ve-app-d6047 group 28275 type veth peer name eth0 netns app
+  ip link add ve-app-d6047 group 0x6e7c5ce4 type veth peer name eth0 netns app
 fi
 
 # Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
@@ -354,7 +347,7 @@ if has_link ve-app-f8cbe; then
   nsgen_say 'already done: veth:app:back'
 else
   begin 14 veth:app:back
-  ip link add ve-app-f8cbe group 28275 type veth peer name eth1 netns app
+  ip link add ve-app-f8cbe group 0x6e7c5ce4 type veth peer name eth1 netns app
 fi
 
 # Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
@@ -362,27 +355,27 @@ if has_link ve-db-9bec0; then
   nsgen_say 'already done: veth:db:back'
 else
   begin 15 veth:db:back
-  ip link add ve-db-9bec0 group 28275 type veth peer name eth0 netns db
+  ip link add ve-db-9bec0 group 0x6e7c5ce4 type veth peer name eth0 netns db
 fi
 
-# Plug ve-web-32882 into bridge br-front (it has no address of its own) with hairpin on, so web reaches its own published ports; bring it up.
+# Plug ve-web-32882 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so web reaches its own published ports; bring it up.
 begin 16 host-end:web:front
-ip link set ve-web-32882 master br-front up
+ip link set ve-web-32882 master br-front addrgenmode none up
 ip link set ve-web-32882 type bridge_slave hairpin on
 
-# Plug ve-app-d6047 into bridge br-front (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
+# Plug ve-app-d6047 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
 begin 17 host-end:app:front
-ip link set ve-app-d6047 master br-front up
+ip link set ve-app-d6047 master br-front addrgenmode none up
 ip link set ve-app-d6047 type bridge_slave hairpin on
 
-# Plug ve-app-f8cbe into bridge br-back (it has no address of its own) with hairpin on, so app reaches its own published ports; bring it up.
+# Plug ve-app-f8cbe into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
 begin 18 host-end:app:back
-ip link set ve-app-f8cbe master br-back up
+ip link set ve-app-f8cbe master br-back addrgenmode none up
 ip link set ve-app-f8cbe type bridge_slave hairpin on
 
-# Plug ve-db-9bec0 into bridge br-back (it has no address of its own) with hairpin on, so db reaches its own published ports; bring it up.
+# Plug ve-db-9bec0 into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so db reaches its own published ports; bring it up.
 begin 19 host-end:db:back
-ip link set ve-db-9bec0 master br-back up
+ip link set ve-db-9bec0 master br-back addrgenmode none up
 ip link set ve-db-9bec0 type bridge_slave hairpin on
 
 # ==== Inside the containers ====
@@ -391,10 +384,10 @@ ip link set ve-db-9bec0 type bridge_slave hairpin on
 begin 20 lo:web
 ip -n web link set lo up
 
-# Give eth0 in web the address 172.20.0.2/24 and bring it up.
+# Give eth0 in web the address 172.20.0.2/24 (and no IPv6 link-local one) and bring it up.
 begin 21 addr:web:front
 ip -n web addr replace 172.20.0.2/24 dev eth0
-ip -n web link set eth0 up
+ip -n web link set eth0 addrgenmode none up
 
 # Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
 begin 22 route:web
@@ -404,15 +397,15 @@ ip -n web route replace default via 172.20.0.1 dev eth0 src 172.20.0.2
 begin 23 lo:app
 ip -n app link set lo up
 
-# Give eth0 in app the address 172.20.0.3/24 and bring it up.
+# Give eth0 in app the address 172.20.0.3/24 (and no IPv6 link-local one) and bring it up.
 begin 24 addr:app:front
 ip -n app addr replace 172.20.0.3/24 dev eth0
-ip -n app link set eth0 up
+ip -n app link set eth0 addrgenmode none up
 
-# Give eth1 in app the address 172.21.0.2/24 and bring it up.
+# Give eth1 in app the address 172.21.0.2/24 (and no IPv6 link-local one) and bring it up.
 begin 25 addr:app:back
 ip -n app addr replace 172.21.0.2/24 dev eth1
-ip -n app link set eth1 up
+ip -n app link set eth1 addrgenmode none up
 
 # Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
 begin 26 route:app
@@ -422,10 +415,10 @@ ip -n app route replace default via 172.20.0.1 dev eth0 src 172.20.0.3
 begin 27 lo:db
 ip -n db link set lo up
 
-# Give eth0 in db the address 172.21.0.10/24 and bring it up.
+# Give eth0 in db the address 172.21.0.10/24 (and no IPv6 link-local one) and bring it up.
 begin 28 addr:db:back
 ip -n db addr replace 172.21.0.10/24 dev eth0
-ip -n db link set eth0 up
+ip -n db link set eth0 addrgenmode none up
 
 # ==== Forwarding ====
 
@@ -456,7 +449,7 @@ else
 -A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
 -A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
 -A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
--A NSGEN-bridge-lab -i br-front -m devgroup ! --dst-group 28275 -m comment --comment nsgen:bridge-lab -j ACCEPT
+-A NSGEN-bridge-lab -i br-front -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:bridge-lab -j ACCEPT
 -A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
 -I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
 COMMIT

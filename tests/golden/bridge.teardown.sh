@@ -38,22 +38,8 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
-# Wait until none of the given host links exists: the kernel removes a deleted namespace's
-# devices in the background.
-wait_links_gone() {
-  local names=" $* " name found
-  for _ in $(seq 200); do
-    found=
-    while read -r _ name _; do
-      name=${name%:}
-      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
-    done < <(ip -o link show)
-    [ -z "$found" ] && return 0
-    sleep 0.05
-  done
-  nsgen_say "links still present after their namespaces were deleted"
-  return 1
-}
+# Whether any host link is in a device group (nsgen's topologies each have their own).
+group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
@@ -141,6 +127,11 @@ if test -d /run/nsgen/bridge-lab; then
   stop_processes web
 fi
 
+# Undo: Teardown deletes every host device of topology bridge-lab at once: its bridges and veth host ends are in device group 0x6e7c5ce4, and deleting one end of a veth pair deletes the other.
+if test -d /run/nsgen/bridge-lab && group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then
+  ip link delete group 0x6e7c5ce4
+fi
+
 # Undo: Create the network namespace db: the container's own interfaces, routes and firewall.
 if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
   ip netns delete db
@@ -154,21 +145,6 @@ fi
 # Undo: Create the network namespace web: the container's own interfaces, routes and firewall.
 if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
   ip netns delete web
-fi
-
-# Undo: Teardown waits until the veth pairs have gone with their namespaces.
-if test -d /run/nsgen/bridge-lab; then
-  wait_links_gone ve-web-32882 ve-app-d6047 ve-app-f8cbe ve-db-9bec0
-fi
-
-# Undo: Create bridge br-back for network back: a virtual switch for its containers.
-if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
-  ip link delete br-back
-fi
-
-# Undo: Create bridge br-front for network front: a virtual switch for its containers.
-if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
-  ip link delete br-front
 fi
 
 # Undo: Record that topology bridge-lab is up: its processes' pids and logs live in /run/nsgen/bridge-lab.

@@ -38,22 +38,8 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
-# Wait until none of the given host links exists: the kernel removes a deleted namespace's
-# devices in the background.
-wait_links_gone() {
-  local names=" $* " name found
-  for _ in $(seq 200); do
-    found=
-    while read -r _ name _; do
-      name=${name%:}
-      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
-    done < <(ip -o link show)
-    [ -z "$found" ] && return 0
-    sleep 0.05
-  done
-  nsgen_say "links still present after their namespaces were deleted"
-  return 1
-}
+# Whether any host link is in a device group (nsgen's topologies each have their own).
+group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
@@ -77,18 +63,19 @@ undo_0() {
   fi
 }
 undo_1() {
+  if nsgen_began 4; then return 0; fi
   if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
     ip link delete br-pods-82aeb
   fi
 }
 undo_3() {
-  if test -d /run/nsgen/pod; then
-    wait_links_gone ve-pod-1-af4d3
+  if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
+    ip netns delete pod-1
   fi
 }
 undo_4() {
-  if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
-    ip netns delete pod-1
+  if test -d /run/nsgen/pod && group_has_links 0x6e0a636b >/dev/null 2>&1; then
+    ip link delete group 0x6e0a636b
   fi
 }
 undo_5() {
@@ -199,6 +186,7 @@ has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 if ! test -d /run/nsgen/pod; then
   if has_link br-pods-82aeb; then die 'link br-pods-82aeb already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if group_has_links 0x6e0a636b >/dev/null 2>&1; then die 'a link in device group 0x6e0a636b (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if has_link ve-pod-1-af4d3; then die 'link ve-pod-1-af4d3 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
@@ -219,31 +207,31 @@ NSGEN_EOF
 begin 1 bridge:pods
 begin 2 bridge-up:pods
 ip -batch - <<'NSGEN_EOF'
-link add br-pods-82aeb group 28275 type bridge
+link add br-pods-82aeb group 0x6e0a636b type bridge
 addr replace 10.88.0.1/24 dev br-pods-82aeb
 link set br-pods-82aeb up
 NSGEN_EOF
 
-# Teardown waits until the veth pairs have gone with their namespaces.
 # Create the network namespace pod-1: the container's own interfaces, routes and firewall.
-begin 3 settle
-begin 4 netns:pod-1
+begin 3 netns:pod-1
 ip netns add pod-1
 
+# Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b, and deleting one end of a veth pair deletes the other.
 # Teardown stops every process still running in pod-1 before the namespace is deleted.
 # Create the veth pair ve-pod-1-af4d3 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
-# Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own) with hairpin on, so pod-1 reaches its own published ports; bring it up.
+# Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own, not even IPv6 link-local) with hairpin on, so pod-1 reaches its own published ports; bring it up.
+begin 4 devices
 begin 5 reap:pod-1
 begin 6 veth:pod-1:pods
 begin 7 host-end:pod-1:pods
 ip -batch - <<'NSGEN_EOF'
-link add ve-pod-1-af4d3 group 28275 type veth peer name eth0 netns pod-1
-link set ve-pod-1-af4d3 master br-pods-82aeb up
+link add ve-pod-1-af4d3 group 0x6e0a636b type veth peer name eth0 netns pod-1
+link set ve-pod-1-af4d3 master br-pods-82aeb addrgenmode none up
 link set ve-pod-1-af4d3 type bridge_slave hairpin on
 NSGEN_EOF
 
 # Bring up lo in pod-1, so that a server listening on localhost answers inside it.
-# Give eth0 in pod-1 the address 10.88.0.2/24 and bring it up.
+# Give eth0 in pod-1 the address 10.88.0.2/24 (and no IPv6 link-local one) and bring it up.
 # Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
 begin 8 lo:pod-1
 begin 9 addr:pod-1:pods
@@ -251,7 +239,7 @@ begin 10 route:pod-1
 nsenter --net=/run/netns/pod-1 ip -batch - <<'NSGEN_EOF'
 link set lo up
 addr replace 10.88.0.2/24 dev eth0
-link set eth0 up
+link set eth0 addrgenmode none up
 route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
 NSGEN_EOF
 
@@ -278,7 +266,7 @@ iptables-restore -w --noflush <<'NSGEN_EOF'
 -A NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
 -A NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
 -A NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
--A NSGEN-pod -i br-pods-82aeb -m devgroup ! --dst-group 28275 -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -i br-pods-82aeb -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:pod -j ACCEPT
 -I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
 COMMIT
 NSGEN_EOF

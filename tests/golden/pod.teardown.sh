@@ -34,22 +34,8 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
-# Wait until none of the given host links exists: the kernel removes a deleted namespace's
-# devices in the background.
-wait_links_gone() {
-  local names=" $* " name found
-  for _ in $(seq 200); do
-    found=
-    while read -r _ name _; do
-      name=${name%:}
-      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
-    done < <(ip -o link show)
-    [ -z "$found" ] && return 0
-    sleep 0.05
-  done
-  nsgen_say "links still present after their namespaces were deleted"
-  return 1
-}
+# Whether any host link is in a device group (nsgen's topologies each have their own).
+group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
@@ -124,19 +110,14 @@ if test -d /run/nsgen/pod; then
   stop_processes pod-1
 fi
 
+# Undo: Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b, and deleting one end of a veth pair deletes the other.
+if test -d /run/nsgen/pod && group_has_links 0x6e0a636b >/dev/null 2>&1; then
+  ip link delete group 0x6e0a636b
+fi
+
 # Undo: Create the network namespace pod-1: the container's own interfaces, routes and firewall.
 if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
   ip netns delete pod-1
-fi
-
-# Undo: Teardown waits until the veth pairs have gone with their namespaces.
-if test -d /run/nsgen/pod; then
-  wait_links_gone ve-pod-1-af4d3
-fi
-
-# Undo: Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
-if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
-  ip link delete br-pods-82aeb
 fi
 
 # Undo: Record that topology pod is up: its processes' pids and logs live in /run/nsgen/pod.

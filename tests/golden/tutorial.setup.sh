@@ -33,22 +33,8 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
-# Wait until none of the given host links exists: the kernel removes a deleted namespace's
-# devices in the background.
-wait_links_gone() {
-  local names=" $* " name found
-  for _ in $(seq 200); do
-    found=
-    while read -r _ name _; do
-      name=${name%:}
-      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
-    done < <(ip -o link show)
-    [ -z "$found" ] && return 0
-    sleep 0.05
-  done
-  nsgen_say "links still present after their namespaces were deleted"
-  return 1
-}
+# Whether any host link is in a device group (nsgen's topologies each have their own).
+group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
@@ -72,13 +58,13 @@ undo_0() {
   fi
 }
 undo_1() {
-  if test -d /run/nsgen/tutorial; then
-    wait_links_gone vethc1
+  if test -d /run/nsgen/tutorial && test -e /run/netns/container-1; then
+    ip netns delete container-1
   fi
 }
 undo_2() {
-  if test -d /run/nsgen/tutorial && test -e /run/netns/container-1; then
-    ip netns delete container-1
+  if test -d /run/nsgen/tutorial && group_has_links 0x6e6bffe9 >/dev/null 2>&1; then
+    ip link delete group 0x6e6bffe9
   fi
 }
 undo_3() {
@@ -167,6 +153,7 @@ has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/tutorial; then
   if test -e /run/netns/container-1; then die 'network namespace container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+  if group_has_links 0x6e6bffe9 >/dev/null 2>&1; then die 'a link in device group 0x6e6bffe9 (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
   if has_link vethc1; then die 'link vethc1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
   if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1; then die 'iptables chain NSGEN-tutorial (table filter) already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
   if test -e /etc/netns/container-1; then die 'directory /etc/netns/container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
@@ -189,15 +176,19 @@ fi
 
 # ==== Namespaces ====
 
-# Teardown waits until the veth pairs have gone with their namespaces.
-begin 1 settle
-
 # Create the network namespace container-1: the container's own interfaces, routes and firewall.
 if test -e /run/netns/container-1; then
   nsgen_say 'already done: netns:container-1'
 else
-  begin 2 netns:container-1
+  begin 1 netns:container-1
   ip netns add container-1
+fi
+
+# Teardown deletes every host device of topology tutorial at once: its bridges and veth host ends are in device group 0x6e6bffe9, and deleting one end of a veth pair deletes the other.
+if group_has_links 0x6e6bffe9 >/dev/null 2>&1; then
+  nsgen_say 'already done: devices'
+else
+  begin 2 devices
 fi
 
 # Teardown stops every process still running in container-1 before the namespace is deleted.
@@ -210,13 +201,13 @@ if has_link vethc1; then
   nsgen_say 'already done: veth:container-1:link0'
 else
   begin 4 veth:container-1:link0
-  ip link add vethc1 group 28275 type veth peer name veth1 netns container-1
+  ip link add vethc1 group 0x6e6bffe9 type veth peer name veth1 netns container-1
 fi
 
-# Give vethc1 the gateway address 172.18.0.1/24 and bring it up: the host is container-1's router.
+# Give vethc1 the gateway address 172.18.0.1/24 and bring it up (no IPv6 link-local address): the host is container-1's router.
 begin 5 host-end:container-1:link0
 ip addr replace 172.18.0.1/24 dev vethc1
-ip link set vethc1 up
+ip link set vethc1 addrgenmode none up
 
 # ==== Inside the containers ====
 
@@ -224,10 +215,10 @@ ip link set vethc1 up
 begin 6 lo:container-1
 ip -n container-1 link set lo up
 
-# Give veth1 in container-1 the address 172.18.0.2/24 and bring it up.
+# Give veth1 in container-1 the address 172.18.0.2/24 (and no IPv6 link-local one) and bring it up.
 begin 7 addr:container-1:link0
 ip -n container-1 addr replace 172.18.0.2/24 dev veth1
-ip -n container-1 link set veth1 up
+ip -n container-1 link set veth1 addrgenmode none up
 
 # Send container-1's traffic for everywhere else to the host at 172.18.0.1, from 172.18.0.2.
 begin 8 route:container-1
@@ -258,7 +249,7 @@ else
 :NSGEN-tutorial - [0:0]
 -A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
 -A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
--A NSGEN-tutorial -i vethc1 -m devgroup ! --dst-group 28275 -m comment --comment nsgen:tutorial -j ACCEPT
+-A NSGEN-tutorial -i vethc1 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:tutorial -j ACCEPT
 -I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
 COMMIT
 NSGEN_EOF

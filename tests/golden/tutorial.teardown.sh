@@ -33,22 +33,8 @@ stop_processes() {
   [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
-# Wait until none of the given host links exists: the kernel removes a deleted namespace's
-# devices in the background.
-wait_links_gone() {
-  local names=" $* " name found
-  for _ in $(seq 200); do
-    found=
-    while read -r _ name _; do
-      name=${name%:}
-      if [[ $names == *" ${name%@*} "* ]]; then found=1; break; fi
-    done < <(ip -o link show)
-    [ -z "$found" ] && return 0
-    sleep 0.05
-  done
-  nsgen_say "links still present after their namespaces were deleted"
-  return 1
-}
+# Whether any host link is in a device group (nsgen's topologies each have their own).
+group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
@@ -112,14 +98,14 @@ if test -d /run/nsgen/tutorial; then
   stop_processes container-1
 fi
 
+# Undo: Teardown deletes every host device of topology tutorial at once: its bridges and veth host ends are in device group 0x6e6bffe9, and deleting one end of a veth pair deletes the other.
+if test -d /run/nsgen/tutorial && group_has_links 0x6e6bffe9 >/dev/null 2>&1; then
+  ip link delete group 0x6e6bffe9
+fi
+
 # Undo: Create the network namespace container-1: the container's own interfaces, routes and firewall.
 if test -d /run/nsgen/tutorial && test -e /run/netns/container-1; then
   ip netns delete container-1
-fi
-
-# Undo: Teardown waits until the veth pairs have gone with their namespaces.
-if test -d /run/nsgen/tutorial; then
-  wait_links_gone vethc1
 fi
 
 # Undo: Record that topology tutorial is up: its processes' pids and logs live in /run/nsgen/tutorial.
