@@ -10,7 +10,7 @@ for, so a failure names the step that failed and rollback undoes exactly the ste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import re
 
@@ -19,8 +19,7 @@ from nsgen.plan import NETNS_DIR, Command, Step
 _UNSAFE = re.compile(r"[\s\"'\\#]")
 
 
-@dataclass(frozen=True)
-class Unit:
+class Unit(NamedTuple):
     command: Command | None  # what runs (None: nothing, the unit only begins steps)
     parts: tuple[tuple[Step, Command], ...]  # the plan's commands it stands for, in order
     steps: tuple[Step, ...]  # the steps it begins (command-less steps included)

@@ -20,8 +20,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, NamedTuple, Protocol
 
 from nsgen import batch
 from nsgen.errors import ExecutionError, PreflightError
@@ -33,8 +32,7 @@ PARALLEL = 4  # configuration batches run side by side, each in its own namespac
 STOP_GRACE = 3.0
 
 
-@dataclass
-class Result:
+class Result(NamedTuple):
     returncode: int
     stdout: str = ""
     stderr: str = ""
@@ -339,15 +337,21 @@ def stop_processes(*namespaces: str, grace: float = STOP_GRACE) -> Result:
 BUILTINS: dict[str, Callable[..., Result]] = {"stop_processes": stop_processes}
 
 
-@dataclass
 class RecordingRunner:
     """Runs nothing: records every command, answers probes from `present` (argv tuples that succeed)."""
 
-    present: set[tuple[str, ...]] = field(default_factory=set)
-    fail: Callable[[Command], Result | None] = lambda cmd: None
-    root: bool = True
-    tools_missing: list[str] = field(default_factory=list)
-    log: list[tuple[str, ...]] = field(default_factory=list)
+    def __init__(
+        self,
+        present: set[tuple[str, ...]] | None = None,
+        fail: Callable[[Command], Result | None] = lambda cmd: None,
+        root: bool = True,
+        tools_missing: list[str] | None = None,
+    ) -> None:
+        self.present = set(present or ())
+        self.fail = fail
+        self.root = root
+        self.tools_missing = list(tools_missing or ())
+        self.log: list[tuple[str, ...]] = []
 
     def run(self, cmd: Command) -> Result:
         self.log.append(cmd.argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -69,4 +70,22 @@ def load_file(path: str | Path) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise LoadError(f"{path}: line {exc.lineno}, column {exc.colno}: JSON syntax error: {exc.msg}") from None
-    return parse_text(text, str(path))
+    from nsgen import cache
+
+    hit, data = cache.parsed(str(path), text, _parser_version())
+    if hit:
+        return data
+    data = parse_text(text, str(path))
+    cache.keep_parsed(str(path), text, _parser_version(), data)
+    return data
+
+
+def _parser_version() -> str:
+    """What a cached parse must have been made by: this nsgen, this very loader."""
+    from nsgen import __version__
+
+    try:
+        st = os.stat(__file__)
+    except OSError:
+        return __version__
+    return f"{__version__}:{st.st_size}:{st.st_mtime_ns}"

@@ -8,16 +8,14 @@ together, each under the path of the field it concerns (`containers.web.networks
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import ipaddress
 import re
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass, field
+import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from nsgen.errors import ValidationError
 
@@ -35,8 +33,7 @@ BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel
 # The resolved topology: what every later stage reads. Nothing here is optional or "default".
 
 
-@dataclass(frozen=True)
-class PublishedPort:
+class PublishedPort(NamedTuple):
     host_ip: ipaddress.IPv4Address | None  # None: every host address
     host_port: int
     container_port: int
@@ -44,8 +41,7 @@ class PublishedPort:
     spec: str  # as the user wrote it, for messages and comments
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(NamedTuple):
     """One container's interface on one network."""
 
     network: str
@@ -56,8 +52,7 @@ class Attachment:
     gateway: ipaddress.IPv4Address
 
 
-@dataclass(frozen=True)
-class Network:
+class Network(NamedTuple):
     name: str
     driver: str
     subnet: ipaddress.IPv4Network
@@ -72,13 +67,11 @@ class Network:
         return not self.internal
 
 
-@dataclass(frozen=True)
-class Process:
+class Process(NamedTuple):
     argv: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Container:
+class Container(NamedTuple):
     name: str  # also the network namespace's name
     attachments: tuple[Attachment, ...]
     dns: tuple[str, ...]  # nameservers written to /etc/netns/<name>/resolv.conf; empty: none written
@@ -92,14 +85,12 @@ class Container:
         return self.attachments[0] if self.attachments else None
 
 
-@dataclass(frozen=True)
-class Host:
+class Host(NamedTuple):
     ip_forward: bool
     persist: bool
 
 
-@dataclass(frozen=True)
-class Topology:
+class Topology(NamedTuple):
     name: str
     networks: dict[str, Network]
     containers: dict[str, Container]
@@ -115,7 +106,32 @@ class Topology:
 
 
 def host_routes() -> list[tuple[str, str]]:
-    """The host's IPv4 routes in the main table as (prefix, device); empty when `ip` cannot tell."""
+    """The host's IPv4 routes in the main table as (prefix, device); empty when they cannot be read.
+
+    Read from /proc/net/route (the main table of this process's network namespace, as `ip route`
+    shows it), without starting a process; `ip -j route` when that file is missing."""
+    try:
+        with open("/proc/net/route") as f:
+            rows = f.read().splitlines()[1:]
+    except OSError:
+        return _ip_routes()
+    routes = []
+    for row in rows:
+        fields = row.split()
+        if len(fields) < 8:
+            continue
+        try:
+            dst = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+            mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+            net = ipaddress.IPv4Network(f"{dst}/{mask}", strict=False)
+        except ValueError:
+            continue
+        shown = "default" if net.prefixlen == 0 else str(net.network_address) if net.prefixlen == 32 else str(net)
+        routes.append((shown, fields[0]))  # as `ip route` writes them
+    return routes
+
+
+def _ip_routes() -> list[tuple[str, str]]:
     import json
     import subprocess
 
@@ -127,13 +143,12 @@ def host_routes() -> list[tuple[str, str]]:
     return [(r.get("dst", ""), r.get("dev", "")) for r in routes if isinstance(r, dict)]
 
 
-@dataclass
-class Environment:
+class Environment(NamedTuple):
     resolv_conf: Path = Path("/etc/resolv.conf")
     systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
     which: Callable[[str], str | None] = shutil.which
     nsgen_argv: tuple[str, ...] | None = None  # how to start nsgen itself; found when None
-    routes: Callable[[], list[tuple[str, str]]] = field(default=lambda: host_routes())
+    routes: Callable[[], list[tuple[str, str]]] = lambda: host_routes()  # noqa: E731 (looked up when called)
 
     def nsgen_command(self) -> tuple[str, ...]:
         if self.nsgen_argv is not None:
@@ -186,6 +201,8 @@ def _check_keys(obj: dict, allowed: set[str], path: str, problems: Problems) -> 
     for key in obj:
         if key not in allowed:
             where = f"{path}.{_k(key)}" if path else _k(key)
+            import difflib  # only for a message
+
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(allowed))}"
             problems.add(where, f"unknown key {_show(key)}{hint}")
@@ -288,7 +305,9 @@ def _subnet(value: Any, path: str, problems: Problems) -> ipaddress.IPv4Network 
 
 
 def _short_hash(*parts: str) -> str:
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+    """Eight hex digits that tell derived names apart (CRC-32: no cryptographic strength is
+    needed, a clash is reported like any other name clash, and zlib loads in no time)."""
+    return f"{zlib.crc32('/'.join(parts).encode()):08x}"
 
 
 def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | None:
@@ -452,6 +471,7 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
 
     warnings = []
     resolved_containers: dict[str, Container] = {}
+    host_dns: tuple[tuple[str, ...], str, str | None] | None = None
     allocated = _allocate(networks, containers, problems)
     problems.raise_if_any()
     for cname, raw in containers.items():
@@ -468,7 +488,9 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
         )
         dns, source = raw["dns"], "the topology file"
         if dns is None:
-            dns, source, warning = _host_dns(env)
+            if host_dns is None:
+                host_dns = _host_dns(env)  # read once for every container that names no DNS
+            dns, source, warning = host_dns
             if warning:
                 warnings.append(f"containers.{cname}.dns: {warning}")
         resolved_containers[cname] = Container(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from nsgen.models import Network, Topology
 
@@ -29,8 +29,7 @@ NETNS_ETC = "/etc/netns"
 SYSCTL_DIR = "/etc/sysctl.d"
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One program run: an argv, with what the shell would add around it described as data.
 
     input: text fed on standard input (a here-document in the script).
@@ -48,8 +47,7 @@ class Command:
     builtin: bool = False
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     id: str
     section: str  # the part of the tutorial this step belongs to (a heading in the script)
     summary: str  # why, in one line
@@ -60,16 +58,14 @@ class Step:
     goes_with: str | None = None  # id of a step whose undo takes this step's effect with it
 
 
-@dataclass(frozen=True)
-class Requirement:
+class Requirement(NamedTuple):
     """Checked before setup changes anything: met when any of the probes succeeds."""
 
     any_of: tuple[Argv, ...]
     message: str
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     topology: Topology
     steps: tuple[Step, ...]
     tools: tuple[str, ...]

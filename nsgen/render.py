@@ -82,18 +82,11 @@ def comment(text: str) -> Shell:
 
 def _bytecode_cache(jinja2):
     """Compiled templates kept in the user's cache folder (keyed by each template's source), so
-    a render does not parse and compile them again; without a writable folder, no cache."""
-    import os
+    a render does not parse and compile them again; without a folder that is safely ours, none."""
+    from nsgen.cache import folder
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "nsgen", "templates")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        if not os.access(folder, os.W_OK):
-            return None
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(folder)
+    where = folder("templates")
+    return jinja2.FileSystemBytecodeCache(where) if where else None
 
 
 @functools.lru_cache(maxsize=1)

@@ -67,3 +67,17 @@ def test_mixed_topology(sandbox, tmp_path, mode):
     assert sb.in_ns("edge.1", ["ping", "-c1", "-W1", "10.52.0.2"], check=False).returncode != 0
     driver.down()
     assert sb.snapshot() == before
+
+
+def test_host_routes_read_from_proc_are_what_ip_route_shows(sandbox):
+    """The overlap check reads /proc/net/route; `ip -j route` must see the same main table."""
+    sandbox.sh(
+        "ip link add b1 type bridge && ip addr add 10.9.8.1/24 dev b1 && ip link set b1 up && "
+        "ip route add 192.0.2.128/25 dev b1 && ip route add 10.250.0.0/16 via 10.9.8.2 && "
+        "ip route add 203.0.113.7 dev b1 && ip route add 10.251.0.0/16 via 10.9.8.3 table 100"
+    )
+    code = "from nsgen.models import host_routes, _ip_routes; import json; print(json.dumps([sorted(host_routes()), sorted(_ip_routes())]))"
+    from_proc, from_ip = json.loads(sandbox.run(["python3", "-c", code]).stdout)
+    assert from_proc == from_ip
+    assert ["203.0.113.7", "b1"] in from_proc and ["10.250.0.0/16", "b1"] in from_proc
+    assert not any(dst.startswith("10.251.") for dst, _ in from_proc)  # another table: not the main one

@@ -265,11 +265,11 @@ def test_bridge_defaults():
 
 def test_subnet_overlapping_a_host_route_is_refused():
     env = fixed_env()
-    env.routes = lambda: [("default", "eth0"), ("172.18.0.0/16", "eth0"), ("10.0.0.0/8", "eth1"), ("172.18.0.0/24", "vethc1")]
+    env = env._replace(routes=lambda: [("default", "eth0"), ("172.18.0.0/16", "eth0"), ("10.0.0.0/8", "eth1"), ("172.18.0.0/24", "vethc1")])
     with pytest.raises(ValidationError) as info:
         resolve(parse_text(TUTORIAL), env)
     assert [f"{p}: {m}" for p, m in info.value.problems] == [
         "networks.link0.subnet: 172.18.0.0/24 overlaps the host's route to 172.18.0.0/16 (dev eth0); choose a subnet the host does not use"
     ]
-    env.routes = lambda: [("default", "eth0"), ("172.18.0.0/24", "vethc1"), ("192.0.2.0/24", "eth0")]
+    env = env._replace(routes=lambda: [("default", "eth0"), ("172.18.0.0/24", "vethc1"), ("192.0.2.0/24", "eth0")])
     assert resolve(parse_text(TUTORIAL), env).name == "tutorial"  # its own route, while it is up, is fine

@@ -105,7 +105,7 @@ def test_sigkill_then_teardown_or_setup_again(sandbox, tmp_path, mode):
 
 FOREIGN = [
     ("namespace", "ip netns add web", "network namespace web already exists"),
-    ("link", "ip link add ve-web-32882 type veth peer name foreign0", "link ve-web-32882 already exists"),
+    ("link", "ip link add ve-web-794cd type veth peer name foreign0", "link ve-web-794cd already exists"),
     ("bridge", "ip link add br-front type bridge", "link br-front already exists"),
     ("netns dir", "mkdir -p /etc/netns/web && echo 'nameserver 192.0.2.1' > /etc/netns/web/resolv.conf", "directory /etc/netns/web already exists"),
     ("chain", "iptables -N NSGEN-bridge-lab", "iptables chain NSGEN-bridge-lab (table filter) already exists"),

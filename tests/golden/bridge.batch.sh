@@ -5,11 +5,11 @@
 #
 # host (ip_forward on)
 # ├── network front (bridge br-front, 172.20.0.0/24, gateway 172.20.0.1, masquerade)
-# │   ├── ve-web-32882 <──veth──> web: eth0 172.20.0.2/24  published *:8080->8000/tcp
-# │   └── ve-app-d6047 <──veth──> app: eth0 172.20.0.3/24
+# │   ├── ve-web-794cd <──veth──> web: eth0 172.20.0.2/24  published *:8080->8000/tcp
+# │   └── ve-app-628c5 <──veth──> app: eth0 172.20.0.3/24
 # └── network back (bridge br-back, 172.21.0.0/24, gateway 172.21.0.1, internal)
-#     ├── ve-app-f8cbe <──veth──> app: eth1 172.21.0.2/24
-#     └── ve-db-9bec0 <──veth──> db: eth0 172.21.0.10/24
+#     ├── ve-app-13f41 <──veth──> app: eth1 172.21.0.2/24
+#     └── ve-db-6650d <──veth──> db: eth0 172.21.0.10/24
 # web runs: nsgen echo-server --port 8000
 # web resolves through: 1.1.1.1
 # app resolves through: 1.1.1.1
@@ -115,26 +115,26 @@ undo_11() {
 }
 undo_12() {
   if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show ve-web-32882 >/dev/null 2>&1; then
-    ip link delete ve-web-32882
+  if test -d /run/nsgen/bridge-lab && ip link show ve-web-794cd >/dev/null 2>&1; then
+    ip link delete ve-web-794cd
   fi
 }
 undo_13() {
   if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show ve-app-d6047 >/dev/null 2>&1; then
-    ip link delete ve-app-d6047
+  if test -d /run/nsgen/bridge-lab && ip link show ve-app-628c5 >/dev/null 2>&1; then
+    ip link delete ve-app-628c5
   fi
 }
 undo_14() {
   if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show ve-app-f8cbe >/dev/null 2>&1; then
-    ip link delete ve-app-f8cbe
+  if test -d /run/nsgen/bridge-lab && ip link show ve-app-13f41 >/dev/null 2>&1; then
+    ip link delete ve-app-13f41
   fi
 }
 undo_15() {
   if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show ve-db-9bec0 >/dev/null 2>&1; then
-    ip link delete ve-db-9bec0
+  if test -d /run/nsgen/bridge-lab && ip link show ve-db-6650d >/dev/null 2>&1; then
+    ip link delete ve-db-6650d
   fi
 }
 undo_29() {
@@ -241,10 +241,10 @@ if ! test -d /run/nsgen/bridge-lab; then
   if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then die 'a link in device group 0x6e7c5ce4 (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link ve-web-32882; then die 'link ve-web-32882 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link ve-app-d6047; then die 'link ve-app-d6047 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link ve-app-f8cbe; then die 'link ve-app-f8cbe already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link ve-db-9bec0; then die 'link ve-db-9bec0 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-web-794cd; then die 'link ve-web-794cd already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-app-628c5; then die 'link ve-app-628c5 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-app-13f41; then die 'link ve-app-13f41 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+  if has_link ve-db-6650d; then die 'link ve-db-6650d already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
   if test -e /etc/netns/web; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -295,14 +295,14 @@ NSGEN_EOF
 # Teardown stops every process still running in web before the namespace is deleted.
 # Teardown stops every process still running in app before the namespace is deleted.
 # Teardown stops every process still running in db before the namespace is deleted.
-# Create the veth pair ve-web-32882 (host) <-> eth0 (in web), its inner end made directly inside the namespace.
-# Create the veth pair ve-app-d6047 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
-# Create the veth pair ve-app-f8cbe (host) <-> eth1 (in app), its inner end made directly inside the namespace.
-# Create the veth pair ve-db-9bec0 (host) <-> eth0 (in db), its inner end made directly inside the namespace.
-# Plug ve-web-32882 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so web reaches its own published ports; bring it up.
-# Plug ve-app-d6047 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
-# Plug ve-app-f8cbe into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
-# Plug ve-db-9bec0 into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so db reaches its own published ports; bring it up.
+# Create the veth pair ve-web-794cd (host) <-> eth0 (in web), its inner end made directly inside the namespace.
+# Create the veth pair ve-app-628c5 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
+# Create the veth pair ve-app-13f41 (host) <-> eth1 (in app), its inner end made directly inside the namespace.
+# Create the veth pair ve-db-6650d (host) <-> eth0 (in db), its inner end made directly inside the namespace.
+# Plug ve-web-794cd into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so web reaches its own published ports; bring it up.
+# Plug ve-app-628c5 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
+# Plug ve-app-13f41 into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
+# Plug ve-db-6650d into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so db reaches its own published ports; bring it up.
 begin 8 devices
 begin 9 reap:web
 begin 10 reap:app
@@ -316,18 +316,18 @@ begin 17 host-end:app:front
 begin 18 host-end:app:back
 begin 19 host-end:db:back
 ip -batch - <<'NSGEN_EOF'
-link add ve-web-32882 group 0x6e7c5ce4 type veth peer name eth0 netns web
-link add ve-app-d6047 group 0x6e7c5ce4 type veth peer name eth0 netns app
-link add ve-app-f8cbe group 0x6e7c5ce4 type veth peer name eth1 netns app
-link add ve-db-9bec0 group 0x6e7c5ce4 type veth peer name eth0 netns db
-link set ve-web-32882 master br-front addrgenmode none up
-link set ve-web-32882 type bridge_slave hairpin on
-link set ve-app-d6047 master br-front addrgenmode none up
-link set ve-app-d6047 type bridge_slave hairpin on
-link set ve-app-f8cbe master br-back addrgenmode none up
-link set ve-app-f8cbe type bridge_slave hairpin on
-link set ve-db-9bec0 master br-back addrgenmode none up
-link set ve-db-9bec0 type bridge_slave hairpin on
+link add ve-web-794cd group 0x6e7c5ce4 type veth peer name eth0 netns web
+link add ve-app-628c5 group 0x6e7c5ce4 type veth peer name eth0 netns app
+link add ve-app-13f41 group 0x6e7c5ce4 type veth peer name eth1 netns app
+link add ve-db-6650d group 0x6e7c5ce4 type veth peer name eth0 netns db
+link set ve-web-794cd master br-front addrgenmode none up
+link set ve-web-794cd type bridge_slave hairpin on
+link set ve-app-628c5 master br-front addrgenmode none up
+link set ve-app-628c5 type bridge_slave hairpin on
+link set ve-app-13f41 master br-back addrgenmode none up
+link set ve-app-13f41 type bridge_slave hairpin on
+link set ve-db-6650d master br-back addrgenmode none up
+link set ve-db-6650d type bridge_slave hairpin on
 NSGEN_EOF
 
 # Bring up lo in web, so that a server listening on localhost answers inside it.

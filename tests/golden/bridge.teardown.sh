@@ -5,11 +5,11 @@
 #
 # host (ip_forward on)
 # ├── network front (bridge br-front, 172.20.0.0/24, gateway 172.20.0.1, masquerade)
-# │   ├── ve-web-32882 <──veth──> web: eth0 172.20.0.2/24  published *:8080->8000/tcp
-# │   └── ve-app-d6047 <──veth──> app: eth0 172.20.0.3/24
+# │   ├── ve-web-794cd <──veth──> web: eth0 172.20.0.2/24  published *:8080->8000/tcp
+# │   └── ve-app-628c5 <──veth──> app: eth0 172.20.0.3/24
 # └── network back (bridge br-back, 172.21.0.0/24, gateway 172.21.0.1, internal)
-#     ├── ve-app-f8cbe <──veth──> app: eth1 172.21.0.2/24
-#     └── ve-db-9bec0 <──veth──> db: eth0 172.21.0.10/24
+#     ├── ve-app-13f41 <──veth──> app: eth1 172.21.0.2/24
+#     └── ve-db-6650d <──veth──> db: eth0 172.21.0.10/24
 # web runs: nsgen echo-server --port 8000
 # web resolves through: 1.1.1.1
 # app resolves through: 1.1.1.1

@@ -4,8 +4,8 @@
 # nsgen 0.1.0: setup (batched) of topology pod
 #
 # host (ip_forward on)
-# └── network pods (bridge br-pods-82aeb, 10.88.0.0/24, gateway 10.88.0.1, masquerade)
-#     └── ve-pod-1-af4d3 <──veth──> pod-1: eth0 10.88.0.2/24  published *:8081->8000/tcp
+# └── network pods (bridge br-pods-84512, 10.88.0.0/24, gateway 10.88.0.1, masquerade)
+#     └── ve-pod-1-cfa11 <──veth──> pod-1: eth0 10.88.0.2/24  published *:8081->8000/tcp
 # pod-1 runs: nsgen echo-server --port 8000
 # pod-1 runs: python3 -m http.server 9000 --bind 127.0.0.1
 # pod-1 resolves through: 1.1.1.1
@@ -64,8 +64,8 @@ undo_0() {
 }
 undo_1() {
   if nsgen_began 4; then return 0; fi
-  if test -d /run/nsgen/pod && ip link show br-pods-82aeb >/dev/null 2>&1; then
-    ip link delete br-pods-82aeb
+  if test -d /run/nsgen/pod && ip link show br-pods-84512 >/dev/null 2>&1; then
+    ip link delete br-pods-84512
   fi
 }
 undo_3() {
@@ -85,8 +85,8 @@ undo_5() {
 }
 undo_6() {
   if nsgen_began 4; then return 0; fi
-  if test -d /run/nsgen/pod && ip link show ve-pod-1-af4d3 >/dev/null 2>&1; then
-    ip link delete ve-pod-1-af4d3
+  if test -d /run/nsgen/pod && ip link show ve-pod-1-cfa11 >/dev/null 2>&1; then
+    ip link delete ve-pod-1-cfa11
   fi
 }
 undo_11() {
@@ -115,9 +115,9 @@ undo_13() {
 *nat
 -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
 -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
--D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
--D POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
--D POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
 -F NSGEN-pod
 -X NSGEN-pod
 COMMIT
@@ -184,10 +184,10 @@ while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_
 has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 # Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
 if ! test -d /run/nsgen/pod; then
-  if has_link br-pods-82aeb; then die 'link br-pods-82aeb already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if has_link br-pods-84512; then die 'link br-pods-84512 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if group_has_links 0x6e0a636b >/dev/null 2>&1; then die 'a link in device group 0x6e0a636b (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if has_link ve-pod-1-af4d3; then die 'link ve-pod-1-af4d3 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+  if has_link ve-pod-1-cfa11; then die 'link ve-pod-1-cfa11 already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
   if test -e /etc/netns/pod-1; then die 'directory /etc/netns/pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
@@ -202,14 +202,14 @@ install -m 0644 /dev/stdin /run/nsgen/pod/containers <<'NSGEN_EOF'
 pod-1
 NSGEN_EOF
 
-# Create bridge br-pods-82aeb for network pods: a virtual switch for its containers.
-# Give br-pods-82aeb the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
+# Create bridge br-pods-84512 for network pods: a virtual switch for its containers.
+# Give br-pods-84512 the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
 begin 1 bridge:pods
 begin 2 bridge-up:pods
 ip -batch - <<'NSGEN_EOF'
-link add br-pods-82aeb group 0x6e0a636b type bridge
-addr replace 10.88.0.1/24 dev br-pods-82aeb
-link set br-pods-82aeb up
+link add br-pods-84512 group 0x6e0a636b type bridge
+addr replace 10.88.0.1/24 dev br-pods-84512
+link set br-pods-84512 up
 NSGEN_EOF
 
 # Create the network namespace pod-1: the container's own interfaces, routes and firewall.
@@ -218,16 +218,16 @@ ip netns add pod-1
 
 # Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b, and deleting one end of a veth pair deletes the other.
 # Teardown stops every process still running in pod-1 before the namespace is deleted.
-# Create the veth pair ve-pod-1-af4d3 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
-# Plug ve-pod-1-af4d3 into bridge br-pods-82aeb (it has no address of its own, not even IPv6 link-local) with hairpin on, so pod-1 reaches its own published ports; bring it up.
+# Create the veth pair ve-pod-1-cfa11 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
+# Plug ve-pod-1-cfa11 into bridge br-pods-84512 (it has no address of its own, not even IPv6 link-local) with hairpin on, so pod-1 reaches its own published ports; bring it up.
 begin 4 devices
 begin 5 reap:pod-1
 begin 6 veth:pod-1:pods
 begin 7 host-end:pod-1:pods
 ip -batch - <<'NSGEN_EOF'
-link add ve-pod-1-af4d3 group 0x6e0a636b type veth peer name eth0 netns pod-1
-link set ve-pod-1-af4d3 master br-pods-82aeb addrgenmode none up
-link set ve-pod-1-af4d3 type bridge_slave hairpin on
+link add ve-pod-1-cfa11 group 0x6e0a636b type veth peer name eth0 netns pod-1
+link set ve-pod-1-cfa11 master br-pods-84512 addrgenmode none up
+link set ve-pod-1-cfa11 type bridge_slave hairpin on
 NSGEN_EOF
 
 # Bring up lo in pod-1, so that a server listening on localhost answers inside it.
@@ -262,11 +262,11 @@ begin 12 firewall:filter
 iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
 :NSGEN-pod - [0:0]
--A NSGEN-pod -o br-pods-82aeb -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
--A NSGEN-pod -o br-pods-82aeb -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
--A NSGEN-pod -i br-pods-82aeb -o br-pods-82aeb -m comment --comment nsgen:pod -j ACCEPT
--A NSGEN-pod -o br-pods-82aeb -m comment --comment nsgen:pod -j DROP
--A NSGEN-pod -i br-pods-82aeb -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -o br-pods-84512 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -o br-pods-84512 -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -i br-pods-84512 -o br-pods-84512 -m comment --comment nsgen:pod -j ACCEPT
+-A NSGEN-pod -o br-pods-84512 -m comment --comment nsgen:pod -j DROP
+-A NSGEN-pod -i br-pods-84512 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:pod -j ACCEPT
 -I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
 COMMIT
 NSGEN_EOF
@@ -276,18 +276,18 @@ begin 13 firewall:nat
 iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
 :NSGEN-pod - [0:0]
--A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
--A POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
--A POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+-A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
+-A POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+-A POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
 -A NSGEN-pod -p tcp --dport 8081 -m comment --comment nsgen:pod -j DNAT --to-destination 10.88.0.2:8000
 -A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
 -A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
 COMMIT
 NSGEN_EOF
 
-# Let br-pods-82aeb carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-82aeb.
-begin 14 route_localnet:br-pods-82aeb
-sysctl -q -w net/ipv4/conf/br-pods-82aeb/route_localnet=1
+# Let br-pods-84512 carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-84512.
+begin 14 route_localnet:br-pods-84512
+sysctl -q -w net/ipv4/conf/br-pods-84512/route_localnet=1
 
 # Give pod-1 its own resolver: ip netns exec shows /etc/netns/pod-1/resolv.conf as /etc/resolv.conf inside.
 begin 15 dns:pod-1

@@ -4,8 +4,8 @@
 # nsgen 0.1.0: teardown of topology pod
 #
 # host (ip_forward on)
-# └── network pods (bridge br-pods-82aeb, 10.88.0.0/24, gateway 10.88.0.1, masquerade)
-#     └── ve-pod-1-af4d3 <──veth──> pod-1: eth0 10.88.0.2/24  published *:8081->8000/tcp
+# └── network pods (bridge br-pods-84512, 10.88.0.0/24, gateway 10.88.0.1, masquerade)
+#     └── ve-pod-1-cfa11 <──veth──> pod-1: eth0 10.88.0.2/24  published *:8081->8000/tcp
 # pod-1 runs: nsgen echo-server --port 8000
 # pod-1 runs: python3 -m http.server 9000 --bind 127.0.0.1
 # pod-1 resolves through: 1.1.1.1
@@ -76,9 +76,9 @@ if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; th
 *nat
 -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
 -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
--D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-82aeb -m comment --comment nsgen:pod -j MASQUERADE
--D POSTROUTING -o br-pods-82aeb -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
--D POSTROUTING -o br-pods-82aeb -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
 -F NSGEN-pod
 -X NSGEN-pod
 COMMIT
