@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable, Iterator, NamedTuple, Protocol
 
-from nsgen import batch
+from nsgen import batch, native
 from nsgen.errors import ExecutionError, PreflightError
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
@@ -50,13 +50,14 @@ class Runner(Protocol):
 class SubprocessRunner:
     """Runs commands on this host.
 
-    Two kinds of probe are answered without a process: `test` (file tests, as bash's builtin
-    answers them) and `ip link show NAME` (from one listing of the host's links, read again after
-    any command has run). `group_has_links GROUP` (the scripts' shell function) is answered with
-    one `ip -o link show group GROUP`."""
+    The plan's small file commands and probes (`test`, `mkdir -p`, `cp`, `grep -qx` and the like:
+    see `native`) are done without starting a process; `ip link show NAME` is answered from one
+    listing of the host's links, read again after any command has run; `group_has_links GROUP`
+    (the scripts' shell function) from that listing when one is at hand, else with one
+    `ip -o link show group GROUP`."""
 
     def __init__(self) -> None:
-        self._links: set[str] | None = None
+        self._links: Links | None = None
 
     def run(self, cmd: Command) -> Result:
         self._links = None
@@ -64,6 +65,9 @@ class SubprocessRunner:
             return BUILTINS[cmd.argv[0]](*cmd.argv[1:])
         if cmd.detach:
             return self._start(cmd)
+        done = native.run(cmd.argv, cmd.input)
+        if done is not None:
+            return Result(done.returncode, "", done.stderr)
         proc = _spawn(cmd.argv, cmd.input is not None)
         if isinstance(proc, Result):
             return proc
@@ -120,15 +124,19 @@ class SubprocessRunner:
         return Result(0)
 
     def check(self, argv: tuple[str, ...]) -> bool:
-        if argv[0] == "test" and (answer := _file_test(argv[1:])) is not None:
+        if argv[0] == "test" and (answer := native.file_test(argv[1:])) is not None:
             return answer
+        if (done := native.run(argv)) is not None:
+            return done.returncode == 0
         if argv[0] == "group_has_links" and len(argv) == 2:
+            if self._links is not None and (found := _in_listing(self._links, argv[1])) is not None:
+                return found
             return _group_has_links(argv[1])
         if argv[:3] == ("ip", "link", "show") and len(argv) == 4:
             if self._links is None:
                 self._links = _host_links()
             if self._links is not None:
-                return argv[3] in self._links
+                return argv[3] in self._links.names
         try:
             return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
         except FileNotFoundError:
@@ -253,38 +261,37 @@ def _setns():
 
 
 
-def _file_test(args: tuple[str, ...]) -> bool | None:
-    """`test [!] -e|-d|-s|-w PATH` answered here; None for any other form."""
-    if args and args[0] == "!":
-        inner = _file_test(args[1:])
-        return None if inner is None else not inner
-    if len(args) != 2:
-        return None
-    flag, path = args
-    if flag == "-e":
-        return os.path.exists(path)
-    if flag == "-d":
-        return os.path.isdir(path)
-    if flag == "-s":
-        return os.path.isfile(path) and os.path.getsize(path) > 0
-    if flag == "-w":
-        return os.access(path, os.W_OK)
-    return None
+class Links(NamedTuple):
+    names: set[str]
+    groups: set[str]  # as `ip` prints them: numbers, "default", or names from /etc/iproute2/group
 
 
-def _host_links() -> set[str] | None:
+def _host_links() -> Links | None:
     try:
-        done = subprocess.run(("ip", "-o", "link", "show"), capture_output=True, text=True)
+        done = subprocess.run(("ip", "-o", "link", "show"), capture_output=True, text=True, close_fds=False)
     except FileNotFoundError:
         return None
     if done.returncode != 0:
         return None
-    names = set()
+    links = Links(set(), set())
     for line in done.stdout.splitlines():
         parts = line.split(": ", 2)
         if len(parts) >= 2:
-            names.add(parts[1].split("@", 1)[0])
-    return names
+            links.names.add(parts[1].split("@", 1)[0])
+        words = line.split()
+        if "group" in words[:-1]:
+            links.groups.add(words[words.index("group") + 1])
+    return links
+
+
+def _in_listing(links: Links, group: str) -> bool | None:
+    """Whether a link is in `group` (a number), from the listing; None when a group name hides it."""
+    number = str(int(group, 0))
+    if number in links.groups:
+        return True
+    if any(g != "default" and not g.isdigit() for g in links.groups):
+        return None
+    return False
 
 
 def _group_has_links(group: str) -> bool:

@@ -148,3 +148,11 @@ def test_nsenter_into_a_missing_namespace_fails_as_nsenter_does():
     result = SubprocessRunner().run(Command(("nsenter", "--net=/nonexistent/netns/web", "true")))
     assert result.returncode == 1
     assert result.stderr == "nsenter: cannot open /nonexistent/netns/web: No such file or directory"
+
+
+def test_group_lookup_from_the_listing_of_links():
+    from nsgen.execute import Links, _in_listing
+
+    assert _in_listing(Links({"lo", "br0"}, {"default", "1853644004"}), "0x6e7c5ce4") is True
+    assert _in_listing(Links({"lo"}, {"default"}), "0x6e7c5ce4") is False
+    assert _in_listing(Links({"lo", "x"}, {"default", "lab"}), "0x6e7c5ce4") is None  # a named group could be it
