@@ -62,14 +62,16 @@ def test_fault_sweep(sandbox, tmp_path, example, mode):
 
 
 @pytest.mark.parametrize("signal_name", ["INT", "TERM"])
-@pytest.mark.parametrize("mode", ["script", "run"])
-def test_interrupted_setup_undoes_itself(sandbox, tmp_path, mode, signal_name):
+@pytest.mark.parametrize("mode,example", [("script", "tutorial"), ("run", "tutorial"), ("run", "bridge")])
+def test_interrupted_setup_undoes_itself(sandbox, tmp_path, mode, example, signal_name):
+    """For the bridge example, `nsgen run` configures its three containers side by side: an
+    interrupt then arrives while several batches run."""
     sb = sandbox
     before = sb.snapshot()
-    driver = Driver(sb, tmp_path, mode, TUTORIAL)
+    driver = Driver(sb, tmp_path, mode, TUTORIAL if example == "tutorial" else BRIDGE)
     faults = Faults(sb, tmp_path / "faults")
     n = total_calls(sb, driver, faults)
-    for k in range(1, n + 1, 2):
+    for k in range(1 if example == "tutorial" else 2, n + 1, 2):
         done = sb.run(setup_argv(driver), env=faults.env(at=k, mode=signal_name), check=False)
         if done.returncode == 0:
             driver.down()
