@@ -66,6 +66,21 @@ def _fail(program: str, what: str, exc: OSError) -> Outcome:
     return Outcome(1, f"{program}: {what}: {exc.strerror}")
 
 
+def _write(path: str, flags: int, mode: int, data: bytes = b"", chmod: int | None = None, touch: bool = False) -> None:
+    """Open path for writing with `flags`, write all of data, then chmod and touch as asked."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | flags, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if chmod is not None:
+            os.fchmod(fd, chmod)
+        if touch:
+            os.utime(fd)
+    finally:
+        os.close(fd)
+
+
 def _mkdir(argv, _stdin) -> Outcome:
     if argv[1] != "-p":
         raise _NotMine
@@ -82,11 +97,7 @@ def _touch(argv, _stdin) -> Outcome:
     if path.startswith("-"):
         raise _NotMine
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, 0o666)
-        try:
-            os.utime(fd)
-        finally:
-            os.close(fd)
+        _write(path, os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY, 0o666, touch=True)
     except OSError as exc:
         return _fail("touch", f"cannot touch '{path}'", exc)
     return Outcome(0)
@@ -129,12 +140,7 @@ def _install(argv, stdin) -> Outcome:
     try:
         if os.path.lexists(path) and not os.path.isdir(path):
             os.unlink(path)  # as install does: the file is replaced, never written through a link
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, stdin.encode())
-            os.fchmod(fd, int(mode, 8))
-        finally:
-            os.close(fd)
+        _write(path, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, stdin.encode(), chmod=int(mode, 8))
     except OSError as exc:
         return _fail("install", f"cannot create regular file '{path}'", exc)
     return Outcome(0)
@@ -151,11 +157,7 @@ def _cp(argv, _stdin) -> Outcome:
     except OSError as exc:
         return _fail("cp", f"cannot open '{source}' for reading", exc)
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        _write(target, os.O_CREAT | os.O_TRUNC, mode, data)
     except OSError as exc:
         return _fail("cp", f"cannot create regular file '{target}'", exc)
     return Outcome(0)
