@@ -137,12 +137,39 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: nothing half-done
     if os.geteuid() != 0:  # before reading anything from the host
         raise UserError(execute.NOT_ROOT)
-    plan = load_plan(file)
     progress = execute.Progress(lambda line: click.echo(line, err=True), 0 if quiet else 2 if verbose else 1)
+    path = _source(file)[0]
     try:
-        (execute.teardown if teardown else execute.setup)(plan, progress=progress)
+        if teardown:
+            execute.teardown(_recorded_plan(path, progress) or load_plan(file), progress=progress)
+        else:
+            execute.setup(load_plan(file), progress=progress, source=_text(path))
     except NsgenError as exc:
         raise UserError(str(exc)) from None
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeError):
+        return None
+
+
+def _recorded_plan(path: Path, progress):
+    """The plan `nsgen run` recorded when it set this topology up (None: there is none, and the
+    file is compiled as for any other command). A file changed since is said, not followed."""
+    from nsgen import record
+    from nsgen.load import load_file
+
+    try:
+        data = load_file(path)
+    except NsgenError:
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    plan = record.load(name) if isinstance(name, str) else None
+    if plan is not None and plan.source != _text(path):
+        progress.note(f"note: {path} has changed since topology {name} was set up; removing what was set up")
+    return plan
 
 
 @main.command()

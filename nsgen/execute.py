@@ -534,10 +534,12 @@ def undo_steps(steps: list[Step], runner: Runner, progress: Progress, announce: 
     return errors
 
 
-def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = None, batched: bool = True) -> None:
+def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = None, batched: bool = True,
+          source: str | None = None) -> None:
     """Set the topology up. On a host where it is not up at all, commands run in batches;
     where its state directory exists (a second run, or a run after a crash), step by step, each
-    step skipped when its probe finds it done."""
+    step skipped when its probe finds it done. With `source` (the topology file's text), the
+    plan is recorded in the state directory for `nsgen run --teardown` (see `record`)."""
     runner = runner or SubprocessRunner()
     progress = progress or Progress()
     preflight(plan, runner)
@@ -561,6 +563,10 @@ def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = 
             if errors:
                 raise ExecutionError(reason + "\nundoing it left errors:\n" + "\n".join(f"  {e}" for e in errors)) from None
             raise ExecutionError(f"{reason}\nundid the {len(begun)} step(s) this run began; nothing of it is left") from None
+        if source is not None and isinstance(runner, SubprocessRunner):
+            from nsgen import record
+
+            record.save(plan, source)
     progress.note(f"topology {plan.name} is up")
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from nsgen.models import Network, Topology
+if TYPE_CHECKING:  # only for annotations: a recorded plan is torn down without the models
+    from nsgen.models import Network, Topology
 
 Argv = tuple[str, ...]
 

@@ -288,3 +288,48 @@ def test_read_only_proc_sys_is_a_clear_error_and_a_clean_host(sandbox, tmp_path,
     assert done.returncode != 0
     assert "net.ipv4.ip_forward is off and cannot be turned on" in done.stderr
     assert sb.snapshot() == before
+
+
+# -- teardown follows what was set up ----------------------------------------------------------
+
+
+def test_teardown_removes_what_was_set_up_even_after_the_file_changed(sandbox, tmp_path):
+    """nsgen run records the plan it set up; its teardown undoes that plan, not the edited file."""
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "run", BRIDGE)
+    driver.up()
+    assert (driver.topology.parent / "topology.yaml").exists()
+    edited = BRIDGE.replace('ports: ["8080:8000"]', 'ports: ["8081:8000"]')
+    edited = edited[: edited.index("  db:")]  # the db container is gone from the file
+    assert edited != BRIDGE
+    driver.topology.write_text(edited)
+    done = driver.down()
+    assert "has changed since topology bridge-lab was set up; removing what was set up" in done.stderr
+    assert sb.snapshot() == before
+
+
+@pytest.mark.parametrize("spoil", ["writable by others", "another owner", "garbage"])
+def test_a_record_that_is_not_nsgens_own_is_ignored(sandbox, tmp_path, spoil):
+    """A record nsgen cannot trust is not followed: teardown compiles the file instead."""
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "run", BRIDGE)
+    driver.up()
+    record = "/run/nsgen/bridge-lab/plan.json"
+    # a planted undo that would leave a mark if it ran
+    sb.run(["python3", "-c", f"""
+import json
+r = json.load(open({record!r}))
+r["steps"].append(["x", "x", "x", [], [[["touch", "/run/planted"], None, [], None, False]], [], None, None])
+open({record!r}, "w").write(json.dumps(r))
+"""])
+    if spoil == "writable by others":
+        sb.run(["chmod", "0666", record])
+    elif spoil == "another owner":
+        sb.run(["chown", "65534", record])
+    else:
+        sb.sh(f"echo '{{not json' > {record}")
+    driver.down()
+    assert sb.run(["test", "-e", "/run/planted"], check=False).returncode != 0
+    assert sb.snapshot() == before
