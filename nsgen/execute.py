@@ -175,6 +175,8 @@ def _popen(argv: tuple[str, ...], stdin: bool) -> subprocess.Popen | Result:
                                 stderr=subprocess.PIPE, text=True, close_fds=False)
     except FileNotFoundError:
         return Result(127, "", f"{argv[0]}: command not found")
+    except OSError as exc:  # not executable, and the like: the shell's status for it
+        return Result(126, "", f"{argv[0]}: {exc.strerror}")
 
 
 def _spawn(argv: tuple[str, ...], stdin: bool) -> subprocess.Popen | Result:
