@@ -16,6 +16,8 @@ import stat
 import zlib
 from typing import Any
 
+from nsgen.files import read_own, write_private
+
 SLOTS = 64  # parsed topology files kept: one slot per file path, modulo
 
 
@@ -46,22 +48,13 @@ def _slot(path: str) -> str | None:
 def parsed(path: str, text: str, version: str) -> tuple[bool, Any]:
     """(True, data) when `text` was parsed before by this version of nsgen, else (False, None)."""
     slot = _slot(path)
-    if slot is None:
+    body = read_own(slot) if slot else None
+    if body is None:
         return False, None
     try:
-        fd = os.open(slot, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+        entry = json.loads(body)
+    except ValueError:
         return False, None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return False, None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            entry = json.loads(f.read())
-    except (OSError, ValueError):
-        return False, None
-    finally:
-        os.close(fd)
     if isinstance(entry, dict) and entry.get("version") == version and entry.get("text") == text and "data" in entry:
         return True, entry["data"]
     return False, None
@@ -76,16 +69,5 @@ def keep_parsed(path: str, text: str, version: str, data: Any) -> None:
     except (TypeError, ValueError, RecursionError):
         return
     slot = _slot(path)
-    if slot is None:
-        return
-    temp = f"{slot}.{os.getpid()}"
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(body)
-        os.replace(temp, slot)
-    except OSError:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
+    if slot is not None:
+        write_private(slot, body)

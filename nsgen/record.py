@@ -16,6 +16,7 @@ import os
 from typing import Any, NamedTuple
 
 from nsgen import __version__
+from nsgen.files import read_own, write_private
 from nsgen.plan import LOCK_FILE, STATE_ROOT, Command, Requirement, Step, state_dir
 
 FILE = "plan.json"
@@ -54,18 +55,7 @@ def save(plan: Any, source: str, version: str = VERSION) -> None:
     """Write the record of `plan` (set up from the text `source`) into its state directory."""
     body = json.dumps({"version": version, "name": plan.name, "tools": list(plan.tools), "source": source,
                        "steps": [_step(s) for s in plan.steps if s.undo or s.goes_with]})
-    path = os.path.join(plan.state_dir, FILE)
-    temp = f"{path}.{os.getpid()}"
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(body)
-        os.replace(temp, path)
-    except OSError:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
+    write_private(os.path.join(plan.state_dir, FILE), body)
 
 
 def load(name: str, version: str = VERSION) -> RecordedPlan | None:
@@ -73,25 +63,17 @@ def load(name: str, version: str = VERSION) -> RecordedPlan | None:
     folder = state_dir(name)
     if name.startswith(".") or os.path.dirname(os.path.normpath(folder)) != STATE_ROOT:
         return None  # not a topology's name (models would refuse it): never read outside the state root
-    path = os.path.join(folder, FILE)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+    body = read_own(os.path.join(folder, FILE))
+    if body is None:
         return None
     try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not (st.st_mode & 0o170000 == 0o100000):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = json.loads(f.read())
+        data = json.loads(body)
         if data.get("version") != version or data.get("name") != name:
             return None
         steps = tuple(_load_step(s) for s in data["steps"])
         return RecordedPlan(name=name, steps=steps, tools=tuple(data["tools"]), source=data["source"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    finally:
-        os.close(fd)
 
 
 def _load_command(c: list) -> Command:
