@@ -22,6 +22,8 @@ from nsgen.errors import ValidationError
 IFNAME_MAX = 15  # IFNAMSIZ - 1: the kernel's limit, in bytes
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # use fullmatch: with match, "$" lets a trailing newline through
 TOPOLOGY_NAME_MAX = 20  # the per-topology chain NSGEN-<name> must fit iptables' 28 characters
+# A container name is its namespace's: `ip netns add|exec|delete NAME`, `ip -n NAME` and `netns NAME`
+# read a name by its place, so subcommand words (help, list, add, exec, all, ...) are names there too.
 NAMESPACE_NAME_MAX = 64
 NETWORK_NAME_MAX = 64
 DRIVERS = ("bridge", "veth")
@@ -248,8 +250,66 @@ def check_name(value: Any, path: str, problems: Problems, *, cap: int, what: str
     return value
 
 
-def _ifname(value: Any, path: str, problems: Problems) -> str | None:
-    return check_name(value, path, problems, cap=IFNAME_MAX, what="interface name")
+# Words that iproute2's `ip` reads as keywords where nsgen writes a device name (`ip link add NAME
+# ...`, `ip link set NAME ...`, `ip link show NAME`, `ip link delete NAME`): a device named `up` or
+# `group` is never reached, and the error names another step. Taken from iproute2 v4.19 to v7.1:
+# ip/iplink.c, iplink_parse() (the `ip link add/set/delete` arguments), and ip/ipaddress.c,
+# ipaddr_list_flush_or_save() (`ip link show` and `ip addr show`: its keywords and the address flags
+# it filters on, ifa_flag_data[]). ip/iproute.c reads a device only after `dev`, `oif` or `iif`,
+# which take the next word whatever it is, so it adds none. `ip` also takes any abbreviation of the
+# keywords it compares with matches() (`br` is `broadcast`, `t` is `txqueuelen`); those are listed
+# apart, in the order iplink_parse() tries them, which is also the order `ip` resolves `a` in.
+IP_KEYWORDS = frozenset(
+    # ip/iplink.c, compared whole
+    "up down name index brd qlen mtu inet xdpgeneric xdpdrv xdpoffload xdp netns multicast allmulticast "
+    "promisc trailers arp carrier vf vrf group mode state protodown protodown_reason gso_max_size "
+    "gso_max_segs gro_max_size gso_ipv4_max_size gro_ipv4_max_size parentdev dev "
+    # ip/ipaddress.c, `ip link show` / `ip addr show`
+    "to scope label master nomaster type proto novf dynamic primary secondary temporary nodad optimistic "
+    "dadfailed home deprecated tentative permanent mngtmpaddr noprefixroute autojoin stable-privacy".split()
+)
+IP_ABBREVIATED_KEYWORDS = (
+    "link", "address", "broadcast", "txqueuelen", "txqlen", "master", "nomaster", "dynamic", "type", "alias",
+    "numtxqueues", "numrxqueues", "addrgenmode", "link-netns", "link-netnsid", "help",
+)  # fmt: skip
+# The kernel refuses these device names (EINVAL): net.ipv4.conf.all and .default are the settings
+# of every interface and of new ones, not of a device.
+KERNEL_RESERVED_IFNAMES = ("all", "default")
+
+
+def ip_keyword(name: str) -> str | None:
+    """The iproute2 keyword that `ip` reads `name` as where a device name stands, or None."""
+    if name in IP_KEYWORDS:
+        return name
+    return next((keyword for keyword in IP_ABBREVIATED_KEYWORDS if keyword.startswith(name)), None)
+
+
+def reserved_ifnames() -> list[str]:
+    """Every interface name nsgen refuses besides `lo` (for the JSON Schema)."""
+    abbreviations = {keyword[:n] for keyword in IP_ABBREVIATED_KEYWORDS for n in range(1, len(keyword) + 1)}
+    return sorted(IP_KEYWORDS | abbreviations | set(KERNEL_RESERVED_IFNAMES))
+
+
+def _ifname(value: Any, path: str, problems: Problems, *, host: bool = True) -> str | None:
+    """An interface name: the common allowlist, and not a word `ip` or the kernel takes for another."""
+    name = check_name(value, path, problems, cap=IFNAME_MAX, what="interface name")
+    if name is None:
+        return None
+    if name in KERNEL_RESERVED_IFNAMES:
+        problems.add(path, f"interface name {name!r} is refused by the kernel (net.ipv4.conf.{name} names a setting, not a device)")
+        return None
+    keyword = ip_keyword(name)
+    if keyword == name:
+        problems.add(path, f"interface name {name!r} is a keyword of iproute2's ip, which would not read it as a device name")
+        return None
+    if keyword is not None:
+        problems.add(path, f"interface name {name!r} is read by iproute2's ip as its keyword {keyword!r} "
+                           "(ip takes abbreviations), not as a device name")
+        return None
+    if name == "lo" and host:
+        problems.add(path, "'lo' is the host's loopback interface; nsgen cannot make a device of that name")
+        return None
+    return name
 
 
 def _address(value: Any, path: str, problems: Problems) -> ipaddress.IPv4Address | None:
@@ -323,8 +383,12 @@ def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | Non
     if protocol not in PROTOCOLS:
         problems.add(path, f"{_show(spec)}: protocol {_show(protocol)} is not one of tcp, udp")
         return None
-    parts = body.split(":")
-    if len(parts) == 2:
+    if body.startswith("[") and "]:" in body:  # Docker's way to write an IPv6 host IP: [::1]:8080:80
+        inner, _, rest = body[1:].partition("]:")
+        parts = [f"[{inner}]", *rest.split(":")]
+    else:
+        parts = body.rsplit(":", 2)  # as Docker splits it: an IPv6 host IP holds colons itself
+    if len(parts) == 2 and not parts[0].startswith("["):
         host_ip, host_port, container_port = None, parts[0], parts[1]
     elif len(parts) == 3:
         host_ip, host_port, container_port = parts
@@ -341,12 +405,30 @@ def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | Non
             problems.add(path, f"{_show(spec)}: {which} {number} is out of range 1-65535")
             return None
         ports.append(number)
-    ip = None
-    if host_ip is not None:
-        ip = _address(host_ip, path, problems)
-        if ip is None:
-            return None
-    return PublishedPort(ip, ports[0], ports[1], protocol, spec)
+    if host_ip is None:
+        return PublishedPort(None, ports[0], ports[1], protocol, spec)
+    ok, ip = _host_ip(host_ip, spec, path, problems)
+    return PublishedPort(ip, ports[0], ports[1], protocol, spec) if ok else None
+
+
+def _host_ip(text: str, spec: str, path: str, problems: Problems) -> tuple[bool, ipaddress.IPv4Address | None]:
+    """A published port's host IP: (True, the address), (True, None) for 0.0.0.0, which means
+    every host address as in Docker and Podman, or (False, None) when refused. nsgen networks are
+    IPv4, so an IPv6 host IP (Docker writes it in brackets, `[::]:8080:80`) is refused: `[::]`
+    means every IPv6 address to Docker, which nsgen does not publish on."""
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        address = ipaddress.ip_address(inner)
+    except ValueError:
+        address = None
+    if address is not None and address.version == 6:
+        problems.add(path, f"{_show(spec)}: host IP {_show(inner)} is an IPv6 address; nsgen publishes ports on IPv4 "
+                           "only (leave the host IP out to publish on every host address)")
+        return False, None
+    if address is None or inner != text:
+        problems.add(path, f"{_show(spec)}: host IP {_show(text)} is not an IPv4 address in canonical dotted form (like 127.0.0.1)")
+        return False, None
+    return True, None if address.is_unspecified else address
 
 
 def _processes(value: Any, path: str, problems: Problems, env: Environment) -> tuple[Process, ...]:
@@ -387,6 +469,25 @@ def _processes(value: Any, path: str, problems: Problems, env: Environment) -> t
     return tuple(result)
 
 
+def parse_nameserver(text: str) -> tuple[str | None, str]:
+    """A nameserver as resolv.conf must hold it: (canonical address, "") or (None, the rule broken).
+
+    Python's ipaddress takes any text after '%' as an IPv6 scope (a newline included, which would
+    add lines to resolv.conf); nsgen takes a scope only when it is an interface name."""
+    address_text, percent, scope = text.partition("%")
+    try:
+        address = ipaddress.ip_address(address_text)
+    except ValueError:
+        return None, "is not an IP address"
+    if not percent:
+        return str(address), ""
+    if address.version == 4:
+        return None, "is not an IP address (an IPv4 address has no scope)"
+    if not NAME_RE.fullmatch(scope) or len(scope.encode()) > IFNAME_MAX:
+        return None, f"has a scope after '%' that is not an interface name (letters, digits, '_', '.', '-', at most {IFNAME_MAX} bytes)"
+    return f"{address}%{scope}", ""
+
+
 def _nameservers(value: Any, path: str, problems: Problems) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -395,30 +496,30 @@ def _nameservers(value: Any, path: str, problems: Problems) -> tuple[str, ...] |
         return None
     result = []
     for i, item in enumerate(value):
-        try:
-            result.append(str(ipaddress.ip_address(item)) if isinstance(item, str) else None)
-        except ValueError:
-            result.append(None)
-        if result[-1] is None:
-            problems.add(f"{path}[{i}]", f"{_show(item)} is not an IP address")
+        server, why = parse_nameserver(item) if isinstance(item, str) else (None, "is not an IP address")
+        if server is None:
+            problems.add(f"{path}[{i}]", f"{_show(item)} {why}")
+        else:
+            result.append(server)
     if len(value) > 3:
         problems.add(path, f"lists {len(value)} nameservers; resolv.conf uses at most 3")
-    return tuple(r for r in result if r)
+    return tuple(result)
 
 
 def _read_nameservers(path: Path) -> list[str] | None:
+    """The nameservers a resolv.conf names, in canonical form; one that nsgen would refuse in a
+    topology (a scope that is not an interface name) is left out."""
     try:
         text = path.read_text()
-    except OSError:
+    except (OSError, UnicodeError):
         return None
     servers = []
     for line in text.splitlines():
         words = line.split()
         if len(words) >= 2 and words[0] == "nameserver":
-            try:
-                servers.append(str(ipaddress.ip_address(words[1].split("%")[0])))
-            except ValueError:
-                continue
+            server, _ = parse_nameserver(words[1])
+            if server is not None:
+                servers.append(server)
     return servers
 
 
@@ -433,7 +534,9 @@ def _host_dns(env: Environment) -> tuple[tuple[str, ...], str, str | None]:
         return (), "host", None
     if not all(ipaddress.ip_address(s).is_loopback for s in servers):
         return (), "host", None
-    upstream = [s for s in (_read_nameservers(env.systemd_resolv_conf) or []) if not ipaddress.ip_address(s).is_loopback]
+    # Neither loopback nor IPv6 link-local servers of the host can be reached from a namespace
+    # (the scope of a link-local address names one of the host's interfaces).
+    upstream = [s for s in (_read_nameservers(env.systemd_resolv_conf) or []) if not _host_only(s)]
     if upstream:
         return tuple(upstream[:3]), f"systemd-resolved's upstream servers ({env.systemd_resolv_conf})", None
     warning = (
@@ -441,6 +544,11 @@ def _host_dns(env: Environment) -> tuple[tuple[str, ...], str, str | None]:
         "nothing answers inside a namespace, and no upstream servers were found; set 'dns' for each container"
     )
     return (), "host", warning
+
+
+def _host_only(server: str) -> bool:
+    address = ipaddress.ip_address(server)
+    return address.is_loopback or (address.version == 6 and address.is_link_local)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -595,7 +703,7 @@ def _resolve_containers(
                 problems.add(apath, f"network {_show(net)} is not declared under 'networks' (declared: {known})")
                 continue
             network = networks[net]
-            iface = _ifname(att["interface"], f"{apath}.interface", problems) if "interface" in att else f"eth{index}"
+            iface = _ifname(att["interface"], f"{apath}.interface", problems, host=False) if "interface" in att else f"eth{index}"
             if iface == "lo":
                 problems.add(f"{apath}.interface", "'lo' is the namespace's loopback interface and cannot be attached")
                 iface = None

@@ -20,6 +20,8 @@ _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
 _PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 IPV4_PATTERN = rf"^{_IPV4}$"
 SUBNET_PATTERN = rf"^{_IPV4}/([0-9]|[12][0-9]|30)$"  # at least a /30
+# An IPv6 address, with a scope only when it is an interface name (fe80::1%eth0)
+IPV6_NAMESERVER_PATTERN = rf"^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9][A-Za-z0-9_.-]{{0,{models.IFNAME_MAX - 1}}})?$"
 PORT_PATTERN = rf"^({_IPV4}:)?{_PORT}:{_PORT}(/({'|'.join(models.PROTOCOLS)}))?$"
 
 
@@ -28,8 +30,9 @@ def _name(cap: int, description: str) -> dict[str, Any]:
 
 
 def _ifname(description: str) -> dict[str, Any]:
-    schema = _name(models.IFNAME_MAX, description + " At most 15 bytes (the kernel's limit).")
-    schema["not"] = {"const": "lo"}
+    schema = _name(models.IFNAME_MAX, description + " At most 15 bytes (the kernel's limit); not lo, nor a word "
+                   "iproute2's ip reads as a keyword (dev, up, group, ... and their abbreviations), nor all or default.")
+    schema["not"] = {"enum": ["lo", *models.reserved_ifnames()]}
     return schema
 
 
@@ -101,7 +104,7 @@ def _container() -> dict[str, Any]:
                 "description": "Nameservers written to /etc/netns/<container>/resolv.conf (at most 3). "
                                "Without it, the namespace sees the host's /etc/resolv.conf.",
                 "items": {"anyOf": [{"type": "string", "pattern": IPV4_PATTERN},
-                                    {"type": "string", "pattern": "^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$", "format": "ipv6"}]},
+                                    {"type": "string", "pattern": IPV6_NAMESERVER_PATTERN}]},
             },
             "ports": {
                 "type": ["array", "null"],

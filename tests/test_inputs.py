@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from nsgen import models
 from nsgen.cli import main
 from tests.conftest import count
+from tests.helpers import ROOT
 from tests.test_models import BRIDGE, BRIDGE_CASES, CASES, TUTORIAL
 
 EXTRA = [
@@ -47,8 +49,60 @@ EXTRA = [
     ("      - nsgen echo-server --port 8000", "      - ''", "containers.container-1.processes[0]: is an empty command"),
     ("      - nsgen echo-server --port 8000", "      - [nsgen, 3]", "containers.container-1.processes[0]: must be a command string or a list of strings, got ['nsgen', 3]"),
     ("      - nsgen echo-server --port 8000", '      - "a\\0b"', "containers.container-1.processes[0]: word 'a\\x00b' contains a NUL byte or a newline"),
+    ("    dns: [1.1.1.1]", "    dns: [\"fe80::1%eth0\\nnameserver 6.6.6.6\"]", "containers.container-1.dns[0]: 'fe80::1%eth0\\nnameserver 6.6.6.6' has a scope after '%' that is not an interface name (letters, digits, '_', '.', '-', at most 15 bytes)"),
+    ("    dns: [1.1.1.1]", "    dns: ['fe80::1%$(reboot)']", "containers.container-1.dns[0]: 'fe80::1%$(reboot)' has a scope after '%' that is not an interface name (letters, digits, '_', '.', '-', at most 15 bytes)"),
+    ("    dns: [1.1.1.1]", "    dns: ['fe80::1%']", "containers.container-1.dns[0]: 'fe80::1%' has a scope after '%' that is not an interface name (letters, digits, '_', '.', '-', at most 15 bytes)"),
+    ("    dns: [1.1.1.1]", "    dns: ['fe80::1%abcdefghijklmnop']", "containers.container-1.dns[0]: 'fe80::1%abcdefghijklmnop' has a scope after '%' that is not an interface name (letters, digits, '_', '.', '-', at most 15 bytes)"),
+    ("    dns: [1.1.1.1]", "    dns: ['1.1.1.1%eth0']", "containers.container-1.dns[0]: '1.1.1.1%eth0' is not an IP address (an IPv4 address has no scope)"),
+    # interface names that iproute2's ip reads as keywords, or that the kernel refuses
+    ("interface: veth1", "interface: dev", "containers.container-1.networks.link0.interface: interface name 'dev' is a keyword of iproute2's ip, which would not read it as a device name"),
+    ("interface: veth1", "interface: up", "containers.container-1.networks.link0.interface: interface name 'up' is a keyword of iproute2's ip, which would not read it as a device name"),
+    ("interface: veth1", "interface: help", "containers.container-1.networks.link0.interface: interface name 'help' is a keyword of iproute2's ip, which would not read it as a device name"),
+    ("interface: veth1", "interface: default", "containers.container-1.networks.link0.interface: interface name 'default' is refused by the kernel (net.ipv4.conf.default names a setting, not a device)"),
+    ("interface: veth1", "interface: secondary", "containers.container-1.networks.link0.interface: interface name 'secondary' is a keyword of iproute2's ip, which would not read it as a device name"),
+    ("host_interface: vethc1", "host_interface: group", "containers.container-1.networks.link0.host_interface: interface name 'group' is a keyword of iproute2's ip, which would not read it as a device name"),
+    ("host_interface: vethc1", "host_interface: all", "containers.container-1.networks.link0.host_interface: interface name 'all' is refused by the kernel (net.ipv4.conf.all names a setting, not a device)"),
+    ("host_interface: vethc1", "host_interface: br", "containers.container-1.networks.link0.host_interface: interface name 'br' is read by iproute2's ip as its keyword 'broadcast' (ip takes abbreviations), not as a device name"),
+    ("host_interface: vethc1", "host_interface: a", "containers.container-1.networks.link0.host_interface: interface name 'a' is read by iproute2's ip as its keyword 'address' (ip takes abbreviations), not as a device name"),
+    ("host_interface: vethc1", "host_interface: lo", "containers.container-1.networks.link0.host_interface: 'lo' is the host's loopback interface; nsgen cannot make a device of that name"),
     # shapes
     ("host:\n", "hostx:\n", "hostx: unknown key 'hostx'; did you mean 'host'?"),
+]
+
+BRIDGE_EXTRA = [
+    ("    bridge: br-back", "    bridge: type", "networks.back.bridge: interface name 'type' is a keyword of iproute2's ip, which would not read it as a device name"),
+    ("    bridge: br-back", "    bridge: typ", "networks.back.bridge: interface name 'typ' is read by iproute2's ip as its keyword 'type' (ip takes abbreviations), not as a device name"),
+    ("    bridge: br-back", "    bridge: lo", "networks.back.bridge: 'lo' is the host's loopback interface; nsgen cannot make a device of that name"),
+    # published ports: nsgen networks are IPv4; Docker writes an IPv6 host IP in brackets
+    ('ports: ["8080:8000"]', 'ports: ["[::]:8080:8000"]', "containers.web.ports[0]: '[::]:8080:8000': host IP '::' is an IPv6 address; nsgen publishes ports on IPv4 only (leave the host IP out to publish on every host address)"),
+    ('ports: ["8080:8000"]', 'ports: ["::1:8080:8000/udp"]', "containers.web.ports[0]: '::1:8080:8000/udp': host IP '::1' is an IPv6 address; nsgen publishes ports on IPv4 only (leave the host IP out to publish on every host address)"),
+    ('ports: ["8080:8000"]', 'ports: ["[::1]:8080"]', "containers.web.ports[0]: '[::1]:8080' is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"),
+    ('ports: ["8080:8000"]', 'ports: ["localhost:8080:8000"]', "containers.web.ports[0]: 'localhost:8080:8000': host IP 'localhost' is not an IPv4 address in canonical dotted form (like 127.0.0.1)"),
+    ('ports: ["8080:8000"]', 'ports: ["8080:8000", "0.0.0.0:8080:9000"]', "containers.web.ports[1]: host port 8080/tcp is already published by containers.web (8080:8000)"),
+]
+
+# A "billion laughs": under 500 bytes, whose aliases expand to 9**10 (3.4 billion) strings, under an unknown key.
+BOMB = "name: bomb\nlol:\n  a: &a [" + ", ".join(["lol"] * 9) + "]\n" + "".join(
+    f"  {key}: &{key} [" + ", ".join([f"*{previous}"] * 9) + "]\n" for previous, key in zip("abcdefghi", "bcdefghij")
+)
+EXPANDS = "the document expands to more than 1000000 values through YAML aliases; nsgen refuses it"
+TOO_DEEP = "the document nests deeper than 100 levels; nsgen refuses it"
+
+# Refused while the file is read, before any rule: (file name, text, the exact line after "error: NAME: ")
+LOAD_CASES = [
+    ("t.yaml", "[" * 100000, f"line 1, column 101: {TOO_DEEP}"),
+    ("t.yaml", "name: x\nlol: " + "{a: " * 100 + "1" + "}" * 100 + "\n", f"line 2, column 402: {TOO_DEEP}"),
+    ("t.yaml", "lol: &a [1, [2, *a]]\n", "line 1, column 17: the alias *a stands for a value that holds it; nsgen refuses it"),
+    ("t.yaml", "lol: &a [[[[[[[[[[1]]]]]]]]]]\nx: " + "[" * 91 + "*a" + "]" * 91 + "\n", f"line 2, column 95: {TOO_DEEP}"),
+    ("t.yaml", "name: 2001-13-45\n", "line 1, column 7: cannot read '2001-13-45': month must be in 1..12"),
+    ("t.yaml", "name: 0x" + "f" * 4000 + "\n",
+     "line 1, column 7: cannot read '0x" + "f" * 35 + "'...: Exceeds the limit (4300 digits) for integer string conversion"),
+    ("t.yaml", "? [name]\n: x\n", "line 1, column 3: a key must be a single value, not a list"),
+    ("t.json", "[" * 100000, f"line 1, column 101: {TOO_DEEP}"),
+    ("t.json", "[" * 500 + "]" * 500, f"line 1, column 101: {TOO_DEEP}"),
+    ("t.json", '{"name": "a",\n "name": "b"}', "line 2, column 2: key 'name' is given twice in one object"),
+    ("t.json", '{"networks": {"n": {"subnet": "10.1.0.0/24"}, "m": {"subnet": "10.2.0.0/24", "subnet": "x"}}}',
+     "line 1, column 78: key 'subnet' is given twice in one object"),
 ]
 
 WHOLE_FILES = [
@@ -62,7 +116,11 @@ def _case_id(case) -> str:
     return case[2].split(": ", 1)[0][:40] + "|" + case[1].strip()[:16]
 
 
-ALL = [(TUTORIAL, *c) for c in CASES + EXTRA] + [(BRIDGE, old, new, expected[0]) for old, new, expected in BRIDGE_CASES]
+ALL = (
+    [(TUTORIAL, *c) for c in CASES + EXTRA]
+    + [(BRIDGE, old, new, expected[0]) for old, new, expected in BRIDGE_CASES]
+    + [(BRIDGE, *c) for c in BRIDGE_EXTRA]
+)
 
 
 @pytest.fixture
@@ -76,12 +134,12 @@ def nothing_runs(monkeypatch):
     return ran
 
 
-def _invoke(tmp_path, data: bytes, command: str):
-    (tmp_path / "t.yaml").write_bytes(data)
+def _invoke(tmp_path, data: bytes, command: str, name: str = "t.yaml"):
+    (tmp_path / name).write_bytes(data)
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        return CliRunner().invoke(main, [command, "-f", "t.yaml"], catch_exceptions=False)
+        return CliRunner().invoke(main, [command, "-f", name], catch_exceptions=False)
     finally:
         os.chdir(cwd)
 
@@ -110,4 +168,32 @@ def test_not_utf8(tmp_path, nothing_runs):
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == "error: t.yaml: not UTF-8 text (invalid byte at offset 9)\n"
     assert nothing_runs == []
+    count("input cases")
+
+
+@pytest.mark.parametrize("name,text,expected", LOAD_CASES, ids=[f"{c[0]}|{c[2][:40]}" for c in LOAD_CASES])
+def test_load_case(tmp_path, nothing_runs, name, text, expected):
+    for command in ("run", "render", "validate"):
+        result = _invoke(tmp_path, text.encode(), command, name)
+        assert (result.exit_code, result.stdout) == (1, ""), command
+        assert result.stderr == f"error: {name}: {expected}\n", command
+    assert nothing_runs == []
+    count("input cases")
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [(BOMB, f"line 9, column 10: {EXPANDS}"), ("[" * 100000, f"line 1, column 101: {TOO_DEEP}")],
+    ids=["billion laughs", "100000 ["],
+)
+def test_hostile_yaml_is_refused_at_once(tmp_path, text, expected):
+    """In a process of its own, which a timeout can stop: the document is refused while it is read,
+    before anything expands it (an unknown key would be reported after that, and nothing could run)."""
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for command in ("run", "render", "validate"):
+        done = subprocess.run([sys.executable, "-m", "nsgen", command, "-f", str(path)],
+                              capture_output=True, text=True, timeout=5, cwd=ROOT, env=env)
+        assert (done.returncode, done.stdout, done.stderr) == (1, "", f"error: {path}: {expected}\n"), command
     count("input cases")

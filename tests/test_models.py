@@ -9,7 +9,7 @@ import pytest
 
 from nsgen.errors import LoadError, ValidationError
 from nsgen.load import load_file, parse_text
-from nsgen.models import Environment, resolve
+from nsgen.models import Environment, PublishedPort, resolve
 from tests.helpers import EXAMPLES, fixed_env, topology
 
 TUTORIAL = (EXAMPLES / "tutorial.yaml").read_text()
@@ -273,3 +273,90 @@ def test_subnet_overlapping_a_host_route_is_refused():
     ]
     env = env._replace(routes=lambda: [("default", "eth0"), ("172.18.0.0/24", "vethc1"), ("192.0.2.0/24", "eth0")])
     assert resolve(parse_text(TUTORIAL), env).name == "tutorial"  # its own route, while it is up, is fine
+
+
+# -- names iproute2's ip or the kernel would take for something else ------------------------------
+
+KEYWORD = "is a keyword of iproute2's ip, which would not read it as a device name"
+REFUSED_IFNAMES = {
+    "dev": KEYWORD,
+    "group": KEYWORD,
+    "type": KEYWORD,
+    "up": KEYWORD,
+    "help": KEYWORD,
+    "label": KEYWORD,  # `ip link show label` filters by address label
+    "permanent": KEYWORD,  # `ip link show permanent` filters by address flag
+    "t": "is read by iproute2's ip as its keyword 'txqueuelen' (ip takes abbreviations), not as a device name",
+    "br": "is read by iproute2's ip as its keyword 'broadcast' (ip takes abbreviations), not as a device name",
+    "n": "is read by iproute2's ip as its keyword 'nomaster' (ip takes abbreviations), not as a device name",
+    "link-net": "is read by iproute2's ip as its keyword 'link-netns' (ip takes abbreviations), not as a device name",
+    "all": "is refused by the kernel (net.ipv4.conf.all names a setting, not a device)",
+    "default": "is refused by the kernel (net.ipv4.conf.default names a setting, not a device)",
+}
+IFNAME_FIELDS = [
+    (TUTORIAL, "interface: veth1", "interface: {}", "containers.container-1.networks.link0.interface"),
+    (TUTORIAL, "host_interface: vethc1", "host_interface: {}", "containers.container-1.networks.link0.host_interface"),
+    (BRIDGE, "    bridge: br-back", "    bridge: {}", "networks.back.bridge"),
+]
+
+
+@pytest.mark.parametrize("name", REFUSED_IFNAMES)
+@pytest.mark.parametrize("base,old,new,path", IFNAME_FIELDS, ids=[f[3].rsplit(".", 1)[1] for f in IFNAME_FIELDS])
+def test_interface_names_ip_would_misread_are_refused(base, old, new, path, name):
+    assert old in base
+    assert problems(base.replace(old, new.format(name), 1)) == [f"{path}: interface name {name!r} {REFUSED_IFNAMES[name]}"]
+
+
+@pytest.mark.parametrize("name", ["eth0", "e", "x", "lo0", "on", "off", "peer", "veth", "bridge", "none", "via"])
+def test_interface_names_ip_reads_as_names_are_kept(name):
+    t = topology(TUTORIAL.replace("interface: veth1", f"interface: '{name}'").replace("host_interface: vethc1", f"host_interface: '{name}'"))
+    (a,) = t.containers["container-1"].attachments
+    assert (a.interface, a.host_interface) == (name, name)
+
+
+def test_the_schema_refuses_the_same_interface_names():
+    from nsgen import models
+    from nsgen.schema import schema
+
+    container = schema()["properties"]["containers"]["additionalProperties"]
+    attachment = container["properties"]["networks"]["oneOf"][1]["additionalProperties"]["oneOf"][1]
+    refused = attachment["properties"]["interface"]["not"]["enum"]
+    assert refused == ["lo", *models.reserved_ifnames()]
+    assert {"dev", "group", "up", "help", "all", "default", "br", "t", "link-netnsi"} <= set(refused)
+    assert not {"eth0", "e", "lo0", "veth"} & set(refused)
+
+
+# -- nameservers: canonical, and a scope only when it is an interface name -----------------------
+
+
+def test_nameservers_are_written_canonically_with_a_scope_that_is_an_interface_name():
+    t = topology(TUTORIAL.replace("    dns: [1.1.1.1]", "    dns: ['FE80::0001%eth0', '2001:DB8:0::53', 1.1.1.1]"))
+    assert t.containers["container-1"].dns == ("fe80::1%eth0", "2001:db8::53", "1.1.1.1")
+
+
+def test_host_nameservers_with_odd_scopes_or_only_on_the_host_never_pass(tmp_path):
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\nnameserver fe80::1%$(reboot)\n")
+    (tmp_path / "upstream.conf").write_text(
+        "nameserver fe80::1%wlan0\nnameserver fe80::2%a;b\nnameserver 2001:DB8::53%eth0\nnameserver 169.254.169.253\n"
+    )
+    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "upstream.conf", which=lambda n: None, routes=lambda: [])
+    t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), env)
+    # fe80::1%wlan0 names an interface of the host, which the namespace does not have
+    assert t.containers["container-1"].dns == ("2001:db8::53%eth0", "169.254.169.253")
+
+
+def test_an_unreadable_host_resolv_conf_is_no_nameserver(tmp_path):
+    (tmp_path / "resolv.conf").write_bytes(b"nameserver 127.0.0.53\n\xff\n")
+    t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), fixed_env(tmp_path))
+    assert t.containers["container-1"].dns == () and t.warnings == ()
+
+
+# -- published ports ------------------------------------------------------------------------------
+
+
+def test_a_port_published_on_0_0_0_0_is_published_on_every_host_address():
+    t = topology(BRIDGE.replace('ports: ["8080:8000"]', 'ports: ["0.0.0.0:8080:8000", "127.0.0.1:9000:9000/udp"]'))
+    assert t.containers["web"].ports == (
+        PublishedPort(None, 8080, 8000, "tcp", "0.0.0.0:8080:8000"),
+        PublishedPort(ipaddress.IPv4Address("127.0.0.1"), 9000, 9000, "udp", "127.0.0.1:9000:9000/udp"),
+    )
