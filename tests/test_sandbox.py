@@ -150,6 +150,74 @@ def test_the_sandbox_host_is_its_own(sandbox: Sandbox) -> None:
     assert sandbox.run(["ls", "-A", "/etc/netns", "/etc/sysctl.d"]).stdout.split() == ["/etc/netns:", "/etc/sysctl.d:"]
 
 
+# -- pinned sysctls: the same start whatever the machine's own values --------------------------
+
+PINNED = {  # what nsgen reads (ip_forward) or writes, and what the tests' traffic depends on
+    "net.ipv4.ip_forward": "0",
+    "net.ipv4.conf.all.forwarding": "0",
+    "net.ipv4.conf.default.forwarding": "0",
+    "net.ipv4.conf.all.route_localnet": "0",
+    "net.ipv4.conf.default.route_localnet": "0",
+    "net.ipv4.conf.all.rp_filter": "2",
+    "net.ipv4.conf.default.rp_filter": "2",
+    "net.ipv6.conf.all.forwarding": "0",
+    "net.ipv6.conf.default.forwarding": "0",
+    "net.bridge.bridge-nf-call-iptables": "1",  # only where br_netfilter is loaded
+    "net.bridge.bridge-nf-call-ip6tables": "1",
+}
+READ_PINNED = (  # every pinned file, and the conf values of every interface, as "path value"
+    "cd /proc/sys && for f in net/ipv4/ip_forward net/ipv4/conf/*/forwarding net/ipv4/conf/*/route_localnet "
+    "net/ipv4/conf/*/rp_filter net/ipv6/conf/*/forwarding net/bridge/bridge-nf-call-ip*tables; do "
+    '[ ! -e "$f" ] || echo "$f $(cat "$f")"; done'
+)
+
+
+def pinned_files(interfaces: tuple[str, ...], bridge: bool) -> dict[str, str]:
+    """What READ_PINNED shows in a namespace with these interfaces: conf.default's values on each."""
+    files = {}
+    for key, value in PINNED.items():
+        parts = key.split(".")
+        if parts[2:4] == ["conf", "default"]:
+            for name in ("default", *interfaces):
+                files[f"net/{parts[1]}/conf/{name}/{parts[4]}"] = value
+        elif parts[1] != "bridge" or bridge:
+            files[key.replace(".", "/")] = value
+    return files
+
+
+def read_pinned(sandbox: Sandbox, ns: str | None = None) -> dict[str, str]:
+    argv = ["bash", "-c", READ_PINNED]
+    out = (sandbox.run(argv) if ns is None else sandbox.in_ns(ns, argv)).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_a_new_sandbox_starts_from_pinned_sysctls(sandbox: Sandbox) -> None:
+    bridge = sandbox.run(["test", "-d", "/proc/sys/net/bridge"], check=False).returncode == 0
+    shown = {key: "(absent)" if key.startswith("net.bridge.") and not bridge else value for key, value in PINNED.items()}
+    assert sandbox.snapshot()["sysctl"] == sorted(f"{key} = {value}" for key, value in shown.items())
+    assert read_pinned(sandbox) == pinned_files(("lo", "world0"), bridge)
+    assert read_pinned(sandbox, "world") == pinned_files(("lo", "host0"), bridge)
+
+
+def test_pinning_overrides_what_a_new_namespace_inherits(sandbox: Sandbox) -> None:
+    """As on a machine that forwards, checks rp_filter strictly and routes localnet: pinned again."""
+    before = sandbox.snapshot()
+    sandbox.sh(textwrap.dedent("""\
+        set -e
+        cd /proc/sys/net
+        for conf in ipv4/conf/*; do echo 1 > $conf/forwarding; echo 1 > $conf/route_localnet; echo 1 > $conf/rp_filter; done
+        for conf in ipv6/conf/*; do echo 1 > $conf/forwarding; done
+        [ ! -d bridge ] || echo 0 > bridge/bridge-nf-call-iptables
+    """))
+    assert sandbox.snapshot() != before
+    pin = (f"import sys; sys.path.insert(0, {str(TESTS.parent)!r}); from nsgen.sandbox import host; "
+           "host.PINNED_SYSCTLS['net.ipv4.no_such_key'] = '1'; host._pin_sysctls()")  # a missing key is skipped
+    sandbox.run([sys.executable, "-S", "-c", pin])
+    assert sandbox.snapshot() == before
+    bridge = sandbox.run(["test", "-d", "/proc/sys/net/bridge"], check=False).returncode == 0
+    assert read_pinned(sandbox) == pinned_files(("lo", "world0"), bridge)
+
+
 def test_the_sandbox_writes_nothing_to_the_real_disk(sandbox: Sandbox) -> None:
     real = real_host_state()
     sandbox.sh("echo '203.0.113.99 scratch' >> /etc/hosts; mkdir -p /etc/netns/x /run/nsgen/x; touch /etc/sysctl.d/x.conf")
@@ -255,13 +323,16 @@ def test_close_kills_every_process_and_leaves_the_real_host_alone(sandbox_factor
     """))
     # only the network namespace, not the mount namespace: found by its network namespace
     outsider = subprocess.Popen(["nsenter", f"--target={box.pid}", "--net", "sleep", "305"])
+    # (setsid execs: it is not a process group leader here)
+    expected = ["sh -c 'sleep 302 & wait'", "sleep 301", "sleep 302", "sleep 303", "sleep 304", "sleep 305"]
+    # Until each has exec'd its command: counting is not enough, on a busy machine the sixth can
+    # still be `nsenter ... sleep 305` (or a shell's fork) for a moment.
     deadline = time.monotonic() + 5
-    while len(box.processes()) < 6 and time.monotonic() < deadline:
+    while sorted(box.processes().values()) != expected and time.monotonic() < deadline:
         time.sleep(0.01)
     processes = box.processes()
     commands = sorted(processes.values())
-    # (setsid execs: it is not a process group leader here)
-    assert commands == ["sh -c 'sleep 302 & wait'", "sleep 301", "sleep 302", "sleep 303", "sleep 304", "sleep 305"]
+    assert commands == expected
     assert "[netns ?] sleep 304" in box.snapshot()["processes"]  # its namespace has no name any more
     everyone = [box.pid, *box.world_pids.values(), *processes]
 

@@ -14,6 +14,14 @@ What the sandbox host looks like (all of it private to the sandbox, nothing reac
     /etc/resolv.conf           nameserver 203.0.113.53 (the world's DNS)
     lo up; world0 198.51.100.1/24; default via 198.51.100.2
     iptables: the filter, nat, mangle and raw tables exist, empty, policies ACCEPT
+    sysctls (PINNED_SYSCTLS, the same in the world), whatever the machine has:
+        net.ipv4.ip_forward 0, net.ipv4.conf.{all,default}.forwarding 0,
+        net.ipv4.conf.{all,default}.route_localnet 0, net.ipv4.conf.{all,default}.rp_filter 2,
+        net.ipv6.conf.{all,default}.forwarding 0,
+        net.bridge.bridge-nf-call-{iptables,ip6tables} 1 (only where br_netfilter is loaded);
+        the conf.default values also on each interface the helper made (lo, world0; in the
+        world lo, host0): an interface's own copy counts too (rp_filter is the larger of all's
+        and its own, route_localnet is on if either is)
     netns "world": host0 198.51.100.2/24, lo 203.0.113.10/32 + 203.0.113.53/32,
         http://203.0.113.10/ answers the caller's source address (world/http_server.py),
         DNS on 203.0.113.53 answers web.world.test and dns.world.test (world/dns_server.py).
@@ -21,6 +29,18 @@ What the sandbox host looks like (all of it private to the sandbox, nothing reac
 Why an overlay on /etc: `ip netns` needs /etc/netns, which does not exist on a clean host, and
 `mkdir` inside a mount namespace still writes to the real disk. Creating it in an overlay whose
 upper layer is a tmpfs leaves the disk untouched even if the owning process is killed mid-way.
+
+Why pinned sysctls: a new network namespace does not start from the kernel's defaults. With
+net.core.devconf_inherit_init_net at 0 (the default) it copies net.ipv4.conf.{all,default} (and so
+ip_forward) from the machine's own namespace, and with 1 or 3 the IPv6 ones too: on a machine that
+forwards (Docker, a router), a new sandbox would already forward, and nsgen's "turn forwarding
+on if it is off" would have nothing to do. The values are written once the network is set up,
+so that they hold for the interfaces the helper made as well. rp_filter is 2 (loose), as
+systemd's 50-default.conf and Ubuntu set it on most hosts nsgen runs on: a topology whose packets
+come from an address the host has no route back to works in the sandbox only if it would work
+there; 0 (no check) would hide that, 1 (strict) is stricter than most hosts. (Namespaces made
+later inside the sandbox, e.g. nsgen's containers, still copy the machine's values: only the
+host and the world are pinned.)
 
 Killing every process of the sandbox frees it: its mount namespace holds the /run tmpfs that
 holds the bind mounts that keep its network namespaces alive. If the owning process dies without
@@ -55,6 +75,25 @@ WORLD_PEER = "host0"  # the world's end
 WORLD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world")  # the servers, run as scripts
 
 REQUIRED_TOOLS = ("unshare", "nsenter", "mount", "umount", "ip", "iptables", "iptables-save", "iptables-restore")
+# Written by the helper, in the host and in the world, whatever the machine's own values are (see
+# "Why pinned sysctls" above). Keys the kernel does not have (net.bridge.* without br_netfilter,
+# net.ipv6.* with IPv6 disabled) are left out. Each conf.default.KEY is also written to KEY of
+# every interface that exists at that point.
+PINNED_SYSCTLS = {
+    "net.ipv4.ip_forward": "0",
+    "net.ipv4.conf.all.forwarding": "0",
+    "net.ipv4.conf.default.forwarding": "0",
+    "net.ipv4.conf.all.route_localnet": "0",
+    "net.ipv4.conf.default.route_localnet": "0",
+    "net.ipv4.conf.all.rp_filter": "2",
+    "net.ipv4.conf.default.rp_filter": "2",
+    "net.ipv6.conf.all.forwarding": "0",
+    "net.ipv6.conf.default.forwarding": "0",
+    # Per namespace since Linux 5.3; before, they exist only in the machine's own namespace (so
+    # the sandbox skips them, and never writes the machine's). 1 is the kernel's default.
+    "net.bridge.bridge-nf-call-iptables": "1",
+    "net.bridge.bridge-nf-call-ip6tables": "1",
+}
 BUILTIN_CHAINS = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),
     "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
@@ -265,15 +304,7 @@ def _cmdline(pid: int) -> str | None:
 # The outside: the process that owns the sandbox
 # ---------------------------------------------------------------------------------------------
 
-SNAPSHOT_SYSCTLS = (
-    "net.ipv4.ip_forward",
-    "net.ipv4.conf.all.forwarding",
-    "net.ipv4.conf.default.forwarding",
-    "net.ipv4.conf.all.route_localnet",
-    "net.ipv4.conf.all.rp_filter",
-    "net.ipv6.conf.all.forwarding",
-    "net.bridge.bridge-nf-call-iptables",
-)
+SNAPSHOT_SYSCTLS = tuple(PINNED_SYSCTLS)
 SNAPSHOT_DIRS = ("/etc/netns", "/etc/sysctl.d", "/run/nsgen")
 _SECTION = "@@sandbox-section "
 
@@ -851,6 +882,78 @@ def _setup_iptables(tables: list[str]) -> None:
         raise RuntimeError(f"iptables-restore failed: {result.stderr.strip()}")
 
 
+def _sysctl_path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def _pin_sysctls() -> None:
+    """Write PINNED_SYSCTLS in this process's network namespace, and each conf.default value to
+    every interface there is; a key the kernel does not have is skipped."""
+    writes = [(_sysctl_path(key), value) for key, value in PINNED_SYSCTLS.items()]
+    for key, value in PINNED_SYSCTLS.items():
+        parts = key.split(".")  # net.FAMILY.conf.default.NAME
+        if parts[2:4] != ["conf", "default"]:
+            continue
+        family, name = parts[1], parts[4]
+        try:
+            interfaces = sorted(set(os.listdir(f"/proc/sys/net/{family}/conf")) - {"all", "default"})
+        except FileNotFoundError:
+            continue
+        # built as a path: an interface name may hold a dot, which the dotted notation cannot show
+        writes += [(f"/proc/sys/net/{family}/conf/{ifname}/{name}", value) for ifname in interfaces]
+    for path, value in writes:
+        try:
+            with open(path) as f:
+                if f.read().strip() == value:
+                    continue  # already so: nothing to write (a read-only /proc/sys is fine then)
+            with open(path, "w") as f:
+                f.write(value + "\n")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise RuntimeError(f"cannot set {path} to {value}: {exc}") from None
+
+
+def _pin_world_sysctls() -> int:
+    """_pin_sysctls() in the world's network namespace, in a forked child (its pid is returned;
+    see _wait_pinned). A fork, not a new Python: that would add ~40 ms to every sandbox's start."""
+    fd = os.open(f"/run/netns/{WORLD_NS}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child never returns: the helper's own error handling is not its to run
+            status = 1
+            try:
+                _setns_net(fd)
+                _pin_sysctls()
+                status = 0
+            except BaseException as exc:
+                os.write(2, f"sandbox helper: in the world: {exc}\n".encode())
+            finally:
+                os._exit(status)
+    finally:
+        os.close(fd)
+    return pid
+
+
+def _setns_net(fd: int) -> None:
+    """Move this (single-threaded) process into the network namespace fd refers to."""
+    if hasattr(os, "setns"):  # Python 3.12+
+        os.setns(fd, os.CLONE_NEWNET)
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"setns: {os.strerror(errno)}")
+
+
+def _wait_pinned(pid: int) -> None:
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status != 0:
+        raise RuntimeError(f"pinning the world's sysctls failed (exit status {status}; the helper's log says why)")
+
+
 def _start_world() -> tuple[dict[str, subprocess.Popen[bytes]], dict[int, str]]:
     """Start the world's servers; they signal readiness on the returned pipes (fd -> name)."""
     servers = {
@@ -906,12 +1009,18 @@ def _helper_main(config_json: str) -> int:
         _setup_world_addresses()
         world = _start_world()
         _setup_world_link()
+        stage = "sysctl"  # once the network is set up: its interfaces get the pinned values too
+        world_pin = _pin_world_sysctls()  # while the host's are pinned and its iptables set up
+        _pin_sysctls()
         stage = "iptables"
         _setup_iptables(config["iptables_tables"])
         stage = "world servers"
+        _wait_pinned(world_pin)
         world_pids = _wait_world(*world, config["timeout"])
     except BaseException as exc:  # SIGTERM too: clean up what was started
-        report({"error": f"sandbox setup ({stage}): {exc or type(exc).__name__}", "unavailable": stage == "mounts"})
+        # a read-only /proc/sys, like a refused mount, is this machine's limit, not a bug
+        unavailable = stage in ("mounts", "sysctl")
+        report({"error": f"sandbox setup ({stage}): {exc or type(exc).__name__}", "unavailable": unavailable})
         _kill_own_sandbox(config["run_source"])
         return 1
     report({"ready": True, "world_pids": world_pids})
