@@ -2,9 +2,9 @@
 
 Consecutive `ip` commands that run in the same place (the host, or one namespace through
 `ip -n NS`) become one `ip [-n NS] -batch -` whose lines are those commands; `ip netns add` lines
-get a batch of their own (iproute2 stays inside the namespace it has just made, so nothing else
-may follow them in the same batch). Consecutive `stop_processes` become one call over all their
-namespaces. Everything else runs as it is. A `Unit` remembers which steps and commands it stands
+get a batch of their own. Consecutive `stop_processes` become one call over all their
+namespaces; consecutive firewall tables, one `iptables-restore` (or one `iptables_undo`) whose
+input holds each table's transaction in turn. Everything else runs as it is. A `Unit` remembers which steps and commands it stands
 for, so a failure names the step that failed and rollback undoes exactly the steps begun.
 """
 
@@ -26,7 +26,18 @@ class Unit(NamedTuple):
 
     def part_for_line(self, line: int) -> tuple[Step, Command] | None:
         """The plan command behind line `line` (1-based) of a batch's input."""
-        return self.parts[line - 1] if 1 <= line <= len(self.parts) and self.is_batch else None
+        if not self.is_batch or self.command is None or self.command.argv[0] in ("iptables-restore", "iptables_undo"):
+            return self._part_with_input_line(line)
+        return self.parts[line - 1] if 1 <= line <= len(self.parts) else None
+
+    def _part_with_input_line(self, line: int) -> tuple[Step, Command] | None:
+        """The plan command whose input holds line `line` of the merged input."""
+        seen = 0
+        for part in self.parts:
+            seen += (part[1].input or "").count("\n")
+            if line <= seen:
+                return part
+        return None
 
     @property
     def is_batch(self) -> bool:
@@ -49,11 +60,20 @@ def _ip_key(cmd: Command) -> tuple[str, str | None] | None:  # noqa: C901
     return ("host", None)
 
 
+RESTORE = ("iptables-restore", "-w", "--noflush")
+
+
 def key(cmd: Command) -> tuple[str, str | None] | None:
     """What a command may share a process with (None: it runs alone)."""
     if cmd.builtin and cmd.argv[0] == "stop_processes" and not cmd.only_if:
         return ("stop", None)
-    return _ip_key(cmd)
+    if cmd.only_if or cmd.detach or cmd.input is None:
+        return _ip_key(cmd)
+    if cmd.argv == RESTORE:
+        return ("restore", None)
+    if cmd.builtin and cmd.argv == ("iptables_undo",):
+        return ("undo", None)
+    return None
 
 
 def _line(cmd: Command) -> str:
@@ -65,6 +85,8 @@ def _merge(key: tuple[str, str | None], parts: list[tuple[Step, Command]]) -> Co
     commands = [cmd for _, cmd in parts]
     if key[0] == "stop":
         return Command(("stop_processes", *(ns for c in commands for ns in c.argv[1:])), builtin=True)
+    if key[0] in ("restore", "undo"):  # each table its own transaction, one after the other
+        return commands[0]._replace(input="".join(c.input or "" for c in commands))
     # Inside a namespace, nsenter enters only its network: `ip -n` also copies the mount table,
     # which holds one mount per named namespace, so with many namespaces it costs far more.
     prefix = ("nsenter", f"--net={NETNS_DIR}/{key[1]}", "ip") if key[0] == "netns" else ("ip",)

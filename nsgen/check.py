@@ -78,7 +78,8 @@ def process_state(pid: int, namespace: str) -> str | None:
 
 def read_pid(path: str) -> int | None:
     try:
-        with open(path) as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # never read through a link
+        with os.fdopen(fd) as f:
             text = f.read().strip()
     except OSError:
         return None
@@ -144,6 +145,13 @@ class _Checker:
         t = self.t
         self.add(_ok(os.path.isdir(self.plan.state_dir), "state", f"topology {t.name} is up ({self.plan.state_dir} exists)",
                      "no state directory: the topology is not up"))
+        if os.path.isdir(self.plan.state_dir):
+            from nsgen import record
+
+            found = record.load(t.name)
+            self.add(_ok(found is not None and found.digest == self.plan.digest, "state", f"{self.plan.record} records this definition",
+                         "it records another definition (the file changed since setup: `nsgen run` brings the host to it)"
+                         if found is not None else "there is no record nsgen can trust"))
         for c in t.containers.values():
             self.add(_ok(os.path.exists(f"{NETNS_DIR}/{c.name}"), "namespace", c.name, "missing"))
         for net in t.networks.values():
@@ -170,6 +178,10 @@ class _Checker:
             self.files(step)
         for step in self.plan.steps:
             self.processes(step)
+        from nsgen.builtins import other_firewall
+
+        for line in other_firewall().stderr.splitlines():  # a second firewall can drop what this one lets through
+            self.add(Result(FAIL, "firewall", line))
         return self.results
 
     # one link: exists, up, and optionally holds an address / is a port of a bridge
@@ -425,10 +437,10 @@ def probe(topology: Topology, target: str | None = None) -> list[Result]:
 def valid_target(text: str) -> bool:
     """A probe target is an IPv4 address or a host name (resolved inside the container)."""
     try:
-        ipaddress.ip_address(text)
+        ipaddress.IPv4Address(text)
         return True
     except ValueError:
-        return bool(text) and all(ch.isalnum() or ch in "-." for ch in text) and not text.startswith("-")
+        return bool(text) and text.isascii() and all(ch.isalnum() or ch in "-." for ch in text) and not text.startswith("-")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -447,7 +459,9 @@ def _cmdline(pid: int) -> str:
 
 def _containers_by_resolv(topology: str) -> list[str]:
     """Containers whose resolv.conf this topology wrote (its first line names the topology)."""
-    mark = f"# Written by nsgen for topology {topology};"
+    from nsgen.names import resolv_mark
+
+    mark = resolv_mark(topology)
     found = []
     try:
         names = sorted(os.listdir(NETNS_ETC))
@@ -463,13 +477,12 @@ def _containers_by_resolv(topology: str) -> list[str]:
     return found
 
 
-def _recorded_containers(folder: str) -> list[str]:
-    """The containers the setup recorded in the state directory (one name a line)."""
-    try:
-        with open(f"{folder}/containers") as f:
-            return [line.strip() for line in f if line.strip()]
-    except OSError:
-        return []
+def _recorded_containers(name: str) -> list[str]:
+    """The containers of the topology's record (none when there is no record to trust)."""
+    from nsgen import record
+
+    found = record.load(name)
+    return list(found.topology.containers) if found else []
 
 
 def status_rows(root: str = STATE_ROOT) -> list[tuple[str, str, str]]:
@@ -494,7 +507,7 @@ def status_rows(root: str = STATE_ROOT) -> list[tuple[str, str, str]]:
             stem, dot, index = entry[: -len(".pid")].rpartition(".") if entry.endswith(".pid") else ("", "", "")
             if dot and index.isdigit():
                 pids.setdefault(stem, []).append((int(index), f"{folder}/{entry}"))
-        containers = sorted(set(pids) | set(_containers_by_resolv(name)) | set(_recorded_containers(folder)))
+        containers = sorted(set(pids) | set(_containers_by_resolv(name)) | set(_recorded_containers(name)))
         if not containers:
             rows.append((name, "-", "up (no processes recorded)"))
         for container in containers:

@@ -94,6 +94,15 @@ def render(file: str | None, teardown: bool, output: str | None, batched: bool, 
 
     if systemd and (teardown or batched):
         raise UserError("--systemd writes a unit that both sets up and tears down; it takes no --teardown or --batch")
+    if teardown:
+        from nsgen import record
+
+        name = _name_in(_source(file)[0])
+        up = record.plan_of(name) if name else None
+        if up is not None and _digest_of(_source(file)[0]) != up.digest:  # what is up, whatever the file says now
+            click.echo(f"note: the file no longer describes what is up; the script removes what {up.record} records", err=True)
+            _write(render_plan(up, teardown=True, note=f"Rendered from the record of what is up: {up.record}"), output)
+            return
     plan = load_plan(file)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -138,38 +147,67 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
     if os.geteuid() != 0:  # before reading anything from the host
         raise UserError(execute.NOT_ROOT)
     progress = execute.Progress(lambda line: click.echo(line, err=True), 0 if quiet else 2 if verbose else 1)
-    path = _source(file)[0]
     try:
         if teardown:
-            execute.teardown(_recorded_plan(path, progress) or load_plan(file), progress=progress)
+            _teardown(file, progress)
         else:
-            execute.setup(load_plan(file), progress=progress, source=_text(path))
+            execute.setup(load_plan(file), progress=progress)
     except NsgenError as exc:
         raise UserError(str(exc)) from None
 
 
-def _text(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except (OSError, UnicodeError):
-        return None
-
-
-def _recorded_plan(path: Path, progress):
-    """The plan `nsgen run` recorded when it set this topology up (None: there is none, and the
-    file is compiled as for any other command). A file changed since is said, not followed."""
-    from nsgen import record
+def _name_in(path: Path) -> str | None:
+    """The topology name a file gives, even when the rest of it is not valid (any more)."""
     from nsgen.load import load_file
+    from nsgen.models import NAME_RE, TOPOLOGY_NAME_MAX
 
     try:
         data = load_file(path)
     except NsgenError:
         return None
     name = data.get("name") if isinstance(data, dict) else None
-    plan = record.load(name) if isinstance(name, str) else None
-    if plan is not None and plan.source != _text(path):
-        progress.note(f"note: {path} has changed since topology {name} was set up; removing what was set up")
-    return plan
+    if isinstance(name, str) and NAME_RE.fullmatch(name) and len(name.encode()) <= TOPOLOGY_NAME_MAX:
+        return name
+    return None
+
+
+def _digest_of(path: Path) -> str | None:
+    """The digest of what the file describes (None: it describes nothing valid any more)."""
+    from nsgen import record
+    from nsgen.load import load_file
+    from nsgen.models import resolve
+
+    try:
+        return record.digest(resolve(load_file(path)))
+    except NsgenError:
+        return None
+
+
+def _teardown(file: str | None, progress) -> None:
+    """Remove what is up: what the record says, or, with no record, what carries the topology's marks."""
+    from nsgen import execute, record, sweep
+
+    path, label = _source(file)
+    name = _name_in(path)
+    if name is None:
+        name = load_plan(file).name  # reports what is wrong with the file
+    plan = record.plan_of(name)
+    if plan is not None:
+        if _digest_of(path) != plan.digest:
+            progress.note(f"note: {label} no longer describes what is up; removing what topology {name} was set up with")
+        execute.teardown(plan, progress=progress)
+        return
+    problem = record.state_problem(name)
+    if problem:
+        progress.warn(f"the state directory of {name} cannot be trusted ({problem}); going by the marks on what nsgen made")
+    found = sweep.plan(name)
+    if not found.found:
+        progress.note(f"topology {name} is not up on this host: nothing carries its marks")
+        return
+    progress.note(f"no record of topology {name} on this host; removing what carries its marks:")
+    for what in found.found:
+        progress.note(f"  {what}")
+    execute.teardown(found, progress=progress)
 
 
 @main.command()

@@ -1,10 +1,12 @@
 """Execute runs a plan's argv with subprocess (never a shell) and undoes what it did when a step fails.
 
-It follows the same rules as the rendered scripts, step for step: refuse before any change when a
-resource exists that this topology did not make; skip a step whose probe says it is done; on a
-failure or an interrupt, undo the steps this run began, newest first, and report every undo error.
-The `Runner` is the only part that touches the host; `RecordingRunner` makes all of this testable
-without root.
+It follows the same rules as the rendered scripts, step for step: check the host under the lock
+before any change (the state directory, subnets, published ports, what the plan needs); refuse a
+resource of the same name that is not this topology's own; skip a step whose probe says it is
+done; on a failure, an interrupt or any other error, undo the steps this run began, newest first,
+and report every undo error. A teardown that cannot undo everything says what is left and keeps
+the record a retry needs. The `Runner` is the only part that touches the host; `RecordingRunner`
+makes all of this testable without root.
 """
 
 from __future__ import annotations
@@ -17,31 +19,31 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
-from typing import Callable, Iterator, NamedTuple, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
-from nsgen import batch, native
+from nsgen import batch, builtins, native
+from nsgen.builtins import Result
 from nsgen.errors import ExecutionError, PreflightError
-from nsgen.plan import NETNS_DIR, Command, Plan, Step
+from nsgen.plan import Command, Plan, Step
 
 NOT_ROOT = "changing the host's network needs root: run it again with sudo"
 LOCK_TIMEOUT = 60.0
 PARALLEL = 4  # configuration batches run side by side, each in its own namespace
-STOP_GRACE = 3.0
+STOP_GRACE = builtins.STOP_GRACE
+stop_processes = builtins.stop_processes
 
-
-class Result(NamedTuple):
-    returncode: int
-    stdout: str = ""
-    stderr: str = ""
+__all__ = ["NOT_ROOT", "Progress", "RecordingRunner", "Result", "SubprocessRunner", "setup", "teardown", "undo_steps"]
 
 
 class Runner(Protocol):
     def run(self, cmd: Command) -> Result: ...
     def run_many(self, commands: list[Command]) -> list[Result]: ...
     def check(self, argv: tuple[str, ...]) -> bool: ...
+    def guard(self, cmd: Command) -> Result: ...
     def lock(self, path: str) -> contextlib.AbstractContextManager: ...
     def is_root(self) -> bool: ...
     def missing_tools(self, tools: tuple[str, ...]) -> list[str]: ...
@@ -51,20 +53,23 @@ class SubprocessRunner:
     """Runs commands on this host.
 
     The plan's small file commands and probes (`test`, `mkdir -p`, `cp`, `grep -qx` and the like:
-    see `native`) are done without starting a process; `ip link show NAME` is answered from one
-    listing of the host's links, read again after any command has run; `group_has_links GROUP`
-    (the scripts' shell function) from that listing when one is at hand, else with one
-    `ip -o link show group GROUP`."""
+    see `native`) are done without starting a process; builtins (see `builtins`) in Python; `ip
+    link show NAME` is answered from one listing of the host's links, read again after any
+    command has run."""
 
     def __init__(self) -> None:
-        self._links: Links | None = None
+        self.host = builtins.Host()
+        self._probes = builtins.probes(self.host)
+        self._commands = builtins.commands(self.host)
 
     def run(self, cmd: Command) -> Result:
-        self._links = None
+        self.host.changed()
         if cmd.builtin:
-            return BUILTINS[cmd.argv[0]](*cmd.argv[1:])
+            if cmd.argv[0] == "iptables_undo":
+                return builtins.iptables_undo(cmd.input or "")
+            return self._commands[cmd.argv[0]](*cmd.argv[1:])
         if cmd.detach:
-            return self._start(cmd)
+            return _start(cmd)
         done = native.run(cmd.argv, cmd.input)
         if done is not None:
             return Result(done.returncode, "", done.stderr)
@@ -75,9 +80,12 @@ class SubprocessRunner:
             out, err = proc.communicate(cmd.input)
         return Result(proc.returncode, out, err)
 
+    def guard(self, cmd: Command) -> Result:
+        return self.run(cmd)
+
     def run_many(self, commands: list[Command], width: int = PARALLEL) -> list[Result]:
         """Independent commands (each in a namespace of its own), `width` at a time."""
-        self._links = None
+        self.host.changed()
         results: list[Result | None] = [None] * len(commands)
         running: dict[int, subprocess.Popen] = {}
 
@@ -111,32 +119,15 @@ class SubprocessRunner:
             reap(block=True)
         return [r if r is not None else Result(1) for r in results]
 
-    def _start(self, cmd: Command) -> Result:
-        assert cmd.detach
-        log, pidfile = cmd.detach
-        try:
-            with open(log, "ab") as out:
-                child = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        except OSError as exc:
-            return Result(127, "", f"{cmd.argv[0]}: {exc.strerror}")
-        with open(pidfile, "w") as f:
-            f.write(f"{child.pid}\n")
-        return Result(0)
-
     def check(self, argv: tuple[str, ...]) -> bool:
         if argv[0] == "test" and (answer := native.file_test(argv[1:])) is not None:
             return answer
         if (done := native.run(argv)) is not None:
             return done.returncode == 0
-        if argv[0] == "group_has_links" and len(argv) == 2:
-            if self._links is not None and (found := _in_listing(self._links, argv[1])) is not None:
-                return found
-            return _group_has_links(argv[1])
+        if argv[0] in self._probes:
+            return self._probes[argv[0]](*argv[1:])
         if argv[:3] == ("ip", "link", "show") and len(argv) == 4:
-            if self._links is None:
-                self._links = _host_links()
-            if self._links is not None:
-                return argv[3] in self._links.names
+            return argv[3] in self.host.links()
         try:
             return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
         except FileNotFoundError:
@@ -144,8 +135,7 @@ class SubprocessRunner:
 
     @contextlib.contextmanager
     def lock(self, path: str) -> Iterator[None]:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = _open_lock(path)
         try:
             deadline = time.monotonic() + LOCK_TIMEOUT
             while True:
@@ -167,6 +157,44 @@ class SubprocessRunner:
         return [t for t in tools if shutil.which(t) is None]
 
 
+def _open_lock(path: str) -> int:
+    """The lock file, opened without following a link, and only when it is a file of root's."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise PreflightError(f"cannot open the lock file {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        os.close(fd)
+        raise PreflightError(f"the lock file {path} is not nsgen's (not a regular file of root's); nothing was changed")
+    return fd
+
+
+def _start(cmd: Command) -> Result:
+    """Start a detached process: its output appended to the log file, its pid written to the
+    pid file; neither is ever opened through a symbolic link."""
+    assert cmd.detach
+    log, pidfile = cmd.detach
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        out = os.open(log, flags | os.O_APPEND, 0o644)
+    except OSError as exc:
+        return Result(1, "", f"cannot open {log}: {exc.strerror}")
+    try:
+        child = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    except OSError as exc:
+        return Result(127, "", f"{cmd.argv[0]}: {exc.strerror}")
+    finally:
+        os.close(out)
+    try:
+        fd = os.open(pidfile, flags | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{child.pid}\n")
+    except OSError as exc:
+        return Result(1, "", f"cannot write {pidfile}: {exc.strerror}")
+    return Result(0)
+
+
 def _popen(argv: tuple[str, ...], stdin: bool) -> subprocess.Popen | Result:
     # close_fds=False is safe (Python opens every file descriptor non-inheritable) and makes
     # each start cheaper.
@@ -185,7 +213,7 @@ def _spawn(argv: tuple[str, ...], stdin: bool) -> subprocess.Popen | Result:
     ours enters the namespace and starts PROGRAM, which inherits it; the thread then ends, so
     nothing else of nsgen ever runs inside a container's namespace."""
     target = _nsenter_net(argv)
-    setns = _setns() if target else None
+    setns = setns_function() if target else None
     if target is None or setns is None:
         return _popen(argv, stdin)
     path, rest = target
@@ -242,7 +270,7 @@ def _nsenter_net(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _setns():
+def setns_function():
     """setns(fd, CLONE_NEWNET) for the calling thread: os.setns from Python 3.12, libc before."""
     if hasattr(os, "setns"):
         return lambda fd: os.setns(fd, os.CLONE_NEWNET)
@@ -262,48 +290,6 @@ def _setns():
     return setns
 
 
-
-class Links(NamedTuple):
-    names: set[str]
-    groups: set[str]  # as `ip` prints them: numbers, "default", or names from /etc/iproute2/group
-
-
-def _host_links() -> Links | None:
-    try:
-        done = subprocess.run(("ip", "-o", "link", "show"), capture_output=True, text=True, close_fds=False)
-    except FileNotFoundError:
-        return None
-    if done.returncode != 0:
-        return None
-    links = Links(set(), set())
-    for line in done.stdout.splitlines():
-        parts = line.split(": ", 2)
-        if len(parts) >= 2:
-            links.names.add(parts[1].split("@", 1)[0])
-        words = line.split()
-        if "group" in words[:-1]:
-            links.groups.add(words[words.index("group") + 1])
-    return links
-
-
-def _in_listing(links: Links, group: str) -> bool | None:
-    """Whether a link is in `group` (a number), from the listing; None when a group name hides it."""
-    number = str(int(group, 0))
-    if number in links.groups:
-        return True
-    if any(g != "default" and not g.isdigit() for g in links.groups):
-        return None
-    return False
-
-
-def _group_has_links(group: str) -> bool:
-    try:
-        done = subprocess.run(("ip", "-o", "link", "show", "group", group), capture_output=True, text=True, close_fds=False)
-    except FileNotFoundError:
-        return False
-    return done.returncode == 0 and bool(done.stdout.strip())
-
-
 def netns_id(path: str) -> tuple[int, int] | None:
     """The identity of a network namespace file (/run/netns/NAME or /proc/PID/ns/net)."""
     try:
@@ -311,39 +297,6 @@ def netns_id(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
-
-
-def _pids_in(targets: set[tuple[int, int]]) -> list[int]:
-    """Every process whose network namespace is one of `targets` (one pass over /proc)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and netns_id(f"/proc/{entry}/ns/net") in targets:
-            pids.append(int(entry))
-    return pids
-
-
-def stop_processes(*namespaces: str, grace: float = STOP_GRACE) -> Result:
-    """TERM every process in the namespaces, then KILL what is left after `grace` seconds.
-
-    A pid is signalled only if, checked right before, it still lives in one of them."""
-    targets = {key for ns in namespaces if (key := netns_id(f"{NETNS_DIR}/{ns}")) is not None}
-    if not targets:
-        return Result(0)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _pids_in(targets):
-            if netns_id(f"/proc/{pid}/ns/net") in targets:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not _pids_in(targets):
-                return Result(0)
-            time.sleep(0.05)
-    left = _pids_in(targets)
-    return Result(1, "", f"processes still running in {', '.join(namespaces)}: {' '.join(map(str, left))}") if left else Result(0)
-
-
-BUILTINS: dict[str, Callable[..., Result]] = {"stop_processes": stop_processes}
 
 
 class RecordingRunner:
@@ -355,16 +308,23 @@ class RecordingRunner:
         fail: Callable[[Command], Result | None] = lambda cmd: None,
         root: bool = True,
         tools_missing: list[str] | None = None,
+        refuse: Callable[[Command], Result | None] = lambda cmd: None,
     ) -> None:
         self.present = set(present or ())
         self.fail = fail
+        self.refuse = refuse
         self.root = root
         self.tools_missing = list(tools_missing or ())
         self.log: list[tuple[str, ...]] = []
+        self.guarded: list[tuple[str, ...]] = []
 
     def run(self, cmd: Command) -> Result:
         self.log.append(cmd.argv)
         return self.fail(cmd) or Result(0)
+
+    def guard(self, cmd: Command) -> Result:
+        self.guarded.append(cmd.argv)
+        return self.refuse(cmd) or Result(0)
 
     def check(self, argv: tuple[str, ...]) -> bool:
         return argv in self.present
@@ -402,6 +362,9 @@ class Progress:
         if self.verbosity >= 1:
             self.echo(line)
 
+    def warn(self, line: str) -> None:
+        self.echo(f"warning: {line}")
+
 
 class Interrupted(Exception):
     """SIGINT or SIGTERM arrived while the plan was running."""
@@ -436,7 +399,18 @@ def _signals_ignored():
     return _signals(signal.SIG_IGN)
 
 
-def _describe(cmd: Command, result: Result) -> str:
+@contextlib.contextmanager
+def _umask() -> Iterator[None]:
+    """Everything nsgen makes gets the modes it asks for (0755 folders, 0644 files), whatever
+    the umask of the shell that started it."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def describe(cmd: Command, result: Result) -> str:
     message = (result.stderr or result.stdout).strip().replace("\n", "; ")
     return f"`{shlex.join(cmd.argv)}` exited with status {result.returncode}" + (f": {message}" if message else "")
 
@@ -452,29 +426,39 @@ def check(runner: Runner, probe: tuple[str, ...]) -> bool:
     return runner.check(probe)
 
 
-def preflight(plan: Plan, runner: Runner) -> None:
+def preflight(plan: Any, runner: Runner) -> None:
     if not runner.is_root():
         raise PreflightError(NOT_ROOT)
     missing = runner.missing_tools(plan.tools)
     if missing:
-        raise PreflightError(f"required tool not found: {', '.join(missing)} (nothing was changed)")
+        from nsgen.plan import PACKAGES
+
+        packages = " ".join(dict.fromkeys(PACKAGES.get(t, t) for t in missing))
+        raise PreflightError(f"required tool not found: {', '.join(missing)} (nothing was changed; on Debian and Ubuntu: apt install {packages})")
 
 
-def _requirements(plan: Plan, runner: Runner) -> None:
+def _host_checks(plan: Plan, runner: Runner, progress: Progress) -> None:
+    """Under the lock, before any change: what the host must allow, the guards, and no resource
+    of the same name that is not this topology's own."""
     for requirement in plan.requirements:
         if not any(check(runner, probe) for probe in requirement.any_of):
             raise PreflightError(requirement.message)
-
-
-def _refuse_foreign(plan: Plan, runner: Runner) -> None:
-    if runner.check(("test", "-d", plan.state_dir)):
-        return
-    for step in plan.steps:
-        if step.resource and step.probe and all(check(runner, p) for p in step.probe):
+    for guard in plan.guards:
+        try:
+            result = runner.guard(guard)
+        except (OSError, ValueError) as exc:
+            raise PreflightError(f"nsgen could not check the host ({guard.argv[0]}): {exc}; nothing was changed") from None
+        message = (result.stderr or result.stdout).strip()
+        if result.returncode != 0:
+            raise PreflightError(message or f"{guard.argv[0]} refused")
+        for line in message.splitlines():
+            progress.warn(line)
+    for step in plan.resources():
+        if all(check(runner, p) for p in step.probe) and not all(check(runner, p) for p in step.ours):
             raise PreflightError(f"{step.resource} already exists and was not made by nsgen topology {plan.name}; nothing was changed")
 
 
-_PURE = ("test", "!", "group_has_links")  # guards without side effects: safe to evaluate before a batch runs
+_PURE = ("test", "!", "group_has_links", "netns_ours", "link_ours", "group_ours")  # guards without side effects
 
 
 def _pure(cmd: Command) -> bool:
@@ -484,7 +468,7 @@ def _pure(cmd: Command) -> bool:
 def _failure(unit: batch.Unit, result: Result) -> tuple[Step, Command, Result]:
     """The plan command behind a failed unit: iproute2 names the batch line that failed."""
     if unit.is_batch:
-        match = re.search(r"Command failed -:(\d+)", result.stderr)
+        match = re.search(r"Command failed -:(\d+)", result.stderr) or re.search(r"line (\d+) failed", result.stderr)
         part = unit.part_for_line(int(match.group(1))) if match else None
         message = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("Command failed"))
         step, cmd = part or unit.parts[0]
@@ -493,12 +477,22 @@ def _failure(unit: batch.Unit, result: Result) -> tuple[Step, Command, Result]:
     return step, cmd, result
 
 
+def _attempt(runner: Runner, cmd: Command) -> Result:
+    """Run a command; an error of nsgen's own (a full disk, a file it cannot write) becomes the
+    command's failure, like a program's exit status, so that it is reported and undone."""
+    try:
+        return runner.run(cmd)
+    except (OSError, ValueError, RuntimeError) as exc:
+        return Result(1, "", f"nsgen: {exc}")
+
+
 def undo_steps(steps: list[Step], runner: Runner, progress: Progress, announce: bool = False, batched: bool = True) -> list[str]:
     """Run the undo commands of `steps` in reverse order; return every error (none is swallowed).
 
     Consecutive commands that can share a process do (namespace deletions, link deletions,
     stopping processes); a guard is checked right before its command runs, or, for a guard with
-    no side effect on a command in a batch, right before the batch runs."""
+    no side effect on a command in a batch, right before the batch runs. A final step (the state
+    directory) is undone only when everything before it was."""
     errors: list[str] = []
     undone = {s.id for s in steps}
     ordered = [s for s in reversed(steps) if s.goes_with not in undone]
@@ -510,13 +504,17 @@ def undo_steps(steps: list[Step], runner: Runner, progress: Progress, announce: 
         for unit in batch.group(list(pending), min_size=2 if batched else 10**9):
             assert unit.command is not None
             progress.command(unit.command)
-            result = runner.run(unit.command)
+            result = _attempt(runner, unit.command)
             if result.returncode != 0:
                 step, cmd, result = _failure(unit, result)
-                errors.append(f"undo of {step.id}: {_describe(cmd, result)}")
+                errors.append(f"undo of {step.id}: {describe(cmd, result)}")
         pending.clear()
 
     for index, step in enumerate(ordered, 1):
+        if step.final:
+            flush()
+            if errors:
+                continue
         if announce:
             progress.step(index, len(ordered), step, prefix="undo: ")
         for cmd in step.undo:
@@ -529,64 +527,87 @@ def undo_steps(steps: list[Step], runner: Runner, progress: Progress, announce: 
             if not _guards_pass(cmd, runner):
                 continue
             progress.command(cmd)
-            result = runner.run(cmd)
+            result = _attempt(runner, cmd)
             if result.returncode != 0:
-                errors.append(f"undo of {step.id}: {_describe(cmd, result)}")
+                errors.append(f"undo of {step.id}: {describe(cmd, result)}")
     flush()
     return errors
 
 
 def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = None, batched: bool = True,
-          source: str | None = None) -> None:
+          recorded: Plan | None = None) -> None:
     """Set the topology up. On a host where it is not up at all, commands run in batches;
     where its state directory exists (a second run, or a run after a crash), step by step, each
-    step skipped when its probe finds it done. With `source` (the topology file's text), the
-    plan is recorded in the state directory for `nsgen run --teardown` (see `record`)."""
+    step skipped when its probe finds it done. When it is up with another definition
+    (`recorded`, the plan of what is up), what changed is undone first, then the rest set up."""
     runner = runner or SubprocessRunner()
     progress = progress or Progress()
     preflight(plan, runner)
     for warning in plan.warnings:
-        progress.echo(f"warning: {warning}")
-    with runner.lock(plan.lock_file):
-        _requirements(plan, runner)
-        fresh = not runner.check(("test", "-d", plan.state_dir))
-        _refuse_foreign(plan, runner)
-        begun: list[Step] = []
-        try:
-            with _signals_interrupt():
-                if fresh and batched:
-                    _setup_batched(plan, runner, progress, begun)
-                else:
-                    _setup_stepwise(plan, runner, progress, begun)
-        except (ExecutionError, Interrupted) as exc:
-            reason = str(exc) if isinstance(exc, ExecutionError) else f"interrupted by {exc}"
-            with _signals_ignored():
-                errors = undo_steps(begun, runner, progress, batched=batched)
-            if errors:
-                raise ExecutionError(reason + "\nundoing it left errors:\n" + "\n".join(f"  {e}" for e in errors)) from None
-            raise ExecutionError(f"{reason}\nundid the {len(begun)} step(s) this run began; nothing of it is left") from None
-        if source is not None and isinstance(runner, SubprocessRunner):
+        progress.warn(warning)
+    with runner.lock(plan.lock_file), _umask():
+        _host_checks(plan, runner, progress)
+        if recorded is None and isinstance(runner, SubprocessRunner):
             from nsgen import record
 
-            record.save(plan, source)
+            recorded = record.plan_of(plan.name)  # what is up, read under the lock
+        fresh = not runner.check(("test", "-d", plan.state_dir))
+        begun: list[Step] = []
+        changing = recorded is not None and recorded.digest != plan.digest
+        try:
+            with _signals_interrupt():
+                if changing:
+                    from nsgen import converge
+
+                    assert recorded is not None
+                    converge.change(recorded, plan, runner, progress, begun)
+                elif fresh and batched:
+                    _setup_batched(plan, runner, progress, begun)
+                else:
+                    setup_stepwise(plan, runner, progress, begun)
+        except Exception as exc:  # a failed command, an interrupt, or any error of nsgen's own
+            reason = f"interrupted by {exc}" if isinstance(exc, Interrupted) else str(exc) if isinstance(exc, ExecutionError) else f"nsgen: {exc}"
+            if changing:
+                reason += (f"\nwhat this run added to {plan.name} is undone; what it removed stays removed, what did not change is "
+                           f"still up, and {plan.record} holds the new definition: run the setup again to finish, or the teardown")
+            _rollback(plan, reason, begun, runner, progress, batched, complete=not changing)
     progress.note(f"topology {plan.name} is up")
 
 
-def _setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[Step]) -> None:
+def _rollback(plan: Plan, reason: str, begun: list[Step], runner: Runner, progress: Progress, batched: bool, complete: bool = True) -> None:
+    with _signals_ignored():
+        errors = undo_steps(begun, runner, progress, batched=batched)
+    if errors:
+        raise ExecutionError(reason + "\nundoing it left errors:\n" + "\n".join(f"  {e}" for e in errors)) from None
+    if not complete:
+        raise ExecutionError(reason) from None
+    raise ExecutionError(f"{reason}\nundid the {len(begun)} step(s) this run began; nothing of it is left") from None
+
+
+def run_step(step: Step, runner: Runner, progress: Progress) -> None:
+    for cmd in step.commands:
+        if not _guards_pass(cmd, runner):
+            continue
+        progress.command(cmd)
+        result = _attempt(runner, cmd)
+        if result.returncode != 0:
+            raise ExecutionError(f"step {step.id} failed: {describe(cmd, result)}")
+
+
+def setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[Step], keep: frozenset[str] = frozenset()) -> None:
+    """Every step in order, skipped when its probe finds it done; `keep` names steps that are
+    never undone by a rollback of this run (they hold what was up before it)."""
     total = len(plan.steps)
     for index, step in enumerate(plan.steps, 1):
+        if step.begun_with and all(s.id != step.begun_with for s in begun):
+            continue  # it goes with a step this run did not begin
         if step.probe and all(check(runner, p) for p in step.probe):
             progress.step(index, total, step, " (already done)")
             continue
         progress.step(index, total, step)
-        begun.append(step)
-        for cmd in step.commands:
-            if not _guards_pass(cmd, runner):
-                continue
-            progress.command(cmd)
-            result = runner.run(cmd)
-            if result.returncode != 0:
-                raise ExecutionError(f"step {step.id} failed: {_describe(cmd, result)}")
+        if step.id not in keep:
+            begun.append(step)
+        run_step(step, runner, progress)
 
 
 def _setup_batched(plan: Plan, runner: Runner, progress: Progress, begun: list[Step]) -> None:
@@ -610,11 +631,14 @@ def _setup_batched(plan: Plan, runner: Runner, progress: Progress, begun: list[S
             continue
         for cmd in commands:
             progress.command(cmd)
-        results = runner.run_many(commands) if len(commands) > 1 else [runner.run(commands[0])]
+        if len(commands) > 1:
+            results = runner.run_many(commands)
+        else:
+            results = [_attempt(runner, commands[0])]
         for unit, result in zip([u for u in wave if u.command in commands], results):
             if result.returncode != 0:
                 step, cmd, result = _failure(unit, result)
-                raise ExecutionError(f"step {step.id} failed: {_describe(cmd, result)}")
+                raise ExecutionError(f"step {step.id} failed: {describe(cmd, result)}")
 
 
 def _in_namespace(unit: batch.Unit) -> bool:
@@ -622,12 +646,28 @@ def _in_namespace(unit: batch.Unit) -> bool:
     return cmd is not None and cmd.argv[0] == "nsenter" and not cmd.only_if
 
 
-def teardown(plan: Plan, runner: Runner | None = None, progress: Progress | None = None, batched: bool = True) -> None:
+def teardown(plan: Any, runner: Runner | None = None, progress: Progress | None = None, batched: bool = True) -> None:
+    """Undo every step, newest first. When something could not be undone, the state directory
+    (the record a second teardown follows) is kept, and the error says what is still there."""
     runner = runner or SubprocessRunner()
     progress = progress or Progress()
     preflight(plan, runner)
-    with runner.lock(plan.lock_file), _signals_ignored():
+    with runner.lock(plan.lock_file), _signals_ignored(), _umask():
         errors = undo_steps([s for s in plan.steps if s.undo], runner, progress, announce=True, batched=batched)
+        left = leftovers(plan, runner) if errors else []
     if errors:
-        raise ExecutionError("teardown finished with errors:\n" + "\n".join(f"  {e}" for e in errors))
+        lines = ["teardown of " + plan.name + " could not undo everything:", *(f"  {e}" for e in errors)]
+        if left:
+            lines += ["still there:", *(f"  {what}" for what in left)]
+        lines.append(f"its state directory {plan.state_dir} is kept: run the teardown again to finish the job")
+        raise ExecutionError("\n".join(lines))
     progress.note(f"topology {plan.name} is down")
+
+
+def leftovers(plan: Any, runner: Runner) -> list[str]:
+    """The named resources of the plan that are still there and still its own."""
+    found = []
+    for step in plan.steps:
+        if step.resource and step.probe and all(check(runner, p) for p in step.probe) and all(check(runner, p) for p in step.ours):
+            found.append(step.resource)
+    return found

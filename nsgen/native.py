@@ -6,9 +6,9 @@ with the same outcome and exit status as the program's; any other form returns N
 program runs. The scripts run the programs themselves: what they do is the reference.
 
     test [!] -e|-d|-s|-w PATH        mkdir -p DIR            touch FILE
-    rm -f FILE                       rm -rf PATH             rmdir [--ignore-fail-on-non-empty] DIR
-    install -m MODE /dev/stdin FILE  cp SRC DST              cmp -s A B
-    grep -qx TEXT FILE               grep -qF TEXT FILE      (TEXT without pattern characters)
+    rm -f FILE...                    rm -rf PATH             rmdir [--ignore-fail-on-non-empty] DIR
+    install [-D] -m MODE /dev/stdin FILE                     cp SRC DST              cmp -s A B
+    grep -qx TEXT FILE               grep -qF TEXT FILE      grep -qxF TEXT FILE   (-qx: TEXT without pattern characters)
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def file_test(args: tuple[str, ...]) -> bool | None:
 
 def run(argv: tuple[str, ...], stdin: str | None = None) -> Outcome | None:
     """Do argv here when it is one of the forms above; None when the program must run."""
-    handler = _HANDLERS.get((argv[0], len(argv), stdin is not None))
+    handler = _HANDLERS.get((argv[0], len(argv) if argv[0] != "rm" else min(len(argv), 3), stdin is not None))
     if handler is None:
         return None
     try:
@@ -104,19 +104,22 @@ def _touch(argv, _stdin) -> Outcome:
 
 
 def _rm(argv, _stdin) -> Outcome:
-    flag, path = argv[1], argv[2]
-    if flag not in ("-f", "-rf"):
+    flag, paths = argv[1], argv[2:]
+    if flag not in ("-f", "-rf") or (flag == "-rf" and len(paths) != 1) or any(p.startswith("-") or not p for p in paths):
         raise _NotMine
-    try:
-        if flag == "-rf" and os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        return _fail("rm", f"cannot remove '{path}'", exc)
-    return Outcome(0)
+    status, message = 0, []
+    for path in paths:
+        try:
+            if flag == "-rf" and os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            status = 1
+            message.append(_fail("rm", f"cannot remove '{path}'", exc).stderr)
+    return Outcome(status, "\n".join(message))
 
 
 def _rmdir(argv, _stdin) -> Outcome:
@@ -134,10 +137,13 @@ def _rmdir(argv, _stdin) -> Outcome:
 
 
 def _install(argv, stdin) -> Outcome:
-    _, flag, mode, source, path = argv
-    if flag != "-m" or source != "/dev/stdin" or not re.fullmatch(r"0?[0-7]{3}", mode):
+    leading = argv[1] == "-D"
+    _, flag, mode, source, path = (argv[0], *argv[2:]) if leading else argv
+    if flag != "-m" or source != "/dev/stdin" or not re.fullmatch(r"0?[0-7]{3}", mode) or path.startswith("-"):
         raise _NotMine
     try:
+        if leading and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)  # as install -D does: 0777 less the umask
         if os.path.lexists(path) and not os.path.isdir(path):
             os.unlink(path)  # as install does: the file is replaced, never written through a link
         _write(path, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, stdin.encode(), chmod=int(mode, 8))
@@ -175,14 +181,14 @@ def _cmp(argv, _stdin) -> Outcome:
 
 def _grep(argv, _stdin) -> Outcome:
     flag, text, path = argv[1], argv[2], argv[3]
-    if flag not in ("-qx", "-qF") or not text or "\n" in text or (flag == "-qx" and not _LITERAL.fullmatch(text)):
+    if flag not in ("-qx", "-qF", "-qxF") or not text or "\n" in text or (flag == "-qx" and not _LITERAL.fullmatch(text)):
         raise _NotMine
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             lines = f.read().split("\n")
     except OSError as exc:
         return Outcome(2, f"grep: {path}: {exc.strerror}")
-    if flag == "-qx":
+    if flag in ("-qx", "-qxF"):
         return Outcome(0 if text in lines else 1)
     return Outcome(0 if any(text in line for line in lines) else 1)
 
@@ -194,6 +200,7 @@ _HANDLERS: dict[tuple[str, int, bool], Callable[[tuple[str, ...], str | None], O
     ("rmdir", 2, False): _rmdir,
     ("rmdir", 3, False): _rmdir,
     ("install", 5, True): _install,
+    ("install", 6, True): _install,
     ("cp", 3, False): _cp,
     ("cmp", 4, False): _cmp,
     ("grep", 4, False): _grep,

@@ -3,31 +3,67 @@
 `compile_plan(topology)` turns a resolved topology into an ordered tuple of `Step`s. A step says
 why it exists (a one-line summary in the tutorial's voice), the commands that make it happen and
 the commands that undo it, all as argv tuples, and optionally a probe that tells whether it is
-already done. The setup script, the teardown script and `nsgen run` all consume this one plan.
+already done and one that tells whether what the probe found is this topology's own. The setup
+script, the teardown script and `nsgen run` all consume this one plan.
+
+Some operations are no single program: a builtin (`Command.builtin`) names one, done by a shell
+function in the scripts (templates/_functions.sh.j2) and by a Python function in `nsgen run`
+(nsgen/builtins.py), with the same outcome. `BUILTINS` lists them with the programs they use.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
 from typing import TYPE_CHECKING, NamedTuple
 
-if TYPE_CHECKING:  # only for annotations: a recorded plan is torn down without the models
+from nsgen.names import (
+    FORWARD_DIR,
+    IP_FORWARD,
+    LOCK_FILE,
+    NETNS_DIR,
+    NETNS_ETC,
+    NSGEN_GROUPS,
+    STATE_ROOT,
+    SYSCTL_DIR,
+    chain_name,
+    device_group,
+    intent_path,
+    mark,
+    record_path,
+    resolv_mark,
+    rule_tag,
+    state_dir,
+)
+
+if TYPE_CHECKING:  # only for annotations: a recorded topology is compiled without validating it again
     from nsgen.models import Network, Topology
+
+__all__ = ["NETNS_DIR", "NETNS_ETC", "STATE_ROOT", "Command", "Plan", "Step", "compile_plan", "device_group", "chain_name", "rule_tag", "state_dir"]
 
 Argv = tuple[str, ...]
 
-STATE_ROOT = "/run/nsgen"
-LOCK_FILE = "/run/lock/nsgen.lock"
-FORWARD_DIR = f"{STATE_ROOT}/.ip_forward"  # shared by every topology: a name no topology can have
-IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
-# Every host device nsgen makes (bridges, veth host ends) is in a device group whose high byte is
-# 0x6e ("n"): firewall rules tell container networks from the rest of the host by it, across
-# topologies. The low 24 bits are the topology's own (see device_group).
-NSGEN_GROUPS = "0x6e000000/0xff000000"
-NETNS_DIR = "/run/netns"
-NETNS_ETC = "/etc/netns"
-SYSCTL_DIR = "/etc/sysctl.d"
+# Builtin operations and the programs their shell functions run (the scripts check for them).
+BUILTINS: dict[str, tuple[str, ...]] = {
+    "stop_processes": ("ip",),
+    "group_has_links": ("ip",),
+    "netns_ours": ("ip",),
+    "link_ours": ("ip",),
+    "group_ours": ("ip",),
+    "delete_links": ("ip",),
+    "iptables_undo": ("iptables", "iptables-restore"),
+    "conntrack_flush": ("conntrack",),
+    "state_ok": (),
+    "state_ours": (),
+    "subnets_free": ("ip",),
+    "ports_free": ("ss", "iptables-save"),
+    "other_firewall": ("iptables",),
+}
+# The Debian and Ubuntu package of each program a plan may need (said when one is missing).
+PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
+            "iptables-save": "iptables", "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
+            "setsid": "util-linux", "conntrack": "conntrack"}
+# Programs every system has (coreutils, grep, findutils): not listed among a plan's tools.
+BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find"}
 
 
 class Command(NamedTuple):
@@ -37,8 +73,7 @@ class Command(NamedTuple):
     only_if: probes that must all succeed for the command to run (silently checked, in order);
              a probe written ("!", argv...) succeeds when argv fails.
     detach: (log file, pid file): start in the background, output to the log, pid recorded.
-    builtin: argv[0] names an operation of nsgen's own (a shell function in the script, a Python
-             function in `execute`), for what no single program does (stopping a namespace's processes).
+    builtin: argv[0] names an operation of nsgen's own (see BUILTINS).
     """
 
     argv: Argv
@@ -55,8 +90,12 @@ class Step(NamedTuple):
     commands: tuple[Command, ...]
     undo: tuple[Command, ...] = ()
     probe: tuple[Argv, ...] = ()  # all succeed: the step is already done and is skipped
-    resource: str | None = None  # what the probe finds; found while the topology is not up = not ours
+    resource: str | None = None  # what the probe finds, named for a person
     goes_with: str | None = None  # id of a step whose undo takes this step's effect with it
+    ours: tuple[Argv, ...] = ()  # all succeed: what the probe found is this topology's own (else: a refusal)
+    group: str = "topology"  # what it belongs to: "topology", "network:NAME" or "container:NAME"
+    final: bool = False  # undone only when every other undo succeeded (it keeps what a retry needs)
+    begun_with: str | None = None  # id of a step: this one is begun by a run exactly when that one is
 
 
 class Requirement(NamedTuple):
@@ -72,6 +111,10 @@ class Plan(NamedTuple):
     tools: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     requirements: tuple[Requirement, ...] = ()
+    # Builtins run under the lock before any change; each says on stderr why it refuses.
+    guards: tuple[Command, ...] = ()
+    digest: str = ""
+    functions: tuple[str, ...] = ()  # the builtins the plan uses (the scripts define only those)
 
     @property
     def name(self) -> str:
@@ -82,6 +125,14 @@ class Plan(NamedTuple):
         return state_dir(self.topology.name)
 
     @property
+    def record(self) -> str:
+        return record_path(self.topology.name)
+
+    @property
+    def digest_line(self) -> str:
+        return f'"digest": "{self.digest}"'
+
+    @property
     def up_marker(self) -> str:
         return f"{self.state_dir}/up"
 
@@ -90,8 +141,9 @@ class Plan(NamedTuple):
         return LOCK_FILE
 
     @property
-    def lock_dir(self) -> str:
-        return LOCK_FILE.rsplit("/", 1)[0]
+    def packages(self) -> list[tuple[str, str]]:
+        """(program, package) for each of the plan's tools."""
+        return [(tool, PACKAGES.get(tool, tool)) for tool in self.tools]
 
     def sections(self) -> list[tuple[str, list[Step]]]:
         """Steps grouped by consecutive section, in plan order."""
@@ -102,26 +154,9 @@ class Plan(NamedTuple):
             groups[-1][1].append(step)
         return groups
 
-
-def state_dir(topology: str) -> str:
-    return f"{STATE_ROOT}/{topology}"
-
-
-def device_group(topology: str) -> str:
-    """The device group of the topology's host devices: teardown deletes all of them, veth pairs
-    and bridges, in one kernel call (`ip link delete group`), where one by one each deletion
-    waits for the kernel. Setup refuses to start while any device is already in it."""
-    return f"0x6e{zlib.crc32(topology.encode()) & 0xFFFFFF:06x}"
-
-
-def rule_tag(topology: str) -> str:
-    """The comment every firewall rule of a topology carries (iptables allows 255 bytes)."""
-    return f"nsgen:{topology}"
-
-
-def chain_name(topology: str) -> str:
-    """The topology's own chain, in filter (from FORWARD) and in nat (published ports); iptables allows 28 characters."""
-    return f"NSGEN-{topology}"
+    def resources(self) -> list[Step]:
+        """The steps that make a named resource (what a teardown that fails says is left)."""
+        return [s for s in self.steps if s.resource and s.probe]
 
 
 _UNSAFE_IN_RESTORE = re.compile(r"[\s\"'#]")
@@ -146,8 +181,14 @@ def C(*argv: str, **kw) -> Command:
     return Command(tuple(argv), **kw)
 
 
-def _link_exists(name: str, netns: str | None = None) -> Argv:
-    return ("ip", "-n", netns, "link", "show", name) if netns else ("ip", "link", "show", name)
+def B(*argv: str, **kw) -> Command:
+    """A builtin operation (see BUILTINS)."""
+    assert argv[0] in BUILTINS, argv[0]
+    return Command(tuple(argv), builtin=True, **kw)
+
+
+def _link_exists(name: str) -> Argv:
+    return ("ip", "link", "show", name)
 
 
 def _iptables(table: str, action: str, chain: str, rule: Argv) -> Argv:
@@ -158,35 +199,69 @@ class _Builder:
     def __init__(self, topology: Topology):
         self.t = topology
         self.steps: list[Step] = []
-        self.tools: set[str] = {"ip"}
         self.requirements: list[Requirement] = []
-        # Named resources are ours only while the topology's state directory exists: teardown
-        # never deletes a namespace or link of the same name that this topology did not make.
-        self.owned: Argv = ("test", "-d", state_dir(topology.name))
         self.group = device_group(topology.name)
+        self.mark = mark(topology.name)
+        self.intent = intent_path(topology.name)
 
     def add(self, step: Step) -> None:
         self.steps.append(step)
 
+    def netns_ours(self, ns: str) -> Argv:
+        return ("netns_ours", self.t.name, ns, self.intent)
+
+    def link_ours(self, name: str) -> Argv:
+        return ("link_ours", name, self.group, self.t.name)
+
+    def host_devices(self) -> list[str]:
+        """Every host device the topology makes: its bridges and the host ends of its veth pairs."""
+        names = [n.bridge for n in self.t.networks.values() if n.bridge]
+        return names + [a.host_interface for c in self.t.containers.values() for a in c.attachments]
+
     # -- the tutorial, in its order ------------------------------------------------------------
 
-    def state(self) -> None:
-        sdir = state_dir(self.t.name)
+    def state(self, record_text: str, digest_line: str) -> None:
+        sdir, record = state_dir(self.t.name), record_path(self.t.name)
         self.add(
             Step(
                 id="state",
                 section="State",
-                summary=f"Record that topology {self.t.name} is up: its processes' pids and logs live in {sdir}.",
-                commands=(
-                    C("mkdir", "-p", sdir),
-                    C("install", "-m", "0644", "/dev/stdin", f"{sdir}/containers", input="".join(f"{c}\n" for c in self.t.containers)),
+                summary=f"Record what topology {self.t.name} is, in {record}: teardown and later runs undo exactly what is up. "
+                f"Its processes' pids and logs live beside it.",
+                commands=(C("install", "-D", "-m", "0644", "/dev/stdin", record, input=record_text),),
+                undo=(
+                    C("rm", "-rf", sdir, only_if=(("state_ours", self.t.name),)),
+                    C("rmdir", "--ignore-fail-on-non-empty", STATE_ROOT, only_if=(("test", "-d", STATE_ROOT),)),
                 ),
-                undo=(C("rm", "-rf", sdir), C("rmdir", "--ignore-fail-on-non-empty", STATE_ROOT, only_if=(("test", "-d", STATE_ROOT),))),
-                probe=(("test", "-d", sdir),),
+                probe=(("grep", "-qF", digest_line, record),),
+                final=True,
+            )
+        )
+        # Nothing to do at setup. At teardown this comes after every device is gone: the last
+        # topology that needed forwarding puts back the value from before the first (only when
+        # it differs: nothing is written that needs no writing), never while this topology's
+        # own devices are still there (a teardown that could not delete them).
+        self.add(
+            Step(
+                id="ip_forward:restore",
+                section="State",
+                summary="Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, "
+                "once no topology needs forwarding and this one's devices are gone.",
+                commands=(),
+                undo=restore_forwarding(self.group),
             )
         )
 
     def namespaces(self) -> None:
+        self.add(
+            Step(
+                id="namespaces",
+                section="Namespaces",
+                summary=f"Note which namespaces this setup is about to create, in {self.intent}: until each carries the topology's mark "
+                "(the alias of its lo), that note tells it from someone else's.",
+                commands=(C("install", "-m", "0644", "/dev/stdin", self.intent, input="".join(f"{c}\n" for c in self.t.containers)),),
+            )
+        )
         for c in self.t.containers.values():
             self.add(
                 Step(
@@ -194,25 +269,28 @@ class _Builder:
                     section="Namespaces",
                     summary=f"Create the network namespace {c.name}: the container's own interfaces, routes and firewall.",
                     commands=(C("ip", "netns", "add", c.name),),
-                    undo=(C("ip", "netns", "delete", c.name, only_if=(self.owned, ("test", "-e", f"{NETNS_DIR}/{c.name}"))),),
+                    undo=(C("ip", "netns", "delete", c.name, only_if=(self.netns_ours(c.name),)),),
                     probe=(("test", "-e", f"{NETNS_DIR}/{c.name}"),),
                     resource=f"network namespace {c.name}",
+                    ours=(self.netns_ours(c.name),),
+                    group=f"container:{c.name}",
                 )
             )
         if any(c.attachments for c in self.t.containers.values()):
             # Nothing to do at setup. At teardown this runs before the namespaces are deleted:
             # deleting a namespace would leave its veth pairs to the kernel's background work.
-            has = ("group_has_links", self.group)
+            names = self.host_devices()
             self.add(
                 Step(
                     id="devices",
                     section="Namespaces",
                     summary=f"Teardown deletes every host device of topology {self.t.name} at once: its bridges and veth host ends "
-                    f"are in device group {self.group}, and deleting one end of a veth pair deletes the other.",
+                    f"are in device group {self.group} and carry the alias {self.mark}, and deleting one end of a veth pair deletes the other.",
                     commands=(),
-                    undo=(C("ip", "link", "delete", "group", self.group, only_if=(self.owned, has)),),
-                    probe=(has,),
+                    undo=(B("delete_links", self.group, self.t.name, *names),),
+                    probe=(("group_has_links", self.group),),
                     resource=f"a link in device group {self.group} (another topology's name hashes alike: rename one)",
+                    ours=(("group_ours", self.group, self.t.name, *names),),
                 )
             )
         for c in self.t.containers.values():
@@ -225,7 +303,11 @@ class _Builder:
                     section="Namespaces",
                     summary=f"Teardown stops every process still running in {c.name} before the namespace is deleted.",
                     commands=(),
-                    undo=(C("stop_processes", c.name, builtin=True, only_if=(self.owned,)),),
+                    undo=(B("stop_processes", c.name, only_if=(self.netns_ours(c.name),)),),
+                    # a run that finds the namespace there (a second run) never stops its
+                    # processes when it fails
+                    begun_with=f"netns:{c.name}",
+                    group=f"container:{c.name}",
                 )
             )
 
@@ -241,21 +323,25 @@ class _Builder:
                     section="Bridges",
                     summary=f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers.",
                     commands=(C("ip", "link", "add", net.bridge, "group", self.group, "type", "bridge"),),
-                    undo=(C("ip", "link", "delete", net.bridge, only_if=(self.owned, _link_exists(net.bridge))),),
+                    undo=(C("ip", "link", "delete", net.bridge, only_if=(self.link_ours(net.bridge),)),),
                     probe=(_link_exists(net.bridge),),
                     resource=f"link {net.bridge}",
+                    ours=(self.link_ours(net.bridge),),
                     goes_with="devices",
+                    group=f"network:{net.name}",
                 )
             )
             self.add(
                 Step(
                     id=f"bridge-up:{net.name}",
                     section="Bridges",
-                    summary=f"Give {net.bridge} the gateway address {gw} and bring it up: the host is the network's router.",
+                    summary=f"Give {net.bridge} the gateway address {gw}, mark it as topology {self.t.name}'s (alias {self.mark}) "
+                    "and bring it up: the host is the network's router.",
                     commands=(
                         C("ip", "addr", "replace", gw, "dev", net.bridge),
-                        C("ip", "link", "set", net.bridge, "up"),
+                        C("ip", "link", "set", net.bridge, "alias", self.mark, "up"),
                     ),
+                    group=f"network:{net.name}",
                 )
             )
 
@@ -275,10 +361,12 @@ class _Builder:
                         summary=f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
                         "its inner end made directly inside the namespace.",
                         commands=(C("ip", "link", "add", a.host_interface, "group", self.group, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
-                        undo=(C("ip", "link", "delete", a.host_interface, only_if=(self.owned, _link_exists(a.host_interface))),),
+                        undo=(C("ip", "link", "delete", a.host_interface, only_if=(self.link_ours(a.host_interface),)),),
                         probe=(_link_exists(a.host_interface),),
                         resource=f"link {a.host_interface}",
+                        ours=(self.link_ours(a.host_interface),),
                         goes_with="devices",
+                        group=f"container:{c.name}",
                     )
                 )
         for c in self.t.containers.values():
@@ -286,15 +374,20 @@ class _Builder:
                 net = self.t.networks[a.network]
                 if net.driver == "veth":
                     gw = f"{net.gateway}/{net.subnet.prefixlen}"
-                    summary = f"Give {a.host_interface} the gateway address {gw} and bring it up (no IPv6 link-local address): the host is {c.name}'s router."
-                    commands = (C("ip", "addr", "replace", gw, "dev", a.host_interface), C("ip", "link", "set", a.host_interface, "addrgenmode", "none", "up"))
-                else:
-                    summary = f"Plug {a.host_interface} into bridge {net.bridge} (it has no address of its own, not even IPv6 link-local) with hairpin on, so {c.name} reaches its own published ports; bring it up."
+                    summary = (f"Give {a.host_interface} the gateway address {gw}, mark it (alias {self.mark}) and bring it up "
+                               f"(no IPv6 link-local address): the host is {c.name}'s router.")
                     commands = (
-                        C("ip", "link", "set", a.host_interface, "master", str(net.bridge), "addrgenmode", "none", "up"),
+                        C("ip", "addr", "replace", gw, "dev", a.host_interface),
+                        C("ip", "link", "set", a.host_interface, "alias", self.mark, "addrgenmode", "none", "up"),
+                    )
+                else:
+                    summary = (f"Plug {a.host_interface} into bridge {net.bridge} (it has no address of its own, not even IPv6 link-local) "
+                               f"with hairpin on, so {c.name} reaches its own published ports; mark it (alias {self.mark}) and bring it up.")
+                    commands = (
+                        C("ip", "link", "set", a.host_interface, "master", str(net.bridge), "alias", self.mark, "addrgenmode", "none", "up"),
                         C("ip", "link", "set", a.host_interface, "type", "bridge_slave", "hairpin", "on"),
                     )
-                self.add(Step(id=f"host-end:{c.name}:{a.network}", section="Links", summary=summary, commands=commands))
+                self.add(Step(id=f"host-end:{c.name}:{a.network}", section="Links", summary=summary, commands=commands, group=f"container:{c.name}"))
 
     def inside(self) -> None:
         """Each container's own configuration, contiguous, so that it can run as one batch inside it."""
@@ -303,8 +396,10 @@ class _Builder:
                 Step(
                     id=f"lo:{c.name}",
                     section="Inside the containers",
-                    summary=f"Bring up lo in {c.name}, so that a server listening on localhost answers inside it.",
-                    commands=(C("ip", "-n", c.name, "link", "set", "lo", "up"),),
+                    summary=f"Bring up lo in {c.name}, so that a server listening on localhost answers inside it; its alias {self.mark} "
+                    "marks the namespace as this topology's.",
+                    commands=(C("ip", "-n", c.name, "link", "set", "lo", "alias", self.mark, "up"),),
+                    group=f"container:{c.name}",
                 )
             )
             for a in c.attachments:
@@ -318,6 +413,7 @@ class _Builder:
                             C("ip", "-n", c.name, "addr", "replace", inside, "dev", a.interface),
                             C("ip", "-n", c.name, "link", "set", a.interface, "addrgenmode", "none", "up"),
                         ),
+                        group=f"container:{c.name}",
                     )
                 )
             a = next((a for a in c.attachments if not self.t.networks[a.network].internal), None)
@@ -329,13 +425,13 @@ class _Builder:
                     section="Inside the containers",
                     summary=f"Send {c.name}'s traffic for everywhere else to the host at {a.gateway}, from {a.address}.",
                     commands=(C("ip", "-n", c.name, "route", "replace", "default", "via", str(a.gateway), "dev", a.interface, "src", str(a.address)),),
+                    group=f"container:{c.name}",
                 )
             )
 
     def forwarding(self) -> None:
         if not self.t.host.ip_forward:
             return
-        self.tools.add("sysctl")
         self.requirements.append(
             Requirement(
                 (("grep", "-qx", "1", IP_FORWARD), ("test", "-w", IP_FORWARD)),
@@ -355,117 +451,214 @@ class _Builder:
                     C("touch", me),
                     C("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", only_if=(("!", "grep", "-qx", "1", IP_FORWARD),)),
                 ),
-                undo=(
-                    C("rm", "-f", me),
-                    # The last topology that needed forwarding puts back the value from before the
-                    # first (only when it differs: nothing is written that needs no writing).
-                    C("cp", before, IP_FORWARD, only_if=(("test", "-e", before), ("rmdir", users), ("!", "cmp", "-s", before, IP_FORWARD))),
-                    C("rm", "-rf", FORWARD_DIR, only_if=(("test", "!", "-d", users),)),
-                ),
+                # No longer a user of forwarding; the value goes back with ip_forward:restore.
+                undo=(C("rm", "-f", me),),
+                probe=(("test", "-e", me), ("grep", "-qx", "1", IP_FORWARD)),
             )
         )
         if self.t.host.persist:
             conf = f"{SYSCTL_DIR}/60-nsgen-{self.t.name}.conf"
+            header = f"# Written by nsgen for topology {self.t.name}."
             self.add(
                 Step(
                     id="ip_forward:persist",
                     section="Forwarding",
                     summary=f"Keep forwarding on after a reboot: {conf} is read at boot.",
-                    commands=(C("install", "-m", "0644", "/dev/stdin", conf, input=f"# Written by nsgen for topology {self.t.name}.\nnet.ipv4.ip_forward = 1\n"),),
-                    undo=(C("rm", "-f", conf),),
+                    commands=(C("install", "-m", "0644", "/dev/stdin", conf, input=f"{header}\nnet.ipv4.ip_forward = 1\n"),),
+                    undo=(C("rm", "-f", conf, only_if=(("grep", "-qxF", header, conf),)),),
                 )
             )
 
-    def firewall(self) -> None:
-        """Every rule lives in the topology's own chains; only the jumps into them sit in the
-        built-in chains. Each table is loaded in one `iptables-restore --noflush` (one atomic
-        transaction: all of it or none) and removed the same way."""
-        nets = [(net, dev) for net in self.t.networks.values() if (dev := self._host_dev(net))]
-        if not nets:
-            return
-        self.tools.add("iptables")
-        self.tools.add("iptables-restore")
-        tag = ("-m", "comment", "--comment", rule_tag(self.t.name))
-        fwd = nat = chain_name(self.t.name)  # one name, in filter and in nat
-        published = [(c, c.default_attachment, p) for c in self.t.containers.values() for p in c.ports]
+    def dns(self) -> None:
+        for c in self.t.containers.values():
+            if not c.dns:
+                continue
+            folder = f"{NETNS_ETC}/{c.name}"
+            head = resolv_mark(self.t.name)
+            text = f"{head} nameservers from {c.dns_source}.\n" + "".join(f"nameserver {s}\n" for s in c.dns)
+            conf = f"{folder}/resolv.conf"
+            self.add(
+                Step(
+                    id=f"dns:{c.name}",
+                    section="DNS",
+                    summary=f"Give {c.name} its own resolver: ip netns exec shows {conf} as /etc/resolv.conf inside.",
+                    commands=(C("install", "-D", "-m", "0644", "/dev/stdin", conf, input=text),),
+                    undo=(
+                        C("rm", "-f", conf, only_if=(("grep", "-qF", head, conf),)),
+                        C("rmdir", "--ignore-fail-on-non-empty", folder, only_if=(("test", "-d", folder), self.netns_ours(c.name))),
+                    ),
+                    probe=(("test", "-e", folder),),
+                    resource=f"directory {folder}",
+                    ours=(("grep", "-qF", head, conf),),
+                    group=f"container:{c.name}",
+                )
+            )
 
-        # filter: traffic into each network first (replies, published ports, its own members;
-        # nothing else), then traffic out of the networks that route out. Order matters: the
-        # accept for traffic leaving one network must not let it into another.
-        filter_rules: list[Argv] = []
-        for net, dev in nets:
+    def processes(self) -> None:
+        sdir = state_dir(self.t.name)
+        for c in self.t.containers.values():
+            for i, p in enumerate(c.processes):
+                base = f"{sdir}/{c.name}.{i}"
+                self.add(
+                    Step(
+                        id=f"process:{c.name}:{i}",
+                        section="Processes",
+                        summary=f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log.",
+                        commands=(
+                            C("rm", "-f", f"{base}.log", f"{base}.pid"),
+                            C("setsid", "ip", "netns", "exec", c.name, *p.argv, detach=(f"{base}.log", f"{base}.pid")),
+                        ),
+                        undo=(B("stop_processes", c.name, only_if=(self.netns_ours(c.name),)),),
+                        probe=(("test", "-e", f"{base}.pid"),),
+                        group=f"container:{c.name}",
+                    )
+                )
+
+    def done(self) -> None:
+        marker = f"{state_dir(self.t.name)}/up"
+        self.add(
+            Step(
+                id="up",
+                section="Done",
+                summary=f"Mark topology {self.t.name} as completely up.",
+                commands=(C("touch", marker),),
+                undo=(C("rm", "-f", marker),),
+                probe=(("test", "-e", marker),),
+            )
+        )
+
+    def guards(self) -> tuple[Command, ...]:
+        """What is checked against the host under the lock, before any change."""
+        guards = [B("state_ok", self.t.name)]
+        subnets = [f"{n.name}={n.subnet}" for n in self.t.networks.values()]
+        if subnets:
+            guards.append(B("subnets_free", self.group, self.t.name, *subnets))
+        ports = [f"{p.protocol}:{p.host_port}:{p.host_ip or '*'}" for c in self.t.containers.values() for p in c.ports]
+        if ports:
+            guards.append(B("ports_free", rule_tag(self.t.name), *ports))
+        guards.append(B("other_firewall"))
+        return tuple(guards)
+
+
+class _Firewall:
+    """The firewall steps: every rule lives in the topology's own chains, except the jumps into
+    them and the rules that must sit in a built-in chain (masquerade, the loopback guard). Each
+    table is loaded in one `iptables-restore --noflush` (one atomic transaction: all of it or
+    none) and removed the same way (rule by rule, whatever is there, when that fails)."""
+
+    def __init__(self, b: _Builder):
+        self.b, self.t = b, b.t
+        self.tag = ("-m", "comment", "--comment", rule_tag(self.t.name))
+        self.chain = chain_name(self.t.name)  # one name, in filter and in nat
+        self.nets = [(net, dev) for net in self.t.networks.values() if (dev := self._host_dev(net))]
+        self.published = [(c, c.default_attachment, p) for c in self.t.containers.values() for p in c.ports]
+
+    def build(self) -> None:
+        if not self.nets:
+            return
+        self.raw()
+        udp = sorted({p.host_port for _c, _a, p in self.published if p.protocol == "udp"})
+        if udp:
+            self.conntrack(udp, before_nat=True)
+        self.filter()
+        self.nat()
+        if udp:
+            self.conntrack(udp, before_nat=False)
+
+    def raw(self) -> None:
+        # Before any NAT: a packet for 127.0.0.0/8 that did not start on this host (a neighbour
+        # routing 127.0.0.1 to it, a container) is dropped, so that neither a port published on
+        # 127.0.0.1 nor a host service bound to loopback can be reached from elsewhere.
+        rule = ("!", "-i", "lo", "-d", "127.0.0.0/8", "-j", "DROP")
+        self.table("raw", chains=(), jumps=(), rules=[("PREROUTING", rule)],
+                   summary="Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT "
+                   "(raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.")
+
+    def filter(self) -> None:
+        # Traffic into each network first (replies, published ports, its own members; nothing
+        # else), then traffic out of the networks that route out. Order matters: the accept for
+        # traffic leaving one network must not let it into another.
+        rules: list[Argv] = []
+        for net, dev in self.nets:
             if net.routes_out:
-                filter_rules.append(("-o", dev, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"))
-            for c, a, p in published:
+                rules.append(("-o", dev, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"))
+            for _c, a, p in self.published:
                 if a and a.network == net.name:
-                    filter_rules.append(("-o", dev, "-d", str(a.address), "-p", p.protocol, "--dport", str(p.container_port), "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"))
+                    rules.append(("-o", dev, "-d", str(a.address), "-p", p.protocol, "--dport", str(p.container_port), "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"))
             if net.driver == "bridge":
-                filter_rules.append(("-i", dev, "-o", dev, "-j", "ACCEPT"))
-            filter_rules.append(("-o", dev, "-j", "DROP"))
-        for net, dev in nets:
+                rules.append(("-i", dev, "-o", dev, "-j", "ACCEPT"))
+            rules.append(("-o", dev, "-j", "DROP"))
+        for net, dev in self.nets:
             if net.routes_out:
                 # Out to anywhere but another container network: those (this topology's or
                 # another's) are in nsgen's device groups, and their own rules decide.
-                filter_rules.append(("-i", dev, "-m", "devgroup", "!", "--dst-group", NSGEN_GROUPS, "-j", "ACCEPT"))
+                rules.append(("-i", dev, "-m", "devgroup", "!", "--dst-group", NSGEN_GROUPS, "-j", "ACCEPT"))
             else:
-                filter_rules.append(("-i", dev, "-j", "DROP"))
-        self._table(
-            "filter",
-            chains=(fwd,),
-            jumps=(("FORWARD", "-I", ()),),
-            rules=[(fwd, r) for r in filter_rules],
-            tag=tag,
-            summary=f"Filter: the topology's own chain {fwd}, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): "
-            "replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.",
-        )
+                rules.append(("-i", dev, "-j", "DROP"))
+        self.table("filter", chains=(self.chain,), jumps=(("FORWARD", "-I", ()),), rules=[(self.chain, r) for r in rules],
+                   summary=f"Filter: the topology's own chain {self.chain}, reached first from FORWARD (so its networks work even where "
+                   "FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing "
+                   "else in; traffic out of each network that is not internal.")
 
-        # nat: masquerade on the way out (in POSTROUTING itself, as the tutorial writes it);
-        # published ports (DNAT) in the topology's own chain, for connections to any local address.
-        post_rules: list[Argv] = [("-s", str(net.subnet), "!", "-o", dev, "-j", "MASQUERADE") for net, dev in nets if net.masquerade]
-        dnat_rules: list[Argv] = []
-        localnet: list[str] = []
-        for net, dev in nets:
-            mine = [(c, a, p) for c, a, p in published if a and a.network == net.name]
-            for c, a, p in mine:
+    def nat(self) -> None:
+        # Masquerade on the way out (in POSTROUTING itself, as the tutorial writes it); published
+        # ports (DNAT) in the topology's own chain, for connections to any local address.
+        post: list[Argv] = [("-s", str(net.subnet), "!", "-o", dev, "-j", "MASQUERADE") for net, dev in self.nets if net.masquerade]
+        dnat: list[Argv] = []
+        self.localnet: list[tuple[str, str]] = []
+        for net, dev in self.nets:
+            mine = [(c, a, p) for c, a, p in self.published if a and a.network == net.name]
+            for _c, a, p in mine:
                 where = ("-d", str(p.host_ip)) if p.host_ip else ()
-                dnat_rules.append((*where, "-p", p.protocol, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination", f"{a.address}:{p.container_port}"))
+                dnat.append((*where, "-p", p.protocol, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination", f"{a.address}:{p.container_port}"))
             if mine:
                 # a container reaching its own or a neighbour's published port: replies must come back through the host
-                post_rules.append(("-o", dev, "-s", str(net.subnet), "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"))
+                post.append(("-o", dev, "-s", str(net.subnet), "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"))
             if any(p.host_ip is None or p.host_ip.is_loopback for _, _, p in mine):
                 # the host reaching a published port at 127.0.0.1: that source cannot leave through dev unmasqueraded
-                post_rules.append(("-o", dev, "-s", "127.0.0.0/8", "-j", "MASQUERADE"))
-                localnet.append(dev)
-        if post_rules or dnat_rules:
+                post.append(("-o", dev, "-s", "127.0.0.0/8", "-j", "MASQUERADE"))
+                self.localnet.append((net.name, dev))
+        if post or dnat:
             local = ("-m", "addrtype", "--dst-type", "LOCAL")
-            what = ["masquerade in POSTROUTING"] if post_rules else []
-            if dnat_rules:
-                what.append(f"published ports in {nat} (reached from PREROUTING and OUTPUT for local destinations)")
-            self._table(
-                "nat",
-                chains=(nat,) if dnat_rules else (),
-                jumps=(("PREROUTING", "-A", local), ("OUTPUT", "-A", local)) if dnat_rules else (),
-                rules=[("POSTROUTING", r) for r in post_rules] + [(nat, r) for r in dnat_rules],
-                tag=tag,
-                summary="NAT: " + "; ".join(what) + ".",
-            )
-        for dev in localnet:
-            self.tools.add("sysctl")
-            self.add(
+            what = ["masquerade in POSTROUTING"] if post else []
+            if dnat:
+                what.append(f"published ports in {self.chain} (reached from PREROUTING and OUTPUT for local destinations)")
+            self.table("nat", chains=(self.chain,) if dnat else (),
+                       jumps=(("PREROUTING", "-A", local), ("OUTPUT", "-A", local)) if dnat else (),
+                       rules=[("POSTROUTING", r) for r in post] + [(self.chain, r) for r in dnat],
+                       summary="NAT: " + "; ".join(what) + ".")
+        for net_name, dev in self.localnet:
+            members = self.t.members(net_name)
+            group = f"network:{net_name}" if self.t.networks[net_name].driver == "bridge" else f"container:{members[0][0].name}"
+            self.b.add(
                 Step(
                     id=f"route_localnet:{dev}",
                     section="Firewall",
-                    summary=f"Let {dev} carry connections from localhost to published ports (route_localnet); the setting goes away with {dev}.",
+                    summary=f"Let {dev} carry connections from localhost to published ports (route_localnet); the setting goes away with {dev}. "
+                    "Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.",
                     commands=(C("sysctl", "-q", "-w", f"net/ipv4/conf/{dev}/route_localnet=1"),),
+                    group=group,
                 )
             )
 
-    def _table(self, table: str, *, chains: tuple[str, ...], jumps, rules: list[tuple[str, Argv]], tag: Argv, summary: str) -> None:
+    def conntrack(self, ports: list[int], *, before_nat: bool) -> None:
+        shown = ", ".join(map(str, ports))
+        flush = B("conntrack_flush", "udp", *map(str, ports))
+        if before_nat:  # nothing to do at setup; at teardown, after the published ports' rules are gone
+            self.b.add(Step(id="conntrack:unpublished", section="Firewall", commands=(), undo=(flush,),
+                            summary=f"Teardown forgets the connection-tracking entries of UDP ports {shown}, once they are no longer published: "
+                            "a flow that is still going would otherwise keep going to the container."))
+        else:
+            self.b.add(Step(id="conntrack:published", section="Firewall", commands=(flush,),
+                            summary=f"Forget the host's connection-tracking entries of UDP ports {shown} (conntrack -D): a flow that began "
+                            "before the port was published would otherwise keep going to the host, never to the container."))
+
+    def table(self, table: str, *, chains: tuple[str, ...], jumps, rules: list[tuple[str, Argv]], summary: str) -> None:
         """One table's rules as one iptables-restore transaction, and its undo as another.
 
         Everything of the topology in a table is added at once or not at all, so a single probe
-        (its chain, or its first rule) tells whether the table is done, and the undo never meets
-        a half-present state."""
+        (its chain, or its first rule) tells whether the table is done."""
+        tag = self.tag
         tagged = [(chain, _tagged(rule, tag)) for chain, rule in rules]
         jump_rules = [(hook, how, (*match, *tag, "-j", chains[0])) for hook, how, match in jumps]
         builtin = [(chain, rule) for chain, rule in tagged if chain not in chains]
@@ -480,15 +673,17 @@ class _Builder:
         else:
             exists = _iptables(table, "-C", builtin[0][0], builtin[0][1])
         restore = ("iptables-restore", "-w", "--noflush")
-        self.add(
+        self.b.add(
             Step(
                 id=f"firewall:{table}",
                 section="Firewall",
                 summary=summary,
                 commands=(C(*restore, input="\n".join([*setup, "COMMIT"]) + "\n"),),
-                undo=(C(*restore, input="\n".join([*teardown, "COMMIT"]) + "\n", only_if=(self.owned, exists)),),
+                undo=(B("iptables_undo", input="\n".join([*teardown, "COMMIT"]) + "\n"),),
                 probe=(exists,),
                 resource=f"iptables chain {chains[0]} (table {table})" if chains else None,
+                # A chain of this topology's name is its own when the topology is recorded as up.
+                ours=(("test", "-e", record_path(self.t.name)),) if chains else (),
             )
         )
 
@@ -499,75 +694,51 @@ class _Builder:
         members = self.t.members(net.name)
         return members[0][1].host_interface if members else None
 
-    def dns(self) -> None:
-        for c in self.t.containers.values():
-            if not c.dns:
-                continue
-            folder = f"{NETNS_ETC}/{c.name}"
-            mark = f"# Written by nsgen for topology {self.t.name}"
-            text = f"{mark}; nameservers from {c.dns_source}.\n" + "".join(f"nameserver {s}\n" for s in c.dns)
-            self.add(
-                Step(
-                    id=f"dns:{c.name}",
-                    section="DNS",
-                    summary=f"Give {c.name} its own resolver: ip netns exec shows {folder}/resolv.conf as /etc/resolv.conf inside.",
-                    commands=(
-                        C("mkdir", "-p", folder),
-                        C("install", "-m", "0644", "/dev/stdin", f"{folder}/resolv.conf", input=text),
-                    ),
-                    undo=(
-                        C("rm", "-f", f"{folder}/resolv.conf", only_if=(("grep", "-qF", mark, f"{folder}/resolv.conf"),)),
-                        C("rmdir", folder, only_if=(self.owned, ("test", "-d", folder))),
-                    ),
-                    probe=(("test", "-e", folder),),
-                    resource=f"directory {folder}",
-                )
-            )
 
-    def done(self) -> None:
-        self.add(_done_step(self.t))
-
-    def processes(self) -> None:
-        sdir = state_dir(self.t.name)
-        for c in self.t.containers.values():
-            for i, p in enumerate(c.processes):
-                base = f"{sdir}/{c.name}.{i}"
-                self.add(
-                    Step(
-                        id=f"process:{c.name}:{i}",
-                        section="Processes",
-                        summary=f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log.",
-                        commands=(C("setsid", "ip", "netns", "exec", c.name, *p.argv, detach=(f"{base}.log", f"{base}.pid")),),
-                        undo=(C("stop_processes", c.name, builtin=True, only_if=(self.owned,)),),
-                        probe=(("test", "-e", f"{base}.pid"),),
-                    )
-                )
-
-
-def _done_step(topology: Topology) -> Step:
-    marker = f"{state_dir(topology.name)}/up"
-    return Step(
-        id="up",
-        section="Done",
-        summary=f"Mark topology {topology.name} as completely up.",
-        commands=(C("touch", marker),),
-        probe=(("test", "-e", marker),),
+def restore_forwarding(group: str) -> tuple[Command, ...]:
+    """Put net.ipv4.ip_forward back when no topology is a user of forwarding any more (the users'
+    folder is empty) and no device of group `group` is left."""
+    before, users = f"{FORWARD_DIR}/before", f"{FORWARD_DIR}/users"
+    return (
+        C("rmdir", "--ignore-fail-on-non-empty", users, only_if=(("test", "-d", users), ("!", "group_has_links", group))),
+        C("cp", before, IP_FORWARD, only_if=(("test", "-e", before), ("test", "!", "-d", users), ("!", "cmp", "-s", before, IP_FORWARD))),
+        C("rm", "-rf", FORWARD_DIR, only_if=(("test", "-d", FORWARD_DIR), ("test", "!", "-d", users))),
     )
 
 
+def _tools_and_functions(steps: list[Step], guards: tuple[Command, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The programs the plan runs (its commands, undos and probes, and those of its builtins),
+    besides the ones every system has, with flock and nsenter (the scripts' own); and the
+    builtins it uses (the scripts define only those)."""
+    words: set[str] = set()
+    commands = [*guards, *(c for s in steps for c in (*s.commands, *s.undo))]
+    for cmd in commands:
+        words.add(cmd.argv[0])
+        words.update(p[1] if p[0] == "!" else p[0] for p in cmd.only_if)
+    for step in steps:
+        words.update(p[1] if p[0] == "!" else p[0] for p in (*step.probe, *step.ours))
+    tools = {"ip", "flock", "nsenter"}
+    for word in words:
+        tools.update(BUILTINS.get(word, (word,)))
+    return tuple(sorted(tools - BASIC)), tuple(sorted(words & BUILTINS.keys()))
+
+
 def compile_plan(topology: Topology) -> Plan:
+    from nsgen import record
+
     b = _Builder(topology)
-    b.state()
+    digest = record.digest(topology)
+    b.state(record.text(topology, digest), record.digest_line(digest))
     b.bridges()  # before the namespaces: torn down after them, once their veths (its ports) are gone
     b.namespaces()
     b.links()
     b.inside()
     b.forwarding()
-    b.firewall()
+    _Firewall(b).build()
     b.dns()
     b.processes()
     b.done()
-    tools = {"ip", "flock", "nsenter"} | b.tools  # nsenter: the batched setup's way into a namespace
-    if any(c.processes for c in topology.containers.values()):
-        tools.add("setsid")
-    return Plan(topology=topology, steps=tuple(b.steps), tools=tuple(sorted(tools)), warnings=topology.warnings, requirements=tuple(b.requirements))
+    guards = b.guards()
+    tools, functions = _tools_and_functions(b.steps, guards)
+    return Plan(topology=topology, steps=tuple(b.steps), tools=tools, warnings=topology.warnings,
+                requirements=tuple(b.requirements), guards=guards, digest=digest, functions=functions)

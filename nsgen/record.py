@@ -1,87 +1,185 @@
-"""Record keeps, in a topology's state directory, the plan that `nsgen run` set up, so that
-`nsgen run --teardown` undoes exactly that plan.
+"""Record writes down, and reads back, the resolved topology that a setup brings up.
 
-Recompiling the topology file at teardown would undo what the file says now: after an edit (a
-container removed, a port changed) that is no longer what is on the host, and a host route added
-since setup could even make the file invalid. The record is JSON (`/run/nsgen/<name>/plan.json`),
-written when a setup completes and read only when it is nsgen's own: a regular file owned by the
-user nsgen runs as, writable by nobody else, made by this version of nsgen. It also spares a
-teardown the work of checking and planning the topology again.
+The setup's first step writes it to `/run/nsgen/<name>/topology.json` (the script and `nsgen run`
+alike), so that whatever happens to the topology file afterwards (an edit, a move, a host route
+that makes it invalid), a teardown, a teardown script rendered later and a converging `nsgen run`
+know exactly what is up: the plan is compiled again from the record, and compiling is a pure
+function of the resolved topology. The digest tells whether a file describes what is up.
+
+A record is read only when it is nsgen's own: a regular file, not a link, owned by root or by the
+user nsgen runs as, writable by nobody else, in a state directory that is the same.
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import json
 import os
+import stat
 from typing import Any, NamedTuple
 
-from nsgen import __version__
-from nsgen.files import read_own, write_private
-from nsgen.plan import LOCK_FILE, STATE_ROOT, Command, Requirement, Step, state_dir
+from nsgen.names import RECORD, STATE_ROOT, state_dir
 
-FILE = "plan.json"
-VERSION = f"{__version__}/1"  # nsgen's version / the record's format
+FORMAT = 1
 
 
-class RecordedPlan(NamedTuple):
-    """What a teardown needs of a plan (the fields and properties of `Plan` that `execute` reads)."""
-
-    name: str
-    steps: tuple[Step, ...]
-    tools: tuple[str, ...]
-    source: str  # the topology file's text when it was set up
-    warnings: tuple[str, ...] = ()
-    requirements: tuple[Requirement, ...] = ()
-
-    @property
-    def state_dir(self) -> str:
-        return state_dir(self.name)
-
-    @property
-    def lock_file(self) -> str:
-        return LOCK_FILE
+def _network(n: Any) -> dict:
+    return {"name": n.name, "driver": n.driver, "subnet": str(n.subnet), "gateway": str(n.gateway),
+            "masquerade": n.masquerade, "internal": n.internal, "bridge": n.bridge}
 
 
-def _command(cmd: Command) -> list:
-    return [list(cmd.argv), cmd.input, [list(p) for p in cmd.only_if], list(cmd.detach) if cmd.detach else None, cmd.builtin]
+def _container(c: Any) -> dict:
+    return {
+        "name": c.name,
+        "attachments": [{"network": a.network, "interface": a.interface, "host_interface": a.host_interface,
+                         "address": str(a.address), "prefixlen": a.prefixlen, "gateway": str(a.gateway)} for a in c.attachments],
+        "dns": list(c.dns),
+        "dns_source": c.dns_source,
+        "processes": [list(p.argv) for p in c.processes],
+        "ports": [{"host_ip": str(p.host_ip) if p.host_ip else None, "host_port": p.host_port, "container_port": p.container_port,
+                   "protocol": p.protocol, "spec": p.spec} for p in c.ports],
+    }
 
 
-def _step(step: Step) -> list:
-    return [step.id, step.section, step.summary, [_command(c) for c in step.commands], [_command(c) for c in step.undo],
-            [list(p) for p in step.probe], step.resource, step.goes_with]
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=True, separators=(", ", ": "))
 
 
-def save(plan: Any, source: str, version: str = VERSION) -> None:
-    """Write the record of `plan` (set up from the text `source`) into its state directory."""
-    body = json.dumps({"version": version, "name": plan.name, "tools": list(plan.tools), "source": source,
-                       "steps": [_step(s) for s in plan.steps if s.undo or s.goes_with]})
-    write_private(os.path.join(plan.state_dir, FILE), body)
+def digest(topology: Any) -> str:
+    """Sixteen hex digits that change whenever anything the plan is compiled from changes."""
+    body = _dump({"name": topology.name, "host": list(topology.host), "networks": [_network(n) for n in topology.networks.values()],
+                  "containers": [_container(c) for c in topology.containers.values()]})
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def load(name: str, version: str = VERSION) -> RecordedPlan | None:
-    """The recorded plan of topology `name`, or None when there is none that can be trusted."""
-    folder = state_dir(name)
-    if name.startswith(".") or os.path.dirname(os.path.normpath(folder)) != STATE_ROOT:
-        return None  # not a topology's name (models would refuse it): never read outside the state root
-    body = read_own(os.path.join(folder, FILE))
-    if body is None:
-        return None
+def digest_line(value: str) -> str:
+    """The text of the record that names its digest `value` (what a script greps for)."""
+    return f'"digest": "{value}"'
+
+
+def text(topology: Any, value: str | None = None) -> str:
+    """The record: JSON, one network or container a line, so that it reads well in a script
+    (`value`: the topology's digest, when it is known already)."""
+    t = topology
+    head = f'{{"format": {FORMAT}, {digest_line(value or digest(t))}, "name": {_dump(t.name)}, "host": {_dump(t.host._asdict())},'
+    nets = ",\n".join(f"  {_dump(_network(n))}" for n in t.networks.values())
+    boxes = ",\n".join(f"  {_dump(_container(c))}" for c in t.containers.values())
+    return f'{head}\n"networks": [\n{nets}\n],\n"containers": [\n{boxes}\n]}}\n'
+
+
+def from_text(body: str | bytes) -> Any:
+    """The topology a record describes (ValueError when it is not a record nsgen can read)."""
+    from nsgen.models import Attachment, Container, Host, Network, Process, PublishedPort, Topology
+
     try:
         data = json.loads(body)
-        if data.get("version") != version or data.get("name") != name:
-            return None
-        steps = tuple(_load_step(s) for s in data["steps"])
-        return RecordedPlan(name=name, steps=steps, tools=tuple(data["tools"]), source=data["source"])
-    except (ValueError, KeyError, TypeError, AttributeError):
+        if data.get("format") != FORMAT:
+            raise ValueError(f"record format {data.get('format')!r} is not {FORMAT}")
+        networks = {}
+        for n in data["networks"]:
+            networks[n["name"]] = Network(str(n["name"]), str(n["driver"]), ipaddress.IPv4Network(n["subnet"]),
+                                          ipaddress.IPv4Address(n["gateway"]), bool(n["masquerade"]), bool(n["internal"]),
+                                          n["bridge"] if n["bridge"] is None else str(n["bridge"]))
+        containers = {}
+        for c in data["containers"]:
+            attachments = tuple(Attachment(str(a["network"]), str(a["interface"]), str(a["host_interface"]), ipaddress.IPv4Address(a["address"]),
+                                           int(a["prefixlen"]), ipaddress.IPv4Address(a["gateway"])) for a in c["attachments"])
+            ports = tuple(PublishedPort(ipaddress.IPv4Address(p["host_ip"]) if p["host_ip"] else None, int(p["host_port"]),
+                                        int(p["container_port"]), str(p["protocol"]), str(p["spec"])) for p in c["ports"])
+            containers[c["name"]] = Container(str(c["name"]), attachments, tuple(map(str, c["dns"])), str(c["dns_source"]),
+                                              tuple(Process(tuple(map(str, argv))) for argv in c["processes"]), ports)
+        host = Host(bool(data["host"]["ip_forward"]), bool(data["host"]["persist"]))
+        topology = Topology(str(data["name"]), networks, containers, host)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a record of a topology ({type(exc).__name__}: {exc})") from None
+    if data.get("digest") != digest(topology):
+        raise ValueError("its digest does not match its content")
+    return topology
+
+
+# ----------------------------------------------------------------------------------------------
+# Trust: what nsgen reads back must be its own
+
+
+def path_problem(path: str, kind: str) -> str | None:
+    """Why `path` (an existing "dir" or "file") is not nsgen's own; None when it is.
+
+    Its own: not a symbolic link, of the expected kind, owned by root (or by the user nsgen runs
+    as), and writable by nobody else."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "it is missing"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link"
+    if kind == "dir" and not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory"
+    if kind == "file" and not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    if st.st_uid not in (0, os.geteuid()):
+        return f"it belongs to uid {st.st_uid}, not to root"
+    if st.st_mode & 0o022:
+        return f"others may write to it (mode {st.st_mode & 0o7777:04o})"
+    return None
+
+
+def state_problem(name: str) -> str | None:
+    """Why the state directory of topology `name`, when it exists, is not nsgen's own (None: it
+    is, or there is none): itself, its parent and its record checked, and no link inside."""
+    folder = state_dir(name)
+    if not os.path.lexists(folder):
         return None
+    for path, kind in ((STATE_ROOT, "dir"), (folder, "dir"), (os.path.join(folder, RECORD), "file")):
+        problem = path_problem(path, kind)
+        if problem:
+            what = "its record " + path if kind == "file" else path
+            return f"{what}: {problem}"
+    try:
+        entries = os.listdir(folder)
+    except OSError as exc:
+        return f"{folder}: it cannot be read ({exc.strerror})"
+    for entry in sorted(entries):
+        if os.path.islink(os.path.join(folder, entry)):
+            return f"{folder}/{entry}: it is a symbolic link"
+    return None
 
 
-def _load_command(c: list) -> Command:
-    argv, stdin, only_if, detach, builtin = c
-    return Command(tuple(argv), stdin, tuple(tuple(p) for p in only_if), tuple(detach) if detach else None, bool(builtin))
+class Recorded(NamedTuple):
+    topology: Any
+    digest: str
 
 
-def _load_step(s: list) -> Step:
-    sid, section, summary, commands, undo, probe, resource, goes_with = s
-    return Step(sid, section, summary, tuple(_load_command(c) for c in commands), tuple(_load_command(c) for c in undo),
-                tuple(tuple(p) for p in probe), resource, goes_with)
+def load(name: str) -> Recorded | None:
+    """What is recorded as up for topology `name`, or None when there is no record to trust."""
+    folder = state_dir(name)
+    if not name or name.startswith(".") or os.path.dirname(os.path.normpath(folder)) != STATE_ROOT:
+        return None  # not a topology's name (models would refuse it): never read outside the state root
+    if not os.path.isdir(folder) or state_problem(name) is not None:
+        return None
+    try:
+        fd = os.open(os.path.join(folder, RECORD), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            body = f.read()
+    except OSError:
+        return None
+    try:
+        topology = from_text(body)
+    except ValueError:
+        return None
+    if topology.name != name:
+        return None
+    return Recorded(topology, digest(topology))
+
+
+def plan_of(name: str) -> Any:
+    """The plan of what is up for topology `name`, compiled from its record (None: no record)."""
+    from nsgen.plan import compile_plan
+
+    found = load(name)
+    return compile_plan(found.topology) if found else None

@@ -42,24 +42,36 @@ def _probe(argv: tuple[str, ...]) -> str:
     return _argv(argv) if argv[0] == "test" else f"{_argv(argv)} >/dev/null 2>&1"
 
 
-def command_line(cmd: Command, indent: int = 0) -> Shell:
+def _delimiter(body: list[str]) -> str:
+    """The here-document's end marker: NSGEN_EOF, or a numbered one when a line of the text is
+    exactly that (a value may hold anything), so that no text can end it early."""
+    word, n = HEREDOC, 0
+    while word in body:
+        n += 1
+        word = f"{HEREDOC}_{n}"
+    return word
+
+
+def command_line(cmd: Command, indent: int = 0, on_error: str | None = None) -> Shell:
     """The shell form of one Command: quoted argv plus the redirections its fields describe.
 
-    Lines are indented by `indent` spaces, except a here-document's text and delimiter.
+    Lines are indented by `indent` spaces, except a here-document's text and delimiter. With
+    `on_error`, a shell command that runs when the command (or its if-block) fails.
     """
     rows: list[tuple[str, bool]] = [(_argv(cmd.argv), True)]  # (text, may be indented)
     if cmd.detach:
         log, pidfile = cmd.detach
-        rows = [(f"{rows[0][0]} >{shlex.quote(log)} 2>&1 </dev/null 9>&- &", True), (f'echo "$!" >{shlex.quote(pidfile)}', True)]
+        rows = [(f"{rows[0][0]} >>{shlex.quote(log)} 2>&1 </dev/null 9>&- &", True), (f'echo "$!" >{shlex.quote(pidfile)}', True)]
     if cmd.input is not None:
         body = cmd.input.rstrip("\n").split("\n")
-        if HEREDOC in body:
-            raise ValueError("here-document text contains its own delimiter")
-        rows[-1] = (f"{rows[-1][0]} <<'{HEREDOC}'", True)
-        rows += [(row, False) for row in body] + [(HEREDOC, False)]
+        end = _delimiter(body)
+        rows[-1] = (f"{rows[-1][0]} <<'{end}'", True)
+        rows += [(row, False) for row in body] + [(end, False)]
+    if on_error and not cmd.only_if:
+        rows[0] = (f"{rows[0][0]} || {on_error}", rows[0][1])
     if cmd.only_if:
         test = " && ".join(_probe(probe) for probe in cmd.only_if)
-        rows = [(f"if {test}; then", True), *((("  " + r) if ok else r, ok) for r, ok in rows), ("fi", True)]
+        rows = [(f"if {test}; then", True), *((("  " + r) if ok else r, ok) for r, ok in rows), ("fi" + (f" || {on_error}" if on_error else ""), True)]
     pad = " " * indent
     return Shell("\n".join(pad + r if ok else r for r, ok in rows))
 
@@ -73,6 +85,12 @@ def probe_test(probes: tuple[tuple[str, ...], ...], fast_links: bool = False) ->
 def none_of(probes: tuple[tuple[str, ...], ...]) -> Shell:
     """A test that succeeds when every probe fails: `! p1 && ! p2`."""
     return Shell(" && ".join("! " + _probe(p) for p in probes))
+
+
+def not_all(probes: tuple[tuple[str, ...], ...]) -> Shell:
+    """A test that succeeds when not every probe succeeds: `! { p1 && p2; }` (`! p1` for one)."""
+    inner = " && ".join(_probe(p) for p in probes)
+    return Shell(f"! {inner}" if len(probes) == 1 else f"! {{ {inner}; }}")
 
 
 def comment(text: str) -> Shell:
@@ -108,6 +126,7 @@ def environment():
     env.filters["sh"] = command_line
     env.filters["probe"] = probe_test
     env.filters["none_of"] = none_of
+    env.filters["not_all"] = not_all
     env.filters["comment"] = comment
     return env
 
@@ -116,9 +135,12 @@ def templates_dir() -> Path:
     return shipped("templates")
 
 
-def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture: str | None = None) -> str:
+def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture: str | None = None, note: str = "") -> str:
+    """The setup script (batched, or one command a line) or the teardown script of a plan;
+    `note` is a line for the header (where the plan comes from, when that is worth saying)."""
     from nsgen import __version__
     from nsgen.diagram import text_picture
+    from nsgen.names import FORWARD_DIR, RECORD, STATE_ROOT
 
     name = "teardown.sh.j2" if teardown else "setup-batch.sh.j2" if batched else "setup.sh.j2"
     units = []
@@ -137,4 +159,6 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
         # Both setup scripts hold the lock from their start, so one listing of the host's links,
         # taken then, answers every "does this link exist yet" probe.
         fast_links=not teardown,
+        paths={"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "record": RECORD},
+        note=note,
     )

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import count
 from tests.drive import NSGEN, Driver, example_text, wait_for
+from tests.helpers import ROOT
 from tests.faults import SYSTEM_PATH, Faults
 
 TUTORIAL = example_text("tutorial.yaml")
@@ -305,24 +306,29 @@ def test_teardown_removes_what_was_set_up_even_after_the_file_changed(sandbox, t
     assert edited != BRIDGE
     driver.topology.write_text(edited)
     done = driver.down()
-    assert "has changed since topology bridge-lab was set up; removing what was set up" in done.stderr
+    assert "no longer describes what is up; removing what topology bridge-lab was set up with" in done.stderr
     assert sb.snapshot() == before
 
 
 @pytest.mark.parametrize("spoil", ["writable by others", "another owner", "garbage"])
 def test_a_record_that_is_not_nsgens_own_is_ignored(sandbox, tmp_path, spoil):
-    """A record nsgen cannot trust is not followed: teardown compiles the file instead."""
+    """A record nsgen cannot trust is not followed: teardown goes by the marks on what nsgen made.
+    The record is rewritten to claim a namespace `victim` made by another tool (and noted among
+    those the setup was about to create): followed, it would be deleted with its process."""
     sb = sandbox
     before = sb.snapshot()
     driver = Driver(sb, tmp_path, "run", BRIDGE)
     driver.up()
-    record = "/run/nsgen/bridge-lab/plan.json"
-    # a planted undo that would leave a mark if it ran
+    record = "/run/nsgen/bridge-lab/topology.json"
+    sb.sh("ip netns add victim && (ip netns exec victim sleep 600 >/dev/null 2>&1 &) && echo victim >> /run/nsgen/bridge-lab/namespaces")
     sb.run(["python3", "-c", f"""
-import json
-r = json.load(open({record!r}))
-r["steps"].append(["x", "x", "x", [], [[["touch", "/run/planted"], None, [], None, False]], [], None, None])
-open({record!r}, "w").write(json.dumps(r))
+import json, sys
+sys.path.insert(0, {str(ROOT)!r})
+from nsgen import record
+t = record.from_text(open({record!r}).read())
+c = t.containers["db"]
+t.containers["victim"] = c._replace(name="victim", attachments=())
+open({record!r}, "w").write(record.text(t))
 """])
     if spoil == "writable by others":
         sb.run(["chmod", "0666", record])
@@ -330,6 +336,8 @@ open({record!r}, "w").write(json.dumps(r))
         sb.run(["chown", "65534", record])
     else:
         sb.sh(f"echo '{{not json' > {record}")
-    driver.down()
-    assert sb.run(["test", "-e", "/run/planted"], check=False).returncode != 0
+    done = driver.down()
+    assert sb.run(["test", "-e", "/run/netns/victim"], check=False).returncode == 0, done.stderr
+    assert sb.run(["ip", "netns", "pids", "victim"]).stdout.strip(), "the process of another tool was stopped"
+    sb.sh("kill $(ip netns pids victim); ip netns delete victim")
     assert sb.snapshot() == before

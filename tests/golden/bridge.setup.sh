@@ -17,145 +17,506 @@
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
 set -euo pipefail
 
+# ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
 nsgen_say() { echo "nsgen: $*" >&2; }
 die() { nsgen_say "$*"; exit 1; }
+# Every function below returns an explicit status: called from the rollback (an EXIT trap), a
+# bare `return` would return the status of the command that failed before the trap.
 
 # Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
 # A pid is signalled only while it still lives in that namespace.
 stop_processes() {
-  local ns=$1 pid round
-  for round in 1 2; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do
-      if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
-        if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
-      fi
+  local ns pid round
+  for ns in "$@"; do
+    for round in 1 2; do
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do
+        if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+          if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
+        fi
+      done
+      for _ in $(seq 30); do
+        [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break 2
+        sleep 0.1
+      done
     done
-    for _ in $(seq 30); do
-      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
-      sleep 0.1
-    done
+    [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
   done
-  [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
 # Whether any host link is in a device group (nsgen's topologies each have their own).
 group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
 
+# The links of a device group, one a line: NAME ALIAS (no alias: not marked yet).
+nsgen_group_links() {
+  local line name
+  ip -o link show group "$1" 2>/dev/null | while IFS= read -r line; do
+    name=${line#*: }; name=${name%%: *}; name=${name%@*}
+    case "$line" in
+      *'\    alias '*) printf '%s %s\n' "$name" "${line##*\\    alias }" ;;
+      *) printf '%s\n' "$name" ;;
+    esac
+  done
+}
+
+# Whether a link of the group is topology $2's: it carries the topology's alias, or carries no
+# alias yet and is one of the topology's devices (named after $3; none named: any).
+nsgen_link_mine() {
+  local name=$1 alias=$2 topology=$3 x
+  shift 3
+  [ "$alias" = "nsgen:$topology" ] && return 0
+  [ -z "$alias" ] || return 1
+  [ "$#" -eq 0 ] && return 0
+  for x in "$@"; do [ "$x" = "$name" ] && return 0; done
+  return 1
+}
+
+# Whether link NAME (in device group GROUP) is topology TOPOLOGY's own.
+link_ours() {
+  local name alias links
+  links=$(nsgen_group_links "$2")
+  while read -r name alias; do
+    if [ "$name" = "$1" ]; then
+      if nsgen_link_mine "$name" "$alias" "$3"; then return 0; else return 1; fi
+    fi
+  done <<<"$links"
+  return 1
+}
+
+# Whether every link of device group GROUP is topology TOPOLOGY's own (its devices: NAME...).
+group_ours() {
+  local group=$1 topology=$2 name alias links
+  shift 2
+  links=$(nsgen_group_links "$group")
+  while read -r name alias; do
+    [ -n "$name" ] || continue
+    nsgen_link_mine "$name" "$alias" "$topology" "$@" || return 1
+  done <<<"$links"
+  return 0
+}
+
+# Delete the links of device group GROUP that are topology TOPOLOGY's own: all of them in one
+# call when the whole group is, else one by one (a link of anyone else's is left alone).
+delete_links() {
+  local group=$1 topology=$2 name alias all=1 links status
+  local -a mine=()
+  shift 2
+  links=$(nsgen_group_links "$group")
+  while read -r name alias; do
+    [ -n "$name" ] || continue
+    if nsgen_link_mine "$name" "$alias" "$topology" "$@"; then mine+=("$name"); else all=0; fi
+  done <<<"$links"
+  [ "${#mine[@]}" -gt 0 ] || return 0
+  if [ "$all" = 1 ]; then
+    ip link delete group "$group"; status=$?
+  else
+    printf 'link delete %s\n' "${mine[@]}" | ip -batch -; status=$?
+  fi
+  return "$status"
+}
+
+# Why a path is not nsgen's own (printed), or nothing: not a link, of its kind (d or f), root's,
+# writable by nobody else.
+nsgen_path_problem() {
+  local path=$1 kind=$2 info mode
+  if [ -L "$path" ]; then echo "$path: it is a symbolic link"; return 0; fi
+  if [ ! -e "$path" ]; then echo "$path: it is missing"; return 0; fi
+  if [ "$kind" = d ] && [ ! -d "$path" ]; then echo "$path: it is not a directory"; return 0; fi
+  if [ "$kind" = f ] && [ ! -f "$path" ]; then echo "$path: it is not a regular file"; return 0; fi
+  info=$(stat -c '%u %a' -- "$path") || { echo "$path: it cannot be read"; return 0; }
+  mode=$((8#${info#* }))
+  if [ "${info%% *}" != 0 ]; then echo "$path: it belongs to uid ${info%% *}, not to root"; return 0; fi
+  if (( (mode & 8#022) != 0 )); then printf '%s: others may write to it (mode %04o)\n' "$path" "$mode"; fi
+}
+
+# Whether namespace NS is topology TOPOLOGY's: its lo carries the topology's alias, or, not
+# marked yet, the topology's setup noted in INTENT that it was about to create it.
+netns_ours() {
+  local line
+  line=$(ip -n "$2" -o link show lo 2>/dev/null) || return 1
+  case "$line" in
+    *'\    alias '*)
+      if [ "${line##*\\    alias }" = "nsgen:$1" ]; then return 0; fi
+      return 1 ;;
+  esac
+  if [ -z "$(nsgen_path_problem "${3%/*}" d)" ] && [ -z "$(nsgen_path_problem "$3" f)" ] && grep -qxF -- "$2" "$3"; then return 0; fi
+  return 1
+}
+
+# Why a state folder is not nsgen's own (printed), or nothing: also no link inside it, and,
+# for a topology's (own=1), its record when it holds anything.
+nsgen_dir_problem() {
+  local dir=$1 own=$2 problem entry
+  problem=$(nsgen_path_problem "$dir" d)
+  if [ -n "$problem" ]; then echo "$problem"; return 0; fi
+  for entry in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
+    if [ -L "$entry" ]; then echo "$entry: it is a symbolic link"; return 0; fi
+  done
+  if [ "$own" = 1 ] && [ -n "$(ls -A -- "$dir")" ]; then
+    problem=$(nsgen_path_problem "$dir"/topology.json f)
+    if [ -n "$problem" ]; then echo "${problem%%: *} (its record): ${problem#*: }"; fi
+  fi
+}
+
+# The folders nsgen keeps its state in are its own (root's, writable by nobody else, no link
+# inside), and topology TOPOLOGY's holds its record (or nothing at all).
+state_ok() {
+  local dir problem
+  for dir in /run/nsgen /run/nsgen/.ip_forward /run/nsgen/.ip_forward/users /run/nsgen/"$1"; do
+    [ -e "$dir" ] || [ -L "$dir" ] || continue
+    problem=$(nsgen_dir_problem "$dir" "$([ "$dir" = /run/nsgen/"$1" ] && echo 1)")
+    if [ -n "$problem" ]; then
+      nsgen_say "the state directory $problem: it is not nsgen's; nothing was changed (remove it if nothing of nsgen's is up)"
+      return 1
+    fi
+  done
+  return 0
+}
+
+# Whether topology TOPOLOGY's state directory is there for a teardown to remove: a folder of
+# root's, writable by nobody else, in a state root that is the same (nothing in it is followed).
+state_ours() {
+  [ -e /run/nsgen/"$1" ] && [ -z "$(nsgen_path_problem /run/nsgen d)" ] && [ -z "$(nsgen_path_problem /run/nsgen/"$1" d)" ]
+}
+
+# An IPv4 address (dotted) as a number.
+nsgen_ip4() {
+  local a b c d
+  IFS=. read -r a b c d <<<"$1"
+  echo $(( (a << 24) | (b << 16) | (c << 8) | d ))
+}
+
+# Whether two IPv4 prefixes (a bare address is a /32) share an address.
+nsgen_overlap() {
+  local x=$1 y=$2 xlen=32 ylen=32 len mask
+  case "$x" in */*) xlen=${x#*/}; x=${x%/*} ;; esac
+  case "$y" in */*) ylen=${y#*/}; y=${y%/*} ;; esac
+  len=$(( xlen < ylen ? xlen : ylen ))
+  mask=$(( len == 0 ? 0 : (0xFFFFFFFF << (32 - len)) & 0xFFFFFFFF ))
+  (( ($(nsgen_ip4 "$x") & mask) == ($(nsgen_ip4 "$y") & mask) ))
+}
+
+# No route of the host's main table overlaps a network's subnet (NAME=SUBNET...), except the
+# routes of topology TOPOLOGY's own devices (in device group GROUP).
+subnets_free() {
+  local group=$1 topology=$2 item net subnet name alias dst dev route links routes
+  shift 2
+  local -A ours=()
+  links=$(nsgen_group_links "$group")
+  while read -r name alias; do
+    if [ -n "$name" ] && nsgen_link_mine "$name" "$alias" "$topology"; then ours[$name]=1; fi
+  done <<<"$links"
+  routes=$(ip -4 -o route show table main)
+  for item in "$@"; do
+    net=${item%=*}; subnet=${item##*=}
+    while read -r -a route; do
+      [ "${#route[@]}" -gt 0 ] || continue
+      case "${route[0]}" in
+        default|unreachable|blackhole|prohibit|throw|local|broadcast|multicast|anycast|nat) continue ;;
+      esac
+      dst=${route[0]}; dev="*"
+      for i in "${!route[@]}"; do [ "${route[i]}" = dev ] && dev=${route[i + 1]}; done
+      [ -n "${ours[$dev]+set}" ] && continue
+      case "$dst" in */*) ;; *) dst=$dst/32 ;; esac
+      if [ "${dst#*/}" != 0 ] && nsgen_overlap "$dst" "$subnet"; then
+        nsgen_say "network $net: subnet $subnet overlaps the host's route to $dst (dev $dev); choose a subnet the host does not use; nothing was changed"
+        return 1
+      fi
+    done <<<"$routes"
+  done
+  return 0
+}
+
+# Whether a port bound at $2 takes traffic for a port published at $1 (*: every address).
+nsgen_port_overlap() {
+  case "$2" in '*'|0.0.0.0|::) return 0 ;; *:*) return 1 ;; esac
+  [ "$1" = '*' ] || [ "$1" = "$2" ]
+}
+
+# No host socket listens on a port the topology publishes (PROTOCOL:PORT:ADDRESS...), and no
+# other DNAT (another topology's, another program's) takes it, at an address that overlaps.
+# The sockets and the rules are read once each, into tables by protocol and port.
+ports_free() {
+  local tag=$1 spec protocol port ip line address holder i p d c t dnat
+  local -a words
+  local -A bound=() forwarded=()
+  shift
+  for protocol in tcp udp; do
+    while read -r -a words; do
+      [ "${#words[@]}" -gt 4 ] || continue
+      port=${words[3]##*:}; address=${words[3]%:*}
+      address=${address#[}; address=${address%]}; address=${address%%%*}
+      case "$address" in ::ffff:*.*) address=${address#::ffff:} ;; esac
+      holder="a program"
+      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"; fi
+      bound[$protocol:$port]+="$address $holder"$'\n'
+    done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
+  done
+  while IFS= read -r line; do
+    case "$line" in -A*DNAT*) ;; *) continue ;; esac
+    read -r -a words <<<"${line//\"/}"
+    p="" d="*" c="" t="" dnat=0
+    for i in "${!words[@]}"; do
+      case "${words[i]}" in
+        -p) p=${words[i + 1]} ;; --dport) t=${words[i + 1]} ;; -d) d=${words[i + 1]%/32} ;;
+        --comment) c=${words[i + 1]} ;; DNAT) dnat=1 ;;
+      esac
+    done
+    if [ "$dnat" = 1 ] && [ "$c" != "$tag" ] && [ -n "$t" ]; then forwarded[$p:$t]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n'; fi
+  done <<<"$(iptables-save -t nat 2>/dev/null)"
+  for spec in "$@"; do
+    IFS=: read -r protocol port ip <<<"$spec"
+    while read -r address holder; do
+      if [ -z "$address" ] || ! nsgen_port_overlap "$ip" "$address"; then continue; fi
+      case "$address" in *:*) address="[$address]" ;; esac
+      nsgen_say "host port $port/$protocol is already in use: $holder listens on $address:$port; nothing was changed"
+      return 1
+    done <<<"${bound[$protocol:$port]-}"
+    while IFS=$'\x1f' read -r d c line; do  # a separator no field holds (tab would fold empty fields)
+      if [ -z "$d" ] || ! nsgen_port_overlap "$ip" "$d"; then continue; fi
+      case "$c" in nsgen:*) holder="nsgen topology ${c#nsgen:}" ;; *) holder="another program's rule ($line)" ;; esac
+      nsgen_say "host port $port/$protocol is already published by $holder; nothing was changed"
+      return 1
+    done <<<"${forwarded[$protocol:$port]-}"
+  done
+  return 0
+}
+
+# Undo a table's rules (the iptables-restore text on standard input): one transaction; when that
+# fails (a rule is already gone, say), each rule that is still there, one by one, and each chain
+# that is still there and the topology's own (it holds a rule with the topology's comment, or a
+# rule of it jumped to it): a chain of the same name that someone else made is left alone.
+iptables_undo() {
+  local text table=filter line failed=0 tag="" target i status listing
+  local -a words
+  local -A ours=()
+  text=$(cat)
+  if iptables-restore -w --noflush 2>/dev/null <<<"$text"; then return 0; fi
+  while IFS= read -r line; do
+    case "$line" in '*'*) table=${line#\*}; continue ;; -*) ;; *) continue ;; esac
+    read -r -a words <<<"$line"
+    # status 1 (or a jump to a chain that is gone): already gone; any other failure is an error
+    if [ "${words[0]}" = -D ]; then
+      target=""
+      for i in "${!words[@]}"; do
+        case "${words[i]}" in --comment) tag=${words[i + 1]} ;; -j) target=${words[i + 1]} ;; esac
+      done
+      iptables -w -t "$table" -C "${words[@]:1}" 2>/dev/null; status=$?
+      if [ "$status" = 2 ] && [ -n "$target" ] && { iptables -w -t "$table" -S "$target" >/dev/null 2>&1; [ "$?" = 1 ]; }; then status=1; fi
+    else
+      listing=$(iptables -w -t "$table" -S "${words[1]}" 2>/dev/null); status=$?
+    fi
+    if [ "$status" = 1 ]; then continue; fi
+    if [ "$status" != 0 ]; then nsgen_say "iptables -t $table: cannot tell whether this is still there: $line"; failed=1; continue; fi
+    case "${words[0]}" in
+      -D) ours[$target]=1 ;;
+      -F)
+        if [ -z "${ours[${words[1]}]+set}" ] && ! grep -qE -- "--comment \"?$tag\"?( |\$)" <<<"$listing"; then continue; fi
+        ours[${words[1]}]=1 ;;
+      -X) [ -n "${ours[${words[1]}]+set}" ] || continue ;;
+    esac
+    iptables -w -t "$table" "${words[@]}" || failed=1
+  done <<<"$text"
+  return "$failed"
+}
+
+# What an iptables-save text holds, for a person: policies that drop, and the number of rules.
+nsgen_summary() {
+  awk '/^\*/ { t = substr($1, 2) } /^:/ && ($2 == "DROP" || $2 == "REJECT") { p = p (p ? ", " : "") t " " substr($1, 2) " policy " $2 }
+       /^-A/ { n++ } END { if (n) p = p (p ? ", " : "") n " rule(s)"; print p }'
+}
+
+# A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
+# networks' traffic: a packet must pass both iptables backends, and every nft base chain.
+other_firewall() {
+  local version found="" mine other="" table="" chain="" line
+  version=$(iptables -V 2>/dev/null)
+  case "$version" in
+    *nf_tables*)
+      mine=iptables-nft
+      # read, never loaded: no legacy table is made by looking
+      if [ -n "$(cat /proc/net/ip_tables_names 2>/dev/null)" ]; then found=$(iptables-legacy-save 2>/dev/null | nsgen_summary); other=iptables-legacy; fi ;;
+    *)
+      mine=iptables-legacy
+      found=$(iptables-nft-save 2>/dev/null | nsgen_summary); other=iptables-nft ;;
+  esac
+  if [ -n "$found" ]; then
+    nsgen_say "warning: $other also holds rules on this host ($found), and nsgen writes through $mine: a packet must pass both, so $other's rules can cut the networks off; move them to $mine, or make $other the iptables nsgen runs"
+  fi
+  while IFS= read -r line; do
+    line=${line#"${line%%[![:space:]]*}"}
+    case "$line" in
+      "table "*) table=${line#table }; table=${table% \{} ;;
+      "chain "*) chain=${line#chain }; chain=${chain% \{} ;;
+      *"hook forward"*"policy drop"*)
+        if [ "$table" != "ip filter" ] && [ "$table" != "ip6 filter" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
+    esac
+  done <<<"$(nft list ruleset 2>/dev/null)"
+  return 0
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
-  command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
+for tool in flock:util-linux ip:iproute2 iptables:iptables iptables-restore:iptables iptables-save:iptables nsenter:util-linux setsid:util-linux ss:iproute2 sysctl:procps; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
 done
+# Everything this script makes gets the modes it asks for (0755 folders, 0644 files).
+umask 022
 
 # One nsgen at a time on this host: setups and teardowns wait for each other.
 # (File descriptor 9 holds the lock; processes started below do not inherit it.)
-mkdir -p /run/lock
-exec 9>/run/lock/nsgen.lock
-flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
+if [ -L /run/nsgen.lock ]; then die 'the lock file /run/nsgen.lock is a symbolic link: it is not nsgen'"'"'s; nothing was changed'; fi
+exec 9>/run/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.lock'
+
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
+# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
+declare -A nsgen_link=()
+while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
+has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
+
+# Before anything changes (and under the lock, so that two setups cannot both pass them):
+# what the host must allow, what nsgen keeps and publishes, and no resource of the same name
+# that is not this topology's own.
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
+state_ok bridge-lab || exit 1
+subnets_free 0x6e7c5ce4 bridge-lab front=172.20.0.0/24 back=172.21.0.0/24 || exit 1
+ports_free nsgen:bridge-lab 'tcp:8080:*' || exit 1
+other_firewall || exit 1
+if test -e /run/nsgen/bridge-lab/topology.json && ! grep -qF '"digest": "53bd6a4cd38baebd"' /run/nsgen/bridge-lab/topology.json; then
+  die 'topology bridge-lab is up with another definition (recorded in /run/nsgen/bridge-lab/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
+fi
+if has_link br-front && ! link_ours br-front 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if has_link br-back && ! link_ours br-back 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /run/netns/web && ! netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /run/netns/app && ! netns_ours bridge-lab app /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /run/netns/db && ! netns_ours bridge-lab db /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if group_has_links 0x6e7c5ce4 >/dev/null 2>&1 && ! group_ours 0x6e7c5ce4 bridge-lab br-front br-back ve-web-794cd ve-app-628c5 ve-app-13f41 ve-db-6650d >/dev/null 2>&1; then die 'a link in device group 0x6e7c5ce4 (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if has_link ve-web-794cd && ! link_ours ve-web-794cd 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link ve-web-794cd already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if has_link ve-app-628c5 && ! link_ours ve-app-628c5 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link ve-app-628c5 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if has_link ve-app-13f41 && ! link_ours ve-app-13f41 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link ve-app-13f41 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if has_link ve-db-6650d && ! link_ours ve-db-6650d 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link ve-db-6650d already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1 && ! test -e /run/nsgen/bridge-lab/topology.json; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1 && ! test -e /run/nsgen/bridge-lab/topology.json; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/web && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/app && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
 # A step that goes away with another (a veth pair with its namespace) is undone by itself only
-# when that other step was not begun by this run.
+# when that other step was not begun by this run. The state directory goes last, and only when
+# everything else could be undone: it holds what a teardown needs to finish the job.
+nsgen_failed=0
 undo_0() {
-  rm -rf /run/nsgen/bridge-lab
+  if [ "$nsgen_failed" -ne 0 ]; then return 0; fi
+  if state_ours bridge-lab >/dev/null 2>&1; then
+    rm -rf /run/nsgen/bridge-lab
+  fi || nsgen_failed=1
   if test -d /run/nsgen; then
     rmdir --ignore-fail-on-non-empty /run/nsgen
-  fi
+  fi || nsgen_failed=1
 }
 undo_1() {
-  if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show br-front >/dev/null 2>&1; then
+  if test -d /run/nsgen/.ip_forward/users && ! group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen/.ip_forward/users
+  fi || nsgen_failed=1
+  if test -e /run/nsgen/.ip_forward/before && test ! -d /run/nsgen/.ip_forward/users && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+    cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+  fi || nsgen_failed=1
+  if test -d /run/nsgen/.ip_forward && test ! -d /run/nsgen/.ip_forward/users; then
+    rm -rf /run/nsgen/.ip_forward
+  fi || nsgen_failed=1
+}
+undo_2() {
+  if nsgen_began 10; then return 0; fi
+  if link_ours br-front 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then
     ip link delete br-front
-  fi
+  fi || nsgen_failed=1
 }
-undo_3() {
-  if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show br-back >/dev/null 2>&1; then
+undo_4() {
+  if nsgen_began 10; then return 0; fi
+  if link_ours br-back 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then
     ip link delete br-back
-  fi
-}
-undo_5() {
-  if test -d /run/nsgen/bridge-lab && test -e /run/netns/web; then
-    ip netns delete web
-  fi
-}
-undo_6() {
-  if test -d /run/nsgen/bridge-lab && test -e /run/netns/app; then
-    ip netns delete app
-  fi
+  fi || nsgen_failed=1
 }
 undo_7() {
-  if test -d /run/nsgen/bridge-lab && test -e /run/netns/db; then
-    ip netns delete db
-  fi
+  if netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    ip netns delete web
+  fi || nsgen_failed=1
 }
 undo_8() {
-  if test -d /run/nsgen/bridge-lab && group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then
-    ip link delete group 0x6e7c5ce4
-  fi
+  if netns_ours bridge-lab app /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    ip netns delete app
+  fi || nsgen_failed=1
 }
 undo_9() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes web
-  fi
+  if netns_ours bridge-lab db /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    ip netns delete db
+  fi || nsgen_failed=1
 }
 undo_10() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes app
-  fi
+  delete_links 0x6e7c5ce4 bridge-lab br-front br-back ve-web-794cd ve-app-628c5 ve-app-13f41 ve-db-6650d || nsgen_failed=1
 }
 undo_11() {
-  if test -d /run/nsgen/bridge-lab; then
-    stop_processes db
-  fi
+  if netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    stop_processes web
+  fi || nsgen_failed=1
 }
 undo_12() {
-  if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show ve-web-794cd >/dev/null 2>&1; then
-    ip link delete ve-web-794cd
-  fi
+  if netns_ours bridge-lab app /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    stop_processes app
+  fi || nsgen_failed=1
 }
 undo_13() {
-  if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show ve-app-628c5 >/dev/null 2>&1; then
-    ip link delete ve-app-628c5
-  fi
+  if netns_ours bridge-lab db /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    stop_processes db
+  fi || nsgen_failed=1
 }
 undo_14() {
-  if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show ve-app-13f41 >/dev/null 2>&1; then
-    ip link delete ve-app-13f41
-  fi
+  if nsgen_began 10; then return 0; fi
+  if link_ours ve-web-794cd 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then
+    ip link delete ve-web-794cd
+  fi || nsgen_failed=1
 }
 undo_15() {
-  if nsgen_began 8; then return 0; fi
-  if test -d /run/nsgen/bridge-lab && ip link show ve-db-6650d >/dev/null 2>&1; then
+  if nsgen_began 10; then return 0; fi
+  if link_ours ve-app-628c5 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then
+    ip link delete ve-app-628c5
+  fi || nsgen_failed=1
+}
+undo_16() {
+  if nsgen_began 10; then return 0; fi
+  if link_ours ve-app-13f41 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then
+    ip link delete ve-app-13f41
+  fi || nsgen_failed=1
+}
+undo_17() {
+  if nsgen_began 10; then return 0; fi
+  if link_ours ve-db-6650d 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then
     ip link delete ve-db-6650d
-  fi
+  fi || nsgen_failed=1
 }
-undo_29() {
-  rm -f /run/nsgen/.ip_forward/users/bridge-lab
-  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-    cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
-  fi
-  if test ! -d /run/nsgen/.ip_forward/users; then
-    rm -rf /run/nsgen/.ip_forward
-  fi
+undo_31() {
+  rm -f /run/nsgen/.ip_forward/users/bridge-lab || nsgen_failed=1
 }
-undo_30() {
-  if test -d /run/nsgen/bridge-lab && iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
-    iptables-restore -w --noflush <<'NSGEN_EOF'
+undo_32() {
+  iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*raw
+-D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j DROP
+COMMIT
+NSGEN_EOF
+}
+undo_33() {
+  iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *filter
 -D FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
 -F NSGEN-bridge-lab
 -X NSGEN-bridge-lab
 COMMIT
 NSGEN_EOF
-  fi
 }
-undo_31() {
-  if test -d /run/nsgen/bridge-lab && iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
-    iptables-restore -w --noflush <<'NSGEN_EOF'
+undo_34() {
+  iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
 -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
 -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
@@ -166,28 +527,30 @@ undo_31() {
 -X NSGEN-bridge-lab
 COMMIT
 NSGEN_EOF
-  fi
 }
-undo_33() {
-  if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
+undo_36() {
+  if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/web/resolv.conf
-  fi
-  if test -d /run/nsgen/bridge-lab && test -d /etc/netns/web; then
-    rmdir /etc/netns/web
-  fi
+  fi || nsgen_failed=1
+  if test -d /etc/netns/web && netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/web
+  fi || nsgen_failed=1
 }
-undo_34() {
-  if grep -qF '# Written by nsgen for topology bridge-lab' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
+undo_37() {
+  if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/app/resolv.conf
-  fi
-  if test -d /run/nsgen/bridge-lab && test -d /etc/netns/app; then
-    rmdir /etc/netns/app
-  fi
+  fi || nsgen_failed=1
+  if test -d /etc/netns/app && netns_ours bridge-lab app /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/app
+  fi || nsgen_failed=1
 }
-undo_35() {
-  if test -d /run/nsgen/bridge-lab; then
+undo_38() {
+  if netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
     stop_processes web
-  fi
+  fi || nsgen_failed=1
+}
+undo_39() {
+  rm -f /run/nsgen/bridge-lab/up || nsgen_failed=1
 }
 nsgen_begun=()
 nsgen_step=""
@@ -203,6 +566,7 @@ rollback() {
     for ((i = ${#nsgen_begun[@]} - 1; i >= 0; i--)); do
       if declare -F "undo_${nsgen_begun[i]}" >/dev/null; then "undo_${nsgen_begun[i]}"; fi
     done
+    if [ "$nsgen_failed" -ne 0 ]; then nsgen_say 'undoing it left errors (see above); the state directory /run/nsgen/bridge-lab is kept for the teardown'; fi
   fi
   exit "$status"
 }
@@ -210,49 +574,30 @@ trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# What the host must allow before anything changes.
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
-
-
-# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
-# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
-declare -A nsgen_link=()
-while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
-has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
-# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
-if ! test -d /run/nsgen/bridge-lab; then
-  if has_link br-front; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link br-back; then die 'link br-back already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if test -e /run/netns/web; then die 'network namespace web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if test -e /run/netns/app; then die 'network namespace app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if test -e /run/netns/db; then die 'network namespace db already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then die 'a link in device group 0x6e7c5ce4 (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link ve-web-794cd; then die 'link ve-web-794cd already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link ve-app-628c5; then die 'link ve-app-628c5 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link ve-app-13f41; then die 'link ve-app-13f41 already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if has_link ve-db-6650d; then die 'link ve-db-6650d already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if test -e /etc/netns/web; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  if test -e /etc/netns/app; then die 'directory /etc/netns/app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-  :
-fi
-
 
 # ==== State ====
 
-# Record that topology bridge-lab is up: its processes' pids and logs live in /run/nsgen/bridge-lab.
-if test -d /run/nsgen/bridge-lab; then
+# Record what topology bridge-lab is, in /run/nsgen/bridge-lab/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
+if grep -qF '"digest": "53bd6a4cd38baebd"' /run/nsgen/bridge-lab/topology.json >/dev/null 2>&1; then
   nsgen_say 'already done: state'
 else
   begin 0 state
-  mkdir -p /run/nsgen/bridge-lab
-  install -m 0644 /dev/stdin /run/nsgen/bridge-lab/containers <<'NSGEN_EOF'
-web
-app
-db
+  install -D -m 0644 /dev/stdin /run/nsgen/bridge-lab/topology.json <<'NSGEN_EOF'
+{"format": 1, "digest": "53bd6a4cd38baebd", "name": "bridge-lab", "host": {"ip_forward": true, "persist": false},
+"networks": [
+  {"name": "front", "driver": "bridge", "subnet": "172.20.0.0/24", "gateway": "172.20.0.1", "masquerade": true, "internal": false, "bridge": "br-front"},
+  {"name": "back", "driver": "bridge", "subnet": "172.21.0.0/24", "gateway": "172.21.0.1", "masquerade": false, "internal": true, "bridge": "br-back"}
+],
+"containers": [
+  {"name": "web", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-web-794cd", "address": "172.20.0.2", "prefixlen": 24, "gateway": "172.20.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [["nsgen", "echo-server", "--port", "8000"]], "ports": [{"host_ip": null, "host_port": 8080, "container_port": 8000, "protocol": "tcp", "spec": "8080:8000"}]},
+  {"name": "app", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-app-628c5", "address": "172.20.0.3", "prefixlen": 24, "gateway": "172.20.0.1"}, {"network": "back", "interface": "eth1", "host_interface": "ve-app-13f41", "address": "172.21.0.2", "prefixlen": 24, "gateway": "172.21.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [], "ports": []},
+  {"name": "db", "attachments": [{"network": "back", "interface": "eth0", "host_interface": "ve-db-6650d", "address": "172.21.0.10", "prefixlen": 24, "gateway": "172.21.0.1"}], "dns": [], "dns_source": "host", "processes": [], "ports": []}
+]}
 NSGEN_EOF
 fi
+
+# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
+begin 1 ip_forward:restore
 
 # ==== Bridges ====
 
@@ -260,35 +605,43 @@ fi
 if has_link br-front; then
   nsgen_say 'already done: bridge:front'
 else
-  begin 1 bridge:front
+  begin 2 bridge:front
   ip link add br-front group 0x6e7c5ce4 type bridge
 fi
 
-# Give br-front the gateway address 172.20.0.1/24 and bring it up: the host is the network's router.
-begin 2 bridge-up:front
+# Give br-front the gateway address 172.20.0.1/24, mark it as topology bridge-lab's (alias nsgen:bridge-lab) and bring it up: the host is the network's router.
+begin 3 bridge-up:front
 ip addr replace 172.20.0.1/24 dev br-front
-ip link set br-front up
+ip link set br-front alias nsgen:bridge-lab up
 
 # Create bridge br-back for network back: a virtual switch for its containers.
 if has_link br-back; then
   nsgen_say 'already done: bridge:back'
 else
-  begin 3 bridge:back
+  begin 4 bridge:back
   ip link add br-back group 0x6e7c5ce4 type bridge
 fi
 
-# Give br-back the gateway address 172.21.0.1/24 and bring it up: the host is the network's router.
-begin 4 bridge-up:back
+# Give br-back the gateway address 172.21.0.1/24, mark it as topology bridge-lab's (alias nsgen:bridge-lab) and bring it up: the host is the network's router.
+begin 5 bridge-up:back
 ip addr replace 172.21.0.1/24 dev br-back
-ip link set br-back up
+ip link set br-back alias nsgen:bridge-lab up
 
 # ==== Namespaces ====
+
+# Note which namespaces this setup is about to create, in /run/nsgen/bridge-lab/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
+begin 6 namespaces
+install -m 0644 /dev/stdin /run/nsgen/bridge-lab/namespaces <<'NSGEN_EOF'
+web
+app
+db
+NSGEN_EOF
 
 # Create the network namespace web: the container's own interfaces, routes and firewall.
 if test -e /run/netns/web; then
   nsgen_say 'already done: netns:web'
 else
-  begin 5 netns:web
+  begin 7 netns:web
   ip netns add web
 fi
 
@@ -296,7 +649,7 @@ fi
 if test -e /run/netns/app; then
   nsgen_say 'already done: netns:app'
 else
-  begin 6 netns:app
+  begin 8 netns:app
   ip netns add app
 fi
 
@@ -304,25 +657,25 @@ fi
 if test -e /run/netns/db; then
   nsgen_say 'already done: netns:db'
 else
-  begin 7 netns:db
+  begin 9 netns:db
   ip netns add db
 fi
 
-# Teardown deletes every host device of topology bridge-lab at once: its bridges and veth host ends are in device group 0x6e7c5ce4, and deleting one end of a veth pair deletes the other.
+# Teardown deletes every host device of topology bridge-lab at once: its bridges and veth host ends are in device group 0x6e7c5ce4 and carry the alias nsgen:bridge-lab, and deleting one end of a veth pair deletes the other.
 if group_has_links 0x6e7c5ce4 >/dev/null 2>&1; then
   nsgen_say 'already done: devices'
 else
-  begin 8 devices
+  begin 10 devices
 fi
 
 # Teardown stops every process still running in web before the namespace is deleted.
-begin 9 reap:web
+if nsgen_began 7; then begin 11 reap:web; fi
 
 # Teardown stops every process still running in app before the namespace is deleted.
-begin 10 reap:app
+if nsgen_began 8; then begin 12 reap:app; fi
 
 # Teardown stops every process still running in db before the namespace is deleted.
-begin 11 reap:db
+if nsgen_began 9; then begin 13 reap:db; fi
 
 # ==== Links ====
 
@@ -330,7 +683,7 @@ begin 11 reap:db
 if has_link ve-web-794cd; then
   nsgen_say 'already done: veth:web:front'
 else
-  begin 12 veth:web:front
+  begin 14 veth:web:front
   ip link add ve-web-794cd group 0x6e7c5ce4 type veth peer name eth0 netns web
 fi
 
@@ -338,7 +691,7 @@ fi
 if has_link ve-app-628c5; then
   nsgen_say 'already done: veth:app:front'
 else
-  begin 13 veth:app:front
+  begin 15 veth:app:front
   ip link add ve-app-628c5 group 0x6e7c5ce4 type veth peer name eth0 netns app
 fi
 
@@ -346,7 +699,7 @@ fi
 if has_link ve-app-13f41; then
   nsgen_say 'already done: veth:app:back'
 else
-  begin 14 veth:app:back
+  begin 16 veth:app:back
   ip link add ve-app-13f41 group 0x6e7c5ce4 type veth peer name eth1 netns app
 fi
 
@@ -354,92 +707,108 @@ fi
 if has_link ve-db-6650d; then
   nsgen_say 'already done: veth:db:back'
 else
-  begin 15 veth:db:back
+  begin 17 veth:db:back
   ip link add ve-db-6650d group 0x6e7c5ce4 type veth peer name eth0 netns db
 fi
 
-# Plug ve-web-794cd into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so web reaches its own published ports; bring it up.
-begin 16 host-end:web:front
-ip link set ve-web-794cd master br-front addrgenmode none up
+# Plug ve-web-794cd into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so web reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
+begin 18 host-end:web:front
+ip link set ve-web-794cd master br-front alias nsgen:bridge-lab addrgenmode none up
 ip link set ve-web-794cd type bridge_slave hairpin on
 
-# Plug ve-app-628c5 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
-begin 17 host-end:app:front
-ip link set ve-app-628c5 master br-front addrgenmode none up
+# Plug ve-app-628c5 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
+begin 19 host-end:app:front
+ip link set ve-app-628c5 master br-front alias nsgen:bridge-lab addrgenmode none up
 ip link set ve-app-628c5 type bridge_slave hairpin on
 
-# Plug ve-app-13f41 into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; bring it up.
-begin 18 host-end:app:back
-ip link set ve-app-13f41 master br-back addrgenmode none up
+# Plug ve-app-13f41 into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
+begin 20 host-end:app:back
+ip link set ve-app-13f41 master br-back alias nsgen:bridge-lab addrgenmode none up
 ip link set ve-app-13f41 type bridge_slave hairpin on
 
-# Plug ve-db-6650d into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so db reaches its own published ports; bring it up.
-begin 19 host-end:db:back
-ip link set ve-db-6650d master br-back addrgenmode none up
+# Plug ve-db-6650d into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so db reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
+begin 21 host-end:db:back
+ip link set ve-db-6650d master br-back alias nsgen:bridge-lab addrgenmode none up
 ip link set ve-db-6650d type bridge_slave hairpin on
 
 # ==== Inside the containers ====
 
-# Bring up lo in web, so that a server listening on localhost answers inside it.
-begin 20 lo:web
-ip -n web link set lo up
+# Bring up lo in web, so that a server listening on localhost answers inside it; its alias nsgen:bridge-lab marks the namespace as this topology's.
+begin 22 lo:web
+ip -n web link set lo alias nsgen:bridge-lab up
 
 # Give eth0 in web the address 172.20.0.2/24 (and no IPv6 link-local one) and bring it up.
-begin 21 addr:web:front
+begin 23 addr:web:front
 ip -n web addr replace 172.20.0.2/24 dev eth0
 ip -n web link set eth0 addrgenmode none up
 
 # Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
-begin 22 route:web
+begin 24 route:web
 ip -n web route replace default via 172.20.0.1 dev eth0 src 172.20.0.2
 
-# Bring up lo in app, so that a server listening on localhost answers inside it.
-begin 23 lo:app
-ip -n app link set lo up
+# Bring up lo in app, so that a server listening on localhost answers inside it; its alias nsgen:bridge-lab marks the namespace as this topology's.
+begin 25 lo:app
+ip -n app link set lo alias nsgen:bridge-lab up
 
 # Give eth0 in app the address 172.20.0.3/24 (and no IPv6 link-local one) and bring it up.
-begin 24 addr:app:front
+begin 26 addr:app:front
 ip -n app addr replace 172.20.0.3/24 dev eth0
 ip -n app link set eth0 addrgenmode none up
 
 # Give eth1 in app the address 172.21.0.2/24 (and no IPv6 link-local one) and bring it up.
-begin 25 addr:app:back
+begin 27 addr:app:back
 ip -n app addr replace 172.21.0.2/24 dev eth1
 ip -n app link set eth1 addrgenmode none up
 
 # Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
-begin 26 route:app
+begin 28 route:app
 ip -n app route replace default via 172.20.0.1 dev eth0 src 172.20.0.3
 
-# Bring up lo in db, so that a server listening on localhost answers inside it.
-begin 27 lo:db
-ip -n db link set lo up
+# Bring up lo in db, so that a server listening on localhost answers inside it; its alias nsgen:bridge-lab marks the namespace as this topology's.
+begin 29 lo:db
+ip -n db link set lo alias nsgen:bridge-lab up
 
 # Give eth0 in db the address 172.21.0.10/24 (and no IPv6 link-local one) and bring it up.
-begin 28 addr:db:back
+begin 30 addr:db:back
 ip -n db addr replace 172.21.0.10/24 dev eth0
 ip -n db link set eth0 addrgenmode none up
 
 # ==== Forwarding ====
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 29 ip_forward
-mkdir -p /run/nsgen/.ip_forward/users
-if test ! -e /run/nsgen/.ip_forward/before; then
-  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
-fi
-touch /run/nsgen/.ip_forward/users/bridge-lab
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  sysctl -q -w net.ipv4.ip_forward=1
+if test -e /run/nsgen/.ip_forward/users/bridge-lab && grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  nsgen_say 'already done: ip_forward'
+else
+  begin 31 ip_forward
+  mkdir -p /run/nsgen/.ip_forward/users
+  if test ! -e /run/nsgen/.ip_forward/before; then
+    cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+  fi
+  touch /run/nsgen/.ip_forward/users/bridge-lab
+  if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+    sysctl -q -w net.ipv4.ip_forward=1
+  fi
 fi
 
 # ==== Firewall ====
+
+# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
+if iptables -w -t raw -C PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j DROP >/dev/null 2>&1; then
+  nsgen_say 'already done: firewall:raw'
+else
+  begin 32 firewall:raw
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*raw
+-A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j DROP
+COMMIT
+NSGEN_EOF
+fi
 
 # Filter: the topology's own chain NSGEN-bridge-lab, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
 if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:filter'
 else
-  begin 30 firewall:filter
+  begin 33 firewall:filter
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
 :NSGEN-bridge-lab - [0:0]
@@ -460,7 +829,7 @@ fi
 if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:nat'
 else
-  begin 31 firewall:nat
+  begin 34 firewall:nat
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
 :NSGEN-bridge-lab - [0:0]
@@ -474,8 +843,8 @@ COMMIT
 NSGEN_EOF
 fi
 
-# Let br-front carry connections from localhost to published ports (route_localnet); the setting goes away with br-front.
-begin 32 route_localnet:br-front
+# Let br-front carry connections from localhost to published ports (route_localnet); the setting goes away with br-front. Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.
+begin 35 route_localnet:br-front
 sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
 
 # ==== DNS ====
@@ -484,9 +853,8 @@ sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
 if test -e /etc/netns/web; then
   nsgen_say 'already done: dns:web'
 else
-  begin 33 dns:web
-  mkdir -p /etc/netns/web
-  install -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
+  begin 36 dns:web
+  install -D -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology bridge-lab; nameservers from the topology file.
 nameserver 1.1.1.1
 NSGEN_EOF
@@ -496,9 +864,8 @@ fi
 if test -e /etc/netns/app; then
   nsgen_say 'already done: dns:app'
 else
-  begin 34 dns:app
-  mkdir -p /etc/netns/app
-  install -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
+  begin 37 dns:app
+  install -D -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology bridge-lab; nameservers from the topology file.
 nameserver 1.1.1.1
 NSGEN_EOF
@@ -510,8 +877,9 @@ fi
 if test -e /run/nsgen/bridge-lab/web.0.pid; then
   nsgen_say 'already done: process:web:0'
 else
-  begin 35 process:web:0
-  setsid ip netns exec web nsgen echo-server --port 8000 >/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
+  begin 38 process:web:0
+  rm -f /run/nsgen/bridge-lab/web.0.log /run/nsgen/bridge-lab/web.0.pid
+  setsid ip netns exec web nsgen echo-server --port 8000 >>/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/bridge-lab/web.0.pid
 fi
 
@@ -521,7 +889,7 @@ fi
 if test -e /run/nsgen/bridge-lab/up; then
   nsgen_say 'already done: up'
 else
-  begin 36 up
+  begin 39 up
   touch /run/nsgen/bridge-lab/up
 fi
 

@@ -13,101 +13,455 @@
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
 set -euo pipefail
 
+# ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
 nsgen_say() { echo "nsgen: $*" >&2; }
 die() { nsgen_say "$*"; exit 1; }
+# Every function below returns an explicit status: called from the rollback (an EXIT trap), a
+# bare `return` would return the status of the command that failed before the trap.
 
 # Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
 # A pid is signalled only while it still lives in that namespace.
 stop_processes() {
-  local ns=$1 pid round
-  for round in 1 2; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do
-      if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
-        if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
-      fi
+  local ns pid round
+  for ns in "$@"; do
+    for round in 1 2; do
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do
+        if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
+          if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
+        fi
+      done
+      for _ in $(seq 30); do
+        [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break 2
+        sleep 0.1
+      done
     done
-    for _ in $(seq 30); do
-      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && return 0
-      sleep 0.1
-    done
+    [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
   done
-  [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
 }
 
 # Whether any host link is in a device group (nsgen's topologies each have their own).
 group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
 
+# The links of a device group, one a line: NAME ALIAS (no alias: not marked yet).
+nsgen_group_links() {
+  local line name
+  ip -o link show group "$1" 2>/dev/null | while IFS= read -r line; do
+    name=${line#*: }; name=${name%%: *}; name=${name%@*}
+    case "$line" in
+      *'\    alias '*) printf '%s %s\n' "$name" "${line##*\\    alias }" ;;
+      *) printf '%s\n' "$name" ;;
+    esac
+  done
+}
+
+# Whether a link of the group is topology $2's: it carries the topology's alias, or carries no
+# alias yet and is one of the topology's devices (named after $3; none named: any).
+nsgen_link_mine() {
+  local name=$1 alias=$2 topology=$3 x
+  shift 3
+  [ "$alias" = "nsgen:$topology" ] && return 0
+  [ -z "$alias" ] || return 1
+  [ "$#" -eq 0 ] && return 0
+  for x in "$@"; do [ "$x" = "$name" ] && return 0; done
+  return 1
+}
+
+# Whether link NAME (in device group GROUP) is topology TOPOLOGY's own.
+link_ours() {
+  local name alias links
+  links=$(nsgen_group_links "$2")
+  while read -r name alias; do
+    if [ "$name" = "$1" ]; then
+      if nsgen_link_mine "$name" "$alias" "$3"; then return 0; else return 1; fi
+    fi
+  done <<<"$links"
+  return 1
+}
+
+# Whether every link of device group GROUP is topology TOPOLOGY's own (its devices: NAME...).
+group_ours() {
+  local group=$1 topology=$2 name alias links
+  shift 2
+  links=$(nsgen_group_links "$group")
+  while read -r name alias; do
+    [ -n "$name" ] || continue
+    nsgen_link_mine "$name" "$alias" "$topology" "$@" || return 1
+  done <<<"$links"
+  return 0
+}
+
+# Delete the links of device group GROUP that are topology TOPOLOGY's own: all of them in one
+# call when the whole group is, else one by one (a link of anyone else's is left alone).
+delete_links() {
+  local group=$1 topology=$2 name alias all=1 links status
+  local -a mine=()
+  shift 2
+  links=$(nsgen_group_links "$group")
+  while read -r name alias; do
+    [ -n "$name" ] || continue
+    if nsgen_link_mine "$name" "$alias" "$topology" "$@"; then mine+=("$name"); else all=0; fi
+  done <<<"$links"
+  [ "${#mine[@]}" -gt 0 ] || return 0
+  if [ "$all" = 1 ]; then
+    ip link delete group "$group"; status=$?
+  else
+    printf 'link delete %s\n' "${mine[@]}" | ip -batch -; status=$?
+  fi
+  return "$status"
+}
+
+# Why a path is not nsgen's own (printed), or nothing: not a link, of its kind (d or f), root's,
+# writable by nobody else.
+nsgen_path_problem() {
+  local path=$1 kind=$2 info mode
+  if [ -L "$path" ]; then echo "$path: it is a symbolic link"; return 0; fi
+  if [ ! -e "$path" ]; then echo "$path: it is missing"; return 0; fi
+  if [ "$kind" = d ] && [ ! -d "$path" ]; then echo "$path: it is not a directory"; return 0; fi
+  if [ "$kind" = f ] && [ ! -f "$path" ]; then echo "$path: it is not a regular file"; return 0; fi
+  info=$(stat -c '%u %a' -- "$path") || { echo "$path: it cannot be read"; return 0; }
+  mode=$((8#${info#* }))
+  if [ "${info%% *}" != 0 ]; then echo "$path: it belongs to uid ${info%% *}, not to root"; return 0; fi
+  if (( (mode & 8#022) != 0 )); then printf '%s: others may write to it (mode %04o)\n' "$path" "$mode"; fi
+}
+
+# Whether namespace NS is topology TOPOLOGY's: its lo carries the topology's alias, or, not
+# marked yet, the topology's setup noted in INTENT that it was about to create it.
+netns_ours() {
+  local line
+  line=$(ip -n "$2" -o link show lo 2>/dev/null) || return 1
+  case "$line" in
+    *'\    alias '*)
+      if [ "${line##*\\    alias }" = "nsgen:$1" ]; then return 0; fi
+      return 1 ;;
+  esac
+  if [ -z "$(nsgen_path_problem "${3%/*}" d)" ] && [ -z "$(nsgen_path_problem "$3" f)" ] && grep -qxF -- "$2" "$3"; then return 0; fi
+  return 1
+}
+
+# Why a state folder is not nsgen's own (printed), or nothing: also no link inside it, and,
+# for a topology's (own=1), its record when it holds anything.
+nsgen_dir_problem() {
+  local dir=$1 own=$2 problem entry
+  problem=$(nsgen_path_problem "$dir" d)
+  if [ -n "$problem" ]; then echo "$problem"; return 0; fi
+  for entry in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
+    if [ -L "$entry" ]; then echo "$entry: it is a symbolic link"; return 0; fi
+  done
+  if [ "$own" = 1 ] && [ -n "$(ls -A -- "$dir")" ]; then
+    problem=$(nsgen_path_problem "$dir"/topology.json f)
+    if [ -n "$problem" ]; then echo "${problem%%: *} (its record): ${problem#*: }"; fi
+  fi
+}
+
+# The folders nsgen keeps its state in are its own (root's, writable by nobody else, no link
+# inside), and topology TOPOLOGY's holds its record (or nothing at all).
+state_ok() {
+  local dir problem
+  for dir in /run/nsgen /run/nsgen/.ip_forward /run/nsgen/.ip_forward/users /run/nsgen/"$1"; do
+    [ -e "$dir" ] || [ -L "$dir" ] || continue
+    problem=$(nsgen_dir_problem "$dir" "$([ "$dir" = /run/nsgen/"$1" ] && echo 1)")
+    if [ -n "$problem" ]; then
+      nsgen_say "the state directory $problem: it is not nsgen's; nothing was changed (remove it if nothing of nsgen's is up)"
+      return 1
+    fi
+  done
+  return 0
+}
+
+# Whether topology TOPOLOGY's state directory is there for a teardown to remove: a folder of
+# root's, writable by nobody else, in a state root that is the same (nothing in it is followed).
+state_ours() {
+  [ -e /run/nsgen/"$1" ] && [ -z "$(nsgen_path_problem /run/nsgen d)" ] && [ -z "$(nsgen_path_problem /run/nsgen/"$1" d)" ]
+}
+
+# An IPv4 address (dotted) as a number.
+nsgen_ip4() {
+  local a b c d
+  IFS=. read -r a b c d <<<"$1"
+  echo $(( (a << 24) | (b << 16) | (c << 8) | d ))
+}
+
+# Whether two IPv4 prefixes (a bare address is a /32) share an address.
+nsgen_overlap() {
+  local x=$1 y=$2 xlen=32 ylen=32 len mask
+  case "$x" in */*) xlen=${x#*/}; x=${x%/*} ;; esac
+  case "$y" in */*) ylen=${y#*/}; y=${y%/*} ;; esac
+  len=$(( xlen < ylen ? xlen : ylen ))
+  mask=$(( len == 0 ? 0 : (0xFFFFFFFF << (32 - len)) & 0xFFFFFFFF ))
+  (( ($(nsgen_ip4 "$x") & mask) == ($(nsgen_ip4 "$y") & mask) ))
+}
+
+# No route of the host's main table overlaps a network's subnet (NAME=SUBNET...), except the
+# routes of topology TOPOLOGY's own devices (in device group GROUP).
+subnets_free() {
+  local group=$1 topology=$2 item net subnet name alias dst dev route links routes
+  shift 2
+  local -A ours=()
+  links=$(nsgen_group_links "$group")
+  while read -r name alias; do
+    if [ -n "$name" ] && nsgen_link_mine "$name" "$alias" "$topology"; then ours[$name]=1; fi
+  done <<<"$links"
+  routes=$(ip -4 -o route show table main)
+  for item in "$@"; do
+    net=${item%=*}; subnet=${item##*=}
+    while read -r -a route; do
+      [ "${#route[@]}" -gt 0 ] || continue
+      case "${route[0]}" in
+        default|unreachable|blackhole|prohibit|throw|local|broadcast|multicast|anycast|nat) continue ;;
+      esac
+      dst=${route[0]}; dev="*"
+      for i in "${!route[@]}"; do [ "${route[i]}" = dev ] && dev=${route[i + 1]}; done
+      [ -n "${ours[$dev]+set}" ] && continue
+      case "$dst" in */*) ;; *) dst=$dst/32 ;; esac
+      if [ "${dst#*/}" != 0 ] && nsgen_overlap "$dst" "$subnet"; then
+        nsgen_say "network $net: subnet $subnet overlaps the host's route to $dst (dev $dev); choose a subnet the host does not use; nothing was changed"
+        return 1
+      fi
+    done <<<"$routes"
+  done
+  return 0
+}
+
+# Whether a port bound at $2 takes traffic for a port published at $1 (*: every address).
+nsgen_port_overlap() {
+  case "$2" in '*'|0.0.0.0|::) return 0 ;; *:*) return 1 ;; esac
+  [ "$1" = '*' ] || [ "$1" = "$2" ]
+}
+
+# No host socket listens on a port the topology publishes (PROTOCOL:PORT:ADDRESS...), and no
+# other DNAT (another topology's, another program's) takes it, at an address that overlaps.
+# The sockets and the rules are read once each, into tables by protocol and port.
+ports_free() {
+  local tag=$1 spec protocol port ip line address holder i p d c t dnat
+  local -a words
+  local -A bound=() forwarded=()
+  shift
+  for protocol in tcp udp; do
+    while read -r -a words; do
+      [ "${#words[@]}" -gt 4 ] || continue
+      port=${words[3]##*:}; address=${words[3]%:*}
+      address=${address#[}; address=${address%]}; address=${address%%%*}
+      case "$address" in ::ffff:*.*) address=${address#::ffff:} ;; esac
+      holder="a program"
+      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"; fi
+      bound[$protocol:$port]+="$address $holder"$'\n'
+    done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
+  done
+  while IFS= read -r line; do
+    case "$line" in -A*DNAT*) ;; *) continue ;; esac
+    read -r -a words <<<"${line//\"/}"
+    p="" d="*" c="" t="" dnat=0
+    for i in "${!words[@]}"; do
+      case "${words[i]}" in
+        -p) p=${words[i + 1]} ;; --dport) t=${words[i + 1]} ;; -d) d=${words[i + 1]%/32} ;;
+        --comment) c=${words[i + 1]} ;; DNAT) dnat=1 ;;
+      esac
+    done
+    if [ "$dnat" = 1 ] && [ "$c" != "$tag" ] && [ -n "$t" ]; then forwarded[$p:$t]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n'; fi
+  done <<<"$(iptables-save -t nat 2>/dev/null)"
+  for spec in "$@"; do
+    IFS=: read -r protocol port ip <<<"$spec"
+    while read -r address holder; do
+      if [ -z "$address" ] || ! nsgen_port_overlap "$ip" "$address"; then continue; fi
+      case "$address" in *:*) address="[$address]" ;; esac
+      nsgen_say "host port $port/$protocol is already in use: $holder listens on $address:$port; nothing was changed"
+      return 1
+    done <<<"${bound[$protocol:$port]-}"
+    while IFS=$'\x1f' read -r d c line; do  # a separator no field holds (tab would fold empty fields)
+      if [ -z "$d" ] || ! nsgen_port_overlap "$ip" "$d"; then continue; fi
+      case "$c" in nsgen:*) holder="nsgen topology ${c#nsgen:}" ;; *) holder="another program's rule ($line)" ;; esac
+      nsgen_say "host port $port/$protocol is already published by $holder; nothing was changed"
+      return 1
+    done <<<"${forwarded[$protocol:$port]-}"
+  done
+  return 0
+}
+
+# Undo a table's rules (the iptables-restore text on standard input): one transaction; when that
+# fails (a rule is already gone, say), each rule that is still there, one by one, and each chain
+# that is still there and the topology's own (it holds a rule with the topology's comment, or a
+# rule of it jumped to it): a chain of the same name that someone else made is left alone.
+iptables_undo() {
+  local text table=filter line failed=0 tag="" target i status listing
+  local -a words
+  local -A ours=()
+  text=$(cat)
+  if iptables-restore -w --noflush 2>/dev/null <<<"$text"; then return 0; fi
+  while IFS= read -r line; do
+    case "$line" in '*'*) table=${line#\*}; continue ;; -*) ;; *) continue ;; esac
+    read -r -a words <<<"$line"
+    # status 1 (or a jump to a chain that is gone): already gone; any other failure is an error
+    if [ "${words[0]}" = -D ]; then
+      target=""
+      for i in "${!words[@]}"; do
+        case "${words[i]}" in --comment) tag=${words[i + 1]} ;; -j) target=${words[i + 1]} ;; esac
+      done
+      iptables -w -t "$table" -C "${words[@]:1}" 2>/dev/null; status=$?
+      if [ "$status" = 2 ] && [ -n "$target" ] && { iptables -w -t "$table" -S "$target" >/dev/null 2>&1; [ "$?" = 1 ]; }; then status=1; fi
+    else
+      listing=$(iptables -w -t "$table" -S "${words[1]}" 2>/dev/null); status=$?
+    fi
+    if [ "$status" = 1 ]; then continue; fi
+    if [ "$status" != 0 ]; then nsgen_say "iptables -t $table: cannot tell whether this is still there: $line"; failed=1; continue; fi
+    case "${words[0]}" in
+      -D) ours[$target]=1 ;;
+      -F)
+        if [ -z "${ours[${words[1]}]+set}" ] && ! grep -qE -- "--comment \"?$tag\"?( |\$)" <<<"$listing"; then continue; fi
+        ours[${words[1]}]=1 ;;
+      -X) [ -n "${ours[${words[1]}]+set}" ] || continue ;;
+    esac
+    iptables -w -t "$table" "${words[@]}" || failed=1
+  done <<<"$text"
+  return "$failed"
+}
+
+# What an iptables-save text holds, for a person: policies that drop, and the number of rules.
+nsgen_summary() {
+  awk '/^\*/ { t = substr($1, 2) } /^:/ && ($2 == "DROP" || $2 == "REJECT") { p = p (p ? ", " : "") t " " substr($1, 2) " policy " $2 }
+       /^-A/ { n++ } END { if (n) p = p (p ? ", " : "") n " rule(s)"; print p }'
+}
+
+# A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
+# networks' traffic: a packet must pass both iptables backends, and every nft base chain.
+other_firewall() {
+  local version found="" mine other="" table="" chain="" line
+  version=$(iptables -V 2>/dev/null)
+  case "$version" in
+    *nf_tables*)
+      mine=iptables-nft
+      # read, never loaded: no legacy table is made by looking
+      if [ -n "$(cat /proc/net/ip_tables_names 2>/dev/null)" ]; then found=$(iptables-legacy-save 2>/dev/null | nsgen_summary); other=iptables-legacy; fi ;;
+    *)
+      mine=iptables-legacy
+      found=$(iptables-nft-save 2>/dev/null | nsgen_summary); other=iptables-nft ;;
+  esac
+  if [ -n "$found" ]; then
+    nsgen_say "warning: $other also holds rules on this host ($found), and nsgen writes through $mine: a packet must pass both, so $other's rules can cut the networks off; move them to $mine, or make $other the iptables nsgen runs"
+  fi
+  while IFS= read -r line; do
+    line=${line#"${line%%[![:space:]]*}"}
+    case "$line" in
+      "table "*) table=${line#table }; table=${table% \{} ;;
+      "chain "*) chain=${line#chain }; chain=${chain% \{} ;;
+      *"hook forward"*"policy drop"*)
+        if [ "$table" != "ip filter" ] && [ "$table" != "ip6 filter" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
+    esac
+  done <<<"$(nft list ruleset 2>/dev/null)"
+  return 0
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock ip iptables iptables-restore nsenter setsid sysctl; do
-  command -v "$tool" >/dev/null 2>&1 || die "required tool not found: $tool"
+for tool in flock:util-linux ip:iproute2 iptables:iptables iptables-restore:iptables iptables-save:iptables nsenter:util-linux setsid:util-linux ss:iproute2 sysctl:procps; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
 done
+# Everything this script makes gets the modes it asks for (0755 folders, 0644 files).
+umask 022
 
 # One nsgen at a time on this host: setups and teardowns wait for each other.
 # (File descriptor 9 holds the lock; processes started below do not inherit it.)
-mkdir -p /run/lock
-exec 9>/run/lock/nsgen.lock
-flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/lock/nsgen.lock'
+if [ -L /run/nsgen.lock ]; then die 'the lock file /run/nsgen.lock is a symbolic link: it is not nsgen'"'"'s; nothing was changed'; fi
+exec 9>/run/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.lock'
+
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
+# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
+declare -A nsgen_link=()
+while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
+has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
+
+# Before anything changes (and under the lock, so that two setups cannot both pass them):
+# what the host must allow, what nsgen keeps and publishes, and no resource of the same name
+# that is not this topology's own.
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
+state_ok pod || exit 1
+subnets_free 0x6e0a636b pod pods=10.88.0.0/24 || exit 1
+ports_free nsgen:pod 'tcp:8081:*' || exit 1
+other_firewall || exit 1
+if test -e /run/nsgen/pod/topology.json && ! grep -qF '"digest": "0e87a245928d5219"' /run/nsgen/pod/topology.json; then
+  die 'topology pod is up with another definition (recorded in /run/nsgen/pod/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
+fi
+if has_link br-pods-84512 && ! link_ours br-pods-84512 0x6e0a636b pod >/dev/null 2>&1; then die 'link br-pods-84512 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+if test -e /run/netns/pod-1 && ! netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+if group_has_links 0x6e0a636b >/dev/null 2>&1 && ! group_ours 0x6e0a636b pod br-pods-84512 ve-pod-1-cfa11 >/dev/null 2>&1; then die 'a link in device group 0x6e0a636b (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology pod; nothing was changed'; fi
+if has_link ve-pod-1-cfa11 && ! link_ours ve-pod-1-cfa11 0x6e0a636b pod >/dev/null 2>&1; then die 'link ve-pod-1-cfa11 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1 && ! test -e /run/nsgen/pod/topology.json; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
+if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1 && ! test -e /run/nsgen/pod/topology.json; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
+if test -e /etc/netns/pod-1 && ! grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
 # A step that goes away with another (a veth pair with its namespace) is undone by itself only
-# when that other step was not begun by this run.
+# when that other step was not begun by this run. The state directory goes last, and only when
+# everything else could be undone: it holds what a teardown needs to finish the job.
+nsgen_failed=0
 undo_0() {
-  rm -rf /run/nsgen/pod
+  if [ "$nsgen_failed" -ne 0 ]; then return 0; fi
+  if state_ours pod >/dev/null 2>&1; then
+    rm -rf /run/nsgen/pod
+  fi || nsgen_failed=1
   if test -d /run/nsgen; then
     rmdir --ignore-fail-on-non-empty /run/nsgen
-  fi
+  fi || nsgen_failed=1
 }
 undo_1() {
-  if nsgen_began 4; then return 0; fi
-  if test -d /run/nsgen/pod && ip link show br-pods-84512 >/dev/null 2>&1; then
+  if test -d /run/nsgen/.ip_forward/users && ! group_has_links 0x6e0a636b >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen/.ip_forward/users
+  fi || nsgen_failed=1
+  if test -e /run/nsgen/.ip_forward/before && test ! -d /run/nsgen/.ip_forward/users && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+    cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+  fi || nsgen_failed=1
+  if test -d /run/nsgen/.ip_forward && test ! -d /run/nsgen/.ip_forward/users; then
+    rm -rf /run/nsgen/.ip_forward
+  fi || nsgen_failed=1
+}
+undo_2() {
+  if nsgen_began 6; then return 0; fi
+  if link_ours br-pods-84512 0x6e0a636b pod >/dev/null 2>&1; then
     ip link delete br-pods-84512
-  fi
-}
-undo_3() {
-  if test -d /run/nsgen/pod && test -e /run/netns/pod-1; then
-    ip netns delete pod-1
-  fi
-}
-undo_4() {
-  if test -d /run/nsgen/pod && group_has_links 0x6e0a636b >/dev/null 2>&1; then
-    ip link delete group 0x6e0a636b
-  fi
+  fi || nsgen_failed=1
 }
 undo_5() {
-  if test -d /run/nsgen/pod; then
-    stop_processes pod-1
-  fi
+  if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+    ip netns delete pod-1
+  fi || nsgen_failed=1
 }
 undo_6() {
-  if nsgen_began 4; then return 0; fi
-  if test -d /run/nsgen/pod && ip link show ve-pod-1-cfa11 >/dev/null 2>&1; then
+  delete_links 0x6e0a636b pod br-pods-84512 ve-pod-1-cfa11 || nsgen_failed=1
+}
+undo_7() {
+  if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+    stop_processes pod-1
+  fi || nsgen_failed=1
+}
+undo_8() {
+  if nsgen_began 6; then return 0; fi
+  if link_ours ve-pod-1-cfa11 0x6e0a636b pod >/dev/null 2>&1; then
     ip link delete ve-pod-1-cfa11
-  fi
+  fi || nsgen_failed=1
 }
-undo_11() {
-  rm -f /run/nsgen/.ip_forward/users/pod
-  if test -e /run/nsgen/.ip_forward/before && rmdir /run/nsgen/.ip_forward/users >/dev/null 2>&1 && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-    cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
-  fi
-  if test ! -d /run/nsgen/.ip_forward/users; then
-    rm -rf /run/nsgen/.ip_forward
-  fi
+undo_13() {
+  rm -f /run/nsgen/.ip_forward/users/pod || nsgen_failed=1
 }
-undo_12() {
-  if test -d /run/nsgen/pod && iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
-    iptables-restore -w --noflush <<'NSGEN_EOF'
+undo_14() {
+  iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*raw
+-D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
+COMMIT
+NSGEN_EOF
+}
+undo_15() {
+  iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *filter
 -D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
 -F NSGEN-pod
 -X NSGEN-pod
 COMMIT
 NSGEN_EOF
-  fi
 }
-undo_13() {
-  if test -d /run/nsgen/pod && iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
-    iptables-restore -w --noflush <<'NSGEN_EOF'
+undo_16() {
+  iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
 -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
 -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
@@ -118,25 +472,27 @@ undo_13() {
 -X NSGEN-pod
 COMMIT
 NSGEN_EOF
-  fi
 }
-undo_15() {
-  if grep -qF '# Written by nsgen for topology pod' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
+undo_18() {
+  if grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
     rm -f /etc/netns/pod-1/resolv.conf
-  fi
-  if test -d /run/nsgen/pod && test -d /etc/netns/pod-1; then
-    rmdir /etc/netns/pod-1
-  fi
+  fi || nsgen_failed=1
+  if test -d /etc/netns/pod-1 && netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/pod-1
+  fi || nsgen_failed=1
 }
-undo_16() {
-  if test -d /run/nsgen/pod; then
+undo_19() {
+  if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
     stop_processes pod-1
-  fi
+  fi || nsgen_failed=1
 }
-undo_17() {
-  if test -d /run/nsgen/pod; then
+undo_20() {
+  if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
     stop_processes pod-1
-  fi
+  fi || nsgen_failed=1
+}
+undo_21() {
+  rm -f /run/nsgen/pod/up || nsgen_failed=1
 }
 nsgen_begun=()
 nsgen_step=""
@@ -152,6 +508,7 @@ rollback() {
     for ((i = ${#nsgen_begun[@]} - 1; i >= 0; i--)); do
       if declare -F "undo_${nsgen_begun[i]}" >/dev/null; then "undo_${nsgen_begun[i]}"; fi
     done
+    if [ "$nsgen_failed" -ne 0 ]; then nsgen_say 'undoing it left errors (see above); the state directory /run/nsgen/pod is kept for the teardown'; fi
   fi
   exit "$status"
 }
@@ -159,40 +516,27 @@ trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# What the host must allow before anything changes.
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv4/ip_forward; then die 'net.ipv4.ip_forward is off and cannot be turned on: /proc/sys/net/ipv4/ip_forward is not writable (is /proc/sys read-only here?); nothing was changed'; fi
-
-
-# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
-# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
-declare -A nsgen_link=()
-while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
-has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
-# Refuse, before changing anything, when a resource of ours already exists but this topology is not up.
-if ! test -d /run/nsgen/pod; then
-  if has_link br-pods-84512; then die 'link br-pods-84512 already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if test -e /run/netns/pod-1; then die 'network namespace pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if group_has_links 0x6e0a636b >/dev/null 2>&1; then die 'a link in device group 0x6e0a636b (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if has_link ve-pod-1-cfa11; then die 'link ve-pod-1-cfa11 already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  if test -e /etc/netns/pod-1; then die 'directory /etc/netns/pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
-  :
-fi
-
 
 # ==== State ====
 
-# Record that topology pod is up: its processes' pids and logs live in /run/nsgen/pod.
-if test -d /run/nsgen/pod; then
+# Record what topology pod is, in /run/nsgen/pod/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
+if grep -qF '"digest": "0e87a245928d5219"' /run/nsgen/pod/topology.json >/dev/null 2>&1; then
   nsgen_say 'already done: state'
 else
   begin 0 state
-  mkdir -p /run/nsgen/pod
-  install -m 0644 /dev/stdin /run/nsgen/pod/containers <<'NSGEN_EOF'
-pod-1
+  install -D -m 0644 /dev/stdin /run/nsgen/pod/topology.json <<'NSGEN_EOF'
+{"format": 1, "digest": "0e87a245928d5219", "name": "pod", "host": {"ip_forward": true, "persist": false},
+"networks": [
+  {"name": "pods", "driver": "bridge", "subnet": "10.88.0.0/24", "gateway": "10.88.0.1", "masquerade": true, "internal": false, "bridge": "br-pods-84512"}
+],
+"containers": [
+  {"name": "pod-1", "attachments": [{"network": "pods", "interface": "eth0", "host_interface": "ve-pod-1-cfa11", "address": "10.88.0.2", "prefixlen": 24, "gateway": "10.88.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [["nsgen", "echo-server", "--port", "8000"], ["python3", "-m", "http.server", "9000", "--bind", "127.0.0.1"]], "ports": [{"host_ip": null, "host_port": 8081, "container_port": 8000, "protocol": "tcp", "spec": "8081:8000"}]}
+]}
 NSGEN_EOF
 fi
+
+# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
+begin 1 ip_forward:restore
 
 # ==== Bridges ====
 
@@ -200,34 +544,40 @@ fi
 if has_link br-pods-84512; then
   nsgen_say 'already done: bridge:pods'
 else
-  begin 1 bridge:pods
+  begin 2 bridge:pods
   ip link add br-pods-84512 group 0x6e0a636b type bridge
 fi
 
-# Give br-pods-84512 the gateway address 10.88.0.1/24 and bring it up: the host is the network's router.
-begin 2 bridge-up:pods
+# Give br-pods-84512 the gateway address 10.88.0.1/24, mark it as topology pod's (alias nsgen:pod) and bring it up: the host is the network's router.
+begin 3 bridge-up:pods
 ip addr replace 10.88.0.1/24 dev br-pods-84512
-ip link set br-pods-84512 up
+ip link set br-pods-84512 alias nsgen:pod up
 
 # ==== Namespaces ====
+
+# Note which namespaces this setup is about to create, in /run/nsgen/pod/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
+begin 4 namespaces
+install -m 0644 /dev/stdin /run/nsgen/pod/namespaces <<'NSGEN_EOF'
+pod-1
+NSGEN_EOF
 
 # Create the network namespace pod-1: the container's own interfaces, routes and firewall.
 if test -e /run/netns/pod-1; then
   nsgen_say 'already done: netns:pod-1'
 else
-  begin 3 netns:pod-1
+  begin 5 netns:pod-1
   ip netns add pod-1
 fi
 
-# Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b, and deleting one end of a veth pair deletes the other.
+# Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b and carry the alias nsgen:pod, and deleting one end of a veth pair deletes the other.
 if group_has_links 0x6e0a636b >/dev/null 2>&1; then
   nsgen_say 'already done: devices'
 else
-  begin 4 devices
+  begin 6 devices
 fi
 
 # Teardown stops every process still running in pod-1 before the namespace is deleted.
-begin 5 reap:pod-1
+if nsgen_began 5; then begin 7 reap:pod-1; fi
 
 # ==== Links ====
 
@@ -235,50 +585,66 @@ begin 5 reap:pod-1
 if has_link ve-pod-1-cfa11; then
   nsgen_say 'already done: veth:pod-1:pods'
 else
-  begin 6 veth:pod-1:pods
+  begin 8 veth:pod-1:pods
   ip link add ve-pod-1-cfa11 group 0x6e0a636b type veth peer name eth0 netns pod-1
 fi
 
-# Plug ve-pod-1-cfa11 into bridge br-pods-84512 (it has no address of its own, not even IPv6 link-local) with hairpin on, so pod-1 reaches its own published ports; bring it up.
-begin 7 host-end:pod-1:pods
-ip link set ve-pod-1-cfa11 master br-pods-84512 addrgenmode none up
+# Plug ve-pod-1-cfa11 into bridge br-pods-84512 (it has no address of its own, not even IPv6 link-local) with hairpin on, so pod-1 reaches its own published ports; mark it (alias nsgen:pod) and bring it up.
+begin 9 host-end:pod-1:pods
+ip link set ve-pod-1-cfa11 master br-pods-84512 alias nsgen:pod addrgenmode none up
 ip link set ve-pod-1-cfa11 type bridge_slave hairpin on
 
 # ==== Inside the containers ====
 
-# Bring up lo in pod-1, so that a server listening on localhost answers inside it.
-begin 8 lo:pod-1
-ip -n pod-1 link set lo up
+# Bring up lo in pod-1, so that a server listening on localhost answers inside it; its alias nsgen:pod marks the namespace as this topology's.
+begin 10 lo:pod-1
+ip -n pod-1 link set lo alias nsgen:pod up
 
 # Give eth0 in pod-1 the address 10.88.0.2/24 (and no IPv6 link-local one) and bring it up.
-begin 9 addr:pod-1:pods
+begin 11 addr:pod-1:pods
 ip -n pod-1 addr replace 10.88.0.2/24 dev eth0
 ip -n pod-1 link set eth0 addrgenmode none up
 
 # Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
-begin 10 route:pod-1
+begin 12 route:pod-1
 ip -n pod-1 route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
 
 # ==== Forwarding ====
 
 # Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 11 ip_forward
-mkdir -p /run/nsgen/.ip_forward/users
-if test ! -e /run/nsgen/.ip_forward/before; then
-  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
-fi
-touch /run/nsgen/.ip_forward/users/pod
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  sysctl -q -w net.ipv4.ip_forward=1
+if test -e /run/nsgen/.ip_forward/users/pod && grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  nsgen_say 'already done: ip_forward'
+else
+  begin 13 ip_forward
+  mkdir -p /run/nsgen/.ip_forward/users
+  if test ! -e /run/nsgen/.ip_forward/before; then
+    cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+  fi
+  touch /run/nsgen/.ip_forward/users/pod
+  if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+    sysctl -q -w net.ipv4.ip_forward=1
+  fi
 fi
 
 # ==== Firewall ====
+
+# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
+if iptables -w -t raw -C PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP >/dev/null 2>&1; then
+  nsgen_say 'already done: firewall:raw'
+else
+  begin 14 firewall:raw
+  iptables-restore -w --noflush <<'NSGEN_EOF'
+*raw
+-A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
+COMMIT
+NSGEN_EOF
+fi
 
 # Filter: the topology's own chain NSGEN-pod, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
 if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:filter'
 else
-  begin 12 firewall:filter
+  begin 15 firewall:filter
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *filter
 :NSGEN-pod - [0:0]
@@ -296,7 +662,7 @@ fi
 if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1; then
   nsgen_say 'already done: firewall:nat'
 else
-  begin 13 firewall:nat
+  begin 16 firewall:nat
   iptables-restore -w --noflush <<'NSGEN_EOF'
 *nat
 :NSGEN-pod - [0:0]
@@ -310,8 +676,8 @@ COMMIT
 NSGEN_EOF
 fi
 
-# Let br-pods-84512 carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-84512.
-begin 14 route_localnet:br-pods-84512
+# Let br-pods-84512 carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-84512. Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.
+begin 17 route_localnet:br-pods-84512
 sysctl -q -w net/ipv4/conf/br-pods-84512/route_localnet=1
 
 # ==== DNS ====
@@ -320,9 +686,8 @@ sysctl -q -w net/ipv4/conf/br-pods-84512/route_localnet=1
 if test -e /etc/netns/pod-1; then
   nsgen_say 'already done: dns:pod-1'
 else
-  begin 15 dns:pod-1
-  mkdir -p /etc/netns/pod-1
-  install -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
+  begin 18 dns:pod-1
+  install -D -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology pod; nameservers from the topology file.
 nameserver 1.1.1.1
 NSGEN_EOF
@@ -334,8 +699,9 @@ fi
 if test -e /run/nsgen/pod/pod-1.0.pid; then
   nsgen_say 'already done: process:pod-1:0'
 else
-  begin 16 process:pod-1:0
-  setsid ip netns exec pod-1 nsgen echo-server --port 8000 >/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
+  begin 19 process:pod-1:0
+  rm -f /run/nsgen/pod/pod-1.0.log /run/nsgen/pod/pod-1.0.pid
+  setsid ip netns exec pod-1 nsgen echo-server --port 8000 >>/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/pod/pod-1.0.pid
 fi
 
@@ -343,8 +709,9 @@ fi
 if test -e /run/nsgen/pod/pod-1.1.pid; then
   nsgen_say 'already done: process:pod-1:1'
 else
-  begin 17 process:pod-1:1
-  setsid ip netns exec pod-1 python3 -m http.server 9000 --bind 127.0.0.1 >/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
+  begin 20 process:pod-1:1
+  rm -f /run/nsgen/pod/pod-1.1.log /run/nsgen/pod/pod-1.1.pid
+  setsid ip netns exec pod-1 python3 -m http.server 9000 --bind 127.0.0.1 >>/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/pod/pod-1.1.pid
 fi
 
@@ -354,7 +721,7 @@ fi
 if test -e /run/nsgen/pod/up; then
   nsgen_say 'already done: up'
 else
-  begin 18 up
+  begin 21 up
   touch /run/nsgen/pod/up
 fi
 

@@ -1,0 +1,613 @@
+"""Builtins are the operations of the plan that no single program does: the Python half of them.
+
+Each has a shell function of the same name in templates/_functions.sh.j2, which the scripts run;
+`nsgen run` runs these instead, with the same outcome (the sandbox tests run both). They read the
+host (links with their groups and aliases, the loopback alias inside a namespace, routes, sockets,
+rules) and change it only through the programs the scripts use (`ip`, `iptables-restore`,
+`conntrack`). A probe returns a bool; a command or a guard returns a `Result` whose stderr says
+what went wrong or why it refuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import signal
+import subprocess
+import time
+from typing import Callable, NamedTuple
+
+from nsgen import record
+from nsgen.names import FORWARD_DIR, NETNS_DIR, STATE_ROOT, intent_path, mark, state_dir
+
+STOP_GRACE = 3.0
+
+
+class Result(NamedTuple):
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+def _run(argv: tuple[str, ...] | list[str], stdin: str | None = None) -> Result:
+    try:
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, close_fds=False,
+                              stdin=None if stdin is not None else subprocess.DEVNULL)
+    except FileNotFoundError:
+        return Result(127, "", f"{argv[0]}: command not found")
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+# ----------------------------------------------------------------------------------------------
+# Links: one listing of the host's links, with their groups and aliases
+
+
+class Link(NamedTuple):
+    group: str  # as `ip` prints it: a number, "default", or a name from /etc/iproute2/group
+    alias: str
+
+
+def host_links() -> dict[str, Link] | None:
+    """name -> Link for every link of this network namespace (None: `ip` cannot be run)."""
+    done = _run(("ip", "-o", "link", "show"))
+    if done.returncode != 0:
+        return None
+    links: dict[str, Link] = {}
+    for line in done.stdout.splitlines():
+        parts = line.split(": ", 2)
+        if len(parts) < 3:
+            continue
+        name = parts[1].split("@", 1)[0]
+        words = parts[2].split("\\", 1)[0].split()
+        group = words[words.index("group") + 1] if "group" in words[:-1] else "default"
+        _, found, alias = line.partition("\\    alias ")
+        links[name] = Link(group, alias if found else "")
+    return links
+
+
+def _number(group: str) -> int | None:
+    try:
+        return int(group, 0)
+    except ValueError:
+        return None
+
+
+def _ours(name: str, link: Link, topology: str, names: set[str] | None = None) -> bool:
+    """A link of the topology's group is its own when it carries its mark, or, unmarked, when it
+    is one of its devices (the moment between a device's creation and its mark)."""
+    return link.alias == mark(topology) or (link.alias == "" and (names is None or name in names))
+
+
+def in_group(links: dict[str, Link], group: str) -> dict[str, Link] | None:
+    """The links in `group`; None when a group shown by name could hide it."""
+    number = _number(group)
+    found = {n: link for n, link in links.items() if _number(link.group) == number}
+    if not found and any(_number(link.group) is None and link.group != "default" for link in links.values()):
+        return None
+    return found
+
+
+# ----------------------------------------------------------------------------------------------
+# The mark inside a namespace: the alias of its loopback device, read over netlink
+
+
+def _lo_alias_here() -> str:
+    """The alias of lo (ifindex 1) in the calling thread's network namespace (RTM_GETLINK)."""
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as s:  # NETLINK_ROUTE
+        body = struct.pack("=BBHiII", 0, 0, 0, 1, 0, 0)  # ifinfomsg: any family, ifindex 1
+        s.send(struct.pack("=LHHLL", 16 + len(body), 18, 1, 1, 0) + body)  # RTM_GETLINK, NLM_F_REQUEST
+        data = s.recv(65536)
+    length, kind = struct.unpack_from("=LH", data, 0)
+    if kind != 16:  # RTM_NEWLINK: anything else (an error) tells nothing
+        raise OSError("no answer about lo")
+    offset = 32  # nlmsghdr + ifinfomsg
+    while offset + 4 <= min(length, len(data)):
+        size, attr = struct.unpack_from("=HH", data, offset)
+        if size < 4:
+            break
+        if attr == 20:  # IFLA_IFALIAS
+            return data[offset + 4: offset + size].rstrip(b"\0").decode(errors="replace")
+        offset += (size + 3) & ~3
+    return ""
+
+
+_aliases: dict[tuple[int, int], str | None] = {}
+
+
+def _read_aliases(paths: dict[tuple[int, int], str]) -> None:
+    """Read the alias of lo in each namespace (identity -> path) into the cache: one short-lived
+    thread enters them in turn; nothing else of nsgen ever runs in a container's namespace."""
+    import threading
+
+    from nsgen.execute import setns_function
+
+    setns = setns_function()
+
+    def read() -> None:
+        for key, path in paths.items():
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    if setns is None:
+                        raise OSError("setns is not available")
+                    setns(fd)
+                finally:
+                    os.close(fd)
+                _aliases[key] = _lo_alias_here()
+            except OSError:
+                _aliases.setdefault(key, None)
+
+    thread = threading.Thread(target=read, name="nsgen-netns")
+    thread.start()
+    thread.join()
+
+
+def lo_alias(netns: str) -> str | None:
+    """The alias of lo in the named namespace (None: there is no such namespace, or it cannot be
+    read). The first question reads every named namespace not read yet, in one go."""
+    path = f"{NETNS_DIR}/{netns}"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (st.st_dev, st.st_ino)
+    if key not in _aliases:
+        unread = {key: path}
+        try:
+            names = os.listdir(NETNS_DIR)
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                other = os.stat(f"{NETNS_DIR}/{name}")
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) not in _aliases:
+                unread[(other.st_dev, other.st_ino)] = f"{NETNS_DIR}/{name}"
+        _read_aliases(unread)
+    if _aliases.get(key) is None and key in _aliases:
+        done = _run(("ip", "-n", netns, "-o", "link", "show", "lo"))  # where a thread cannot enter it
+        if done.returncode == 0:
+            _, found, alias = done.stdout.rstrip("\n").partition("\\    alias ")
+            _aliases[key] = alias if found else ""
+    return _aliases.get(key)
+
+
+def _listed(path: str, name: str) -> bool:
+    """Whether `name` is a line of `path`, a file of a state directory that is nsgen's own."""
+    folder = os.path.dirname(path)
+    if record.path_problem(folder, "dir") or record.path_problem(path, "file"):
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return name in f.read().split("\n")
+    except OSError:
+        return False
+
+
+def netns_ours(topology: str, netns: str, intent: str) -> bool:
+    """The namespace is the topology's: its lo carries the mark, or, unmarked, the topology's
+    setup noted it was about to create it (the moment between `ip netns add` and the mark)."""
+    alias = lo_alias(netns)
+    if alias is None:
+        return False
+    if alias == mark(topology):
+        return True
+    return alias == "" and _listed(intent, netns)
+
+
+def marked_namespaces(topology: str) -> list[str]:
+    """Every named namespace whose lo carries the topology's mark."""
+    try:
+        names = sorted(os.listdir(NETNS_DIR))
+    except OSError:
+        return []
+    return [n for n in names if lo_alias(n) == mark(topology)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Probes and commands over links
+
+
+class Host:
+    """What the builtins read of the host, cached until a command changes it."""
+
+    def __init__(self) -> None:
+        self._links: dict[str, Link] | None = None
+
+    def links(self) -> dict[str, Link]:
+        if self._links is None:
+            self._links = host_links() or {}
+        return self._links
+
+    def changed(self) -> None:
+        self._links = None
+        _aliases.clear()
+
+    def group_has_links(self, group: str) -> bool:
+        found = in_group(self.links(), group)
+        if found is None:
+            done = _run(("ip", "-o", "link", "show", "group", group))
+            return done.returncode == 0 and bool(done.stdout.strip())
+        return bool(found)
+
+    def link_ours(self, name: str, group: str, topology: str) -> bool:
+        link = self.links().get(name)
+        return link is not None and _number(link.group) == _number(group) and _ours(name, link, topology)
+
+    def group_ours(self, group: str, topology: str, *names: str) -> bool:
+        found = in_group(self.links(), group) or {}
+        return all(_ours(n, link, topology, set(names)) for n, link in found.items())
+
+    def delete_links(self, group: str, topology: str, *names: str) -> Result:
+        """Every link of the group that is the topology's own: in one call when all of them are."""
+        found = in_group(self.links(), group) or {}
+        mine = [n for n, link in found.items() if _ours(n, link, topology, set(names))]
+        self.changed()
+        if not mine:
+            return Result(0)
+        if len(mine) == len(found):
+            return _run(("ip", "link", "delete", "group", group))
+        return _run(("ip", "-batch", "-"), "".join(f"link delete {n}\n" for n in mine))
+
+
+# ----------------------------------------------------------------------------------------------
+# Processes
+
+
+def _netns_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _pids_in(targets: set[tuple[int, int]]) -> list[int]:
+    """Every process whose network namespace is one of `targets` (one pass over /proc)."""
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and _netns_key(f"/proc/{e}/ns/net") in targets]
+
+
+def stop_processes(*namespaces: str, grace: float = STOP_GRACE) -> Result:
+    """TERM every process in the namespaces, then KILL what is left after `grace` seconds.
+
+    A pid is signalled only if, checked right before, it still lives in one of them."""
+    targets = {key for ns in namespaces if (key := _netns_key(f"{NETNS_DIR}/{ns}")) is not None}
+    if not targets:
+        return Result(0)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _pids_in(targets):
+            if _netns_key(f"/proc/{pid}/ns/net") in targets:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not _pids_in(targets):
+                return Result(0)
+            time.sleep(0.05)
+    left = _pids_in(targets)
+    return Result(1, "", f"processes still running in {', '.join(namespaces)}: {' '.join(map(str, left))}") if left else Result(0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Firewall and connection tracking
+
+
+def _restore_words(line: str) -> tuple[str, str, list[str]]:
+    words = line.split()
+    return words[0], words[1] if len(words) > 1 else "", words[2:]
+
+
+def _tagged(listing: str, tag: str) -> bool:
+    """Whether `iptables -S` output holds a rule with the comment `tag` (quoted or not)."""
+    return any(w.strip('"') == tag for line in listing.splitlines() for w in line.split() if "--comment" in line)
+
+
+def iptables_undo(text: str) -> Result:
+    """Undo a table's rules: one iptables-restore transaction of the `-D`, `-F` and `-X` lines of
+    `text`; when that fails (a rule is already gone, say), each rule that is still there is
+    deleted, and each chain that is still there and the topology's own (it holds a rule with the
+    topology's comment, or one of its rules jumped to it) flushed and deleted, one by one. A chain
+    of the same name that someone else made is left alone."""
+    done = _run(("iptables-restore", "-w", "--noflush"), text)
+    if done.returncode == 0:
+        return done
+    table, tag, ours, errors = "filter", "", set(), []
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        if not line.startswith("-"):
+            continue
+        action, chain, rule = _restore_words(line)
+        base = ("iptables", "-w", "-t", table)
+        if action == "-D":
+            tag = rule[rule.index("--comment") + 1] if "--comment" in rule[:-1] else tag
+            found = _run((*base, "-C", chain, *rule))
+        else:
+            found = _run((*base, "-S", chain))
+        target = rule[rule.index("-j") + 1] if "-j" in rule[:-1] else ""
+        if found.returncode == 2 and target and _run((*base, "-S", target)).returncode == 1:
+            continue  # a jump to a chain that is gone
+        if found.returncode == 1:  # no such rule or chain: already gone
+            continue
+        if found.returncode != 0:
+            errors.append(f"iptables -t {table}: cannot tell whether this is still there: {line} ({found.stderr.strip()})")
+            continue
+        if action == "-D" and "-j" in rule[:-1]:
+            ours.add(rule[rule.index("-j") + 1])
+        if action == "-X" and chain not in ours:
+            continue
+        if action == "-F" and chain not in ours and not _tagged(found.stdout, tag):
+            continue
+        ours.add(chain)
+        result = _run((*base, action, chain, *rule))
+        if result.returncode != 0:
+            errors.append(f"iptables -t {table} {line}: {result.stderr.strip() or 'failed'}")
+    if errors:
+        return Result(1, "", "; ".join(errors))
+    return Result(0)
+
+
+def conntrack_flush(protocol: str, *ports: str) -> Result:
+    """Delete the connection-tracking entries whose original destination port is one of `ports`."""
+    for port in ports:
+        done = _run(("conntrack", "-D", "-p", protocol, "--orig-port-dst", port))
+        if done.returncode != 0 and "0 flow entries" not in done.stderr:
+            return Result(done.returncode, "", done.stderr.strip())
+    return Result(0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Guards: the host checked under the lock, before any change
+
+
+def _state_dirs(topology: str) -> list[str]:
+    return [STATE_ROOT, FORWARD_DIR, f"{FORWARD_DIR}/users", state_dir(topology)]
+
+
+def _dir_problem(path: str, own: bool) -> str | None:
+    problem = record.path_problem(path, "dir")
+    if problem:
+        return f"{path}: {problem}"
+    try:
+        entries = sorted(os.listdir(path))
+    except OSError as exc:
+        return f"{path}: it cannot be read ({exc.strerror})"
+    for entry in entries:
+        if os.path.islink(os.path.join(path, entry)):
+            return f"{path}/{entry}: it is a symbolic link"
+    if own and entries:
+        problem = record.path_problem(f"{path}/{record.RECORD}", "file")
+        if problem:
+            return f"{path}/{record.RECORD} (its record): {problem}"
+    return None
+
+
+def state_ok(topology: str) -> Result:
+    """The folders nsgen keeps its state in are its own (root's, writable by nobody else, no
+    link inside), and the topology's holds its record (or nothing at all)."""
+    for path in _state_dirs(topology):
+        if os.path.lexists(path):
+            problem = _dir_problem(path, own=path == state_dir(topology))
+            if problem:
+                return Result(1, "", f"the state directory {problem}: it is not nsgen's; nothing was changed "
+                                     "(remove it if nothing of nsgen's is up)")
+    return Result(0)
+
+
+def state_ours(topology: str) -> bool:
+    """Whether the topology's state directory is there for a teardown to remove: a folder of
+    root's, writable by nobody else, in a state root that is the same (what is inside it need
+    not be trusted to be removed: nothing in it is followed)."""
+    path = state_dir(topology)
+    return os.path.lexists(path) and record.path_problem(path, "dir") is None and record.path_problem(STATE_ROOT, "dir") is None
+
+
+def subnets_free(host: Host, group: str, topology: str, *subnets: str) -> Result:
+    """No route of the host's main table overlaps a network's subnet, except the routes of the
+    topology's own devices (it is being set up again)."""
+    from nsgen.models import host_routes
+
+    links = host.links()
+    for item in subnets:
+        name, _, text = item.rpartition("=")
+        subnet = ipaddress.IPv4Network(text)
+        for dst, dev in host_routes():
+            if dst in ("", "default"):
+                continue
+            link = links.get(dev)
+            if link is not None and _number(link.group) == _number(group) and _ours(dev, link, topology):
+                continue
+            route = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
+            if route.version == 4 and route.prefixlen > 0 and route.overlaps(subnet):
+                return Result(1, "", f"network {name}: subnet {subnet} overlaps the host's route to {route} (dev {dev}); "
+                                     "choose a subnet the host does not use; nothing was changed")
+    return Result(0)
+
+
+class Listener(NamedTuple):
+    protocol: str
+    address: str
+    port: int
+    inode: str
+
+
+def listeners() -> list[Listener]:
+    """Sockets of this network namespace that listen (TCP) or are bound (UDP), from /proc/net."""
+    found = []
+    for protocol, state in (("tcp", "0A"), ("udp", "07")):
+        for family in ("", "6"):
+            try:
+                with open(f"/proc/net/{protocol}{family}") as f:
+                    rows = f.read().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                if len(fields) < 10 or fields[3] != state:
+                    continue
+                address, _, port = fields[1].partition(":")
+                found.append(Listener(protocol, _address(address), int(port, 16), fields[9]))
+    return found
+
+
+def _address(hexed: str) -> str:
+    raw = bytes.fromhex(hexed)
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    six = ipaddress.IPv6Address(words)
+    return str(six.ipv4_mapped) if six.ipv4_mapped else str(six)
+
+
+def _holder(inode: str) -> str:
+    """The program that owns a socket, as `name (pid N)`, when /proc tells."""
+    target = f"socket:[{inode}]"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") == target:
+                    with open(f"/proc/{entry}/comm") as f:
+                        return f"{f.read().strip()} (pid {entry})"
+            except OSError:
+                continue
+    return "a program"
+
+
+def _overlaps(mine: str, theirs: str) -> bool:
+    """Whether a port bound at `theirs` takes traffic for a port published at `mine` ('*':
+    every address). A socket bound to one IPv6 address takes no IPv4 traffic."""
+    if theirs in ("*", "0.0.0.0", "::"):
+        return True
+    if ":" in theirs:
+        return False
+    return mine in ("*", theirs)
+
+
+def _dnat_rules() -> list[tuple[str, str, int, str, str]]:
+    """(protocol, address or '*', port, tag or '', line) of every DNAT rule of the nat table."""
+    done = _run(("iptables-save", "-t", "nat"))
+    rules = []
+    for line in done.stdout.splitlines():
+        words = line.split()
+        if not words or words[0] != "-A" or "DNAT" not in words:
+            continue
+        protocol = words[words.index("-p") + 1] if "-p" in words[:-1] else ""
+        if "--dport" not in words[:-1] or not words[words.index("--dport") + 1].isdigit():
+            continue
+        port = int(words[words.index("--dport") + 1])
+        where = words[words.index("-d") + 1].removesuffix("/32") if "-d" in words[:-1] else "*"
+        tag = words[words.index("--comment") + 1].strip('"') if "--comment" in words[:-1] else ""
+        rules.append((protocol, where, port, tag, line))
+    return rules
+
+
+def ports_free(tag: str, *specs: str) -> Result:
+    """No host socket listens on a port the topology publishes, and no other DNAT (another
+    topology's, another program's) takes it, at an address that overlaps."""
+    wanted = [(p, int(n), ip) for p, n, ip in (s.split(":", 2) for s in specs)]
+    for found in listeners():
+        for protocol, port, ip in wanted:
+            if found.protocol == protocol and found.port == port and _overlaps(ip, found.address):
+                shown = f"[{found.address}]" if ":" in found.address else found.address
+                return Result(1, "", f"host port {port}/{protocol} is already in use: {_holder(found.inode)} listens on "
+                                     f"{shown}:{port}; nothing was changed")
+    for protocol, where, port, theirs, line in _dnat_rules():
+        for want_protocol, want_port, ip in wanted:
+            if theirs != tag and protocol == want_protocol and port == want_port and _overlaps(ip, where):
+                holder = f"nsgen topology {theirs[6:]}" if theirs.startswith("nsgen:") else f"another program's rule ({line})"
+                return Result(1, "", f"host port {port}/{protocol} is already published by {holder}; nothing was changed")
+    return Result(0)
+
+
+# ----------------------------------------------------------------------------------------------
+# A second firewall: what the other iptables backend, or an nft table, drops
+
+
+def _summary(saved: str) -> str:
+    """What an iptables-save text holds, for a person: policies that drop, and the number of rules."""
+    table, policies, rules = "", [], 0
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":") and len(line.split()) >= 2 and line.split()[1] in ("DROP", "REJECT"):
+            policies.append(f"{table} {line.split()[0][1:]} policy {line.split()[1]}")
+        elif line.startswith("-A"):
+            rules += 1
+    parts = policies + ([f"{rules} rule(s)"] if rules else [])
+    return ", ".join(parts)
+
+
+def _forward_drops(ruleset: str) -> list[str]:
+    """nft base chains on the forward hook whose policy is drop, outside iptables-nft's own tables."""
+    found, table, chain = [], "", ""
+    for raw in ruleset.splitlines():
+        line = raw.strip()
+        if line.startswith("table "):
+            table = line[len("table "):].rstrip(" {")
+        elif line.startswith("chain "):
+            chain = line[len("chain "):].rstrip(" {")
+        elif "hook forward" in line and "policy drop" in line and table not in ("ip filter", "ip6 filter"):
+            found.append(f"nft table {table}, chain {chain}: policy drop on the forward hook")
+    return found
+
+
+def other_firewall() -> Result:
+    """A warning (never a refusal) when another firewall than the one nsgen writes to can drop
+    its networks' traffic: a packet must pass both iptables backends, and every nft base chain."""
+    version = _run(("iptables", "-V")).stdout
+    found, mine, other = "", "iptables-nft" if "nf_tables" in version else "iptables-legacy", ""
+    if "nf_tables" in version:
+        try:
+            with open("/proc/net/ip_tables_names") as f:
+                legacy = bool(f.read().strip())  # read, never loaded: no table is made by looking
+        except OSError:
+            legacy = False
+        if legacy:
+            found, other = _summary(_run(("iptables-legacy-save",)).stdout), "iptables-legacy"
+    elif "legacy" in version:
+        found, other = _summary(_run(("iptables-nft-save",)).stdout), "iptables-nft"
+    lines = []
+    if found:
+        lines.append(f"{other} also holds rules on this host ({found}), and nsgen writes through {mine}: a packet must pass both, "
+                     f"so {other}'s rules can cut the networks off; move them to {mine}, or make {other} the iptables nsgen runs")
+    lines += _forward_drops(_run(("nft", "list", "ruleset")).stdout)
+    return Result(0, "", "\n".join(lines))
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def probes(host: Host) -> dict[str, Callable[..., bool]]:
+    return {
+        "group_has_links": host.group_has_links,
+        "link_ours": host.link_ours,
+        "group_ours": host.group_ours,
+        "netns_ours": netns_ours,
+        "state_ours": state_ours,
+    }
+
+
+def commands(host: Host) -> dict[str, Callable[..., Result]]:
+    return {
+        "stop_processes": stop_processes,
+        "delete_links": host.delete_links,
+        "conntrack_flush": conntrack_flush,
+        "state_ok": state_ok,
+        "subnets_free": lambda *args: subnets_free(host, *args),
+        "ports_free": ports_free,
+        "other_firewall": other_firewall,
+    }
+
+
+__all__ = ["Host", "Result", "intent_path", "iptables_undo", "marked_namespaces", "stop_processes"]

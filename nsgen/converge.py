@@ -1,0 +1,83 @@
+"""Converge brings a topology that is up with one definition to another: it knows which steps
+belong together, which changed, and in what order to undo and redo them.
+
+A step belongs to a container (its namespace, veth pairs, addresses, routes, resolver, processes),
+a network (its bridge) or the topology as a whole (the record, forwarding, each firewall table).
+A container or network whose steps differ in any way between the two plans is removed and made
+again, and so is every container on a network that changed; a topology-wide step that differs is
+undone and done again. Everything else stays as it is: a container whose definition did not change
+keeps its namespace and its processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from nsgen.errors import ExecutionError
+from nsgen.plan import Plan, Step
+
+# Topology-wide steps whose undo is the topology's end, never part of a change: the record is
+# written again; the device group and the forwarding setting stay while the topology is up.
+NEVER_UNDONE = frozenset({"state", "devices", "ip_forward:restore"})
+
+
+class Change(NamedTuple):
+    undo: list[Step]  # steps of the old plan to undo, in plan order
+    lines: list[str]  # what changes, for a person
+
+
+def _groups(steps: tuple[Step, ...]) -> dict[str, tuple[Step, ...]]:
+    groups: dict[str, list[Step]] = {}
+    for step in steps:
+        groups.setdefault(step.group, []).append(step)
+    return {g: tuple(s) for g, s in groups.items()}
+
+
+def _on_network(topology: Any, network: str) -> set[str]:
+    return {f"container:{c.name}" for c in topology.containers.values() if any(a.network == network for a in c.attachments)}
+
+
+def diff(old: Plan, new: Plan) -> Change:
+    before, after = _groups(old.steps), _groups(new.steps)
+    changed = {g for g in (before.keys() | after.keys()) - {"topology"} if before.get(g) != after.get(g)}
+    for group in sorted(changed):
+        if group.startswith("network:"):
+            name = group.split(":", 1)[1]
+            changed |= _on_network(old.topology, name) | _on_network(new.topology, name)
+    old_wide = {s.id: s for s in before.get("topology", ())}
+    new_wide = {s.id: s for s in after.get("topology", ())}
+    wide = {i for i in old_wide.keys() | new_wide.keys() if old_wide.get(i) != new_wide.get(i)} - NEVER_UNDONE
+    undo = [s for s in old.steps if s.group in changed or s.id in wide]
+    return Change(undo, _describe(changed, before, after, wide))
+
+
+def _describe(changed: set[str], before: dict, after: dict, wide: set[str]) -> list[str]:
+    lines = []
+    for kind in ("network", "container"):
+        for group in sorted(g for g in changed if g.startswith(kind + ":")):
+            name = group.split(":", 1)[1]
+            verb = "remove" if group not in after else "add" if group not in before else "change"
+            lines.append(f"{verb} {kind} {name}")
+    tables = sorted(i.split(":", 1)[1] for i in wide if i.startswith("firewall:"))
+    if tables:
+        lines.append(f"change firewall rules ({', '.join(tables)})")
+    if wide & {"ip_forward", "ip_forward:persist"}:
+        lines.append("change forwarding (net.ipv4.ip_forward)")
+    if any(i.startswith("conntrack") for i in wide):
+        lines.append("forget the connection-tracking entries of the UDP ports that change")
+    return lines or ["nothing but the record"]
+
+
+def change(old: Plan, new: Plan, runner: Any, progress: Any, begun: list[Step]) -> None:
+    """Undo what changed (newest first), then set the new plan up step by step, skipping what is
+    done; a failure rolls back only what this run added."""
+    from nsgen.execute import setup_stepwise, undo_steps
+
+    plan = diff(old, new)
+    progress.note(f"topology {new.name} is up with another definition; changing it:")
+    for line in plan.lines:
+        progress.note(f"  {line}")
+    errors = undo_steps(plan.undo, runner, progress, batched=False)
+    if errors:
+        raise ExecutionError("removing what changed left errors:\n" + "\n".join(f"  {e}" for e in errors))
+    setup_stepwise(new, runner, progress, begun, keep=frozenset({"state"}))
