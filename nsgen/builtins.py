@@ -224,9 +224,12 @@ class Host:
             self._links = host_links() or {}
         return self._links
 
-    def changed(self) -> None:
+    def changed(self, namespaces: bool = True) -> None:
+        """A command ran: the links are read again, and the namespaces' marks too when it may have
+        made, deleted or marked a namespace."""
         self._links = None
-        _aliases.clear()
+        if namespaces:
+            _aliases.clear()
 
     def group_has_links(self, group: str) -> bool:
         found = in_group(self.links(), group)

@@ -63,7 +63,7 @@ class SubprocessRunner:
         self._commands = builtins.commands(self.host)
 
     def run(self, cmd: Command) -> Result:
-        self.host.changed()
+        self.host.changed(namespaces=not cmd.builtin)  # no builtin makes, deletes or marks a namespace
         if cmd.builtin:
             if cmd.argv[0] == "iptables_undo":
                 return builtins.iptables_undo(cmd.input or "")

@@ -264,7 +264,8 @@ ports_free() {
     if [ "$dnat" = 1 ] && [ "$c" != "$tag" ] && [ -n "$t" ]; then forwarded[$p:$t]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n'; fi
   done <<<"$(iptables-save -t nat 2>/dev/null)"
   for spec in "$@"; do
-    IFS=: read -r protocol port ip <<<"$spec"
+    protocol=${spec%%:*}; spec=${spec#*:}; port=${spec%%:*}; ip=${spec#*:}
+    [ -n "${bound[$protocol:$port]-}${forwarded[$protocol:$port]-}" ] || continue
     while read -r address holder; do
       if [ -z "$address" ] || ! nsgen_port_overlap "$ip" "$address"; then continue; fi
       case "$address" in *:*) address="[$address]" ;; esac
