@@ -552,7 +552,9 @@ def _host_only(server: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# Resolution
+# Resolution. Every field is checked on its own, so that one mistake never hides another; a rule
+# that needs another field (an address inside its network's subnet) is checked only when that
+# field is valid, so that one mistake is reported once, not again as the rules that depend on it.
 
 
 def resolve(data: Any, env: Environment | None = None) -> Topology:
@@ -568,20 +570,25 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
     if "name" not in data:
         problems.add("name", "is required (it names the state directory and tags the firewall rules)")
 
-    networks = _resolve_networks(data.get("networks"), name or "", problems)
-    declared = set(data["networks"]) if isinstance(data.get("networks"), dict) else set()
-    containers = _resolve_containers(data.get("containers"), networks, declared, name or "", problems, env)
-    host = _resolve_host(data.get("host"), networks, problems)
-    _check_host_names(networks, containers, problems)
+    drafts = _resolve_networks(data.get("networks"), name or "", problems)
+    containers = _resolve_containers(data.get("containers"), drafts, name or "", problems, env)
+    host = _resolve_host(data.get("host"), drafts, problems)
+    _check_host_names(drafts, containers, problems)
+    _check_host_routes(drafts, containers, env, problems)
+    allocated = _allocate(drafts, containers, problems)
     problems.raise_if_any()
-    _check_host_routes(networks, containers, env, problems)
-    problems.raise_if_any()
+    # No problem: every name, field and draft is valid from here on.
+    networks = {key: draft.network() for key, draft in drafts.items()}
+    return _topology(name or "", networks, containers, allocated, host, env)
 
+
+def _topology(
+    name: str, networks: dict[str, Network], containers: dict[str, dict], allocated: dict, host: Host, env: Environment
+) -> Topology:
+    """The topology, from fields that are all valid: addresses and nameservers filled in."""
     warnings = []
     resolved_containers: dict[str, Container] = {}
     host_dns: tuple[tuple[str, ...], str, str | None] | None = None
-    allocated = _allocate(networks, containers, problems)
-    problems.raise_if_any()
     for cname, raw in containers.items():
         attachments = tuple(
             Attachment(
@@ -609,196 +616,296 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
             processes=raw["processes"],
             ports=raw["ports"],
         )
-    return Topology(name=name or "", networks=networks, containers=resolved_containers, host=host, warnings=tuple(warnings))
+    return Topology(name=name, networks=networks, containers=resolved_containers, host=host, warnings=tuple(warnings))
 
 
-def _resolve_networks(value: Any, topology: str, problems: Problems) -> dict[str, Network]:
+def _entry(key: Any, value: Any, path: str, problems: Problems) -> dict | None:
+    """The settings of a named entry (a network, a container, a container's network): a mapping
+    ({} when empty), or None when it is something else (reported)."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    problems.add(path, f"must be a mapping (key: value), got {type(value).__name__} {_show(value)}")
+    return None
+
+
+class _NetworkDraft:
+    """What is known of one declared network, valid or not: a field is None where it is invalid,
+    so that the rules that depend on it are skipped, not reported again. A plain class with slots:
+    it is made once a network, and defining it costs nothing at import (a NamedTuple would)."""
+
+    __slots__ = ("bridge", "driver", "gateway", "internal", "label", "masquerade", "name", "path", "subnet")
+
+    def __init__(self, path: str, label: str, name: str | None):
+        self.path, self.label, self.name = path, label, name
+        self.driver: str | None = None
+        self.subnet: ipaddress.IPv4Network | None = None
+        self.gateway: ipaddress.IPv4Address | None = None
+        self.masquerade = True
+        self.internal: bool | None = None  # None: not given as true or false
+        self.bridge: str | None = None  # a bridge device nsgen makes (driver bridge only)
+
+    def network(self) -> Network:
+        """The resolved network; only when no problem was found, so that every field is valid."""
+        assert self.name is not None and self.driver is not None and self.subnet is not None and self.gateway is not None
+        return Network(self.name, self.driver, self.subnet, self.gateway, self.masquerade, bool(self.internal), self.bridge)
+
+
+def _resolve_networks(value: Any, topology: str, problems: Problems) -> dict[Any, _NetworkDraft]:
     raw = _mapping(value, "networks", problems)
     if not raw and value is None:
         problems.add("networks", "is required: declare at least one network")
-    networks: dict[str, Network] = {}
+    drafts: dict[Any, _NetworkDraft] = {}
     for key, spec in raw.items():
-        path = f"networks.{_k(key)}"
-        net_name = check_name(key, path, problems, cap=NETWORK_NAME_MAX, what="network name")
-        spec = _mapping(spec, path, problems)
-        _check_keys(spec, NETWORK_KEYS, path, problems)
-        driver = spec.get("driver", "bridge")
-        if driver not in DRIVERS:
-            problems.add(f"{path}.driver", f"{_show(driver)} is not a known driver; known drivers: {', '.join(DRIVERS)}")
-            continue
-        if "subnet" not in spec:
-            problems.add(f"{path}.subnet", "is required (like 172.18.0.0/24)")
-            continue
-        subnet = _subnet(spec["subnet"], f"{path}.subnet", problems)
-        masquerade = _bool(spec.get("masquerade"), f"{path}.masquerade", problems, True)
-        internal = _bool(spec.get("internal"), f"{path}.internal", problems, False)
-        if subnet is None or net_name is None:
-            continue
-        if "gateway" in spec:
-            gateway = _address(spec["gateway"], f"{path}.gateway", problems)
-            if gateway is None:
-                continue
-            if gateway not in subnet:
-                problems.add(f"{path}.gateway", f"{gateway} is not inside subnet {subnet}")
-                continue
-            if gateway in (subnet.network_address, subnet.broadcast_address):
-                which = "network" if gateway == subnet.network_address else "broadcast"
-                problems.add(f"{path}.gateway", f"{gateway} is the {which} address of {subnet}, not a usable host address")
-                continue
-        else:
-            gateway = subnet.network_address + 1
-        bridge = None
-        if driver == "bridge":
-            if "bridge" in spec:
-                bridge = _ifname(spec["bridge"], f"{path}.bridge", problems)
-            else:
-                bridge = f"br-{net_name[:6]}-{_short_hash(topology, net_name)[:5]}".replace("--", "-")
-        elif "bridge" in spec:
-            problems.add(f"{path}.bridge", "only a network with driver bridge has a bridge device")
-        if internal and "masquerade" in spec and masquerade:
+        draft = _network(key, spec, topology, problems)
+        if draft.subnet is not None:
+            for other in drafts.values():
+                if other.subnet is not None and other.subnet.overlaps(draft.subnet):
+                    problems.add(f"{draft.path}.subnet", f"{draft.subnet} overlaps {other.subnet} of network {other.label!r}")
+        drafts[key] = draft
+    return drafts
+
+
+def _network(key: Any, spec: Any, topology: str, problems: Problems) -> _NetworkDraft:
+    """One network's fields, each checked whatever the others are."""
+    path = f"networks.{_k(key)}"
+    draft = _NetworkDraft(path, _k(key), check_name(key, path, problems, cap=NETWORK_NAME_MAX, what="network name"))
+    spec = _entry(key, spec, path, problems)
+    if spec is None:
+        return draft
+    _check_keys(spec, NETWORK_KEYS, path, problems)
+    driver = spec.get("driver", "bridge")
+    if driver in DRIVERS:
+        draft.driver = driver
+    else:
+        problems.add(f"{path}.driver", f"{_show(driver)} is not a known driver; known drivers: {', '.join(DRIVERS)}")
+    if "subnet" in spec:
+        draft.subnet = _subnet(spec["subnet"], f"{path}.subnet", problems)
+    else:
+        problems.add(f"{path}.subnet", "is required (like 172.18.0.0/24)")
+    draft.gateway = _gateway(spec, draft.subnet, path, problems)
+    draft.masquerade = _bool(spec.get("masquerade"), f"{path}.masquerade", problems, True)
+    internal = spec.get("internal")
+    draft.internal = False if internal is None else _bool(internal, f"{path}.internal", problems, None)  # type: ignore[arg-type]
+    if draft.internal:
+        if spec.get("masquerade") is True:
             problems.add(f"{path}.masquerade", "an internal network sends nothing out, so it cannot masquerade")
-        if internal:
-            masquerade = False
-        for other in networks.values():
-            if other.subnet.overlaps(subnet):
-                problems.add(f"{path}.subnet", f"{subnet} overlaps {other.subnet} of network {other.name!r}")
-        networks[net_name] = Network(net_name, driver, subnet, gateway, masquerade, internal, bridge)
-    return networks
+        draft.masquerade = False
+    draft.bridge = _bridge(spec, draft, topology, problems)
+    return draft
+
+
+def _gateway(spec: dict, subnet: ipaddress.IPv4Network | None, path: str, problems: Problems) -> ipaddress.IPv4Address | None:
+    """The gateway: its form is checked always, its place in the subnet when the subnet is valid."""
+    if "gateway" not in spec:
+        return subnet.network_address + 1 if subnet is not None else None
+    gateway = _address(spec["gateway"], f"{path}.gateway", problems)
+    if gateway is None or subnet is None:
+        return None
+    if gateway not in subnet:
+        problems.add(f"{path}.gateway", f"{gateway} is not inside subnet {subnet}")
+        return None
+    if gateway in (subnet.network_address, subnet.broadcast_address):
+        which = "network" if gateway == subnet.network_address else "broadcast"
+        problems.add(f"{path}.gateway", f"{gateway} is the {which} address of {subnet}, not a usable host address")
+        return None
+    return gateway
+
+
+def _bridge(spec: dict, draft: _NetworkDraft, topology: str, problems: Problems) -> str | None:
+    """The bridge device of a bridge network. A name given is checked whatever the driver (an
+    unknown driver is reported on its own), but only a bridge network makes a device of it."""
+    path = f"{draft.path}.bridge"
+    if draft.driver == "veth":
+        if "bridge" in spec:
+            problems.add(path, "only a network with driver bridge has a bridge device")
+        return None
+    if "bridge" in spec:
+        bridge = _ifname(spec["bridge"], path, problems)
+        return bridge if draft.driver == "bridge" else None
+    if draft.driver == "bridge" and draft.name is not None:
+        return f"br-{draft.name[:6]}-{_short_hash(topology, draft.name)[:5]}".replace("--", "-")
+    return None
 
 
 def _resolve_containers(
-    value: Any, networks: dict[str, Network], declared: set, topology: str, problems: Problems, env: Environment
-) -> dict[str, dict]:
+    value: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment
+) -> dict[Any, dict]:
+    """Each container's fields, by the key it is declared under; then the rules across them."""
     raw = _mapping(value, "containers", problems)
     if not raw and value is None:
         problems.add("containers", "is required: declare at least one container")
-    result: dict[str, dict] = {}
-    users: dict[str, list[str]] = {}
-    for key, spec in raw.items():
-        path = f"containers.{_k(key)}"
-        cname = check_name(key, path, problems, cap=NAMESPACE_NAME_MAX, what="container name")
-        spec = _mapping(spec, path, problems)
-        _check_keys(spec, CONTAINER_KEYS, path, problems)
-        attachments_raw = spec.get("networks")
-        if isinstance(attachments_raw, list):  # short form: networks: [front, back]
-            if not all(isinstance(n, str) for n in attachments_raw):
-                problems.add(f"{path}.networks", "must list network names, or map each network name to its settings")
-                attachments_raw = {}
-            else:
-                attachments_raw = {n: None for n in attachments_raw}
-        attachments_raw = _mapping(attachments_raw, f"{path}.networks", problems)
-        if not attachments_raw:
-            problems.add(f"{path}.networks", "is required: attach the container to at least one network")
-        attachments = []
-        explicit: dict[str, Any] = {}
-        seen_ifaces: dict[str, str] = {}
-        for index, (net, att) in enumerate(attachments_raw.items()):
-            apath = f"{path}.networks.{_k(net)}"
-            att = _mapping(att, apath, problems)
-            _check_keys(att, ATTACHMENT_KEYS, apath, problems)
-            if net not in networks:
-                if net in declared:
-                    continue  # the network itself is broken; that is reported under networks
-                known = ", ".join(sorted(map(_k, declared))) or "none"
-                problems.add(apath, f"network {_show(net)} is not declared under 'networks' (declared: {known})")
-                continue
-            network = networks[net]
-            iface = _ifname(att["interface"], f"{apath}.interface", problems, host=False) if "interface" in att else f"eth{index}"
-            if iface == "lo":
-                problems.add(f"{apath}.interface", "'lo' is the namespace's loopback interface and cannot be attached")
-                iface = None
-            elif iface in seen_ifaces:
-                problems.add(f"{apath}.interface", f"{iface!r} is already used in this container by network {seen_ifaces[iface]!r}")
-                iface = None
-            elif iface is not None:
-                seen_ifaces[iface] = net
-            if "host_interface" in att:
-                host_if = _ifname(att["host_interface"], f"{apath}.host_interface", problems)
-            else:
-                host_if = f"ve-{(cname or 'x')[:6]}-{_short_hash(topology, cname or '', net)[:5]}".replace("--", "-")
-            if "address" in att:
-                address = _address(att["address"], f"{apath}.address", problems)
-                if address is None:
-                    continue
-                if address not in network.subnet:
-                    problems.add(f"{apath}.address", f"{address} is not inside subnet {network.subnet} of network {net!r}")
-                elif address == network.gateway:
-                    problems.add(f"{apath}.address", f"{address} is the gateway of network {net!r}")
-                elif address in (network.subnet.network_address, network.subnet.broadcast_address):
-                    which = "network" if address == network.subnet.network_address else "broadcast"
-                    problems.add(f"{apath}.address", f"{address} is the {which} address of {network.subnet}")
-                else:
-                    explicit[net] = address
-            users.setdefault(net, []).append(cname or key)
-            if iface is not None and host_if is not None:
-                attachments.append((net, iface, host_if))
-        ports = []
-        raw_ports = spec.get("ports")
-        if raw_ports is not None and not isinstance(raw_ports, list):
-            problems.add(f"{path}.ports", f"must be a list like [\"8080:80\"], got {_show(raw_ports)}")
-            raw_ports = []
-        for i, item in enumerate(raw_ports or []):
-            port = _parse_port(item, f"{path}.ports[{i}]", problems)
-            if port:
-                ports.append(port)
-        if ports and attachments and networks[attachments[0][0]].internal:
-            problems.add(f"{path}.ports", f"published ports need a first network that is not internal; {attachments[0][0]!r} is internal")
-        if cname is None:
-            continue
-        result[cname] = {
-            "attachments": attachments,
-            "explicit": explicit,
-            "dns": _nameservers(spec.get("dns"), f"{path}.dns", problems),
-            "processes": _processes(spec.get("processes"), f"{path}.processes", problems, env),
-            "ports": tuple(ports),
-        }
+    result = {key: _container(key, spec, drafts, topology, problems, env) for key, spec in raw.items()}
+    users: dict[Any, list[str]] = {}
+    for container in result.values():
+        for net, _iface, _host_if in container["attachments"]:
+            if net in drafts:
+                users.setdefault(net, []).append(container["label"])
     for net, members in users.items():
-        network = networks[net]
-        if network.driver == "veth" and len(members) > 1:
+        draft = drafts[net]
+        if draft.driver == "veth" and len(members) > 1:
             problems.add(
-                f"networks.{net}",
+                draft.path,
                 f"a veth network joins exactly one container to the host, but {', '.join(members)} all attach to it; use driver: bridge",
             )
-        if network.driver == "bridge" and len(members) > BRIDGE_MAX_PORTS:
-            problems.add(f"networks.{net}", f"{len(members)} containers attach, but a bridge holds at most {BRIDGE_MAX_PORTS} ports")
+        if draft.driver == "bridge" and len(members) > BRIDGE_MAX_PORTS:
+            problems.add(draft.path, f"{len(members)} containers attach, but a bridge holds at most {BRIDGE_MAX_PORTS} ports")
     _check_published(result, problems)
     return result
 
 
-def _check_published(containers: dict[str, dict], problems: Problems) -> None:
+def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment) -> dict:
+    """One container's fields, each checked whatever the others are (its name included)."""
+    path = f"containers.{_k(key)}"
+    cname = check_name(key, path, problems, cap=NAMESPACE_NAME_MAX, what="container name")
+    container: dict[str, Any] = {
+        "path": path, "label": cname or _k(key), "attachments": [], "explicit": {}, "dns": None, "processes": (), "ports": (),
+    }  # fmt: skip
+    spec = _entry(key, spec, path, problems)
+    if spec is None:
+        return container
+    _check_keys(spec, CONTAINER_KEYS, path, problems)
+    attachments, container["explicit"] = _attachments(spec.get("networks"), path, cname, drafts, topology, problems)
+    container["attachments"] = attachments
+    ports = _ports(spec.get("ports"), f"{path}.ports", problems)
+    first = drafts.get(attachments[0][0]) if attachments else None  # ports are published on the first network
+    if ports and first is not None and first.internal:
+        problems.add(f"{path}.ports", f"published ports need a first network that is not internal; {attachments[0][0]!r} is internal")
+    container["ports"] = ports
+    container["dns"] = _nameservers(spec.get("dns"), f"{path}.dns", problems)
+    container["processes"] = _processes(spec.get("processes"), f"{path}.processes", problems, env)
+    return container
+
+
+def _ports(value: Any, path: str, problems: Problems) -> tuple[PublishedPort, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.add(path, f"must be a list like [\"8080:80\"], got {_show(value)}")
+        return ()
+    ports = (_parse_port(item, f"{path}[{i}]", problems) for i, item in enumerate(value))
+    return tuple(port for port in ports if port)
+
+
+def _attachments(
+    value: Any, path: str, cname: str | None, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems
+) -> tuple[list[tuple[Any, str | None, str | None]], dict[Any, ipaddress.IPv4Address]]:
+    """A container's networks, in the order listed: (network, interface, host interface) for each,
+    a name None where it is invalid; and the addresses given that fit their network."""
+    path = f"{path}.networks"
+    if isinstance(value, list):  # short form: networks: [front, back]
+        if not all(isinstance(n, str) for n in value):
+            problems.add(path, "must list network names, or map each network name to its settings")
+            return [], {}
+        value = dict.fromkeys(value)
+    if value is None or value == {}:
+        problems.add(path, "is required: attach the container to at least one network")
+        return [], {}
+    attachments: list[tuple[Any, str | None, str | None]] = []
+    explicit: dict[Any, ipaddress.IPv4Address] = {}
+    seen: dict[str, Any] = {}  # interface -> the network it is on
+    for index, (net, att) in enumerate(_mapping(value, path, problems).items()):
+        apath = f"{path}.{_k(net)}"
+        draft = drafts.get(net)
+        att = _entry(net, att, apath, problems)
+        if att is None:
+            att = {}
+        _check_keys(att, ATTACHMENT_KEYS, apath, problems)
+        if draft is None:
+            known = ", ".join(sorted(map(_k, drafts))) or "none"
+            problems.add(apath, f"network {_show(net)} is not declared under 'networks' (declared: {known})")
+        iface = _ifname(att["interface"], f"{apath}.interface", problems, host=False) if "interface" in att else f"eth{index}"
+        iface = _interface(iface, net, seen, apath, problems)
+        if "host_interface" in att:
+            host_if = _ifname(att["host_interface"], f"{apath}.host_interface", problems)
+        elif cname is not None and isinstance(net, str):
+            host_if = f"ve-{cname[:6]}-{_short_hash(topology, cname, net)[:5]}".replace("--", "-")
+        else:
+            host_if = None  # derived from names that are invalid (reported): it would clash for nothing
+        if "address" in att:
+            address = _attachment_address(att["address"], net, draft, apath, problems)
+            if address is not None:
+                explicit[net] = address
+        attachments.append((net, iface, host_if))
+    return attachments, explicit
+
+
+def _interface(iface: str | None, net: Any, seen: dict[str, Any], apath: str, problems: Problems) -> str | None:
+    """A container's interface (a valid name, given or derived): not 'lo', not used twice in it."""
+    if iface == "lo":
+        problems.add(f"{apath}.interface", "'lo' is the namespace's loopback interface and cannot be attached")
+        return None
+    if iface is not None:
+        if iface in seen:
+            problems.add(f"{apath}.interface", f"{iface!r} is already used in this container by network {seen[iface]!r}")
+            return None
+        seen[iface] = net
+    return iface
+
+
+def _attachment_address(
+    value: Any, net: Any, draft: _NetworkDraft | None, apath: str, problems: Problems
+) -> ipaddress.IPv4Address | None:
+    """An address given for a container: its form is checked always, its place in the network when
+    the network's subnet is valid (and against the gateway when that is valid too). Returned when
+    it can be allocated: it fits a network whose subnet and gateway are both valid."""
+    path = f"{apath}.address"
+    address = _address(value, path, problems)
+    if address is None or draft is None or draft.subnet is None:
+        return None
+    subnet = draft.subnet
+    if address not in subnet:
+        problems.add(path, f"{address} is not inside subnet {subnet} of network {net!r}")
+    elif address == draft.gateway:
+        problems.add(path, f"{address} is the gateway of network {net!r}")
+    elif address in (subnet.network_address, subnet.broadcast_address):
+        which = "network" if address == subnet.network_address else "broadcast"
+        problems.add(path, f"{address} is the {which} address of {subnet}")
+    elif draft.gateway is not None:
+        return address
+    return None
+
+
+def _check_published(containers: dict[Any, dict], problems: Problems) -> None:
     taken: dict[tuple[str, int], str] = {}
-    for cname, raw in containers.items():
-        for i, port in enumerate(raw["ports"]):
+    for container in containers.values():
+        for i, port in enumerate(container["ports"]):
             key = (port.protocol, port.host_port)
-            where = f"containers.{cname}.ports[{i}]"
+            where = f"{container['path']}.ports[{i}]"
             other = taken.get(key)
             if other is not None:
                 problems.add(where, f"host port {port.host_port}/{port.protocol} is already published by {other}")
                 continue
-            taken[key] = f"containers.{cname} ({port.spec})"
+            taken[key] = f"{container['path']} ({port.spec})"
 
 
-def _check_host_names(networks: dict[str, Network], containers: dict[str, dict], problems: Problems) -> None:
+def _check_host_names(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], problems: Problems) -> None:
     """Host-side interface names (bridges, veth host ends) share one namespace: the host's."""
     owners: dict[str, str] = {}
-    for net in networks.values():
-        if net.bridge:
-            if net.bridge in owners:
-                problems.add(f"networks.{net.name}.bridge", f"{net.bridge!r} is already the bridge of {owners[net.bridge]}")
-            owners[net.bridge] = f"networks.{net.name}"
-    for cname, raw in containers.items():
-        for net, _iface, host_if in raw["attachments"]:
-            path = f"containers.{cname}.networks.{net}.host_interface"
+    for draft in drafts.values():
+        if draft.bridge:
+            if draft.bridge in owners:
+                problems.add(f"{draft.path}.bridge", f"{draft.bridge!r} is already the bridge of {owners[draft.bridge]}")
+            owners[draft.bridge] = draft.path
+    for container in containers.values():
+        for net, _iface, host_if in container["attachments"]:
+            if host_if is None:
+                continue
+            where = f"{container['path']}.networks.{_k(net)}"
             if host_if in owners:
-                problems.add(path, f"{host_if!r} is already used on the host by {owners[host_if]}")
-            owners[host_if] = f"containers.{cname}.networks.{net}"
+                problems.add(f"{where}.host_interface", f"{host_if!r} is already used on the host by {owners[host_if]}")
+            owners[host_if] = where
 
 
-def _check_host_routes(networks: dict[str, Network], containers: dict[str, dict], env: Environment, problems: Problems) -> None:
+def _check_host_routes(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], env: Environment, problems: Problems) -> None:
     """A subnet must not overlap a route the host already has (other than the default route and
     the routes of this topology's own devices, present while it is up)."""
-    own = {n.bridge for n in networks.values() if n.bridge}
-    own |= {host_if for raw in containers.values() for _net, _iface, host_if in raw["attachments"]}
+    subnets = [(draft.path, draft.subnet) for draft in drafts.values() if draft.subnet is not None]
+    if not subnets:
+        return
+    own = {draft.bridge for draft in drafts.values() if draft.bridge}
+    own |= {host_if for raw in containers.values() for _net, _iface, host_if in raw["attachments"] if host_if}
     routes = []
     for dst, dev in env.routes():
         if dst in ("", "default") or dev in own:
@@ -807,51 +914,54 @@ def _check_host_routes(networks: dict[str, Network], containers: dict[str, dict]
             routes.append((ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False), dev))
         except ValueError:
             continue
-    for net in networks.values():
+    for path, subnet in subnets:
         for route, dev in routes:
-            if route.version == 4 and route.prefixlen > 0 and route.overlaps(net.subnet):
-                problems.add(f"networks.{net.name}.subnet", f"{net.subnet} overlaps the host's route to {route} (dev {dev}); choose a subnet the host does not use")
+            if route.version == 4 and route.prefixlen > 0 and route.overlaps(subnet):
+                problems.add(f"{path}.subnet", f"{subnet} overlaps the host's route to {route} (dev {dev}); choose a subnet the host does not use")
                 break
 
 
-def _allocate(networks: dict[str, Network], containers: dict[str, dict], problems: Problems) -> dict[tuple[str, str], ipaddress.IPv4Address]:
-    """Explicit addresses first, then the first free address for each remaining attachment, in file order."""
-    result: dict[tuple[str, str], ipaddress.IPv4Address] = {}
-    used: dict[str, dict[ipaddress.IPv4Address, str]] = {n: {} for n in networks}
-    for cname, raw in containers.items():
+def _allocate(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], problems: Problems) -> dict[tuple[Any, Any], ipaddress.IPv4Address]:
+    """Explicit addresses first, then the first free address for each remaining attachment, in file
+    order; on each network whose subnet and gateway are valid (the others have no addresses to give)."""
+    spaces = {key: draft for key, draft in drafts.items() if draft.subnet is not None and draft.gateway is not None}
+    result: dict[tuple[Any, Any], ipaddress.IPv4Address] = {}
+    used: dict[Any, dict[ipaddress.IPv4Address, str]] = {key: {} for key in spaces}
+    for ckey, raw in containers.items():
         for net, address in raw["explicit"].items():
             if address in used[net]:
-                problems.add(f"containers.{cname}.networks.{net}.address", f"{address} is already the address of container {used[net][address]!r}")
+                problems.add(f"{raw['path']}.networks.{_k(net)}.address", f"{address} is already the address of container {used[net][address]!r}")
                 continue
-            used[net][address] = cname
-            result[(cname, net)] = address
-    cursors = {n: iter(networks[n].subnet.hosts()) for n in networks}
-    for cname, raw in containers.items():
+            used[net][address] = raw["label"]
+            result[(ckey, net)] = address
+    cursors = {key: iter(draft.subnet.hosts()) for key, draft in spaces.items()}  # type: ignore[union-attr]
+    full: set[Any] = set()
+    for ckey, raw in containers.items():
         for net, _iface, _host_if in raw["attachments"]:
-            if (cname, net) in result or net in raw["explicit"]:
+            if net not in spaces or net in full or (ckey, net) in result or net in raw["explicit"]:
                 continue
-            network = networks[net]
+            draft = spaces[net]
             for candidate in cursors[net]:
-                if candidate != network.gateway and candidate not in used[net]:
-                    used[net][candidate] = cname
-                    result[(cname, net)] = candidate
+                if candidate != draft.gateway and candidate not in used[net]:
+                    used[net][candidate] = raw["label"]
+                    result[(ckey, net)] = candidate
                     break
             else:
+                full.add(net)
                 count = sum(1 for r in containers.values() for a in r["attachments"] if a[0] == net)
                 problems.add(
-                    f"networks.{net}.subnet",
-                    f"{network.subnet} is too small: it has {network.subnet.num_addresses - 3} addresses for containers "
+                    f"{draft.path}.subnet",
+                    f"{draft.subnet} is too small: it has {draft.subnet.num_addresses - 3} addresses for containers "  # type: ignore[union-attr]
                     f"besides the gateway, and {count} containers attach",
                 )
-                break
     return result
 
 
-def _resolve_host(value: Any, networks: dict[str, Network], problems: Problems) -> Host:
+def _resolve_host(value: Any, drafts: dict[Any, _NetworkDraft], problems: Problems) -> Host:
     raw = _mapping(value, "host", problems)
     _check_keys(raw, HOST_KEYS, "host", problems)
     forward = raw.get("ip_forward", "auto")
-    needs = any(n.routes_out for n in networks.values())
+    needs = any(not draft.internal for draft in drafts.values())  # a network that routes out
     if forward == "auto":
         ip_forward = needs
     elif isinstance(forward, bool):

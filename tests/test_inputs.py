@@ -81,6 +81,58 @@ BRIDGE_EXTRA = [
     ('ports: ["8080:8000"]', 'ports: ["8080:8000", "0.0.0.0:8080:9000"]', "containers.web.ports[1]: host port 8080/tcp is already published by containers.web (8080:8000)"),
 ]
 
+# Several problems in one file: every one is reported, in file order, none hides another, and none
+# is reported again through the rules that depend on it (an address against a subnet that is invalid).
+# (the file, what is changed in it, every line after "error: t.yaml: ")
+MULTI_CASES = [
+    ("a bad driver hides neither the subnet nor an address on the network", TUTORIAL,
+     [("driver: veth", "driver: vxlan"), ("subnet: 172.18.0.0/24", "subnet: 172.18.0.1/24"), ("address: 172.18.0.2", "address: 172.18.0.300")],
+     ["networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+      "networks.link0.subnet: '172.18.0.1/24' has host bits set; the subnet is 172.18.0.0/24",
+      "containers.container-1.networks.link0.address: '172.18.0.300' is not an IPv4 address in canonical dotted form (like 172.18.0.2)"]),
+    ("a network with a bad driver has each of its fields checked", BRIDGE,
+     [("    subnet: 172.20.0.0/24", "    driver: vlan\n    gateway: 10.0.0.1\n    masquerade: maybe\n    subnet: 172.20.0.0/24"),
+      ("bridge: br-front", "bridge: 'br front'")],
+     ["networks.front.driver: 'vlan' is not a known driver; known drivers: bridge, veth",
+      "networks.front.gateway: 10.0.0.1 is not inside subnet 172.20.0.0/24",
+      "networks.front.masquerade: must be true or false, got 'maybe'",
+      "networks.front.bridge: interface name 'br front' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"]),
+    ("a container on a network whose subnet is bad has all its fields checked, but not its address against that subnet", TUTORIAL,
+     [("subnet: 172.18.0.0/24", "subnet: 172.18.0.0"), ("address: 172.18.0.2", "address: 10.0.0.5"), ("interface: veth1", "interface: dev"),
+      ("host_interface: vethc1", "host_interface: lo"), ("dns: [1.1.1.1]", "dns: [1.1.1.1x]"), ("- nsgen echo-server --port 8000", "- ''")],
+     ["networks.link0.subnet: '172.18.0.0' has no prefix length; write it like 172.18.0.0/24",
+      "containers.container-1.networks.link0.interface: interface name 'dev' is a keyword of iproute2's ip, which would not read it as a device name",
+      "containers.container-1.networks.link0.host_interface: 'lo' is the host's loopback interface; nsgen cannot make a device of that name",
+      "containers.container-1.dns[0]: '1.1.1.1x' is not an IP address",
+      "containers.container-1.processes[0]: is an empty command"]),
+    ("a bad container name hides none of its fields", BRIDGE,
+     [("  web:", "  web/1:"), ('ports: ["8080:8000"]', 'ports: ["8080:70000"]'), ("    dns: [1.1.1.1]", "    dns: 5")],
+     ["containers.web/1: container name 'web/1' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit",
+      "containers.web/1.ports[0]: '8080:70000': container port 70000 is out of range 1-65535",
+      "containers.web/1.dns: must be a list of nameserver addresses, got 5"]),
+    ("a bad address does not hide a second container on a veth network", TUTORIAL,
+     [("host:\n", "  container-2:\n    networks: {link0: {address: 172.18.0.256}}\nhost:\n")],
+     ["containers.container-2.networks.link0.address: '172.18.0.256' is not an IPv4 address in canonical dotted form (like 172.18.0.2)",
+      "networks.link0: a veth network joins exactly one container to the host, but container-1, container-2 all attach to it; use driver: bridge"]),
+    ("an address given twice is reported with the other problems", BRIDGE,
+     [("networks: [front, back]", "networks: {front: {}, back: {address: 172.21.0.10}}"), ("    dns: [1.1.1.1]", "    dns: [1.1.1.1, 1.1.1.2, 1.1.1.3, 1.1.1.4]")],
+     ["containers.web.dns: lists 4 nameservers; resolv.conf uses at most 3",
+      "containers.db.networks.back.address: 172.21.0.10 is already the address of container 'app'"]),
+    ("bad names hide no field, and an address is not checked against a gateway that is invalid", TUTORIAL,
+     [("name: tutorial", "name: 'tu/torial'"), ("networks:\n  link0:", "networks:\n  'link 0':"), ("gateway: 172.18.0.1", "gateway: 172.18.0.0"),
+      ("address: 172.18.0.2", "address: 172.18.0.1")],
+     ["name: topology name 'tu/torial' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit",
+      "networks.link 0: network name 'link 0' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit",
+      "networks.link 0.gateway: 172.18.0.0 is the network address of 172.18.0.0/24, not a usable host address",
+      "containers.container-1.networks.link0: network 'link0' is not declared under 'networks' (declared: link 0)"]),
+    ("an internal flag that is not a boolean does not make a port on it a problem", BRIDGE,
+     [("    internal: true", "    internal: yes please"), ("  db:", "  db:\n    ports: [\"9000:9000\"]")],
+     ["networks.back.internal: must be true or false, got 'yes please'"]),
+    ("a masquerade that is not a boolean is not also said to conflict with internal", BRIDGE,
+     [("    internal: true", "    internal: true\n    masquerade: maybe")],
+     ["networks.back.masquerade: must be true or false, got 'maybe'"]),
+]
+
 # A "billion laughs": under 500 bytes, whose aliases expand to 9**10 (3.4 billion) strings, under an unknown key.
 BOMB = "name: bomb\nlol:\n  a: &a [" + ", ".join(["lol"] * 9) + "]\n" + "".join(
     f"  {key}: &{key} [" + ", ".join([f"*{previous}"] * 9) + "]\n" for previous, key in zip("abcdefghi", "bcdefghij")
@@ -151,6 +203,20 @@ def test_input_case(tmp_path, nothing_runs, base, old, new, expected):
         result = _invoke(tmp_path, base.replace(old, new, 1).encode(), command)
         assert (result.exit_code, result.stdout) == (1, ""), command
         assert result.stderr == f"error: t.yaml: {expected}\n", command
+    assert nothing_runs == []
+    count("input cases")
+
+
+@pytest.mark.parametrize("title,base,changes,expected", MULTI_CASES, ids=[c[0][:60] for c in MULTI_CASES])
+def test_every_problem_in_a_file_is_reported_at_once(tmp_path, nothing_runs, title, base, changes, expected):
+    text = base
+    for old, new in changes:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    for command in ("run", "render", "validate"):
+        result = _invoke(tmp_path, text.encode(), command)
+        assert (result.exit_code, result.stdout) == (1, ""), command
+        assert result.stderr.splitlines() == [f"error: t.yaml: {line}" for line in expected], command
     assert nothing_runs == []
     count("input cases")
 

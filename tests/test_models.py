@@ -275,6 +275,16 @@ def test_subnet_overlapping_a_host_route_is_refused():
     assert resolve(parse_text(TUTORIAL), env).name == "tutorial"  # its own route, while it is up, is fine
 
 
+def test_a_subnet_overlapping_a_host_route_is_reported_with_the_other_problems():
+    env = fixed_env()._replace(routes=lambda: [("default", "eth0"), ("172.18.0.0/16", "eth0")])
+    with pytest.raises(ValidationError) as info:
+        resolve(parse_text(TUTORIAL.replace("driver: veth", "driver: vxlan")), env)
+    assert [f"{p}: {m}" for p, m in info.value.problems] == [
+        "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+        "networks.link0.subnet: 172.18.0.0/24 overlaps the host's route to 172.18.0.0/16 (dev eth0); choose a subnet the host does not use",
+    ]
+
+
 # -- names iproute2's ip or the kernel would take for something else ------------------------------
 
 KEYWORD = "is a keyword of iproute2's ip, which would not read it as a device name"
@@ -360,3 +370,79 @@ def test_a_port_published_on_0_0_0_0_is_published_on_every_host_address():
         PublishedPort(None, 8080, 8000, "tcp", "0.0.0.0:8080:8000"),
         PublishedPort(ipaddress.IPv4Address("127.0.0.1"), 9000, 9000, "udp", "127.0.0.1:9000:9000/udp"),
     )
+
+
+# -- every field is checked on its own; a rule that needs another field waits for it to be valid ---
+
+
+def test_each_field_of_a_network_is_checked_whatever_the_others_are():
+    text = """
+name: lab
+networks:
+  'front net': {driver: vlan, subnet: 10.1.0.1/24, gateway: 10.1.0.300, masquerade: 1, internal: no way, bridge: up}
+containers:
+  web: {networks: ['front net']}
+"""
+    assert problems(text) == [
+        "networks.front net: network name 'front net' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit",
+        "networks.front net.driver: 'vlan' is not a known driver; known drivers: bridge, veth",
+        "networks.front net.subnet: '10.1.0.1/24' has host bits set; the subnet is 10.1.0.0/24",
+        "networks.front net.gateway: '10.1.0.300' is not an IPv4 address in canonical dotted form (like 172.18.0.2)",
+        "networks.front net.masquerade: must be true or false, got 1",
+        "networks.front net.internal: must be true or false, got 'no way'",
+        "networks.front net.bridge: interface name 'up' is a keyword of iproute2's ip, which would not read it as a device name",
+    ]
+
+
+def test_rules_that_need_an_invalid_field_are_not_reported():
+    text = """
+name: lab
+networks:
+  front: {subnet: 10.1.0.0/24, gateway: 10.2.0.1}   # the gateway is outside: not compared with addresses
+  back: {subnet: 10.3.0.0/33}                       # no subnet: no address is checked against it
+  side: {driver: vxlan, subnet: 10.4.0.0/24, bridge: br-x}
+  other: {subnet: 10.5.0.0/24, bridge: br-x}        # br-x is a device only if side is a bridge network
+  shut: {subnet: 10.6.0.0/24, internal: maybe}      # not known to be internal: ports may be published
+containers:
+  web:
+    networks: {front: {address: 10.1.0.1}, back: {address: 10.9.9.9}}
+  app:
+    networks: [shut]
+    ports: ["8080:80"]
+"""
+    assert problems(text) == [
+        "networks.front.gateway: 10.2.0.1 is not inside subnet 10.1.0.0/24",
+        "networks.back.subnet: '10.3.0.0/33' is not an IPv4 subnet in canonical form (like 172.18.0.0/24)",
+        "networks.side.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+        "networks.shut.internal: must be true or false, got 'maybe'",
+    ]
+
+
+def test_a_network_whose_subnet_is_valid_checks_addresses_whatever_else_is_wrong_with_it():
+    text = """
+name: lab
+networks:
+  front: {driver: vxlan, subnet: 10.1.0.0/30}
+containers:
+  web: {networks: {front: {address: 10.1.0.3}}}
+  app: {networks: [front]}
+  db: {networks: [front]}
+"""
+    assert problems(text) == [
+        "networks.front.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+        "containers.web.networks.front.address: 10.1.0.3 is the broadcast address of 10.1.0.0/30",
+        "networks.front.subnet: 10.1.0.0/30 is too small: it has 1 addresses for containers besides the gateway, and 3 containers attach",
+    ]
+
+
+def test_names_that_are_not_strings_are_reported_and_derive_nothing():
+    data = {"name": "x", "networks": {"a": {"subnet": "10.1.0.0/24", "driver": "veth"}},
+            "containers": {2: {"networks": ["a"]}, 3: {"networks": ["a"]}}}
+    with pytest.raises(ValidationError) as info:
+        resolve(data, fixed_env())
+    assert [f"{p}: {m}" for p, m in info.value.problems] == [
+        "containers.2: container name must be a string, got 2",
+        "containers.3: container name must be a string, got 3",
+        "networks.a: a veth network joins exactly one container to the host, but 2, 3 all attach to it; use driver: bridge",
+    ]
+
