@@ -199,15 +199,37 @@ def _k(key: Any) -> str:
     return text if text.isprintable() else repr(text)
 
 
+# Where each level's keys belong, for the hint on a key written at another level: in YAML that is
+# almost always a line indented one level too deep or too shallow.
+KEY_LEVELS = (
+    (TOPOLOGY_KEYS, "the topology (at the top level)"),
+    (NETWORK_KEYS, "a network (under networks.<name>)"),
+    (CONTAINER_KEYS, "a container (under containers.<name>)"),
+    (ATTACHMENT_KEYS, "a container's network (under containers.<name>.networks.<network>)"),
+    (HOST_KEYS, "the host settings (under host)"),
+)
+
+
+def _misplaced(key: Any, allowed: set[str] | None = None) -> str:
+    """"'subnet' is a key of a network (...): check its indentation" when `key` belongs to another
+    level than the one whose keys are `allowed` (None: a level of names, which has no keys), else ""."""
+    levels = [where for keys, where in KEY_LEVELS if keys is not allowed and key in keys]
+    if not levels:
+        return ""
+    return f"{_show(key)} is a key of {' and of '.join(levels)}: check its indentation"
+
+
 def _check_keys(obj: dict, allowed: set[str], path: str, problems: Problems) -> None:
     for key in obj:
         if key not in allowed:
             where = f"{path}.{_k(key)}" if path else _k(key)
-            import difflib  # only for a message
+            hint = _misplaced(key, allowed)
+            if not hint:
+                import difflib  # only for a message
 
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(allowed))}"
-            problems.add(where, f"unknown key {_show(key)}{hint}")
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+            problems.add(where, f"unknown key {_show(key)}; {hint}")
 
 
 def _mapping(value: Any, path: str, problems: Problems, *, allow_none: bool = True) -> dict:
@@ -621,12 +643,14 @@ def _topology(
 
 def _entry(key: Any, value: Any, path: str, problems: Problems) -> dict | None:
     """The settings of a named entry (a network, a container, a container's network): a mapping
-    ({} when empty), or None when it is something else (reported)."""
+    ({} when empty), or None when it is something else (reported). A value that is not a mapping
+    under a name that is a key of some level is a key indented one level too shallow: said so."""
     if value is None:
         return {}
     if isinstance(value, dict):
         return value
-    problems.add(path, f"must be a mapping (key: value), got {type(value).__name__} {_show(value)}")
+    hint = _misplaced(key)
+    problems.add(path, f"must be a mapping (key: value), got {type(value).__name__} {_show(value)}" + (f"; {hint}" if hint else ""))
     return None
 
 
@@ -810,6 +834,8 @@ def _attachments(
         draft = drafts.get(net)
         att = _entry(net, att, apath, problems)
         if att is None:
+            if draft is None and _misplaced(net):
+                continue  # a key indented too shallow, said so: not a network at all
             att = {}
         _check_keys(att, ATTACHMENT_KEYS, apath, problems)
         if draft is None:

@@ -67,6 +67,15 @@ EXTRA = [
     ("host_interface: vethc1", "host_interface: lo", "containers.container-1.networks.link0.host_interface: 'lo' is the host's loopback interface; nsgen cannot make a device of that name"),
     # shapes
     ("host:\n", "hostx:\n", "hostx: unknown key 'hostx'; did you mean 'host'?"),
+    # a key indented one level off lands in another mapping: the message says where it belongs
+    ("    masquerade: true            # default true", "masquerade: true",
+     "masquerade: unknown key 'masquerade'; 'masquerade' is a key of a network (under networks.<name>): check its indentation"),
+    ("  persist: false", "persist: false",
+     "persist: unknown key 'persist'; 'persist' is a key of the host settings (under host): check its indentation"),
+    ("    masquerade: true            # default true", "  masquerade: true",
+     "networks.masquerade: must be a mapping (key: value), got bool True; 'masquerade' is a key of a network (under networks.<name>): check its indentation"),
+    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    subnet: 172.18.0.0/24",
+     "containers.container-1.subnet: unknown key 'subnet'; 'subnet' is a key of a network (under networks.<name>): check its indentation"),
 ]
 
 BRIDGE_EXTRA = [
@@ -79,6 +88,13 @@ BRIDGE_EXTRA = [
     ('ports: ["8080:8000"]', 'ports: ["[::1]:8080"]', "containers.web.ports[0]: '[::1]:8080' is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"),
     ('ports: ["8080:8000"]', 'ports: ["localhost:8080:8000"]', "containers.web.ports[0]: 'localhost:8080:8000': host IP 'localhost' is not an IPv4 address in canonical dotted form (like 127.0.0.1)"),
     ('ports: ["8080:8000"]', 'ports: ["8080:8000", "0.0.0.0:8080:9000"]', "containers.web.ports[1]: host port 8080/tcp is already published by containers.web (8080:8000)"),
+    # a key indented one level off
+    ("    internal: true", "    internal: true\n    ports: [\"80:80\"]",
+     "networks.back.ports: unknown key 'ports'; 'ports' is a key of a container (under containers.<name>): check its indentation"),
+    ("        address: 172.21.0.10", "      address: 172.21.0.10",
+     "containers.db.networks.address: must be a mapping (key: value), got str '172.21.0.10'; 'address' is a key of a container's network (under containers.<name>.networks.<network>): check its indentation"),
+    ("eth1 on back\n    dns: [1.1.1.1]", "eth1 on back\n  dns: [1.1.1.1]",
+     "containers.dns: must be a mapping (key: value), got list ['1.1.1.1']; 'dns' is a key of a container (under containers.<name>): check its indentation"),
 ]
 
 # Several problems in one file: every one is reported, in file order, none hides another, and none

@@ -446,3 +446,36 @@ def test_names_that_are_not_strings_are_reported_and_derive_nothing():
         "networks.a: a veth network joins exactly one container to the host, but 2, 3 all attach to it; use driver: bridge",
     ]
 
+
+# -- a key written at another level than its own says where it belongs ---------------------------
+
+MISPLACED = [
+    ("name: lab\nsubnet: 10.1.0.0/24\n",
+     "subnet: unknown key 'subnet'; 'subnet' is a key of a network (under networks.<name>): check its indentation"),
+    ("networks:\n  front:\n    subnet: 10.1.0.0/24\n    ports: ['80:80']\n",
+     "networks.front.ports: unknown key 'ports'; 'ports' is a key of a container (under containers.<name>): check its indentation"),
+    ("networks:\n  front:\n    subnet: 10.1.0.0/24\n    networks: [front]\n",
+     ("networks.front.networks: unknown key 'networks'; 'networks' is a key of the topology (at the top level) "
+      "and of a container (under containers.<name>): check its indentation")),
+    ("host:\n  ip_forward: true\n  address: 10.1.0.2\n",
+     ("host.address: unknown key 'address'; 'address' is a key of a container's network "
+      "(under containers.<name>.networks.<network>): check its indentation")),
+    ("networks:\n  front:\n    subnet: 10.1.0.0/24\n  internal: true\n",
+     "networks.internal: must be a mapping (key: value), got bool True; 'internal' is a key of a network (under networks.<name>): check its indentation"),
+    ("containers:\n  web:\n    networks: [front]\n  ip_forward: auto\n",
+     "containers.ip_forward: must be a mapping (key: value), got str 'auto'; 'ip_forward' is a key of the host settings (under host): check its indentation"),
+]
+
+
+@pytest.mark.parametrize("fragment,expected", MISPLACED, ids=[c[1].split(":")[0] for c in MISPLACED])
+def test_a_key_at_another_level_says_where_it_belongs(fragment, expected):
+    base = {"name": "lab", "networks": {"front": {"subnet": "10.1.0.0/24"}}, "containers": {"web": {"networks": ["front"]}}}
+    data = {**base, **parse_text(fragment)}
+    with pytest.raises(ValidationError) as info:
+        resolve(data, fixed_env())
+    assert [f"{p}: {m}" for p, m in info.value.problems] == [expected]
+
+
+def test_a_value_that_is_not_a_mapping_under_a_plain_name_gets_no_hint():
+    text = TUTORIAL.replace("    masquerade: true            # default true", "  lan: 10.1.0.0/24")
+    assert problems(text) == ["networks.lan: must be a mapping (key: value), got str '10.1.0.0/24'"]
