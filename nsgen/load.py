@@ -175,11 +175,150 @@ def parse_text(text: str, source: str = "<topology>") -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if mark is not None:
+            problem = _explained(problem, text, mark.line, mark.column)
         raise LoadError(f"{source}: {_where(mark)}YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
         raise LoadError(f"{source}: YAML error: {exc}") from None
     except RecursionError:  # not expected within the depth limit; never a traceback all the same
         raise LoadError(f"{source}: {TOO_DEEP}") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Hints for YAML syntax errors caused by indentation: the parsers name the token they did not
+# expect, not the line that is out of place. Only run to report an error.
+
+# What libyaml, then PyYAML, say when a line stands where no block structure allows it.
+_STRUCTURE_ERRORS = (
+    "mapping values are not allowed",
+    "did not find expected key",
+    "did not find expected '-' indicator",
+    "did not find expected <document start>",
+    "expected <block end>, but found",
+    "expected '<document start>', but found",
+)
+
+
+def _explained(problem: str, text: str, line_no: int, column: int) -> str:
+    """The parser's problem, with the character it could not read (libyaml leaves it out), and a
+    hint when the cause is a tab or the indentation of the line."""
+    import re  # compiled only to report an error
+
+    lines = re.split("\r\n|[\r\n\x85\u2028\u2029]", text)  # YAML's line breaks
+    if line_no >= len(lines):
+        return problem
+    line = lines[line_no]
+    char = line[column] if column < len(line) else ""
+    if problem == "found character that cannot start any token" and char:
+        problem = f"found character {char!r} that cannot start any token"  # as PyYAML says it
+    indentation = line[: len(line) - len(line.lstrip(" \t"))]
+    if "\t" in indentation or char == "\t" or "tab character" in problem:
+        return f"{problem} (YAML indents with spaces, never tabs)"
+    if any(words in problem for words in _STRUCTURE_ERRORS):
+        hint = _indentation_hint(lines, line_no)
+        if hint:
+            return f"{problem} (check the indentation: this line {hint})"
+    return problem
+
+
+class _Opening:
+    """A column where a block line opens something: a key, or a list item. (A plain class: a
+    NamedTuple would cost more to define, at every start, than this code costs to run.)"""
+
+    __slots__ = ("column", "has_value", "is_key", "label")
+
+    def __init__(self, column: int, label: str, is_key: bool, has_value: bool):
+        self.column = column
+        self.label = label  # "'driver' on line 4", "the list item on line 7"
+        self.is_key = is_key
+        self.has_value = has_value  # its value is on the line itself: nothing deeper may follow
+
+
+def _indentation_hint(lines: list[str], line_no: int) -> str:
+    """What is wrong with the indentation of the line at line_no, judged from the block lines that
+    enclose it ("is deeper than 'driver' on line 4, which already has a value"); "" when it is
+    aligned with a key, or when a line above is not a plain block line (a flow or a scalar over
+    several lines), whose indentation tells nothing for sure."""
+    line = lines[line_no]
+    indent = len(line) - len(line.lstrip(" "))
+    if not line.strip() or line.lstrip().startswith("#"):
+        return ""
+    openings: list[_Opening] = []
+    for number in range(line_no - 1, -1, -1):
+        text = lines[number]
+        column = len(text) - len(text.lstrip(" "))
+        if not text.strip() or text.lstrip().startswith("#") or (openings and column >= openings[0].column):
+            continue  # blank, a comment, or inside an entry above: it encloses nothing of this line
+        found = _openings(text, number + 1, column)
+        if not found:
+            return ""
+        if not openings and indent > found[-1].column:  # deeper than the line just above
+            last = found[-1]
+            return f"is deeper than {last.label}, which already has a value" if last.has_value else ""
+        openings = found + openings
+        if column == 0:
+            break
+    if not openings or any(o.is_key and o.column == indent for o in openings):
+        return ""
+    item = next((o for o in openings if o.column == indent), None)
+    if item is not None:
+        return "" if line.lstrip(" ").startswith("- ") else f"lines up with {item.label}, where only another '- ' item may stand"
+    # The nearest openings on either side (the openings run outermost first, nearest last).
+    deeper = [o for o in openings if o.column > indent]
+    above = [o for o in deeper if o.column == min(d.column for d in deeper)][-1]
+    shallower = [o for o in openings if o.column < indent]
+    if not shallower:  # every line above is indented more: the document's top level is
+        return f"is shallower than the document's top level ({above.label})"
+    below = [o for o in shallower if o.column == max(s.column for s in shallower)][-1]
+    return f"is shallower than {above.label} but deeper than {below.label}"
+
+
+def _openings(text: str, line: int, column: int) -> list[_Opening]:
+    """The openings of a block line (`key: value`, `key:`, `- item`, `- key: value`), outermost
+    first; [] when it is not one (a flow or scalar continued, a document marker, a complex key)."""
+    found = []
+    position = column
+    while text.startswith("-", position) and text[position + 1 : position + 2] in ("", " "):
+        found.append(_Opening(position, f"the list item on line {line}", False, False))
+        position += 1 + len(text[position + 1 :]) - len(text[position + 1 :].lstrip(" "))
+    rest = text[position:].rstrip()
+    key, value = _key_value(rest)
+    if key is not None:
+        found.append(_Opening(position, f"{key!r} on line {line}", True, _complete(value)))
+    elif found:
+        found[-1].has_value = _complete(rest)
+    return found
+
+
+def _key_value(rest: str) -> tuple[str | None, str]:
+    """(key, value) of `key: value` or `key:` (a plain or quoted key), else (None, "")."""
+    if rest[:1] in ("'", '"'):
+        end = rest.find(rest[0], 1)
+        after = rest[end + 1 :].lstrip(" ") if end > 0 else ""
+        if after[:1] != ":" or after[1:2] not in ("", " "):
+            return None, ""
+        return rest[1:end], after[1:].strip()
+    if not rest or rest[0] in "[]{}#&*!|>%@`?:,-":
+        return None, ""
+    colon = rest.find(": ")
+    colon = colon if colon >= 0 else (len(rest) - 1 if rest.endswith(":") else -1)
+    if colon < 0 or " #" in rest[:colon]:
+        return None, ""
+    return rest[:colon].rstrip(), rest[colon + 1 :].strip()
+
+
+def _complete(value: str) -> bool:
+    """Whether a value written on a key's (or a list item's) line is all of it: not empty, not a
+    comment, a block scalar's `|` or `>`, an anchor or tag alone, or a flow or quote left open."""
+    if value.startswith(("&", "!")):
+        value = value.split(" ", 1)[1].strip() if " " in value else ""
+    if not value or value[0] in "#|>":
+        return False
+    if value[0] in "[{":
+        return value.count("[") + value.count("{") == value.count("]") + value.count("}")
+    if value[0] in "'\"":
+        return len(value) > 1 and value.split(" #", 1)[0].rstrip().endswith(value[0])
+    return True
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from nsgen import models
@@ -173,6 +174,31 @@ LOAD_CASES = [
      "line 1, column 78: key 'subnet' is given twice in one object"),
 ]
 
+# YAML syntax errors caused by a tab or the indentation get a hint (libyaml's words for the error).
+SYNTAX_CASES = [
+    ("name: lab\nnetworks:\n  front:\n\tsubnet: 10.1.0.0/24\n",
+     "line 4, column 1: YAML syntax error: found character '\\t' that cannot start any token (YAML indents with spaces, never tabs)"),
+    ("name: lab\nnetworks:\n  front:\n    driver: bridge\n\tsubnet: 10.1.0.0/24\n",
+     "line 5, column 1: YAML syntax error: found a tab character that violates indentation (YAML indents with spaces, never tabs)"),
+    ("name: lab\nnetworks:\n  front:\n    driver: bridge\n      subnet: 10.1.0.0/24\n",
+     ("line 5, column 13: YAML syntax error: mapping values are not allowed in this context "
+      "(check the indentation: this line is deeper than 'driver' on line 4, which already has a value)")),
+    ("name: lab\nnetworks:\n  front:\n    driver: bridge\n   subnet: 10.1.0.0/24\n",
+     ("line 5, column 4: YAML syntax error: did not find expected key "
+      "(check the indentation: this line is shallower than 'driver' on line 4 but deeper than 'front' on line 3)")),
+    ("name: lab\ncontainers:\n  web:\n    processes:\n      - nsgen echo-server\n     - sleep 1\n",
+     ("line 6, column 6: YAML syntax error: did not find expected key "
+      "(check the indentation: this line is shallower than the list item on line 5 but deeper than 'processes' on line 4)")),
+    ("name: lab\ncontainers:\n  web:\n    processes:\n      - sleep 1\n      dns: [1.1.1.1]\n",
+     ("line 6, column 7: YAML syntax error: did not find expected '-' indicator "
+      "(check the indentation: this line lines up with the list item on line 5, where only another '- ' item may stand)")),
+    ("  name: lab\nnetworks: {}\n",
+     ("line 2, column 1: YAML syntax error: did not find expected <document start> "
+      "(check the indentation: this line is shallower than the document's top level ('name' on line 1))")),
+    ("name: lab\nnetworks:\n  front:\n    subnet: 10.1.0.0/24\n    bridge: @br\n",
+     "line 5, column 13: YAML syntax error: found character '@' that cannot start any token"),
+]
+
 WHOLE_FILES = [
     ("", "the topology is empty; it needs at least 'name', 'networks' and 'containers'"),
     ("- a\n- b\n", "the topology must be a mapping at the top level, got a list"),
@@ -233,6 +259,17 @@ def test_every_problem_in_a_file_is_reported_at_once(tmp_path, nothing_runs, tit
         result = _invoke(tmp_path, text.encode(), command)
         assert (result.exit_code, result.stdout) == (1, ""), command
         assert result.stderr.splitlines() == [f"error: t.yaml: {line}" for line in expected], command
+    assert nothing_runs == []
+    count("input cases")
+
+
+@pytest.mark.skipif(not hasattr(yaml, "CSafeLoader"), reason="the messages are libyaml's (tests/test_load.py checks both parsers)")
+@pytest.mark.parametrize("text,expected", SYNTAX_CASES, ids=[c[1].split(": ", 2)[2][:50] for c in SYNTAX_CASES])
+def test_yaml_syntax_case(tmp_path, nothing_runs, text, expected):
+    for command in ("run", "render", "validate"):
+        result = _invoke(tmp_path, text.encode(), command)
+        assert (result.exit_code, result.stdout) == (1, ""), command
+        assert result.stderr == f"error: t.yaml: {expected}\n", command
     assert nothing_runs == []
     count("input cases")
 

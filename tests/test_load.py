@@ -130,3 +130,79 @@ def test_json_file_with_a_key_given_twice(tmp_path):
     with pytest.raises(LoadError) as info:
         load_file(path)
     assert str(info.value) == f"{path}: line 3, column 2: key 'name' is given twice in one object"
+
+
+# -- YAML syntax errors caused by a tab or the indentation say so, whichever parser PyYAML uses ---
+
+
+@pytest.fixture(params=["libyaml", "pyyaml"])
+def parser(request, monkeypatch):
+    """parse_text with libyaml's parser (PyYAML's CSafeLoader, when it has one) or PyYAML's own."""
+    import yaml
+
+    if request.param == "pyyaml":
+        monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    elif not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML is built without libyaml")
+    monkeypatch.setattr(load, "_LOADER", None)  # made again with that parser; restored after the test
+    return request.param
+
+
+DEEPER = "this line is deeper than 'driver' on line 4, which already has a value"
+HINTED = [
+    # (text, where the error is, how the message ends)
+    ("name: lab\nnetworks:\n  front:\n\tsubnet: 10.1.0.0/24\n", "line 4, column 1", " (YAML indents with spaces, never tabs)"),
+    ("name: lab\nnetworks:\n  front:\n  \tsubnet: 10.1.0.0/24\n", "line 4, column 3", " (YAML indents with spaces, never tabs)"),
+    ("name: lab\nnetworks:\n  front:\n    driver: veth\n\tsubnet: 10.1.0.0/24\n", "line 5, column 1", " (YAML indents with spaces, never tabs)"),
+    ("name: lab\nnetworks:\n  front:\n    driver: veth\n      subnet: 10.1.0.0/24\n", "line 5, column 13", f" (check the indentation: {DEEPER})"),
+    ("name: lab\nnetworks:\n  front:\n    driver: veth   # a comment\n\n      # another\n      subnet: 10.1.0.0/24\n",
+     "line 7, column 7", f" (check the indentation: {DEEPER})"),
+    ("name: lab\nnetworks:\n  front:\n    driver: veth\n   subnet: 10.1.0.0/24\n",
+     "line 5, column 4", " (check the indentation: this line is shallower than 'driver' on line 4 but deeper than 'front' on line 3)"),
+    ("name: lab\nnetworks:\n  front:\n    driver: veth\n subnet: 10.1.0.0/24\n",
+     "line 5, column 2", " (check the indentation: this line is shallower than 'front' on line 3 but deeper than 'networks' on line 2)"),
+    ("containers:\n  web:\n    dns: [1.1.1.1]\n      processes: []\n",
+     "line 4, column 7", " (check the indentation: this line is deeper than 'dns' on line 3, which already has a value)"),
+    ("containers:\n  web:\n    processes:\n      - sleep 1\n        dns: []\n",
+     "line 5, column 12", " (check the indentation: this line is deeper than the list item on line 4, which already has a value)"),
+    ("containers:\n  web:\n    processes:\n      - sleep 1\n     - sleep 2\n",
+     "line 5, column 6", " (check the indentation: this line is shallower than the list item on line 4 but deeper than 'processes' on line 3)"),
+    ("a:\n  - name: x\n    value: 1\n   other: 2\n",
+     "line 4, column 4", " (check the indentation: this line is shallower than 'value' on line 3 but deeper than the list item on line 2)"),
+    ("containers:\n  web:\n    processes:\n      - sleep 1\n      dns: [1.1.1.1]\n",
+     "line 5, column 7", " (check the indentation: this line lines up with the list item on line 4, where only another '- ' item may stand)"),
+    ("  name: lab\nnetworks: {}\n",
+     "line 2, column 1", " (check the indentation: this line is shallower than the document's top level ('name' on line 1))"),
+    ('"c:1":\n  networks: [a]   # x\n    dns: []\n',
+     "line 3, column 5", " (check the indentation: this line is deeper than 'networks' on line 2, which already has a value)"),
+]
+
+
+@pytest.mark.parametrize("text,where,hint", HINTED, ids=[f"{c[1]}{c[2][:40]}" for c in HINTED])
+def test_a_tab_or_a_misplaced_line_gets_a_hint(parser, text, where, hint):
+    message = refusal(text)
+    assert message.startswith(f"t: {where}: YAML syntax error: ") and message.endswith(hint), message
+    assert "\n" not in message
+
+
+UNHINTED = [
+    # (text, where the error is): nothing for sure can be said of the indentation
+    ("a:\n  b\n  c: 1\n", "line 3, column 4"),  # a key without its colon: the line is in its place
+    ("a: |\n  text\n b: 1\n", "line 3, column 2"),  # the line above is a block scalar's text
+    ("a: b: c\n", "line 1, column 5"),  # a colon in a plain value
+    ("a: [1,\n  2\n    b: 1\n", None),  # inside a flow, where indentation means nothing
+]
+
+
+@pytest.mark.parametrize("text,where", UNHINTED, ids=[c[0][:20] for c in UNHINTED])
+def test_no_hint_where_the_indentation_is_not_known_to_be_the_cause(parser, text, where):
+    message = refusal(text)
+    assert "indentation" not in message and "tabs" not in message, message
+    if where:
+        assert message.startswith(f"t: {where}: YAML syntax error: "), message
+
+
+def test_a_character_that_cannot_start_a_token_is_named(parser):
+    assert refusal("name: lab\nnetworks:\n  front: {bridge: @br}\n") == (
+        "t: line 3, column 19: YAML syntax error: found character '@' that cannot start any token"
+    )
