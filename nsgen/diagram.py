@@ -6,11 +6,14 @@ way out: masquerading (NAT), plain routing and published ports. `text_picture` i
 heads the setup script; `mermaid` and `dot` draw one graph, built once by `graph`, top to bottom:
 the outside, the host, then a box per network holding its bridge and its containers. One line
 style means one thing (EDGE_MEANING), and the DOT drawing ends with a legend of the styles it
-uses. A published port is an arrow from the host to the container that serves it.
+uses. A published port is an arrow from the host to the container that serves it. Past
+BOXES_UP_TO containers, DOT draws each network as one table with a row per container, so that
+hundreds of containers stay readable at the width of a README (880 px).
 """
 
 from __future__ import annotations
 
+import html
 import shlex
 from dataclasses import dataclass, field
 
@@ -226,6 +229,8 @@ DOT_EDGE_STYLE = {
     "published": 'dir=forward, style=bold, color="#1f5fbf", fontcolor="#1f5fbf"',
 }
 DOT_CLUSTER_STYLE = 'labelloc=b; style="rounded,filled"; color="#9aa7b8"; fillcolor="#f7f9fc"; fontsize=11'
+BOXES_UP_TO = 4  # containers drawn as boxes; beyond, each network is one table, a row per container
+TABLES_PER_ROW = 3  # network tables side by side before the next row of them
 WIDTH_BUDGET = 620  # points: a drawing this wide is shown at full size 880 px wide (660 pt)
 
 
@@ -247,11 +252,14 @@ def _dot_edge(a: str, b: str, label: str, kind: str) -> str:
     return f"  {a} -> {b} [{labelled}{DOT_EDGE_STYLE[kind]}];"
 
 
-def dot(topology: Topology) -> str:
+def dot(topology: Topology, compact: bool | None = None) -> str:
     """Graphviz DOT source, laid out top to bottom: `nsgen diagram --format dot | dot -Tsvg > t.svg`.
 
-    Each network is a box holding its bridge and containers."""
+    Each network is a box holding its bridge and containers; past BOXES_UP_TO containers (or with
+    compact=True), each network is one table with a row per container instead."""
     g = graph(topology)
+    if compact is None:
+        compact = len(topology.containers) > BOXES_UP_TO
     title = _dot_string("nsgen topology " + g.name)
     out = [
         f"digraph {_dot_string('nsgen ' + g.name)} {{",
@@ -260,9 +268,14 @@ def dot(topology: Topology) -> str:
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
     out += [_dot_node(node, "  ") for node in g.nodes if node.group is None]
-    lines, bottom = _dot_clusters(g)
-    out += lines
-    edges = [(e.a, e.b, e.label, e.kind) for e in g.edges]
+    if compact:
+        out += _dot_tables(topology, g)
+        edges = _compact_edges(g)
+        bottom = [group.id for group in g.groups[(len(g.groups) - 1) // TABLES_PER_ROW * TABLES_PER_ROW :]]
+    else:
+        lines, bottom = _dot_clusters(g)
+        out += lines
+        edges = [(e.a, e.b, e.label, e.kind) for e in g.edges]
     out += [_dot_edge(*e) for e in edges]
     out += _dot_legend([k for k in EDGE_MEANING if any(e[3] == k for e in edges)], bottom or ["host"])
     out.append("}")
@@ -323,6 +336,81 @@ def _dot_legend(kinds: list[str], above: list[str]) -> list[str]:
             out.append(f"    legend{i - 1}a -> legend{i}a [style=invis];")
     out.append("  }")
     out += [f"  {node} -> legend0 [style=invis];" for node in above]
+    return out
+
+
+def _html(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _dot_tables(t: Topology, g: Graph) -> list[str]:
+    """One table per network: its name, subnet, bridge and gateway, then a row per container
+    (a container on two networks has a row in each); TABLES_PER_ROW tables side by side."""
+    out = []
+    for group in g.groups:
+        rows = _table_rows(t, t.networks[group.network])
+        table = '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="#f7f9fc">' + "".join(rows) + "</TABLE>"
+        out.append(f"  {group.id} [shape=plaintext, margin=0, fontsize=10, label=<{table}>];")
+    for above, below in zip(g.groups, g.groups[TABLES_PER_ROW:]):
+        out.append(f"  {above.id} -> {below.id} [style=invis];")
+    for row in range(0, len(g.groups), TABLES_PER_ROW):
+        out += _dot_in_order([group.id for group in g.groups[row : row + TABLES_PER_ROW]])
+    return out
+
+
+def _table_head(net: Network, columns: int) -> list[str]:
+    """A network table's first rows: the network, its kind, bridge and gateway; column titles."""
+    kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
+    gateway = f"gateway {net.gateway}/{net.subnet.prefixlen}"
+    head = [
+        f"<B>network {_html(net.name)} {net.subnet}</B>",
+        _html(f"{kind}, bridge {net.bridge}" if net.bridge else f"{kind}, veth"),
+        _html(gateway if net.bridge else f"{gateway} on the host ends"),
+    ]
+    titles = "".join(f'<TD ALIGN="LEFT"><FONT COLOR="#666666">{title}</FONT></TD>' for title in ["container", "address", "also on"][:columns])
+    return [f'<TR><TD COLSPAN="{columns}" BGCOLOR="#fdf1d6">{"<BR/>".join(head)}</TD></TR>', f"<TR>{titles}</TR>"]
+
+
+def _table_rows(t: Topology, net: Network) -> list[str]:
+    """A network's table rows: its head, then each container with its interface and address there
+    and the other networks it is on. Containers with published ports come first, so that their
+    arrows stay short. An arrow ends at a row's first cell from the left (the port is the
+    container's node id) or at its last cell from the right (the node id and "_end")."""
+    ids = container_ids(t)
+    members = t.members(net.name)
+    members.sort(key=lambda member: not (member[0].ports and member[1] is member[0].default_attachment))
+    others = {c.name: ", ".join(x.network for x in c.attachments if x is not a) for c, a in members}
+    columns = 3 if any(others.values()) else 2
+    rows = _table_head(net, columns)
+    if not members:
+        rows.append(f'<TR><TD COLSPAN="{columns}"><FONT COLOR="#666666">(no containers)</FONT></TD></TR>')
+    for c, a in members:
+        cells = [_html(c.name), f"{_html(a.interface)} {a.address}", _html(others[c.name]) or " "][:columns]
+        ports = [f' PORT="{ids[c.name]}"'] + [""] * (columns - 2) + [f' PORT="{ids[c.name]}_end"']
+        rows.append("<TR>" + "".join(f'<TD{port} ALIGN="LEFT">{cell}</TD>' for port, cell in zip(ports, cells)) + "</TR>")
+    return rows
+
+
+def _compact_edges(g: Graph) -> list[tuple[str, str, str, str]]:
+    """The graph's edges where each network is a table: a gateway ends at the top of its network's
+    table; a veth pair from the host and a published port end at the container's row (a table's
+    published ports alternately from the left and the right); the rows stand for the veth pairs on
+    bridges."""
+    table = {group.network: group.id for group in g.groups}
+    group_of = {node.id: node.group for node in g.nodes}
+    arrows: dict[str, int] = {}
+    out = []
+    for e in g.edges:
+        if e.kind == "gateway" and e.network:
+            out.append((e.a, f"{table[e.network]}:n", e.label, e.kind))
+        elif e.kind == "link" and e.a == "host" and e.network:
+            out.append((e.a, f"{table[e.network]}:{e.b}:w", e.label, e.kind))
+        elif e.kind == "published" and (group := group_of.get(e.b)):
+            arrows[group] = arrows.get(group, 0) + 1
+            port = f"{e.b}:w" if arrows[group] % 2 else f"{e.b}_end:e"
+            out.append((e.a, f"{group}:{port}", e.label, e.kind))
+        elif e.kind != "link":
+            out.append((e.a, e.b, e.label, e.kind))
     return out
 
 

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -165,11 +166,12 @@ def test_a_published_port_is_an_arrow_from_the_host_to_the_container_serving_it(
 
 @pytest.mark.parametrize("text", [*(example_text(e) for e in EXAMPLE_FILES), HOSTILE], ids=[*EXAMPLE_FILES, "hostile"])
 def test_each_line_style_has_one_meaning_and_the_legend_names_it(text):
-    drawing = layout(dot(topology(text)))
-    legend = drawing.legend()
-    assert len(set(legend.values())) == len(legend), legend  # no two samples look alike
-    used = {style_of(e) for _, _, e in drawing.drawn_edges()}
-    assert used == set(legend), (used, legend)  # every style drawn is explained, and only those
+    for compact in (False, True):
+        drawing = layout(dot(topology(text), compact=compact))
+        legend = drawing.legend()
+        assert len(set(legend.values())) == len(legend), legend  # no two samples look alike
+        used = {style_of(e) for _, _, e in drawing.drawn_edges()}
+        assert used == set(legend), (used, legend)  # every style drawn is explained, and only those
 
 
 def test_the_legend_says_what_each_edge_of_the_bridge_example_is():
@@ -217,6 +219,43 @@ def test_boxes_too_wide_for_one_row_wrap_in_rows_of_two():
     rows = {name: float(drawing.nodes[name]["pos"].split(",")[1]) for name in ("container0", "container1", "container2", "container3")}
     assert rows["container0"] == rows["container1"] > rows["container2"] == rows["container3"]
     assert svg_size(source)[0] <= 660
+
+
+def many_containers(count: int = 200) -> str:
+    """Three bridge networks; container i on network i % 3, every tenth also on the next network;
+    four publish a port (c007, c057, c107, c157)."""
+    networks = ["front", "mid", "back"]
+    lines = ["name: many", "networks:", *(f"  {net}: {{subnet: 10.{k + 1}.0.0/24}}" for k, net in enumerate(networks)), "containers:"]
+    for i in range(count):
+        on = [networks[i % 3], *([networks[(i + 1) % 3]] if i % 10 == 0 else [])]
+        ports = f', ports: ["{8000 + i}:80"]' if i % 50 == 7 else ""
+        lines.append(f"  c{i:03d}: {{networks: [{', '.join(on)}]{ports}}}")
+    return "\n".join(lines) + "\n"
+
+
+def test_two_hundred_containers_are_a_table_per_network():
+    source = dot(topology(many_containers()))
+    drawing = layout(source)
+    assert {name for name in drawing.nodes if not name.startswith("legend")} == {"outside", "host", "network0", "network1", "network2"}
+    for k in range(3):  # a row per container on the network, its first or its second
+        rows = set(re.findall(r'PORT="container(\d+)"', drawing.nodes[f"network{k}"]["label"]))
+        assert rows == {str(i) for i in range(200) if i % 3 == k or (i % 10 == 0 and (i + 1) % 3 == k)}
+    arrows = sorted((b, e["headport"], plain(e["label"])) for a, b, e in drawing.drawn_edges() if a == "host" and e.get("dir") == "forward")
+    assert arrows == [
+        ("network0", "container57:w", "published\\n*:8057/tcp\\n→ 10.1.0.23:80"),
+        ("network1", "container157_end:e", "published\\n*:8157/tcp\\n→ 10.2.0.60:80"),
+        ("network1", "container7:w", "published\\n*:8007/tcp\\n→ 10.2.0.5:80"),
+        ("network2", "container107:w", "published\\n*:8107/tcp\\n→ 10.3.0.41:80"),
+    ]
+    assert sorted((b, e.get("headport")) for a, b, e in drawing.drawn_edges() if e.get("dir") == "none") == [("network0", "n"), ("network1", "n"), ("network2", "n")]
+
+
+def test_two_hundred_containers_render_readably_and_quickly():
+    source = dot(topology(many_containers()))
+    start = time.monotonic()
+    width, height = svg_size(source)
+    assert time.monotonic() - start < 20
+    assert width <= 660 and height <= 2400, (width, height)  # full size at 880 px; about 20 pt a row
 
 
 # -- Mermaid ---------------------------------------------------------------------------------
