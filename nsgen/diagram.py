@@ -3,11 +3,17 @@
 Every picture shows the same things: the host with its gateway addresses and bridges, each
 container (a namespace) with its interfaces and addresses, the veth links between them, and the
 way out: masquerading (NAT), plain routing and published ports. `text_picture` is the tree that
-heads the setup script; `mermaid` and `dot` draw one graph, built once by `graph`.
+heads the setup script; `mermaid` and `dot` draw one graph, built once by `graph`, top to bottom:
+the outside, the host, then a box per network holding its bridge and its containers. One line
+style means one thing (EDGE_MEANING), and the DOT drawing ends with a legend of the styles it
+uses. A published port is an arrow from the host to the container that serves it. Past
+BOXES_UP_TO containers, DOT draws each network as one table with a row per container, so that
+hundreds of containers stay readable at the width of a README (880 px).
 """
 
 from __future__ import annotations
 
+import html
 import shlex
 from dataclasses import dataclass, field
 
@@ -66,25 +72,48 @@ def text_picture(topology: Topology) -> str:
 @dataclass
 class Node:
     id: str
-    kind: str  # host, bridge, container, outside
+    kind: str  # host, bridge, container, outside, empty (stands in a network without containers)
     lines: list[str]
+    group: str | None = None  # the network group (Group.id) the node is drawn in
 
 
 @dataclass
 class Edge:
-    a: str
+    a: str  # drawn above b
     b: str
     label: str
-    kind: str  # link (a veth pair), gateway (host to its bridge), nat, routed, published (outside to host)
+    kind: str  # one of EDGE_MEANING
+    network: str | None = None  # the network a link or gateway belongs to
+
+
+@dataclass
+class Group:
+    """One network, drawn as one box: its bridge and the containers whose first network it is."""
+
+    id: str
+    network: str
+    label: str
 
 
 @dataclass
 class Graph:
     name: str
-    host_label: str
-    host_nodes: list[Node] = field(default_factory=list)  # drawn inside the host's box
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+
+    def members(self, group: Group) -> list[Node]:
+        return [n for n in self.nodes if n.group == group.id]
+
+
+# One meaning per line style; the legend says them in this order.
+EDGE_MEANING = {
+    "link": "veth pair (host end ↔ container end)",
+    "gateway": "the host's bridge, holding the gateway",
+    "nat": "masquerade (NAT) to the outside",
+    "routed": "routed to the outside, no NAT",
+    "published": "published port, to the container serving it",
+}
 
 
 def _command(argv: tuple[str, ...]) -> str:
@@ -92,62 +121,79 @@ def _command(argv: tuple[str, ...]) -> str:
     return shlex.join((argv[0].rsplit("/", 1)[-1], *argv[1:]))
 
 
+def container_ids(topology: Topology) -> dict[str, str]:
+    """Each container's node id, by name: container0, container1, ... in file order."""
+    return {name: f"container{i}" for i, name in enumerate(topology.containers)}
+
+
+def _network_label(net: Network) -> str:
+    kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
+    return f"network {net.name} {net.subnet}\n{net.driver}, {kind}"
+
+
 def graph(topology: Topology) -> Graph:
-    """Nodes and edges of the topology: the host and its bridges, the containers, the outside."""
+    """Nodes, edges and network groups: the outside, the host, each network's bridge and containers."""
     t = topology
-    g = Graph(t.name, f"host (ip_forward {'on' if t.host.ip_forward else 'off'})")
-    host_lines = ["host"]
-    for net in t.networks.values():
-        if net.driver == "veth":
-            for c, a in t.members(net.name):
-                host_lines.append(f"{a.host_interface} {net.gateway}/{net.subnet.prefixlen} (gateway of {net.name})")
-        else:
-            host_lines.append(f"{net.bridge} {net.gateway}/{net.subnet.prefixlen} (gateway of {net.name})")
-    g.host_nodes.append(Node("host", "host", host_lines))
-    bridge_ids: dict[str, str] = {}
+    g = Graph(t.name)
+    host_lines = [f"host (ip_forward {'on' if t.host.ip_forward else 'off'})"]
     for i, net in enumerate(t.networks.values()):
-        if net.driver != "bridge":
-            continue
-        bridge_ids[net.name] = f"bridge{i}"
-        kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
-        g.host_nodes.append(Node(bridge_ids[net.name], "bridge", [f"bridge {net.bridge}", f"network {net.name} {net.subnet}", kind]))
-        g.edges.append(Edge("host", bridge_ids[net.name], f"gateway {net.gateway}/{net.subnet.prefixlen}", "gateway"))
-    container_ids = {name: f"container{i}" for i, name in enumerate(t.containers)}
+        group = Group(f"network{i}", net.name, _network_label(net))
+        g.groups.append(group)
+        gateway = f"{net.gateway}/{net.subnet.prefixlen}"
+        if net.driver == "bridge":
+            g.nodes.append(Node(f"bridge{i}", "bridge", [f"bridge {net.bridge}", f"gateway {gateway}"], group.id))
+            g.edges.append(Edge("host", f"bridge{i}", "", "gateway", net.name))
+        else:
+            host_lines += [f"{a.host_interface} {gateway} (gateway of {net.name})" for _, a in t.members(net.name)]
+        if not t.members(net.name):
+            g.nodes.append(Node(f"empty{i}", "empty", ["(no containers)"], group.id))
+    g.nodes.insert(0, Node("host", "host", host_lines))
+    _add_containers(t, g)
+    _add_way_out(t, g)
+    return g
+
+
+def _add_containers(t: Topology, g: Graph) -> None:
+    """A node per container, in the group of its first network, each interface with the host end
+    of its veth pair; an edge per veth pair, from the host (veth) or the bridge."""
+    ids = container_ids(t)
+    group_of = {group.network: group.id for group in g.groups}
     for name, c in t.containers.items():
         lines = [f"{name} (netns)"]
-        lines += [f"{a.interface} {a.address}/{a.prefixlen}" for a in c.attachments]
+        for a in c.attachments:
+            lines += [f"{a.interface} {a.address}/{a.prefixlen}", f"host end {a.host_interface}"]
         lines += [f"runs: {_command(p.argv)}" for p in c.processes]
         if c.dns:
             lines.append(f"dns: {', '.join(c.dns)}")
-        if c.ports:
-            lines.append(f"published: {', '.join(_port(p) for p in c.ports)}")
-        g.nodes.append(Node(container_ids[name], "container", lines))
-    for net in t.networks.values():
+        first = c.default_attachment
+        g.nodes.append(Node(ids[name], "container", lines, group_of[first.network] if first else None))
+    for i, net in enumerate(t.networks.values()):
         for c, a in t.members(net.name):
-            if net.driver == "veth":
-                label = f"{net.name}: {a.host_interface} ↔ {a.interface}"
-                g.edges.append(Edge("host", container_ids[c.name], label, "link"))
-            else:
-                label = f"{a.host_interface} ↔ {a.interface}"
-                g.edges.append(Edge(bridge_ids[net.name], container_ids[c.name], label, "link"))
-    out_edges = []
-    for net in t.networks.values():
-        if net.internal:
-            continue
-        if net.masquerade:
-            out_edges.append(Edge("outside", "host", f"masquerade {net.subnet}", "nat"))
-        else:
-            out_edges.append(Edge("outside", "host", f"routed {net.subnet} (no NAT)", "routed"))
-    for c in t.containers.values():
+            end = "host" if net.driver == "veth" else f"bridge{i}"
+            g.edges.append(Edge(end, ids[c.name], "", "link", net.name))
+
+
+def _add_way_out(t: Topology, g: Graph) -> None:
+    """Masquerading and plain routing between the host and the outside, an edge each, naming the
+    subnets; published ports, each an arrow from the host, whose port it is, that ends at the
+    container serving it."""
+    ids = container_ids(t)
+    edges = []
+    masqueraded = [str(net.subnet) for net in t.networks.values() if net.masquerade and not net.internal]
+    routed = [str(net.subnet) for net in t.networks.values() if not net.masquerade and not net.internal]
+    if masqueraded:
+        edges.append(Edge("outside", "host", "\n".join(["masquerade", *masqueraded]), "nat"))
+    if routed:
+        edges.append(Edge("outside", "host", "\n".join(["routed, no NAT", *routed]), "routed"))
+    for name, c in t.containers.items():
         a = c.default_attachment
         for p in c.ports:
             where = str(p.host_ip) if p.host_ip else "*"
-            label = f"published {where}:{p.host_port}/{p.protocol} → {c.name} {a.address if a else '?'}:{p.container_port}"
-            out_edges.append(Edge("outside", "host", label, "published"))
-    if out_edges:
-        g.nodes.append(Node("outside", "outside", ["outside"]))
-        g.edges.extend(out_edges)
-    return g
+            label = f"published\n{where}:{p.host_port}/{p.protocol}\n→ {a.address if a else '?'}:{p.container_port}"
+            edges.append(Edge("host", ids[name], label, "published"))
+    if any(e.a == "outside" for e in edges):
+        g.nodes.insert(0, Node("outside", "outside", ["outside"]))
+    g.edges.extend(edges)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -173,37 +219,199 @@ DOT_NODE_STYLE = {
     "bridge": 'shape=box, style="filled", fillcolor="#fdf1d6"',
     "container": 'shape=box, style="rounded,filled", fillcolor="#e6f4e6"',
     "outside": 'shape=ellipse, style="dashed"',
+    "empty": 'shape=plaintext, fontcolor="#666666"',
 }
 DOT_EDGE_STYLE = {
-    "link": "",
-    "gateway": "",
-    "nat": ', style="dashed"',
-    "routed": ', style="dashed"',
-    "published": ', style="bold", dir="forward"',
+    "link": 'dir=none, color="#555555"',
+    "gateway": 'dir=none, color="#555555:invis:#555555"',
+    "nat": 'dir=back, style=dashed, color="#2e7d32", fontcolor="#2e7d32"',
+    "routed": 'dir=both, style=dotted, color="#b35900", fontcolor="#b35900"',
+    "published": 'dir=forward, style=bold, color="#1f5fbf", fontcolor="#1f5fbf"',
 }
+DOT_CLUSTER_STYLE = 'labelloc=b; style="rounded,filled"; color="#9aa7b8"; fillcolor="#f7f9fc"; fontsize=11'
+BOXES_UP_TO = 4  # containers drawn as boxes; beyond, each network is one table, a row per container
+TABLES_PER_ROW = 3  # network tables side by side before the next row of them
+WIDTH_BUDGET = 620  # points: a drawing this wide is shown at full size 880 px wide (660 pt)
 
 
-def dot(topology: Topology) -> str:
-    """Graphviz DOT source: `nsgen diagram --format dot | dot -Tsvg > topology.svg`."""
+def _dot_node(node: Node, indent: str) -> str:
+    label = _dot_string(node.lines[0]) if node.kind in ("outside", "empty") else _dot_label(node.lines)
+    return f"{indent}{node.id} [{DOT_NODE_STYLE[node.kind]}, label={label}];"
+
+
+def _dot_lines(text: str) -> str:
+    """A DOT string of centred lines."""
+    return '"' + "\\n".join(_dot_escape(line) for line in text.split("\n")) + '"'
+
+
+def _dot_edge(a: str, b: str, label: str, kind: str) -> str:
+    """An edge in the style of its kind; a label's lines are centred, padded with a no-break space
+    on each side (Graphviz sets a label right beside its edge, and the next edge right beside it)."""
+    padded = "\n".join(f"\u00a0{line}\u00a0" for line in label.split("\n"))
+    labelled = f"label={_dot_lines(padded)}, " if label else ""
+    return f"  {a} -> {b} [{labelled}{DOT_EDGE_STYLE[kind]}];"
+
+
+def dot(topology: Topology, compact: bool | None = None) -> str:
+    """Graphviz DOT source, laid out top to bottom: `nsgen diagram --format dot | dot -Tsvg > t.svg`.
+
+    Each network is a box holding its bridge and containers; past BOXES_UP_TO containers (or with
+    compact=True), each network is one table with a row per container instead."""
     g = graph(topology)
+    if compact is None:
+        compact = len(topology.containers) > BOXES_UP_TO
+    title = _dot_string("nsgen topology " + g.name)
     out = [
-        f"graph {_dot_string('nsgen ' + g.name)} {{",
-        f'  graph [rankdir=LR, fontname="Helvetica", labelloc=t, label={_dot_string("nsgen topology " + g.name)}];',
+        f"digraph {_dot_string('nsgen ' + g.name)} {{",
+        f'  graph [rankdir=TB, newrank=true, nodesep=0.25, ranksep=0.35, fontname="Helvetica", labelloc=t, label={title}];',
         '  node [fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=10];',
-        "  subgraph cluster_host {",
-        f'    label={_dot_string(g.host_label)}; style="rounded"; color="#7a8ca8";',
     ]
-    for node in g.host_nodes:
-        out.append(f"    {node.id} [{DOT_NODE_STYLE[node.kind]}, label={_dot_label(node.lines)}];")
-    out.append("  }")
-    for node in g.nodes:
-        label = _dot_string(node.lines[0]) if node.kind == "outside" else _dot_label(node.lines)
-        out.append(f"  {node.id} [{DOT_NODE_STYLE[node.kind]}, label={label}];")
-    for e in g.edges:
-        out.append(f"  {e.a} -- {e.b} [label={_dot_string(e.label)}{DOT_EDGE_STYLE[e.kind]}];")
+    out += [_dot_node(node, "  ") for node in g.nodes if node.group is None]
+    if compact:
+        out += _dot_tables(topology, g)
+        edges = _compact_edges(g)
+        bottom = [group.id for group in g.groups[(len(g.groups) - 1) // TABLES_PER_ROW * TABLES_PER_ROW :]]
+    else:
+        lines, bottom = _dot_clusters(g)
+        out += lines
+        edges = [(e.a, e.b, e.label, e.kind) for e in g.edges]
+    out += [_dot_edge(*e) for e in edges]
+    out += _dot_legend([k for k in EDGE_MEANING if any(e[3] == k for e in edges)], bottom or ["host"])
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _dot_clusters(g: Graph) -> tuple[list[str], list[str]]:
+    """One cluster per network, holding its bridge and the containers whose first network it is;
+    when one row of them all would be wider than WIDTH_BUDGET, each network's containers wrap
+    into rows of two (an invisible edge puts a box below the one two places before it).
+    Returns the lines and the nodes of each cluster's lowest row (the legend goes below them)."""
+    boxes = {group.id: [node for node in g.members(group) if node.kind == "container"] for group in g.groups}
+    one_row = sum(_box_width(node.lines) + 20 for members in boxes.values() for node in members)
+    per_row = 2 if one_row > WIDTH_BUDGET else len(g.nodes)  # len(g.nodes): more than any network holds
+    out, bottom = [], []
+    for group in g.groups:
+        out.append(f"  subgraph cluster_{group.id} {{")
+        out.append(f"    label={_dot_lines(group.label)}; {DOT_CLUSTER_STYLE};")
+        out += [_dot_node(node, "    ") for node in g.members(group)]
+        members = boxes[group.id]
+        out += [f"    {above.id} -> {below.id} [style=invis];" for above, below in zip(members, members[per_row:])]
+        out.append("  }")
+        lowest = members[(len(members) - 1) // per_row * per_row :] if members else g.members(group)
+        bottom += [node.id for node in lowest]
+    return out + _dot_in_order([node.id for node in g.nodes if node.kind == "bridge"]), bottom
+
+
+def _dot_in_order(ids: list[str]) -> list[str]:
+    """Nodes side by side, left to right in the order given (the networks' order in the file)."""
+    if len(ids) < 2:
+        return []
+    return [f"  {{ rank=same; {'; '.join(ids)}; }}", f"  {' -> '.join(ids)} [style=invis];"]
+
+
+def _box_width(lines: list[str]) -> float:
+    """About how wide Graphviz draws a box of these lines (points; 11 pt Helvetica, its margins)."""
+    return 16 + 6.2 * max(len(line) for line in lines)
+
+
+def _dot_legend(kinds: list[str], above: list[str]) -> list[str]:
+    """The legend, below the drawing: a row for each line style the drawing uses, with its meaning.
+
+    Each sample is an edge from an invisible point to the text, drawn with exactly the style of
+    the drawing's edges. (Not between the ports of two HTML tables: Graphviz 2.43 mixes up the
+    attributes of edges between neighbouring nodes' ports when the graph has edge labels.)"""
+    if not kinds:
+        return []
+    out = ["  subgraph cluster_legend {", '    label="legend"; style="rounded"; color="#bbbbbb"; fontsize=10;']
+    point = "shape=point, style=invis, width=0.01, height=0.01"
+    for i, kind in enumerate(kinds):
+        out += [
+            f"    legend{i}a [{point}];",
+            f"    legend{i} [shape=plaintext, fontsize=10, height=0.2, label={_dot_string(EDGE_MEANING[kind])}];",
+            f"    {{ rank=same; legend{i}a; legend{i}; }}",
+            f"    legend{i}a -> legend{i} [minlen=3, {DOT_EDGE_STYLE[kind]}];",
+        ]
+        if i:
+            out.append(f"    legend{i - 1}a -> legend{i}a [style=invis];")
+    out.append("  }")
+    out += [f"  {node} -> legend0 [style=invis];" for node in above]
+    return out
+
+
+def _html(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _dot_tables(t: Topology, g: Graph) -> list[str]:
+    """One table per network: its name, subnet, bridge and gateway, then a row per container
+    (a container on two networks has a row in each); TABLES_PER_ROW tables side by side."""
+    out = []
+    for group in g.groups:
+        rows = _table_rows(t, t.networks[group.network])
+        table = '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="#f7f9fc">' + "".join(rows) + "</TABLE>"
+        out.append(f"  {group.id} [shape=plaintext, margin=0, fontsize=10, label=<{table}>];")
+    for above, below in zip(g.groups, g.groups[TABLES_PER_ROW:]):
+        out.append(f"  {above.id} -> {below.id} [style=invis];")
+    for row in range(0, len(g.groups), TABLES_PER_ROW):
+        out += _dot_in_order([group.id for group in g.groups[row : row + TABLES_PER_ROW]])
+    return out
+
+
+def _table_head(net: Network, columns: int) -> list[str]:
+    """A network table's first rows: the network, its kind, bridge and gateway; column titles."""
+    kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
+    gateway = f"gateway {net.gateway}/{net.subnet.prefixlen}"
+    head = [
+        f"<B>network {_html(net.name)} {net.subnet}</B>",
+        _html(f"{kind}, bridge {net.bridge}" if net.bridge else f"{kind}, veth"),
+        _html(gateway if net.bridge else f"{gateway} on the host ends"),
+    ]
+    titles = "".join(f'<TD ALIGN="LEFT"><FONT COLOR="#666666">{title}</FONT></TD>' for title in ["container", "address", "also on"][:columns])
+    return [f'<TR><TD COLSPAN="{columns}" BGCOLOR="#fdf1d6">{"<BR/>".join(head)}</TD></TR>', f"<TR>{titles}</TR>"]
+
+
+def _table_rows(t: Topology, net: Network) -> list[str]:
+    """A network's table rows: its head, then each container with its interface and address there
+    and the other networks it is on. Containers with published ports come first, so that their
+    arrows stay short. An arrow ends at a row's first cell from the left (the port is the
+    container's node id) or at its last cell from the right (the node id and "_end")."""
+    ids = container_ids(t)
+    members = t.members(net.name)
+    members.sort(key=lambda member: not (member[0].ports and member[1] is member[0].default_attachment))
+    others = {c.name: ", ".join(x.network for x in c.attachments if x is not a) for c, a in members}
+    columns = 3 if any(others.values()) else 2
+    rows = _table_head(net, columns)
+    if not members:
+        rows.append(f'<TR><TD COLSPAN="{columns}"><FONT COLOR="#666666">(no containers)</FONT></TD></TR>')
+    for c, a in members:
+        cells = [_html(c.name), f"{_html(a.interface)} {a.address}", _html(others[c.name]) or " "][:columns]
+        ports = [f' PORT="{ids[c.name]}"'] + [""] * (columns - 2) + [f' PORT="{ids[c.name]}_end"']
+        rows.append("<TR>" + "".join(f'<TD{port} ALIGN="LEFT">{cell}</TD>' for port, cell in zip(ports, cells)) + "</TR>")
+    return rows
+
+
+def _compact_edges(g: Graph) -> list[tuple[str, str, str, str]]:
+    """The graph's edges where each network is a table: a gateway ends at the top of its network's
+    table; a veth pair from the host and a published port end at the container's row (a table's
+    published ports alternately from the left and the right); the rows stand for the veth pairs on
+    bridges."""
+    table = {group.network: group.id for group in g.groups}
+    group_of = {node.id: node.group for node in g.nodes}
+    arrows: dict[str, int] = {}
+    out = []
+    for e in g.edges:
+        if e.kind == "gateway" and e.network:
+            out.append((e.a, f"{table[e.network]}:n", e.label, e.kind))
+        elif e.kind == "link" and e.a == "host" and e.network:
+            out.append((e.a, f"{table[e.network]}:{e.b}:w", e.label, e.kind))
+        elif e.kind == "published" and (group := group_of.get(e.b)):
+            arrows[group] = arrows.get(group, 0) + 1
+            port = f"{e.b}:w" if arrows[group] % 2 else f"{e.b}_end:e"
+            out.append((e.a, f"{group}:{port}", e.label, e.kind))
+        elif e.kind != "link":
+            out.append((e.a, e.b, e.label, e.kind))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,23 +429,30 @@ def _mermaid_label(lines: list[str]) -> str:
     return '"' + "<br/>".join(_mermaid_text(line) for line in lines) + '"'
 
 
-MERMAID_SHAPE = {"host": ("[", "]"), "bridge": ("[/", "/]"), "container": ("(", ")"), "outside": ("((", "))")}
-MERMAID_ARROW = {"link": "---", "gateway": "---", "nat": "-.-", "routed": "-.-", "published": "==>"}
+MERMAID_SHAPE = {"host": ("[", "]"), "bridge": ("[/", "/]"), "container": ("(", ")"), "outside": ("((", "))"), "empty": ("[", "]")}
+# The same meaning as DOT's styles; masquerading is written host -.-> outside, its arrow at the outside.
+MERMAID_ARROW = {"link": "---", "gateway": "===", "nat": "-.->", "routed": "<-.->", "published": "==>"}
+
+
+def _mermaid_node(node: Node, indent: str) -> str:
+    left, right = MERMAID_SHAPE[node.kind]
+    return f"{indent}{node.id}{left}{_mermaid_label(node.lines)}{right}"
 
 
 def mermaid(topology: Topology) -> str:
-    """A Mermaid flowchart, for Markdown that renders it (GitHub, GitLab, many editors)."""
+    """A Mermaid flowchart, for Markdown that renders it (GitHub, GitLab, many editors): top to
+    bottom, one subgraph per network."""
     g = graph(topology)
-    out = ["flowchart LR", f"  subgraph host_box[{_mermaid_label([g.host_label])}]"]
-    for node in g.host_nodes:
-        left, right = MERMAID_SHAPE[node.kind]
-        out.append(f"    {node.id}{left}{_mermaid_label(node.lines)}{right}")
-    out.append("  end")
-    for node in g.nodes:
-        left, right = MERMAID_SHAPE[node.kind]
-        out.append(f"  {node.id}{left}{_mermaid_label(node.lines)}{right}")
+    out = ["flowchart TB"]
+    out += [_mermaid_node(node, "  ") for node in g.nodes if node.group is None]
+    for group in g.groups:
+        out.append(f"  subgraph {group.id}[{_mermaid_label(group.label.splitlines())}]")
+        out += [_mermaid_node(node, "    ") for node in g.members(group)]
+        out.append("  end")
     for e in g.edges:
-        out.append(f"  {e.a} {MERMAID_ARROW[e.kind]}|{_mermaid_label([e.label])}| {e.b}")
+        a, b = (e.b, e.a) if e.kind == "nat" else (e.a, e.b)
+        label = f"|{_mermaid_label(e.label.splitlines())}|" if e.label else ""
+        out.append(f"  {a} {MERMAID_ARROW[e.kind]}{label} {b}")
     return "\n".join(out) + "\n"
 
 

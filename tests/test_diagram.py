@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 
 import pytest
 
@@ -86,8 +89,7 @@ def test_dot_is_accepted_by_graphviz_and_shows_everything(text):
         assert fact in shown, fact
     # the layout's canonical form names exactly our nodes: nothing was split or invented
     canon = subprocess.run([graphviz(), "-Tcanon"], input=source, capture_output=True, text=True, check=True).stdout
-    g = graph(topology(text))
-    for node in [*g.host_nodes, *g.nodes]:
+    for node in graph(topology(text)).nodes:
         assert re.search(rf"^\s*{node.id}\s+\[", canon, re.M), node.id
 
 
@@ -98,58 +100,225 @@ def test_hostile_words_stay_inside_their_labels():
     assert line == """runs: sh -c 'echo "$x" | tr a b; end' '<b>&amp;</b>' 'back\\slash' 'a`b`#c'"""
 
 
+# -- the DOT drawing's structure, as Graphviz reads it -------------------------------------------
+
+@dataclass
+class Layout:
+    """What `dot -Tjson` makes of a DOT source: graph attributes, nodes, clusters and edges by name."""
+
+    attrs: dict
+    nodes: dict[str, dict]
+    clusters: dict[str, set[str]]
+    edges: list[tuple[str, str, dict]]
+
+    def drawn_edges(self) -> list[tuple[str, str, dict]]:
+        """The visible edges of the drawing, the legend's samples left out."""
+        return [e for e in self.edges if e[2].get("style") != "invis" and not e[0].startswith("legend")]
+
+    def legend(self) -> dict[tuple, str]:
+        """Each legend sample's line style (colour, style, direction) and the text it explains."""
+        return {style_of(attrs): self.nodes[head]["label"] for tail, head, attrs in self.edges if tail.startswith("legend") and tail == head + "a"}
+
+
+def style_of(attrs: dict) -> tuple:
+    return attrs.get("color"), attrs.get("style"), attrs.get("dir")
+
+
+def layout(source: str) -> Layout:
+    done = subprocess.run([graphviz(), "-Tjson"], input=source, capture_output=True, text=True, check=True)
+    data = json.loads(done.stdout)
+    names = {o["_gvid"]: o["name"] for o in data["objects"][data["_subgraph_cnt"] :]}
+    nodes = {o["name"]: o for o in data["objects"][data["_subgraph_cnt"] :]}
+    clusters = {o["name"]: {names[n] for n in o.get("nodes", [])} for o in data["objects"][: data["_subgraph_cnt"]] if o["name"].startswith("cluster")}
+    edges = [(names[e["tail"]], names[e["head"]], e) for e in data["edges"]]
+    return Layout({k: v for k, v in data.items() if isinstance(v, str)}, nodes, clusters, edges)
+
+
+def plain(label: str) -> str:
+    """An edge label as written, without the no-break spaces that pad its lines."""
+    return label.replace("\xa0", "")
+
+
+def test_dot_is_laid_out_top_to_bottom_with_a_box_per_network():
+    drawing = layout(dot(topology(example_text("bridge.yaml"))))
+    assert drawing.attrs["rankdir"] == "TB"
+    legend = {"legend0a", "legend0", "legend1a", "legend1", "legend2a", "legend2", "legend3a", "legend3"}
+    assert drawing.clusters == {"cluster_network0": {"bridge0", "container0", "container1"}, "cluster_network1": {"bridge1", "container2"}, "cluster_legend": legend}
+    assert [drawing.nodes[n]["label"].split("\\l")[0] for n in ("container0", "container1", "container2")] == ["web (netns)", "app (netns)", "db (netns)"]
+    assert [n["label"] for n in drawing.nodes.values() if n["name"].startswith("legend") and not n["name"].endswith("a")] == [
+        "veth pair (host end ↔ container end)", "the host's bridge, holding the gateway", "masquerade (NAT) to the outside",
+        "published port, to the container serving it"]
+    # app, on both networks, is drawn in its first network's box and joined to both bridges
+    assert sorted((a, b) for a, b, _ in drawing.drawn_edges() if b == "container1") == [("bridge0", "container1"), ("bridge1", "container1")]
+
+
+@pytest.mark.parametrize("text,published", [
+    (example_text("bridge.yaml"), [("host", "container0", "web", "published\\n*:8080/tcp\\n→ 172.20.0.2:8000")]),
+    (example_text("pod.yaml"), [("host", "container0", "pod-1", "published\\n*:8081/tcp\\n→ 10.88.0.2:8000")]),
+    (HOSTILE, [("host", "container0", "c", "published\\n127.0.0.1:9000/tcp\\n→ 10.9.0.2:90"),
+               ("host", "container0", "c", "published\\n*:5353/udp\\n→ 10.9.0.2:53")]),
+], ids=["bridge", "pod", "hostile"])
+def test_a_published_port_is_an_arrow_from_the_host_to_the_container_serving_it(text, published):
+    drawing = layout(dot(topology(text)))
+    arrows = [(a, b, drawing.nodes[b]["label"].split(" (netns)")[0], plain(e["label"])) for a, b, e in drawing.drawn_edges() if e.get("dir") == "forward"]
+    assert arrows == published
+
+
+@pytest.mark.parametrize("text", [*(example_text(e) for e in EXAMPLE_FILES), HOSTILE], ids=[*EXAMPLE_FILES, "hostile"])
+def test_each_line_style_has_one_meaning_and_the_legend_names_it(text):
+    for compact in (False, True):
+        drawing = layout(dot(topology(text), compact=compact))
+        legend = drawing.legend()
+        assert len(set(legend.values())) == len(legend), legend  # no two samples look alike
+        used = {style_of(e) for _, _, e in drawing.drawn_edges()}
+        assert used == set(legend), (used, legend)  # every style drawn is explained, and only those
+
+
+def test_the_legend_says_what_each_edge_of_the_bridge_example_is():
+    drawing = layout(dot(topology(example_text("bridge.yaml"))))
+    meaning = drawing.legend()
+    by_meaning: dict[str, list[tuple[str, str]]] = {}
+    for a, b, e in drawing.drawn_edges():
+        by_meaning.setdefault(meaning[style_of(e)], []).append((a, b))
+    assert {text: sorted(edges) for text, edges in by_meaning.items()} == {
+        "masquerade (NAT) to the outside": [("outside", "host")],
+        "the host's bridge, holding the gateway": [("host", "bridge0"), ("host", "bridge1")],
+        "published port, to the container serving it": [("host", "container0")],
+        "veth pair (host end ↔ container end)": [("bridge0", "container0"), ("bridge0", "container1"), ("bridge1", "container1"), ("bridge1", "container2")],
+    }
+
+
+def svg_size(source: str) -> tuple[float, float]:
+    """The width and height, in points, of the SVG Graphviz lays out from a DOT source."""
+    done = subprocess.run([graphviz(), "-Tsvg"], input=source, capture_output=True, text=True, check=True)
+    root = ET.fromstring(done.stdout)
+    return float(root.get("width").removesuffix("pt")), float(root.get("height").removesuffix("pt"))
+
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES)
+def test_each_example_is_shown_at_full_size_880_px_wide(example):
+    width, height = svg_size(dot(topology(example_text(example))))
+    assert width <= 660 and height <= 700, (width, height)  # 660 pt are 880 px
+
+
+FOUR_WIDE = """
+name: four
+networks:
+  lan: {subnet: 10.5.0.0/24}
+containers:
+  web-frontend: {networks: [lan], ports: ["80:8080"], processes: ["nsgen echo-server --port 8080"]}
+  api-server: {networks: [lan], ports: ["127.0.0.1:9000:9000"], processes: ["nsgen echo-server --port 9000"]}
+  worker: {networks: [lan], processes: ["nsgen echo-server --port 7000"]}
+  cache: {networks: [lan], dns: [1.1.1.1]}
+"""
+
+
+def test_boxes_too_wide_for_one_row_wrap_in_rows_of_two():
+    source = dot(topology(FOUR_WIDE))
+    drawing = layout(source)
+    rows = {name: float(drawing.nodes[name]["pos"].split(",")[1]) for name in ("container0", "container1", "container2", "container3")}
+    assert rows["container0"] == rows["container1"] > rows["container2"] == rows["container3"]
+    assert svg_size(source)[0] <= 660
+
+
+def many_containers(count: int = 200) -> str:
+    """Three bridge networks; container i on network i % 3, every tenth also on the next network;
+    four publish a port (c007, c057, c107, c157)."""
+    networks = ["front", "mid", "back"]
+    lines = ["name: many", "networks:", *(f"  {net}: {{subnet: 10.{k + 1}.0.0/24}}" for k, net in enumerate(networks)), "containers:"]
+    for i in range(count):
+        on = [networks[i % 3], *([networks[(i + 1) % 3]] if i % 10 == 0 else [])]
+        ports = f', ports: ["{8000 + i}:80"]' if i % 50 == 7 else ""
+        lines.append(f"  c{i:03d}: {{networks: [{', '.join(on)}]{ports}}}")
+    return "\n".join(lines) + "\n"
+
+
+def test_two_hundred_containers_are_a_table_per_network():
+    source = dot(topology(many_containers()))
+    drawing = layout(source)
+    assert {name for name in drawing.nodes if not name.startswith("legend")} == {"outside", "host", "network0", "network1", "network2"}
+    for k in range(3):  # a row per container on the network, its first or its second
+        rows = set(re.findall(r'PORT="container(\d+)"', drawing.nodes[f"network{k}"]["label"]))
+        assert rows == {str(i) for i in range(200) if i % 3 == k or (i % 10 == 0 and (i + 1) % 3 == k)}
+    arrows = sorted((b, e["headport"], plain(e["label"])) for a, b, e in drawing.drawn_edges() if a == "host" and e.get("dir") == "forward")
+    assert arrows == [
+        ("network0", "container57:w", "published\\n*:8057/tcp\\n→ 10.1.0.23:80"),
+        ("network1", "container157_end:e", "published\\n*:8157/tcp\\n→ 10.2.0.60:80"),
+        ("network1", "container7:w", "published\\n*:8007/tcp\\n→ 10.2.0.5:80"),
+        ("network2", "container107:w", "published\\n*:8107/tcp\\n→ 10.3.0.41:80"),
+    ]
+    assert sorted((b, e.get("headport")) for a, b, e in drawing.drawn_edges() if e.get("dir") == "none") == [("network0", "n"), ("network1", "n"), ("network2", "n")]
+
+
+def test_two_hundred_containers_render_readably_and_quickly():
+    source = dot(topology(many_containers()))
+    start = time.monotonic()
+    width, height = svg_size(source)
+    assert time.monotonic() - start < 20
+    assert width <= 660 and height <= 2400, (width, height)  # full size at 880 px; about 20 pt a row
+
+
 # -- Mermaid ---------------------------------------------------------------------------------
 
 LABEL = r'"([^"]*)"'
 SHAPES = {"[": "]", "[/": "/]", "(": ")", "((": "))"}
 NODE = re.compile(r"^(\w+)(\(\(|\[/|\[|\()" + LABEL + r"(\)\)|/\]|\]|\))$")
 SUBGRAPH = re.compile(rf"^subgraph (\w+)\[{LABEL}\]$")
-EDGE = re.compile(rf"^(\w+) (---|-\.-|==>)\|{LABEL}\| (\w+)$")
+EDGE = re.compile(rf"^(\w+) (---|===|-\.->|<-\.->|==>)(?:\|{LABEL}\|)? (\w+)$")
 RESERVED = {"end", "subgraph", "graph", "flowchart", "style", "classDef", "class", "click", "linkStyle"}
 
 
-def check_mermaid(source: str) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
-    """A structural check of the flowchart subset nsgen writes; returns node labels and edges.
+@dataclass
+class Flowchart:
+    nodes: dict[str, str]  # node or subgraph id: label
+    edges: list[tuple[str, str, str, str]]  # from, arrow, to, label
+    inside: dict[str, str]  # node id: the subgraph it is declared in
+
+
+def check_mermaid(source: str) -> Flowchart:
+    """A structural check of the flowchart subset nsgen writes; returns its nodes, edges and subgraphs.
 
     Every line is a header, a subgraph opening or closing, a node or an edge; brackets pair up;
     every node is declared once with an identifier Mermaid cannot misread; every edge joins
     declared nodes; labels hold no quote and no markup but <br/> (markup is entity-coded).
     """
     lines = source.splitlines()
-    assert lines[0] == "flowchart LR"
-    nodes: dict[str, str] = {}
-    edges = []
-    depth = 0
+    assert lines[0] == "flowchart TB"
+    chart = Flowchart({}, [], {})
+    open_subgraphs: list[str] = []
     for row in lines[1:]:
         line = row.strip()
         assert line, "blank line"
         if line == "end":
-            depth -= 1
-            assert depth >= 0, "end without subgraph"
+            assert open_subgraphs, "end without subgraph"
+            open_subgraphs.pop()
             continue
+        ident = None
         if m := SUBGRAPH.match(line):
-            depth += 1
-            label = m.group(2)
-            ident = m.group(1)
+            ident, label = m.groups()
         elif m := NODE.match(line):
             ident, opening, label, closing = m.groups()
             assert SHAPES[opening] == closing, line
         elif m := EDGE.match(line):
-            a, _arrow, label, b = m.groups()
-            edges.append((a, b, label))
-            ident = None
+            a, arrow, label, b = m.groups()
+            chart.edges.append((a, arrow, b, label or ""))
         else:
             raise AssertionError(f"not a flowchart line: {line!r}")
+        label = label or ""
         assert "<" not in label.replace("<br/>", "") and ">" not in label.replace("<br/>", ""), label
         assert not re.search(r"#(?!(?:quot|lt|gt|amp|\d+);)", label), f"a bare # in {label!r}"
         if ident is not None:
-            assert ident not in nodes, f"{ident} declared twice"
+            assert ident not in chart.nodes, f"{ident} declared twice"
             assert ident not in RESERVED and re.fullmatch(r"[A-Za-z]\w*", ident), ident
-            nodes[ident] = label
-    assert depth == 0, "unclosed subgraph"
-    for a, b, _ in edges:
-        assert a in nodes and b in nodes, (a, b)
-    return nodes, edges
+            chart.nodes[ident] = label
+            if open_subgraphs:
+                chart.inside[ident] = open_subgraphs[-1]
+            if line.startswith("subgraph "):
+                open_subgraphs.append(ident)
+    assert not open_subgraphs, "unclosed subgraph"
+    for a, _, b, _ in chart.edges:
+        assert a in chart.nodes and b in chart.nodes, (a, b)
+    return chart
 
 
 def unescape(label: str) -> str:
@@ -160,28 +329,44 @@ def unescape(label: str) -> str:
 
 @pytest.mark.parametrize("text", [*(example_text(e) for e in EXAMPLE_FILES), HOSTILE], ids=[*EXAMPLE_FILES, "hostile"])
 def test_mermaid_is_structurally_sound_and_shows_everything(text):
-    nodes, edges = check_mermaid(mermaid(topology(text)))
-    shown = " ".join(unescape(label) for label in [*nodes.values(), *(e[2] for e in edges)])
+    chart = check_mermaid(mermaid(topology(text)))
+    shown = " ".join(unescape(label) for label in [*chart.nodes.values(), *(e[3] for e in chart.edges)])
     for fact in facts(text):
         assert fact in shown, fact
     t = topology(text)
-    links = [e for e in edges if "↔" in e[2]]
+    links = [e for e in chart.edges if e[1] == "---"]
     assert len(links) == sum(len(c.attachments) for c in t.containers.values())
 
 
+def test_mermaid_draws_a_subgraph_per_network_and_arrows_that_say_what_they_are():
+    chart = check_mermaid(mermaid(topology(example_text("bridge.yaml"))))
+    assert chart.inside == {"bridge0": "network0", "container0": "network0", "container1": "network0", "bridge1": "network1", "container2": "network1"}
+    assert [unescape(chart.nodes[n]) for n in ("network0", "network1")] == ["network front 172.20.0.0/24<br/>bridge, masquerade", "network back 172.21.0.0/24<br/>bridge, internal"]
+    assert [(a, arrow, b) for a, arrow, b, _ in chart.edges if arrow != "---"] == [
+        ("host", "===", "bridge0"), ("host", "===", "bridge1"), ("host", "-.->", "outside"), ("host", "==>", "container0")]
+    assert chart.edges[-1][3] == "published<br/>*:8080/tcp<br/>→ 172.20.0.2:8000"
+
+
+def test_the_readme_shows_the_tutorial_in_mermaid_as_nsgen_draws_it():
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    (sample,) = re.findall(r"^```mermaid\n(.*?)^```$", readme, re.DOTALL | re.MULTILINE)
+    assert sample == mermaid(topology(example_text("tutorial.yaml")))
+
+
 def test_mermaid_hostile_words_are_entity_coded():
-    nodes, _ = check_mermaid(mermaid(topology(HOSTILE)))
-    (label,) = [unescape(v) for v in nodes.values() if "runs:" in v]
+    chart = check_mermaid(mermaid(topology(HOSTILE)))
+    (label,) = [unescape(v) for v in chart.nodes.values() if "runs:" in v]
     assert """runs: sh -c 'echo "$x" | tr a b; end' '<b>&amp;</b>' 'back\\slash' 'a`b`#c'""" in label
 
 
 def test_the_drawing_shows_nat_routing_and_published_ports():
     g = graph(topology(HOSTILE))
-    labels = {e.label: e.kind for e in g.edges}
-    assert labels["masquerade 10.9.0.0/24"] == "nat"
-    assert labels["routed 10.10.0.0/24 (no NAT)"] == "routed"
-    assert labels["published 127.0.0.1:9000/tcp → c 10.9.0.2:90"] == "published"
-    assert labels["published *:5353/udp → c 10.9.0.2:53"] == "published"
+    assert [(e.a, e.b, e.label, e.kind) for e in g.edges if e.kind not in ("link", "gateway")] == [
+        ("outside", "host", "masquerade\n10.9.0.0/24", "nat"),
+        ("outside", "host", "routed, no NAT\n10.10.0.0/24", "routed"),
+        ("host", "container0", "published\n127.0.0.1:9000/tcp\n→ 10.9.0.2:90", "published"),
+        ("host", "container0", "published\n*:5353/udp\n→ 10.9.0.2:53", "published"),
+    ]
     internal = graph(plan_of("name: i\nnetworks: {n: {subnet: 10.1.0.0/24, internal: true}}\ncontainers: {c: {networks: [n]}}\n").topology)
     assert "outside" not in [n.id for n in internal.nodes]
 
@@ -195,13 +380,13 @@ def test_diagram_defaults_to_text_of_the_tutorial(cli):
     assert "vethc1 172.18.0.1/24 <──veth──> container-1: veth1 172.18.0.2/24" in result.stdout
 
 
-@pytest.mark.parametrize("fmt,start", [("mermaid", "flowchart LR\n"), ("dot", 'graph "nsgen bridge-lab" {\n')])
+@pytest.mark.parametrize("fmt,start", [("mermaid", "flowchart TB\n"), ("dot", 'digraph "nsgen bridge-lab" {\n')])
 def test_diagram_formats(cli, fmt, start):
     result = cli("diagram", "-f", str(EXAMPLES / "bridge.yaml"), "--format", fmt)
     assert result.exit_code == 0 and result.stdout.startswith(start)
 
 
-@pytest.mark.parametrize("name,start", [("t.svg", "<?xml"), ("t.dot", "graph "), ("t.gv", "graph "), ("t.mmd", "flowchart LR"), ("t.txt", "host (")])
+@pytest.mark.parametrize("name,start", [("t.svg", "<?xml"), ("t.dot", "digraph "), ("t.gv", "digraph "), ("t.mmd", "flowchart TB"), ("t.txt", "host (")])
 def test_diagram_format_follows_the_output_name(cli, tmp_path, name, start):
     graphviz()
     result = cli("diagram", "-o", name)
