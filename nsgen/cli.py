@@ -11,6 +11,7 @@ import click
 from nsgen import __version__
 from nsgen.errors import NsgenError
 
+JSON_HELP = "Print one JSON object instead of lines meant for people."
 FILE_HELP = "Topology file (YAML or JSON). Default: $NSGEN_FILE if set, else ./nsgen.yaml if present, else the built-in tutorial network."
 
 
@@ -36,16 +37,18 @@ def _source(file: str | None) -> tuple[Path, str]:
     return default_topology_path(), "the built-in tutorial topology"
 
 
-def load_plan(file: str | None):
-    """File -> data -> resolved topology -> plan, with every error turned into a UserError."""
+def load_plan(file: str | None, programs: bool = False):
+    """File -> data -> resolved topology -> plan, with every error turned into a UserError.
+    With `programs`, a program of a process that this host cannot run is an error too (for
+    commands that run here; a script may be rendered for another host)."""
     from nsgen.errors import ValidationError
     from nsgen.load import load_file
-    from nsgen.models import resolve
+    from nsgen.models import Environment, resolve
     from nsgen.plan import compile_plan
 
     path, label = _source(file)
     try:
-        topology = resolve(load_file(path))
+        topology = resolve(load_file(path), Environment(programs_required=programs))
     except ValidationError as exc:
         raise UserError("\n".join(f"{label}: {p + ': ' if p else ''}{m}" for p, m in exc.problems)) from None
     except NsgenError as exc:
@@ -151,7 +154,7 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
         if teardown:
             _teardown(file, progress)
         else:
-            execute.setup(load_plan(file), progress=progress)
+            execute.setup(load_plan(file, programs=True), progress=progress)
     except NsgenError as exc:
         raise UserError(str(exc)) from None
 
@@ -212,18 +215,48 @@ def _teardown(file: str | None, progress) -> None:
 
 @main.command()
 @click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
-def validate(file: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def validate(file: str | None, as_json: bool) -> None:
     """Check the topology file and report every problem; change nothing.
 
     \b
+    Exit status: 0 when the topology is valid, 1 when it is not (every problem is reported).
     Example:
       nsgen validate -f examples/tutorial.yaml
+      nsgen validate --json
     """
-    plan = load_plan(file)
+    if as_json:
+        _validate_json(file)
+        return
+    plan = load_plan(file, programs=True)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     t = plan.topology
     click.echo(f"topology {t.name} is valid: {len(t.networks)} network(s), {len(t.containers)} container(s), {len(plan.steps)} steps", err=True)
+
+
+def _validate_json(file: str | None) -> None:
+    import json
+
+    from nsgen.errors import ValidationError
+    from nsgen.load import load_file
+    from nsgen.models import Environment, resolve
+    from nsgen.plan import compile_plan
+
+    path, label = _source(file)
+    try:
+        plan = compile_plan(resolve(load_file(path), Environment(programs_required=True)))
+    except ValidationError as exc:
+        problems = [{"path": p, "message": m} for p, m in exc.problems]
+    except NsgenError as exc:
+        problems = [{"path": "", "message": str(exc)}]
+    else:
+        t = plan.topology
+        click.echo(json.dumps({"file": label, "valid": True, "topology": t.name, "networks": len(t.networks),
+                               "containers": len(t.containers), "steps": len(plan.steps), "warnings": list(plan.warnings)}, indent=2))
+        return
+    click.echo(json.dumps({"file": label, "valid": False, "problems": problems}, indent=2))
+    raise SystemExit(1)
 
 
 @main.command("echo-server")
@@ -291,12 +324,14 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
               "published ports, and the outside when it is masqueraded.")
 @click.option("--probe-target", metavar="ADDR", help="The outside address (or name) the probe pings from masqueraded "
               "containers. Default: the host's default gateway. Implies --probe.")
-def check(file: str | None, probe: bool, probe_target: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def check(file: str | None, probe: bool, probe_target: str | None, as_json: bool) -> None:
     """Compare this host with the topology: namespaces, links up, addresses, routes, forwarding,
     firewall rules, resolv.conf files and processes. Prints one PASS or FAIL line each and exits
     with status 1 when anything has drifted. Changes nothing.
 
     \b
+    Exit status: 0 when everything matches, 1 when anything failed (or the file is bad).
     Example:
       sudo nsgen check -f examples/bridge.yaml
       sudo nsgen check -f examples/bridge.yaml --probe
@@ -312,10 +347,18 @@ def check(file: str | None, probe: bool, probe_target: str | None) -> None:
     results = checking.compare(plan)
     if probe or probe_target:
         results += checking.probe(plan.topology, probe_target)
-    for result in results:
-        click.echo(result.line())
     failed = sum(r.status == checking.FAIL for r in results)
     passed = sum(r.status == checking.PASS for r in results)
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"topology": plan.name, "passed": passed, "failed": failed,
+                               "results": [r.__dict__ for r in results]}, indent=2))
+        if failed:
+            raise SystemExit(1)
+        return
+    for result in results:
+        click.echo(result.line())
     if failed:
         click.echo(f"topology {plan.name}: {failed} of {failed + passed} checks failed", err=True)
         raise SystemExit(1)
@@ -400,25 +443,133 @@ def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
         raise UserError(f"cannot run ip: {exc.strerror}") from None
 
 
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns as wide as their widest cell; the last one as long as it is."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        click.echo("  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row[:-1])) + "  " + row[-1])
+
+
+def _topologies(file: str | None) -> list[str]:
+    """The topology -f names (when given), else every topology that is up."""
+    from nsgen.status import up
+
+    if file:
+        name = _name_in(_source(file)[0]) or load_plan(file).name
+        return [name]
+    return up()
+
+
 @main.command()
-def status() -> None:
-    """List the topologies that are up on this host (from /run/nsgen), with their containers'
-    processes and whether each is still running.
+@click.option("-f", "--file", "file", metavar="FILE", help="Only this topology (default: every topology that is up).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def status(file: str | None, as_json: bool) -> None:
+    """List the topologies that are up on this host, from their records: each container with its
+    addresses, published ports and processes.
 
     \b
+    Exit status: 0 (also when nothing is up; it says so on stderr), 1 on a bad FILE.
     Example:
       nsgen status
+      nsgen status -f examples/bridge.yaml --json
     """
-    from nsgen.check import status_rows
+    import json
 
-    rows = status_rows()
-    if not rows:
-        click.echo("no nsgen topology is up on this host", err=True)
+    from nsgen.status import container_rows, processes_summary
+
+    rows = [row for name in _topologies(file) for row in container_rows(name)]
+    if as_json:
+        click.echo(json.dumps({"containers": rows}, indent=2))
         return
-    header = ("TOPOLOGY", "CONTAINER", "PROCESS")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(2)]
-    for row in [header, *rows]:
-        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip())
+    if not rows:
+        click.echo("no nsgen topology is up on this host" if not file else "that topology is not up on this host", err=True)
+        return
+    table = [(r["topology"], r["container"], ", ".join(f"{n} {a}" for n, a in r["addresses"].items()) or "-",
+              ", ".join(r["ports"]) or "-", processes_summary(r)) for r in rows]
+    _table(("TOPOLOGY", "CONTAINER", "ADDRESSES", "PORTS", "PROCESSES"), table)
+
+
+@main.command()
+@click.option("-f", "--file", "file", metavar="FILE", help="Only this topology (default: every topology that is up).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def ps(file: str | None, as_json: bool) -> None:
+    """List every process nsgen started: container, pid, state (running, exited, gone: stopped from
+    outside, not started), exit status, command and log file.
+
+    \b
+    Exit status: 0 (also when nothing is up), 1 on a bad FILE.
+    Example:
+      nsgen ps
+      nsgen ps --json | jq '.processes[] | select(.state != "running")'
+    """
+    import json
+
+    from nsgen.status import process_rows
+
+    rows = [row for name in _topologies(file) for row in process_rows(name)]
+    if as_json:
+        click.echo(json.dumps({"processes": [r.as_dict() for r in rows]}, indent=2))
+        return
+    if not rows:
+        click.echo("no process of nsgen's is recorded on this host", err=True)
+        return
+    table = [(r.topology, r.container, str(r.pid or "-"), r.state, "-" if r.exit is None else str(r.exit), r.command, r.log) for r in rows]
+    _table(("TOPOLOGY", "CONTAINER", "PID", "STATE", "EXIT", "COMMAND", "LOG"), table)
+
+
+@main.command()
+@click.option("--file", "file", metavar="FILE", help="The topology the container belongs to (default: found among those up).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing what the process writes, until interrupted.")
+@click.option("-n", "--lines", type=click.IntRange(0), default=None, help="Only the last N lines of each log.")
+@click.argument("container", metavar="CONTAINER[.N]")
+def logs(file: str | None, follow: bool, lines: int | None, container: str) -> None:
+    """Print the output of a container's processes (CONTAINER), or of one of them (CONTAINER.N,
+    N counted from 0 as in the topology file).
+
+    \b
+    Exit status: 0, or 1 when no such container or process is up.
+    Example:
+      nsgen logs web
+      nsgen logs web.0 -f
+    """
+    from nsgen.status import process_rows
+
+    every = [r for t in _topologies(file) for r in process_rows(t)]
+    rows = [r for r in every if r.container == container]
+    name, _, index = container.rpartition(".")
+    if not rows and index.isdigit():  # CONTAINER.N (a container's own name may hold dots: tried first)
+        rows = [r for r in every if r.container == name and r.index == int(index)]
+    if not rows:
+        raise UserError(f"no process of {container} is recorded on this host (see nsgen ps)")
+    _print_logs([r.log for r in rows], lines, follow)
+
+
+def _print_logs(paths: list[str], lines: int | None, follow: bool) -> None:
+    import time
+
+    offsets = {}
+    for path in paths:
+        if len(paths) > 1:
+            click.echo(f"==> {path} <==")
+        try:
+            with open(path, "rb") as f:
+                text = f.read()
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror}") from None
+        shown = text.decode(errors="replace").splitlines(keepends=True)
+        click.echo("".join(shown[-lines:] if lines is not None else shown), nl=False)
+        offsets[path] = len(text)
+    while follow:
+        time.sleep(0.2)
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offsets[path])
+                    more = f.read()
+            except OSError:
+                continue
+            offsets[path] += len(more)
+            click.echo(more.decode(errors="replace"), nl=False)
 
 
 def _example_names() -> list[str]:

@@ -42,6 +42,12 @@ __all__ = ["NETNS_DIR", "NETNS_ETC", "STATE_ROOT", "Command", "Plan", "Step", "c
 
 Argv = tuple[str, ...]
 
+# A process runs under `sh -c EXIT_STATUS BASE PROGRAM...`: the program's words are passed as
+# arguments, never parsed by the shell; the program's pid lands in BASE.pid, and its exit status
+# in BASE.exit when it ends (the shell waits for it: it is what `nsgen ps` reports).
+EXIT_STATUS = '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"'
+START_WINDOW = 0.5  # seconds a process with nothing to wait for must keep running after its start
+
 # Builtin operations and the programs their shell functions run (the scripts check for them).
 BUILTINS: dict[str, tuple[str, ...]] = {
     "stop_processes": ("ip",),
@@ -57,13 +63,15 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "subnets_free": ("ip",),
     "ports_free": ("ss", "iptables-save"),
     "other_firewall": ("iptables",),
+    "process_alive": ("ip",),
+    "wait_ready": ("ip",),
 }
 # The Debian and Ubuntu package of each program a plan may need (said when one is missing).
 PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
             "iptables-save": "iptables", "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
             "setsid": "util-linux", "conntrack": "conntrack"}
 # Programs every system has (coreutils, grep, findutils): not listed among a plan's tools.
-BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find"}
+BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh"}
 
 
 class Command(NamedTuple):
@@ -496,6 +504,7 @@ class _Builder:
 
     def processes(self) -> None:
         sdir = state_dir(self.t.name)
+        waits: list[str] = []
         for c in self.t.containers.values():
             for i, p in enumerate(c.processes):
                 base = f"{sdir}/{c.name}.{i}"
@@ -503,16 +512,31 @@ class _Builder:
                     Step(
                         id=f"process:{c.name}:{i}",
                         section="Processes",
-                        summary=f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log.",
+                        summary=f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log; the `sh -c` in front "
+                        f"records its pid in {base}.pid and, when it ends, its exit status in {base}.exit.",
                         commands=(
-                            C("rm", "-f", f"{base}.log", f"{base}.pid"),
-                            C("setsid", "ip", "netns", "exec", c.name, *p.argv, detach=(f"{base}.log", f"{base}.pid")),
+                            C("rm", "-f", f"{base}.pid", f"{base}.exit", f"{base}.shim"),
+                            C("setsid", "ip", "netns", "exec", c.name, "sh", "-c", EXIT_STATUS, base, *p.argv,
+                              detach=(f"{base}.log", f"{base}.shim")),
                         ),
                         undo=(B("stop_processes", c.name, only_if=(self.netns_ours(c.name),)),),
-                        probe=(("test", "-e", f"{base}.pid"),),
+                        probe=(("process_alive", c.name, f"{base}.pid"),),
                         group=f"container:{c.name}",
                     )
                 )
+                waits += [c.name, base, f"{p.ready_timeout:g}", *(p.ready[:1] or ("none",)), str(len(p.ready[1:])), *p.ready[1:],
+                          str(len(p.argv)), *p.argv]
+        if waits:
+            self.add(
+                Step(
+                    id="ready",
+                    section="Processes",
+                    summary="Wait until every process runs and is ready (listening on its port, its file there, its check "
+                    f"passing), or, with nothing to wait for, still runs after {START_WINDOW:g} s; one that ends or is not "
+                    "ready in time fails the setup, with its last lines of output.",
+                    commands=(B("wait_ready", *waits),),
+                )
+            )
 
     def done(self) -> None:
         marker = f"{state_dir(self.t.name)}/up"

@@ -117,7 +117,7 @@ containers:
     )
     setup = render(plan)
     line = next(row for row in setup.splitlines() if row.strip().startswith("setsid "))
-    argv = shlex.split(line.split(" >")[0])
+    argv = shlex.split(line.split(" >>")[0])  # before the log's redirection
     assert argv[-4:] == ["-c", "echo $(id) `id` ; rm -rf / #", "'quoted'", "NSGEN_EOF"]
     script = tmp_path / "s.sh"
     script.write_text(setup)

@@ -355,6 +355,87 @@ other_firewall() {
   return 0
 }
 
+# Whether the process recorded in PIDFILE still runs, inside namespace NS.
+process_alive() {
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || return 1
+  if [ -n "$pid" ] && [ "$(ip netns identify "$pid" 2>/dev/null)" = "$1" ]; then return 0; fi
+  return 1
+}
+
+# Microseconds since the epoch, now or SECONDS (a decimal) from now.
+nsgen_clock() { local now=${EPOCHREALTIME/./}; echo $(( now + $(awk -v s="${1:-0}" 'BEGIN { printf "%d", s * 1000000 }') )); }
+
+# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp).
+nsgen_listening() {
+  local state=0A
+  [ "$2" = udp ] && state=07
+  if awk -v port="$(printf '%04X' "$3")" -v state="$state" \
+      'FNR > 1 && $4 == state && substr($2, index($2, ":") + 1) == port { found = 1 } END { exit !found }' \
+      "/proc/$1/net/$2" "/proc/$1/net/${2}6" 2>/dev/null; then return 0; fi
+  return 1
+}
+
+# Whether a process (PID, in NS) is ready: KIND tcp/udp PORT, file PATH, command WORD..., none.
+nsgen_ready_now() {
+  local pid=$1 ns=$2 kind=$3
+  shift 3
+  case "$kind" in
+    tcp|udp) if nsgen_listening "$pid" "$kind" "$1"; then return 0; fi ;;
+    file) if [ -e "$1" ]; then return 0; fi ;;
+    command) if timeout 5 ip netns exec "$ns" "$@" </dev/null >/dev/null 2>&1; then return 0; fi ;;
+    *) return 0 ;;
+  esac
+  return 1
+}
+
+# Whether a pid (its file's content) runs.
+nsgen_runs() { if [ -n "$1" ] && [ -n "$(ip netns identify "$1" 2>/dev/null)" ]; then return 0; fi; return 1; }
+
+# Wait for one process: NS BASE TIMEOUT KIND N VALUE... M WORD... (BASE.pid: the program's, written
+# by the shell in front, BASE.shim: that shell's, BASE.exit, BASE.log). Prints what went wrong, and
+# fails, when it ends or is not ready in time.
+nsgen_wait_one() {
+  local ns=$1 base=$2 timeout=$3 kind=$4 n=$5 m pid shim end window what=""
+  local -a values argv
+  values=("${@:6:n}"); m=${*:6+n:1}; argv=("${@:7+n:m}")
+  end=$(nsgen_clock "$timeout")
+  while :; do
+    pid=$(cat "$base.pid" 2>/dev/null) || pid=""
+    shim=$(cat "$base.shim" 2>/dev/null) || shim=""
+    if nsgen_runs "$pid"; then
+      if nsgen_ready_now "$pid" "$ns" "$kind" "${values[@]}"; then
+        [ "$kind" != none ] && return 0
+        window=$(stat -c %.6Y "$base.pid")  # when it started
+        if [ "$(nsgen_clock)" -ge $(( ${window/./} + 500000 )) ]; then return 0; fi
+      fi
+    elif ! nsgen_runs "$shim"; then  # neither the program nor the shell in front runs
+      what="is not running"; break
+    fi
+    if [ "$(nsgen_clock)" -ge "$end" ]; then
+      case "$kind" in tcp|udp|file) what="was not ready ($kind:${values[0]}) after $timeout s" ;;
+        command) what="was not ready (its readiness check) after $timeout s" ;; *) what="was not ready (running) after $timeout s" ;; esac
+      break
+    fi
+    sleep 0.02
+  done
+  if [ -e "$base.exit" ]; then what="ended with exit status $(cat "$base.exit")"; fi
+  nsgen_say "the process \`${argv[*]}\` in $ns $what; the last lines of $base.log:"
+  if [ -s "$base.log" ]; then tail -n 10 "$base.log" | sed 's/^/  /' >&2; else echo "  (no output)" >&2; fi
+  return 1
+}
+
+# Wait until every process runs and is ready; fail with the first that ended or is not ready in time.
+wait_ready() {
+  local n m
+  while [ "$#" -gt 0 ]; do
+    nsgen_wait_one "$@" || return 1
+    n=$5; m=${*:6+n:1}
+    shift $(( 6 + n + m ))
+  done
+  return 0
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock:util-linux ip:iproute2 iptables:iptables iptables-restore:iptables iptables-save:iptables nsenter:util-linux setsid:util-linux ss:iproute2 sysctl:procps; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
@@ -384,7 +465,7 @@ state_ok bridge-lab || exit 1
 subnets_free 0x6e7c5ce4 bridge-lab front=172.20.0.0/24 back=172.21.0.0/24 || exit 1
 ports_free nsgen:bridge-lab 'tcp:8080:*' || exit 1
 other_firewall || exit 1
-if test -e /run/nsgen/bridge-lab/topology.json && ! grep -qF '"digest": "53bd6a4cd38baebd"' /run/nsgen/bridge-lab/topology.json; then
+if test -e /run/nsgen/bridge-lab/topology.json && ! grep -qF '"digest": "f71019add29e9d3b"' /run/nsgen/bridge-lab/topology.json; then
   die 'topology bridge-lab is up with another definition (recorded in /run/nsgen/bridge-lab/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi
 if has_link br-front && ! link_ours br-front 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -550,7 +631,7 @@ undo_38() {
     stop_processes web
   fi || nsgen_failed=1
 }
-undo_39() {
+undo_40() {
   rm -f /run/nsgen/bridge-lab/up || nsgen_failed=1
 }
 nsgen_begun=()
@@ -579,18 +660,18 @@ trap 'exit 143' TERM
 # ==== State ====
 
 # Record what topology bridge-lab is, in /run/nsgen/bridge-lab/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-if grep -qF '"digest": "53bd6a4cd38baebd"' /run/nsgen/bridge-lab/topology.json >/dev/null 2>&1; then
+if grep -qF '"digest": "f71019add29e9d3b"' /run/nsgen/bridge-lab/topology.json >/dev/null 2>&1; then
   nsgen_say 'already done: state'
 else
   begin 0 state
   install -D -m 0644 /dev/stdin /run/nsgen/bridge-lab/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "53bd6a4cd38baebd", "name": "bridge-lab", "host": {"ip_forward": true, "persist": false},
+{"format": 1, "digest": "f71019add29e9d3b", "name": "bridge-lab", "host": {"ip_forward": true, "persist": false},
 "networks": [
   {"name": "front", "driver": "bridge", "subnet": "172.20.0.0/24", "gateway": "172.20.0.1", "masquerade": true, "internal": false, "bridge": "br-front"},
   {"name": "back", "driver": "bridge", "subnet": "172.21.0.0/24", "gateway": "172.21.0.1", "masquerade": false, "internal": true, "bridge": "br-back"}
 ],
 "containers": [
-  {"name": "web", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-web-794cd", "address": "172.20.0.2", "prefixlen": 24, "gateway": "172.20.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [["nsgen", "echo-server", "--port", "8000"]], "ports": [{"host_ip": null, "host_port": 8080, "container_port": 8000, "protocol": "tcp", "spec": "8080:8000"}]},
+  {"name": "web", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-web-794cd", "address": "172.20.0.2", "prefixlen": 24, "gateway": "172.20.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}], "ports": [{"host_ip": null, "host_port": 8080, "container_port": 8000, "protocol": "tcp", "spec": "8080:8000"}]},
   {"name": "app", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-app-628c5", "address": "172.20.0.3", "prefixlen": 24, "gateway": "172.20.0.1"}, {"network": "back", "interface": "eth1", "host_interface": "ve-app-13f41", "address": "172.21.0.2", "prefixlen": 24, "gateway": "172.21.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [], "ports": []},
   {"name": "db", "attachments": [{"network": "back", "interface": "eth0", "host_interface": "ve-db-6650d", "address": "172.21.0.10", "prefixlen": 24, "gateway": "172.21.0.1"}], "dns": [], "dns_source": "host", "processes": [], "ports": []}
 ]}
@@ -874,15 +955,19 @@ fi
 
 # ==== Processes ====
 
-# Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log.
-if test -e /run/nsgen/bridge-lab/web.0.pid; then
+# Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log; the `sh -c` in front records its pid in /run/nsgen/bridge-lab/web.0.pid and, when it ends, its exit status in /run/nsgen/bridge-lab/web.0.exit.
+if process_alive web /run/nsgen/bridge-lab/web.0.pid >/dev/null 2>&1; then
   nsgen_say 'already done: process:web:0'
 else
   begin 38 process:web:0
-  rm -f /run/nsgen/bridge-lab/web.0.log /run/nsgen/bridge-lab/web.0.pid
-  setsid ip netns exec web nsgen echo-server --port 8000 >>/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
-  echo "$!" >/run/nsgen/bridge-lab/web.0.pid
+  rm -f /run/nsgen/bridge-lab/web.0.pid /run/nsgen/bridge-lab/web.0.exit /run/nsgen/bridge-lab/web.0.shim
+  setsid ip netns exec web sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/bridge-lab/web.0 nsgen echo-server --port 8000 >>/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
+  echo "$!" >/run/nsgen/bridge-lab/web.0.shim
 fi
+
+# Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
+begin 39 ready
+wait_ready web /run/nsgen/bridge-lab/web.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
 
 # ==== Done ====
 
@@ -890,7 +975,7 @@ fi
 if test -e /run/nsgen/bridge-lab/up; then
   nsgen_say 'already done: up'
 else
-  begin 39 up
+  begin 40 up
   touch /run/nsgen/bridge-lab/up
 fi
 
