@@ -18,10 +18,24 @@ FILE_HELP = "Topology file (YAML or JSON). Default: $NSGEN_FILE if set, else ./n
 class UserError(click.ClickException):
     """A NsgenError shown as the user should see it: one `error:` line per problem, no traceback."""
 
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.exit_code = status
+
     def show(self, file=None) -> None:
         file = file or sys.stderr
         for line in self.message.splitlines():
             click.echo(f"error: {line}" if not line.startswith("  ") else line, file=file)
+
+
+def as_root(what: str) -> str:
+    """The refusal of a command that needs root, with the exact line to run it as root: the
+    program's own path, since sudo's PATH (secure_path) may not hold a virtual environment's."""
+    import shlex
+
+    program = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "nsgen"
+    argv = [sys.executable, "-m", "nsgen"] if program.endswith("__main__.py") else [program]
+    return f"{what} needs root: run it as `sudo {shlex.join([*argv, *sys.argv[1:]])}`"
 
 
 def _source(file: str | None) -> tuple[Path, str]:
@@ -131,12 +145,16 @@ def _render_unit(plan, file: str | None, output: str | None) -> None:
 @main.command()
 @click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
 @click.option("--teardown", is_flag=True, help="Remove the topology instead of setting it up.")
-@click.option("-v", "--verbose", is_flag=True, help="Also show each command as it runs.")
+@click.option("-v", "--verbose", is_flag=True, help="A line a step, with why, and each command with the lines it is fed.")
 @click.option("-q", "--quiet", is_flag=True, help="Show nothing but errors.")
 def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
     """Set the topology up on this host (or remove it), undoing everything if a step fails.
 
+    On a terminal, progress is one line that updates in place; elsewhere, a line a section.
+
     \b
+    Exit status: 0 when it is up (or down), 1 when it failed (and was undone), 130 or 143 when
+    interrupted by SIGINT or SIGTERM (and undone).
     Example:
       sudo nsgen run -f examples/tutorial.yaml
       sudo nsgen run -f examples/tutorial.yaml --teardown
@@ -146,17 +164,26 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
 
     from nsgen import execute
 
+    from nsgen.errors import ExecutionError
+
+    if quiet and verbose:
+        raise click.UsageError("-q (nothing but errors) and -v (every command) cannot go together")
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: nothing half-done
     if os.geteuid() != 0:  # before reading anything from the host
-        raise UserError(execute.NOT_ROOT)
-    progress = execute.Progress(lambda line: click.echo(line, err=True), 0 if quiet else 2 if verbose else 1)
+        raise UserError(as_root("changing the host's network"))
+    progress = execute.Progress(lambda line: click.echo(line, err=True), 0 if quiet else 2 if verbose else 1,
+                                live=sys.stderr.isatty(), write=lambda text: (sys.stderr.write(text), sys.stderr.flush()))
     try:
         if teardown:
             _teardown(file, progress)
         else:
             execute.setup(load_plan(file, programs=True), progress=progress)
+    except ExecutionError as exc:
+        raise UserError(str(exc), exc.status) from None
     except NsgenError as exc:
         raise UserError(str(exc)) from None
+    except KeyboardInterrupt:  # before any change began (waiting for the lock, reading the file)
+        raise UserError("interrupted; nothing was changed", 130) from None
 
 
 def _name_in(path: Path) -> str | None:
@@ -343,7 +370,7 @@ def check(file: str | None, probe: bool, probe_target: str | None, as_json: bool
     if probe_target is not None and not checking.valid_target(probe_target):
         raise UserError(f"--probe-target {probe_target!r} is not an IPv4 address or a host name")
     if os.geteuid() != 0:
-        raise UserError("checking the host's network needs root (namespaces, iptables): run it again with sudo")
+        raise UserError(as_root("checking the host's network (namespaces, iptables)"))
     results = checking.compare(plan)
     if probe or probe_target:
         results += checking.probe(plan.topology, probe_target)
@@ -436,7 +463,7 @@ def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
     if not os.path.isdir(plan.state_dir) or not os.path.exists(f"{NETNS_DIR}/{container}"):
         raise UserError(f"topology {plan.name} is not up on this host (set it up first: sudo nsgen run)")
     if os.geteuid() != 0:
-        raise UserError("running a command inside a container needs root: run it again with sudo")
+        raise UserError(as_root("running a command inside a container"))
     try:
         os.execvp("ip", ["ip", "netns", "exec", container, *command])
     except OSError as exc:

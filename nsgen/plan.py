@@ -104,6 +104,7 @@ class Step(NamedTuple):
     group: str = "topology"  # what it belongs to: "topology", "network:NAME" or "container:NAME"
     final: bool = False  # undone only when every other undo succeeded (it keeps what a retry needs)
     begun_with: str | None = None  # id of a step: this one is begun by a run exactly when that one is
+    title: str = ""  # what it does in a few words, for progress (the summary says why)
 
 
 class Requirement(NamedTuple):
@@ -747,6 +748,24 @@ def _tools_and_functions(steps: list[Step], guards: tuple[Command, ...]) -> tupl
     return tuple(sorted(tools - BASIC)), tuple(sorted(words & BUILTINS.keys()))
 
 
+_TITLES = {
+    "state": "record the topology", "ip_forward:restore": "put ip_forward back", "namespaces": "note the namespaces to create",
+    "netns": "namespace {0}", "devices": "delete the topology's devices", "reap": "stop the processes in {0}",
+    "bridge": "bridge for {0}", "bridge-up": "gateway of {0}, up", "veth": "veth pair {0} / {1}", "host-end": "host end {0} / {1}, up",
+    "lo": "lo up in {0}", "addr": "address of {0} on {1}", "route": "default route of {0}", "ip_forward": "forwarding on",
+    "ip_forward:persist": "forwarding at boot", "firewall": "{0} rules", "conntrack:published": "forget the UDP flows of published ports",
+    "conntrack:unpublished": "forget the UDP flows of unpublished ports", "route_localnet": "route_localnet on {0}", "dns": "resolver of {0}",
+    "process": "start process {1} in {0}", "ready": "wait until the processes are ready", "up": "mark the topology up",
+}
+
+
+def _title(step: Step) -> str:
+    """A step's title: a few words from its id (`veth:web:front` is "veth pair web / front")."""
+    key = step.id if step.id in _TITLES else step.id.split(":", 1)[0]
+    parts = step.id.split(":")[1:] if key != step.id else []
+    return _TITLES.get(key, step.id).format(*parts, "", "")
+
+
 def compile_plan(topology: Topology) -> Plan:
     from nsgen import record
 
@@ -764,5 +783,6 @@ def compile_plan(topology: Topology) -> Plan:
     b.done()
     guards = b.guards()
     tools, functions = _tools_and_functions(b.steps, guards)
-    return Plan(topology=topology, steps=tuple(b.steps), tools=tools, warnings=topology.warnings,
+    steps = tuple(s._replace(title=_title(s)) for s in b.steps)
+    return Plan(topology=topology, steps=steps, tools=tools, warnings=topology.warnings,
                 requirements=tuple(b.requirements), guards=guards, digest=digest, functions=functions)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -85,9 +86,13 @@ def test_run_without_root_says_so_before_anything(cli, monkeypatch):
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
     for args in (["run"], ["run", "--teardown"]):
+        # the exact line to run: the program's own path (sudo's PATH may not hold a virtual environment)
+        monkeypatch.setattr(sys, "argv", ["/opt/nsgen venv/bin/nsgen", *args])
         result = cli(*args)
         assert result.exit_code == 1 and result.stdout == ""
-        assert result.stderr == "error: changing the host's network needs root: run it again with sudo\n"
+        assert result.stderr == f"error: changing the host's network needs root: run it as `sudo '/opt/nsgen venv/bin/nsgen' {' '.join(args)}`\n"
+    monkeypatch.setattr(sys, "argv", ["/x/nsgen/__main__.py", "run"])
+    assert cli("run").stderr == f"error: changing the host's network needs root: run it as `sudo {sys.executable} -m nsgen run`\n"
     assert ran == []
 
 

@@ -35,11 +35,13 @@ def not_root(monkeypatch):
     return ran
 
 
-def test_check_needs_root_and_says_so(cli, not_root):
+def test_check_needs_root_and_says_so(cli, not_root, monkeypatch):
     for args in (["check"], ["check", "--probe"]):
+        monkeypatch.setattr("sys.argv", ["/usr/local/bin/nsgen", *args])
         result = cli(*args)
         assert result.exit_code == 1 and result.stdout == ""
-        assert result.stderr == "error: checking the host's network needs root (namespaces, iptables): run it again with sudo\n"
+        assert result.stderr == (f"error: checking the host's network (namespaces, iptables) needs root: run it as "
+                                 f"`sudo /usr/local/bin/nsgen {' '.join(args)}`\n")
     assert not_root == []
 
 
