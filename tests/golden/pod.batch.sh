@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: setup (batched) of topology pod
 #
 # host (ip_forward on)
@@ -12,9 +10,168 @@
 #
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
 #
+# The steps come first, in the tutorial's order; the helper functions, the lock, the checks and the rollback that run them are at the end of the script.
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+#
 # Batched: consecutive ip commands that run in the same place share one `ip -batch` process,
 # whose lines are those commands; the firewall tables are one iptables-restore. Every step is
 # still named below, and a failure still undoes what this run began.
+steps() {
+
+# Record what topology pod is, in /run/nsgen/pod/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
+begin 0 state
+install -D -m 0644 /dev/stdin /run/nsgen/pod/topology.json <<'NSGEN_EOF'
+{"format": 1, "digest": "99c0389d8efdb13f", "name": "pod", "host": {"ip_forward": true, "persist": false},
+"networks": [
+  {"name": "pods", "driver": "bridge", "subnet": "10.88.0.0/24", "gateway": "10.88.0.1", "masquerade": true, "internal": false, "bridge": "br-pods-84512"}
+],
+"containers": [
+  {"name": "pod-1", "attachments": [{"network": "pods", "interface": "eth0", "host_interface": "ve-pod-1-cfa11", "address": "10.88.0.2", "prefixlen": 24, "gateway": "10.88.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}, {"argv": ["python3", "-m", "http.server", "9000", "--bind", "127.0.0.1"], "ready": [], "ready_timeout": 10.0}], "ports": [{"host_ip": null, "host_port": 8081, "container_port": 8000, "protocol": "tcp", "spec": "8081:8000"}]}
+]}
+NSGEN_EOF
+
+# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
+# Create bridge br-pods-84512 for network pods: a virtual switch for its containers.
+# Give br-pods-84512 the gateway address 10.88.0.1/24, mark it as topology pod's (alias nsgen:pod) and bring it up: the host is the network's router.
+begin 1 ip_forward:restore
+begin 2 bridge:pods
+begin 3 bridge-up:pods
+ip -batch - <<'NSGEN_EOF'
+link add br-pods-84512 group 0x6e0a636b type bridge
+addr replace 10.88.0.1/24 dev br-pods-84512
+link set br-pods-84512 alias nsgen:pod up
+NSGEN_EOF
+
+# Note which namespaces this setup is about to create, in /run/nsgen/pod/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
+begin 4 namespaces
+install -m 0644 /dev/stdin /run/nsgen/pod/namespaces <<'NSGEN_EOF'
+pod-1
+NSGEN_EOF
+
+# Create the network namespace pod-1: the container's own interfaces, routes and firewall.
+begin 5 netns:pod-1
+ip netns add pod-1
+
+# Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b and carry the alias nsgen:pod, and deleting one end of a veth pair deletes the other.
+# Teardown stops every process still running in pod-1 before the namespace is deleted.
+# Create the veth pair ve-pod-1-cfa11 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
+# Plug ve-pod-1-cfa11 into bridge br-pods-84512 (it has no address of its own, not even IPv6 link-local) with hairpin on, so pod-1 reaches its own published ports; mark it (alias nsgen:pod) and bring it up.
+begin 6 devices
+begin 7 reap:pod-1
+begin 8 veth:pod-1:pods
+begin 9 host-end:pod-1:pods
+ip -batch - <<'NSGEN_EOF'
+link add ve-pod-1-cfa11 group 0x6e0a636b type veth peer name eth0 netns pod-1
+link set ve-pod-1-cfa11 master br-pods-84512 alias nsgen:pod addrgenmode none up
+link set ve-pod-1-cfa11 type bridge_slave hairpin on
+NSGEN_EOF
+
+# Bring up lo in pod-1, so that a server listening on localhost answers inside it; its alias nsgen:pod marks the namespace as this topology's.
+# Give eth0 in pod-1 the address 10.88.0.2/24 (and no IPv6 link-local one) and bring it up.
+# Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
+begin 10 lo:pod-1
+begin 11 addr:pod-1:pods
+begin 12 route:pod-1
+nsenter --net=/run/netns/pod-1 ip -batch - <<'NSGEN_EOF'
+link set lo alias nsgen:pod up
+addr replace 10.88.0.2/24 dev eth0
+link set eth0 addrgenmode none up
+route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
+NSGEN_EOF
+
+# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+begin 13 ip_forward
+mkdir -p /run/nsgen/.ip_forward/users
+
+if test ! -e /run/nsgen/.ip_forward/before; then
+  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+fi
+
+touch /run/nsgen/.ip_forward/users/pod
+
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  sysctl -q -w net.ipv4.ip_forward=1
+fi
+
+# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
+# Filter: the topology's own chain NSGEN-pod, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
+# NAT: masquerade in POSTROUTING; published ports in NSGEN-pod (reached from PREROUTING and OUTPUT for local destinations).
+begin 14 firewall:raw
+begin 15 firewall:filter
+begin 16 firewall:nat
+iptables-restore -w --noflush <<'NSGEN_EOF'
+*raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
+-A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
+COMMIT
+*filter
+:NSGEN-pod - [0:0]
+# replies into network pods
+-A NSGEN-pod -o br-pods-84512 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
+# connections to pod-1's published port 8081:8000
+-A NSGEN-pod -o br-pods-84512 -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
+# traffic within network pods
+-A NSGEN-pod -i br-pods-84512 -o br-pods-84512 -m comment --comment nsgen:pod -j ACCEPT
+# nothing else into network pods
+-A NSGEN-pod -o br-pods-84512 -m comment --comment nsgen:pod -j DROP
+# traffic out of network pods, unless it is headed into another container network
+-A NSGEN-pod -i br-pods-84512 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:pod -j ACCEPT
+# forwarded packets go through NSGEN-pod first
+-I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
+COMMIT
+*nat
+:NSGEN-pod - [0:0]
+# network pods reaches out as the host
+-A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
+# a container of pods reaching a published port of its own network: replies come back through the host
+-A POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+# the host reaching a published port of pods at 127.0.0.1
+-A POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+# published port 8081:8000 goes to pod-1
+-A NSGEN-pod -p tcp --dport 8081 -m comment --comment nsgen:pod -j DNAT --to-destination 10.88.0.2:8000
+# connections from elsewhere to this host's addresses: published ports in NSGEN-pod
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+# connections from this host to its own addresses: published ports in NSGEN-pod
+-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+COMMIT
+NSGEN_EOF
+
+# Let br-pods-84512 carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-84512. Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.
+begin 17 route_localnet:br-pods-84512
+sysctl -q -w net/ipv4/conf/br-pods-84512/route_localnet=1
+
+# Give pod-1 its own resolver: ip netns exec shows /etc/netns/pod-1/resolv.conf as /etc/resolv.conf inside.
+begin 18 dns:pod-1
+install -D -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology pod; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+
+# Start `nsgen echo-server --port 8000` in pod-1, detached; output in /run/nsgen/pod/pod-1.0.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.0.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.0.exit.
+begin 19 process:pod-1:0
+rm -f /run/nsgen/pod/pod-1.0.pid /run/nsgen/pod/pod-1.0.exit /run/nsgen/pod/pod-1.0.shim
+
+setsid ip netns exec pod-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/pod/pod-1.0 nsgen echo-server --port 8000 >>/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
+echo "$!" >/run/nsgen/pod/pod-1.0.shim
+
+# Start `python3 -m http.server 9000 --bind 127.0.0.1` in pod-1, detached; output in /run/nsgen/pod/pod-1.1.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.1.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.1.exit.
+begin 20 process:pod-1:1
+rm -f /run/nsgen/pod/pod-1.1.pid /run/nsgen/pod/pod-1.1.exit /run/nsgen/pod/pod-1.1.shim
+
+setsid ip netns exec pod-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/pod/pod-1.1 python3 -m http.server 9000 --bind 127.0.0.1 >>/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
+echo "$!" >/run/nsgen/pod/pod-1.1.shim
+
+# Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
+begin 21 ready
+wait_ready pod-1 /run/nsgen/pod/pod-1.0 10 tcp 1 8000 4 nsgen echo-server --port 8000 pod-1 /run/nsgen/pod/pod-1.1 10 none 0 6 python3 -m http.server 9000 --bind 127.0.0.1
+
+# Mark topology pod as completely up.
+begin 22 up
+touch /run/nsgen/pod/up
+}
+
+# ==== How this script runs the steps above ====
 set -euo pipefail
 
 # ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
@@ -448,7 +605,6 @@ umask 022
 if [ -L /run/nsgen.lock ]; then die 'the lock file /run/nsgen.lock is a symbolic link: it is not nsgen'"'"'s; nothing was changed'; fi
 exec 9>/run/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.lock'
-
 trap 'exit 130' INT
 trap 'exit 143' TERM
 # Whether a link exists is looked up in one listing of the host's links, taken now, instead of
@@ -542,6 +698,7 @@ undo_13() {
 undo_14() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
 -D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
 COMMIT
 NSGEN_EOF
@@ -549,7 +706,9 @@ NSGEN_EOF
 undo_15() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *filter
+# forwarded packets go through NSGEN-pod first
 -D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
+# the chain NSGEN-pod and all its rules
 -F NSGEN-pod
 -X NSGEN-pod
 COMMIT
@@ -558,11 +717,17 @@ NSGEN_EOF
 undo_16() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
+# connections from elsewhere to this host's addresses: published ports in NSGEN-pod
 -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+# connections from this host to its own addresses: published ports in NSGEN-pod
 -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+# network pods reaches out as the host
 -D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
+# a container of pods reaching a published port of its own network: replies come back through the host
 -D POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+# the host reaching a published port of pods at 127.0.0.1
 -D POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+# the chain NSGEN-pod and all its rules
 -F NSGEN-pod
 -X NSGEN-pod
 COMMIT
@@ -611,143 +776,6 @@ trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Record what topology pod is, in /run/nsgen/pod/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-begin 0 state
-install -D -m 0644 /dev/stdin /run/nsgen/pod/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "99c0389d8efdb13f", "name": "pod", "host": {"ip_forward": true, "persist": false},
-"networks": [
-  {"name": "pods", "driver": "bridge", "subnet": "10.88.0.0/24", "gateway": "10.88.0.1", "masquerade": true, "internal": false, "bridge": "br-pods-84512"}
-],
-"containers": [
-  {"name": "pod-1", "attachments": [{"network": "pods", "interface": "eth0", "host_interface": "ve-pod-1-cfa11", "address": "10.88.0.2", "prefixlen": 24, "gateway": "10.88.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}, {"argv": ["python3", "-m", "http.server", "9000", "--bind", "127.0.0.1"], "ready": [], "ready_timeout": 10.0}], "ports": [{"host_ip": null, "host_port": 8081, "container_port": 8000, "protocol": "tcp", "spec": "8081:8000"}]}
-]}
-NSGEN_EOF
-
-# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-# Create bridge br-pods-84512 for network pods: a virtual switch for its containers.
-# Give br-pods-84512 the gateway address 10.88.0.1/24, mark it as topology pod's (alias nsgen:pod) and bring it up: the host is the network's router.
-begin 1 ip_forward:restore
-begin 2 bridge:pods
-begin 3 bridge-up:pods
-ip -batch - <<'NSGEN_EOF'
-link add br-pods-84512 group 0x6e0a636b type bridge
-addr replace 10.88.0.1/24 dev br-pods-84512
-link set br-pods-84512 alias nsgen:pod up
-NSGEN_EOF
-
-# Note which namespaces this setup is about to create, in /run/nsgen/pod/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
-begin 4 namespaces
-install -m 0644 /dev/stdin /run/nsgen/pod/namespaces <<'NSGEN_EOF'
-pod-1
-NSGEN_EOF
-
-# Create the network namespace pod-1: the container's own interfaces, routes and firewall.
-begin 5 netns:pod-1
-ip netns add pod-1
-
-# Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b and carry the alias nsgen:pod, and deleting one end of a veth pair deletes the other.
-# Teardown stops every process still running in pod-1 before the namespace is deleted.
-# Create the veth pair ve-pod-1-cfa11 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
-# Plug ve-pod-1-cfa11 into bridge br-pods-84512 (it has no address of its own, not even IPv6 link-local) with hairpin on, so pod-1 reaches its own published ports; mark it (alias nsgen:pod) and bring it up.
-begin 6 devices
-begin 7 reap:pod-1
-begin 8 veth:pod-1:pods
-begin 9 host-end:pod-1:pods
-ip -batch - <<'NSGEN_EOF'
-link add ve-pod-1-cfa11 group 0x6e0a636b type veth peer name eth0 netns pod-1
-link set ve-pod-1-cfa11 master br-pods-84512 alias nsgen:pod addrgenmode none up
-link set ve-pod-1-cfa11 type bridge_slave hairpin on
-NSGEN_EOF
-
-# Bring up lo in pod-1, so that a server listening on localhost answers inside it; its alias nsgen:pod marks the namespace as this topology's.
-# Give eth0 in pod-1 the address 10.88.0.2/24 (and no IPv6 link-local one) and bring it up.
-# Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
-begin 10 lo:pod-1
-begin 11 addr:pod-1:pods
-begin 12 route:pod-1
-nsenter --net=/run/netns/pod-1 ip -batch - <<'NSGEN_EOF'
-link set lo alias nsgen:pod up
-addr replace 10.88.0.2/24 dev eth0
-link set eth0 addrgenmode none up
-route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
-NSGEN_EOF
-
-# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 13 ip_forward
-mkdir -p /run/nsgen/.ip_forward/users
-
-if test ! -e /run/nsgen/.ip_forward/before; then
-  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
-fi
-
-touch /run/nsgen/.ip_forward/users/pod
-
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  sysctl -q -w net.ipv4.ip_forward=1
-fi
-
-# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
-# Filter: the topology's own chain NSGEN-pod, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-# NAT: masquerade in POSTROUTING; published ports in NSGEN-pod (reached from PREROUTING and OUTPUT for local destinations).
-begin 14 firewall:raw
-begin 15 firewall:filter
-begin 16 firewall:nat
-iptables-restore -w --noflush <<'NSGEN_EOF'
-*raw
--A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
-COMMIT
-*filter
-:NSGEN-pod - [0:0]
--A NSGEN-pod -o br-pods-84512 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
--A NSGEN-pod -o br-pods-84512 -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
--A NSGEN-pod -i br-pods-84512 -o br-pods-84512 -m comment --comment nsgen:pod -j ACCEPT
--A NSGEN-pod -o br-pods-84512 -m comment --comment nsgen:pod -j DROP
--A NSGEN-pod -i br-pods-84512 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:pod -j ACCEPT
--I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
-COMMIT
-*nat
-:NSGEN-pod - [0:0]
--A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
--A POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
--A POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
--A NSGEN-pod -p tcp --dport 8081 -m comment --comment nsgen:pod -j DNAT --to-destination 10.88.0.2:8000
--A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
--A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
-COMMIT
-NSGEN_EOF
-
-# Let br-pods-84512 carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-84512. Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.
-begin 17 route_localnet:br-pods-84512
-sysctl -q -w net/ipv4/conf/br-pods-84512/route_localnet=1
-
-# Give pod-1 its own resolver: ip netns exec shows /etc/netns/pod-1/resolv.conf as /etc/resolv.conf inside.
-begin 18 dns:pod-1
-install -D -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
-# Written by nsgen for topology pod; nameservers from the topology file.
-nameserver 1.1.1.1
-NSGEN_EOF
-
-# Start `nsgen echo-server --port 8000` in pod-1, detached; output in /run/nsgen/pod/pod-1.0.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.0.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.0.exit.
-begin 19 process:pod-1:0
-rm -f /run/nsgen/pod/pod-1.0.pid /run/nsgen/pod/pod-1.0.exit /run/nsgen/pod/pod-1.0.shim
-
-setsid ip netns exec pod-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/pod/pod-1.0 nsgen echo-server --port 8000 >>/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
-echo "$!" >/run/nsgen/pod/pod-1.0.shim
-
-# Start `python3 -m http.server 9000 --bind 127.0.0.1` in pod-1, detached; output in /run/nsgen/pod/pod-1.1.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.1.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.1.exit.
-begin 20 process:pod-1:1
-rm -f /run/nsgen/pod/pod-1.1.pid /run/nsgen/pod/pod-1.1.exit /run/nsgen/pod/pod-1.1.shim
-
-setsid ip netns exec pod-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/pod/pod-1.1 python3 -m http.server 9000 --bind 127.0.0.1 >>/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
-echo "$!" >/run/nsgen/pod/pod-1.1.shim
-
-# Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 21 ready
-wait_ready pod-1 /run/nsgen/pod/pod-1.0 10 tcp 1 8000 4 nsgen echo-server --port 8000 pod-1 /run/nsgen/pod/pod-1.1 10 none 0 6 python3 -m http.server 9000 --bind 127.0.0.1
-
-# Mark topology pod as completely up.
-begin 22 up
-touch /run/nsgen/pod/up
-
+steps
 trap - EXIT INT TERM
 nsgen_say 'topology pod is up'

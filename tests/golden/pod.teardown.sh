@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: teardown of topology pod
 #
 # host (ip_forward on)
@@ -11,6 +9,110 @@
 # pod-1 resolves through: 1.1.1.1
 #
 # Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup. When something cannot be removed, it says what is left and keeps the state directory, so that running it again finishes the job.
+#
+# The steps come first, in the tutorial's order; the helper functions, the lock and the report that run them are at the end of the script.
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+steps() {
+
+# Unmark topology pod as up: it is being taken down.
+rm -f /run/nsgen/pod/up || nsgen_failed=1
+
+# Stop process 1 of pod-1, with every other process in pod-1.
+if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+  stop_processes pod-1
+fi || nsgen_failed=1
+
+# Stop process 0 of pod-1, with every other process in pod-1.
+if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+  stop_processes pod-1
+fi || nsgen_failed=1
+
+# Remove the resolv.conf of pod-1 (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
+  rm -f /etc/netns/pod-1/resolv.conf
+fi || nsgen_failed=1
+if test -d /etc/netns/pod-1 && netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/pod-1
+fi || nsgen_failed=1
+
+# Remove the nat rules of topology pod, in one transaction (rule by rule when that fails).
+iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*nat
+# connections from elsewhere to this host's addresses: published ports in NSGEN-pod
+-D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+# connections from this host to its own addresses: published ports in NSGEN-pod
+-D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+# network pods reaches out as the host
+-D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
+# a container of pods reaching a published port of its own network: replies come back through the host
+-D POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+# the host reaching a published port of pods at 127.0.0.1
+-D POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+# the chain NSGEN-pod and all its rules
+-F NSGEN-pod
+-X NSGEN-pod
+COMMIT
+NSGEN_EOF
+
+# Remove the filter rules of topology pod, in one transaction (rule by rule when that fails).
+iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*filter
+# forwarded packets go through NSGEN-pod first
+-D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
+# the chain NSGEN-pod and all its rules
+-F NSGEN-pod
+-X NSGEN-pod
+COMMIT
+NSGEN_EOF
+
+# Remove the raw rules of topology pod, in one transaction (rule by rule when that fails).
+iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
+-D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
+COMMIT
+NSGEN_EOF
+
+# No longer count topology pod among the users of forwarding.
+rm -f /run/nsgen/.ip_forward/users/pod || nsgen_failed=1
+
+# Stop the processes still running in pod-1: TERM, then KILL after 3 seconds.
+if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+  stop_processes pod-1
+fi || nsgen_failed=1
+
+# Delete the bridges and veth pairs of topology pod: every device of group 0x6e0a636b that carries its alias, in one call.
+delete_links 0x6e0a636b pod br-pods-84512 ve-pod-1-cfa11 || nsgen_failed=1
+
+# Delete the network namespace pod-1 (when its lo carries the topology's mark).
+if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+  ip netns delete pod-1
+fi || nsgen_failed=1
+
+# Put net.ipv4.ip_forward back to its value from before the first nsgen topology, once no topology needs forwarding and this one's devices are gone.
+if test -d /run/nsgen/.ip_forward/users && ! group_has_links 0x6e0a636b >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /run/nsgen/.ip_forward/users
+fi || nsgen_failed=1
+if test -e /run/nsgen/.ip_forward/before && test ! -d /run/nsgen/.ip_forward/users && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+fi || nsgen_failed=1
+if test -d /run/nsgen/.ip_forward && test ! -d /run/nsgen/.ip_forward/users; then
+  rm -rf /run/nsgen/.ip_forward
+fi || nsgen_failed=1
+
+# Remove the state directory /run/nsgen/pod: last, and only when everything else is gone (a second teardown needs it).
+if [ "$nsgen_failed" -eq 0 ]; then
+  if state_ours pod >/dev/null 2>&1; then
+    rm -rf /run/nsgen/pod
+  fi || nsgen_failed=1
+  if test -d /run/nsgen; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen
+  fi || nsgen_failed=1
+fi
+}
+
+# ==== How this script runs the steps above ====
 set -uo pipefail
 
 # ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
@@ -447,94 +549,7 @@ flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.loc
 
 # A command that fails is reported, and the rest still runs; the exit status says whether all went well.
 nsgen_failed=0
-
-# Undo: Mark topology pod as completely up.
-rm -f /run/nsgen/pod/up || nsgen_failed=1
-
-# Undo: Start `python3 -m http.server 9000 --bind 127.0.0.1` in pod-1, detached; output in /run/nsgen/pod/pod-1.1.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.1.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.1.exit.
-if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
-  stop_processes pod-1
-fi || nsgen_failed=1
-
-# Undo: Start `nsgen echo-server --port 8000` in pod-1, detached; output in /run/nsgen/pod/pod-1.0.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.0.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.0.exit.
-if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
-  stop_processes pod-1
-fi || nsgen_failed=1
-
-# Undo: Give pod-1 its own resolver: ip netns exec shows /etc/netns/pod-1/resolv.conf as /etc/resolv.conf inside.
-if grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
-  rm -f /etc/netns/pod-1/resolv.conf
-fi || nsgen_failed=1
-if test -d /etc/netns/pod-1 && netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
-  rmdir --ignore-fail-on-non-empty /etc/netns/pod-1
-fi || nsgen_failed=1
-
-# Undo: NAT: masquerade in POSTROUTING; published ports in NSGEN-pod (reached from PREROUTING and OUTPUT for local destinations).
-iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*nat
--D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
--D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
--D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
--D POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
--D POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
--F NSGEN-pod
--X NSGEN-pod
-COMMIT
-NSGEN_EOF
-
-# Undo: Filter: the topology's own chain NSGEN-pod, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*filter
--D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
--F NSGEN-pod
--X NSGEN-pod
-COMMIT
-NSGEN_EOF
-
-# Undo: Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
-iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*raw
--D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
-COMMIT
-NSGEN_EOF
-
-# Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-rm -f /run/nsgen/.ip_forward/users/pod || nsgen_failed=1
-
-# Undo: Teardown stops every process still running in pod-1 before the namespace is deleted.
-if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
-  stop_processes pod-1
-fi || nsgen_failed=1
-
-# Undo: Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b and carry the alias nsgen:pod, and deleting one end of a veth pair deletes the other.
-delete_links 0x6e0a636b pod br-pods-84512 ve-pod-1-cfa11 || nsgen_failed=1
-
-# Undo: Create the network namespace pod-1: the container's own interfaces, routes and firewall.
-if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
-  ip netns delete pod-1
-fi || nsgen_failed=1
-
-# Undo: Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-if test -d /run/nsgen/.ip_forward/users && ! group_has_links 0x6e0a636b >/dev/null 2>&1; then
-  rmdir --ignore-fail-on-non-empty /run/nsgen/.ip_forward/users
-fi || nsgen_failed=1
-if test -e /run/nsgen/.ip_forward/before && test ! -d /run/nsgen/.ip_forward/users && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
-fi || nsgen_failed=1
-if test -d /run/nsgen/.ip_forward && test ! -d /run/nsgen/.ip_forward/users; then
-  rm -rf /run/nsgen/.ip_forward
-fi || nsgen_failed=1
-
-# Undo: Record what topology pod is, in /run/nsgen/pod/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-if [ "$nsgen_failed" -eq 0 ]; then
-  if state_ours pod >/dev/null 2>&1; then
-    rm -rf /run/nsgen/pod
-  fi || nsgen_failed=1
-  if test -d /run/nsgen; then
-    rmdir --ignore-fail-on-non-empty /run/nsgen
-  fi || nsgen_failed=1
-fi
-
+steps
 if [ "$nsgen_failed" -ne 0 ]; then
   nsgen_say 'teardown of pod could not undo everything (see above); still there:'
   if ip link show br-pods-84512 >/dev/null 2>&1 && link_ours br-pods-84512 0x6e0a636b pod >/dev/null 2>&1; then nsgen_say '  link br-pods-84512'; fi

@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: setup (batched) of topology tutorial
 #
 # host (ip_forward on)
@@ -11,9 +9,132 @@
 #
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
 #
+# The steps come first, in the tutorial's order; the helper functions, the lock, the checks and the rollback that run them are at the end of the script.
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+#
 # Batched: consecutive ip commands that run in the same place share one `ip -batch` process,
 # whose lines are those commands; the firewall tables are one iptables-restore. Every step is
 # still named below, and a failure still undoes what this run began.
+steps() {
+
+# Record what topology tutorial is, in /run/nsgen/tutorial/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
+begin 0 state
+install -D -m 0644 /dev/stdin /run/nsgen/tutorial/topology.json <<'NSGEN_EOF'
+{"format": 1, "digest": "2431e845cb59cd67", "name": "tutorial", "host": {"ip_forward": true, "persist": false},
+"networks": [
+  {"name": "link0", "driver": "veth", "subnet": "172.18.0.0/24", "gateway": "172.18.0.1", "masquerade": true, "internal": false, "bridge": null}
+],
+"containers": [
+  {"name": "container-1", "attachments": [{"network": "link0", "interface": "veth1", "host_interface": "vethc1", "address": "172.18.0.2", "prefixlen": 24, "gateway": "172.18.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}], "ports": []}
+]}
+NSGEN_EOF
+
+# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
+# Note which namespaces this setup is about to create, in /run/nsgen/tutorial/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
+begin 1 ip_forward:restore
+begin 2 namespaces
+install -m 0644 /dev/stdin /run/nsgen/tutorial/namespaces <<'NSGEN_EOF'
+container-1
+NSGEN_EOF
+
+# Create the network namespace container-1: the container's own interfaces, routes and firewall.
+begin 3 netns:container-1
+ip netns add container-1
+
+# Teardown deletes every host device of topology tutorial at once: its bridges and veth host ends are in device group 0x6e6bffe9 and carry the alias nsgen:tutorial, and deleting one end of a veth pair deletes the other.
+# Teardown stops every process still running in container-1 before the namespace is deleted.
+# Create the veth pair vethc1 (host) <-> veth1 (in container-1), its inner end made directly inside the namespace.
+# Give vethc1 the gateway address 172.18.0.1/24, mark it (alias nsgen:tutorial) and bring it up (no IPv6 link-local address): the host is container-1's router.
+begin 4 devices
+begin 5 reap:container-1
+begin 6 veth:container-1:link0
+begin 7 host-end:container-1:link0
+ip -batch - <<'NSGEN_EOF'
+link add vethc1 group 0x6e6bffe9 type veth peer name veth1 netns container-1
+addr replace 172.18.0.1/24 dev vethc1
+link set vethc1 alias nsgen:tutorial addrgenmode none up
+NSGEN_EOF
+
+# Bring up lo in container-1, so that a server listening on localhost answers inside it; its alias nsgen:tutorial marks the namespace as this topology's.
+# Give veth1 in container-1 the address 172.18.0.2/24 (and no IPv6 link-local one) and bring it up.
+# Send container-1's traffic for everywhere else to the host at 172.18.0.1, from 172.18.0.2.
+begin 8 lo:container-1
+begin 9 addr:container-1:link0
+begin 10 route:container-1
+nsenter --net=/run/netns/container-1 ip -batch - <<'NSGEN_EOF'
+link set lo alias nsgen:tutorial up
+addr replace 172.18.0.2/24 dev veth1
+link set veth1 addrgenmode none up
+route replace default via 172.18.0.1 dev veth1 src 172.18.0.2
+NSGEN_EOF
+
+# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+begin 11 ip_forward
+mkdir -p /run/nsgen/.ip_forward/users
+
+if test ! -e /run/nsgen/.ip_forward/before; then
+  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+fi
+
+touch /run/nsgen/.ip_forward/users/tutorial
+
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  sysctl -q -w net.ipv4.ip_forward=1
+fi
+
+# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
+# Filter: the topology's own chain NSGEN-tutorial, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
+# NAT: masquerade in POSTROUTING.
+begin 12 firewall:raw
+begin 13 firewall:filter
+begin 14 firewall:nat
+iptables-restore -w --noflush <<'NSGEN_EOF'
+*raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
+-A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
+COMMIT
+*filter
+:NSGEN-tutorial - [0:0]
+# replies into network link0
+-A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
+# nothing else into network link0
+-A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
+# traffic out of network link0, unless it is headed into another container network
+-A NSGEN-tutorial -i vethc1 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:tutorial -j ACCEPT
+# forwarded packets go through NSGEN-tutorial first
+-I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+COMMIT
+*nat
+# network link0 reaches out as the host
+-A POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+COMMIT
+NSGEN_EOF
+
+# Give container-1 its own resolver: ip netns exec shows /etc/netns/container-1/resolv.conf as /etc/resolv.conf inside.
+begin 15 dns:container-1
+install -D -m 0644 /dev/stdin /etc/netns/container-1/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology tutorial; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+
+# Start `nsgen echo-server --port 8000` in container-1, detached; output in /run/nsgen/tutorial/container-1.0.log; the `sh -c` in front records its pid in /run/nsgen/tutorial/container-1.0.pid and, when it ends, its exit status in /run/nsgen/tutorial/container-1.0.exit.
+begin 16 process:container-1:0
+rm -f /run/nsgen/tutorial/container-1.0.pid /run/nsgen/tutorial/container-1.0.exit /run/nsgen/tutorial/container-1.0.shim
+
+setsid ip netns exec container-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/tutorial/container-1.0 nsgen echo-server --port 8000 >>/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
+echo "$!" >/run/nsgen/tutorial/container-1.0.shim
+
+# Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
+begin 17 ready
+wait_ready container-1 /run/nsgen/tutorial/container-1.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
+
+# Mark topology tutorial as completely up.
+begin 18 up
+touch /run/nsgen/tutorial/up
+}
+
+# ==== How this script runs the steps above ====
 set -euo pipefail
 
 # ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
@@ -391,7 +512,6 @@ umask 022
 if [ -L /run/nsgen.lock ]; then die 'the lock file /run/nsgen.lock is a symbolic link: it is not nsgen'"'"'s; nothing was changed'; fi
 exec 9>/run/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.lock'
-
 trap 'exit 130' INT
 trap 'exit 143' TERM
 # Whether a link exists is looked up in one listing of the host's links, taken now, instead of
@@ -476,6 +596,7 @@ undo_11() {
 undo_12() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
 -D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
 COMMIT
 NSGEN_EOF
@@ -483,7 +604,9 @@ NSGEN_EOF
 undo_13() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *filter
+# forwarded packets go through NSGEN-tutorial first
 -D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+# the chain NSGEN-tutorial and all its rules
 -F NSGEN-tutorial
 -X NSGEN-tutorial
 COMMIT
@@ -492,6 +615,7 @@ NSGEN_EOF
 undo_14() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
+# network link0 reaches out as the host
 -D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
 COMMIT
 NSGEN_EOF
@@ -534,114 +658,6 @@ trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Record what topology tutorial is, in /run/nsgen/tutorial/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-begin 0 state
-install -D -m 0644 /dev/stdin /run/nsgen/tutorial/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "2431e845cb59cd67", "name": "tutorial", "host": {"ip_forward": true, "persist": false},
-"networks": [
-  {"name": "link0", "driver": "veth", "subnet": "172.18.0.0/24", "gateway": "172.18.0.1", "masquerade": true, "internal": false, "bridge": null}
-],
-"containers": [
-  {"name": "container-1", "attachments": [{"network": "link0", "interface": "veth1", "host_interface": "vethc1", "address": "172.18.0.2", "prefixlen": 24, "gateway": "172.18.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}], "ports": []}
-]}
-NSGEN_EOF
-
-# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-# Note which namespaces this setup is about to create, in /run/nsgen/tutorial/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
-begin 1 ip_forward:restore
-begin 2 namespaces
-install -m 0644 /dev/stdin /run/nsgen/tutorial/namespaces <<'NSGEN_EOF'
-container-1
-NSGEN_EOF
-
-# Create the network namespace container-1: the container's own interfaces, routes and firewall.
-begin 3 netns:container-1
-ip netns add container-1
-
-# Teardown deletes every host device of topology tutorial at once: its bridges and veth host ends are in device group 0x6e6bffe9 and carry the alias nsgen:tutorial, and deleting one end of a veth pair deletes the other.
-# Teardown stops every process still running in container-1 before the namespace is deleted.
-# Create the veth pair vethc1 (host) <-> veth1 (in container-1), its inner end made directly inside the namespace.
-# Give vethc1 the gateway address 172.18.0.1/24, mark it (alias nsgen:tutorial) and bring it up (no IPv6 link-local address): the host is container-1's router.
-begin 4 devices
-begin 5 reap:container-1
-begin 6 veth:container-1:link0
-begin 7 host-end:container-1:link0
-ip -batch - <<'NSGEN_EOF'
-link add vethc1 group 0x6e6bffe9 type veth peer name veth1 netns container-1
-addr replace 172.18.0.1/24 dev vethc1
-link set vethc1 alias nsgen:tutorial addrgenmode none up
-NSGEN_EOF
-
-# Bring up lo in container-1, so that a server listening on localhost answers inside it; its alias nsgen:tutorial marks the namespace as this topology's.
-# Give veth1 in container-1 the address 172.18.0.2/24 (and no IPv6 link-local one) and bring it up.
-# Send container-1's traffic for everywhere else to the host at 172.18.0.1, from 172.18.0.2.
-begin 8 lo:container-1
-begin 9 addr:container-1:link0
-begin 10 route:container-1
-nsenter --net=/run/netns/container-1 ip -batch - <<'NSGEN_EOF'
-link set lo alias nsgen:tutorial up
-addr replace 172.18.0.2/24 dev veth1
-link set veth1 addrgenmode none up
-route replace default via 172.18.0.1 dev veth1 src 172.18.0.2
-NSGEN_EOF
-
-# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 11 ip_forward
-mkdir -p /run/nsgen/.ip_forward/users
-
-if test ! -e /run/nsgen/.ip_forward/before; then
-  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
-fi
-
-touch /run/nsgen/.ip_forward/users/tutorial
-
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  sysctl -q -w net.ipv4.ip_forward=1
-fi
-
-# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
-# Filter: the topology's own chain NSGEN-tutorial, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-# NAT: masquerade in POSTROUTING.
-begin 12 firewall:raw
-begin 13 firewall:filter
-begin 14 firewall:nat
-iptables-restore -w --noflush <<'NSGEN_EOF'
-*raw
--A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
-COMMIT
-*filter
-:NSGEN-tutorial - [0:0]
--A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
--A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
--A NSGEN-tutorial -i vethc1 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:tutorial -j ACCEPT
--I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
-COMMIT
-*nat
--A POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
-COMMIT
-NSGEN_EOF
-
-# Give container-1 its own resolver: ip netns exec shows /etc/netns/container-1/resolv.conf as /etc/resolv.conf inside.
-begin 15 dns:container-1
-install -D -m 0644 /dev/stdin /etc/netns/container-1/resolv.conf <<'NSGEN_EOF'
-# Written by nsgen for topology tutorial; nameservers from the topology file.
-nameserver 1.1.1.1
-NSGEN_EOF
-
-# Start `nsgen echo-server --port 8000` in container-1, detached; output in /run/nsgen/tutorial/container-1.0.log; the `sh -c` in front records its pid in /run/nsgen/tutorial/container-1.0.pid and, when it ends, its exit status in /run/nsgen/tutorial/container-1.0.exit.
-begin 16 process:container-1:0
-rm -f /run/nsgen/tutorial/container-1.0.pid /run/nsgen/tutorial/container-1.0.exit /run/nsgen/tutorial/container-1.0.shim
-
-setsid ip netns exec container-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/tutorial/container-1.0 nsgen echo-server --port 8000 >>/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
-echo "$!" >/run/nsgen/tutorial/container-1.0.shim
-
-# Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 17 ready
-wait_ready container-1 /run/nsgen/tutorial/container-1.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
-
-# Mark topology tutorial as completely up.
-begin 18 up
-touch /run/nsgen/tutorial/up
-
+steps
 trap - EXIT INT TERM
 nsgen_say 'topology tutorial is up'

@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: teardown of topology tutorial
 #
 # host (ip_forward on)
@@ -10,6 +8,94 @@
 # container-1 resolves through: 1.1.1.1
 #
 # Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup. When something cannot be removed, it says what is left and keeps the state directory, so that running it again finishes the job.
+#
+# The steps come first, in the tutorial's order; the helper functions, the lock and the report that run them are at the end of the script.
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+steps() {
+
+# Unmark topology tutorial as up: it is being taken down.
+rm -f /run/nsgen/tutorial/up || nsgen_failed=1
+
+# Stop process 0 of container-1, with every other process in container-1.
+if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+  stop_processes container-1
+fi || nsgen_failed=1
+
+# Remove the resolv.conf of container-1 (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
+  rm -f /etc/netns/container-1/resolv.conf
+fi || nsgen_failed=1
+if test -d /etc/netns/container-1 && netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/container-1
+fi || nsgen_failed=1
+
+# Remove the nat rules of topology tutorial, in one transaction (rule by rule when that fails).
+iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*nat
+# network link0 reaches out as the host
+-D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+COMMIT
+NSGEN_EOF
+
+# Remove the filter rules of topology tutorial, in one transaction (rule by rule when that fails).
+iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*filter
+# forwarded packets go through NSGEN-tutorial first
+-D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+# the chain NSGEN-tutorial and all its rules
+-F NSGEN-tutorial
+-X NSGEN-tutorial
+COMMIT
+NSGEN_EOF
+
+# Remove the raw rules of topology tutorial, in one transaction (rule by rule when that fails).
+iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
+-D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
+COMMIT
+NSGEN_EOF
+
+# No longer count topology tutorial among the users of forwarding.
+rm -f /run/nsgen/.ip_forward/users/tutorial || nsgen_failed=1
+
+# Stop the processes still running in container-1: TERM, then KILL after 3 seconds.
+if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+  stop_processes container-1
+fi || nsgen_failed=1
+
+# Delete the bridges and veth pairs of topology tutorial: every device of group 0x6e6bffe9 that carries its alias, in one call.
+delete_links 0x6e6bffe9 tutorial vethc1 || nsgen_failed=1
+
+# Delete the network namespace container-1 (when its lo carries the topology's mark).
+if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+  ip netns delete container-1
+fi || nsgen_failed=1
+
+# Put net.ipv4.ip_forward back to its value from before the first nsgen topology, once no topology needs forwarding and this one's devices are gone.
+if test -d /run/nsgen/.ip_forward/users && ! group_has_links 0x6e6bffe9 >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /run/nsgen/.ip_forward/users
+fi || nsgen_failed=1
+if test -e /run/nsgen/.ip_forward/before && test ! -d /run/nsgen/.ip_forward/users && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+fi || nsgen_failed=1
+if test -d /run/nsgen/.ip_forward && test ! -d /run/nsgen/.ip_forward/users; then
+  rm -rf /run/nsgen/.ip_forward
+fi || nsgen_failed=1
+
+# Remove the state directory /run/nsgen/tutorial: last, and only when everything else is gone (a second teardown needs it).
+if [ "$nsgen_failed" -eq 0 ]; then
+  if state_ours tutorial >/dev/null 2>&1; then
+    rm -rf /run/nsgen/tutorial
+  fi || nsgen_failed=1
+  if test -d /run/nsgen; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen
+  fi || nsgen_failed=1
+fi
+}
+
+# ==== How this script runs the steps above ====
 set -uo pipefail
 
 # ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
@@ -390,83 +476,7 @@ flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.loc
 
 # A command that fails is reported, and the rest still runs; the exit status says whether all went well.
 nsgen_failed=0
-
-# Undo: Mark topology tutorial as completely up.
-rm -f /run/nsgen/tutorial/up || nsgen_failed=1
-
-# Undo: Start `nsgen echo-server --port 8000` in container-1, detached; output in /run/nsgen/tutorial/container-1.0.log; the `sh -c` in front records its pid in /run/nsgen/tutorial/container-1.0.pid and, when it ends, its exit status in /run/nsgen/tutorial/container-1.0.exit.
-if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
-  stop_processes container-1
-fi || nsgen_failed=1
-
-# Undo: Give container-1 its own resolver: ip netns exec shows /etc/netns/container-1/resolv.conf as /etc/resolv.conf inside.
-if grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
-  rm -f /etc/netns/container-1/resolv.conf
-fi || nsgen_failed=1
-if test -d /etc/netns/container-1 && netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
-  rmdir --ignore-fail-on-non-empty /etc/netns/container-1
-fi || nsgen_failed=1
-
-# Undo: NAT: masquerade in POSTROUTING.
-iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*nat
--D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
-COMMIT
-NSGEN_EOF
-
-# Undo: Filter: the topology's own chain NSGEN-tutorial, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*filter
--D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
--F NSGEN-tutorial
--X NSGEN-tutorial
-COMMIT
-NSGEN_EOF
-
-# Undo: Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
-iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*raw
--D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
-COMMIT
-NSGEN_EOF
-
-# Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-rm -f /run/nsgen/.ip_forward/users/tutorial || nsgen_failed=1
-
-# Undo: Teardown stops every process still running in container-1 before the namespace is deleted.
-if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
-  stop_processes container-1
-fi || nsgen_failed=1
-
-# Undo: Teardown deletes every host device of topology tutorial at once: its bridges and veth host ends are in device group 0x6e6bffe9 and carry the alias nsgen:tutorial, and deleting one end of a veth pair deletes the other.
-delete_links 0x6e6bffe9 tutorial vethc1 || nsgen_failed=1
-
-# Undo: Create the network namespace container-1: the container's own interfaces, routes and firewall.
-if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
-  ip netns delete container-1
-fi || nsgen_failed=1
-
-# Undo: Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-if test -d /run/nsgen/.ip_forward/users && ! group_has_links 0x6e6bffe9 >/dev/null 2>&1; then
-  rmdir --ignore-fail-on-non-empty /run/nsgen/.ip_forward/users
-fi || nsgen_failed=1
-if test -e /run/nsgen/.ip_forward/before && test ! -d /run/nsgen/.ip_forward/users && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
-fi || nsgen_failed=1
-if test -d /run/nsgen/.ip_forward && test ! -d /run/nsgen/.ip_forward/users; then
-  rm -rf /run/nsgen/.ip_forward
-fi || nsgen_failed=1
-
-# Undo: Record what topology tutorial is, in /run/nsgen/tutorial/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-if [ "$nsgen_failed" -eq 0 ]; then
-  if state_ours tutorial >/dev/null 2>&1; then
-    rm -rf /run/nsgen/tutorial
-  fi || nsgen_failed=1
-  if test -d /run/nsgen; then
-    rmdir --ignore-fail-on-non-empty /run/nsgen
-  fi || nsgen_failed=1
-fi
-
+steps
 if [ "$nsgen_failed" -ne 0 ]; then
   nsgen_say 'teardown of tutorial could not undo everything (see above); still there:'
   if test -e /run/netns/container-1 && netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then nsgen_say '  network namespace container-1'; fi
