@@ -12,7 +12,9 @@ from nsgen import __version__
 from nsgen.errors import NsgenError
 
 JSON_HELP = "Print one JSON object instead of lines meant for people."
-FILE_HELP = "Topology file (YAML or JSON). Default: $NSGEN_FILE if set, else ./nsgen.yaml if present, else the built-in tutorial network."
+FILE = click.Path(dir_okay=False, allow_dash=True)  # `-` is standard input; the shell completes file names
+OUT = click.Path(allow_dash=True)
+FILE_HELP = "Topology file (YAML or JSON; - for standard input). Default: $NSGEN_FILE if set, else ./nsgen.yaml if present, else the built-in tutorial network."
 
 
 class UserError(click.ClickException):
@@ -51,18 +53,32 @@ def _source(file: str | None) -> tuple[Path, str]:
     return default_topology_path(), "the built-in tutorial topology"
 
 
+def read_data(file: str | None):
+    """The topology's data and how to name it: from FILE, `-` (standard input), $NSGEN_FILE,
+    ./nsgen.yaml or the built-in tutorial."""
+    from nsgen.load import load_file, parse_text
+
+    if file == "-":  # read once, however often the command needs the file
+        meta = click.get_current_context().meta
+        if "nsgen.stdin" not in meta:
+            meta["nsgen.stdin"] = sys.stdin.read()
+        return parse_text(meta["nsgen.stdin"], "<stdin>"), "<stdin>"
+    path, label = _source(file)
+    return load_file(path), label
+
+
 def load_plan(file: str | None, programs: bool = False):
     """File -> data -> resolved topology -> plan, with every error turned into a UserError.
     With `programs`, a program of a process that this host cannot run is an error too (for
     commands that run here; a script may be rendered for another host)."""
     from nsgen.errors import ValidationError
-    from nsgen.load import load_file
     from nsgen.models import Environment, resolve
     from nsgen.plan import compile_plan
 
-    path, label = _source(file)
+    label = "<stdin>" if file == "-" else _source(file)[1]
     try:
-        topology = resolve(load_file(path), Environment(programs_required=programs))
+        data, label = read_data(file)
+        topology = resolve(data, Environment(programs_required=programs))
     except ValidationError as exc:
         raise UserError("\n".join(f"{label}: {p + ': ' if p else ''}{m}" for p, m in exc.problems)) from None
     except NsgenError as exc:
@@ -83,19 +99,27 @@ def main() -> None:
     """
 
 
-def _write(text: str, output: str | None) -> None:
-    if output and output != "-":
-        path = Path(output)
-        path.write_text(text)
-        path.chmod(0o755)
-    else:
+def _write(text: str, output: str | None, mode: int | None = 0o755) -> None:
+    """The product to OUT (an executable script unless `mode` says otherwise), or to stdout when
+    OUT is missing or '-'; a file that cannot be written is one line of error."""
+    if not output or output == "-":
         click.echo(text, nl=False)
+        return
+    path = Path(output)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "Is a directory")
+        path.write_text(text)
+        if mode is not None:
+            path.chmod(mode)
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--teardown", is_flag=True, help="Render the script that removes the topology instead.")
-@click.option("-o", "--output", metavar="OUT", help="Write the script to OUT (made executable) instead of stdout.")
+@click.option("-o", "--output", metavar="OUT", type=OUT, help="Write the script to OUT (made executable) instead of stdout.")
 @click.option("--batch", "batched", is_flag=True, help="Group commands into ip -batch here-documents (fast setup from nothing).")
 @click.option("--systemd", is_flag=True, help="Render a systemd unit instead, which brings the topology up at boot and "
               "down at stop (needs host.persist: true).")
@@ -114,9 +138,9 @@ def render(file: str | None, teardown: bool, output: str | None, batched: bool, 
     if teardown:
         from nsgen import record
 
-        name = _name_in(_source(file)[0])
+        name = _name_in(file)
         up = record.plan_of(name) if name else None
-        if up is not None and _digest_of(_source(file)[0]) != up.digest:  # what is up, whatever the file says now
+        if up is not None and _digest_of(file) != up.digest:  # what is up, whatever the file says now
             click.echo(f"note: the file no longer describes what is up; the script removes what {up.record} records", err=True)
             _write(render_plan(up, teardown=True, note=f"Rendered from the record of what is up: {up.record}"), output)
             return
@@ -137,13 +161,15 @@ def _render_unit(plan, file: str | None, output: str | None) -> None:
     if command[0] == sys.executable:
         click.echo(f"warning: nsgen is not on PATH; the unit runs {' '.join(command)}, which needs nsgen installed for that Python", err=True)
     try:
+        if file == "-":
+            raise NsgenError("a boot unit sets the topology up from its file at every boot: give -f FILE, not standard input")
         _write_file(render_unit(plan, _source(file)[0], command), output)
     except NsgenError as exc:
         raise UserError(str(exc)) from None
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--teardown", is_flag=True, help="Remove the topology instead of setting it up.")
 @click.option("-v", "--verbose", is_flag=True, help="A line a step, with why, and each command with the lines it is fed.")
 @click.option("-q", "--quiet", is_flag=True, help="Show nothing but errors.")
@@ -186,13 +212,12 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
         raise UserError("interrupted; nothing was changed", 130) from None
 
 
-def _name_in(path: Path) -> str | None:
+def _name_in(file: str | None) -> str | None:
     """The topology name a file gives, even when the rest of it is not valid (any more)."""
-    from nsgen.load import load_file
     from nsgen.models import NAME_RE, TOPOLOGY_NAME_MAX
 
     try:
-        data = load_file(path)
+        data, _label = read_data(file)
     except NsgenError:
         return None
     name = data.get("name") if isinstance(data, dict) else None
@@ -201,14 +226,13 @@ def _name_in(path: Path) -> str | None:
     return None
 
 
-def _digest_of(path: Path) -> str | None:
+def _digest_of(file: str | None) -> str | None:
     """The digest of what the file describes (None: it describes nothing valid any more)."""
     from nsgen import record
-    from nsgen.load import load_file
     from nsgen.models import resolve
 
     try:
-        return record.digest(resolve(load_file(path)))
+        return record.digest(resolve(read_data(file)[0]))
     except NsgenError:
         return None
 
@@ -217,13 +241,13 @@ def _teardown(file: str | None, progress) -> None:
     """Remove what is up: what the record says, or, with no record, what carries the topology's marks."""
     from nsgen import execute, record, sweep
 
-    path, label = _source(file)
-    name = _name_in(path)
+    label = "<stdin>" if file == "-" else _source(file)[1]
+    name = _name_in(file)
     if name is None:
         name = load_plan(file).name  # reports what is wrong with the file
     plan = record.plan_of(name)
     if plan is not None:
-        if _digest_of(path) != plan.digest:
+        if _digest_of(file) != plan.digest:
             progress.note(f"note: {label} no longer describes what is up; removing what topology {name} was set up with")
         execute.teardown(plan, progress=progress)
         return
@@ -241,7 +265,7 @@ def _teardown(file: str | None, progress) -> None:
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def validate(file: str | None, as_json: bool) -> None:
     """Check the topology file and report every problem; change nothing.
@@ -266,13 +290,13 @@ def _validate_json(file: str | None) -> None:
     import json
 
     from nsgen.errors import ValidationError
-    from nsgen.load import load_file
     from nsgen.models import Environment, resolve
     from nsgen.plan import compile_plan
 
-    path, label = _source(file)
+    label = "<stdin>" if file == "-" else _source(file)[1]
     try:
-        plan = compile_plan(resolve(load_file(path), Environment(programs_required=True)))
+        data, label = read_data(file)
+        plan = compile_plan(resolve(data, Environment(programs_required=True)))
     except ValidationError as exc:
         problems = [{"path": p, "message": m} for p, m in exc.problems]
     except NsgenError as exc:
@@ -305,21 +329,15 @@ def echo_server(port: int) -> None:
 
 def _write_file(text: str, output: str | None) -> None:
     """The product to OUT (a plain file, not executable), or to stdout when OUT is missing or '-'."""
-    if output and output != "-":
-        try:
-            Path(output).write_text(text)
-        except OSError as exc:
-            raise UserError(f"cannot write {output}: {exc.strerror}") from None
-    else:
-        click.echo(text, nl=False)
+    _write(text, output, mode=None)
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot", "svg"]),
               help="text (the tree that heads the setup script), mermaid, dot (Graphviz) or svg (drawn by Graphviz's dot). "
               "Default: from OUT's suffix (.svg, .dot/.gv, .mmd), else text.")
-@click.option("-o", "--output", metavar="OUT", help="Write the picture to OUT instead of stdout.")
+@click.option("-o", "--output", metavar="OUT", type=OUT, help="Write the picture to OUT instead of stdout.")
 def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
     """Draw the topology: namespaces with their interfaces and addresses, bridges, veth links,
     the host's gateways, NAT and published ports.
@@ -333,6 +351,10 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
     from nsgen.diagram import draw, format_for
 
     implied = format_for(output)
+    suffix = Path(output).suffix if output and output != "-" else ""
+    if suffix and implied is None:
+        raise UserError(f"{output}: nsgen cannot draw a {suffix} file; name it .svg, .dot or .gv, .mmd or .txt "
+                        "(or convert: nsgen diagram --format dot | dot -Tpng > x.png)")
     if fmt is None:
         fmt = implied or "text"
     elif output and output.lower().endswith(".svg") and fmt != "svg":
@@ -346,7 +368,7 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--probe", is_flag=True, help="Also test connectivity from each container: its gateways, its neighbours, "
               "published ports, and the outside when it is masqueraded.")
 @click.option("--probe-target", metavar="ADDR", help="The outside address (or name) the probe pings from masqueraded "
@@ -396,7 +418,7 @@ COMMAND_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": F
 
 
 @main.command(context_settings=COMMAND_SETTINGS)
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--shell", is_flag=True, help="Open an interactive shell on the sandbox host instead of running the probe.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
 def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
@@ -411,7 +433,6 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
       sudo nsgen sandbox -f examples/bridge.yaml --shell
       sudo nsgen sandbox -- nsgen exec container-1 curl -s http://web.world.test/
     """
-    from nsgen.load import load_file
     from nsgen.sandbox.host import SandboxUnavailable
     from nsgen.sandbox.session import run_session
 
@@ -421,7 +442,7 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
         command = command[1:]
     plan = load_plan(file)  # every problem is reported before a sandbox is made
     try:
-        status = run_session(load_file(_source(file)[0]), plan.name, command=list(command) or None, shell=shell,
+        status = run_session(read_data(file)[0], plan.name, command=list(command) or None, shell=shell,
                              say=lambda line: click.echo(line, err=True))
     except SandboxUnavailable as exc:
         raise UserError(f"no sandbox can be made here: {exc}") from None
@@ -438,15 +459,16 @@ def _complete_containers(ctx: click.Context, param: click.Parameter, incomplete:
 
 
 @main.command("exec", context_settings=COMMAND_SETTINGS)
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.argument("container", shell_complete=_complete_containers)
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] CMD...")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[[--] CMD...]")
 def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
     """Run a command inside a container of a topology that is up (ip netns exec, so the container's
-    resolv.conf applies). The command's exit status is nsgen's.
+    resolv.conf applies), or, with no command, a shell there. The command's exit status is nsgen's.
 
     \b
     Example:
+      sudo nsgen exec container-1                 # a shell inside
       sudo nsgen exec container-1 -- curl -s localhost:8000/echo
       sudo nsgen exec -f examples/bridge.yaml app -- ping -c1 172.21.0.10
     """
@@ -454,8 +476,8 @@ def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
 
     if command[:1] == ("--",):
         command = command[1:]
-    if not command:
-        raise UserError("no command given: nsgen exec CONTAINER -- CMD...")
+    if not command:  # a shell inside the container
+        command = (os.environ.get("SHELL") or "/bin/sh",)
     plan = load_plan(file)
     containers = plan.topology.containers
     if container not in containers:
@@ -482,7 +504,7 @@ def _topologies(file: str | None) -> list[str]:
     from nsgen.status import up
 
     if file:
-        name = _name_in(_source(file)[0]) or load_plan(file).name
+        name = _name_in(file) or load_plan(file).name
         return [name]
     return up()
 
@@ -616,7 +638,7 @@ INIT_HEADER = """\
 @main.command()
 @click.option("--example", type=click.Choice(_example_names()), default="tutorial", show_default=True,
               help="The example to start from.")
-@click.option("-o", "--output", metavar="FILE", default="nsgen.yaml", show_default=True,
+@click.option("-o", "--output", metavar="FILE", type=OUT, default="nsgen.yaml", show_default=True,
               help="Where to write it ('-': stdout). nsgen.yaml is what nsgen reads when -f is not given.")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 def init(example: str, output: str, force: bool) -> None:
@@ -643,7 +665,7 @@ def init(example: str, output: str, force: bool) -> None:
 
 
 @main.command()
-@click.option("-o", "--output", metavar="OUT", help="Write the schema to OUT instead of stdout.")
+@click.option("-o", "--output", metavar="OUT", type=OUT, help="Write the schema to OUT instead of stdout.")
 def schema(output: str | None) -> None:
     """Print the JSON Schema of the topology file, for editors (completion, hover help, errors while typing).
 
