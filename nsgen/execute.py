@@ -548,9 +548,9 @@ def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = 
                     assert recorded is not None
                     converge.change(recorded, plan, runner, progress, begun)
                 elif fresh and batched:
-                    _setup_batched(plan, runner, progress, begun)
+                    _setup_batched(plan.steps, runner, progress, begun)
                 else:
-                    setup_stepwise(plan, runner, progress, begun)
+                    setup_stepwise(plan, runner, progress, begun, batched=batched)
         except Exception as exc:  # a failed command, an interrupt, or any error of nsgen's own
             reason = f"interrupted by {exc}" if isinstance(exc, Interrupted) else str(exc) if isinstance(exc, ExecutionError) else f"nsgen: {exc}"
             if changing:
@@ -585,9 +585,24 @@ def run_step(step: Step, runner: Runner, progress: Progress) -> None:
             raise ExecutionError(f"step {step.id} failed: {describe(cmd, result)}")
 
 
-def setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[Step], keep: frozenset[str] = frozenset()) -> None:
+def setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[Step], keep: frozenset[str] = frozenset(),
+                   batched: bool = False) -> None:
     """Every step in order, skipped when its probe finds it done; `keep` names steps that are
-    never undone by a rollback of this run (they hold what was up before it)."""
+    never undone by a rollback of this run (they hold what was up before it). Batched, every
+    probe is asked first (each tells of its own step's resource, which no earlier step of this
+    run makes), and the steps left run in batches, as a setup from nothing does."""
+    if batched:
+        todo: list[Step] = []
+        for step in plan.steps:
+            if step.begun_with and all(s.id != step.begun_with for s in todo):
+                continue
+            if step.probe and all(check(runner, p) for p in step.probe):
+                if step.commands:
+                    progress.step(step, skipped=True)
+                continue
+            todo.append(step)
+        _setup_batched(todo, runner, progress, begun, keep)
+        return
     for step in plan.steps:
         if step.begun_with and all(s.id != step.begun_with for s in begun):
             continue  # it goes with a step this run did not begin
@@ -602,10 +617,11 @@ def setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[S
         run_step(step, runner, progress)
 
 
-def _setup_batched(plan: Plan, runner: Runner, progress: Progress, begun: list[Step]) -> None:
+def _setup_batched(steps: list[Step] | tuple[Step, ...], runner: Runner, progress: Progress, begun: list[Step],
+                   keep: frozenset[str] = frozenset()) -> None:
     """Units in order; a run of consecutive batches that each configure one namespace runs side
     by side (they touch nothing in common). Every step of a wave is begun before it starts."""
-    units = batch.setup_units(plan.steps)
+    units = batch.setup_units(tuple(steps))
     i = 0
     while i < len(units):
         wave = [units[i]]
@@ -613,7 +629,7 @@ def _setup_batched(plan: Plan, runner: Runner, progress: Progress, begun: list[S
             wave.append(units[i + len(wave)])
         i += len(wave)
         for unit in wave:
-            begun.extend(unit.steps)
+            begun.extend(s for s in unit.steps if s.id not in keep)
             _announce(unit, progress)
         commands = [u.command for u in wave if u.command is not None and _guards_pass(u.command, runner)]
         if not commands:

@@ -54,9 +54,10 @@ class Progress:
             self.echo(f"    # {step.summary}")
         elif self.live:
             self._draw(step.section, title)
-        elif self.verbosity == 1 and step.section != self.section:
+        elif self.verbosity == 1 and step.section != self.section and not skipped:
             self.echo(f"[{self.done}/{self.total}] {step.section}")
-        self.section = step.section
+        if not skipped:
+            self.section = step.section
 
     def command(self, cmd: Any, lines: list[str] | None = None) -> None:
         """A command as it runs (-v): its argv, and the lines it is fed."""
