@@ -296,6 +296,136 @@ def stop_processes(*namespaces: str, grace: float = STOP_GRACE) -> Result:
     return Result(1, "", f"processes still running in {', '.join(namespaces)}: {' '.join(map(str, left))}") if left else Result(0)
 
 
+def _pid(pidfile: str) -> int | None:
+    try:
+        fd = os.open(pidfile, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    """Whether pid runs (a zombie, which has ended, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def process_alive(netns: str, pidfile: str, pid: int | None = None) -> bool:
+    """Whether the process recorded in `pidfile` (or `pid`) still runs, inside namespace `netns`."""
+    pid = pid if pid is not None else _pid(pidfile)
+    if pid is None or not _running(pid):
+        return False
+    inside, target = _netns_key(f"/proc/{pid}/ns/net"), _netns_key(f"{NETNS_DIR}/{netns}")
+    return inside is not None and inside == target
+
+
+def _listening(pid: int, protocol: str, port: int) -> bool:
+    """Whether a socket of the namespace `pid` lives in listens on `port` (TCP) or is bound to it (UDP)."""
+    state = "0A" if protocol == "tcp" else "07"
+    for family in ("", "6"):
+        try:
+            with open(f"/proc/{pid}/net/{protocol}{family}") as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 3 and fields[3] == state and int(fields[1].rpartition(":")[2], 16) == port:
+                return True
+    return False
+
+
+def _ready_now(pid: int, netns: str, kind: str, values: list[str]) -> bool:
+    if kind in ("tcp", "udp"):
+        return _listening(pid, kind, int(values[0]))
+    if kind == "file":
+        return os.path.exists(values[0])
+    if kind == "command":
+        try:
+            done = subprocess.run(("ip", "netns", "exec", netns, *values), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
+    return True
+
+
+def _tail(path: str, lines: int = 10) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 8192))
+            rows = f.read().decode(errors="replace").splitlines()[-lines:]
+    except OSError:
+        rows = []
+    return "\n".join(f"  {row}" for row in rows) if rows else "  (no output)"
+
+
+def _wants(args: tuple[str, ...]) -> list[tuple[str, str, float, str, list[str], list[str]]]:
+    """The processes `wait_ready` is given: NS BASE TIMEOUT KIND N VALUE... M WORD... each."""
+    items, i = [], 0
+    while i < len(args):
+        netns, base, timeout, kind, n = args[i:i + 5]
+        values = list(args[i + 5:i + 5 + int(n)])
+        i += 5 + int(n)
+        m = int(args[i])
+        items.append((netns, base, float(timeout), kind, values, list(args[i + 1:i + 1 + m])))
+        i += 1 + m
+    return items
+
+
+def wait_ready(*args: str) -> Result:
+    """Wait until every process runs and is ready, each within its time; fail with the first
+    that ended or is not ready in time, and its last lines of output."""
+    from nsgen.plan import START_WINDOW as window
+
+    for netns, base, timeout, kind, values, argv in _wants(args):
+        problem = _wait_one(netns, base, timeout, kind, values, window)
+        if problem:
+            command = " ".join(argv)
+            return Result(1, "", f"the process `{command}` in {netns} {problem}; the last lines of {base}.log:\n{_tail(base + '.log')}")
+    return Result(0)
+
+
+def _started(base: str) -> float:
+    """When the process started: when the shell in front wrote its pid."""
+    try:
+        return os.stat(f"{base}.pid").st_mtime
+    except OSError:
+        return time.time()
+
+
+def _exit_status(base: str) -> str | None:
+    try:
+        with open(f"{base}.exit") as f:
+            return f.read().strip() or "?"
+    except OSError:
+        return None
+
+
+def _wait_one(netns: str, base: str, timeout: float, kind: str, values: list[str], window: float) -> str | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, shim = _pid(f"{base}.pid"), _pid(f"{base}.shim")
+        if pid is not None and _running(pid):
+            if _ready_now(pid, netns, kind, values) and (kind != "none" or time.time() >= _started(base) + window):
+                return None
+        elif shim is None or not _running(shim):  # neither the program nor the shell in front runs
+            status = _exit_status(base)
+            return f"ended with exit status {status}" if status else "is not running"
+        if time.monotonic() > deadline:
+            status = _exit_status(base)
+            if status:
+                return f"ended with exit status {status}"
+            what = f"{kind}:{values[0]}" if kind in ("tcp", "udp", "file") else "its readiness check" if kind == "command" else "running"
+            return f"was not ready ({what}) after {timeout:g} s"
+        time.sleep(0.02)
+
+
 # ----------------------------------------------------------------------------------------------
 # Firewall and connection tracking
 
@@ -598,6 +728,7 @@ def probes(host: Host) -> dict[str, Callable[..., bool]]:
         "group_ours": host.group_ours,
         "netns_ours": netns_ours,
         "state_ours": state_ours,
+        "process_alive": process_alive,
     }
 
 
@@ -610,6 +741,7 @@ def commands(host: Host) -> dict[str, Callable[..., Result]]:
         "subnets_free": lambda *args: subnets_free(host, *args),
         "ports_free": ports_free,
         "other_firewall": other_firewall,
+        "wait_ready": wait_ready,
     }
 
 

@@ -20,7 +20,7 @@ from typing import Callable
 
 from nsgen.models import Topology
 from nsgen.execute import netns_id as _netns_id
-from nsgen.plan import NETNS_DIR, NETNS_ETC, STATE_ROOT, Command, Plan, Step
+from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 PING_WAIT = "2"  # seconds a probe waits for one echo reply
@@ -260,6 +260,8 @@ class _Checker:
                 continue
             _log, pidfile = cmd.detach
             container, program = _started(cmd)
+            if pidfile.endswith(".shim"):  # the program's own pid, written by the shell in front
+                pidfile = pidfile[: -len(".shim")] + ".pid"
             pid = read_pid(pidfile)
             if pid is None:
                 self.add(Result(FAIL, "process", f"{container}: {program}", f"no pid in {pidfile}"))
@@ -311,13 +313,18 @@ def _describe_iptables(argv: tuple[str, ...]) -> str:
 
 
 def _started(cmd: Command) -> tuple[str, str]:
-    """(namespace, program) of a detached command: `[setsid] ip netns exec NS PROGRAM ARGS...`."""
+    """(namespace, program) of a detached command: `[setsid] ip netns exec NS [sh -c EXIT_STATUS
+    EXITFILE] PROGRAM ARGS...`."""
+    from nsgen.plan import EXIT_STATUS
+
     argv = list(cmd.argv)
     container = ""
     for i in range(len(argv) - 3):
         if argv[i:i + 3] == ["ip", "netns", "exec"]:
             container, argv = argv[i + 3], argv[i + 4:]
             break
+    if argv[:3] == ["sh", "-c", EXIT_STATUS]:  # the program's words follow the shell's and its BASE
+        argv = argv[4:]
     program = " ".join([argv[0].rsplit("/", 1)[-1], *argv[1:]]) if argv else ""
     return container, program
 
@@ -441,84 +448,3 @@ def valid_target(text: str) -> bool:
         return True
     except ValueError:
         return bool(text) and text.isascii() and all(ch.isalnum() or ch in "-." for ch in text) and not text.startswith("-")
-
-
-# ----------------------------------------------------------------------------------------------
-# What is up: nsgen status
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            words = f.read().rstrip(b"\0").split(b"\0")
-    except OSError:
-        return ""
-    words = [w.decode(errors="replace") for w in words if w]
-    return " ".join([words[0].rsplit("/", 1)[-1], *words[1:]]) if words else ""
-
-
-def _containers_by_resolv(topology: str) -> list[str]:
-    """Containers whose resolv.conf this topology wrote (its first line names the topology)."""
-    from nsgen.names import resolv_mark
-
-    mark = resolv_mark(topology)
-    found = []
-    try:
-        names = sorted(os.listdir(NETNS_ETC))
-    except OSError:
-        return []
-    for name in names:
-        try:
-            with open(f"{NETNS_ETC}/{name}/resolv.conf") as f:
-                if f.readline().startswith(mark):
-                    found.append(name)
-        except OSError:
-            continue
-    return found
-
-
-def _recorded_containers(name: str) -> list[str]:
-    """The containers of the topology's record (none when there is no record to trust)."""
-    from nsgen import record
-
-    found = record.load(name)
-    return list(found.topology.containers) if found else []
-
-
-def status_rows(root: str = STATE_ROOT) -> list[tuple[str, str, str]]:
-    """(topology, container, state) rows for every topology that is up, from its state directory.
-
-    A container is known from the list the setup recorded, by the processes nsgen started in it
-    (their pid files) and by the resolv.conf nsgen wrote for it.
-    """
-    try:
-        names = sorted(n for n in os.listdir(root) if not n.startswith(".") and os.path.isdir(f"{root}/{n}"))
-    except OSError:
-        return []
-    rows = []
-    for name in names:
-        folder = f"{root}/{name}"
-        pids: dict[str, list[tuple[int, str]]] = {}
-        try:
-            files = os.listdir(folder)
-        except OSError:
-            files = []
-        for entry in files:
-            stem, dot, index = entry[: -len(".pid")].rpartition(".") if entry.endswith(".pid") else ("", "", "")
-            if dot and index.isdigit():
-                pids.setdefault(stem, []).append((int(index), f"{folder}/{entry}"))
-        containers = sorted(set(pids) | set(_containers_by_resolv(name)) | set(_recorded_containers(name)))
-        if not containers:
-            rows.append((name, "-", "up (no processes recorded)"))
-        for container in containers:
-            present = os.path.exists(f"{NETNS_DIR}/{container}")
-            if not pids.get(container):
-                rows.append((name, container, "namespace present, no processes" if present else "namespace missing"))
-            for _index, pidfile in sorted(pids.get(container, [])):
-                pid = read_pid(pidfile)
-                if pid is None:
-                    rows.append((name, container, f"no pid in {pidfile}"))
-                    continue
-                problem = process_state(pid, container) if os.geteuid() == 0 else (None if os.path.exists(f"/proc/{pid}") else f"pid {pid} is not running")
-                rows.append((name, container, f"pid {pid} running: {_cmdline(pid)}" if problem is None else problem))
-    return rows

@@ -11,16 +11,33 @@ import click
 from nsgen import __version__
 from nsgen.errors import NsgenError
 
-FILE_HELP = "Topology file (YAML or JSON). Default: $NSGEN_FILE if set, else ./nsgen.yaml if present, else the built-in tutorial network."
+JSON_HELP = "Print one JSON object instead of lines meant for people."
+FILE = click.Path(dir_okay=False, allow_dash=True)  # `-` is standard input; the shell completes file names
+OUT = click.Path(allow_dash=True)
+FILE_HELP = "Topology file (YAML or JSON; - for standard input). Default: $NSGEN_FILE if set, else ./nsgen.yaml if present, else the built-in tutorial network."
 
 
 class UserError(click.ClickException):
     """A NsgenError shown as the user should see it: one `error:` line per problem, no traceback."""
 
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.exit_code = status
+
     def show(self, file=None) -> None:
         file = file or sys.stderr
         for line in self.message.splitlines():
             click.echo(f"error: {line}" if not line.startswith("  ") else line, file=file)
+
+
+def as_root(what: str) -> str:
+    """The refusal of a command that needs root, with the exact line to run it as root: the
+    program's own path, since sudo's PATH (secure_path) may not hold a virtual environment's."""
+    import shlex
+
+    program = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "nsgen"
+    argv = [sys.executable, "-m", "nsgen"] if program.endswith("__main__.py") else [program]
+    return f"{what} needs root: run it as `sudo {shlex.join([*argv, *sys.argv[1:]])}`"
 
 
 def _source(file: str | None) -> tuple[Path, str]:
@@ -36,16 +53,32 @@ def _source(file: str | None) -> tuple[Path, str]:
     return default_topology_path(), "the built-in tutorial topology"
 
 
-def load_plan(file: str | None):
-    """File -> data -> resolved topology -> plan, with every error turned into a UserError."""
+def read_data(file: str | None):
+    """The topology's data and how to name it: from FILE, `-` (standard input), $NSGEN_FILE,
+    ./nsgen.yaml or the built-in tutorial."""
+    from nsgen.load import load_file, parse_text
+
+    if file == "-":  # read once, however often the command needs the file
+        meta = click.get_current_context().meta
+        if "nsgen.stdin" not in meta:
+            meta["nsgen.stdin"] = sys.stdin.read()
+        return parse_text(meta["nsgen.stdin"], "<stdin>"), "<stdin>"
+    path, label = _source(file)
+    return load_file(path), label
+
+
+def load_plan(file: str | None, programs: bool = False):
+    """File -> data -> resolved topology -> plan, with every error turned into a UserError.
+    With `programs`, a program of a process that this host cannot run is an error too (for
+    commands that run here; a script may be rendered for another host)."""
     from nsgen.errors import ValidationError
-    from nsgen.load import load_file
-    from nsgen.models import resolve
+    from nsgen.models import Environment, resolve
     from nsgen.plan import compile_plan
 
-    path, label = _source(file)
+    label = "<stdin>" if file == "-" else _source(file)[1]
     try:
-        topology = resolve(load_file(path))
+        data, label = read_data(file)
+        topology = resolve(data, Environment(programs_required=programs))
     except ValidationError as exc:
         raise UserError("\n".join(f"{label}: {p + ': ' if p else ''}{m}" for p, m in exc.problems)) from None
     except NsgenError as exc:
@@ -66,19 +99,27 @@ def main() -> None:
     """
 
 
-def _write(text: str, output: str | None) -> None:
-    if output and output != "-":
-        path = Path(output)
-        path.write_text(text)
-        path.chmod(0o755)
-    else:
+def _write(text: str, output: str | None, mode: int | None = 0o755) -> None:
+    """The product to OUT (an executable script unless `mode` says otherwise), or to stdout when
+    OUT is missing or '-'; a file that cannot be written is one line of error."""
+    if not output or output == "-":
         click.echo(text, nl=False)
+        return
+    path = Path(output)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "Is a directory")
+        path.write_text(text)
+        if mode is not None:
+            path.chmod(mode)
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--teardown", is_flag=True, help="Render the script that removes the topology instead.")
-@click.option("-o", "--output", metavar="OUT", help="Write the script to OUT (made executable) instead of stdout.")
+@click.option("-o", "--output", metavar="OUT", type=OUT, help="Write the script to OUT (made executable) instead of stdout.")
 @click.option("--batch", "batched", is_flag=True, help="Group commands into ip -batch here-documents (fast setup from nothing).")
 @click.option("--systemd", is_flag=True, help="Render a systemd unit instead, which brings the topology up at boot and "
               "down at stop (needs host.persist: true).")
@@ -97,9 +138,9 @@ def render(file: str | None, teardown: bool, output: str | None, batched: bool, 
     if teardown:
         from nsgen import record
 
-        name = _name_in(_source(file)[0])
+        name = _name_in(file)
         up = record.plan_of(name) if name else None
-        if up is not None and _digest_of(_source(file)[0]) != up.digest:  # what is up, whatever the file says now
+        if up is not None and _digest_of(file) != up.digest:  # what is up, whatever the file says now
             click.echo(f"note: the file no longer describes what is up; the script removes what {up.record} records", err=True)
             _write(render_plan(up, teardown=True, note=f"Rendered from the record of what is up: {up.record}"), output)
             return
@@ -120,20 +161,26 @@ def _render_unit(plan, file: str | None, output: str | None) -> None:
     if command[0] == sys.executable:
         click.echo(f"warning: nsgen is not on PATH; the unit runs {' '.join(command)}, which needs nsgen installed for that Python", err=True)
     try:
+        if file == "-":
+            raise NsgenError("a boot unit sets the topology up from its file at every boot: give -f FILE, not standard input")
         _write_file(render_unit(plan, _source(file)[0], command), output)
     except NsgenError as exc:
         raise UserError(str(exc)) from None
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--teardown", is_flag=True, help="Remove the topology instead of setting it up.")
-@click.option("-v", "--verbose", is_flag=True, help="Also show each command as it runs.")
+@click.option("-v", "--verbose", is_flag=True, help="A line a step, with why, and each command with the lines it is fed.")
 @click.option("-q", "--quiet", is_flag=True, help="Show nothing but errors.")
 def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
     """Set the topology up on this host (or remove it), undoing everything if a step fails.
 
+    On a terminal, progress is one line that updates in place; elsewhere, a line a section.
+
     \b
+    Exit status: 0 when it is up (or down), 1 when it failed (and was undone), 130 or 143 when
+    interrupted by SIGINT or SIGTERM (and undone).
     Example:
       sudo nsgen run -f examples/tutorial.yaml
       sudo nsgen run -f examples/tutorial.yaml --teardown
@@ -143,26 +190,34 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
 
     from nsgen import execute
 
+    from nsgen.errors import ExecutionError
+
+    if quiet and verbose:
+        raise click.UsageError("-q (nothing but errors) and -v (every command) cannot go together")
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: nothing half-done
     if os.geteuid() != 0:  # before reading anything from the host
-        raise UserError(execute.NOT_ROOT)
-    progress = execute.Progress(lambda line: click.echo(line, err=True), 0 if quiet else 2 if verbose else 1)
+        raise UserError(as_root("changing the host's network"))
+    progress = execute.Progress(lambda line: click.echo(line, err=True), 0 if quiet else 2 if verbose else 1,
+                                live=sys.stderr.isatty(), write=lambda text: (sys.stderr.write(text), sys.stderr.flush()))
     try:
         if teardown:
             _teardown(file, progress)
         else:
-            execute.setup(load_plan(file), progress=progress)
+            execute.setup(load_plan(file, programs=True), progress=progress)
+    except ExecutionError as exc:
+        raise UserError(str(exc), exc.status) from None
     except NsgenError as exc:
         raise UserError(str(exc)) from None
+    except KeyboardInterrupt:  # before any change began (waiting for the lock, reading the file)
+        raise UserError("interrupted; nothing was changed", 130) from None
 
 
-def _name_in(path: Path) -> str | None:
+def _name_in(file: str | None) -> str | None:
     """The topology name a file gives, even when the rest of it is not valid (any more)."""
-    from nsgen.load import load_file
     from nsgen.models import NAME_RE, TOPOLOGY_NAME_MAX
 
     try:
-        data = load_file(path)
+        data, _label = read_data(file)
     except NsgenError:
         return None
     name = data.get("name") if isinstance(data, dict) else None
@@ -171,14 +226,13 @@ def _name_in(path: Path) -> str | None:
     return None
 
 
-def _digest_of(path: Path) -> str | None:
+def _digest_of(file: str | None) -> str | None:
     """The digest of what the file describes (None: it describes nothing valid any more)."""
     from nsgen import record
-    from nsgen.load import load_file
     from nsgen.models import resolve
 
     try:
-        return record.digest(resolve(load_file(path)))
+        return record.digest(resolve(read_data(file)[0]))
     except NsgenError:
         return None
 
@@ -187,13 +241,13 @@ def _teardown(file: str | None, progress) -> None:
     """Remove what is up: what the record says, or, with no record, what carries the topology's marks."""
     from nsgen import execute, record, sweep
 
-    path, label = _source(file)
-    name = _name_in(path)
+    label = "<stdin>" if file == "-" else _source(file)[1]
+    name = _name_in(file)
     if name is None:
         name = load_plan(file).name  # reports what is wrong with the file
     plan = record.plan_of(name)
     if plan is not None:
-        if _digest_of(path) != plan.digest:
+        if _digest_of(file) != plan.digest:
             progress.note(f"note: {label} no longer describes what is up; removing what topology {name} was set up with")
         execute.teardown(plan, progress=progress)
         return
@@ -211,19 +265,49 @@ def _teardown(file: str | None, progress) -> None:
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
-def validate(file: str | None) -> None:
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def validate(file: str | None, as_json: bool) -> None:
     """Check the topology file and report every problem; change nothing.
 
     \b
+    Exit status: 0 when the topology is valid, 1 when it is not (every problem is reported).
     Example:
       nsgen validate -f examples/tutorial.yaml
+      nsgen validate --json
     """
-    plan = load_plan(file)
+    if as_json:
+        _validate_json(file)
+        return
+    plan = load_plan(file, programs=True)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     t = plan.topology
     click.echo(f"topology {t.name} is valid: {len(t.networks)} network(s), {len(t.containers)} container(s), {len(plan.steps)} steps", err=True)
+
+
+def _validate_json(file: str | None) -> None:
+    import json
+
+    from nsgen.errors import ValidationError
+    from nsgen.models import Environment, resolve
+    from nsgen.plan import compile_plan
+
+    label = "<stdin>" if file == "-" else _source(file)[1]
+    try:
+        data, label = read_data(file)
+        plan = compile_plan(resolve(data, Environment(programs_required=True)))
+    except ValidationError as exc:
+        problems = [{"path": p, "message": m} for p, m in exc.problems]
+    except NsgenError as exc:
+        problems = [{"path": "", "message": str(exc)}]
+    else:
+        t = plan.topology
+        click.echo(json.dumps({"file": label, "valid": True, "topology": t.name, "networks": len(t.networks),
+                               "containers": len(t.containers), "steps": len(plan.steps), "warnings": list(plan.warnings)}, indent=2))
+        return
+    click.echo(json.dumps({"file": label, "valid": False, "problems": problems}, indent=2))
+    raise SystemExit(1)
 
 
 @main.command("echo-server")
@@ -245,21 +329,15 @@ def echo_server(port: int) -> None:
 
 def _write_file(text: str, output: str | None) -> None:
     """The product to OUT (a plain file, not executable), or to stdout when OUT is missing or '-'."""
-    if output and output != "-":
-        try:
-            Path(output).write_text(text)
-        except OSError as exc:
-            raise UserError(f"cannot write {output}: {exc.strerror}") from None
-    else:
-        click.echo(text, nl=False)
+    _write(text, output, mode=None)
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot", "svg"]),
               help="text (the tree that heads the setup script), mermaid, dot (Graphviz) or svg (drawn by Graphviz's dot). "
               "Default: from OUT's suffix (.svg, .dot/.gv, .mmd), else text.")
-@click.option("-o", "--output", metavar="OUT", help="Write the picture to OUT instead of stdout.")
+@click.option("-o", "--output", metavar="OUT", type=OUT, help="Write the picture to OUT instead of stdout.")
 def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
     """Draw the topology: namespaces with their interfaces and addresses, bridges, veth links,
     the host's gateways, NAT and published ports.
@@ -273,6 +351,10 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
     from nsgen.diagram import draw, format_for
 
     implied = format_for(output)
+    suffix = Path(output).suffix if output and output != "-" else ""
+    if suffix and implied is None:
+        raise UserError(f"{output}: nsgen cannot draw a {suffix} file; name it .svg, .dot or .gv, .mmd or .txt "
+                        "(or convert: nsgen diagram --format dot | dot -Tpng > x.png)")
     if fmt is None:
         fmt = implied or "text"
     elif output and output.lower().endswith(".svg") and fmt != "svg":
@@ -286,17 +368,19 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
 
 
 @main.command()
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--probe", is_flag=True, help="Also test connectivity from each container: its gateways, its neighbours, "
               "published ports, and the outside when it is masqueraded.")
 @click.option("--probe-target", metavar="ADDR", help="The outside address (or name) the probe pings from masqueraded "
               "containers. Default: the host's default gateway. Implies --probe.")
-def check(file: str | None, probe: bool, probe_target: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def check(file: str | None, probe: bool, probe_target: str | None, as_json: bool) -> None:
     """Compare this host with the topology: namespaces, links up, addresses, routes, forwarding,
     firewall rules, resolv.conf files and processes. Prints one PASS or FAIL line each and exits
     with status 1 when anything has drifted. Changes nothing.
 
     \b
+    Exit status: 0 when everything matches, 1 when anything failed (or the file is bad).
     Example:
       sudo nsgen check -f examples/bridge.yaml
       sudo nsgen check -f examples/bridge.yaml --probe
@@ -308,14 +392,22 @@ def check(file: str | None, probe: bool, probe_target: str | None) -> None:
     if probe_target is not None and not checking.valid_target(probe_target):
         raise UserError(f"--probe-target {probe_target!r} is not an IPv4 address or a host name")
     if os.geteuid() != 0:
-        raise UserError("checking the host's network needs root (namespaces, iptables): run it again with sudo")
+        raise UserError(as_root("checking the host's network (namespaces, iptables)"))
     results = checking.compare(plan)
     if probe or probe_target:
         results += checking.probe(plan.topology, probe_target)
-    for result in results:
-        click.echo(result.line())
     failed = sum(r.status == checking.FAIL for r in results)
     passed = sum(r.status == checking.PASS for r in results)
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"topology": plan.name, "passed": passed, "failed": failed,
+                               "results": [r.__dict__ for r in results]}, indent=2))
+        if failed:
+            raise SystemExit(1)
+        return
+    for result in results:
+        click.echo(result.line())
     if failed:
         click.echo(f"topology {plan.name}: {failed} of {failed + passed} checks failed", err=True)
         raise SystemExit(1)
@@ -326,7 +418,7 @@ COMMAND_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": F
 
 
 @main.command(context_settings=COMMAND_SETTINGS)
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--shell", is_flag=True, help="Open an interactive shell on the sandbox host instead of running the probe.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
 def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
@@ -341,7 +433,6 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
       sudo nsgen sandbox -f examples/bridge.yaml --shell
       sudo nsgen sandbox -- nsgen exec container-1 curl -s http://web.world.test/
     """
-    from nsgen.load import load_file
     from nsgen.sandbox.host import SandboxUnavailable
     from nsgen.sandbox.session import run_session
 
@@ -351,7 +442,7 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
         command = command[1:]
     plan = load_plan(file)  # every problem is reported before a sandbox is made
     try:
-        status = run_session(load_file(_source(file)[0]), plan.name, command=list(command) or None, shell=shell,
+        status = run_session(read_data(file)[0], plan.name, command=list(command) or None, shell=shell,
                              say=lambda line: click.echo(line, err=True))
     except SandboxUnavailable as exc:
         raise UserError(f"no sandbox can be made here: {exc}") from None
@@ -368,15 +459,16 @@ def _complete_containers(ctx: click.Context, param: click.Parameter, incomplete:
 
 
 @main.command("exec", context_settings=COMMAND_SETTINGS)
-@click.option("-f", "--file", "file", metavar="FILE", help=FILE_HELP)
+@click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.argument("container", shell_complete=_complete_containers)
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] CMD...")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[[--] CMD...]")
 def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
     """Run a command inside a container of a topology that is up (ip netns exec, so the container's
-    resolv.conf applies). The command's exit status is nsgen's.
+    resolv.conf applies), or, with no command, a shell there. The command's exit status is nsgen's.
 
     \b
     Example:
+      sudo nsgen exec container-1                 # a shell inside
       sudo nsgen exec container-1 -- curl -s localhost:8000/echo
       sudo nsgen exec -f examples/bridge.yaml app -- ping -c1 172.21.0.10
     """
@@ -384,8 +476,8 @@ def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
 
     if command[:1] == ("--",):
         command = command[1:]
-    if not command:
-        raise UserError("no command given: nsgen exec CONTAINER -- CMD...")
+    if not command:  # a shell inside the container
+        command = (os.environ.get("SHELL") or "/bin/sh",)
     plan = load_plan(file)
     containers = plan.topology.containers
     if container not in containers:
@@ -393,32 +485,140 @@ def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
     if not os.path.isdir(plan.state_dir) or not os.path.exists(f"{NETNS_DIR}/{container}"):
         raise UserError(f"topology {plan.name} is not up on this host (set it up first: sudo nsgen run)")
     if os.geteuid() != 0:
-        raise UserError("running a command inside a container needs root: run it again with sudo")
+        raise UserError(as_root("running a command inside a container"))
     try:
         os.execvp("ip", ["ip", "netns", "exec", container, *command])
     except OSError as exc:
         raise UserError(f"cannot run ip: {exc.strerror}") from None
 
 
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns as wide as their widest cell; the last one as long as it is."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        click.echo("  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row[:-1])) + "  " + row[-1])
+
+
+def _topologies(file: str | None) -> list[str]:
+    """The topology -f names (when given), else every topology that is up."""
+    from nsgen.status import up
+
+    if file:
+        name = _name_in(file) or load_plan(file).name
+        return [name]
+    return up()
+
+
 @main.command()
-def status() -> None:
-    """List the topologies that are up on this host (from /run/nsgen), with their containers'
-    processes and whether each is still running.
+@click.option("-f", "--file", "file", metavar="FILE", help="Only this topology (default: every topology that is up).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def status(file: str | None, as_json: bool) -> None:
+    """List the topologies that are up on this host, from their records: each container with its
+    addresses, published ports and processes.
 
     \b
+    Exit status: 0 (also when nothing is up; it says so on stderr), 1 on a bad FILE.
     Example:
       nsgen status
+      nsgen status -f examples/bridge.yaml --json
     """
-    from nsgen.check import status_rows
+    import json
 
-    rows = status_rows()
-    if not rows:
-        click.echo("no nsgen topology is up on this host", err=True)
+    from nsgen.status import container_rows, processes_summary
+
+    rows = [row for name in _topologies(file) for row in container_rows(name)]
+    if as_json:
+        click.echo(json.dumps({"containers": rows}, indent=2))
         return
-    header = ("TOPOLOGY", "CONTAINER", "PROCESS")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(2)]
-    for row in [header, *rows]:
-        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip())
+    if not rows:
+        click.echo("no nsgen topology is up on this host" if not file else "that topology is not up on this host", err=True)
+        return
+    table = [(r["topology"], r["container"], ", ".join(f"{n} {a}" for n, a in r["addresses"].items()) or "-",
+              ", ".join(r["ports"]) or "-", processes_summary(r)) for r in rows]
+    _table(("TOPOLOGY", "CONTAINER", "ADDRESSES", "PORTS", "PROCESSES"), table)
+
+
+@main.command()
+@click.option("-f", "--file", "file", metavar="FILE", help="Only this topology (default: every topology that is up).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def ps(file: str | None, as_json: bool) -> None:
+    """List every process nsgen started: container, pid, state (running, exited, gone: stopped from
+    outside, not started), exit status, command and log file.
+
+    \b
+    Exit status: 0 (also when nothing is up), 1 on a bad FILE.
+    Example:
+      nsgen ps
+      nsgen ps --json | jq '.processes[] | select(.state != "running")'
+    """
+    import json
+
+    from nsgen.status import process_rows
+
+    rows = [row for name in _topologies(file) for row in process_rows(name)]
+    if as_json:
+        click.echo(json.dumps({"processes": [r.as_dict() for r in rows]}, indent=2))
+        return
+    if not rows:
+        click.echo("no process of nsgen's is recorded on this host", err=True)
+        return
+    table = [(r.topology, r.container, str(r.pid or "-"), r.state, "-" if r.exit is None else str(r.exit), r.command, r.log) for r in rows]
+    _table(("TOPOLOGY", "CONTAINER", "PID", "STATE", "EXIT", "COMMAND", "LOG"), table)
+
+
+@main.command()
+@click.option("--file", "file", metavar="FILE", help="The topology the container belongs to (default: found among those up).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing what the process writes, until interrupted.")
+@click.option("-n", "--lines", type=click.IntRange(0), default=None, help="Only the last N lines of each log.")
+@click.argument("container", metavar="CONTAINER[.N]")
+def logs(file: str | None, follow: bool, lines: int | None, container: str) -> None:
+    """Print the output of a container's processes (CONTAINER), or of one of them (CONTAINER.N,
+    N counted from 0 as in the topology file).
+
+    \b
+    Exit status: 0, or 1 when no such container or process is up.
+    Example:
+      nsgen logs web
+      nsgen logs web.0 -f
+    """
+    from nsgen.status import process_rows
+
+    every = [r for t in _topologies(file) for r in process_rows(t)]
+    rows = [r for r in every if r.container == container]
+    name, _, index = container.rpartition(".")
+    if not rows and index.isdigit():  # CONTAINER.N (a container's own name may hold dots: tried first)
+        rows = [r for r in every if r.container == name and r.index == int(index)]
+    if not rows:
+        raise UserError(f"no process of {container} is recorded on this host (see nsgen ps)")
+    _print_logs([r.log for r in rows], lines, follow)
+
+
+def _print_logs(paths: list[str], lines: int | None, follow: bool) -> None:
+    import time
+
+    offsets = {}
+    for path in paths:
+        if len(paths) > 1:
+            click.echo(f"==> {path} <==")
+        try:
+            with open(path, "rb") as f:
+                text = f.read()
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror}") from None
+        shown = text.decode(errors="replace").splitlines(keepends=True)
+        click.echo("".join(shown[-lines:] if lines is not None else shown), nl=False)
+        offsets[path] = len(text)
+    while follow:
+        time.sleep(0.2)
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offsets[path])
+                    more = f.read()
+            except OSError:
+                continue
+            offsets[path] += len(more)
+            click.echo(more.decode(errors="replace"), nl=False)
 
 
 def _example_names() -> list[str]:
@@ -438,7 +638,7 @@ INIT_HEADER = """\
 @main.command()
 @click.option("--example", type=click.Choice(_example_names()), default="tutorial", show_default=True,
               help="The example to start from.")
-@click.option("-o", "--output", metavar="FILE", default="nsgen.yaml", show_default=True,
+@click.option("-o", "--output", metavar="FILE", type=OUT, default="nsgen.yaml", show_default=True,
               help="Where to write it ('-': stdout). nsgen.yaml is what nsgen reads when -f is not given.")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 def init(example: str, output: str, force: bool) -> None:
@@ -465,7 +665,7 @@ def init(example: str, output: str, force: bool) -> None:
 
 
 @main.command()
-@click.option("-o", "--output", metavar="OUT", help="Write the schema to OUT instead of stdout.")
+@click.option("-o", "--output", metavar="OUT", type=OUT, help="Write the schema to OUT instead of stdout.")
 def schema(output: str | None) -> None:
     """Print the JSON Schema of the topology file, for editors (completion, hover help, errors while typing).
 

@@ -80,4 +80,4 @@ def change(old: Plan, new: Plan, runner: Any, progress: Any, begun: list[Step]) 
     errors = undo_steps(plan.undo, runner, progress, batched=False)
     if errors:
         raise ExecutionError("removing what changed left errors:\n" + "\n".join(f"  {e}" for e in errors))
-    setup_stepwise(new, runner, progress, begun, keep=frozenset({"state"}))
+    setup_stepwise(new, runner, progress, begun, keep=frozenset({"state"}), batched=True)

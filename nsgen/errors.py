@@ -27,4 +27,9 @@ class PreflightError(NsgenError):
 
 
 class ExecutionError(NsgenError):
-    """A command of the plan failed; what was done has been undone (or the undo errors are listed)."""
+    """A command of the plan failed; what was done has been undone (or the undo errors are listed).
+    `status` is the exit status to leave with: 1, or 130/143 when interrupted (as a shell would)."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status

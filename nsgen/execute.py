@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from nsgen import batch, builtins, native
 from nsgen.builtins import Result
+from nsgen.progress import Progress
 from nsgen.errors import ExecutionError, PreflightError
 from nsgen.plan import Command, Plan, Step
 
@@ -343,31 +344,13 @@ class RecordingRunner:
         return [t for t in tools if t in self.tools_missing]
 
 
-class Progress:
-    """One line a step on stderr; verbose adds each command, quiet shows nothing but errors."""
-
-    def __init__(self, echo: Callable[[str], None] | None = None, verbosity: int = 1):
-        self.echo = echo or (lambda line: None)
-        self.verbosity = verbosity
-
-    def step(self, index: int, total: int, step: Step, note: str = "", prefix: str = "") -> None:
-        if self.verbosity >= 1:
-            self.echo(f"[{index}/{total}] {prefix}{step.summary}{note}")
-
-    def command(self, cmd: Command) -> None:
-        if self.verbosity >= 2:
-            self.echo(f"    $ {shlex.join(cmd.argv)}")
-
-    def note(self, line: str) -> None:
-        if self.verbosity >= 1:
-            self.echo(line)
-
-    def warn(self, line: str) -> None:
-        self.echo(f"warning: {line}")
-
-
 class Interrupted(Exception):
     """SIGINT or SIGTERM arrived while the plan was running."""
+
+    @property
+    def status(self) -> int:
+        """The exit status a shell gives for the signal: 128 + its number (130, 143)."""
+        return 128 + signal.Signals[str(self)].value
 
 
 @contextlib.contextmanager
@@ -510,13 +493,15 @@ def undo_steps(steps: list[Step], runner: Runner, progress: Progress, announce: 
                 errors.append(f"undo of {step.id}: {describe(cmd, result)}")
         pending.clear()
 
-    for index, step in enumerate(ordered, 1):
+    if announce:
+        progress.begin(len(ordered))
+    for step in ordered:
         if step.final:
             flush()
             if errors:
                 continue
         if announce:
-            progress.step(index, len(ordered), step, prefix="undo: ")
+            progress.step(step, undo=True)
         for cmd in step.undo:
             bare = Command(cmd.argv, cmd.input, (), cmd.detach, cmd.builtin)
             if batched and _pure(cmd) and batch.key(bare) is not None:
@@ -545,6 +530,7 @@ def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = 
     preflight(plan, runner)
     for warning in plan.warnings:
         progress.warn(warning)
+    progress.begin(sum(1 for s in plan.steps if s.commands))
     with runner.lock(plan.lock_file), _umask():
         _host_checks(plan, runner, progress)
         if recorded is None and isinstance(runner, SubprocessRunner):
@@ -562,26 +548,31 @@ def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = 
                     assert recorded is not None
                     converge.change(recorded, plan, runner, progress, begun)
                 elif fresh and batched:
-                    _setup_batched(plan, runner, progress, begun)
+                    _setup_batched(plan.steps, runner, progress, begun)
                 else:
-                    setup_stepwise(plan, runner, progress, begun)
+                    setup_stepwise(plan, runner, progress, begun, batched=batched)
         except Exception as exc:  # a failed command, an interrupt, or any error of nsgen's own
             reason = f"interrupted by {exc}" if isinstance(exc, Interrupted) else str(exc) if isinstance(exc, ExecutionError) else f"nsgen: {exc}"
             if changing:
                 reason += (f"\nwhat this run added to {plan.name} is undone; what it removed stays removed, what did not change is "
                            f"still up, and {plan.record} holds the new definition: run the setup again to finish, or the teardown")
-            _rollback(plan, reason, begun, runner, progress, batched, complete=not changing)
-    progress.note(f"topology {plan.name} is up")
+            _rollback(plan, reason, begun, runner, progress, batched, complete=not changing,
+                      status=exc.status if isinstance(exc, Interrupted) else 1)
+    progress.end(f"topology {plan.name} is up")
 
 
-def _rollback(plan: Plan, reason: str, begun: list[Step], runner: Runner, progress: Progress, batched: bool, complete: bool = True) -> None:
+def _rollback(plan: Plan, reason: str, begun: list[Step], runner: Runner, progress: Progress, batched: bool, complete: bool = True,
+              status: int = 1) -> None:
+    progress.clear()  # the live line gives way to what the undo says
     with _signals_ignored():
         errors = undo_steps(begun, runner, progress, batched=batched)
     if errors:
-        raise ExecutionError(reason + "\nundoing it left errors:\n" + "\n".join(f"  {e}" for e in errors)) from None
-    if not complete:
-        raise ExecutionError(reason) from None
-    raise ExecutionError(f"{reason}\nundid the {len(begun)} step(s) this run began; nothing of it is left") from None
+        message = reason + "\nundoing it left errors:\n" + "\n".join(f"  {e}" for e in errors)
+    elif not complete:
+        message = reason
+    else:
+        message = f"{reason}\nundid the {len(begun)} step(s) this run began; nothing of it is left"
+    raise ExecutionError(message, status) from None
 
 
 def run_step(step: Step, runner: Runner, progress: Progress) -> None:
@@ -594,27 +585,43 @@ def run_step(step: Step, runner: Runner, progress: Progress) -> None:
             raise ExecutionError(f"step {step.id} failed: {describe(cmd, result)}")
 
 
-def setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[Step], keep: frozenset[str] = frozenset()) -> None:
+def setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[Step], keep: frozenset[str] = frozenset(),
+                   batched: bool = False) -> None:
     """Every step in order, skipped when its probe finds it done; `keep` names steps that are
-    never undone by a rollback of this run (they hold what was up before it)."""
-    total = len(plan.steps)
-    for index, step in enumerate(plan.steps, 1):
+    never undone by a rollback of this run (they hold what was up before it). Batched, every
+    probe is asked first (each tells of its own step's resource, which no earlier step of this
+    run makes), and the steps left run in batches, as a setup from nothing does."""
+    if batched:
+        todo: list[Step] = []
+        for step in plan.steps:
+            if step.begun_with and all(s.id != step.begun_with for s in todo):
+                continue
+            if step.probe and all(check(runner, p) for p in step.probe):
+                if step.commands:
+                    progress.step(step, skipped=True)
+                continue
+            todo.append(step)
+        _setup_batched(todo, runner, progress, begun, keep)
+        return
+    for step in plan.steps:
         if step.begun_with and all(s.id != step.begun_with for s in begun):
             continue  # it goes with a step this run did not begin
         if step.probe and all(check(runner, p) for p in step.probe):
-            progress.step(index, total, step, " (already done)")
+            if step.commands:
+                progress.step(step, skipped=True)
             continue
-        progress.step(index, total, step)
+        if step.commands:
+            progress.step(step)
         if step.id not in keep:
             begun.append(step)
         run_step(step, runner, progress)
 
 
-def _setup_batched(plan: Plan, runner: Runner, progress: Progress, begun: list[Step]) -> None:
+def _setup_batched(steps: list[Step] | tuple[Step, ...], runner: Runner, progress: Progress, begun: list[Step],
+                   keep: frozenset[str] = frozenset()) -> None:
     """Units in order; a run of consecutive batches that each configure one namespace runs side
     by side (they touch nothing in common). Every step of a wave is begun before it starts."""
-    total, index = len(plan.steps), 0
-    units = batch.setup_units(plan.steps)
+    units = batch.setup_units(tuple(steps))
     i = 0
     while i < len(units):
         wave = [units[i]]
@@ -622,15 +629,11 @@ def _setup_batched(plan: Plan, runner: Runner, progress: Progress, begun: list[S
             wave.append(units[i + len(wave)])
         i += len(wave)
         for unit in wave:
-            for step in unit.steps:
-                index += 1
-                progress.step(index, total, step)
-                begun.append(step)
+            begun.extend(s for s in unit.steps if s.id not in keep)
+            _announce(unit, progress)
         commands = [u.command for u in wave if u.command is not None and _guards_pass(u.command, runner)]
         if not commands:
             continue
-        for cmd in commands:
-            progress.command(cmd)
         if len(commands) > 1:
             results = runner.run_many(commands)
         else:
@@ -639,6 +642,19 @@ def _setup_batched(plan: Plan, runner: Runner, progress: Progress, begun: list[S
             if result.returncode != 0:
                 step, cmd, result = _failure(unit, result)
                 raise ExecutionError(f"step {step.id} failed: {describe(cmd, result)}")
+
+
+def _announce(unit: batch.Unit, progress: Progress) -> None:
+    """The steps of a unit, each with the commands of its own, then what runs them all (-v)."""
+    for step in unit.steps:
+        if not step.commands:
+            continue  # it matters at teardown only
+        progress.step(step)
+        for owner, cmd in unit.parts:
+            if owner is step and unit.is_batch:
+                progress.command(cmd)
+    if unit.command is not None:
+        progress.command(unit.command, [] if unit.is_batch else None)
 
 
 def _in_namespace(unit: batch.Unit) -> bool:
@@ -655,13 +671,14 @@ def teardown(plan: Any, runner: Runner | None = None, progress: Progress | None 
     with runner.lock(plan.lock_file), _signals_ignored(), _umask():
         errors = undo_steps([s for s in plan.steps if s.undo], runner, progress, announce=True, batched=batched)
         left = leftovers(plan, runner) if errors else []
+    progress.clear()
     if errors:
         lines = ["teardown of " + plan.name + " could not undo everything:", *(f"  {e}" for e in errors)]
         if left:
             lines += ["still there:", *(f"  {what}" for what in left)]
         lines.append(f"its state directory {plan.state_dir} is kept: run the teardown again to finish the job")
         raise ExecutionError("\n".join(lines))
-    progress.note(f"topology {plan.name} is down")
+    progress.end(f"topology {plan.name} is down")
 
 
 def leftovers(plan: Any, runner: Runner) -> list[str]:

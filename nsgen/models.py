@@ -69,8 +69,17 @@ class Network(NamedTuple):
         return not self.internal
 
 
+READY_TIMEOUT = 10.0  # seconds a process has to become ready, unless it says otherwise
+READY_TIMEOUT_MAX = 3600.0
+
+
 class Process(NamedTuple):
     argv: tuple[str, ...]
+    # What tells that it is ready: ("tcp", PORT) or ("udp", PORT) listening inside its namespace,
+    # ("file", PATH) existing, ("command", ARGV...) succeeding inside its namespace; () nothing
+    # but running through its start window.
+    ready: tuple[str, ...] = ()
+    ready_timeout: float = READY_TIMEOUT
 
 
 class Container(NamedTuple):
@@ -150,6 +159,7 @@ class Environment(NamedTuple):
     systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
     which: Callable[[str], str | None] = shutil.which
     nsgen_argv: tuple[str, ...] | None = None  # how to start nsgen itself; found when None
+    programs_required: bool = False  # a program that cannot be found is a problem, not a name kept as it is
     routes: Callable[[], list[tuple[str, str]]] = lambda: host_routes()  # noqa: E731 (looked up when called)
 
     def nsgen_command(self) -> tuple[str, ...]:
@@ -169,6 +179,7 @@ NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge
 CONTAINER_KEYS = {"networks", "dns", "processes", "ports"}
 ATTACHMENT_KEYS = {"address", "interface", "host_interface"}
 HOST_KEYS = {"ip_forward", "persist"}
+PROCESS_KEYS = {"command", "ready", "ready_timeout"}
 
 
 class Problems:
@@ -462,33 +473,103 @@ def _processes(value: Any, path: str, problems: Problems, env: Environment) -> t
     result = []
     for i, item in enumerate(value):
         where = f"{path}[{i}]"
-        if isinstance(item, str):
-            try:
-                argv = shlex.split(item)
-            except ValueError as exc:
-                problems.add(where, f"{_show(item)} cannot be split into words: {exc}")
+        command, ready, timeout = item, None, None
+        if isinstance(item, dict):
+            _check_keys(item, PROCESS_KEYS, where, problems)
+            if "command" not in item:
+                problems.add(f"{where}.command", "is required: the program and its arguments (a string or a list of words)")
                 continue
-        elif isinstance(item, list) and all(isinstance(word, str) for word in item):
-            argv = list(item)
-        else:
-            problems.add(where, f"must be a command string or a list of strings, got {_show(item)}")
+            command, ready, timeout = item["command"], item.get("ready"), item.get("ready_timeout")
+            where = f"{where}.command"
+        argv = _command(command, where, problems, env)
+        if argv is None:
             continue
-        if not argv or not argv[0]:
-            problems.add(where, "is an empty command")
-            continue
-        bad = [word for word in argv if "\0" in word or "\n" in word]
-        if bad:
-            problems.add(where, f"word {_show(bad[0])} contains a NUL byte or a newline")
-            continue
-        # Resolve the program now: a script run through sudo gets a reset PATH.
-        if argv[0] == "nsgen":
-            argv = [*env.nsgen_command(), *argv[1:]]
-        elif "/" not in argv[0]:
-            found = env.which(argv[0])
-            if found:
-                argv[0] = found
-        result.append(Process(tuple(argv)))
+        base = f"{path}[{i}]"
+        wait = _ready(ready, f"{base}.ready", problems, env) if ready is not None else _implied_ready(argv, env)
+        seconds = _timeout(timeout, f"{base}.ready_timeout", problems)
+        if wait is not None and seconds is not None:
+            result.append(Process(argv, wait, seconds))
     return tuple(result)
+
+
+def _command(value: Any, path: str, problems: Problems, env: Environment) -> tuple[str, ...] | None:
+    """A command: a string split as a shell would split it (never run by one), or a list of words;
+    its program resolved to an absolute path now (a script run through sudo gets a reset PATH)."""
+    if isinstance(value, str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            problems.add(path, f"{_show(value)} cannot be split into words: {exc}")
+            return None
+    elif isinstance(value, list) and all(isinstance(word, str) for word in value):
+        argv = list(value)
+    else:
+        problems.add(path, f"must be a command string or a list of strings, got {_show(value)}")
+        return None
+    if not argv or not argv[0]:
+        problems.add(path, "is an empty command")
+        return None
+    bad = [word for word in argv if "\0" in word or "\n" in word]
+    if bad:
+        problems.add(path, f"word {_show(bad[0])} contains a NUL byte or a newline")
+        return None
+    if argv[0] == "nsgen":
+        return (*env.nsgen_command(), *argv[1:])
+    found = env.which(argv[0])
+    if found:
+        argv[0] = found if "/" not in argv[0] else argv[0]
+    elif env.programs_required:
+        where = "is not an executable file" if "/" in argv[0] else "is not found on this host's PATH"
+        problems.add(path, f"program {_show(argv[0])} {where}")
+        return None
+    return tuple(argv)
+
+
+def _ready(value: Any, path: str, problems: Problems, env: Environment) -> tuple[str, ...] | None:
+    """`tcp:PORT`, `udp:PORT`, `file:PATH` or a command (a list of words) that succeeds when ready."""
+    if isinstance(value, list):
+        argv = _command(value, path, problems, env)
+        return None if argv is None else ("command", *argv)
+    if not isinstance(value, str):
+        problems.add(path, f"must be tcp:PORT, udp:PORT, file:PATH or a command (a list of words), got {_show(value)}")
+        return None
+    kind, _, rest = value.partition(":")
+    if kind in ("tcp", "udp"):
+        if not (rest.isascii() and rest.isdigit() and rest[0] != "0" and 1 <= int(rest) <= 65535):
+            problems.add(path, f"{_show(value)}: {_show(rest)} is not a port number (1-65535)")
+            return None
+        return (kind, str(int(rest)))
+    if kind == "file":
+        if not rest.startswith("/") or "\0" in rest or "\n" in rest:
+            problems.add(path, f"{_show(value)}: the file must be an absolute path, without NUL or newline")
+            return None
+        return ("file", rest)
+    problems.add(path, f"{_show(value)} is not tcp:PORT, udp:PORT, file:PATH or a command (a list of words)")
+    return None
+
+
+def _implied_ready(argv: tuple[str, ...], env: Environment) -> tuple[str, ...]:
+    """What a process is ready on without saying so: nsgen's echo server, its TCP port."""
+    own = env.nsgen_command()
+    if argv[: len(own)] == own and argv[len(own): len(own) + 1] == ("echo-server",):
+        rest = argv[len(own) + 1:]
+        for flag in ("--port", "-p"):
+            if flag in rest[:-1] and rest[rest.index(flag) + 1].isdigit():
+                return ("tcp", str(int(rest[rest.index(flag) + 1])))
+            joined = next((w for w in rest if w.startswith(flag + "=")), None)
+            if joined and joined.split("=", 1)[1].isdigit():
+                return ("tcp", str(int(joined.split("=", 1)[1])))
+        return ("tcp", "8000")
+    return ()
+
+
+def _timeout(value: Any, path: str, problems: Problems) -> float | None:
+    if value is None:
+        return READY_TIMEOUT
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= READY_TIMEOUT_MAX:
+        problems.add(path, f"must be a number of seconds above 0 and at most {READY_TIMEOUT_MAX:g}, got {_show(value)}")
+        return None
+    return float(value)
 
 
 def parse_nameserver(text: str) -> tuple[str | None, str]:

@@ -42,6 +42,12 @@ __all__ = ["NETNS_DIR", "NETNS_ETC", "STATE_ROOT", "Command", "Plan", "Step", "c
 
 Argv = tuple[str, ...]
 
+# A process runs under `sh -c EXIT_STATUS BASE PROGRAM...`: the program's words are passed as
+# arguments, never parsed by the shell; the program's pid lands in BASE.pid, and its exit status
+# in BASE.exit when it ends (the shell waits for it: it is what `nsgen ps` reports).
+EXIT_STATUS = '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"'
+START_WINDOW = 0.5  # seconds a process with nothing to wait for must keep running after its start
+
 # Builtin operations and the programs their shell functions run (the scripts check for them).
 BUILTINS: dict[str, tuple[str, ...]] = {
     "stop_processes": ("ip",),
@@ -57,13 +63,15 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "subnets_free": ("ip",),
     "ports_free": ("ss", "iptables-save"),
     "other_firewall": ("iptables",),
+    "process_alive": ("ip",),
+    "wait_ready": ("ip",),
 }
 # The Debian and Ubuntu package of each program a plan may need (said when one is missing).
 PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
             "iptables-save": "iptables", "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
             "setsid": "util-linux", "conntrack": "conntrack"}
 # Programs every system has (coreutils, grep, findutils): not listed among a plan's tools.
-BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find"}
+BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh"}
 
 
 class Command(NamedTuple):
@@ -96,6 +104,8 @@ class Step(NamedTuple):
     group: str = "topology"  # what it belongs to: "topology", "network:NAME" or "container:NAME"
     final: bool = False  # undone only when every other undo succeeded (it keeps what a retry needs)
     begun_with: str | None = None  # id of a step: this one is begun by a run exactly when that one is
+    title: str = ""  # what it does in a few words, for progress (the summary says why)
+    undo_summary: str = ""  # what its undo removes, in one line (the teardown script's comment)
 
 
 class Requirement(NamedTuple):
@@ -496,6 +506,7 @@ class _Builder:
 
     def processes(self) -> None:
         sdir = state_dir(self.t.name)
+        waits: list[str] = []
         for c in self.t.containers.values():
             for i, p in enumerate(c.processes):
                 base = f"{sdir}/{c.name}.{i}"
@@ -503,16 +514,31 @@ class _Builder:
                     Step(
                         id=f"process:{c.name}:{i}",
                         section="Processes",
-                        summary=f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log.",
+                        summary=f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log; the `sh -c` in front "
+                        f"records its pid in {base}.pid and, when it ends, its exit status in {base}.exit.",
                         commands=(
-                            C("rm", "-f", f"{base}.log", f"{base}.pid"),
-                            C("setsid", "ip", "netns", "exec", c.name, *p.argv, detach=(f"{base}.log", f"{base}.pid")),
+                            C("rm", "-f", f"{base}.pid", f"{base}.exit", f"{base}.shim"),
+                            C("setsid", "ip", "netns", "exec", c.name, "sh", "-c", EXIT_STATUS, base, *p.argv,
+                              detach=(f"{base}.log", f"{base}.shim")),
                         ),
                         undo=(B("stop_processes", c.name, only_if=(self.netns_ours(c.name),)),),
-                        probe=(("test", "-e", f"{base}.pid"),),
+                        probe=(("process_alive", c.name, f"{base}.pid"),),
                         group=f"container:{c.name}",
                     )
                 )
+                waits += [c.name, base, f"{p.ready_timeout:g}", *(p.ready[:1] or ("none",)), str(len(p.ready[1:])), *p.ready[1:],
+                          str(len(p.argv)), *p.argv]
+        if waits:
+            self.add(
+                Step(
+                    id="ready",
+                    section="Processes",
+                    summary="Wait until every process runs and is ready (listening on its port, its file there, its check "
+                    f"passing), or, with nothing to wait for, still runs after {START_WINDOW:g} s; one that ends or is not "
+                    "ready in time fails the setup, with its last lines of output.",
+                    commands=(B("wait_ready", *waits),),
+                )
+            )
 
     def done(self) -> None:
         marker = f"{state_dir(self.t.name)}/up"
@@ -538,6 +564,15 @@ class _Builder:
             guards.append(B("ports_free", rule_tag(self.t.name), *ports))
         guards.append(B("other_firewall"))
         return tuple(guards)
+
+
+class Rule(NamedTuple):
+    """A firewall rule: its chain, its words (without the topology's comment), what it is for."""
+
+    chain: str
+    argv: Argv
+    why: str
+    how: str = "-A"  # -A (appended), or -I (first in its chain)
 
 
 class _Firewall:
@@ -569,8 +604,9 @@ class _Firewall:
         # Before any NAT: a packet for 127.0.0.0/8 that did not start on this host (a neighbour
         # routing 127.0.0.1 to it, a container) is dropped, so that neither a port published on
         # 127.0.0.1 nor a host service bound to loopback can be reached from elsewhere.
-        rule = ("!", "-i", "lo", "-d", "127.0.0.0/8", "-j", "DROP")
-        self.table("raw", chains=(), jumps=(), rules=[("PREROUTING", rule)],
+        rule = Rule("PREROUTING", ("!", "-i", "lo", "-d", "127.0.0.0/8", "-j", "DROP"),
+                    "packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT")
+        self.table("raw", chains=(), jumps=(), rules=[rule],
                    summary="Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT "
                    "(raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.")
 
@@ -578,24 +614,29 @@ class _Firewall:
         # Traffic into each network first (replies, published ports, its own members; nothing
         # else), then traffic out of the networks that route out. Order matters: the accept for
         # traffic leaving one network must not let it into another.
-        rules: list[Argv] = []
+        rules: list[Rule] = []
         for net, dev in self.nets:
             if net.routes_out:
-                rules.append(("-o", dev, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"))
-            for _c, a, p in self.published:
+                rules.append(Rule(self.chain, ("-o", dev, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"),
+                                  f"replies into network {net.name}"))
+            for c, a, p in self.published:
                 if a and a.network == net.name:
-                    rules.append(("-o", dev, "-d", str(a.address), "-p", p.protocol, "--dport", str(p.container_port), "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"))
+                    rules.append(Rule(self.chain, ("-o", dev, "-d", str(a.address), "-p", p.protocol, "--dport", str(p.container_port),
+                                                   "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"),
+                                      f"connections to {c.name}'s published port {p.spec}"))
             if net.driver == "bridge":
-                rules.append(("-i", dev, "-o", dev, "-j", "ACCEPT"))
-            rules.append(("-o", dev, "-j", "DROP"))
+                rules.append(Rule(self.chain, ("-i", dev, "-o", dev, "-j", "ACCEPT"), f"traffic within network {net.name}"))
+            rules.append(Rule(self.chain, ("-o", dev, "-j", "DROP"), f"nothing else into network {net.name}"))
         for net, dev in self.nets:
             if net.routes_out:
                 # Out to anywhere but another container network: those (this topology's or
                 # another's) are in nsgen's device groups, and their own rules decide.
-                rules.append(("-i", dev, "-m", "devgroup", "!", "--dst-group", NSGEN_GROUPS, "-j", "ACCEPT"))
+                rules.append(Rule(self.chain, ("-i", dev, "-m", "devgroup", "!", "--dst-group", NSGEN_GROUPS, "-j", "ACCEPT"),
+                                  f"traffic out of network {net.name}, unless it is headed into another container network"))
             else:
-                rules.append(("-i", dev, "-j", "DROP"))
-        self.table("filter", chains=(self.chain,), jumps=(("FORWARD", "-I", ()),), rules=[(self.chain, r) for r in rules],
+                rules.append(Rule(self.chain, ("-i", dev, "-j", "DROP"), f"nothing out of internal network {net.name}"))
+        self.table("filter", chains=(self.chain,), jumps=(("FORWARD", "-I", (), f"forwarded packets go through {self.chain} first"),),
+                   rules=rules,
                    summary=f"Filter: the topology's own chain {self.chain}, reached first from FORWARD (so its networks work even where "
                    "FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing "
                    "else in; traffic out of each network that is not internal.")
@@ -603,20 +644,22 @@ class _Firewall:
     def nat(self) -> None:
         # Masquerade on the way out (in POSTROUTING itself, as the tutorial writes it); published
         # ports (DNAT) in the topology's own chain, for connections to any local address.
-        post: list[Argv] = [("-s", str(net.subnet), "!", "-o", dev, "-j", "MASQUERADE") for net, dev in self.nets if net.masquerade]
-        dnat: list[Argv] = []
+        post = [Rule("POSTROUTING", ("-s", str(net.subnet), "!", "-o", dev, "-j", "MASQUERADE"), f"network {net.name} reaches out as the host")
+                for net, dev in self.nets if net.masquerade]
+        dnat: list[Rule] = []
         self.localnet: list[tuple[str, str]] = []
         for net, dev in self.nets:
             mine = [(c, a, p) for c, a, p in self.published if a and a.network == net.name]
-            for _c, a, p in mine:
+            for c, a, p in mine:
                 where = ("-d", str(p.host_ip)) if p.host_ip else ()
-                dnat.append((*where, "-p", p.protocol, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination", f"{a.address}:{p.container_port}"))
+                dnat.append(Rule(self.chain, (*where, "-p", p.protocol, "--dport", str(p.host_port), "-j", "DNAT", "--to-destination",
+                                              f"{a.address}:{p.container_port}"), f"published port {p.spec} goes to {c.name}"))
             if mine:
-                # a container reaching its own or a neighbour's published port: replies must come back through the host
-                post.append(("-o", dev, "-s", str(net.subnet), "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"))
+                post.append(Rule("POSTROUTING", ("-o", dev, "-s", str(net.subnet), "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"),
+                                 f"a container of {net.name} reaching a published port of its own network: replies come back through the host"))
             if any(p.host_ip is None or p.host_ip.is_loopback for _, _, p in mine):
-                # the host reaching a published port at 127.0.0.1: that source cannot leave through dev unmasqueraded
-                post.append(("-o", dev, "-s", "127.0.0.0/8", "-j", "MASQUERADE"))
+                post.append(Rule("POSTROUTING", ("-o", dev, "-s", "127.0.0.0/8", "-j", "MASQUERADE"),
+                                 f"the host reaching a published port of {net.name} at 127.0.0.1"))
                 self.localnet.append((net.name, dev))
         if post or dnat:
             local = ("-m", "addrtype", "--dst-type", "LOCAL")
@@ -624,9 +667,9 @@ class _Firewall:
             if dnat:
                 what.append(f"published ports in {self.chain} (reached from PREROUTING and OUTPUT for local destinations)")
             self.table("nat", chains=(self.chain,) if dnat else (),
-                       jumps=(("PREROUTING", "-A", local), ("OUTPUT", "-A", local)) if dnat else (),
-                       rules=[("POSTROUTING", r) for r in post] + [(self.chain, r) for r in dnat],
-                       summary="NAT: " + "; ".join(what) + ".")
+                       jumps=(("PREROUTING", "-A", local, f"connections from elsewhere to this host's addresses: published ports in {self.chain}"),
+                              ("OUTPUT", "-A", local, f"connections from this host to its own addresses: published ports in {self.chain}")) if dnat else (),
+                       rules=post + dnat, summary="NAT: " + "; ".join(what) + ".")
         for net_name, dev in self.localnet:
             members = self.t.members(net_name)
             group = f"network:{net_name}" if self.t.networks[net_name].driver == "bridge" else f"container:{members[0][0].name}"
@@ -653,25 +696,28 @@ class _Firewall:
                             summary=f"Forget the host's connection-tracking entries of UDP ports {shown} (conntrack -D): a flow that began "
                             "before the port was published would otherwise keep going to the host, never to the container."))
 
-    def table(self, table: str, *, chains: tuple[str, ...], jumps, rules: list[tuple[str, Argv]], summary: str) -> None:
-        """One table's rules as one iptables-restore transaction, and its undo as another.
+    def table(self, table: str, *, chains: tuple[str, ...], jumps, rules: list[Rule], summary: str) -> None:
+        """One table's rules as one iptables-restore transaction, and its undo as another, each
+        rule under a comment that says what it is for.
 
         Everything of the topology in a table is added at once or not at all, so a single probe
         (its chain, or its first rule) tells whether the table is done."""
         tag = self.tag
-        tagged = [(chain, _tagged(rule, tag)) for chain, rule in rules]
-        jump_rules = [(hook, how, (*match, *tag, "-j", chains[0])) for hook, how, match in jumps]
-        builtin = [(chain, rule) for chain, rule in tagged if chain not in chains]
+        tagged = [r._replace(argv=_tagged(r.argv, tag)) for r in rules]
+        jump_rules = [Rule(hook, (*match, *tag, "-j", chains[0]), why, how) for hook, how, match, why in jumps]
+        builtin = [r for r in tagged if r.chain not in chains]
         setup = [f"*{table}", *(f":{chain} - [0:0]" for chain in chains)]
-        setup += [_restore_line("-A", chain, rule) for chain, rule in tagged]
-        setup += [_restore_line(how, hook, ("1", *rule) if how == "-I" else rule) for hook, how, rule in jump_rules]
-        teardown = [f"*{table}", *(_restore_line("-D", hook, rule) for hook, _how, rule in jump_rules)]
-        teardown += [_restore_line("-D", chain, rule) for chain, rule in builtin]
-        teardown += [f"-F {chain}" for chain in chains] + [f"-X {chain}" for chain in chains]
+        for r in [*tagged, *jump_rules]:
+            setup += [f"# {r.why}", _restore_line(r.how, r.chain, ("1", *r.argv) if r.how == "-I" else r.argv)]
+        teardown = [f"*{table}"]
+        for r in [*jump_rules, *builtin]:
+            teardown += [f"# {r.why}", _restore_line("-D", r.chain, r.argv)]
+        if chains:
+            teardown += [f"# the chain {chains[0]} and all its rules", *(f"-F {chain}" for chain in chains), *(f"-X {chain}" for chain in chains)]
         if chains:
             exists = _iptables(table, "-S", chains[0], ())
         else:
-            exists = _iptables(table, "-C", builtin[0][0], builtin[0][1])
+            exists = _iptables(table, "-C", builtin[0].chain, builtin[0].argv)
         restore = ("iptables-restore", "-w", "--noflush")
         self.b.add(
             Step(
@@ -723,6 +769,50 @@ def _tools_and_functions(steps: list[Step], guards: tuple[Command, ...]) -> tupl
     return tuple(sorted(tools - BASIC)), tuple(sorted(words & BUILTINS.keys()))
 
 
+_TITLES = {
+    "state": "record the topology", "ip_forward:restore": "put ip_forward back", "namespaces": "note the namespaces to create",
+    "netns": "namespace {0}", "devices": "delete the topology's devices", "reap": "stop the processes in {0}",
+    "bridge": "bridge for {0}", "bridge-up": "gateway of {0}, up", "veth": "veth pair {0} / {1}", "host-end": "host end {0} / {1}, up",
+    "lo": "lo up in {0}", "addr": "address of {0} on {1}", "route": "default route of {0}", "ip_forward": "forwarding on",
+    "ip_forward:persist": "forwarding at boot", "firewall": "{0} rules", "conntrack:published": "forget the UDP flows of published ports",
+    "conntrack:unpublished": "forget the UDP flows of unpublished ports", "route_localnet": "route_localnet on {0}", "dns": "resolver of {0}",
+    "process": "start process {1} in {0}", "ready": "wait until the processes are ready", "up": "mark the topology up",
+}
+
+
+_UNDONE = {
+    "state": "Remove the state directory {sdir}: last, and only when everything else is gone (a second teardown needs it).",
+    "ip_forward:restore": "Put net.ipv4.ip_forward back to its value from before the first nsgen topology, once no topology "
+                          "needs forwarding and this one's devices are gone.",
+    "netns": "Delete the network namespace {0} (when its lo carries the topology's mark).",
+    "devices": "Delete the bridges and veth pairs of topology {name}: every device of group {group} that carries its alias, in one call.",
+    "reap": "Stop the processes still running in {0}: TERM, then KILL after 3 seconds.",
+    "bridge": "Delete bridge {0}.", "veth": "Delete the veth pair of {0} on {1}.",
+    "ip_forward": "No longer count topology {name} among the users of forwarding.",
+    "ip_forward:persist": "Remove the sysctl.d file that kept forwarding on at boot.",
+    "firewall": "Remove the {0} rules of topology {name}, in one transaction (rule by rule when that fails).",
+    "conntrack:unpublished": "Forget the connection-tracking entries of the UDP ports that are no longer published.",
+    "dns": "Remove the resolv.conf of {0} (when nsgen wrote it) and its folder (when empty).",
+    "process": "Stop process {1} of {0}, with every other process in {0}.", "up": "Unmark topology {name} as up: it is being taken down.",
+}
+
+
+def _undo_summary(step: Step, topology: Topology) -> str:
+    if not step.undo:
+        return ""
+    key = step.id if step.id in _UNDONE else step.id.split(":", 1)[0]
+    parts = step.id.split(":")[1:] if key != step.id else []
+    text = _UNDONE.get(key, f"Undo: {step.summary}")
+    return text.format(*parts, "", "", name=topology.name, sdir=state_dir(topology.name), group=device_group(topology.name))
+
+
+def _title(step: Step) -> str:
+    """A step's title: a few words from its id (`veth:web:front` is "veth pair web / front")."""
+    key = step.id if step.id in _TITLES else step.id.split(":", 1)[0]
+    parts = step.id.split(":")[1:] if key != step.id else []
+    return _TITLES.get(key, step.id).format(*parts, "", "")
+
+
 def compile_plan(topology: Topology) -> Plan:
     from nsgen import record
 
@@ -740,5 +830,6 @@ def compile_plan(topology: Topology) -> Plan:
     b.done()
     guards = b.guards()
     tools, functions = _tools_and_functions(b.steps, guards)
-    return Plan(topology=topology, steps=tuple(b.steps), tools=tools, warnings=topology.warnings,
+    steps = tuple(s._replace(title=_title(s), undo_summary=_undo_summary(s, topology)) for s in b.steps)
+    return Plan(topology=topology, steps=steps, tools=tools, warnings=topology.warnings,
                 requirements=tuple(b.requirements), guards=guards, digest=digest, functions=functions)

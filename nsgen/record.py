@@ -36,7 +36,7 @@ def _container(c: Any) -> dict:
                          "address": str(a.address), "prefixlen": a.prefixlen, "gateway": str(a.gateway)} for a in c.attachments],
         "dns": list(c.dns),
         "dns_source": c.dns_source,
-        "processes": [list(p.argv) for p in c.processes],
+        "processes": [{"argv": list(p.argv), "ready": list(p.ready), "ready_timeout": p.ready_timeout} for p in c.processes],
         "ports": [{"host_ip": str(p.host_ip) if p.host_ip else None, "host_port": p.host_port, "container_port": p.container_port,
                    "protocol": p.protocol, "spec": p.spec} for p in c.ports],
     }
@@ -88,7 +88,8 @@ def from_text(body: str | bytes) -> Any:
             ports = tuple(PublishedPort(ipaddress.IPv4Address(p["host_ip"]) if p["host_ip"] else None, int(p["host_port"]),
                                         int(p["container_port"]), str(p["protocol"]), str(p["spec"])) for p in c["ports"])
             containers[c["name"]] = Container(str(c["name"]), attachments, tuple(map(str, c["dns"])), str(c["dns_source"]),
-                                              tuple(Process(tuple(map(str, argv))) for argv in c["processes"]), ports)
+                                              tuple(Process(tuple(map(str, p["argv"])), tuple(map(str, p["ready"])), float(p["ready_timeout"]))
+                                                    for p in c["processes"]), ports)
         host = Host(bool(data["host"]["ip_forward"]), bool(data["host"]["persist"]))
         topology = Topology(str(data["name"]), networks, containers, host)
     except (KeyError, TypeError, AttributeError) as exc:

@@ -141,6 +141,7 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
     from nsgen import __version__
     from nsgen.diagram import text_picture
     from nsgen.names import FORWARD_DIR, RECORD, STATE_ROOT
+    from nsgen.plan import START_WINDOW
 
     name = "teardown.sh.j2" if teardown else "setup-batch.sh.j2" if batched else "setup.sh.j2"
     units = []
@@ -160,5 +161,6 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
         # taken then, answers every "does this link exist yet" probe.
         fast_links=not teardown,
         paths={"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "record": RECORD},
+        start_window=START_WINDOW,
         note=note,
     )

@@ -161,7 +161,8 @@ def test_pod_processes_share_localhost(sandbox, tmp_path, mode):
     assert sidecar.stdout == "200"
     # each process sees the other on localhost: the sidecar's port is the pod's own
     pids = sb.run(["ip", "netns", "pids", "pod-1"]).stdout.split()
-    assert len(pids) == 2
+    programs = [sb.run(["cat", f"/proc/{pid}/comm"]).stdout.strip() for pid in pids]
+    assert len(programs) == 4 and programs.count("sh") == 2, programs  # two programs, each with the shell in front of it
     # the sidecar listens on the pod's loopback only; the published echo server is reachable from the host
     assert curl(sb, None, "http://10.88.0.2:9000/", timeout=1) is None
     assert echo_ok(curl(sb, None, f"http://{HOST_ADDR}:8081/echo"))

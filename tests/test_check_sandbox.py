@@ -6,6 +6,7 @@ inside the test's sandbox) runs the probe, a command or a shell and leaves its h
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -179,12 +180,21 @@ def test_exec_and_status(sandbox, tmp_path):
     assert unknown.returncode == 1 and unknown.stderr == "error: topology tutorial has no container 'container-9'; its containers: container-1\n"
 
     shown = sb.run([*NSGEN, "status"]).stdout.splitlines()
-    assert shown[0].split() == ["TOPOLOGY", "CONTAINER", "PROCESS"]
+    assert shown[0].split() == ["TOPOLOGY", "CONTAINER", "ADDRESSES", "PORTS", "PROCESSES"]
+    assert re.fullmatch(r"tutorial\s+container-1\s+link0 172\.18\.0\.2/24\s+-\s+1 of 1 running", shown[1]), shown
     pid = sb.run(["cat", "/run/nsgen/tutorial/container-1.0.pid"]).stdout.strip()
-    assert re.fullmatch(rf"tutorial\s+container-1\s+pid {pid} running: .*nsgen echo-server --port 8000", shown[1]), shown
+    ps = sb.run([*NSGEN, "ps"]).stdout.splitlines()
+    assert ps[0].split() == ["TOPOLOGY", "CONTAINER", "PID", "STATE", "EXIT", "COMMAND", "LOG"]
+    assert re.fullmatch(rf"tutorial\s+container-1\s+{pid}\s+running\s+-\s+nsgen echo-server --port 8000\s+"
+                        r"/run/nsgen/tutorial/container-1\.0\.log", ps[1]), ps
+    assert "echo server listening on port 8000" in sb.run([*NSGEN, "logs", "container-1"]).stdout
     sb.run(["kill", "-KILL", pid])
     wait_gone(sb, int(pid))
-    assert re.fullmatch(rf"tutorial\s+container-1\s+pid {pid} (is not running|has exited)", sb.run([*NSGEN, "status"]).stdout.splitlines()[1])
+    wait_for(sb, ["test", "-e", "/run/nsgen/tutorial/container-1.0.exit"])
+    assert re.fullmatch(r"tutorial\s+container-1\s+link0 172\.18\.0\.2/24\s+-\s+0 of 1 running \(ended 0: exit 137\)",
+                        sb.run([*NSGEN, "status"]).stdout.splitlines()[1])
+    row = json.loads(sb.run([*NSGEN, "ps", "--json"]).stdout)["processes"][0]
+    assert (row["pid"], row["state"], row["exit"]) == (int(pid), "exited", 137)
     driver.down()
     assert sb.run([*NSGEN, "status"]).stdout == ""
 

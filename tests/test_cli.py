@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,12 +87,41 @@ def test_run_without_root_says_so_before_anything(cli, monkeypatch):
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
     for args in (["run"], ["run", "--teardown"]):
+        # the exact line to run: the program's own path (sudo's PATH may not hold a virtual environment)
+        monkeypatch.setattr(sys, "argv", ["/opt/nsgen venv/bin/nsgen", *args])
         result = cli(*args)
         assert result.exit_code == 1 and result.stdout == ""
-        assert result.stderr == "error: changing the host's network needs root: run it again with sudo\n"
+        assert result.stderr == f"error: changing the host's network needs root: run it as `sudo '/opt/nsgen venv/bin/nsgen' {' '.join(args)}`\n"
+    monkeypatch.setattr(sys, "argv", ["/x/nsgen/__main__.py", "run"])
+    assert cli("run").stderr == f"error: changing the host's network needs root: run it as `sudo {sys.executable} -m nsgen run`\n"
     assert ran == []
 
 
 def test_every_command_help_has_an_example(cli):
     for name in main.commands:
         assert "Example:" in cli(name, "--help").output, name
+
+
+def test_output_that_cannot_be_written_is_one_line(cli, tmp_path):
+    for target, reason in ((tmp_path / "missing" / "setup.sh", "No such file or directory"), (tmp_path, "Is a directory"),
+                           (Path("/proc/version"), None)):
+        result = cli("render", "-o", str(target))
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr.startswith(f"error: cannot write {target}: ") and result.stderr.count("\n") == 1, result.stderr
+        assert reason is None or reason in result.stderr
+    assert cli("diagram", "-o", str(tmp_path / "d.png")).stderr == (
+        f"error: {tmp_path / 'd.png'}: nsgen cannot draw a .png file; name it .svg, .dot or .gv, .mmd or .txt "
+        "(or convert: nsgen diagram --format dot | dot -Tpng > x.png)\n")
+
+
+def test_dash_reads_the_topology_from_standard_input(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    monkeypatch.chdir(tmp_path)
+    text = (EXAMPLES / "bridge.yaml").read_text()
+    done = CliRunner().invoke(main, ["validate", "-f", "-"], input=text, catch_exceptions=False)
+    assert done.exit_code == 0 and done.stderr == "topology bridge-lab is valid: 2 network(s), 3 container(s), 41 steps\n"
+    rendered = CliRunner().invoke(main, ["render", "-f", "-"], input=text, catch_exceptions=False)
+    assert rendered.stdout == CliRunner().invoke(main, ["render", "-f", str(EXAMPLES / "bridge.yaml")]).stdout
+    bad = CliRunner().invoke(main, ["validate", "-f", "-"], input="name: [\n", catch_exceptions=False)
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: <stdin>: line 2, column 1: YAML syntax error")

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from nsgen.check import restore_probes, status_rows
+from nsgen.check import restore_probes
 from nsgen.cli import main
 from tests.helpers import EXAMPLES, example_plan
 
@@ -35,11 +35,13 @@ def not_root(monkeypatch):
     return ran
 
 
-def test_check_needs_root_and_says_so(cli, not_root):
+def test_check_needs_root_and_says_so(cli, not_root, monkeypatch):
     for args in (["check"], ["check", "--probe"]):
+        monkeypatch.setattr("sys.argv", ["/usr/local/bin/nsgen", *args])
         result = cli(*args)
         assert result.exit_code == 1 and result.stdout == ""
-        assert result.stderr == "error: checking the host's network needs root (namespaces, iptables): run it again with sudo\n"
+        assert result.stderr == (f"error: checking the host's network (namespaces, iptables) needs root: run it as "
+                                 f"`sudo /usr/local/bin/nsgen {' '.join(args)}`\n")
     assert not_root == []
 
 
@@ -92,10 +94,24 @@ def test_nsgen_file_names_the_default_topology(cli, tmp_path, monkeypatch):
     assert "topology pod is valid" in cli("validate").stderr
 
 
-def test_status_with_nothing_up(cli, tmp_path):
-    assert status_rows(str(tmp_path / "missing")) == []
-    (tmp_path / ".ip_forward").mkdir()
-    assert status_rows(str(tmp_path)) == []
+def test_status_and_ps_with_nothing_up(cli, tmp_path, monkeypatch):
+    import json
+
+    from nsgen import status
+
+    monkeypatch.setattr(status, "STATE_ROOT", str(tmp_path / "missing"))
+    assert status.up() == []
+    (tmp_path / "root" / ".ip_forward").mkdir(parents=True)
+    (tmp_path / "root" / "notrecorded").mkdir()
+    monkeypatch.setattr(status, "STATE_ROOT", str(tmp_path / "root"))
+    assert status.up() == []
+    shown = cli("status")
+    assert shown.exit_code == 0 and shown.stdout == "" and shown.stderr == "no nsgen topology is up on this host\n"
+    assert json.loads(cli("status", "--json").stdout) == {"containers": []}
+    assert json.loads(cli("ps", "--json").stdout) == {"processes": []}
+    assert cli("ps").stderr == "no process of nsgen's is recorded on this host\n"
+    missing = cli("logs", "web")
+    assert missing.exit_code == 1 and missing.stderr == "error: no process of web is recorded on this host (see nsgen ps)\n"
 
 
 def test_check_probes_exactly_the_rules_the_plan_loads():

@@ -208,7 +208,9 @@ def test_same_topology_twice_at_once_and_setup_during_teardown(sandbox, tmp_path
     snap = sb.snapshot()
     assert snap["netns"].count("container-1") == 1
     assert sum("MASQUERADE" in r for r in snap["iptables"]) == 1
-    assert len(sb.run(["ip", "netns", "pids", "container-1"]).stdout.split()) == 1
+    pids = sb.run(["ip", "netns", "pids", "container-1"]).stdout.split()
+    programs = sorted(sb.run(["cat", f"/proc/{pid}/comm"]).stdout.strip() for pid in pids)
+    assert len(programs) == 2 and programs.count("sh") == 1, programs  # one echo server, with the shell in front of it
     # setup while it is being torn down: serialized; whichever ran last decides, and no mess
     sb.sh(f"(bash {driver.cleanup_sh} 2>/dev/null) & ({' '.join(run)} 2>/dev/null) & wait")
     driver.down()

@@ -67,7 +67,8 @@ def test_every_command_appears_verbatim_and_parses_back(example):
 def test_teardown_runs_in_reverse_order():
     plan = example_plan("tutorial.yaml")
     teardown = render(plan, teardown=True)
-    positions = [teardown.index(f"# Undo: {s.summary}\n") for s in plan.steps if s.undo and not s.goes_with]
+    positions = [teardown.index(f"# {s.undo_summary}\n") for s in plan.steps if s.undo and not s.goes_with]
+    assert len(set(positions)) == len(positions)
     assert positions == sorted(positions, reverse=True)
 
 
@@ -117,7 +118,7 @@ containers:
     )
     setup = render(plan)
     line = next(row for row in setup.splitlines() if row.strip().startswith("setsid "))
-    argv = shlex.split(line.split(" >")[0])
+    argv = shlex.split(line.split(" >>")[0])  # before the log's redirection
     assert argv[-4:] == ["-c", "echo $(id) `id` ; rm -rf / #", "'quoted'", "NSGEN_EOF"]
     script = tmp_path / "s.sh"
     script.write_text(setup)

@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: setup (batched) of topology bridge-lab
 #
 # host (ip_forward on)
@@ -16,9 +14,246 @@
 #
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
 #
+# The steps come first, in the tutorial's order; the helper functions, the lock, the checks and the rollback that run them are at the end of the script.
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+#
 # Batched: consecutive ip commands that run in the same place share one `ip -batch` process,
 # whose lines are those commands; the firewall tables are one iptables-restore. Every step is
 # still named below, and a failure still undoes what this run began.
+steps() {
+
+# Record what topology bridge-lab is, in /run/nsgen/bridge-lab/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
+begin 0 state
+install -D -m 0644 /dev/stdin /run/nsgen/bridge-lab/topology.json <<'NSGEN_EOF'
+{"format": 1, "digest": "f71019add29e9d3b", "name": "bridge-lab", "host": {"ip_forward": true, "persist": false},
+"networks": [
+  {"name": "front", "driver": "bridge", "subnet": "172.20.0.0/24", "gateway": "172.20.0.1", "masquerade": true, "internal": false, "bridge": "br-front"},
+  {"name": "back", "driver": "bridge", "subnet": "172.21.0.0/24", "gateway": "172.21.0.1", "masquerade": false, "internal": true, "bridge": "br-back"}
+],
+"containers": [
+  {"name": "web", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-web-794cd", "address": "172.20.0.2", "prefixlen": 24, "gateway": "172.20.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}], "ports": [{"host_ip": null, "host_port": 8080, "container_port": 8000, "protocol": "tcp", "spec": "8080:8000"}]},
+  {"name": "app", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-app-628c5", "address": "172.20.0.3", "prefixlen": 24, "gateway": "172.20.0.1"}, {"network": "back", "interface": "eth1", "host_interface": "ve-app-13f41", "address": "172.21.0.2", "prefixlen": 24, "gateway": "172.21.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [], "ports": []},
+  {"name": "db", "attachments": [{"network": "back", "interface": "eth0", "host_interface": "ve-db-6650d", "address": "172.21.0.10", "prefixlen": 24, "gateway": "172.21.0.1"}], "dns": [], "dns_source": "host", "processes": [], "ports": []}
+]}
+NSGEN_EOF
+
+# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
+# Create bridge br-front for network front: a virtual switch for its containers.
+# Give br-front the gateway address 172.20.0.1/24, mark it as topology bridge-lab's (alias nsgen:bridge-lab) and bring it up: the host is the network's router.
+# Create bridge br-back for network back: a virtual switch for its containers.
+# Give br-back the gateway address 172.21.0.1/24, mark it as topology bridge-lab's (alias nsgen:bridge-lab) and bring it up: the host is the network's router.
+begin 1 ip_forward:restore
+begin 2 bridge:front
+begin 3 bridge-up:front
+begin 4 bridge:back
+begin 5 bridge-up:back
+ip -batch - <<'NSGEN_EOF'
+link add br-front group 0x6e7c5ce4 type bridge
+addr replace 172.20.0.1/24 dev br-front
+link set br-front alias nsgen:bridge-lab up
+link add br-back group 0x6e7c5ce4 type bridge
+addr replace 172.21.0.1/24 dev br-back
+link set br-back alias nsgen:bridge-lab up
+NSGEN_EOF
+
+# Note which namespaces this setup is about to create, in /run/nsgen/bridge-lab/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
+begin 6 namespaces
+install -m 0644 /dev/stdin /run/nsgen/bridge-lab/namespaces <<'NSGEN_EOF'
+web
+app
+db
+NSGEN_EOF
+
+# Create the network namespace web: the container's own interfaces, routes and firewall.
+# Create the network namespace app: the container's own interfaces, routes and firewall.
+# Create the network namespace db: the container's own interfaces, routes and firewall.
+begin 7 netns:web
+begin 8 netns:app
+begin 9 netns:db
+ip -batch - <<'NSGEN_EOF'
+netns add web
+netns add app
+netns add db
+NSGEN_EOF
+
+# Teardown deletes every host device of topology bridge-lab at once: its bridges and veth host ends are in device group 0x6e7c5ce4 and carry the alias nsgen:bridge-lab, and deleting one end of a veth pair deletes the other.
+# Teardown stops every process still running in web before the namespace is deleted.
+# Teardown stops every process still running in app before the namespace is deleted.
+# Teardown stops every process still running in db before the namespace is deleted.
+# Create the veth pair ve-web-794cd (host) <-> eth0 (in web), its inner end made directly inside the namespace.
+# Create the veth pair ve-app-628c5 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
+# Create the veth pair ve-app-13f41 (host) <-> eth1 (in app), its inner end made directly inside the namespace.
+# Create the veth pair ve-db-6650d (host) <-> eth0 (in db), its inner end made directly inside the namespace.
+# Plug ve-web-794cd into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so web reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
+# Plug ve-app-628c5 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
+# Plug ve-app-13f41 into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
+# Plug ve-db-6650d into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so db reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
+begin 10 devices
+begin 11 reap:web
+begin 12 reap:app
+begin 13 reap:db
+begin 14 veth:web:front
+begin 15 veth:app:front
+begin 16 veth:app:back
+begin 17 veth:db:back
+begin 18 host-end:web:front
+begin 19 host-end:app:front
+begin 20 host-end:app:back
+begin 21 host-end:db:back
+ip -batch - <<'NSGEN_EOF'
+link add ve-web-794cd group 0x6e7c5ce4 type veth peer name eth0 netns web
+link add ve-app-628c5 group 0x6e7c5ce4 type veth peer name eth0 netns app
+link add ve-app-13f41 group 0x6e7c5ce4 type veth peer name eth1 netns app
+link add ve-db-6650d group 0x6e7c5ce4 type veth peer name eth0 netns db
+link set ve-web-794cd master br-front alias nsgen:bridge-lab addrgenmode none up
+link set ve-web-794cd type bridge_slave hairpin on
+link set ve-app-628c5 master br-front alias nsgen:bridge-lab addrgenmode none up
+link set ve-app-628c5 type bridge_slave hairpin on
+link set ve-app-13f41 master br-back alias nsgen:bridge-lab addrgenmode none up
+link set ve-app-13f41 type bridge_slave hairpin on
+link set ve-db-6650d master br-back alias nsgen:bridge-lab addrgenmode none up
+link set ve-db-6650d type bridge_slave hairpin on
+NSGEN_EOF
+
+# Bring up lo in web, so that a server listening on localhost answers inside it; its alias nsgen:bridge-lab marks the namespace as this topology's.
+# Give eth0 in web the address 172.20.0.2/24 (and no IPv6 link-local one) and bring it up.
+# Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
+begin 22 lo:web
+begin 23 addr:web:front
+begin 24 route:web
+nsenter --net=/run/netns/web ip -batch - <<'NSGEN_EOF'
+link set lo alias nsgen:bridge-lab up
+addr replace 172.20.0.2/24 dev eth0
+link set eth0 addrgenmode none up
+route replace default via 172.20.0.1 dev eth0 src 172.20.0.2
+NSGEN_EOF
+
+# Bring up lo in app, so that a server listening on localhost answers inside it; its alias nsgen:bridge-lab marks the namespace as this topology's.
+# Give eth0 in app the address 172.20.0.3/24 (and no IPv6 link-local one) and bring it up.
+# Give eth1 in app the address 172.21.0.2/24 (and no IPv6 link-local one) and bring it up.
+# Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
+begin 25 lo:app
+begin 26 addr:app:front
+begin 27 addr:app:back
+begin 28 route:app
+nsenter --net=/run/netns/app ip -batch - <<'NSGEN_EOF'
+link set lo alias nsgen:bridge-lab up
+addr replace 172.20.0.3/24 dev eth0
+link set eth0 addrgenmode none up
+addr replace 172.21.0.2/24 dev eth1
+link set eth1 addrgenmode none up
+route replace default via 172.20.0.1 dev eth0 src 172.20.0.3
+NSGEN_EOF
+
+# Bring up lo in db, so that a server listening on localhost answers inside it; its alias nsgen:bridge-lab marks the namespace as this topology's.
+# Give eth0 in db the address 172.21.0.10/24 (and no IPv6 link-local one) and bring it up.
+begin 29 lo:db
+begin 30 addr:db:back
+nsenter --net=/run/netns/db ip -batch - <<'NSGEN_EOF'
+link set lo alias nsgen:bridge-lab up
+addr replace 172.21.0.10/24 dev eth0
+link set eth0 addrgenmode none up
+NSGEN_EOF
+
+# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+begin 31 ip_forward
+mkdir -p /run/nsgen/.ip_forward/users
+
+if test ! -e /run/nsgen/.ip_forward/before; then
+  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+fi
+
+touch /run/nsgen/.ip_forward/users/bridge-lab
+
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  sysctl -q -w net.ipv4.ip_forward=1
+fi
+
+# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
+# Filter: the topology's own chain NSGEN-bridge-lab, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
+# NAT: masquerade in POSTROUTING; published ports in NSGEN-bridge-lab (reached from PREROUTING and OUTPUT for local destinations).
+begin 32 firewall:raw
+begin 33 firewall:filter
+begin 34 firewall:nat
+iptables-restore -w --noflush <<'NSGEN_EOF'
+*raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
+-A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j DROP
+COMMIT
+*filter
+:NSGEN-bridge-lab - [0:0]
+# replies into network front
+-A NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
+# connections to web's published port 8080:8000
+-A NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
+# traffic within network front
+-A NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
+# nothing else into network front
+-A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
+# traffic within network back
+-A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
+# nothing else into network back
+-A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
+# traffic out of network front, unless it is headed into another container network
+-A NSGEN-bridge-lab -i br-front -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:bridge-lab -j ACCEPT
+# nothing out of internal network back
+-A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
+# forwarded packets go through NSGEN-bridge-lab first
+-I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+COMMIT
+*nat
+:NSGEN-bridge-lab - [0:0]
+# network front reaches out as the host
+-A POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+# a container of front reaching a published port of its own network: replies come back through the host
+-A POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+# the host reaching a published port of front at 127.0.0.1
+-A POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+# published port 8080:8000 goes to web
+-A NSGEN-bridge-lab -p tcp --dport 8080 -m comment --comment nsgen:bridge-lab -j DNAT --to-destination 172.20.0.2:8000
+# connections from elsewhere to this host's addresses: published ports in NSGEN-bridge-lab
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+# connections from this host to its own addresses: published ports in NSGEN-bridge-lab
+-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+COMMIT
+NSGEN_EOF
+
+# Let br-front carry connections from localhost to published ports (route_localnet); the setting goes away with br-front. Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.
+begin 35 route_localnet:br-front
+sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
+
+# Give web its own resolver: ip netns exec shows /etc/netns/web/resolv.conf as /etc/resolv.conf inside.
+begin 36 dns:web
+install -D -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+
+# Give app its own resolver: ip netns exec shows /etc/netns/app/resolv.conf as /etc/resolv.conf inside.
+begin 37 dns:app
+install -D -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+
+# Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log; the `sh -c` in front records its pid in /run/nsgen/bridge-lab/web.0.pid and, when it ends, its exit status in /run/nsgen/bridge-lab/web.0.exit.
+begin 38 process:web:0
+rm -f /run/nsgen/bridge-lab/web.0.pid /run/nsgen/bridge-lab/web.0.exit /run/nsgen/bridge-lab/web.0.shim
+
+setsid ip netns exec web sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/bridge-lab/web.0 nsgen echo-server --port 8000 >>/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
+echo "$!" >/run/nsgen/bridge-lab/web.0.shim
+
+# Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
+begin 39 ready
+wait_ready web /run/nsgen/bridge-lab/web.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
+
+# Mark topology bridge-lab as completely up.
+begin 40 up
+touch /run/nsgen/bridge-lab/up
+}
+
+# ==== How this script runs the steps above ====
 set -euo pipefail
 
 # ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
@@ -359,6 +594,87 @@ other_firewall() {
   return 0
 }
 
+# Whether the process recorded in PIDFILE still runs, inside namespace NS.
+process_alive() {
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || return 1
+  if [ -n "$pid" ] && [ "$(ip netns identify "$pid" 2>/dev/null)" = "$1" ]; then return 0; fi
+  return 1
+}
+
+# Microseconds since the epoch, now or SECONDS (a decimal) from now.
+nsgen_clock() { local now=${EPOCHREALTIME/./}; echo $(( now + $(awk -v s="${1:-0}" 'BEGIN { printf "%d", s * 1000000 }') )); }
+
+# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp).
+nsgen_listening() {
+  local state=0A
+  [ "$2" = udp ] && state=07
+  if awk -v port="$(printf '%04X' "$3")" -v state="$state" \
+      'FNR > 1 && $4 == state && substr($2, index($2, ":") + 1) == port { found = 1 } END { exit !found }' \
+      "/proc/$1/net/$2" "/proc/$1/net/${2}6" 2>/dev/null; then return 0; fi
+  return 1
+}
+
+# Whether a process (PID, in NS) is ready: KIND tcp/udp PORT, file PATH, command WORD..., none.
+nsgen_ready_now() {
+  local pid=$1 ns=$2 kind=$3
+  shift 3
+  case "$kind" in
+    tcp|udp) if nsgen_listening "$pid" "$kind" "$1"; then return 0; fi ;;
+    file) if [ -e "$1" ]; then return 0; fi ;;
+    command) if timeout 5 ip netns exec "$ns" "$@" </dev/null >/dev/null 2>&1; then return 0; fi ;;
+    *) return 0 ;;
+  esac
+  return 1
+}
+
+# Whether a pid (its file's content) runs.
+nsgen_runs() { if [ -n "$1" ] && [ -n "$(ip netns identify "$1" 2>/dev/null)" ]; then return 0; fi; return 1; }
+
+# Wait for one process: NS BASE TIMEOUT KIND N VALUE... M WORD... (BASE.pid: the program's, written
+# by the shell in front, BASE.shim: that shell's, BASE.exit, BASE.log). Prints what went wrong, and
+# fails, when it ends or is not ready in time.
+nsgen_wait_one() {
+  local ns=$1 base=$2 timeout=$3 kind=$4 n=$5 m pid shim end window what=""
+  local -a values argv
+  values=("${@:6:n}"); m=${*:6+n:1}; argv=("${@:7+n:m}")
+  end=$(nsgen_clock "$timeout")
+  while :; do
+    pid=$(cat "$base.pid" 2>/dev/null) || pid=""
+    shim=$(cat "$base.shim" 2>/dev/null) || shim=""
+    if nsgen_runs "$pid"; then
+      if nsgen_ready_now "$pid" "$ns" "$kind" "${values[@]}"; then
+        [ "$kind" != none ] && return 0
+        window=$(stat -c %.6Y "$base.pid")  # when it started
+        if [ "$(nsgen_clock)" -ge $(( ${window/./} + 500000 )) ]; then return 0; fi
+      fi
+    elif ! nsgen_runs "$shim"; then  # neither the program nor the shell in front runs
+      what="is not running"; break
+    fi
+    if [ "$(nsgen_clock)" -ge "$end" ]; then
+      case "$kind" in tcp|udp|file) what="was not ready ($kind:${values[0]}) after $timeout s" ;;
+        command) what="was not ready (its readiness check) after $timeout s" ;; *) what="was not ready (running) after $timeout s" ;; esac
+      break
+    fi
+    sleep 0.02
+  done
+  if [ -e "$base.exit" ]; then what="ended with exit status $(cat "$base.exit")"; fi
+  nsgen_say "the process \`${argv[*]}\` in $ns $what; the last lines of $base.log:"
+  if [ -s "$base.log" ]; then tail -n 10 "$base.log" | sed 's/^/  /' >&2; else echo "  (no output)" >&2; fi
+  return 1
+}
+
+# Wait until every process runs and is ready; fail with the first that ended or is not ready in time.
+wait_ready() {
+  local n m
+  while [ "$#" -gt 0 ]; do
+    nsgen_wait_one "$@" || return 1
+    n=$5; m=${*:6+n:1}
+    shift $(( 6 + n + m ))
+  done
+  return 0
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock:util-linux ip:iproute2 iptables:iptables iptables-restore:iptables iptables-save:iptables nsenter:util-linux setsid:util-linux ss:iproute2 sysctl:procps; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
@@ -371,7 +687,6 @@ umask 022
 if [ -L /run/nsgen.lock ]; then die 'the lock file /run/nsgen.lock is a symbolic link: it is not nsgen'"'"'s; nothing was changed'; fi
 exec 9>/run/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.lock'
-
 trap 'exit 130' INT
 trap 'exit 143' TERM
 # Whether a link exists is looked up in one listing of the host's links, taken now, instead of
@@ -388,7 +703,7 @@ state_ok bridge-lab || exit 1
 subnets_free 0x6e7c5ce4 bridge-lab front=172.20.0.0/24 back=172.21.0.0/24 || exit 1
 ports_free nsgen:bridge-lab 'tcp:8080:*' || exit 1
 other_firewall || exit 1
-if test -e /run/nsgen/bridge-lab/topology.json && ! grep -qF '"digest": "53bd6a4cd38baebd"' /run/nsgen/bridge-lab/topology.json; then
+if test -e /run/nsgen/bridge-lab/topology.json && ! grep -qF '"digest": "f71019add29e9d3b"' /run/nsgen/bridge-lab/topology.json; then
   die 'topology bridge-lab is up with another definition (recorded in /run/nsgen/bridge-lab/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi
 if has_link br-front && ! link_ours br-front 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link br-front already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
@@ -516,6 +831,7 @@ undo_31() {
 undo_32() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
 -D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j DROP
 COMMIT
 NSGEN_EOF
@@ -523,7 +839,9 @@ NSGEN_EOF
 undo_33() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *filter
+# forwarded packets go through NSGEN-bridge-lab first
 -D FORWARD -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+# the chain NSGEN-bridge-lab and all its rules
 -F NSGEN-bridge-lab
 -X NSGEN-bridge-lab
 COMMIT
@@ -532,11 +850,17 @@ NSGEN_EOF
 undo_34() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
+# connections from elsewhere to this host's addresses: published ports in NSGEN-bridge-lab
 -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+# connections from this host to its own addresses: published ports in NSGEN-bridge-lab
 -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
+# network front reaches out as the host
 -D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
+# a container of front reaching a published port of its own network: replies come back through the host
 -D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+# the host reaching a published port of front at 127.0.0.1
 -D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+# the chain NSGEN-bridge-lab and all its rules
 -F NSGEN-bridge-lab
 -X NSGEN-bridge-lab
 COMMIT
@@ -563,7 +887,7 @@ undo_38() {
     stop_processes web
   fi || nsgen_failed=1
 }
-undo_39() {
+undo_40() {
   rm -f /run/nsgen/bridge-lab/up || nsgen_failed=1
 }
 nsgen_begun=()
@@ -588,214 +912,6 @@ trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Record what topology bridge-lab is, in /run/nsgen/bridge-lab/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-begin 0 state
-install -D -m 0644 /dev/stdin /run/nsgen/bridge-lab/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "53bd6a4cd38baebd", "name": "bridge-lab", "host": {"ip_forward": true, "persist": false},
-"networks": [
-  {"name": "front", "driver": "bridge", "subnet": "172.20.0.0/24", "gateway": "172.20.0.1", "masquerade": true, "internal": false, "bridge": "br-front"},
-  {"name": "back", "driver": "bridge", "subnet": "172.21.0.0/24", "gateway": "172.21.0.1", "masquerade": false, "internal": true, "bridge": "br-back"}
-],
-"containers": [
-  {"name": "web", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-web-794cd", "address": "172.20.0.2", "prefixlen": 24, "gateway": "172.20.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [["nsgen", "echo-server", "--port", "8000"]], "ports": [{"host_ip": null, "host_port": 8080, "container_port": 8000, "protocol": "tcp", "spec": "8080:8000"}]},
-  {"name": "app", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-app-628c5", "address": "172.20.0.3", "prefixlen": 24, "gateway": "172.20.0.1"}, {"network": "back", "interface": "eth1", "host_interface": "ve-app-13f41", "address": "172.21.0.2", "prefixlen": 24, "gateway": "172.21.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [], "ports": []},
-  {"name": "db", "attachments": [{"network": "back", "interface": "eth0", "host_interface": "ve-db-6650d", "address": "172.21.0.10", "prefixlen": 24, "gateway": "172.21.0.1"}], "dns": [], "dns_source": "host", "processes": [], "ports": []}
-]}
-NSGEN_EOF
-
-# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-# Create bridge br-front for network front: a virtual switch for its containers.
-# Give br-front the gateway address 172.20.0.1/24, mark it as topology bridge-lab's (alias nsgen:bridge-lab) and bring it up: the host is the network's router.
-# Create bridge br-back for network back: a virtual switch for its containers.
-# Give br-back the gateway address 172.21.0.1/24, mark it as topology bridge-lab's (alias nsgen:bridge-lab) and bring it up: the host is the network's router.
-begin 1 ip_forward:restore
-begin 2 bridge:front
-begin 3 bridge-up:front
-begin 4 bridge:back
-begin 5 bridge-up:back
-ip -batch - <<'NSGEN_EOF'
-link add br-front group 0x6e7c5ce4 type bridge
-addr replace 172.20.0.1/24 dev br-front
-link set br-front alias nsgen:bridge-lab up
-link add br-back group 0x6e7c5ce4 type bridge
-addr replace 172.21.0.1/24 dev br-back
-link set br-back alias nsgen:bridge-lab up
-NSGEN_EOF
-
-# Note which namespaces this setup is about to create, in /run/nsgen/bridge-lab/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
-begin 6 namespaces
-install -m 0644 /dev/stdin /run/nsgen/bridge-lab/namespaces <<'NSGEN_EOF'
-web
-app
-db
-NSGEN_EOF
-
-# Create the network namespace web: the container's own interfaces, routes and firewall.
-# Create the network namespace app: the container's own interfaces, routes and firewall.
-# Create the network namespace db: the container's own interfaces, routes and firewall.
-begin 7 netns:web
-begin 8 netns:app
-begin 9 netns:db
-ip -batch - <<'NSGEN_EOF'
-netns add web
-netns add app
-netns add db
-NSGEN_EOF
-
-# Teardown deletes every host device of topology bridge-lab at once: its bridges and veth host ends are in device group 0x6e7c5ce4 and carry the alias nsgen:bridge-lab, and deleting one end of a veth pair deletes the other.
-# Teardown stops every process still running in web before the namespace is deleted.
-# Teardown stops every process still running in app before the namespace is deleted.
-# Teardown stops every process still running in db before the namespace is deleted.
-# Create the veth pair ve-web-794cd (host) <-> eth0 (in web), its inner end made directly inside the namespace.
-# Create the veth pair ve-app-628c5 (host) <-> eth0 (in app), its inner end made directly inside the namespace.
-# Create the veth pair ve-app-13f41 (host) <-> eth1 (in app), its inner end made directly inside the namespace.
-# Create the veth pair ve-db-6650d (host) <-> eth0 (in db), its inner end made directly inside the namespace.
-# Plug ve-web-794cd into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so web reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
-# Plug ve-app-628c5 into bridge br-front (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
-# Plug ve-app-13f41 into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so app reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
-# Plug ve-db-6650d into bridge br-back (it has no address of its own, not even IPv6 link-local) with hairpin on, so db reaches its own published ports; mark it (alias nsgen:bridge-lab) and bring it up.
-begin 10 devices
-begin 11 reap:web
-begin 12 reap:app
-begin 13 reap:db
-begin 14 veth:web:front
-begin 15 veth:app:front
-begin 16 veth:app:back
-begin 17 veth:db:back
-begin 18 host-end:web:front
-begin 19 host-end:app:front
-begin 20 host-end:app:back
-begin 21 host-end:db:back
-ip -batch - <<'NSGEN_EOF'
-link add ve-web-794cd group 0x6e7c5ce4 type veth peer name eth0 netns web
-link add ve-app-628c5 group 0x6e7c5ce4 type veth peer name eth0 netns app
-link add ve-app-13f41 group 0x6e7c5ce4 type veth peer name eth1 netns app
-link add ve-db-6650d group 0x6e7c5ce4 type veth peer name eth0 netns db
-link set ve-web-794cd master br-front alias nsgen:bridge-lab addrgenmode none up
-link set ve-web-794cd type bridge_slave hairpin on
-link set ve-app-628c5 master br-front alias nsgen:bridge-lab addrgenmode none up
-link set ve-app-628c5 type bridge_slave hairpin on
-link set ve-app-13f41 master br-back alias nsgen:bridge-lab addrgenmode none up
-link set ve-app-13f41 type bridge_slave hairpin on
-link set ve-db-6650d master br-back alias nsgen:bridge-lab addrgenmode none up
-link set ve-db-6650d type bridge_slave hairpin on
-NSGEN_EOF
-
-# Bring up lo in web, so that a server listening on localhost answers inside it; its alias nsgen:bridge-lab marks the namespace as this topology's.
-# Give eth0 in web the address 172.20.0.2/24 (and no IPv6 link-local one) and bring it up.
-# Send web's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.2.
-begin 22 lo:web
-begin 23 addr:web:front
-begin 24 route:web
-nsenter --net=/run/netns/web ip -batch - <<'NSGEN_EOF'
-link set lo alias nsgen:bridge-lab up
-addr replace 172.20.0.2/24 dev eth0
-link set eth0 addrgenmode none up
-route replace default via 172.20.0.1 dev eth0 src 172.20.0.2
-NSGEN_EOF
-
-# Bring up lo in app, so that a server listening on localhost answers inside it; its alias nsgen:bridge-lab marks the namespace as this topology's.
-# Give eth0 in app the address 172.20.0.3/24 (and no IPv6 link-local one) and bring it up.
-# Give eth1 in app the address 172.21.0.2/24 (and no IPv6 link-local one) and bring it up.
-# Send app's traffic for everywhere else to the host at 172.20.0.1, from 172.20.0.3.
-begin 25 lo:app
-begin 26 addr:app:front
-begin 27 addr:app:back
-begin 28 route:app
-nsenter --net=/run/netns/app ip -batch - <<'NSGEN_EOF'
-link set lo alias nsgen:bridge-lab up
-addr replace 172.20.0.3/24 dev eth0
-link set eth0 addrgenmode none up
-addr replace 172.21.0.2/24 dev eth1
-link set eth1 addrgenmode none up
-route replace default via 172.20.0.1 dev eth0 src 172.20.0.3
-NSGEN_EOF
-
-# Bring up lo in db, so that a server listening on localhost answers inside it; its alias nsgen:bridge-lab marks the namespace as this topology's.
-# Give eth0 in db the address 172.21.0.10/24 (and no IPv6 link-local one) and bring it up.
-begin 29 lo:db
-begin 30 addr:db:back
-nsenter --net=/run/netns/db ip -batch - <<'NSGEN_EOF'
-link set lo alias nsgen:bridge-lab up
-addr replace 172.21.0.10/24 dev eth0
-link set eth0 addrgenmode none up
-NSGEN_EOF
-
-# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 31 ip_forward
-mkdir -p /run/nsgen/.ip_forward/users
-
-if test ! -e /run/nsgen/.ip_forward/before; then
-  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
-fi
-
-touch /run/nsgen/.ip_forward/users/bridge-lab
-
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  sysctl -q -w net.ipv4.ip_forward=1
-fi
-
-# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
-# Filter: the topology's own chain NSGEN-bridge-lab, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-# NAT: masquerade in POSTROUTING; published ports in NSGEN-bridge-lab (reached from PREROUTING and OUTPUT for local destinations).
-begin 32 firewall:raw
-begin 33 firewall:filter
-begin 34 firewall:nat
-iptables-restore -w --noflush <<'NSGEN_EOF'
-*raw
--A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j DROP
-COMMIT
-*filter
-:NSGEN-bridge-lab - [0:0]
--A NSGEN-bridge-lab -o br-front -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:bridge-lab -j ACCEPT
--A NSGEN-bridge-lab -o br-front -d 172.20.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j ACCEPT
--A NSGEN-bridge-lab -i br-front -o br-front -m comment --comment nsgen:bridge-lab -j ACCEPT
--A NSGEN-bridge-lab -o br-front -m comment --comment nsgen:bridge-lab -j DROP
--A NSGEN-bridge-lab -i br-back -o br-back -m comment --comment nsgen:bridge-lab -j ACCEPT
--A NSGEN-bridge-lab -o br-back -m comment --comment nsgen:bridge-lab -j DROP
--A NSGEN-bridge-lab -i br-front -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:bridge-lab -j ACCEPT
--A NSGEN-bridge-lab -i br-back -m comment --comment nsgen:bridge-lab -j DROP
--I FORWARD 1 -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-COMMIT
-*nat
-:NSGEN-bridge-lab - [0:0]
--A POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
--A POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
--A POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
--A NSGEN-bridge-lab -p tcp --dport 8080 -m comment --comment nsgen:bridge-lab -j DNAT --to-destination 172.20.0.2:8000
--A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
--A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:bridge-lab -j NSGEN-bridge-lab
-COMMIT
-NSGEN_EOF
-
-# Let br-front carry connections from localhost to published ports (route_localnet); the setting goes away with br-front. Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.
-begin 35 route_localnet:br-front
-sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
-
-# Give web its own resolver: ip netns exec shows /etc/netns/web/resolv.conf as /etc/resolv.conf inside.
-begin 36 dns:web
-install -D -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
-# Written by nsgen for topology bridge-lab; nameservers from the topology file.
-nameserver 1.1.1.1
-NSGEN_EOF
-
-# Give app its own resolver: ip netns exec shows /etc/netns/app/resolv.conf as /etc/resolv.conf inside.
-begin 37 dns:app
-install -D -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
-# Written by nsgen for topology bridge-lab; nameservers from the topology file.
-nameserver 1.1.1.1
-NSGEN_EOF
-
-# Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log.
-begin 38 process:web:0
-rm -f /run/nsgen/bridge-lab/web.0.log /run/nsgen/bridge-lab/web.0.pid
-
-setsid ip netns exec web nsgen echo-server --port 8000 >>/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
-echo "$!" >/run/nsgen/bridge-lab/web.0.pid
-
-# Mark topology bridge-lab as completely up.
-begin 39 up
-touch /run/nsgen/bridge-lab/up
-
+steps
 trap - EXIT INT TERM
 nsgen_say 'topology bridge-lab is up'

@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: setup (batched) of topology pod
 #
 # host (ip_forward on)
@@ -12,9 +10,168 @@
 #
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
 #
+# The steps come first, in the tutorial's order; the helper functions, the lock, the checks and the rollback that run them are at the end of the script.
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+#
 # Batched: consecutive ip commands that run in the same place share one `ip -batch` process,
 # whose lines are those commands; the firewall tables are one iptables-restore. Every step is
 # still named below, and a failure still undoes what this run began.
+steps() {
+
+# Record what topology pod is, in /run/nsgen/pod/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
+begin 0 state
+install -D -m 0644 /dev/stdin /run/nsgen/pod/topology.json <<'NSGEN_EOF'
+{"format": 1, "digest": "99c0389d8efdb13f", "name": "pod", "host": {"ip_forward": true, "persist": false},
+"networks": [
+  {"name": "pods", "driver": "bridge", "subnet": "10.88.0.0/24", "gateway": "10.88.0.1", "masquerade": true, "internal": false, "bridge": "br-pods-84512"}
+],
+"containers": [
+  {"name": "pod-1", "attachments": [{"network": "pods", "interface": "eth0", "host_interface": "ve-pod-1-cfa11", "address": "10.88.0.2", "prefixlen": 24, "gateway": "10.88.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}, {"argv": ["python3", "-m", "http.server", "9000", "--bind", "127.0.0.1"], "ready": [], "ready_timeout": 10.0}], "ports": [{"host_ip": null, "host_port": 8081, "container_port": 8000, "protocol": "tcp", "spec": "8081:8000"}]}
+]}
+NSGEN_EOF
+
+# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
+# Create bridge br-pods-84512 for network pods: a virtual switch for its containers.
+# Give br-pods-84512 the gateway address 10.88.0.1/24, mark it as topology pod's (alias nsgen:pod) and bring it up: the host is the network's router.
+begin 1 ip_forward:restore
+begin 2 bridge:pods
+begin 3 bridge-up:pods
+ip -batch - <<'NSGEN_EOF'
+link add br-pods-84512 group 0x6e0a636b type bridge
+addr replace 10.88.0.1/24 dev br-pods-84512
+link set br-pods-84512 alias nsgen:pod up
+NSGEN_EOF
+
+# Note which namespaces this setup is about to create, in /run/nsgen/pod/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
+begin 4 namespaces
+install -m 0644 /dev/stdin /run/nsgen/pod/namespaces <<'NSGEN_EOF'
+pod-1
+NSGEN_EOF
+
+# Create the network namespace pod-1: the container's own interfaces, routes and firewall.
+begin 5 netns:pod-1
+ip netns add pod-1
+
+# Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b and carry the alias nsgen:pod, and deleting one end of a veth pair deletes the other.
+# Teardown stops every process still running in pod-1 before the namespace is deleted.
+# Create the veth pair ve-pod-1-cfa11 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
+# Plug ve-pod-1-cfa11 into bridge br-pods-84512 (it has no address of its own, not even IPv6 link-local) with hairpin on, so pod-1 reaches its own published ports; mark it (alias nsgen:pod) and bring it up.
+begin 6 devices
+begin 7 reap:pod-1
+begin 8 veth:pod-1:pods
+begin 9 host-end:pod-1:pods
+ip -batch - <<'NSGEN_EOF'
+link add ve-pod-1-cfa11 group 0x6e0a636b type veth peer name eth0 netns pod-1
+link set ve-pod-1-cfa11 master br-pods-84512 alias nsgen:pod addrgenmode none up
+link set ve-pod-1-cfa11 type bridge_slave hairpin on
+NSGEN_EOF
+
+# Bring up lo in pod-1, so that a server listening on localhost answers inside it; its alias nsgen:pod marks the namespace as this topology's.
+# Give eth0 in pod-1 the address 10.88.0.2/24 (and no IPv6 link-local one) and bring it up.
+# Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
+begin 10 lo:pod-1
+begin 11 addr:pod-1:pods
+begin 12 route:pod-1
+nsenter --net=/run/netns/pod-1 ip -batch - <<'NSGEN_EOF'
+link set lo alias nsgen:pod up
+addr replace 10.88.0.2/24 dev eth0
+link set eth0 addrgenmode none up
+route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
+NSGEN_EOF
+
+# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+begin 13 ip_forward
+mkdir -p /run/nsgen/.ip_forward/users
+
+if test ! -e /run/nsgen/.ip_forward/before; then
+  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+fi
+
+touch /run/nsgen/.ip_forward/users/pod
+
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  sysctl -q -w net.ipv4.ip_forward=1
+fi
+
+# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
+# Filter: the topology's own chain NSGEN-pod, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
+# NAT: masquerade in POSTROUTING; published ports in NSGEN-pod (reached from PREROUTING and OUTPUT for local destinations).
+begin 14 firewall:raw
+begin 15 firewall:filter
+begin 16 firewall:nat
+iptables-restore -w --noflush <<'NSGEN_EOF'
+*raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
+-A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
+COMMIT
+*filter
+:NSGEN-pod - [0:0]
+# replies into network pods
+-A NSGEN-pod -o br-pods-84512 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
+# connections to pod-1's published port 8081:8000
+-A NSGEN-pod -o br-pods-84512 -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
+# traffic within network pods
+-A NSGEN-pod -i br-pods-84512 -o br-pods-84512 -m comment --comment nsgen:pod -j ACCEPT
+# nothing else into network pods
+-A NSGEN-pod -o br-pods-84512 -m comment --comment nsgen:pod -j DROP
+# traffic out of network pods, unless it is headed into another container network
+-A NSGEN-pod -i br-pods-84512 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:pod -j ACCEPT
+# forwarded packets go through NSGEN-pod first
+-I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
+COMMIT
+*nat
+:NSGEN-pod - [0:0]
+# network pods reaches out as the host
+-A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
+# a container of pods reaching a published port of its own network: replies come back through the host
+-A POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+# the host reaching a published port of pods at 127.0.0.1
+-A POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+# published port 8081:8000 goes to pod-1
+-A NSGEN-pod -p tcp --dport 8081 -m comment --comment nsgen:pod -j DNAT --to-destination 10.88.0.2:8000
+# connections from elsewhere to this host's addresses: published ports in NSGEN-pod
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+# connections from this host to its own addresses: published ports in NSGEN-pod
+-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+COMMIT
+NSGEN_EOF
+
+# Let br-pods-84512 carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-84512. Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.
+begin 17 route_localnet:br-pods-84512
+sysctl -q -w net/ipv4/conf/br-pods-84512/route_localnet=1
+
+# Give pod-1 its own resolver: ip netns exec shows /etc/netns/pod-1/resolv.conf as /etc/resolv.conf inside.
+begin 18 dns:pod-1
+install -D -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology pod; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+
+# Start `nsgen echo-server --port 8000` in pod-1, detached; output in /run/nsgen/pod/pod-1.0.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.0.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.0.exit.
+begin 19 process:pod-1:0
+rm -f /run/nsgen/pod/pod-1.0.pid /run/nsgen/pod/pod-1.0.exit /run/nsgen/pod/pod-1.0.shim
+
+setsid ip netns exec pod-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/pod/pod-1.0 nsgen echo-server --port 8000 >>/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
+echo "$!" >/run/nsgen/pod/pod-1.0.shim
+
+# Start `python3 -m http.server 9000 --bind 127.0.0.1` in pod-1, detached; output in /run/nsgen/pod/pod-1.1.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.1.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.1.exit.
+begin 20 process:pod-1:1
+rm -f /run/nsgen/pod/pod-1.1.pid /run/nsgen/pod/pod-1.1.exit /run/nsgen/pod/pod-1.1.shim
+
+setsid ip netns exec pod-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/pod/pod-1.1 python3 -m http.server 9000 --bind 127.0.0.1 >>/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
+echo "$!" >/run/nsgen/pod/pod-1.1.shim
+
+# Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
+begin 21 ready
+wait_ready pod-1 /run/nsgen/pod/pod-1.0 10 tcp 1 8000 4 nsgen echo-server --port 8000 pod-1 /run/nsgen/pod/pod-1.1 10 none 0 6 python3 -m http.server 9000 --bind 127.0.0.1
+
+# Mark topology pod as completely up.
+begin 22 up
+touch /run/nsgen/pod/up
+}
+
+# ==== How this script runs the steps above ====
 set -euo pipefail
 
 # ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
@@ -355,6 +512,87 @@ other_firewall() {
   return 0
 }
 
+# Whether the process recorded in PIDFILE still runs, inside namespace NS.
+process_alive() {
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || return 1
+  if [ -n "$pid" ] && [ "$(ip netns identify "$pid" 2>/dev/null)" = "$1" ]; then return 0; fi
+  return 1
+}
+
+# Microseconds since the epoch, now or SECONDS (a decimal) from now.
+nsgen_clock() { local now=${EPOCHREALTIME/./}; echo $(( now + $(awk -v s="${1:-0}" 'BEGIN { printf "%d", s * 1000000 }') )); }
+
+# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp).
+nsgen_listening() {
+  local state=0A
+  [ "$2" = udp ] && state=07
+  if awk -v port="$(printf '%04X' "$3")" -v state="$state" \
+      'FNR > 1 && $4 == state && substr($2, index($2, ":") + 1) == port { found = 1 } END { exit !found }' \
+      "/proc/$1/net/$2" "/proc/$1/net/${2}6" 2>/dev/null; then return 0; fi
+  return 1
+}
+
+# Whether a process (PID, in NS) is ready: KIND tcp/udp PORT, file PATH, command WORD..., none.
+nsgen_ready_now() {
+  local pid=$1 ns=$2 kind=$3
+  shift 3
+  case "$kind" in
+    tcp|udp) if nsgen_listening "$pid" "$kind" "$1"; then return 0; fi ;;
+    file) if [ -e "$1" ]; then return 0; fi ;;
+    command) if timeout 5 ip netns exec "$ns" "$@" </dev/null >/dev/null 2>&1; then return 0; fi ;;
+    *) return 0 ;;
+  esac
+  return 1
+}
+
+# Whether a pid (its file's content) runs.
+nsgen_runs() { if [ -n "$1" ] && [ -n "$(ip netns identify "$1" 2>/dev/null)" ]; then return 0; fi; return 1; }
+
+# Wait for one process: NS BASE TIMEOUT KIND N VALUE... M WORD... (BASE.pid: the program's, written
+# by the shell in front, BASE.shim: that shell's, BASE.exit, BASE.log). Prints what went wrong, and
+# fails, when it ends or is not ready in time.
+nsgen_wait_one() {
+  local ns=$1 base=$2 timeout=$3 kind=$4 n=$5 m pid shim end window what=""
+  local -a values argv
+  values=("${@:6:n}"); m=${*:6+n:1}; argv=("${@:7+n:m}")
+  end=$(nsgen_clock "$timeout")
+  while :; do
+    pid=$(cat "$base.pid" 2>/dev/null) || pid=""
+    shim=$(cat "$base.shim" 2>/dev/null) || shim=""
+    if nsgen_runs "$pid"; then
+      if nsgen_ready_now "$pid" "$ns" "$kind" "${values[@]}"; then
+        [ "$kind" != none ] && return 0
+        window=$(stat -c %.6Y "$base.pid")  # when it started
+        if [ "$(nsgen_clock)" -ge $(( ${window/./} + 500000 )) ]; then return 0; fi
+      fi
+    elif ! nsgen_runs "$shim"; then  # neither the program nor the shell in front runs
+      what="is not running"; break
+    fi
+    if [ "$(nsgen_clock)" -ge "$end" ]; then
+      case "$kind" in tcp|udp|file) what="was not ready ($kind:${values[0]}) after $timeout s" ;;
+        command) what="was not ready (its readiness check) after $timeout s" ;; *) what="was not ready (running) after $timeout s" ;; esac
+      break
+    fi
+    sleep 0.02
+  done
+  if [ -e "$base.exit" ]; then what="ended with exit status $(cat "$base.exit")"; fi
+  nsgen_say "the process \`${argv[*]}\` in $ns $what; the last lines of $base.log:"
+  if [ -s "$base.log" ]; then tail -n 10 "$base.log" | sed 's/^/  /' >&2; else echo "  (no output)" >&2; fi
+  return 1
+}
+
+# Wait until every process runs and is ready; fail with the first that ended or is not ready in time.
+wait_ready() {
+  local n m
+  while [ "$#" -gt 0 ]; do
+    nsgen_wait_one "$@" || return 1
+    n=$5; m=${*:6+n:1}
+    shift $(( 6 + n + m ))
+  done
+  return 0
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock:util-linux ip:iproute2 iptables:iptables iptables-restore:iptables iptables-save:iptables nsenter:util-linux setsid:util-linux ss:iproute2 sysctl:procps; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
@@ -367,7 +605,6 @@ umask 022
 if [ -L /run/nsgen.lock ]; then die 'the lock file /run/nsgen.lock is a symbolic link: it is not nsgen'"'"'s; nothing was changed'; fi
 exec 9>/run/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.lock'
-
 trap 'exit 130' INT
 trap 'exit 143' TERM
 # Whether a link exists is looked up in one listing of the host's links, taken now, instead of
@@ -384,7 +621,7 @@ state_ok pod || exit 1
 subnets_free 0x6e0a636b pod pods=10.88.0.0/24 || exit 1
 ports_free nsgen:pod 'tcp:8081:*' || exit 1
 other_firewall || exit 1
-if test -e /run/nsgen/pod/topology.json && ! grep -qF '"digest": "0e87a245928d5219"' /run/nsgen/pod/topology.json; then
+if test -e /run/nsgen/pod/topology.json && ! grep -qF '"digest": "99c0389d8efdb13f"' /run/nsgen/pod/topology.json; then
   die 'topology pod is up with another definition (recorded in /run/nsgen/pod/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi
 if has_link br-pods-84512 && ! link_ours br-pods-84512 0x6e0a636b pod >/dev/null 2>&1; then die 'link br-pods-84512 already exists and was not made by nsgen topology pod; nothing was changed'; fi
@@ -461,6 +698,7 @@ undo_13() {
 undo_14() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
 -D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
 COMMIT
 NSGEN_EOF
@@ -468,7 +706,9 @@ NSGEN_EOF
 undo_15() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *filter
+# forwarded packets go through NSGEN-pod first
 -D FORWARD -m comment --comment nsgen:pod -j NSGEN-pod
+# the chain NSGEN-pod and all its rules
 -F NSGEN-pod
 -X NSGEN-pod
 COMMIT
@@ -477,11 +717,17 @@ NSGEN_EOF
 undo_16() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
+# connections from elsewhere to this host's addresses: published ports in NSGEN-pod
 -D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+# connections from this host to its own addresses: published ports in NSGEN-pod
 -D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
+# network pods reaches out as the host
 -D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
+# a container of pods reaching a published port of its own network: replies come back through the host
 -D POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+# the host reaching a published port of pods at 127.0.0.1
 -D POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+# the chain NSGEN-pod and all its rules
 -F NSGEN-pod
 -X NSGEN-pod
 COMMIT
@@ -505,7 +751,7 @@ undo_20() {
     stop_processes pod-1
   fi || nsgen_failed=1
 }
-undo_21() {
+undo_22() {
   rm -f /run/nsgen/pod/up || nsgen_failed=1
 }
 nsgen_begun=()
@@ -530,139 +776,6 @@ trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Record what topology pod is, in /run/nsgen/pod/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-begin 0 state
-install -D -m 0644 /dev/stdin /run/nsgen/pod/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "0e87a245928d5219", "name": "pod", "host": {"ip_forward": true, "persist": false},
-"networks": [
-  {"name": "pods", "driver": "bridge", "subnet": "10.88.0.0/24", "gateway": "10.88.0.1", "masquerade": true, "internal": false, "bridge": "br-pods-84512"}
-],
-"containers": [
-  {"name": "pod-1", "attachments": [{"network": "pods", "interface": "eth0", "host_interface": "ve-pod-1-cfa11", "address": "10.88.0.2", "prefixlen": 24, "gateway": "10.88.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [["nsgen", "echo-server", "--port", "8000"], ["python3", "-m", "http.server", "9000", "--bind", "127.0.0.1"]], "ports": [{"host_ip": null, "host_port": 8081, "container_port": 8000, "protocol": "tcp", "spec": "8081:8000"}]}
-]}
-NSGEN_EOF
-
-# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-# Create bridge br-pods-84512 for network pods: a virtual switch for its containers.
-# Give br-pods-84512 the gateway address 10.88.0.1/24, mark it as topology pod's (alias nsgen:pod) and bring it up: the host is the network's router.
-begin 1 ip_forward:restore
-begin 2 bridge:pods
-begin 3 bridge-up:pods
-ip -batch - <<'NSGEN_EOF'
-link add br-pods-84512 group 0x6e0a636b type bridge
-addr replace 10.88.0.1/24 dev br-pods-84512
-link set br-pods-84512 alias nsgen:pod up
-NSGEN_EOF
-
-# Note which namespaces this setup is about to create, in /run/nsgen/pod/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
-begin 4 namespaces
-install -m 0644 /dev/stdin /run/nsgen/pod/namespaces <<'NSGEN_EOF'
-pod-1
-NSGEN_EOF
-
-# Create the network namespace pod-1: the container's own interfaces, routes and firewall.
-begin 5 netns:pod-1
-ip netns add pod-1
-
-# Teardown deletes every host device of topology pod at once: its bridges and veth host ends are in device group 0x6e0a636b and carry the alias nsgen:pod, and deleting one end of a veth pair deletes the other.
-# Teardown stops every process still running in pod-1 before the namespace is deleted.
-# Create the veth pair ve-pod-1-cfa11 (host) <-> eth0 (in pod-1), its inner end made directly inside the namespace.
-# Plug ve-pod-1-cfa11 into bridge br-pods-84512 (it has no address of its own, not even IPv6 link-local) with hairpin on, so pod-1 reaches its own published ports; mark it (alias nsgen:pod) and bring it up.
-begin 6 devices
-begin 7 reap:pod-1
-begin 8 veth:pod-1:pods
-begin 9 host-end:pod-1:pods
-ip -batch - <<'NSGEN_EOF'
-link add ve-pod-1-cfa11 group 0x6e0a636b type veth peer name eth0 netns pod-1
-link set ve-pod-1-cfa11 master br-pods-84512 alias nsgen:pod addrgenmode none up
-link set ve-pod-1-cfa11 type bridge_slave hairpin on
-NSGEN_EOF
-
-# Bring up lo in pod-1, so that a server listening on localhost answers inside it; its alias nsgen:pod marks the namespace as this topology's.
-# Give eth0 in pod-1 the address 10.88.0.2/24 (and no IPv6 link-local one) and bring it up.
-# Send pod-1's traffic for everywhere else to the host at 10.88.0.1, from 10.88.0.2.
-begin 10 lo:pod-1
-begin 11 addr:pod-1:pods
-begin 12 route:pod-1
-nsenter --net=/run/netns/pod-1 ip -batch - <<'NSGEN_EOF'
-link set lo alias nsgen:pod up
-addr replace 10.88.0.2/24 dev eth0
-link set eth0 addrgenmode none up
-route replace default via 10.88.0.1 dev eth0 src 10.88.0.2
-NSGEN_EOF
-
-# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 13 ip_forward
-mkdir -p /run/nsgen/.ip_forward/users
-
-if test ! -e /run/nsgen/.ip_forward/before; then
-  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
-fi
-
-touch /run/nsgen/.ip_forward/users/pod
-
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  sysctl -q -w net.ipv4.ip_forward=1
-fi
-
-# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
-# Filter: the topology's own chain NSGEN-pod, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-# NAT: masquerade in POSTROUTING; published ports in NSGEN-pod (reached from PREROUTING and OUTPUT for local destinations).
-begin 14 firewall:raw
-begin 15 firewall:filter
-begin 16 firewall:nat
-iptables-restore -w --noflush <<'NSGEN_EOF'
-*raw
--A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:pod -j DROP
-COMMIT
-*filter
-:NSGEN-pod - [0:0]
--A NSGEN-pod -o br-pods-84512 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:pod -j ACCEPT
--A NSGEN-pod -o br-pods-84512 -d 10.88.0.2 -p tcp --dport 8000 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j ACCEPT
--A NSGEN-pod -i br-pods-84512 -o br-pods-84512 -m comment --comment nsgen:pod -j ACCEPT
--A NSGEN-pod -o br-pods-84512 -m comment --comment nsgen:pod -j DROP
--A NSGEN-pod -i br-pods-84512 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:pod -j ACCEPT
--I FORWARD 1 -m comment --comment nsgen:pod -j NSGEN-pod
-COMMIT
-*nat
-:NSGEN-pod - [0:0]
--A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
--A POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
--A POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
--A NSGEN-pod -p tcp --dport 8081 -m comment --comment nsgen:pod -j DNAT --to-destination 10.88.0.2:8000
--A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
--A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:pod -j NSGEN-pod
-COMMIT
-NSGEN_EOF
-
-# Let br-pods-84512 carry connections from localhost to published ports (route_localnet); the setting goes away with br-pods-84512. Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.
-begin 17 route_localnet:br-pods-84512
-sysctl -q -w net/ipv4/conf/br-pods-84512/route_localnet=1
-
-# Give pod-1 its own resolver: ip netns exec shows /etc/netns/pod-1/resolv.conf as /etc/resolv.conf inside.
-begin 18 dns:pod-1
-install -D -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
-# Written by nsgen for topology pod; nameservers from the topology file.
-nameserver 1.1.1.1
-NSGEN_EOF
-
-# Start `nsgen echo-server --port 8000` in pod-1, detached; output in /run/nsgen/pod/pod-1.0.log.
-begin 19 process:pod-1:0
-rm -f /run/nsgen/pod/pod-1.0.log /run/nsgen/pod/pod-1.0.pid
-
-setsid ip netns exec pod-1 nsgen echo-server --port 8000 >>/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
-echo "$!" >/run/nsgen/pod/pod-1.0.pid
-
-# Start `python3 -m http.server 9000 --bind 127.0.0.1` in pod-1, detached; output in /run/nsgen/pod/pod-1.1.log.
-begin 20 process:pod-1:1
-rm -f /run/nsgen/pod/pod-1.1.log /run/nsgen/pod/pod-1.1.pid
-
-setsid ip netns exec pod-1 python3 -m http.server 9000 --bind 127.0.0.1 >>/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
-echo "$!" >/run/nsgen/pod/pod-1.1.pid
-
-# Mark topology pod as completely up.
-begin 21 up
-touch /run/nsgen/pod/up
-
+steps
 trap - EXIT INT TERM
 nsgen_say 'topology pod is up'

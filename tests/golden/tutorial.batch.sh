@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: setup (batched) of topology tutorial
 #
 # host (ip_forward on)
@@ -11,9 +9,132 @@
 #
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
 #
+# The steps come first, in the tutorial's order; the helper functions, the lock, the checks and the rollback that run them are at the end of the script.
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+#
 # Batched: consecutive ip commands that run in the same place share one `ip -batch` process,
 # whose lines are those commands; the firewall tables are one iptables-restore. Every step is
 # still named below, and a failure still undoes what this run began.
+steps() {
+
+# Record what topology tutorial is, in /run/nsgen/tutorial/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
+begin 0 state
+install -D -m 0644 /dev/stdin /run/nsgen/tutorial/topology.json <<'NSGEN_EOF'
+{"format": 1, "digest": "2431e845cb59cd67", "name": "tutorial", "host": {"ip_forward": true, "persist": false},
+"networks": [
+  {"name": "link0", "driver": "veth", "subnet": "172.18.0.0/24", "gateway": "172.18.0.1", "masquerade": true, "internal": false, "bridge": null}
+],
+"containers": [
+  {"name": "container-1", "attachments": [{"network": "link0", "interface": "veth1", "host_interface": "vethc1", "address": "172.18.0.2", "prefixlen": 24, "gateway": "172.18.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}], "ports": []}
+]}
+NSGEN_EOF
+
+# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
+# Note which namespaces this setup is about to create, in /run/nsgen/tutorial/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
+begin 1 ip_forward:restore
+begin 2 namespaces
+install -m 0644 /dev/stdin /run/nsgen/tutorial/namespaces <<'NSGEN_EOF'
+container-1
+NSGEN_EOF
+
+# Create the network namespace container-1: the container's own interfaces, routes and firewall.
+begin 3 netns:container-1
+ip netns add container-1
+
+# Teardown deletes every host device of topology tutorial at once: its bridges and veth host ends are in device group 0x6e6bffe9 and carry the alias nsgen:tutorial, and deleting one end of a veth pair deletes the other.
+# Teardown stops every process still running in container-1 before the namespace is deleted.
+# Create the veth pair vethc1 (host) <-> veth1 (in container-1), its inner end made directly inside the namespace.
+# Give vethc1 the gateway address 172.18.0.1/24, mark it (alias nsgen:tutorial) and bring it up (no IPv6 link-local address): the host is container-1's router.
+begin 4 devices
+begin 5 reap:container-1
+begin 6 veth:container-1:link0
+begin 7 host-end:container-1:link0
+ip -batch - <<'NSGEN_EOF'
+link add vethc1 group 0x6e6bffe9 type veth peer name veth1 netns container-1
+addr replace 172.18.0.1/24 dev vethc1
+link set vethc1 alias nsgen:tutorial addrgenmode none up
+NSGEN_EOF
+
+# Bring up lo in container-1, so that a server listening on localhost answers inside it; its alias nsgen:tutorial marks the namespace as this topology's.
+# Give veth1 in container-1 the address 172.18.0.2/24 (and no IPv6 link-local one) and bring it up.
+# Send container-1's traffic for everywhere else to the host at 172.18.0.1, from 172.18.0.2.
+begin 8 lo:container-1
+begin 9 addr:container-1:link0
+begin 10 route:container-1
+nsenter --net=/run/netns/container-1 ip -batch - <<'NSGEN_EOF'
+link set lo alias nsgen:tutorial up
+addr replace 172.18.0.2/24 dev veth1
+link set veth1 addrgenmode none up
+route replace default via 172.18.0.1 dev veth1 src 172.18.0.2
+NSGEN_EOF
+
+# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
+begin 11 ip_forward
+mkdir -p /run/nsgen/.ip_forward/users
+
+if test ! -e /run/nsgen/.ip_forward/before; then
+  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
+fi
+
+touch /run/nsgen/.ip_forward/users/tutorial
+
+if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  sysctl -q -w net.ipv4.ip_forward=1
+fi
+
+# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
+# Filter: the topology's own chain NSGEN-tutorial, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
+# NAT: masquerade in POSTROUTING.
+begin 12 firewall:raw
+begin 13 firewall:filter
+begin 14 firewall:nat
+iptables-restore -w --noflush <<'NSGEN_EOF'
+*raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
+-A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
+COMMIT
+*filter
+:NSGEN-tutorial - [0:0]
+# replies into network link0
+-A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
+# nothing else into network link0
+-A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
+# traffic out of network link0, unless it is headed into another container network
+-A NSGEN-tutorial -i vethc1 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:tutorial -j ACCEPT
+# forwarded packets go through NSGEN-tutorial first
+-I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+COMMIT
+*nat
+# network link0 reaches out as the host
+-A POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+COMMIT
+NSGEN_EOF
+
+# Give container-1 its own resolver: ip netns exec shows /etc/netns/container-1/resolv.conf as /etc/resolv.conf inside.
+begin 15 dns:container-1
+install -D -m 0644 /dev/stdin /etc/netns/container-1/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology tutorial; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+
+# Start `nsgen echo-server --port 8000` in container-1, detached; output in /run/nsgen/tutorial/container-1.0.log; the `sh -c` in front records its pid in /run/nsgen/tutorial/container-1.0.pid and, when it ends, its exit status in /run/nsgen/tutorial/container-1.0.exit.
+begin 16 process:container-1:0
+rm -f /run/nsgen/tutorial/container-1.0.pid /run/nsgen/tutorial/container-1.0.exit /run/nsgen/tutorial/container-1.0.shim
+
+setsid ip netns exec container-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/tutorial/container-1.0 nsgen echo-server --port 8000 >>/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
+echo "$!" >/run/nsgen/tutorial/container-1.0.shim
+
+# Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
+begin 17 ready
+wait_ready container-1 /run/nsgen/tutorial/container-1.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
+
+# Mark topology tutorial as completely up.
+begin 18 up
+touch /run/nsgen/tutorial/up
+}
+
+# ==== How this script runs the steps above ====
 set -euo pipefail
 
 # ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
@@ -298,6 +419,87 @@ other_firewall() {
   return 0
 }
 
+# Whether the process recorded in PIDFILE still runs, inside namespace NS.
+process_alive() {
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || return 1
+  if [ -n "$pid" ] && [ "$(ip netns identify "$pid" 2>/dev/null)" = "$1" ]; then return 0; fi
+  return 1
+}
+
+# Microseconds since the epoch, now or SECONDS (a decimal) from now.
+nsgen_clock() { local now=${EPOCHREALTIME/./}; echo $(( now + $(awk -v s="${1:-0}" 'BEGIN { printf "%d", s * 1000000 }') )); }
+
+# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp).
+nsgen_listening() {
+  local state=0A
+  [ "$2" = udp ] && state=07
+  if awk -v port="$(printf '%04X' "$3")" -v state="$state" \
+      'FNR > 1 && $4 == state && substr($2, index($2, ":") + 1) == port { found = 1 } END { exit !found }' \
+      "/proc/$1/net/$2" "/proc/$1/net/${2}6" 2>/dev/null; then return 0; fi
+  return 1
+}
+
+# Whether a process (PID, in NS) is ready: KIND tcp/udp PORT, file PATH, command WORD..., none.
+nsgen_ready_now() {
+  local pid=$1 ns=$2 kind=$3
+  shift 3
+  case "$kind" in
+    tcp|udp) if nsgen_listening "$pid" "$kind" "$1"; then return 0; fi ;;
+    file) if [ -e "$1" ]; then return 0; fi ;;
+    command) if timeout 5 ip netns exec "$ns" "$@" </dev/null >/dev/null 2>&1; then return 0; fi ;;
+    *) return 0 ;;
+  esac
+  return 1
+}
+
+# Whether a pid (its file's content) runs.
+nsgen_runs() { if [ -n "$1" ] && [ -n "$(ip netns identify "$1" 2>/dev/null)" ]; then return 0; fi; return 1; }
+
+# Wait for one process: NS BASE TIMEOUT KIND N VALUE... M WORD... (BASE.pid: the program's, written
+# by the shell in front, BASE.shim: that shell's, BASE.exit, BASE.log). Prints what went wrong, and
+# fails, when it ends or is not ready in time.
+nsgen_wait_one() {
+  local ns=$1 base=$2 timeout=$3 kind=$4 n=$5 m pid shim end window what=""
+  local -a values argv
+  values=("${@:6:n}"); m=${*:6+n:1}; argv=("${@:7+n:m}")
+  end=$(nsgen_clock "$timeout")
+  while :; do
+    pid=$(cat "$base.pid" 2>/dev/null) || pid=""
+    shim=$(cat "$base.shim" 2>/dev/null) || shim=""
+    if nsgen_runs "$pid"; then
+      if nsgen_ready_now "$pid" "$ns" "$kind" "${values[@]}"; then
+        [ "$kind" != none ] && return 0
+        window=$(stat -c %.6Y "$base.pid")  # when it started
+        if [ "$(nsgen_clock)" -ge $(( ${window/./} + 500000 )) ]; then return 0; fi
+      fi
+    elif ! nsgen_runs "$shim"; then  # neither the program nor the shell in front runs
+      what="is not running"; break
+    fi
+    if [ "$(nsgen_clock)" -ge "$end" ]; then
+      case "$kind" in tcp|udp|file) what="was not ready ($kind:${values[0]}) after $timeout s" ;;
+        command) what="was not ready (its readiness check) after $timeout s" ;; *) what="was not ready (running) after $timeout s" ;; esac
+      break
+    fi
+    sleep 0.02
+  done
+  if [ -e "$base.exit" ]; then what="ended with exit status $(cat "$base.exit")"; fi
+  nsgen_say "the process \`${argv[*]}\` in $ns $what; the last lines of $base.log:"
+  if [ -s "$base.log" ]; then tail -n 10 "$base.log" | sed 's/^/  /' >&2; else echo "  (no output)" >&2; fi
+  return 1
+}
+
+# Wait until every process runs and is ready; fail with the first that ended or is not ready in time.
+wait_ready() {
+  local n m
+  while [ "$#" -gt 0 ]; do
+    nsgen_wait_one "$@" || return 1
+    n=$5; m=${*:6+n:1}
+    shift $(( 6 + n + m ))
+  done
+  return 0
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock:util-linux ip:iproute2 iptables:iptables iptables-restore:iptables nsenter:util-linux setsid:util-linux sysctl:procps; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
@@ -310,7 +512,6 @@ umask 022
 if [ -L /run/nsgen.lock ]; then die 'the lock file /run/nsgen.lock is a symbolic link: it is not nsgen'"'"'s; nothing was changed'; fi
 exec 9>/run/nsgen.lock
 flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.lock'
-
 trap 'exit 130' INT
 trap 'exit 143' TERM
 # Whether a link exists is looked up in one listing of the host's links, taken now, instead of
@@ -326,7 +527,7 @@ if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1 && ! test -w /proc
 state_ok tutorial || exit 1
 subnets_free 0x6e6bffe9 tutorial link0=172.18.0.0/24 || exit 1
 other_firewall || exit 1
-if test -e /run/nsgen/tutorial/topology.json && ! grep -qF '"digest": "fc362baffa85efad"' /run/nsgen/tutorial/topology.json; then
+if test -e /run/nsgen/tutorial/topology.json && ! grep -qF '"digest": "2431e845cb59cd67"' /run/nsgen/tutorial/topology.json; then
   die 'topology tutorial is up with another definition (recorded in /run/nsgen/tutorial/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi
 if test -e /run/netns/container-1 && ! netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then die 'network namespace container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
@@ -395,6 +596,7 @@ undo_11() {
 undo_12() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
 -D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
 COMMIT
 NSGEN_EOF
@@ -402,7 +604,9 @@ NSGEN_EOF
 undo_13() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *filter
+# forwarded packets go through NSGEN-tutorial first
 -D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+# the chain NSGEN-tutorial and all its rules
 -F NSGEN-tutorial
 -X NSGEN-tutorial
 COMMIT
@@ -411,6 +615,7 @@ NSGEN_EOF
 undo_14() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
+# network link0 reaches out as the host
 -D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
 COMMIT
 NSGEN_EOF
@@ -428,7 +633,7 @@ undo_16() {
     stop_processes container-1
   fi || nsgen_failed=1
 }
-undo_17() {
+undo_18() {
   rm -f /run/nsgen/tutorial/up || nsgen_failed=1
 }
 nsgen_begun=()
@@ -453,110 +658,6 @@ trap rollback EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Record what topology tutorial is, in /run/nsgen/tutorial/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-begin 0 state
-install -D -m 0644 /dev/stdin /run/nsgen/tutorial/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "fc362baffa85efad", "name": "tutorial", "host": {"ip_forward": true, "persist": false},
-"networks": [
-  {"name": "link0", "driver": "veth", "subnet": "172.18.0.0/24", "gateway": "172.18.0.1", "masquerade": true, "internal": false, "bridge": null}
-],
-"containers": [
-  {"name": "container-1", "attachments": [{"network": "link0", "interface": "veth1", "host_interface": "vethc1", "address": "172.18.0.2", "prefixlen": 24, "gateway": "172.18.0.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [["nsgen", "echo-server", "--port", "8000"]], "ports": []}
-]}
-NSGEN_EOF
-
-# Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-# Note which namespaces this setup is about to create, in /run/nsgen/tutorial/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
-begin 1 ip_forward:restore
-begin 2 namespaces
-install -m 0644 /dev/stdin /run/nsgen/tutorial/namespaces <<'NSGEN_EOF'
-container-1
-NSGEN_EOF
-
-# Create the network namespace container-1: the container's own interfaces, routes and firewall.
-begin 3 netns:container-1
-ip netns add container-1
-
-# Teardown deletes every host device of topology tutorial at once: its bridges and veth host ends are in device group 0x6e6bffe9 and carry the alias nsgen:tutorial, and deleting one end of a veth pair deletes the other.
-# Teardown stops every process still running in container-1 before the namespace is deleted.
-# Create the veth pair vethc1 (host) <-> veth1 (in container-1), its inner end made directly inside the namespace.
-# Give vethc1 the gateway address 172.18.0.1/24, mark it (alias nsgen:tutorial) and bring it up (no IPv6 link-local address): the host is container-1's router.
-begin 4 devices
-begin 5 reap:container-1
-begin 6 veth:container-1:link0
-begin 7 host-end:container-1:link0
-ip -batch - <<'NSGEN_EOF'
-link add vethc1 group 0x6e6bffe9 type veth peer name veth1 netns container-1
-addr replace 172.18.0.1/24 dev vethc1
-link set vethc1 alias nsgen:tutorial addrgenmode none up
-NSGEN_EOF
-
-# Bring up lo in container-1, so that a server listening on localhost answers inside it; its alias nsgen:tutorial marks the namespace as this topology's.
-# Give veth1 in container-1 the address 172.18.0.2/24 (and no IPv6 link-local one) and bring it up.
-# Send container-1's traffic for everywhere else to the host at 172.18.0.1, from 172.18.0.2.
-begin 8 lo:container-1
-begin 9 addr:container-1:link0
-begin 10 route:container-1
-nsenter --net=/run/netns/container-1 ip -batch - <<'NSGEN_EOF'
-link set lo alias nsgen:tutorial up
-addr replace 172.18.0.2/24 dev veth1
-link set veth1 addrgenmode none up
-route replace default via 172.18.0.1 dev veth1 src 172.18.0.2
-NSGEN_EOF
-
-# Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-begin 11 ip_forward
-mkdir -p /run/nsgen/.ip_forward/users
-
-if test ! -e /run/nsgen/.ip_forward/before; then
-  cp /proc/sys/net/ipv4/ip_forward /run/nsgen/.ip_forward/before
-fi
-
-touch /run/nsgen/.ip_forward/users/tutorial
-
-if ! grep -qx 1 /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  sysctl -q -w net.ipv4.ip_forward=1
-fi
-
-# Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
-# Filter: the topology's own chain NSGEN-tutorial, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-# NAT: masquerade in POSTROUTING.
-begin 12 firewall:raw
-begin 13 firewall:filter
-begin 14 firewall:nat
-iptables-restore -w --noflush <<'NSGEN_EOF'
-*raw
--A PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
-COMMIT
-*filter
-:NSGEN-tutorial - [0:0]
--A NSGEN-tutorial -o vethc1 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsgen:tutorial -j ACCEPT
--A NSGEN-tutorial -o vethc1 -m comment --comment nsgen:tutorial -j DROP
--A NSGEN-tutorial -i vethc1 -m devgroup ! --dst-group 0x6e000000/0xff000000 -m comment --comment nsgen:tutorial -j ACCEPT
--I FORWARD 1 -m comment --comment nsgen:tutorial -j NSGEN-tutorial
-COMMIT
-*nat
--A POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
-COMMIT
-NSGEN_EOF
-
-# Give container-1 its own resolver: ip netns exec shows /etc/netns/container-1/resolv.conf as /etc/resolv.conf inside.
-begin 15 dns:container-1
-install -D -m 0644 /dev/stdin /etc/netns/container-1/resolv.conf <<'NSGEN_EOF'
-# Written by nsgen for topology tutorial; nameservers from the topology file.
-nameserver 1.1.1.1
-NSGEN_EOF
-
-# Start `nsgen echo-server --port 8000` in container-1, detached; output in /run/nsgen/tutorial/container-1.0.log.
-begin 16 process:container-1:0
-rm -f /run/nsgen/tutorial/container-1.0.log /run/nsgen/tutorial/container-1.0.pid
-
-setsid ip netns exec container-1 nsgen echo-server --port 8000 >>/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
-echo "$!" >/run/nsgen/tutorial/container-1.0.pid
-
-# Mark topology tutorial as completely up.
-begin 17 up
-touch /run/nsgen/tutorial/up
-
+steps
 trap - EXIT INT TERM
 nsgen_say 'topology tutorial is up'

@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# Values are single-quoted on purpose: nothing in them is expanded.
-# shellcheck disable=SC2016,SC1003
 # nsgen 0.1.0: teardown of topology tutorial
 #
 # host (ip_forward on)
@@ -10,6 +8,94 @@
 # container-1 resolves through: 1.1.1.1
 #
 # Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup. When something cannot be removed, it says what is left and keeps the state directory, so that running it again finishes the job.
+#
+# The steps come first, in the tutorial's order; the helper functions, the lock and the report that run them are at the end of the script.
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+steps() {
+
+# Unmark topology tutorial as up: it is being taken down.
+rm -f /run/nsgen/tutorial/up || nsgen_failed=1
+
+# Stop process 0 of container-1, with every other process in container-1.
+if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+  stop_processes container-1
+fi || nsgen_failed=1
+
+# Remove the resolv.conf of container-1 (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
+  rm -f /etc/netns/container-1/resolv.conf
+fi || nsgen_failed=1
+if test -d /etc/netns/container-1 && netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/container-1
+fi || nsgen_failed=1
+
+# Remove the nat rules of topology tutorial, in one transaction (rule by rule when that fails).
+iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*nat
+# network link0 reaches out as the host
+-D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
+COMMIT
+NSGEN_EOF
+
+# Remove the filter rules of topology tutorial, in one transaction (rule by rule when that fails).
+iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*filter
+# forwarded packets go through NSGEN-tutorial first
+-D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
+# the chain NSGEN-tutorial and all its rules
+-F NSGEN-tutorial
+-X NSGEN-tutorial
+COMMIT
+NSGEN_EOF
+
+# Remove the raw rules of topology tutorial, in one transaction (rule by rule when that fails).
+iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*raw
+# packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
+-D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
+COMMIT
+NSGEN_EOF
+
+# No longer count topology tutorial among the users of forwarding.
+rm -f /run/nsgen/.ip_forward/users/tutorial || nsgen_failed=1
+
+# Stop the processes still running in container-1: TERM, then KILL after 3 seconds.
+if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+  stop_processes container-1
+fi || nsgen_failed=1
+
+# Delete the bridges and veth pairs of topology tutorial: every device of group 0x6e6bffe9 that carries its alias, in one call.
+delete_links 0x6e6bffe9 tutorial vethc1 || nsgen_failed=1
+
+# Delete the network namespace container-1 (when its lo carries the topology's mark).
+if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+  ip netns delete container-1
+fi || nsgen_failed=1
+
+# Put net.ipv4.ip_forward back to its value from before the first nsgen topology, once no topology needs forwarding and this one's devices are gone.
+if test -d /run/nsgen/.ip_forward/users && ! group_has_links 0x6e6bffe9 >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /run/nsgen/.ip_forward/users
+fi || nsgen_failed=1
+if test -e /run/nsgen/.ip_forward/before && test ! -d /run/nsgen/.ip_forward/users && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+  cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+fi || nsgen_failed=1
+if test -d /run/nsgen/.ip_forward && test ! -d /run/nsgen/.ip_forward/users; then
+  rm -rf /run/nsgen/.ip_forward
+fi || nsgen_failed=1
+
+# Remove the state directory /run/nsgen/tutorial: last, and only when everything else is gone (a second teardown needs it).
+if [ "$nsgen_failed" -eq 0 ]; then
+  if state_ours tutorial >/dev/null 2>&1; then
+    rm -rf /run/nsgen/tutorial
+  fi || nsgen_failed=1
+  if test -d /run/nsgen; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen
+  fi || nsgen_failed=1
+fi
+}
+
+# ==== How this script runs the steps above ====
 set -uo pipefail
 
 # ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
@@ -294,6 +380,87 @@ other_firewall() {
   return 0
 }
 
+# Whether the process recorded in PIDFILE still runs, inside namespace NS.
+process_alive() {
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || return 1
+  if [ -n "$pid" ] && [ "$(ip netns identify "$pid" 2>/dev/null)" = "$1" ]; then return 0; fi
+  return 1
+}
+
+# Microseconds since the epoch, now or SECONDS (a decimal) from now.
+nsgen_clock() { local now=${EPOCHREALTIME/./}; echo $(( now + $(awk -v s="${1:-0}" 'BEGIN { printf "%d", s * 1000000 }') )); }
+
+# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp).
+nsgen_listening() {
+  local state=0A
+  [ "$2" = udp ] && state=07
+  if awk -v port="$(printf '%04X' "$3")" -v state="$state" \
+      'FNR > 1 && $4 == state && substr($2, index($2, ":") + 1) == port { found = 1 } END { exit !found }' \
+      "/proc/$1/net/$2" "/proc/$1/net/${2}6" 2>/dev/null; then return 0; fi
+  return 1
+}
+
+# Whether a process (PID, in NS) is ready: KIND tcp/udp PORT, file PATH, command WORD..., none.
+nsgen_ready_now() {
+  local pid=$1 ns=$2 kind=$3
+  shift 3
+  case "$kind" in
+    tcp|udp) if nsgen_listening "$pid" "$kind" "$1"; then return 0; fi ;;
+    file) if [ -e "$1" ]; then return 0; fi ;;
+    command) if timeout 5 ip netns exec "$ns" "$@" </dev/null >/dev/null 2>&1; then return 0; fi ;;
+    *) return 0 ;;
+  esac
+  return 1
+}
+
+# Whether a pid (its file's content) runs.
+nsgen_runs() { if [ -n "$1" ] && [ -n "$(ip netns identify "$1" 2>/dev/null)" ]; then return 0; fi; return 1; }
+
+# Wait for one process: NS BASE TIMEOUT KIND N VALUE... M WORD... (BASE.pid: the program's, written
+# by the shell in front, BASE.shim: that shell's, BASE.exit, BASE.log). Prints what went wrong, and
+# fails, when it ends or is not ready in time.
+nsgen_wait_one() {
+  local ns=$1 base=$2 timeout=$3 kind=$4 n=$5 m pid shim end window what=""
+  local -a values argv
+  values=("${@:6:n}"); m=${*:6+n:1}; argv=("${@:7+n:m}")
+  end=$(nsgen_clock "$timeout")
+  while :; do
+    pid=$(cat "$base.pid" 2>/dev/null) || pid=""
+    shim=$(cat "$base.shim" 2>/dev/null) || shim=""
+    if nsgen_runs "$pid"; then
+      if nsgen_ready_now "$pid" "$ns" "$kind" "${values[@]}"; then
+        [ "$kind" != none ] && return 0
+        window=$(stat -c %.6Y "$base.pid")  # when it started
+        if [ "$(nsgen_clock)" -ge $(( ${window/./} + 500000 )) ]; then return 0; fi
+      fi
+    elif ! nsgen_runs "$shim"; then  # neither the program nor the shell in front runs
+      what="is not running"; break
+    fi
+    if [ "$(nsgen_clock)" -ge "$end" ]; then
+      case "$kind" in tcp|udp|file) what="was not ready ($kind:${values[0]}) after $timeout s" ;;
+        command) what="was not ready (its readiness check) after $timeout s" ;; *) what="was not ready (running) after $timeout s" ;; esac
+      break
+    fi
+    sleep 0.02
+  done
+  if [ -e "$base.exit" ]; then what="ended with exit status $(cat "$base.exit")"; fi
+  nsgen_say "the process \`${argv[*]}\` in $ns $what; the last lines of $base.log:"
+  if [ -s "$base.log" ]; then tail -n 10 "$base.log" | sed 's/^/  /' >&2; else echo "  (no output)" >&2; fi
+  return 1
+}
+
+# Wait until every process runs and is ready; fail with the first that ended or is not ready in time.
+wait_ready() {
+  local n m
+  while [ "$#" -gt 0 ]; do
+    nsgen_wait_one "$@" || return 1
+    n=$5; m=${*:6+n:1}
+    shift $(( 6 + n + m ))
+  done
+  return 0
+}
+
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
 for tool in flock:util-linux ip:iproute2 iptables:iptables iptables-restore:iptables nsenter:util-linux setsid:util-linux sysctl:procps; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
@@ -309,83 +476,7 @@ flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.loc
 
 # A command that fails is reported, and the rest still runs; the exit status says whether all went well.
 nsgen_failed=0
-
-# Undo: Mark topology tutorial as completely up.
-rm -f /run/nsgen/tutorial/up || nsgen_failed=1
-
-# Undo: Start `nsgen echo-server --port 8000` in container-1, detached; output in /run/nsgen/tutorial/container-1.0.log.
-if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
-  stop_processes container-1
-fi || nsgen_failed=1
-
-# Undo: Give container-1 its own resolver: ip netns exec shows /etc/netns/container-1/resolv.conf as /etc/resolv.conf inside.
-if grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
-  rm -f /etc/netns/container-1/resolv.conf
-fi || nsgen_failed=1
-if test -d /etc/netns/container-1 && netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
-  rmdir --ignore-fail-on-non-empty /etc/netns/container-1
-fi || nsgen_failed=1
-
-# Undo: NAT: masquerade in POSTROUTING.
-iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*nat
--D POSTROUTING -s 172.18.0.0/24 ! -o vethc1 -m comment --comment nsgen:tutorial -j MASQUERADE
-COMMIT
-NSGEN_EOF
-
-# Undo: Filter: the topology's own chain NSGEN-tutorial, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*filter
--D FORWARD -m comment --comment nsgen:tutorial -j NSGEN-tutorial
--F NSGEN-tutorial
--X NSGEN-tutorial
-COMMIT
-NSGEN_EOF
-
-# Undo: Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
-iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*raw
--D PREROUTING ! -i lo -d 127.0.0.0/8 -m comment --comment nsgen:tutorial -j DROP
-COMMIT
-NSGEN_EOF
-
-# Undo: Make the host a router (net.ipv4.ip_forward=1), keeping the value it had so teardown can put it back.
-rm -f /run/nsgen/.ip_forward/users/tutorial || nsgen_failed=1
-
-# Undo: Teardown stops every process still running in container-1 before the namespace is deleted.
-if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
-  stop_processes container-1
-fi || nsgen_failed=1
-
-# Undo: Teardown deletes every host device of topology tutorial at once: its bridges and veth host ends are in device group 0x6e6bffe9 and carry the alias nsgen:tutorial, and deleting one end of a veth pair deletes the other.
-delete_links 0x6e6bffe9 tutorial vethc1 || nsgen_failed=1
-
-# Undo: Create the network namespace container-1: the container's own interfaces, routes and firewall.
-if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
-  ip netns delete container-1
-fi || nsgen_failed=1
-
-# Undo: Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-if test -d /run/nsgen/.ip_forward/users && ! group_has_links 0x6e6bffe9 >/dev/null 2>&1; then
-  rmdir --ignore-fail-on-non-empty /run/nsgen/.ip_forward/users
-fi || nsgen_failed=1
-if test -e /run/nsgen/.ip_forward/before && test ! -d /run/nsgen/.ip_forward/users && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
-  cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
-fi || nsgen_failed=1
-if test -d /run/nsgen/.ip_forward && test ! -d /run/nsgen/.ip_forward/users; then
-  rm -rf /run/nsgen/.ip_forward
-fi || nsgen_failed=1
-
-# Undo: Record what topology tutorial is, in /run/nsgen/tutorial/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-if [ "$nsgen_failed" -eq 0 ]; then
-  if state_ours tutorial >/dev/null 2>&1; then
-    rm -rf /run/nsgen/tutorial
-  fi || nsgen_failed=1
-  if test -d /run/nsgen; then
-    rmdir --ignore-fail-on-non-empty /run/nsgen
-  fi || nsgen_failed=1
-fi
-
+steps
 if [ "$nsgen_failed" -ne 0 ]; then
   nsgen_say 'teardown of tutorial could not undo everything (see above); still there:'
   if test -e /run/netns/container-1 && netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then nsgen_say '  network namespace container-1'; fi
