@@ -140,7 +140,7 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
     `note` is a line for the header (where the plan comes from, when that is worth saying)."""
     from nsgen import __version__
     from nsgen.diagram import text_picture
-    from nsgen.names import FORWARD_DIR, RECORD, STATE_ROOT
+    from nsgen.names import FORWARD_DIR, NETNS_DIR, RECORD, STATE_ROOT
     from nsgen.plan import START_WINDOW
 
     name = "teardown.sh.j2" if teardown else "setup-batch.sh.j2" if batched else "setup.sh.j2"
@@ -162,5 +162,6 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
         fast_links=not teardown,
         paths={"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "record": RECORD},
         start_window=START_WINDOW,
+        netns_dir=NETNS_DIR,
         note=note,
     )
