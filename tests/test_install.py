@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
+from nsgen import __version__
 from tests.helpers import ROOT
 
 
@@ -38,3 +40,24 @@ def test_wheel_in_fresh_venv_renders(tmp_path):
     assert shipped[2] == "['bridge.yaml', 'pod.yaml', 'tutorial.yaml']" and shipped[3] == "True"
     init = subprocess.run([nsgen, "init", "--example", "bridge", "-o", "-"], capture_output=True, text=True, cwd=run, check=True)
     assert "name: bridge-lab" in init.stdout
+
+
+def test_install_script_puts_nsgen_on_the_path_of_root_and_sudo(tmp_path):
+    """install.sh: a virtual environment of nsgen's own and a link in a folder on sudo's PATH
+    (here both in a temporary folder, and no Debian package installed)."""
+    prefix, bin_dir = tmp_path / "opt" / "nsgen", tmp_path / "bin"
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "NSGEN_PREFIX": str(prefix),
+           "NSGEN_BIN": str(bin_dir), "NSGEN_NO_APT": "1", "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", str(ROOT / "install.sh")], env=env, capture_output=True, text=True)
+    if os.geteuid() != 0:
+        assert done.returncode == 1 and "run it as root (sudo " in done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    assert (bin_dir / "nsgen").resolve() == (prefix / "bin" / "nsgen").resolve()
+    assert f"install: installed nsgen, version {__version__}: {bin_dir}/nsgen (for sudo too)" in done.stderr
+    rendered = subprocess.run([str(bin_dir / "nsgen"), "render"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert rendered.returncode == 0 and "ip netns add container-1" in rendered.stdout
+    again = subprocess.run(["bash", str(ROOT / "install.sh")], env=env, capture_output=True, text=True)  # again: an upgrade
+    assert again.returncode == 0, again.stderr
+    gone = subprocess.run(["bash", str(ROOT / "install.sh"), "--uninstall"], env=env, capture_output=True, text=True)
+    assert gone.returncode == 0 and not prefix.exists() and not (bin_dir / "nsgen").exists()
