@@ -691,11 +691,20 @@ other_firewall() {
   return 0
 }
 
+# Whether PID runs, in namespace NS (the same namespace: the same device and inode).
+nsgen_runs() {
+  local inside
+  [ -n "$1" ] || return 1
+  inside=$(stat -L -c %d:%i "/proc/$1/ns/net" 2>/dev/null) || return 1
+  if [ "$inside" = "$(stat -L -c %d:%i /run/netns/"$2" 2>/dev/null)" ]; then return 0; fi
+  return 1
+}
+
 # Whether the process recorded in PIDFILE still runs, inside namespace NS.
 process_alive() {
   local pid
   pid=$(cat "$2" 2>/dev/null) || return 1
-  if [ -n "$pid" ] && [ "$(ip netns identify "$pid" 2>/dev/null)" = "$1" ]; then return 0; fi
+  if nsgen_runs "$pid" "$1"; then return 0; fi
   return 1
 }
 
@@ -725,9 +734,6 @@ nsgen_ready_now() {
   return 1
 }
 
-# Whether a pid (its file's content) runs.
-nsgen_runs() { if [ -n "$1" ] && [ -n "$(ip netns identify "$1" 2>/dev/null)" ]; then return 0; fi; return 1; }
-
 # Wait for one process: NS BASE TIMEOUT KIND N VALUE... M WORD... (BASE.pid: the program's, written
 # by the shell in front, BASE.shim: that shell's, BASE.exit, BASE.log). Prints what went wrong, and
 # fails, when it ends or is not ready in time.
@@ -739,13 +745,13 @@ nsgen_wait_one() {
   while :; do
     pid=$(cat "$base.pid" 2>/dev/null) || pid=""
     shim=$(cat "$base.shim" 2>/dev/null) || shim=""
-    if nsgen_runs "$pid"; then
+    if nsgen_runs "$pid" "$ns"; then
       if nsgen_ready_now "$pid" "$ns" "$kind" "${values[@]}"; then
         [ "$kind" != none ] && return 0
         window=$(stat -c %.6Y "$base.pid")  # when it started
         if [ "$(nsgen_clock)" -ge $(( ${window/./} + 500000 )) ]; then return 0; fi
       fi
-    elif ! nsgen_runs "$shim"; then  # neither the program nor the shell in front runs
+    elif ! nsgen_runs "$shim" "$ns"; then  # neither the program nor the shell in front runs
       what="is not running"; break
     fi
     if [ "$(nsgen_clock)" -ge "$end" ]; then
