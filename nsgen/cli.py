@@ -120,7 +120,8 @@ def _write(text: str, output: str | None, mode: int | None = 0o755) -> None:
 @click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--teardown", is_flag=True, help="Render the script that removes the topology instead.")
 @click.option("-o", "--output", metavar="OUT", type=OUT, help="Write the script to OUT (made executable) instead of stdout.")
-@click.option("--batch", "batched", is_flag=True, help="Group commands into ip -batch here-documents (fast setup from nothing).")
+@click.option("--batch", "batched", is_flag=True, help="Group commands into ip -batch here-documents and shared calls: the fast "
+              "setup from nothing, or, with --teardown, the fast teardown.")
 @click.option("--systemd", is_flag=True, help="Render a systemd unit instead, which brings the topology up at boot and "
               "down at stop (needs host.persist: true).")
 @click.option("--lint", is_flag=True, help="Check the script with shellcheck (installed with nsgen) before it is written; "
@@ -129,6 +130,8 @@ def render(file: str | None, teardown: bool, output: str | None, batched: bool, 
     """Print the bash script that sets the topology up (or, with --teardown, removes it).
 
     \b
+    Exit status: 0 when the script is written, 1 when the topology is invalid (nothing written),
+    the output cannot be written or --lint finds a problem.
     Example:
       nsgen render -f examples/tutorial.yaml -o setup.sh && sudo bash setup.sh
       nsgen render --systemd -f /etc/nsgen/lab.yaml -o /etc/systemd/system/nsgen-lab.service
@@ -144,7 +147,7 @@ def render(file: str | None, teardown: bool, output: str | None, batched: bool, 
         up = record.plan_of(name) if name else None
         if up is not None and _digest_of(file) != up.digest:  # what is up, whatever the file says now
             click.echo(f"note: the file no longer describes what is up; the script removes what {up.record} records", err=True)
-            _write(render_plan(up, teardown=True, note=f"Rendered from the record of what is up: {up.record}"), output)
+            _write(render_plan(up, teardown=True, batched=batched, note=f"Rendered from the record of what is up: {up.record}"), output)
             return
     plan = load_plan(file)
     for warning in plan.warnings:
@@ -337,6 +340,7 @@ def echo_server(port: int) -> None:
     """Serve the tutorial's echo server: GET /echo returns the request headers as JSON.
 
     \b
+    Exit status: 0 when stopped by SIGINT or SIGTERM, 1 when the port cannot be listened on.
     Example:
       ip netns exec container-1 nsgen echo-server -p 8000
     """
@@ -364,6 +368,8 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
     the host's gateways, NAT and published ports.
 
     \b
+    Exit status: 0 when drawn, 1 when the topology is invalid or the picture cannot be made
+    (svg needs Graphviz's dot) or written.
     Example:
       nsgen diagram -f examples/bridge.yaml
       nsgen diagram -f examples/bridge.yaml --format mermaid >> README.md
@@ -449,6 +455,8 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
     all down. This machine's network is never touched. Needs root and unshare.
 
     \b
+    Exit status: that of the probe or the command (or the shell's last), 1 when the topology is
+    invalid, cannot be set up there or no sandbox can be made here.
     Example:
       sudo nsgen sandbox                                  # the tutorial, set up and probed
       sudo nsgen sandbox -f examples/bridge.yaml --shell
@@ -488,6 +496,8 @@ def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
     resolv.conf applies), or, with no command, a shell there. The command's exit status is nsgen's.
 
     \b
+    Exit status: the command's, 1 when the topology is not up, has no such container or nsgen
+    is not root, 127 when the command is not found.
     Example:
       sudo nsgen exec container-1                 # a shell inside
       sudo nsgen exec container-1 -- curl -s localhost:8000/echo
@@ -507,6 +517,11 @@ def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
         raise UserError(f"topology {plan.name} is not up on this host (set it up first: sudo nsgen run)")
     if os.geteuid() != 0:
         raise UserError(as_root("running a command inside a container"))
+    import shutil
+
+    if shutil.which(command[0]) is None:  # the container sees this host's files: the same search
+        click.echo(f"error: no command {command[0]!r} found (on PATH or at that path)", err=True)
+        raise SystemExit(127)
     try:
         os.execvp("ip", ["ip", "netns", "exec", container, *command])
     except OSError as exc:
@@ -666,6 +681,7 @@ def init(example: str, output: str, force: bool) -> None:
     """Write a commented topology file to start from (one of the examples).
 
     \b
+    Exit status: 0 when written, 1 when FILE exists (without --force) or cannot be written.
     Example:
       nsgen init --example bridge && nsgen validate && nsgen diagram
     """
@@ -691,6 +707,7 @@ def schema(output: str | None) -> None:
     """Print the JSON Schema of the topology file, for editors (completion, hover help, errors while typing).
 
     \b
+    Exit status: 0, or 1 when OUT cannot be written.
     Example:
       nsgen schema > nsgen.schema.json
       # then, first line of nsgen.yaml:  # yaml-language-server: $schema=nsgen.schema.json

@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from nsgen.plan import Command, Plan
+from nsgen.plan import Command, Plan, Step
 from nsgen.resources import shipped
 
 HEREDOC = "NSGEN_EOF"
@@ -127,6 +127,7 @@ def environment():
     env.filters["probe"] = probe_test
     env.filters["none_of"] = none_of
     env.filters["not_all"] = not_all
+    env.filters["batch_line"] = batch_line
     env.filters["comment"] = comment
     return env
 
@@ -135,15 +136,57 @@ def templates_dir() -> Path:
     return shipped("templates")
 
 
+class UndoUnit(NamedTuple):
+    """Undo commands a batched teardown runs in one process: `kind` is "ip" (lines of one `ip
+    -batch`), "stop" (namespaces for one stop_processes), "undo" (one iptables_undo fed every
+    table's text) or "one" (a command as it is); each part keeps its guards, checked in the script."""
+
+    kind: str
+    parts: tuple[tuple[Step, Command], ...]
+    command: Command | None = None  # what runs ("undo": one iptables_undo fed every table's text)
+
+    @property
+    def steps(self) -> list[Step]:
+        return list(dict.fromkeys(step for step, _ in self.parts))
+
+
+def undo_units(plan: Plan) -> list[UndoUnit]:
+    """The teardown's undo commands, newest step first, consecutive ones that can share a
+    process grouped (as `nsgen run --teardown` groups them)."""
+    from nsgen import batch
+
+    ordered = [s for s in reversed(plan.steps) if s.undo and not s.goes_with]
+    items = [(step, cmd) for step in ordered if not step.final for cmd in step.undo]
+    units: list[UndoUnit] = []
+    for step, cmd in items:
+        bare = cmd._replace(only_if=())
+        key = batch.key(bare)
+        kind = {"host": "ip", "stop": "stop", "undo": "undo"}.get(key[0] if key else "", "one")
+        same_step = bool(units) and units[-1].parts[-1][0] is step
+        if units and units[-1].kind == kind and (kind != "one" or same_step):
+            units[-1] = units[-1]._replace(parts=(*units[-1].parts, (step, cmd)))
+        else:
+            units.append(UndoUnit(kind, ((step, cmd),)))
+    merged = Command(("iptables_undo",), builtin=True)
+    return [u._replace(command=merged._replace(input="".join(c.input or "" for _, c in u.parts))) if u.kind == "undo" else u for u in units]
+
+
+def batch_line(cmd: Command) -> str:
+    """An `ip` command as a line of `ip -batch`."""
+    from nsgen.batch import _line
+
+    return _line(cmd)
+
+
 def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture: str | None = None, note: str = "") -> str:
     """The setup script (batched, or one command a line) or the teardown script of a plan;
     `note` is a line for the header (where the plan comes from, when that is worth saying)."""
     from nsgen import __version__
     from nsgen.diagram import text_picture
-    from nsgen.names import FORWARD_DIR, NETNS_DIR, RECORD, STATE_ROOT
+    from nsgen.names import FORWARD_DIR, NETNS_DIR, RECORD, STATE_ROOT, device_group
     from nsgen.plan import START_WINDOW
 
-    name = "teardown.sh.j2" if teardown else "setup-batch.sh.j2" if batched else "setup.sh.j2"
+    name = ("teardown-batch.sh.j2" if batched else "teardown.sh.j2") if teardown else "setup-batch.sh.j2" if batched else "setup.sh.j2"
     units = []
     if batched and not teardown:
         from nsgen.batch import setup_units
@@ -163,5 +206,7 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
         paths={"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "record": RECORD},
         start_window=START_WINDOW,
         netns_dir=NETNS_DIR,
+        group=device_group(plan.name),
+        undo_units=undo_units(plan) if teardown and batched else [],
         note=note,
     )

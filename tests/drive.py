@@ -28,7 +28,7 @@ class Driver:
         if mode in ("script", "batch"):
             batch = ["--batch"] if mode == "batch" else []
             sandbox.run([*NSGEN, "render", *batch, "-f", str(self.topology), "-o", str(self.setup_sh)])
-            sandbox.run([*NSGEN, "render", "--teardown", "-f", str(self.topology), "-o", str(self.cleanup_sh)])
+            sandbox.run([*NSGEN, "render", "--teardown", *batch, "-f", str(self.topology), "-o", str(self.cleanup_sh)])
 
     def up(self, check: bool = True):
         if self.mode in ("script", "batch"):

@@ -176,6 +176,8 @@ def test_exec_and_status(sandbox, tmp_path):
     assert done.returncode == 7
     assert f"nameserver {DNS_ADDR}" in done.stdout and "172.18.0.2/24" in done.stdout
     assert sb.run([*NSGEN, "exec", "-f", topology, "container-1", "curl", "-s", "--max-time", "3", f"http://{WEB_ADDR}/"]).stdout == f"{HOST_ADDR}\n"
+    missing = sb.run([*NSGEN, "exec", "-f", topology, "container-1", "no-such-command", "x"], check=False)
+    assert missing.returncode == 127 and missing.stderr == "error: no command 'no-such-command' found (on PATH or at that path)\n"
     unknown = sb.run([*NSGEN, "exec", "-f", topology, "container-9", "--", "true"], check=False)
     assert unknown.returncode == 1 and unknown.stderr == "error: topology tutorial has no container 'container-9'; its containers: container-1\n"
 

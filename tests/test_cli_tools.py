@@ -80,6 +80,7 @@ def test_exec_passes_the_command_untouched(cli, monkeypatch, tmp_path):
     monkeypatch.setattr(os.path, "isdir", lambda p: True)
     monkeypatch.setattr(os.path, "exists", lambda p: True)
     monkeypatch.setattr(os, "execvp", lambda *a: ran.append(a))
+    monkeypatch.setattr("shutil.which", lambda name: name)
     cli("exec", "container-1", "--", "ls", "-la", "--", "x")
     cli("exec", "container-1", "ip", "-br", "a")
     assert ran == [

@@ -25,7 +25,7 @@ def shellcheck() -> str:
     return found
 
 
-KINDS = {"setup": {}, "teardown": {"teardown": True}, "batch": {"batched": True}}
+KINDS = {"setup": {}, "teardown": {"teardown": True}, "batch": {"batched": True}, "teardown-batch": {"teardown": True, "batched": True}}
 
 
 @pytest.mark.parametrize("example", EXAMPLE_FILES)

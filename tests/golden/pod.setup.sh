@@ -242,24 +242,34 @@ die() { nsgen_say "$*"; exit 1; }
 # Every function below returns an explicit status: called from the rollback (an EXIT trap), a
 # bare `return` would return the status of the command that failed before the trap.
 
-# Stop every process in a namespace: TERM, then KILL whatever is left after 3 seconds.
-# A pid is signalled only while it still lives in that namespace.
+# The pids of every process inside one of the namespaces NS... (one look at /proc for all).
+nsgen_pids_in() {
+  local -A targets=()
+  local key path
+  [ "$#" -gt 0 ] || return 0
+  while read -r key; do targets[$key]=1; done < <(cd /run/netns && stat -L -c %d:%i -- "$@" 2>/dev/null)
+  while read -r key path; do
+    if [ -n "${targets[$key]+set}" ]; then path=${path#/proc/}; echo "${path%%/*}"; fi
+  done < <(stat -L -c '%d:%i %n' /proc/[0-9]*/ns/net 2>/dev/null)
+  return 0
+}
+
+# Stop every process in the namespaces NS...: TERM, then KILL whatever is left after 3 seconds.
+# A pid is signalled only when, looked at right before, it lives in one of them.
 stop_processes() {
-  local ns pid round
-  for ns in "$@"; do
-    for round in 1 2; do
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do
-        if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$ns" ]; then
-          if [ "$round" = 1 ]; then kill -TERM "$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
-        fi
-      done
-      for _ in $(seq 30); do
-        [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break 2
-        sleep 0.1
-      done
+  local round left
+  for round in TERM KILL; do
+    left=$(nsgen_pids_in "$@")
+    [ -n "$left" ] || return 0
+    # shellcheck disable=SC2086 # one pid a word
+    kill -"$round" $left 2>/dev/null || true
+    for _ in $(seq 30); do
+      [ -z "$(nsgen_pids_in "$@")" ] && return 0
+      sleep 0.1
     done
-    [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] || { nsgen_say "processes still running in $ns"; return 1; }
   done
+  nsgen_say "processes still running in $*: $(nsgen_pids_in "$@" | tr '\n' ' ')"
+  return 1
 }
 
 # Whether any host link is in a device group (nsgen's topologies each have their own).
@@ -347,10 +357,25 @@ nsgen_path_problem() {
   if (( (mode & 8#022) != 0 )); then printf '%s: others may write to it (mode %04o)\n' "$path" "$mode"; fi
 }
 
+declare -A nsgen_known_ours=()
+
+# Note the namespaces that hold the other end of a veth pair of topology TOPOLOGY (in device group
+# GROUP, carrying its alias): they are its own. One `ip` for all, before any link is deleted.
+nsgen_note_ours() {
+  local line name
+  while IFS= read -r line; do
+    case "$line" in *'\    alias nsgen:'"$1") ;; *) continue ;; esac
+    case "$line" in *" link-netns "*) name=${line##* link-netns }; nsgen_known_ours[${name%%[ \\]*}]=1 ;; esac
+  done < <(ip -o link show group "$2" 2>/dev/null)
+  return 0
+}
+
 # Whether namespace NS is topology TOPOLOGY's: its lo carries the topology's alias, or, not
 # marked yet, the topology's setup noted in INTENT that it was about to create it.
 netns_ours() {
   local line
+  # a teardown script first notes, in one look, the namespaces that hold a veth end of the topology's
+  if [ -n "${nsgen_known_ours[$2]+set}" ]; then return 0; fi
   line=$(ip -n "$2" -o link show lo 2>/dev/null) || return 1
   case "$line" in
     *'\    alias '*)
