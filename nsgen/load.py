@@ -25,21 +25,21 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 TOO_DEEP = f"the document nests deeper than {MAX_DEPTH} levels; nsgen refuses it"
 
 
-_LOADER = None
+_LOADERS: dict[bool, Any] = {}
 
 
-def _yaml_loader():
-    """PyYAML and the project's loader class, made once."""
-    global _LOADER
-    if _LOADER is None:
-        _LOADER = _make_yaml_loader()
-    return _LOADER
+def _yaml_loader(fast: bool = True):
+    """PyYAML and the project's loader class, made once: on libyaml's parser when PyYAML has it
+    (fast), else on PyYAML's own."""
+    if fast not in _LOADERS:
+        _LOADERS[fast] = _make_yaml_loader(fast)
+    return _LOADERS[fast]
 
 
-def _make_yaml_loader():
+def _make_yaml_loader(fast: bool):
     import yaml
 
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else yaml.SafeLoader
 
     class Loader(_guard(base), base):  # type: ignore[misc, valid-type]
         """Safe loader that refuses a key given twice in one mapping (PyYAML keeps the last), takes
@@ -165,14 +165,18 @@ def _where(mark) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
 
 
-def parse_text(text: str, source: str = "<topology>") -> Any:
+def parse_text(text: str, source: str = "<topology>", fast: bool = True) -> Any:
     """Parse YAML (or JSON, which is YAML) text; errors name the source, line and column."""
-    yaml, loader = _yaml_loader()
+    yaml, loader = _yaml_loader(fast)
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
     except LoadError as exc:
         raise LoadError(f"{source}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
+        if fast and "nesting depth" in str(exc.problem):
+            # Recent libyaml refuses deep nesting itself while it reads ahead, far beyond nsgen's
+            # limit; PyYAML's own parser finds where the document crosses it.
+            return parse_text(text, source, fast=False)
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         if mark is not None:
