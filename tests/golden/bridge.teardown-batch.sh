@@ -500,6 +500,17 @@ nsgen_runs() {
   return 1
 }
 
+# Whether process PID has not ended (a zombie has). The shell in front of a program is asked only
+# this: just started, it may not have entered the program's namespace yet.
+nsgen_alive() {
+  local stat
+  [ -n "$1" ] || return 1
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  case "${stat%% *}" in "" | Z | X) return 1 ;; esac
+  return 0
+}
+
 # Whether the process recorded in PIDFILE still runs, inside namespace NS.
 process_alive() {
   local pid
@@ -551,7 +562,7 @@ nsgen_wait_one() {
         window=$(stat -c %.6Y "$base.pid")  # when it started
         if [ "$(nsgen_clock)" -ge $(( ${window/./} + 500000 )) ]; then return 0; fi
       fi
-    elif ! nsgen_runs "$shim" "$ns"; then  # neither the program nor the shell in front runs
+    elif ! nsgen_alive "$shim"; then  # neither the program nor the shell in front runs
       what="is not running"; break
     fi
     if [ "$(nsgen_clock)" -ge "$end" ]; then
