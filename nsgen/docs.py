@@ -21,7 +21,7 @@ For a guided tour see [the tutorial](tutorial.md); for the topology file, [its r
 
 Shell completion (commands, options, example names, container names):
 
-```sh
+```sh shell-rc
 eval "$(_NSGEN_COMPLETE=bash_source nsgen)"     # bash: add to ~/.bashrc
 eval "$(_NSGEN_COMPLETE=zsh_source nsgen)"      # zsh: add to ~/.zshrc
 _NSGEN_COMPLETE=fish_source nsgen > ~/.config/fish/completions/nsgen.fish

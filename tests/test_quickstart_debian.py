@@ -21,7 +21,7 @@ MIRROR = "http://deb.debian.org/debian"
 def quick_start() -> str:
     """The README's first command, as written."""
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("## Quick start", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    block = readme.split("## Quick start", 1)[1].split("```sh install\n", 1)[1].split("```", 1)[0]
     return block.splitlines()[0].split("#", 1)[0].strip()
 
 
