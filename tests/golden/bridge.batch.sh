@@ -673,17 +673,6 @@ nsgen_ready_now() {
   return 1
 }
 
-# Whether PID runs (a zombie, which has ended, does not), in whatever namespace: the shell in front
-# of a process is not in the container's namespace until `ip netns exec` has entered it.
-nsgen_alive() {
-  local stat
-  [ -n "$1" ] || return 1
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat=${stat##*) }
-  case "${stat%% *}" in Z|X|"") return 1 ;; esac
-  return 0
-}
-
 # Wait for one process: NS BASE TIMEOUT KIND N VALUE... M WORD... (BASE.pid: the program's, written
 # by the shell in front, BASE.shim: that shell's, BASE.exit, BASE.log). Prints what went wrong, and
 # fails, when it ends or is not ready in time.
