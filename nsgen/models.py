@@ -35,12 +35,28 @@ BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel
 # The resolved topology: what every later stage reads. Nothing here is optional or "default".
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+SUBNET6_MAX_PREFIX = 126  # an IPv6 network needs its subnet-router anycast address, a gateway and a container
+
+
 class PublishedPort(NamedTuple):
-    host_ip: ipaddress.IPv4Address | None  # None: every host address
+    # None: every host address of each family the container has; 0.0.0.0 every IPv4 address,
+    # :: every IPv6 address (as in Docker); otherwise that one address
+    host_ip: IPAddress | None
     host_port: int
     container_port: int
     protocol: str
     spec: str  # as the user wrote it, for messages and comments
+
+    @property
+    def address(self) -> IPAddress | None:
+        """The one host address it is published on; None: every address (of a family, or of both)."""
+        return None if self.host_ip is None or self.host_ip.is_unspecified else self.host_ip
+
+    def versions(self, available: tuple[int, ...]) -> tuple[int, ...]:
+        """The families it is published on, of those its container's network has."""
+        return tuple(v for v in available if self.host_ip is None or self.host_ip.version == v)
 
 
 class Attachment(NamedTuple):
@@ -49,19 +65,47 @@ class Attachment(NamedTuple):
     network: str
     interface: str  # name inside the container's namespace
     host_interface: str  # the host end of the veth pair (a bridge port, or the gateway for veth)
-    address: ipaddress.IPv4Address
+    address: ipaddress.IPv4Address | None  # None: the network has no IPv4 subnet
     prefixlen: int
-    gateway: ipaddress.IPv4Address
+    gateway: ipaddress.IPv4Address | None
+    address6: ipaddress.IPv6Address | None = None  # None: the network has no IPv6 subnet
+    prefixlen6: int = 0
+    gateway6: ipaddress.IPv6Address | None = None
+
+    @property
+    def addresses(self) -> tuple[tuple[IPAddress, int, IPAddress], ...]:
+        """(address, prefix length, gateway) for each family the network has, IPv4 first."""
+        both = ((self.address, self.prefixlen, self.gateway), (self.address6, self.prefixlen6, self.gateway6))
+        return tuple((a, n, g) for a, n, g in both if a is not None and g is not None)
+
+    def address_of(self, version: int) -> IPAddress | None:
+        return self.address if version == 4 else self.address6
 
 
 class Network(NamedTuple):
     name: str
     driver: str
-    subnet: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
+    subnet: ipaddress.IPv4Network | None  # None: IPv6 only
+    gateway: ipaddress.IPv4Address | None
     masquerade: bool
     internal: bool
     bridge: str | None  # bridge device name (driver bridge only)
+    subnet6: ipaddress.IPv6Network | None = None  # None: IPv4 only
+    gateway6: ipaddress.IPv6Address | None = None
+
+    @property
+    def families(self) -> tuple[tuple[IPNetwork, IPAddress], ...]:
+        """(subnet, gateway) for each family the network has, IPv4 first."""
+        both = ((self.subnet, self.gateway), (self.subnet6, self.gateway6))
+        return tuple((s, g) for s, g in both if s is not None and g is not None)
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        return tuple(s.version for s, _g in self.families)
+
+    @property
+    def subnets(self) -> tuple[IPNetwork, ...]:
+        return tuple(s for s, _g in self.families)
 
     @property
     def routes_out(self) -> bool:
@@ -142,16 +186,22 @@ def host_routes() -> list[tuple[str, str]]:
     return routes
 
 
-def _ip_routes() -> list[tuple[str, str]]:
+def _ip_routes(family: str = "-4") -> list[tuple[str, str]]:
     import json
     import subprocess
 
     try:
-        done = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "main"], capture_output=True, text=True, timeout=5)
+        done = subprocess.run(["ip", "-j", family, "route", "show", "table", "main"], capture_output=True, text=True, timeout=5)
         routes = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else []
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return []
     return [(r.get("dst", ""), r.get("dev", "")) for r in routes if isinstance(r, dict)]
+
+
+def host_routes6() -> list[tuple[str, str]]:
+    """The host's IPv6 routes in the main table as (prefix, device), as `ip -6 route` shows them;
+    empty when they cannot be read."""
+    return _ip_routes("-6")
 
 
 class Environment(NamedTuple):
@@ -161,6 +211,7 @@ class Environment(NamedTuple):
     nsgen_argv: tuple[str, ...] | None = None  # how to start nsgen itself; found when None
     programs_required: bool = False  # a program that cannot be found is a problem, not a name kept as it is
     routes: Callable[[], list[tuple[str, str]]] = lambda: host_routes()  # noqa: E731 (looked up when called)
+    routes6: Callable[[], list[tuple[str, str]]] = lambda: host_routes6()  # noqa: E731
 
     def nsgen_command(self) -> tuple[str, ...]:
         if self.nsgen_argv is not None:
@@ -345,56 +396,91 @@ def _ifname(value: Any, path: str, problems: Problems, *, host: bool = True) -> 
     return name
 
 
-def _address(value: Any, path: str, problems: Problems) -> ipaddress.IPv4Address | None:
+def _address(value: Any, path: str, problems: Problems) -> IPAddress | None:
     if not isinstance(value, str):
-        problems.add(path, f"must be an IPv4 address written as a string, got {_show(value)}")
+        problems.add(path, f"must be an IP address written as a string, got {_show(value)}")
         return None
     try:
-        address = ipaddress.ip_address(value)
+        if "%" in value:
+            raise ValueError(value)  # a scope names a host interface: no container address has one
+        return ipaddress.ip_address(value)
     except ValueError:
-        problems.add(path, f"{_show(value)} is not an IPv4 address in canonical dotted form (like 172.18.0.2)")
+        problems.add(path, f"{_show(value)} is not an IP address (like 172.18.0.2 or fd00:18::2)")
         return None
-    if address.version != 4:
-        problems.add(path, f"{_show(value)} is an IPv6 address; nsgen networks are IPv4")
-        return None
-    return address
 
 
-def _subnet(value: Any, path: str, problems: Problems) -> ipaddress.IPv4Network | None:
+_SUBNET_LIKE = "like 172.18.0.0/24 or fd00:18::/64"
+
+
+def _subnet(value: Any, path: str, problems: Problems) -> IPNetwork | None:
     if not isinstance(value, str):
-        problems.add(path, f"must be an IPv4 subnet written as a string (like 172.18.0.0/24), got {_show(value)}")
+        problems.add(path, f"must be a subnet written as a string ({_SUBNET_LIKE}), got {_show(value)}")
         return None
     if "/" not in value:
-        problems.add(path, f"{_show(value)} has no prefix length; write it like 172.18.0.0/24")
+        problems.add(path, f"{_show(value)} has no prefix length; write it {_SUBNET_LIKE}")
         return None
     try:
         subnet = ipaddress.ip_network(value, strict=False)
+        interface = ipaddress.ip_interface(value)
     except ValueError:
-        problems.add(path, f"{_show(value)} is not an IPv4 subnet in canonical form (like 172.18.0.0/24)")
+        problems.add(path, f"{_show(value)} is not a subnet ({_SUBNET_LIKE})")
         return None
-    if subnet.version != 4:
-        problems.add(path, f"{_show(value)} is an IPv6 subnet; nsgen networks are IPv4")
-        return None
-    if subnet.network_address != ipaddress.ip_interface(value).ip:
+    if subnet.network_address != interface.ip:
         problems.add(path, f"{_show(value)} has host bits set; the subnet is {subnet}")
         return None
+    why = _unusable(subnet)
+    if why:
+        problems.add(path, why)
+        return None
+    return subnet
+
+
+def _unusable(subnet: IPNetwork) -> str | None:
+    """Why a subnet of either family cannot be a container network (None: it can)."""
     for test, kind in (
         (subnet.is_loopback, "loopback"),
         (subnet.is_multicast, "multicast"),
         (subnet.is_link_local, "link-local"),
         (subnet.is_unspecified, "unspecified"),
         (subnet.is_reserved, "reserved"),
+        (subnet.version == 6 and subnet.is_site_local, "site-local (deprecated)"),
     ):
         if test:
-            problems.add(path, f"{subnet} is a {kind} range and cannot be a container network")
-            return None
-    if subnet.overlaps(ipaddress.ip_network("0.0.0.0/8")):
-        problems.add(path, f"{subnet} overlaps 0.0.0.0/8 ('this network') and cannot be a container network")
+            return f"{subnet} is a {kind} range and cannot be a container network"
+    if subnet.version == 4:
+        if subnet.overlaps(ipaddress.ip_network("0.0.0.0/8")):
+            return f"{subnet} overlaps 0.0.0.0/8 ('this network') and cannot be a container network"
+        if subnet.prefixlen > 30:
+            return f"{subnet} is too small: a network needs at least a /30 (gateway and one container)"
         return None
-    if subnet.prefixlen > 30:
-        problems.add(path, f"{subnet} is too small: a network needs at least a /30 (gateway and one container)")
+    if subnet.overlaps(ipaddress.ip_network("::ffff:0:0/96")):
+        return f"{subnet} overlaps ::ffff:0:0/96 (IPv4-mapped addresses) and cannot be a container network"
+    if subnet.prefixlen > SUBNET6_MAX_PREFIX:
+        return (f"{subnet} is too small: an IPv6 network needs at least a /{SUBNET6_MAX_PREFIX} "
+                "(its subnet-router anycast address, the gateway and one container)")
+    return None
+
+
+def _per_family(value: Any, path: str, problems: Problems, parse: Callable[[Any, str, Problems], Any], what: str, like: str) -> dict[int, Any] | None:
+    """One value, or a list of at most one value per family: {4: value, 6: value} (the families
+    written), or None when something is wrong (reported)."""
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not 1 <= len(value) <= 2:
+        problems.add(path, f"must be one {what} or a list of one IPv4 and one IPv6 {what} ({like}), got {len(value)} items")
         return None
-    return subnet
+    found: dict[int, Any] = {}
+    ok = True
+    for i, item in enumerate(items):
+        parsed = parse(item, f"{path}[{i}]" if isinstance(value, list) else path, problems)
+        if parsed is None:
+            ok = False
+        elif parsed.version in found:
+            problems.add(path, f"lists two IPv{parsed.version} {what}s ({found[parsed.version]}, {parsed}); "
+                               f"a network has at most one {what} per family")
+            ok = False
+        else:
+            found[parsed.version] = parsed
+    return found if ok else None
 
 
 def _short_hash(*parts: str) -> str:
@@ -422,6 +508,7 @@ def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | Non
     else:
         parts = body.rsplit(":", 2)  # as Docker splits it: an IPv6 host IP holds colons itself
     if len(parts) == 2 and not parts[0].startswith("["):
+        host_ip: str | None
         host_ip, host_port, container_port = None, parts[0], parts[1]
     elif len(parts) == 3:
         host_ip, host_port, container_port = parts
@@ -444,24 +531,30 @@ def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | Non
     return PublishedPort(ip, ports[0], ports[1], protocol, spec) if ok else None
 
 
-def _host_ip(text: str, spec: str, path: str, problems: Problems) -> tuple[bool, ipaddress.IPv4Address | None]:
-    """A published port's host IP: (True, the address), (True, None) for 0.0.0.0, which means
-    every host address as in Docker and Podman, or (False, None) when refused. nsgen networks are
-    IPv4, so an IPv6 host IP (Docker writes it in brackets, `[::]:8080:80`) is refused: `[::]`
-    means every IPv6 address to Docker, which nsgen does not publish on."""
-    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+def _host_ip(text: str, spec: str, path: str, problems: Problems) -> tuple[bool, IPAddress | None]:
+    """A published port's host IP: (True, the address), or (False, None) when refused. As in
+    Docker, an IPv6 host IP is written in brackets (`[2001:db8::1]:8080:80`); 0.0.0.0 means every
+    IPv4 address of the host and [::] every IPv6 one."""
+    bracketed = text.startswith("[") and text.endswith("]")
+    inner = text[1:-1] if bracketed else text
     try:
+        if "%" in inner:
+            raise ValueError(inner)
         address = ipaddress.ip_address(inner)
     except ValueError:
-        address = None
-    if address is not None and address.version == 6:
-        problems.add(path, f"{_show(spec)}: host IP {_show(inner)} is an IPv6 address; nsgen publishes ports on IPv4 "
-                           "only (leave the host IP out to publish on every host address)")
+        problems.add(path, f"{_show(spec)}: host IP {_show(text)} is not an IP address (like 127.0.0.1, or [::1] for IPv6)")
         return False, None
-    if address is None or inner != text:
-        problems.add(path, f"{_show(spec)}: host IP {_show(text)} is not an IPv4 address in canonical dotted form (like 127.0.0.1)")
+    if address.version == 6 and not bracketed:
+        problems.add(path, f"{_show(spec)}: an IPv6 host IP is written in brackets: [{inner}]:PORT:PORT")
         return False, None
-    return True, None if address.is_unspecified else address
+    if address.version == 4 and bracketed:
+        problems.add(path, f"{_show(spec)}: host IP {_show(text)} is an IPv4 address; write it without brackets")
+        return False, None
+    if address.is_multicast or (address.version == 6 and address.is_link_local):
+        kind = "multicast" if address.is_multicast else "link-local"
+        problems.add(path, f"{_show(spec)}: host IP {inner} is a {kind} address; publish on an address of the host")
+        return False, None
+    return True, address
 
 
 def _processes(value: Any, path: str, problems: Problems, env: Environment) -> tuple[Process, ...]:
@@ -693,17 +786,8 @@ def _topology(
     resolved_containers: dict[str, Container] = {}
     host_dns: tuple[tuple[str, ...], str, str | None] | None = None
     for cname, raw in containers.items():
-        attachments = tuple(
-            Attachment(
-                network=net,
-                interface=iface,
-                host_interface=host_if,
-                address=allocated[(cname, net)],
-                prefixlen=networks[net].subnet.prefixlen,
-                gateway=networks[net].gateway,
-            )
-            for net, iface, host_if in raw["attachments"]
-        )
+        attachments = tuple(_attachment(networks[net], iface, host_if, allocated.get((cname, net, 4)), allocated.get((cname, net, 6)))
+                            for net, iface, host_if in raw["attachments"])
         dns, source = raw["dns"], "the topology file"
         if dns is None:
             if host_dns is None:
@@ -722,6 +806,12 @@ def _topology(
     return Topology(name=name, networks=networks, containers=resolved_containers, host=host, warnings=tuple(warnings))
 
 
+def _attachment(net: Network, iface: str, host_if: str, address: Any, address6: Any) -> Attachment:
+    return Attachment(network=net.name, interface=iface, host_interface=host_if,
+                      address=address, prefixlen=net.subnet.prefixlen if net.subnet else 0, gateway=net.gateway,
+                      address6=address6, prefixlen6=net.subnet6.prefixlen if net.subnet6 else 0, gateway6=net.gateway6)
+
+
 def _entry(key: Any, value: Any, path: str, problems: Problems) -> dict | None:
     """The settings of a named entry (a network, a container, a container's network): a mapping
     ({} when empty), or None when it is something else (reported). A value that is not a mapping
@@ -738,23 +828,28 @@ def _entry(key: Any, value: Any, path: str, problems: Problems) -> dict | None:
 class _NetworkDraft:
     """What is known of one declared network, valid or not: a field is None where it is invalid,
     so that the rules that depend on it are skipped, not reported again. A plain class with slots:
-    it is made once a network, and defining it costs nothing at import (a NamedTuple would)."""
+    it is made once a network, and defining it costs nothing at import (a NamedTuple would).
 
-    __slots__ = ("bridge", "driver", "gateway", "internal", "label", "masquerade", "name", "path", "subnet")
+    subnets and gateways map a family (4, 6) to its value; subnets is None when the field is
+    invalid, gateways None when it is (or when the subnets are)."""
+
+    __slots__ = ("bridge", "driver", "gateways", "internal", "label", "masquerade", "name", "path", "subnets")
 
     def __init__(self, path: str, label: str, name: str | None):
         self.path, self.label, self.name = path, label, name
         self.driver: str | None = None
-        self.subnet: ipaddress.IPv4Network | None = None
-        self.gateway: ipaddress.IPv4Address | None = None
+        self.subnets: dict[int, IPNetwork] | None = None
+        self.gateways: dict[int, IPAddress] | None = None
         self.masquerade = True
         self.internal: bool | None = None  # None: not given as true or false
         self.bridge: str | None = None  # a bridge device nsgen makes (driver bridge only)
 
     def network(self) -> Network:
         """The resolved network; only when no problem was found, so that every field is valid."""
-        assert self.name is not None and self.driver is not None and self.subnet is not None and self.gateway is not None
-        return Network(self.name, self.driver, self.subnet, self.gateway, self.masquerade, bool(self.internal), self.bridge)
+        assert self.name is not None and self.driver is not None and self.subnets is not None and self.gateways is not None
+        s, g = self.subnets, self.gateways
+        return Network(self.name, self.driver, s.get(4), g.get(4), self.masquerade, bool(self.internal), self.bridge,  # type: ignore[arg-type]
+                       s.get(6), g.get(6))  # type: ignore[arg-type]
 
 
 def _resolve_networks(value: Any, topology: str, problems: Problems) -> dict[Any, _NetworkDraft]:
@@ -764,10 +859,11 @@ def _resolve_networks(value: Any, topology: str, problems: Problems) -> dict[Any
     drafts: dict[Any, _NetworkDraft] = {}
     for key, spec in raw.items():
         draft = _network(key, spec, topology, problems)
-        if draft.subnet is not None:
+        for subnet in (draft.subnets or {}).values():
             for other in drafts.values():
-                if other.subnet is not None and other.subnet.overlaps(draft.subnet):
-                    problems.add(f"{draft.path}.subnet", f"{draft.subnet} overlaps {other.subnet} of network {other.label!r}")
+                theirs = (other.subnets or {}).get(subnet.version)
+                if theirs is not None and theirs.overlaps(subnet):  # type: ignore[arg-type]
+                    problems.add(f"{draft.path}.subnet", f"{subnet} overlaps {theirs} of network {other.label!r}")
         drafts[key] = draft
     return drafts
 
@@ -786,10 +882,10 @@ def _network(key: Any, spec: Any, topology: str, problems: Problems) -> _Network
     else:
         problems.add(f"{path}.driver", f"{_show(driver)} is not a known driver; known drivers: {', '.join(DRIVERS)}")
     if "subnet" in spec:
-        draft.subnet = _subnet(spec["subnet"], f"{path}.subnet", problems)
+        draft.subnets = _per_family(spec["subnet"], f"{path}.subnet", problems, _subnet, "subnet", _SUBNET_LIKE)
     else:
-        problems.add(f"{path}.subnet", "is required (like 172.18.0.0/24)")
-    draft.gateway = _gateway(spec, draft.subnet, path, problems)
+        problems.add(f"{path}.subnet", f"is required ({_SUBNET_LIKE}, or a list of one of each for dual stack)")
+    draft.gateways = _gateways(spec, draft.subnets, path, problems)
     draft.masquerade = _bool(spec.get("masquerade"), f"{path}.masquerade", problems, True)
     internal = spec.get("internal")
     draft.internal = False if internal is None else _bool(internal, f"{path}.internal", problems, None)  # type: ignore[arg-type]
@@ -801,21 +897,44 @@ def _network(key: Any, spec: Any, topology: str, problems: Problems) -> _Network
     return draft
 
 
-def _gateway(spec: dict, subnet: ipaddress.IPv4Network | None, path: str, problems: Problems) -> ipaddress.IPv4Address | None:
-    """The gateway: its form is checked always, its place in the subnet when the subnet is valid."""
-    if "gateway" not in spec:
-        return subnet.network_address + 1 if subnet is not None else None
-    gateway = _address(spec["gateway"], f"{path}.gateway", problems)
-    if gateway is None or subnet is None:
+def _gateways(spec: dict, subnets: dict[int, IPNetwork] | None, path: str, problems: Problems) -> dict[int, IPAddress] | None:
+    """The gateway of each family: the one given, else the subnet's first usable address. Its form
+    is checked always, its family and place in the subnet when the subnets are valid."""
+    given: dict[int, IPAddress] | None = {}
+    if "gateway" in spec:
+        given = _per_family(spec["gateway"], f"{path}.gateway", problems, _address, "gateway", "like 172.18.0.1 or fd00:18::1")
+    if given is None or subnets is None:
         return None
-    if gateway not in subnet:
-        problems.add(f"{path}.gateway", f"{gateway} is not inside subnet {subnet}")
-        return None
-    if gateway in (subnet.network_address, subnet.broadcast_address):
-        which = "network" if gateway == subnet.network_address else "broadcast"
-        problems.add(f"{path}.gateway", f"{gateway} is the {which} address of {subnet}, not a usable host address")
-        return None
-    return gateway
+    gateways: dict[int, IPAddress] = {}
+    ok = True
+    for version, gateway in given.items():
+        why = _misfit(gateway, subnets, None, "this network")
+        if why:
+            problems.add(f"{path}.gateway", why)
+            ok = False
+        gateways[version] = gateway
+    for version, subnet in subnets.items():
+        gateways.setdefault(version, subnet.network_address + 1)
+    return gateways if ok else None
+
+
+def _misfit(address: IPAddress, subnets: dict[int, IPNetwork], gateway: IPAddress | None, net: str) -> str | None:
+    """Why `address` cannot be a host address of the network with these subnets (None: it can)."""
+    subnet = subnets.get(address.version)
+    if subnet is None:
+        shown = ", ".join(map(str, subnets.values()))
+        return f"{address} is an IPv{address.version} address, but {net} has no IPv{address.version} subnet (its subnet: {shown})"
+    if address not in subnet:
+        return f"{address} is not inside subnet {subnet}" + ("" if net == "this network" else f" of {net}")
+    if address == gateway:
+        return f"{address} is the gateway of {net}"
+    usable = ", not a usable host address" if net == "this network" else ""
+    if address == subnet.network_address:
+        which = "network address" if subnet.version == 4 else "subnet-router anycast address"
+        return f"{address} is the {which} of {subnet}{usable}"
+    if subnet.version == 4 and address == subnet.broadcast_address:
+        return f"{address} is the broadcast address of {subnet}{usable}"
+    return None
 
 
 def _bridge(spec: dict, draft: _NetworkDraft, topology: str, problems: Problems) -> str | None:
@@ -877,10 +996,20 @@ def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: 
     first = drafts.get(attachments[0][0]) if attachments else None  # ports are published on the first network
     if ports and first is not None and first.internal:
         problems.add(f"{path}.ports", f"published ports need a first network that is not internal; {attachments[0][0]!r} is internal")
+    elif ports and first is not None and first.subnets is not None:
+        _check_port_families(ports, first.subnets, attachments[0][0], f"{path}.ports", problems)
     container["ports"] = ports
     container["dns"] = _nameservers(spec.get("dns"), f"{path}.dns", problems)
     container["processes"] = _processes(spec.get("processes"), f"{path}.processes", problems, env)
     return container
+
+
+def _check_port_families(ports: tuple[PublishedPort, ...], subnets: dict[int, IPNetwork], net: Any, path: str, problems: Problems) -> None:
+    """A port published on a host address of one family needs that family on the first network."""
+    for i, port in enumerate(ports):
+        if port.host_ip is not None and port.host_ip.version not in subnets:
+            problems.add(f"{path}[{i}]", f"{_show(port.spec)} publishes on an IPv{port.host_ip.version} host address, but network "
+                                         f"{net!r} (the first, where ports are published) has no IPv{port.host_ip.version} subnet")
 
 
 def _ports(value: Any, path: str, problems: Problems) -> tuple[PublishedPort, ...]:
@@ -895,7 +1024,7 @@ def _ports(value: Any, path: str, problems: Problems) -> tuple[PublishedPort, ..
 
 def _attachments(
     value: Any, path: str, cname: str | None, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems
-) -> tuple[list[tuple[Any, str | None, str | None]], dict[Any, ipaddress.IPv4Address]]:
+) -> tuple[list[tuple[Any, str | None, str | None]], dict[Any, dict[int, IPAddress]]]:
     """A container's networks, in the order listed: (network, interface, host interface) for each,
     a name None where it is invalid; and the addresses given that fit their network."""
     path = f"{path}.networks"
@@ -908,7 +1037,7 @@ def _attachments(
         problems.add(path, "is required: attach the container to at least one network")
         return [], {}
     attachments: list[tuple[Any, str | None, str | None]] = []
-    explicit: dict[Any, ipaddress.IPv4Address] = {}
+    explicit: dict[Any, dict[int, IPAddress]] = {}
     seen: dict[str, Any] = {}  # interface -> the network it is on
     for index, (net, att) in enumerate(_mapping(value, path, problems).items()):
         apath = f"{path}.{_k(net)}"
@@ -931,9 +1060,9 @@ def _attachments(
         else:
             host_if = None  # derived from names that are invalid (reported): it would clash for nothing
         if "address" in att:
-            address = _attachment_address(att["address"], net, draft, apath, problems)
-            if address is not None:
-                explicit[net] = address
+            addresses = _attachment_addresses(att["address"], net, draft, apath, problems)
+            if addresses:
+                explicit[net] = addresses
         attachments.append((net, iface, host_if))
     return attachments, explicit
 
@@ -951,27 +1080,24 @@ def _interface(iface: str | None, net: Any, seen: dict[str, Any], apath: str, pr
     return iface
 
 
-def _attachment_address(
-    value: Any, net: Any, draft: _NetworkDraft | None, apath: str, problems: Problems
-) -> ipaddress.IPv4Address | None:
-    """An address given for a container: its form is checked always, its place in the network when
-    the network's subnet is valid (and against the gateway when that is valid too). Returned when
-    it can be allocated: it fits a network whose subnet and gateway are both valid."""
+def _attachment_addresses(value: Any, net: Any, draft: _NetworkDraft | None, apath: str, problems: Problems) -> dict[int, IPAddress]:
+    """The addresses given for a container on a network (one, or one per family): their form is
+    checked always, their place in the network when its subnets are valid (and against the
+    gateway when that is valid too). Returned: those that can be allocated (they fit a network
+    whose subnets and gateways are all valid)."""
     path = f"{apath}.address"
-    address = _address(value, path, problems)
-    if address is None or draft is None or draft.subnet is None:
-        return None
-    subnet = draft.subnet
-    if address not in subnet:
-        problems.add(path, f"{address} is not inside subnet {subnet} of network {net!r}")
-    elif address == draft.gateway:
-        problems.add(path, f"{address} is the gateway of network {net!r}")
-    elif address in (subnet.network_address, subnet.broadcast_address):
-        which = "network" if address == subnet.network_address else "broadcast"
-        problems.add(path, f"{address} is the {which} address of {subnet}")
-    elif draft.gateway is not None:
-        return address
-    return None
+    given = _per_family(value, path, problems, _address, "address", "like 172.18.0.2 or fd00:18::2")
+    if given is None or draft is None or draft.subnets is None:
+        return {}
+    fit: dict[int, IPAddress] = {}
+    for version, address in given.items():
+        gateway = (draft.gateways or {}).get(version)
+        why = _misfit(address, draft.subnets, gateway, f"network {net!r}")
+        if why:
+            problems.add(path, why)
+        elif draft.gateways is not None:
+            fit[version] = address
+    return fit
 
 
 def _check_published(containers: dict[Any, dict], problems: Problems) -> None:
@@ -1007,61 +1133,76 @@ def _check_host_names(drafts: dict[Any, _NetworkDraft], containers: dict[Any, di
 
 def _check_host_routes(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], env: Environment, problems: Problems) -> None:
     """A subnet must not overlap a route the host already has (other than the default route and
-    the routes of this topology's own devices, present while it is up)."""
-    subnets = [(draft.path, draft.subnet) for draft in drafts.values() if draft.subnet is not None]
+    the routes of this topology's own devices, present while it is up). The host's IPv6 routes
+    are read only when a network has an IPv6 subnet."""
+    subnets = [(draft.path, subnet) for draft in drafts.values() for subnet in (draft.subnets or {}).values()]
     if not subnets:
         return
     own = {draft.bridge for draft in drafts.values() if draft.bridge}
     own |= {host_if for raw in containers.values() for _net, _iface, host_if in raw["attachments"] if host_if}
+    found = [*(env.routes() if any(s.version == 4 for _p, s in subnets) else []),
+             *(env.routes6() if any(s.version == 6 for _p, s in subnets) else [])]
     routes = []
-    for dst, dev in env.routes():
+    for dst, dev in found:
         if dst in ("", "default") or dev in own:
             continue
         try:
-            routes.append((ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False), dev))
+            route = ipaddress.ip_network(dst if "/" in dst else f"{dst}/{32 if ':' not in dst else 128}", strict=False)
         except ValueError:
             continue
+        if route.prefixlen > 0 and not route.is_link_local and not route.is_multicast:
+            routes.append((route, dev))
     for path, subnet in subnets:
         for route, dev in routes:
-            if route.version == 4 and route.prefixlen > 0 and route.overlaps(subnet):
+            if route.version == subnet.version and route.overlaps(subnet):  # type: ignore[arg-type]
                 problems.add(f"{path}.subnet", f"{subnet} overlaps the host's route to {route} (dev {dev}); choose a subnet the host does not use")
                 break
 
 
-def _allocate(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], problems: Problems) -> dict[tuple[Any, Any], ipaddress.IPv4Address]:
-    """Explicit addresses first, then the first free address for each remaining attachment, in file
-    order; on each network whose subnet and gateway are valid (the others have no addresses to give)."""
-    spaces = {key: draft for key, draft in drafts.items() if draft.subnet is not None and draft.gateway is not None}
-    result: dict[tuple[Any, Any], ipaddress.IPv4Address] = {}
-    used: dict[Any, dict[ipaddress.IPv4Address, str]] = {key: {} for key in spaces}
+def _allocate(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], problems: Problems) -> dict[tuple[Any, Any, int], IPAddress]:
+    """Explicit addresses first, then the first free address of each family for each remaining
+    attachment, in file order; on each network whose subnets and gateways are valid (the others
+    have no addresses to give). Keys: (container, network, family)."""
+    result: dict[tuple[Any, Any, int], IPAddress] = {}
+    spaces = {(key, v): (draft, subnet) for key, draft in drafts.items() if draft.subnets is not None and draft.gateways is not None
+              for v, subnet in draft.subnets.items()}
+    used: dict[tuple[Any, int], dict[IPAddress, str]] = {space: {} for space in spaces}
     for ckey, raw in containers.items():
-        for net, address in raw["explicit"].items():
-            if address in used[net]:
-                problems.add(f"{raw['path']}.networks.{_k(net)}.address", f"{address} is already the address of container {used[net][address]!r}")
-                continue
-            used[net][address] = raw["label"]
-            result[(ckey, net)] = address
-    cursors = {key: iter(draft.subnet.hosts()) for key, draft in spaces.items()}  # type: ignore[union-attr]
-    full: set[Any] = set()
+        for net, addresses in raw["explicit"].items():
+            for version, address in addresses.items():
+                taken = used[(net, version)]
+                if address in taken:
+                    problems.add(f"{raw['path']}.networks.{_k(net)}.address", f"{address} is already the address of container {taken[address]!r}")
+                    continue
+                taken[address] = raw["label"]
+                result[(ckey, net, version)] = address
+    cursors = {space: subnet.hosts() for space, (_draft, subnet) in spaces.items()}
+    full: set[tuple[Any, int]] = set()
     for ckey, raw in containers.items():
         for net, _iface, _host_if in raw["attachments"]:
-            if net not in spaces or net in full or (ckey, net) in result or net in raw["explicit"]:
-                continue
-            draft = spaces[net]
-            for candidate in cursors[net]:
-                if candidate != draft.gateway and candidate not in used[net]:
-                    used[net][candidate] = raw["label"]
-                    result[(ckey, net)] = candidate
-                    break
-            else:
-                full.add(net)
+            for version in (4, 6):
+                space = (net, version)
+                if space not in spaces or space in full or (ckey, net, version) in result or version in raw["explicit"].get(net, {}):
+                    continue
+                found = _first_free(cursors[space], spaces[space][0].gateways[version], used[space])  # type: ignore[index]
+                if found is not None:
+                    used[space][found] = raw["label"]
+                    result[(ckey, net, version)] = found
+                    continue
+                full.add(space)
+                draft, subnet = spaces[space]
                 count = sum(1 for r in containers.values() for a in r["attachments"] if a[0] == net)
-                problems.add(
-                    f"{draft.path}.subnet",
-                    f"{draft.subnet} is too small: it has {draft.subnet.num_addresses - 3} addresses for containers "  # type: ignore[union-attr]
-                    f"besides the gateway, and {count} containers attach",
-                )
+                spare = subnet.num_addresses - (3 if version == 4 else 2)
+                problems.add(f"{draft.path}.subnet", f"{subnet} is too small: it has {spare} addresses for containers "
+                                                     f"besides the gateway, and {count} containers attach")
     return result
+
+
+def _first_free(cursor: Any, gateway: IPAddress, used: dict[IPAddress, str]) -> IPAddress | None:
+    for candidate in cursor:
+        if candidate != gateway and candidate not in used:
+            return candidate
+    return None
 
 
 def _resolve_host(value: Any, drafts: dict[Any, _NetworkDraft], problems: Problems) -> Host:

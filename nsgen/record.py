@@ -24,20 +24,31 @@ from nsgen.names import RECORD, STATE_ROOT, state_dir
 FORMAT = 1
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _network(n: Any) -> dict:
-    return {"name": n.name, "driver": n.driver, "subnet": str(n.subnet), "gateway": str(n.gateway),
-            "masquerade": n.masquerade, "internal": n.internal, "bridge": n.bridge}
+    # IPv6 fields only when the network has IPv6: an IPv4 topology's record (and digest) is what it was
+    six = {"subnet6": str(n.subnet6), "gateway6": str(n.gateway6)} if n.subnet6 else {}
+    return {"name": n.name, "driver": n.driver, "subnet": _text(n.subnet), "gateway": _text(n.gateway),
+            "masquerade": n.masquerade, "internal": n.internal, "bridge": n.bridge, **six}
+
+
+def _attachment(a: Any) -> dict:
+    six = {"address6": str(a.address6), "prefixlen6": a.prefixlen6, "gateway6": str(a.gateway6)} if a.address6 else {}
+    return {"network": a.network, "interface": a.interface, "host_interface": a.host_interface,
+            "address": _text(a.address), "prefixlen": a.prefixlen, "gateway": _text(a.gateway), **six}
 
 
 def _container(c: Any) -> dict:
     return {
         "name": c.name,
-        "attachments": [{"network": a.network, "interface": a.interface, "host_interface": a.host_interface,
-                         "address": str(a.address), "prefixlen": a.prefixlen, "gateway": str(a.gateway)} for a in c.attachments],
+        "attachments": [_attachment(a) for a in c.attachments],
         "dns": list(c.dns),
         "dns_source": c.dns_source,
         "processes": [{"argv": list(p.argv), "ready": list(p.ready), "ready_timeout": p.ready_timeout} for p in c.processes],
-        "ports": [{"host_ip": str(p.host_ip) if p.host_ip else None, "host_port": p.host_port, "container_port": p.container_port,
+        "ports": [{"host_ip": _text(p.host_ip), "host_port": p.host_port, "container_port": p.container_port,
                    "protocol": p.protocol, "spec": p.spec} for p in c.ports],
     }
 
@@ -68,6 +79,10 @@ def text(topology: Any, value: str | None = None) -> str:
     return f'{head}\n"networks": [\n{nets}\n],\n"containers": [\n{boxes}\n]}}\n'
 
 
+def _ip(value: Any, kind: Any) -> Any:
+    return None if value is None else kind(value)
+
+
 def from_text(body: str | bytes) -> Any:
     """The topology a record describes (ValueError when it is not a record nsgen can read)."""
     from nsgen.models import Attachment, Container, Host, Network, Process, PublishedPort, Topology
@@ -78,14 +93,17 @@ def from_text(body: str | bytes) -> Any:
             raise ValueError(f"record format {data.get('format')!r} is not {FORMAT}")
         networks = {}
         for n in data["networks"]:
-            networks[n["name"]] = Network(str(n["name"]), str(n["driver"]), ipaddress.IPv4Network(n["subnet"]),
-                                          ipaddress.IPv4Address(n["gateway"]), bool(n["masquerade"]), bool(n["internal"]),
-                                          n["bridge"] if n["bridge"] is None else str(n["bridge"]))
+            networks[n["name"]] = Network(str(n["name"]), str(n["driver"]), _ip(n["subnet"], ipaddress.IPv4Network),
+                                          _ip(n["gateway"], ipaddress.IPv4Address), bool(n["masquerade"]), bool(n["internal"]),
+                                          n["bridge"] if n["bridge"] is None else str(n["bridge"]),
+                                          _ip(n.get("subnet6"), ipaddress.IPv6Network), _ip(n.get("gateway6"), ipaddress.IPv6Address))
         containers = {}
         for c in data["containers"]:
-            attachments = tuple(Attachment(str(a["network"]), str(a["interface"]), str(a["host_interface"]), ipaddress.IPv4Address(a["address"]),
-                                           int(a["prefixlen"]), ipaddress.IPv4Address(a["gateway"])) for a in c["attachments"])
-            ports = tuple(PublishedPort(ipaddress.IPv4Address(p["host_ip"]) if p["host_ip"] else None, int(p["host_port"]),
+            attachments = tuple(Attachment(str(a["network"]), str(a["interface"]), str(a["host_interface"]), _ip(a["address"], ipaddress.IPv4Address),
+                                           int(a["prefixlen"]), _ip(a["gateway"], ipaddress.IPv4Address),
+                                           _ip(a.get("address6"), ipaddress.IPv6Address), int(a.get("prefixlen6", 0)),
+                                           _ip(a.get("gateway6"), ipaddress.IPv6Address)) for a in c["attachments"])
+            ports = tuple(PublishedPort(ipaddress.ip_address(p["host_ip"]) if p["host_ip"] else None, int(p["host_port"]),
                                         int(p["container_port"]), str(p["protocol"]), str(p["spec"])) for p in c["ports"])
             containers[c["name"]] = Container(str(c["name"]), attachments, tuple(map(str, c["dns"])), str(c["dns_source"]),
                                               tuple(Process(tuple(map(str, p["argv"])), tuple(map(str, p["ready"])), float(p["ready_timeout"]))

@@ -103,7 +103,7 @@ CASES = [
     ("address: 172.18.0.2", "address: 172.18.0.255",
      "containers.container-1.networks.link0.address: 172.18.0.255 is the broadcast address of 172.18.0.0/24"),
     ("address: 172.18.0.2", "address: 172.018.0.2",
-     "containers.container-1.networks.link0.address: '172.018.0.2' is not an IPv4 address in canonical dotted form (like 172.18.0.2)"),
+     "containers.container-1.networks.link0.address: '172.018.0.2' is not an IP address (like 172.18.0.2 or fd00:18::2)"),
     ("address: 172.18.0.2", "adress: 172.18.0.2",
      "containers.container-1.networks.link0.adress: unknown key 'adress'; did you mean 'address'?"),
     ("    dns: [1.1.1.1]", "    dnss: [1.1.1.1]",
@@ -113,7 +113,7 @@ CASES = [
     ("subnet: 172.18.0.0/24", "subnet: 172.18.0.1/24",
      "networks.link0.subnet: '172.18.0.1/24' has host bits set; the subnet is 172.18.0.0/24"),
     ("subnet: 172.18.0.0/24", "subnet: 172.18.0.0",
-     "networks.link0.subnet: '172.18.0.0' has no prefix length; write it like 172.18.0.0/24"),
+     "networks.link0.subnet: '172.18.0.0' has no prefix length; write it like 172.18.0.0/24 or fd00:18::/64"),
     ("subnet: 172.18.0.0/24", "subnet: 127.0.0.0/8",
      "networks.link0.subnet: 127.0.0.0/8 is a loopback range and cannot be a container network"),
     ("subnet: 172.18.0.0/24", "subnet: 224.0.0.0/24",
@@ -122,8 +122,24 @@ CASES = [
      "networks.link0.subnet: 169.254.0.0/16 is a link-local range and cannot be a container network"),
     ("subnet: 172.18.0.0/24", "subnet: 172.18.0.0/31",
      "networks.link0.subnet: 172.18.0.0/31 is too small: a network needs at least a /30 (gateway and one container)"),
-    ("subnet: 172.18.0.0/24", "subnet: fd00::/64",
-     "networks.link0.subnet: 'fd00::/64' is an IPv6 subnet; nsgen networks are IPv4"),
+    ("subnet: 172.18.0.0/24", "subnet: [172.18.0.0/24, 172.19.0.0/24]",
+     "networks.link0.subnet: lists two IPv4 subnets (172.18.0.0/24, 172.19.0.0/24); a network has at most one subnet per family"),
+    ("subnet: 172.18.0.0/24", 'subnet: ["fd00:1::/64", "fd00:2::/64"]',
+     "networks.link0.subnet: lists two IPv6 subnets (fd00:1::/64, fd00:2::/64); a network has at most one subnet per family"),
+    ("subnet: 172.18.0.0/24", 'subnet: "fd00::/127"',
+     "networks.link0.subnet: fd00::/127 is too small: an IPv6 network needs at least a /126 (its subnet-router anycast address, the gateway and one container)"),
+    ("subnet: 172.18.0.0/24", 'subnet: "fe80::/64"',
+     "networks.link0.subnet: fe80::/64 is a link-local range and cannot be a container network"),
+    ("subnet: 172.18.0.0/24", 'subnet: "ff05::/64"',
+     "networks.link0.subnet: ff05::/64 is a multicast range and cannot be a container network"),
+    ("subnet: 172.18.0.0/24", 'subnet: "fd00::1/64"',
+     "networks.link0.subnet: 'fd00::1/64' has host bits set; the subnet is fd00::/64"),
+    ("subnet: 172.18.0.0/24", "subnet: []",
+     "networks.link0.subnet: must be one subnet or a list of one IPv4 and one IPv6 subnet (like 172.18.0.0/24 or fd00:18::/64), got 0 items"),
+    ("gateway: 172.18.0.1", 'gateway: "fd00::1"',
+     "networks.link0.gateway: fd00::1 is an IPv6 address, but this network has no IPv6 subnet (its subnet: 172.18.0.0/24)"),
+    ("address: 172.18.0.2", 'address: "fd00::2"',
+     "containers.container-1.networks.link0.address: fd00::2 is an IPv6 address, but network 'link0' has no IPv6 subnet (its subnet: 172.18.0.0/24)"),
     ("gateway: 172.18.0.1", "gateway: 172.19.0.1",
      "networks.link0.gateway: 172.19.0.1 is not inside subnet 172.18.0.0/24"),
     ("gateway: 172.18.0.1", "gateway: 172.18.0.0",
@@ -364,12 +380,24 @@ def test_an_unreadable_host_resolv_conf_is_no_nameserver(tmp_path):
 # -- published ports ------------------------------------------------------------------------------
 
 
-def test_a_port_published_on_0_0_0_0_is_published_on_every_host_address():
+def test_a_port_published_on_0_0_0_0_is_published_on_every_host_ipv4_address():
     t = topology(BRIDGE.replace('ports: ["8080:8000"]', 'ports: ["0.0.0.0:8080:8000", "127.0.0.1:9000:9000/udp"]'))
     assert t.containers["web"].ports == (
-        PublishedPort(None, 8080, 8000, "tcp", "0.0.0.0:8080:8000"),
+        PublishedPort(ipaddress.IPv4Address("0.0.0.0"), 8080, 8000, "tcp", "0.0.0.0:8080:8000"),
         PublishedPort(ipaddress.IPv4Address("127.0.0.1"), 9000, 9000, "udp", "127.0.0.1:9000:9000/udp"),
     )
+    assert [(p.address, p.versions((4, 6))) for p in t.containers["web"].ports] == [(None, (4,)), (ipaddress.IPv4Address("127.0.0.1"), (4,))]
+
+
+def test_a_dual_stack_network_gives_each_container_an_address_of_each_family():
+    t = topology(BRIDGE.replace("subnet: 172.20.0.0/24", 'subnet: [172.20.0.0/24, "fd00:20::/64"]')
+                 .replace('ports: ["8080:8000"]', 'ports: ["8080:8000", "[::1]:8081:8000", "[2001:db8::1]:8082:8000/udp"]'))
+    front = t.networks["front"]
+    assert (front.subnet, front.gateway, front.subnet6, front.gateway6) == (
+        ipaddress.ip_network("172.20.0.0/24"), ipaddress.ip_address("172.20.0.1"), ipaddress.ip_network("fd00:20::/64"), ipaddress.ip_address("fd00:20::1"))
+    web = t.containers["web"].attachments[0]
+    assert [(str(a), n, str(g)) for a, n, g in web.addresses] == [("172.20.0.2", 24, "172.20.0.1"), ("fd00:20::2", 64, "fd00:20::1")]
+    assert [p.versions(front.versions) for p in t.containers["web"].ports] == [(4, 6), (6,), (6,)]
 
 
 # -- every field is checked on its own; a rule that needs another field waits for it to be valid ---
@@ -387,7 +415,7 @@ containers:
         "networks.front net: network name 'front net' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit",
         "networks.front net.driver: 'vlan' is not a known driver; known drivers: bridge, veth",
         "networks.front net.subnet: '10.1.0.1/24' has host bits set; the subnet is 10.1.0.0/24",
-        "networks.front net.gateway: '10.1.0.300' is not an IPv4 address in canonical dotted form (like 172.18.0.2)",
+        "networks.front net.gateway: '10.1.0.300' is not an IP address (like 172.18.0.2 or fd00:18::2)",
         "networks.front net.masquerade: must be true or false, got 1",
         "networks.front net.internal: must be true or false, got 'no way'",
         "networks.front net.bridge: interface name 'up' is a keyword of iproute2's ip, which would not read it as a device name",
@@ -412,7 +440,7 @@ containers:
 """
     assert problems(text) == [
         "networks.front.gateway: 10.2.0.1 is not inside subnet 10.1.0.0/24",
-        "networks.back.subnet: '10.3.0.0/33' is not an IPv4 subnet in canonical form (like 172.18.0.0/24)",
+        "networks.back.subnet: '10.3.0.0/33' is not a subnet (like 172.18.0.0/24 or fd00:18::/64)",
         "networks.side.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
         "networks.shut.internal: must be true or false, got 'maybe'",
     ]
