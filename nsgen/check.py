@@ -233,12 +233,9 @@ class _Checker:
             self.add(_ok(live == value, "sysctl", f"{key} = {value}", "the setting is missing" if live is None else f"it is {live}"))
 
     def firewall(self, step: Step) -> None:
-        """Every chain and rule the step loads (iptables-restore input), each found with its own probe."""
-        for cmd in step.commands:
-            if cmd.argv[:1] != ("iptables-restore",) or cmd.input is None:
-                continue
-            for argv in restore_probes(cmd.input):
-                self.add(_ok(self.probe(argv), "firewall", _describe_iptables(argv), "missing"))
+        """What the step says proves it (every chain and rule it loads), each found with its own probe."""
+        for kind, what, argv in step.checks:
+            self.add(_ok(self.probe(argv), kind, what, "missing"))
 
     def files(self, step: Step) -> None:
         """Files the step writes from text it carries (install ... /dev/stdin DEST): present, same text."""
@@ -268,48 +265,6 @@ class _Checker:
                 continue
             problem = process_state(pid, container) if container else None
             self.add(_ok(problem is None, "process", f"{container}: {program} (pid {pid})", problem or ""))
-
-
-def restore_probes(text: str) -> list[tuple[str, ...]]:
-    """`iptables -C` (or `-S` for a chain) of each chain and rule an iptables-restore text adds.
-
-    The plan writes every restore line from validated words without whitespace or quotes, so
-    splitting a line on whitespace gives back exactly its words.
-    """
-    probes: list[tuple[str, ...]] = []
-    table = "filter"
-    for line in text.splitlines():
-        words = line.split()
-        if not words or words[0].startswith("#") or words[0] == "COMMIT":
-            continue
-        if words[0].startswith("*"):
-            table = words[0][1:]
-        elif words[0].startswith(":"):
-            probes.append(("iptables", "-w", "-t", table, "-S", words[0][1:]))
-        elif words[0] in ("-A", "-I") and len(words) > 2:
-            rule = words[2:]
-            if words[0] == "-I" and rule and rule[0].isdigit():
-                rule = rule[1:]
-            probes.append(("iptables", "-w", "-t", table, "-C", words[1], *rule))
-    return probes
-
-
-def _describe_iptables(argv: tuple[str, ...]) -> str:
-    """`iptables -w -t nat -C POSTROUTING ... -m comment --comment TAG ...` as `nat POSTROUTING: ...`."""
-    words = list(argv[1:])
-    if words[:1] == ["-w"]:
-        words = words[1:]
-    table = "filter"
-    if words[:1] == ["-t"]:
-        table, words = words[1], words[2:]
-    action, chain, rule = words[0], words[1], words[2:]
-    for i in range(len(rule) - 3):
-        if rule[i:i + 3] == ["-m", "comment", "--comment"]:
-            rule = rule[:i] + rule[i + 4:]
-            break
-    if action == "-S":
-        return f"{table} chain {chain} exists"
-    return f"{table} {chain}: {' '.join(rule)}"
 
 
 def _started(cmd: Command) -> tuple[str, str]:

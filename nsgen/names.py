@@ -20,6 +20,8 @@ STATE_ROOT = "/run/nsgen"
 LOCK_FILE = "/run/nsgen.lock"
 FORWARD_DIR = f"{STATE_ROOT}/.ip_forward"  # shared by every topology: a name no topology can have
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+FORWARD6_DIR = f"{STATE_ROOT}/.ipv6_forwarding"  # the same for IPv6
+IP6_FORWARD = "/proc/sys/net/ipv6/conf/all/forwarding"
 # Every host device nsgen makes (bridges, veth host ends) is in a device group whose high byte is
 # 0x6e ("n"): firewall rules tell container networks from the rest of the host by it, across
 # topologies. The low 24 bits are the topology's own (see device_group).

@@ -8,7 +8,6 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from nsgen.check import restore_probes
 from nsgen.cli import main
 from tests.helpers import EXAMPLES, example_plan
 
@@ -116,19 +115,17 @@ def test_status_and_ps_with_nothing_up(cli, tmp_path, monkeypatch):
 
 
 def test_check_probes_exactly_the_rules_the_plan_loads():
-    """Every rule line of every iptables-restore input in the plan becomes one probe, word for word."""
-    plan = example_plan("bridge.yaml")
-    inputs = [cmd.input for step in plan.steps for cmd in step.commands if cmd.argv[0] == "iptables-restore"]
-    assert inputs
-    for text in inputs:
-        probes = restore_probes(text)
-        rules = [line for line in text.splitlines() if line.startswith(("-A ", "-I ", ":"))]
-        assert len(probes) == len(rules)
-        for line, probe in zip(rules, probes):
-            words = line.split()
-            if words[0] == "-A":
-                assert probe[4:] == ("-C", *words[1:])
-            elif words[0] == "-I":
-                assert probe[4:] == ("-C", words[1], *words[3:])
-            else:
-                assert probe[4:] == ("-S", words[0][1:])
+    """Every chain and rule line of every ip(6)tables-restore input in the plan is one of its step's checks, word for word."""
+    for example in ("bridge.yaml", "dual-stack.yaml"):
+        plan = example_plan(example)
+        steps = [step for step in plan.steps if step.commands and step.commands[0].argv[0].endswith("tables-restore")]
+        programs = {"iptables-restore", "ip6tables-restore"} if example == "dual-stack.yaml" else {"iptables-restore"}
+        assert {s.commands[0].argv[0] for s in steps} == programs
+        for step in steps:
+            program = step.commands[0].argv[0].removesuffix("-restore")
+            text = step.commands[0].input
+            table = text.splitlines()[0][1:]
+            rules = [line.split() for line in text.splitlines() if line.startswith(("-A ", "-I ", ":"))]
+            expected = [(program, "-w", "-t", table, "-S", w[0][1:]) if w[0].startswith(":") else
+                        (program, "-w", "-t", table, "-C", w[1], *(w[3:] if w[0] == "-I" else w[2:])) for w in rules]
+            assert [argv for _kind, _what, argv in step.checks] == expected

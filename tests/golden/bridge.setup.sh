@@ -282,9 +282,9 @@ else
 # network front reaches out as the host
 -A POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
 # a container of front reaching a published port of its own network: replies come back through the host
--A POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-A POSTROUTING -s 172.20.0.0/24 -o br-front -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
 # the host reaching a published port of front at 127.0.0.1
--A POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-A POSTROUTING -s 127.0.0.0/8 -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
 # published port 8080:8000 goes to web
 -A NSGEN-bridge-lab -p tcp --dport 8080 -m comment --comment nsgen:bridge-lab -j DNAT --to-destination 172.20.0.2:8000
 # connections from elsewhere to this host's addresses: published ports in NSGEN-bridge-lab
@@ -987,9 +987,9 @@ undo_34() {
 # network front reaches out as the host
 -D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
 # a container of front reaching a published port of its own network: replies come back through the host
--D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -s 172.20.0.0/24 -o br-front -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
 # the host reaching a published port of front at 127.0.0.1
--D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -s 127.0.0.0/8 -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
 # the chain NSGEN-bridge-lab and all its rules
 -F NSGEN-bridge-lab
 -X NSGEN-bridge-lab

@@ -53,9 +53,9 @@ iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 # network front reaches out as the host
 -D POSTROUTING -s 172.20.0.0/24 ! -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
 # a container of front reaching a published port of its own network: replies come back through the host
--D POSTROUTING -o br-front -s 172.20.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -s 172.20.0.0/24 -o br-front -m conntrack --ctstate DNAT -m comment --comment nsgen:bridge-lab -j MASQUERADE
 # the host reaching a published port of front at 127.0.0.1
--D POSTROUTING -o br-front -s 127.0.0.0/8 -m comment --comment nsgen:bridge-lab -j MASQUERADE
+-D POSTROUTING -s 127.0.0.0/8 -o br-front -m comment --comment nsgen:bridge-lab -j MASQUERADE
 # the chain NSGEN-bridge-lab and all its rules
 -F NSGEN-bridge-lab
 -X NSGEN-bridge-lab

@@ -125,9 +125,9 @@ COMMIT
 # network pods reaches out as the host
 -A POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
 # a container of pods reaching a published port of its own network: replies come back through the host
--A POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+-A POSTROUTING -s 10.88.0.0/24 -o br-pods-84512 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
 # the host reaching a published port of pods at 127.0.0.1
--A POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+-A POSTROUTING -s 127.0.0.0/8 -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
 # published port 8081:8000 goes to pod-1
 -A NSGEN-pod -p tcp --dport 8081 -m comment --comment nsgen:pod -j DNAT --to-destination 10.88.0.2:8000
 # connections from elsewhere to this host's addresses: published ports in NSGEN-pod
@@ -766,9 +766,9 @@ undo_16() {
 # network pods reaches out as the host
 -D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
 # a container of pods reaching a published port of its own network: replies come back through the host
--D POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -s 10.88.0.0/24 -o br-pods-84512 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
 # the host reaching a published port of pods at 127.0.0.1
--D POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -s 127.0.0.0/8 -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
 # the chain NSGEN-pod and all its rules
 -F NSGEN-pod
 -X NSGEN-pod

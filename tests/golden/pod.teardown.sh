@@ -46,9 +46,9 @@ iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 # network pods reaches out as the host
 -D POSTROUTING -s 10.88.0.0/24 ! -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
 # a container of pods reaching a published port of its own network: replies come back through the host
--D POSTROUTING -o br-pods-84512 -s 10.88.0.0/24 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -s 10.88.0.0/24 -o br-pods-84512 -m conntrack --ctstate DNAT -m comment --comment nsgen:pod -j MASQUERADE
 # the host reaching a published port of pods at 127.0.0.1
--D POSTROUTING -o br-pods-84512 -s 127.0.0.0/8 -m comment --comment nsgen:pod -j MASQUERADE
+-D POSTROUTING -s 127.0.0.0/8 -o br-pods-84512 -m comment --comment nsgen:pod -j MASQUERADE
 # the chain NSGEN-pod and all its rules
 -F NSGEN-pod
 -X NSGEN-pod

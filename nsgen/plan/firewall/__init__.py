@@ -1,0 +1,66 @@
+"""The firewall's steps: the rules (rules.py) of each family, written by a backend (iptables.py),
+and what goes with them (route_localnet, forgetting UDP flows)."""
+
+from __future__ import annotations
+
+from nsgen.names import chain_name
+from nsgen.plan.builder import Builder
+from nsgen.plan.firewall import iptables
+from nsgen.plan.firewall.rules import Table, filter_rules, nat_rules, raw, udp_published
+from nsgen.plan.steps import B, C, Step
+
+
+def build(b: Builder) -> None:
+    devs = {net.name: dev for net in b.t.networks.values() if (dev := b.host_dev(net))}
+    if not devs:
+        return
+    chain, versions = chain_name(b.t.name), b.versions()
+    udp = udp_published(b.t)
+    _add(b, [raw(v) for v in versions])
+    if udp:
+        _conntrack(b, udp, before_nat=True)
+    _add(b, [filter_rules(b.t, devs, v, chain) for v in versions])
+    localnet: list[tuple[str, str]] = []
+    for v in versions:
+        table, local = nat_rules(b.t, devs, v, chain)
+        _add(b, [table])
+        localnet += local
+    # in the nat rules' wake: route_localnet for the devices that carry connections from 127.0.0.1
+    for net_name, dev in localnet:
+        _route_localnet(b, net_name, dev)
+    if udp:
+        _conntrack(b, udp, before_nat=False)
+
+
+def _add(b: Builder, tables: list[Table | None]) -> None:
+    for table in tables:
+        if table is not None:
+            b.add(iptables.step(table, b.t.name))
+
+
+def _route_localnet(b: Builder, net_name: str, dev: str) -> None:
+    members = b.t.members(net_name)
+    group = f"network:{net_name}" if b.t.networks[net_name].driver == "bridge" else f"container:{members[0][0].name}"
+    b.add(
+        Step(
+            id=f"route_localnet:{dev}",
+            section="Firewall",
+            summary=f"Let {dev} carry connections from localhost to published ports (route_localnet); the setting goes away with {dev}. "
+            "Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.",
+            commands=(C("sysctl", "-q", "-w", f"net/ipv4/conf/{dev}/route_localnet=1"),),
+            group=group,
+        )
+    )
+
+
+def _conntrack(b: Builder, ports: list[int], *, before_nat: bool) -> None:
+    shown = ", ".join(map(str, ports))
+    flush = B("conntrack_flush", "udp", *map(str, ports))
+    if before_nat:  # nothing to do at setup; at teardown, after the published ports' rules are gone
+        b.add(Step(id="conntrack:unpublished", section="Firewall", commands=(), undo=(flush,),
+                   summary=f"Teardown forgets the connection-tracking entries of UDP ports {shown}, once they are no longer published: "
+                   "a flow that is still going would otherwise keep going to the container."))
+    else:
+        b.add(Step(id="conntrack:published", section="Firewall", commands=(flush,),
+                   summary=f"Forget the host's connection-tracking entries of UDP ports {shown} (conntrack -D): a flow that began "
+                   "before the port was published would otherwise keep going to the host, never to the container."))

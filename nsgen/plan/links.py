@@ -1,0 +1,100 @@
+"""Links, one function a kind: bridges (a virtual switch a network, the host its router) and veth
+pairs (one a container's attachment, its host end plugged into the bridge or holding the gateway).
+
+No end gets an IPv6 link-local address (addrgenmode none, as Docker does): otherwise every
+interface that comes up sends neighbour discovery and multicast reports, which a bridge floods to
+all its ports, so bringing up the n-th container costs in proportion to n. A network's IPv6
+addresses are added without duplicate address detection (nodad): they are usable at once, and the
+addresses are nsgen's to hand out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nsgen.plan.builder import Builder, link_exists, with_prefix
+from nsgen.plan.steps import C, Command, Step
+
+if TYPE_CHECKING:
+    from nsgen.models import Network
+
+
+def gateway_addresses(net: Network, dev: str) -> tuple[Command, ...]:
+    """The network's gateway addresses on the host device `dev`, one a family."""
+    return tuple(C("ip", "addr", "replace", with_prefix(g, s.prefixlen), "dev", dev, *(("nodad",) if s.version == 6 else ()))
+                 for s, g in net.families)
+
+
+def _shown(net: Network) -> str:
+    return " and ".join(with_prefix(g, s.prefixlen) for s, g in net.families)
+
+
+def bridges(b: Builder) -> None:
+    for net in b.t.networks.values():
+        if net.driver != "bridge":
+            continue
+        assert net.bridge
+        addresses = "addresses" if len(net.families) > 1 else "address"
+        b.add(
+            Step(
+                id=f"bridge:{net.name}",
+                section="Bridges",
+                summary=f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers.",
+                commands=(C("ip", "link", "add", net.bridge, "group", b.group, "type", "bridge"),),
+                undo=(C("ip", "link", "delete", net.bridge, only_if=(b.link_ours(net.bridge),)),),
+                probe=(link_exists(net.bridge),),
+                resource=f"link {net.bridge}",
+                ours=(b.link_ours(net.bridge),),
+                goes_with="devices",
+                group=f"network:{net.name}",
+            )
+        )
+        b.add(
+            Step(
+                id=f"bridge-up:{net.name}",
+                section="Bridges",
+                summary=f"Give {net.bridge} the gateway {addresses} {_shown(net)}, mark it as topology {b.t.name}'s (alias {b.mark}) "
+                "and bring it up: the host is the network's router.",
+                commands=(*gateway_addresses(net, net.bridge), C("ip", "link", "set", net.bridge, "alias", b.mark, "up")),
+                group=f"network:{net.name}",
+            )
+        )
+
+
+def veths(b: Builder) -> None:
+    """Every veth pair, each made with its inner end already inside its namespace, then the host ends."""
+    for c in b.t.containers.values():
+        for a in c.attachments:
+            b.add(
+                Step(
+                    id=f"veth:{c.name}:{a.network}",
+                    section="Links",
+                    summary=f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
+                    "its inner end made directly inside the namespace.",
+                    commands=(C("ip", "link", "add", a.host_interface, "group", b.group, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
+                    undo=(C("ip", "link", "delete", a.host_interface, only_if=(b.link_ours(a.host_interface),)),),
+                    probe=(link_exists(a.host_interface),),
+                    resource=f"link {a.host_interface}",
+                    ours=(b.link_ours(a.host_interface),),
+                    goes_with="devices",
+                    group=f"container:{c.name}",
+                )
+            )
+    for c in b.t.containers.values():
+        for a in c.attachments:
+            net = b.t.networks[a.network]
+            if net.driver == "veth":
+                addresses = "addresses" if len(net.families) > 1 else "address"
+                summary = (f"Give {a.host_interface} the gateway {addresses} {_shown(net)}, mark it (alias {b.mark}) and bring it up "
+                           f"(no IPv6 link-local address): the host is {c.name}'s router.")
+                commands = (
+                    *gateway_addresses(net, a.host_interface),
+                    C("ip", "link", "set", a.host_interface, "alias", b.mark, "addrgenmode", "none", "up"),
+                )
+            else:
+                summary = (f"Plug {a.host_interface} into bridge {net.bridge} (it has no address of its own, not even IPv6 link-local) "
+                           f"with hairpin on, so {c.name} reaches its own published ports; mark it (alias {b.mark}) and bring it up.")
+                commands = (
+                    C("ip", "link", "set", a.host_interface, "master", str(net.bridge), "alias", b.mark, "addrgenmode", "none", "up"),
+                    C("ip", "link", "set", a.host_interface, "type", "bridge_slave", "hairpin", "on"),
+                )
+            b.add(Step(id=f"host-end:{c.name}:{a.network}", section="Links", summary=summary, commands=commands, group=f"container:{c.name}"))

@@ -1,0 +1,50 @@
+"""The containers' processes: started detached in their namespaces, then waited for until ready."""
+
+from __future__ import annotations
+
+from nsgen.names import state_dir
+from nsgen.plan.builder import Builder
+from nsgen.plan.steps import B, C, Step
+
+# A process runs under `sh -c EXIT_STATUS BASE PROGRAM...`: the program's words are passed as
+# arguments, never parsed by the shell; the program's pid lands in BASE.pid, and its exit status
+# in BASE.exit when it ends (the shell waits for it: it is what `nsgen ps` reports).
+EXIT_STATUS = '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"'
+START_WINDOW = 0.5  # seconds a process with nothing to wait for must keep running after its start
+
+
+def processes(b: Builder) -> None:
+    sdir = state_dir(b.t.name)
+    waits: list[str] = []
+    for c in b.t.containers.values():
+        for i, p in enumerate(c.processes):
+            base = f"{sdir}/{c.name}.{i}"
+            b.add(
+                Step(
+                    id=f"process:{c.name}:{i}",
+                    section="Processes",
+                    summary=f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log; the `sh -c` in front "
+                    f"records its pid in {base}.pid and, when it ends, its exit status in {base}.exit.",
+                    commands=(
+                        C("rm", "-f", f"{base}.pid", f"{base}.exit", f"{base}.shim"),
+                        C("setsid", "ip", "netns", "exec", c.name, "sh", "-c", EXIT_STATUS, base, *p.argv,
+                          detach=(f"{base}.log", f"{base}.shim")),
+                    ),
+                    undo=(B("stop_processes", c.name, only_if=(b.netns_ours(c.name),)),),
+                    probe=(("process_alive", c.name, f"{base}.pid"),),
+                    group=f"container:{c.name}",
+                )
+            )
+            waits += [c.name, base, f"{p.ready_timeout:g}", *(p.ready[:1] or ("none",)), str(len(p.ready[1:])), *p.ready[1:],
+                      str(len(p.argv)), *p.argv]
+    if waits:
+        b.add(
+            Step(
+                id="ready",
+                section="Processes",
+                summary="Wait until every process runs and is ready (listening on its port, its file there, its check "
+                f"passing), or, with nothing to wait for, still runs after {START_WINDOW:g} s; one that ends or is not "
+                "ready in time fails the setup, with its last lines of output.",
+                commands=(B("wait_ready", *waits),),
+            )
+        )
