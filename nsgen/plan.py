@@ -38,7 +38,7 @@ from nsgen.names import (
 if TYPE_CHECKING:  # only for annotations: a recorded topology is compiled without validating it again
     from nsgen.models import Network, Topology
 
-__all__ = ["NETNS_DIR", "NETNS_ETC", "STATE_ROOT", "Command", "Plan", "Step", "compile_plan", "device_group", "chain_name", "rule_tag", "state_dir"]
+__all__ = ["NETNS_DIR", "NETNS_ETC", "STATE_ROOT", "Command", "Plan", "Step", "chain_name", "compile_plan", "device_group", "rule_tag", "state_dir"]
 
 Argv = tuple[str, ...]
 
@@ -370,7 +370,8 @@ class _Builder:
                         section="Links",
                         summary=f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
                         "its inner end made directly inside the namespace.",
-                        commands=(C("ip", "link", "add", a.host_interface, "group", self.group, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
+                        commands=(C("ip", "link", "add", a.host_interface, "group", self.group, "type", "veth",
+                                   "peer", "name", a.interface, "netns", c.name),),
                         undo=(C("ip", "link", "delete", a.host_interface, only_if=(self.link_ours(a.host_interface),)),),
                         probe=(_link_exists(a.host_interface),),
                         resource=f"link {a.host_interface}",
@@ -426,7 +427,7 @@ class _Builder:
                         group=f"container:{c.name}",
                     )
                 )
-            a = next((a for a in c.attachments if not self.t.networks[a.network].internal), None)
+            a = next((a for a in c.attachments if not self.t.networks[a.network].internal), None)  # type: ignore[assignment]
             if a is None:
                 continue
             self.add(
@@ -434,7 +435,8 @@ class _Builder:
                     id=f"route:{c.name}",
                     section="Inside the containers",
                     summary=f"Send {c.name}'s traffic for everywhere else to the host at {a.gateway}, from {a.address}.",
-                    commands=(C("ip", "-n", c.name, "route", "replace", "default", "via", str(a.gateway), "dev", a.interface, "src", str(a.address)),),
+                    commands=(C("ip", "-n", c.name, "route", "replace", "default", "via", str(a.gateway),
+                               "dev", a.interface, "src", str(a.address)),),
                     group=f"container:{c.name}",
                 )
             )
@@ -445,7 +447,8 @@ class _Builder:
         self.requirements.append(
             Requirement(
                 (("grep", "-qx", "1", IP_FORWARD), ("test", "-w", IP_FORWARD)),
-                f"net.ipv4.ip_forward is off and cannot be turned on: {IP_FORWARD} is not writable (is /proc/sys read-only here?); nothing was changed",
+                f"net.ipv4.ip_forward is off and cannot be turned on: {IP_FORWARD} is not writable"
+                " (is /proc/sys read-only here?); nothing was changed",
             )
         )
         before, users = f"{FORWARD_DIR}/before", f"{FORWARD_DIR}/users"
@@ -668,7 +671,8 @@ class _Firewall:
                 what.append(f"published ports in {self.chain} (reached from PREROUTING and OUTPUT for local destinations)")
             self.table("nat", chains=(self.chain,) if dnat else (),
                        jumps=(("PREROUTING", "-A", local, f"connections from elsewhere to this host's addresses: published ports in {self.chain}"),
-                              ("OUTPUT", "-A", local, f"connections from this host to its own addresses: published ports in {self.chain}")) if dnat else (),
+                              ("OUTPUT", "-A", local,
+                               f"connections from this host to its own addresses: published ports in {self.chain}")) if dnat else (),
                        rules=post + dnat, summary="NAT: " + "; ".join(what) + ".")
         for net_name, dev in self.localnet:
             members = self.t.members(net_name)
