@@ -109,7 +109,7 @@ class Bench:
         namespace and holds net.ipv4.neigh.default.gc_thresh3 entries (1024 by default), which a
         thousand containers and the host's side of them exceed (a host setting, left alone here)."""
         missing = list(range(n))
-        for attempt in range(6):
+        for _attempt in range(6):
             still = []
             for start in range(0, len(missing), 100):
                 chunk = missing[start : start + 100]
@@ -150,7 +150,8 @@ def run_size(n: int, repeats: int, hand_max: int) -> dict[str, float | int | Non
         hand_up.write_text(up_text)
         hand_down.write_text(down_text)
         before = sb.snapshot()
-        results: dict[str, list[float]] = {k: [] for k in ("render", "first", "run", "again", "teardown", "script", "batch", "cleanup", "cleanup_batch", "hand")}
+        results: dict[str, list[float]] = {
+            k: [] for k in ("render", "first", "run", "again", "teardown", "script", "batch", "cleanup", "cleanup_batch", "hand")}
         memory = 0
         for _ in range(repeats):
             t, kb = bench.timed([*NSGEN, "render", "-f", str(topo), "-o", str(setup_sh)], memory=True)

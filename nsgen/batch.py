@@ -10,9 +10,8 @@ for, so a failure names the step that failed and rollback undoes exactly the ste
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import re
+from typing import NamedTuple
 
 from nsgen.plan import NETNS_DIR, Command, Step
 

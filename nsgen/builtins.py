@@ -16,7 +16,8 @@ import os
 import signal
 import subprocess
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from nsgen import record
 from nsgen.names import FORWARD_DIR, NETNS_DIR, STATE_ROOT, intent_path, mark, state_dir

@@ -14,12 +14,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from functools import partial
 
-from nsgen.models import Topology
 from nsgen.execute import netns_id as _netns_id
+from nsgen.models import Topology
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -352,17 +353,17 @@ def _probes(topology: Topology, target: str | None) -> list[tuple[str, Callable[
     out: list[tuple[str, Callable[[], str | None] | None, str]] = []
     for c in t.containers.values():
         for a in c.attachments:
-            out.append((f"{c.name} → gateway {a.gateway} ({a.network}, ping)", lambda c=c, a=a: _ping(c.name, str(a.gateway)), ""))
+            out.append((f"{c.name} → gateway {a.gateway} ({a.network}, ping)", partial(_ping, c.name, str(a.gateway)), ""))
             for other, b in t.members(a.network):
                 if other.name != c.name:
                     out.append((f"{c.name} → neighbour {other.name} {b.address} ({a.network}, ping)",
-                                lambda c=c, b=b: _ping(c.name, str(b.address)), ""))
+                                partial(_ping, c.name, str(b.address)), ""))
         first = c.default_attachment
         out_net = next((t.networks[a.network] for a in c.attachments if not t.networks[a.network].internal), None)
         if out_net is not None and out_net.masquerade:
             what = f"{c.name} → outside {target or '?'} (masqueraded through {out_net.name}, ping)"
             if target:
-                out.append((what, lambda c=c: _ping(c.name, str(target)), ""))
+                out.append((what, partial(_ping, c.name, str(target)), ""))
             else:
                 out.append((what, None, "the host has no default gateway to aim at; give --probe-target ADDR"))
         for p in c.ports:
@@ -371,12 +372,12 @@ def _probes(topology: Topology, target: str | None) -> list[tuple[str, Callable[
                 out.append((f"published {p.host_port}/{p.protocol} → {c.name} {inside}", None, "only TCP ports are probed"))
                 continue
             host_ip = str(p.host_ip) if p.host_ip else "127.0.0.1"
-            out.append((f"host → published {host_ip}:{p.host_port} → {c.name} {inside}", lambda h=host_ip, p=p: _connect(None, h, p.host_port), ""))
+            out.append((f"host → published {host_ip}:{p.host_port} → {c.name} {inside}", partial(_connect, None, host_ip, p.host_port), ""))
             if first is not None and not (p.host_ip and p.host_ip.is_loopback):
                 gateway = str(first.gateway) if not p.host_ip else str(p.host_ip)
-                for other, b in t.members(first.network):
+                for other, _b in t.members(first.network):
                     out.append((f"{other.name} → published {gateway}:{p.host_port} → {c.name} {inside}",
-                                lambda o=other, g=gateway, p=p: _connect(o.name, g, p.host_port), ""))
+                                partial(_connect, other.name, gateway, p.host_port), ""))
     return out
 
 

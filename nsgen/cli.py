@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -14,7 +15,8 @@ from nsgen.errors import NsgenError
 JSON_HELP = "Print one JSON object instead of lines meant for people."
 FILE = click.Path(dir_okay=False, allow_dash=True)  # `-` is standard input; the shell completes file names
 OUT = click.Path(allow_dash=True)
-FILE_HELP = "Topology file (YAML or JSON; - for standard input). Default: $NSGEN_FILE if set, else ./nsgen.yaml if present, else the built-in tutorial network."
+FILE_HELP = ("Topology file (YAML or JSON; - for standard input). "
+             "Default: $NSGEN_FILE if set, else ./nsgen.yaml if present, else the built-in tutorial network.")
 
 
 class UserError(click.ClickException):
@@ -22,7 +24,7 @@ class UserError(click.ClickException):
 
     def __init__(self, message: str, status: int = 1):
         super().__init__(message)
-        self.exit_code = status
+        self.exit_code = status  # type: ignore[misc]  # click reads it from the instance
 
     def show(self, file=None) -> None:
         file = file or sys.stderr
@@ -213,7 +215,6 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
     import signal
 
     from nsgen import execute
-
     from nsgen.errors import ExecutionError
 
     if quiet and verbose:
@@ -221,8 +222,12 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: nothing half-done
     if os.geteuid() != 0:  # before reading anything from the host
         raise UserError(as_root("changing the host's network"))
+    def write(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
     progress = execute.Progress(lambda line: click.echo(line, err=True), 0 if quiet else 2 if verbose else 1,
-                                live=sys.stderr.isatty(), write=lambda text: (sys.stderr.write(text), sys.stderr.flush()))
+                                live=sys.stderr.isatty(), write=write)
     try:
         if teardown:
             _teardown(file, progress)
@@ -528,7 +533,7 @@ def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
         raise UserError(f"cannot run ip: {exc.strerror}") from None
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     """Columns as wide as their widest cell; the last one as long as it is."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:

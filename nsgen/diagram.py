@@ -168,7 +168,7 @@ def _add_containers(t: Topology, g: Graph) -> None:
         first = c.default_attachment
         g.nodes.append(Node(ids[name], "container", lines, group_of[first.network] if first else None))
     for i, net in enumerate(t.networks.values()):
-        for c, a in t.members(net.name):
+        for c, _a in t.members(net.name):
             end = "host" if net.driver == "veth" else f"bridge{i}"
             g.edges.append(Edge(end, ids[c.name], "", "link", net.name))
 

@@ -9,6 +9,7 @@ The help is laid out at a fixed width, so the text does not depend on the termin
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 WIDTH = 100
 
@@ -29,7 +30,7 @@ _NSGEN_COMPLETE=fish_source nsgen > ~/.config/fish/completions/nsgen.fish
 """
 
 
-def _help(command, name: str, parent=None) -> str:
+def _help(command, name: str, parent=None) -> tuple[str, Any]:
     import click
 
     settings = {**command.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}

@@ -23,13 +23,14 @@ import stat
 import subprocess
 import threading
 import time
-from typing import Any, Callable, Iterator, Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from nsgen import batch, builtins, native
 from nsgen.builtins import Result
-from nsgen.progress import Progress
 from nsgen.errors import ExecutionError, PreflightError
 from nsgen.plan import Command, Plan, Step
+from nsgen.progress import Progress
 
 NOT_ROOT = "changing the host's network needs root: run it again with sudo"
 LOCK_TIMEOUT = 60.0
@@ -274,7 +275,7 @@ def _nsenter_net(argv: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
 def setns_function():
     """setns(fd, CLONE_NEWNET) for the calling thread: os.setns from Python 3.12, libc before."""
     if hasattr(os, "setns"):
-        return lambda fd: os.setns(fd, os.CLONE_NEWNET)
+        return lambda fd: os.setns(fd, os.CLONE_NEWNET)  # type: ignore[attr-defined]  # Python 3.12+
     try:
         import ctypes
 

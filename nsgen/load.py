@@ -88,7 +88,7 @@ def _guard(base):
             self.sizes: dict[int, tuple[int, int, int]] = {}
 
         def compose_node(self, parent, index):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[attr-defined]  # the Parser half of the loader
             if event.__class__ is ScalarEvent:
                 return compose(self, parent, index)
             if event.__class__ is AliasEvent:

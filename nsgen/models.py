@@ -14,8 +14,9 @@ import shlex
 import shutil
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from nsgen.errors import ValidationError
 
@@ -210,8 +211,8 @@ class Environment(NamedTuple):
     which: Callable[[str], str | None] = shutil.which
     nsgen_argv: tuple[str, ...] | None = None  # how to start nsgen itself; found when None
     programs_required: bool = False  # a program that cannot be found is a problem, not a name kept as it is
-    routes: Callable[[], list[tuple[str, str]]] = lambda: host_routes()  # noqa: E731 (looked up when called)
-    routes6: Callable[[], list[tuple[str, str]]] = lambda: host_routes6()  # noqa: E731
+    routes: Callable[[], list[tuple[str, str]]] = lambda: host_routes()  # looked up when called
+    routes6: Callable[[], list[tuple[str, str]]] = lambda: host_routes6()
 
     def nsgen_command(self) -> tuple[str, ...]:
         if self.nsgen_argv is not None:

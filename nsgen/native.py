@@ -17,7 +17,8 @@ import errno
 import os
 import re
 import shutil
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 
 class Outcome(NamedTuple):
@@ -124,7 +125,7 @@ def _rm(argv, _stdin) -> Outcome:
 
 def _rmdir(argv, _stdin) -> Outcome:
     ignore_non_empty = len(argv) == 3
-    if ignore_non_empty and argv[1] != "--ignore-fail-on-non-empty" or argv[-1].startswith("-"):
+    if (ignore_non_empty and argv[1] != "--ignore-fail-on-non-empty") or argv[-1].startswith("-"):
         raise _NotMine
     path = argv[-1]
     try:

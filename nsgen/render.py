@@ -71,7 +71,8 @@ def command_line(cmd: Command, indent: int = 0, on_error: str | None = None) -> 
         rows[0] = (f"{rows[0][0]} || {on_error}", rows[0][1])
     if cmd.only_if:
         test = " && ".join(_probe(probe) for probe in cmd.only_if)
-        rows = [(f"if {test}; then", True), *((("  " + r) if ok else r, ok) for r, ok in rows), ("fi" + (f" || {on_error}" if on_error else ""), True)]
+        rows = [(f"if {test}; then", True), *((("  " + r) if ok else r, ok) for r, ok in rows),
+                ("fi" + (f" || {on_error}" if on_error else ""), True)]
     pad = " " * indent
     return Shell("\n".join(pad + r if ok else r for r, ok in rows))
 
@@ -79,7 +80,8 @@ def command_line(cmd: Command, indent: int = 0, on_error: str | None = None) -> 
 def probe_test(probes: tuple[tuple[str, ...], ...], fast_links: bool = False) -> Shell:
     """Probes joined with &&; with fast_links, `ip link show NAME` becomes `has_link NAME` (the
     batched script's lookup in one listing of the host's links)."""
-    return Shell(" && ".join(_argv(("has_link", p[3])) if fast_links and p[:3] == ("ip", "link", "show") and len(p) == 4 else _probe(p) for p in probes))
+    return Shell(" && ".join(_argv(("has_link", p[3])) if fast_links and p[:3] == ("ip", "link", "show") and len(p) == 4 else _probe(p)
+                             for p in probes))
 
 
 def none_of(probes: tuple[tuple[str, ...], ...]) -> Shell:

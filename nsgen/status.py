@@ -17,7 +17,7 @@ from nsgen.names import STATE_ROOT, state_dir
 class ProcessRow(NamedTuple):
     topology: str
     container: str
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index
     pid: int | None
     state: str  # running, exited, gone (no exit status: stopped from outside), not started
     exit: int | None

@@ -142,7 +142,7 @@ def test_teardown_of_a_topology_that_is_not_up_touches_no_named_resource(plan):
 
 def test_read_only_ip_forward_is_a_preflight_error(plan):
     runner = RecordingRunner()
-    with pytest.raises(PreflightError, match="net.ipv4.ip_forward is off and cannot be turned on"):
+    with pytest.raises(PreflightError, match=r"net\.ipv4\.ip_forward is off and cannot be turned on"):
         execute.setup(plan, runner, batched=False)
     assert runner.log == []
 

@@ -222,7 +222,7 @@ def nothing_runs(monkeypatch):
     """Root, but any command nsgen would run is recorded instead (reading routes included)."""
     ran: list = []
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(models, "host_routes", lambda: [])
+    monkeypatch.setattr(models, "host_routes", list)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
     return ran

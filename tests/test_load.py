@@ -60,7 +60,7 @@ def big_topology(n: int) -> str:
 
 
 def test_a_topology_of_2000_containers_stays_far_below_the_limits():
-    yaml, loader_class = load._yaml_loader()
+    _yaml, loader_class = load._yaml_loader()
     loader = loader_class(big_topology(2000))
     try:
         node = loader.get_single_node()

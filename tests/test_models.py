@@ -52,7 +52,7 @@ containers:
 
 
 def test_default_nsgen_program_is_absolute_for_sudo():
-    env = Environment(which=lambda name: f"/opt/bin/{name}", resolv_conf=Path("/nonexistent"), routes=lambda: [])
+    env = Environment(which=lambda name: f"/opt/bin/{name}", resolv_conf=Path("/nonexistent"), routes=list)
     t = resolve(parse_text(TUTORIAL), env)
     assert t.containers["container-1"].processes[0].argv[0] == "/opt/bin/nsgen"
 
@@ -65,7 +65,7 @@ def test_process_string_is_split_like_a_shell_never_run_by_one():
 def test_loopback_only_host_dns_uses_systemd_upstream(tmp_path):
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\noptions edns0\n")
     (tmp_path / "upstream.conf").write_text("nameserver 192.0.2.53\nnameserver 127.0.0.1\n")
-    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "upstream.conf", which=lambda n: None, routes=lambda: [])
+    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "upstream.conf", which=lambda n: None, routes=list)
     t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), env)
     assert t.containers["container-1"].dns == ("192.0.2.53",)
     assert t.warnings == ()
@@ -73,7 +73,7 @@ def test_loopback_only_host_dns_uses_systemd_upstream(tmp_path):
 
 def test_loopback_only_host_dns_without_upstream_warns(tmp_path):
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\n")
-    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "missing", which=lambda n: None, routes=lambda: [])
+    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "missing", which=lambda n: None, routes=list)
     t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), env)
     assert t.containers["container-1"].dns == ()
     assert len(t.warnings) == 1 and "127.0.0.53" in t.warnings[0] and "set 'dns'" in t.warnings[0]
@@ -365,7 +365,7 @@ def test_host_nameservers_with_odd_scopes_or_only_on_the_host_never_pass(tmp_pat
     (tmp_path / "upstream.conf").write_text(
         "nameserver fe80::1%wlan0\nnameserver fe80::2%a;b\nnameserver 2001:DB8::53%eth0\nnameserver 169.254.169.253\n"
     )
-    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "upstream.conf", which=lambda n: None, routes=lambda: [])
+    env = Environment(resolv_conf=tmp_path / "resolv.conf", systemd_resolv_conf=tmp_path / "upstream.conf", which=lambda n: None, routes=list)
     t = resolve(parse_text(TUTORIAL.replace("    dns: [1.1.1.1]", "")), env)
     # fe80::1%wlan0 names an interface of the host, which the namespace does not have
     assert t.containers["container-1"].dns == ("2001:db8::53%eth0", "169.254.169.253")

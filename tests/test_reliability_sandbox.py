@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import count
 from tests.drive import NSGEN, Driver, example_text, wait_for
-from tests.helpers import ROOT
 from tests.faults import SYSTEM_PATH, Faults
+from tests.helpers import ROOT
 
 TUTORIAL = example_text("tutorial.yaml")
 BRIDGE = example_text("bridge.yaml")

@@ -256,7 +256,7 @@ def test_a_full_run_folder_is_an_error_that_undoes_itself(sandbox, tmp_path, mod
     before = sb.snapshot()
     total = sb.run(["stat", "-f", "-c", "%c", "/run"]).stdout.strip()
     failed = 0
-    for extra in range(0, 16):
+    for extra in range(16):
         used = int(total) - int(sb.run(["stat", "-f", "-c", "%d", "/run"]).stdout.strip())
         sb.run(["mount", "-o", f"remount,nr_inodes={used + extra}", "/run"])
         try:

@@ -228,7 +228,7 @@ class _Membership:
             return "?"  # an unnamed namespace made inside the sandbox
         return None
 
-    def pids(self, exclude: set[int] = frozenset()) -> list[int]:
+    def pids(self, exclude: set[int] | frozenset[int] = frozenset()) -> list[int]:
         found = []
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -237,7 +237,7 @@ class _Membership:
                     found.append(pid)
         return found
 
-    def kill_all(self, exclude: set[int] = frozenset(), timeout: float = 10.0) -> None:
+    def kill_all(self, exclude: set[int] | frozenset[int] = frozenset(), timeout: float = 10.0) -> None:
         """SIGKILL every member not in exclude and wait until none is left."""
         deadline = time.monotonic() + timeout
         while True:
@@ -359,7 +359,7 @@ class Sandbox:
         self.closed = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._members: _Membership | None = None
-        self._log = tempfile.TemporaryFile()  # the helper's and the world servers' stderr
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the helper's and the world servers' stderr
         self._run_source = f"sandbox-run-{os.urandom(6).hex()}"  # names this sandbox's /run tmpfs
         config = {"iptables_tables": list(iptables_tables), "timeout": start_timeout, "run_source": self._run_source}
         try:
@@ -446,7 +446,7 @@ class Sandbox:
         )
         result.args = argv
         if check and result.returncode != 0:
-            raise SandboxCommandError(argv, result.returncode, result.stdout, result.stderr)
+            raise SandboxCommandError(result.args, result.returncode, result.stdout, result.stderr)
         return result
 
     def call(
@@ -562,6 +562,7 @@ class Sandbox:
     def _files(self) -> list[str]:
         import hashlib
 
+        assert self._members is not None
         root = self._members.path("")
         entries = []
         for top in SNAPSHOT_DIRS:
@@ -591,6 +592,7 @@ class Sandbox:
         return sorted(entries)
 
     def _processes(self) -> list[str]:
+        assert self._members is not None
         self._members.refresh()
         exclude = {self.pid, *self.world_pids.values()}
         found = []
@@ -602,6 +604,7 @@ class Sandbox:
 
     def processes(self) -> dict[int, str]:
         """pid -> command line of every process in the sandbox other than the helper and the world servers."""
+        assert self._members is not None
         self._members.refresh()
         exclude = {self.pid, *self.world_pids.values()}
         return {pid: _cmdline(pid) or "" for pid in self._members.pids(exclude)}
@@ -717,7 +720,7 @@ def _normalize_iptables(text: str) -> list[str]:
             continue
         chains, rules = tables.setdefault(table, ([], {}))
         if line.startswith(":"):
-            name, policy = (line[1:].split() + ["-"])[:2]
+            name, policy = [*line[1:].split(), "-"][:2]
             chains.append(f"{table} :{name} {policy}")
         else:
             words = line.split()
@@ -938,7 +941,7 @@ def _pin_world_sysctls() -> int:
 def _setns_net(fd: int) -> None:
     """Move this (single-threaded) process into the network namespace fd refers to."""
     if hasattr(os, "setns"):  # Python 3.12+
-        os.setns(fd, os.CLONE_NEWNET)
+        os.setns(fd, os.CLONE_NEWNET)  # type: ignore[attr-defined]  # Python 3.12+
         return
     import ctypes
 

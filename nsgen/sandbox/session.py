@@ -12,8 +12,9 @@ import copy
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nsgen.sandbox.host import DNS_ADDR, HOST_ADDR, WEB_ADDR, Sandbox
 
