@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from nsgen.execute import netns_id as _netns_id
-from nsgen.models import Topology
+from nsgen.models import Network, Topology
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -92,7 +92,7 @@ class Observer:
 
     def __init__(self) -> None:
         self._links: dict[str | None, dict[str, dict] | None] = {}
-        self._routes: dict[str | None, list[dict] | None] = {}
+        self._routes: dict[tuple[str | None, int], list[dict] | None] = {}
 
     @staticmethod
     def _ip_json(netns: str | None, *args: str) -> list[dict] | None:
@@ -115,19 +115,28 @@ class Observer:
             self._links[netns] = None if data is None else {link["ifname"]: link for link in data if "ifname" in link}
         return self._links[netns]
 
-    def routes(self, netns: str | None) -> list[dict] | None:
-        if netns not in self._routes:
-            self._routes[netns] = self._ip_json(netns, "-4", "route", "show")
-        return self._routes[netns]
+    def routes(self, netns: str | None, version: int = 4) -> list[dict] | None:
+        if (netns, version) not in self._routes:
+            self._routes[(netns, version)] = self._ip_json(netns, f"-{version}", "route", "show")
+        return self._routes[(netns, version)]
+
+
+def _family(address: str) -> str:
+    return "inet6" if ":" in address else "inet"
 
 
 def _has_address(link: dict, address: str) -> bool:
-    return any(f"{info.get('local')}/{info.get('prefixlen')}" == address for info in link.get("addr_info", []) if info.get("family") == "inet")
+    return any(f"{info.get('local')}/{info.get('prefixlen')}" == address for info in link.get("addr_info", []) if info.get("family") == _family(address))
 
 
-def _addresses(link: dict) -> str:
-    found = [f"{i.get('local')}/{i.get('prefixlen')}" for i in link.get("addr_info", []) if i.get("family") == "inet"]
+def _addresses(link: dict, family: str = "inet") -> str:
+    found = [f"{i.get('local')}/{i.get('prefixlen')}" for i in link.get("addr_info", []) if i.get("family") == family
+             and i.get("scope") != "link"]
     return ", ".join(found) or "none"
+
+
+def _gateways(net: Network) -> list[str]:
+    return [f"{g}/{s.prefixlen}" for s, g in net.families]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,20 +166,21 @@ class _Checker:
             self.add(_ok(os.path.exists(f"{NETNS_DIR}/{c.name}"), "namespace", c.name, "missing"))
         for net in t.networks.values():
             if net.bridge:
-                self.link(None, net.bridge, f"bridge {net.bridge}", address=f"{net.gateway}/{net.subnet.prefixlen}")
+                self.link(None, net.bridge, f"bridge {net.bridge}", addresses=_gateways(net))
         for c in t.containers.values():
             for a in c.attachments:
                 net = t.networks[a.network]
                 what = f"{a.host_interface} (host end of {c.name}'s {a.interface})"
                 if net.driver == "veth":
-                    self.link(None, a.host_interface, what, address=f"{net.gateway}/{net.subnet.prefixlen}")
+                    self.link(None, a.host_interface, what, addresses=_gateways(net))
                 else:
                     self.link(None, a.host_interface, what, master=net.bridge)
         for c in t.containers.values():
             self.link(c.name, "lo", f"{c.name}: lo")
             for a in c.attachments:
-                self.link(c.name, a.interface, f"{c.name}: {a.interface}", address=f"{a.address}/{a.prefixlen}")
-            self.route(c.name)
+                self.link(c.name, a.interface, f"{c.name}: {a.interface}", addresses=[f"{x}/{n}" for x, n, _g in a.addresses])
+            for version in (4, 6):
+                self.route(c.name, version)
         for step in self.plan.steps:
             self.sysctls(step)
         for step in self.plan.steps:
@@ -186,7 +196,7 @@ class _Checker:
         return self.results
 
     # one link: exists, up, and optionally holds an address / is a port of a bridge
-    def link(self, netns: str | None, name: str, what: str, address: str | None = None, master: str | None = None) -> None:
+    def link(self, netns: str | None, name: str, what: str, addresses: list[str] | None = None, master: str | None = None) -> None:
         links = self.seen.links(netns)
         if links is None:
             self.add(Result(FAIL, "link", what, f"namespace {netns} is missing"))
@@ -196,18 +206,19 @@ class _Checker:
             self.add(Result(FAIL, "link", what, "missing"))
             return
         self.add(_ok("UP" in link.get("flags", []), "link", f"{what} is up", "it is down"))
-        if address is not None:
-            self.add(_ok(_has_address(link, address), "address", f"{what} holds {address}", f"it holds {_addresses(link)}"))
+        for address in addresses or []:
+            self.add(_ok(_has_address(link, address), "address", f"{what} holds {address}", f"it holds {_addresses(link, _family(address))}"))
         if master is not None:
             self.add(_ok(link.get("master") == master, "link", f"{what} is a port of {master}", f"its master is {link.get('master', 'none')}"))
 
-    def route(self, cname: str) -> None:
+    def route(self, cname: str, version: int) -> None:
         c = self.t.containers[cname]
-        a = next((a for a in c.attachments if not self.t.networks[a.network].internal), None)
+        a = next((a for a in c.attachments if not self.t.networks[a.network].internal and a.address_of(version) is not None), None)
         if a is None:
-            return  # only internal networks: no default route on purpose
-        what = f"{cname}: default via {a.gateway} dev {a.interface}"
-        routes = self.seen.routes(cname)
+            return  # only internal networks (of this family): no default route on purpose
+        gateway = a.gateway if version == 4 else a.gateway6
+        what = f"{cname}: {'IPv6 ' if version == 6 else ''}default via {gateway} dev {a.interface}"
+        routes = self.seen.routes(cname, version)
         if routes is None:
             self.add(Result(FAIL, "route", what, f"namespace {cname} is missing"))
             return
@@ -215,7 +226,7 @@ class _Checker:
         if not default:
             self.add(Result(FAIL, "route", what, "no default route"))
             return
-        ok = any(r.get("gateway") == str(a.gateway) and r.get("dev") == a.interface for r in default)
+        ok = any(r.get("gateway") == str(gateway) and r.get("dev") == a.interface for r in default)
         found = "; ".join(f"via {r.get('gateway', '-')} dev {r.get('dev', '-')}" for r in default)
         self.add(_ok(ok, "route", what, f"the default route is {found}"))
 

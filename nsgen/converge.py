@@ -18,7 +18,7 @@ from nsgen.plan import Plan, Step
 
 # Topology-wide steps whose undo is the topology's end, never part of a change: the record is
 # written again; the device group and the forwarding setting stay while the topology is up.
-NEVER_UNDONE = frozenset({"state", "devices", "ip_forward:restore"})
+NEVER_UNDONE = frozenset({"state", "devices", "ip_forward:restore", "ipv6_forwarding:restore"})
 
 
 class Change(NamedTuple):
@@ -58,11 +58,13 @@ def _describe(changed: set[str], before: dict, after: dict, wide: set[str]) -> l
             name = group.split(":", 1)[1]
             verb = "remove" if group not in after else "add" if group not in before else "change"
             lines.append(f"{verb} {kind} {name}")
-    tables = sorted(i.split(":", 1)[1] for i in wide if i.startswith("firewall:"))
+    tables = sorted(i.split(":", 1)[1] + (" IPv6" if i.startswith("firewall6:") else "") for i in wide if i.startswith(("firewall:", "firewall6:")))
     if tables:
         lines.append(f"change firewall rules ({', '.join(tables)})")
     if wide & {"ip_forward", "ip_forward:persist"}:
         lines.append("change forwarding (net.ipv4.ip_forward)")
+    if "ipv6_forwarding" in wide:
+        lines.append("change IPv6 forwarding (net.ipv6.conf.all.forwarding)")
     if any(i.startswith("conntrack") for i in wide):
         lines.append("forget the connection-tracking entries of the UDP ports that change")
     return lines or ["nothing but the record"]

@@ -24,7 +24,7 @@ FORMATS = ("text", "mermaid", "dot", "svg")
 
 
 def _network_line(net: Network) -> str:
-    traits = [net.driver if net.driver == "veth" else f"bridge {net.bridge}", str(net.subnet), f"gateway {net.gateway}"]
+    traits = [net.driver if net.driver == "veth" else f"bridge {net.bridge}", net.subnets_shown, f"gateway {', '.join(str(g) for _s, g in net.families)}"]
     if net.internal:
         traits.append("internal")
     elif net.masquerade:
@@ -35,13 +35,18 @@ def _network_line(net: Network) -> str:
 
 
 def _port(p: PublishedPort) -> str:
-    return f"{p.host_ip or '*'}:{p.host_port}->{p.container_port}/{p.protocol}"
+    return p.shown
+
+
+def _host_line(t: Topology) -> str:
+    forward = "on" if t.host.ip_forward else "off"
+    six = f", IPv6 forwarding {forward}" if any(net.subnet6 for net in t.networks.values()) else ""
+    return f"host (ip_forward {forward}{six})"
 
 
 def text_picture(topology: Topology) -> str:
     """A small tree: the host, each network under it, each container's link under its network."""
-    forward = "on" if topology.host.ip_forward else "off"
-    lines = [f"host (ip_forward {forward})"]
+    lines = [_host_line(topology)]
     networks = list(topology.networks.values())
     for n, net in enumerate(networks):
         last_net = n == len(networks) - 1
@@ -52,8 +57,8 @@ def text_picture(topology: Topology) -> str:
             lines.append(stem + "└── (no containers)")
         for m, (c, a) in enumerate(members):
             branch = "└── " if m == len(members) - 1 else "├── "
-            host_end = f"{a.host_interface} {net.gateway}/{a.prefixlen}" if net.driver == "veth" else a.host_interface
-            line = f"{host_end} <──veth──> {c.name}: {a.interface} {a.address}/{a.prefixlen}"
+            host_end = f"{a.host_interface} {net.gateways_shown}" if net.driver == "veth" else a.host_interface
+            line = f"{host_end} <──veth──> {c.name}: {a.interface} {a.shown}"
             if c.default_attachment is a and c.ports:
                 line += "  published " + ", ".join(_port(p) for p in c.ports)
             lines.append(stem + branch + line)
@@ -128,18 +133,18 @@ def container_ids(topology: Topology) -> dict[str, str]:
 
 def _network_label(net: Network) -> str:
     kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
-    return f"network {net.name} {net.subnet}\n{net.driver}, {kind}"
+    return f"network {net.name} {net.subnets_shown}\n{net.driver}, {kind}"
 
 
 def graph(topology: Topology) -> Graph:
     """Nodes, edges and network groups: the outside, the host, each network's bridge and containers."""
     t = topology
     g = Graph(t.name)
-    host_lines = [f"host (ip_forward {'on' if t.host.ip_forward else 'off'})"]
+    host_lines = [_host_line(t)]
     for i, net in enumerate(t.networks.values()):
         group = Group(f"network{i}", net.name, _network_label(net))
         g.groups.append(group)
-        gateway = f"{net.gateway}/{net.subnet.prefixlen}"
+        gateway = net.gateways_shown
         if net.driver == "bridge":
             g.nodes.append(Node(f"bridge{i}", "bridge", [f"bridge {net.bridge}", f"gateway {gateway}"], group.id))
             g.edges.append(Edge("host", f"bridge{i}", "", "gateway", net.name))
@@ -161,7 +166,7 @@ def _add_containers(t: Topology, g: Graph) -> None:
     for name, c in t.containers.items():
         lines = [f"{name} (netns)"]
         for a in c.attachments:
-            lines += [f"{a.interface} {a.address}/{a.prefixlen}", f"host end {a.host_interface}"]
+            lines += [f"{a.interface} {a.shown}", f"host end {a.host_interface}"]
         lines += [f"runs: {_command(p.argv)}" for p in c.processes]
         if c.dns:
             lines.append(f"dns: {', '.join(c.dns)}")
@@ -179,8 +184,8 @@ def _add_way_out(t: Topology, g: Graph) -> None:
     container serving it."""
     ids = container_ids(t)
     edges = []
-    masqueraded = [str(net.subnet) for net in t.networks.values() if net.masquerade and not net.internal]
-    routed = [str(net.subnet) for net in t.networks.values() if not net.masquerade and not net.internal]
+    masqueraded = [net.subnets_shown for net in t.networks.values() if net.masquerade and not net.internal]
+    routed = [net.subnets_shown for net in t.networks.values() if not net.masquerade and not net.internal]
     if masqueraded:
         edges.append(Edge("outside", "host", "\n".join(["masquerade", *masqueraded]), "nat"))
     if routed:
@@ -188,8 +193,8 @@ def _add_way_out(t: Topology, g: Graph) -> None:
     for name, c in t.containers.items():
         a = c.default_attachment
         for p in c.ports:
-            where = str(p.host_ip) if p.host_ip else "*"
-            label = f"published\n{where}:{p.host_port}/{p.protocol}\n→ {a.address if a else '?'}:{p.container_port}"
+            where = "*" if p.host_ip is None else f"[{p.host_ip}]" if p.host_ip.version == 6 else str(p.host_ip)
+            label = f"published\n{where}:{p.host_port}/{p.protocol}\n→ {a.first if a else '?'}:{p.container_port}"
             edges.append(Edge("host", ids[name], label, "published"))
     if any(e.a == "outside" for e in edges):
         g.nodes.insert(0, Node("outside", "outside", ["outside"]))
@@ -361,9 +366,9 @@ def _dot_tables(t: Topology, g: Graph) -> list[str]:
 def _table_head(net: Network, columns: int) -> list[str]:
     """A network table's first rows: the network, its kind, bridge and gateway; column titles."""
     kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
-    gateway = f"gateway {net.gateway}/{net.subnet.prefixlen}"
+    gateway = f"gateway {net.gateways_shown}"
     head = [
-        f"<B>network {_html(net.name)} {net.subnet}</B>",
+        f"<B>network {_html(net.name)} {_html(net.subnets_shown)}</B>",
         _html(f"{kind}, bridge {net.bridge}" if net.bridge else f"{kind}, veth"),
         _html(gateway if net.bridge else f"{gateway} on the host ends"),
     ]
@@ -385,7 +390,7 @@ def _table_rows(t: Topology, net: Network) -> list[str]:
     if not members:
         rows.append(f'<TR><TD COLSPAN="{columns}"><FONT COLOR="#666666">(no containers)</FONT></TD></TR>')
     for c, a in members:
-        cells = [_html(c.name), f"{_html(a.interface)} {a.address}", _html(others[c.name]) or " "][:columns]
+        cells = [_html(c.name), f"{_html(a.interface)} {_html(', '.join(str(x) for x, _n, _g in a.addresses))}", _html(others[c.name]) or " "][:columns]
         ports = [f' PORT="{ids[c.name]}"'] + [""] * (columns - 2) + [f' PORT="{ids[c.name]}_end"']
         rows.append("<TR>" + "".join(f'<TD{port} ALIGN="LEFT">{cell}</TD>' for port, cell in zip(ports, cells)) + "</TR>")
     return rows

@@ -55,6 +55,12 @@ class PublishedPort(NamedTuple):
         """The one host address it is published on; None: every address (of a family, or of both)."""
         return None if self.host_ip is None or self.host_ip.is_unspecified else self.host_ip
 
+    @property
+    def shown(self) -> str:
+        """HOST_IP:PORT->PORT/PROTOCOL, `*` for every address, an IPv6 host IP in brackets."""
+        host = "*" if self.host_ip is None else f"[{self.host_ip}]" if self.host_ip.version == 6 else str(self.host_ip)
+        return f"{host}:{self.host_port}->{self.container_port}/{self.protocol}"
+
     def versions(self, available: tuple[int, ...]) -> tuple[int, ...]:
         """The families it is published on, of those its container's network has."""
         return tuple(v for v in available if self.host_ip is None or self.host_ip.version == v)
@@ -82,6 +88,16 @@ class Attachment(NamedTuple):
     def address_of(self, version: int) -> IPAddress | None:
         return self.address if version == 4 else self.address6
 
+    @property
+    def shown(self) -> str:
+        """Its addresses with their prefix lengths, for people: `172.20.0.2/24, fd00:20::2/64`."""
+        return ", ".join(f"{a}/{n}" for a, n, _g in self.addresses)
+
+    @property
+    def first(self) -> IPAddress:
+        """Its IPv4 address, or its IPv6 one on an IPv6-only network."""
+        return self.addresses[0][0]
+
 
 class Network(NamedTuple):
     name: str
@@ -107,6 +123,15 @@ class Network(NamedTuple):
     @property
     def subnets(self) -> tuple[IPNetwork, ...]:
         return tuple(s for s, _g in self.families)
+
+    @property
+    def subnets_shown(self) -> str:
+        return ", ".join(map(str, self.subnets))
+
+    @property
+    def gateways_shown(self) -> str:
+        """`172.20.0.1/24, fd00:20::1/64`"""
+        return ", ".join(f"{g}/{s.prefixlen}" for s, g in self.families)
 
     @property
     def routes_out(self) -> bool:

@@ -88,7 +88,7 @@ def container_rows(name: str) -> list[dict[str, Any]]:
         rows.append({
             "topology": name,
             "container": c.name,
-            "addresses": {a.network: f"{a.address}/{a.prefixlen}" for a in c.attachments},
+            "addresses": {a.network: a.shown for a in c.attachments},
             "ports": [_port(p) for p in c.ports],
             "processes": {"total": len(mine), "running": sum(p.state == "running" for p in mine),
                           "ended": [{"index": p.index, "exit": p.exit} for p in mine if p.state in ("exited", "gone")]},
@@ -97,7 +97,7 @@ def container_rows(name: str) -> list[dict[str, Any]]:
 
 
 def _port(p: Any) -> str:
-    return f"{p.host_ip or '*'}:{p.host_port}->{p.container_port}/{p.protocol}"
+    return str(p.shown)
 
 
 def processes_summary(row: dict[str, Any]) -> str:

@@ -13,11 +13,12 @@ order a teardown would, and nothing else.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from typing import NamedTuple
 
 from nsgen.builtins import Host, in_group, marked_namespaces
-from nsgen.names import FORWARD_DIR, LOCK_FILE, NETNS_ETC, STATE_ROOT, SYSCTL_DIR, chain_name, device_group, mark, resolv_mark, rule_tag, state_dir
+from nsgen.names import FORWARD6_DIR, FORWARD_DIR, LOCK_FILE, NETNS_ETC, STATE_ROOT, SYSCTL_DIR, chain_name, device_group, mark, resolv_mark, rule_tag, state_dir
 from nsgen.plan import Command, Step, restore_forwarding
 
 TABLES = ("raw", "filter", "nat")  # in setup order: a teardown removes published ports first, the loopback guard last
@@ -40,9 +41,9 @@ class SweepPlan(NamedTuple):
         return LOCK_FILE
 
 
-def _saved(table: str) -> list[str]:
+def _saved(table: str, program: str = "iptables-save") -> list[str]:
     try:
-        done = subprocess.run(("iptables-save", "-t", table), capture_output=True, text=True)
+        done = subprocess.run((program, "-t", table), capture_output=True, text=True)
     except FileNotFoundError:
         return []
     return done.stdout.splitlines() if done.returncode == 0 else []
@@ -52,14 +53,14 @@ def _unquoted(line: str, tag: str) -> str:
     return line.replace(f'"{tag}"', tag)
 
 
-def firewall(name: str) -> tuple[list[tuple[str, str]], list[str], list[int]]:
-    """(table, restore text) of the rules and chains of the topology, what they are, and the UDP
-    ports it published."""
+def firewall(name: str, program: str = "iptables-save") -> tuple[list[tuple[str, str]], list[str], list[int]]:
+    """(table, restore text) of the rules and chains of the topology (in iptables-save's or
+    ip6tables-save's tables), what they are, and the UDP ports it published."""
     tag, chain = rule_tag(name), chain_name(name)
     texts, found, udp = [], [], []
     for table in TABLES:
         rules, inside = [], False
-        for line in _saved(table):
+        for line in _saved(table, program):
             words = _unquoted(line, tag).split()
             if words[:1] != ["-A"]:
                 continue
@@ -74,7 +75,8 @@ def firewall(name: str) -> tuple[list[tuple[str, str]], list[str], list[int]]:
         body = rules + ([f"-F {chain}", f"-X {chain}"] if has_chain else [])
         if body:
             texts.append((table, "\n".join([f"*{table}", *body, "COMMIT"]) + "\n"))
-            found.append(f"{len(rules)} rule(s){' and chain ' + chain if has_chain else ''} in table {table}")
+            six = " (IPv6)" if program.startswith("ip6") else ""
+            found.append(f"{len(rules)} rule(s){' and chain ' + chain if has_chain else ''} in table {table}{six}")
     return texts, found, sorted(set(udp))
 
 
@@ -104,8 +106,10 @@ def plan(name: str) -> SweepPlan:
     namespaces = marked_namespaces(name)
     links = sorted(n for n, link in (in_group(host.links(), group) or {}).items() if link.alias == mark(name))
     tables, rules, udp = firewall(name)
+    tables6, rules6, udp6 = firewall(name, "ip6tables-save") if shutil.which("ip6tables-save") else ([], [], [])
+    rules, udp = rules + rules6, sorted({*udp, *udp6})
     files = _files(name)
-    me = f"{FORWARD_DIR}/users/{name}"
+    me, me6 = f"{FORWARD_DIR}/users/{name}", f"{FORWARD6_DIR}/users/{name}"
     steps: list[Step] = []
 
     def add(sid: str, summary: str, *undo: Command) -> None:
@@ -113,6 +117,8 @@ def plan(name: str) -> SweepPlan:
 
     # Listed in setup order: a teardown undoes them newest first.
     add("ip_forward:restore", "Put net.ipv4.ip_forward back when no topology needs forwarding any more.", *restore_forwarding(group))
+    add("ipv6_forwarding:restore", "Put net.ipv6.conf.all.forwarding back when no topology needs IPv6 forwarding any more.",
+        *restore_forwarding(group, 6))
     for ns in namespaces:
         add(f"netns:{ns}", f"Delete namespace {ns} (its lo carries {mark(name)}).", Command(("ip", "netns", "delete", ns)))
     if links:
@@ -122,11 +128,16 @@ def plan(name: str) -> SweepPlan:
         add("reap", f"Stop the processes in {', '.join(namespaces)}.", Command(("stop_processes", *namespaces), builtin=True))
     if os.path.exists(me):
         add("ip_forward", "No longer count this topology among the users of forwarding.", Command(("rm", "-f", me)))
+    if os.path.exists(me6):
+        add("ipv6_forwarding", "No longer count this topology among the users of IPv6 forwarding.", Command(("rm", "-f", me6)))
     if udp:  # after the rules that publish them are gone
         add("conntrack", f"Forget the connection-tracking entries of UDP ports {', '.join(map(str, udp))}.",
             Command(("conntrack_flush", "udp", *map(str, udp)), builtin=True))
     for table, text in tables:
         add(f"firewall:{table}", f"Remove the {table} rules tagged {rule_tag(name)}.", Command(("iptables_undo",), input=text, builtin=True))
+    for table, text in tables6:
+        add(f"firewall6:{table}", f"Remove the {table} rules (IPv6) tagged {rule_tag(name)}.",
+            Command(("ip6tables_undo",), input=text, builtin=True))
     for conf, head in files:
         folder = os.path.dirname(conf)
         add(f"file:{conf}", f"Remove {conf}, which nsgen wrote for topology {name}.",
@@ -137,8 +148,10 @@ def plan(name: str) -> SweepPlan:
                          commands=(), final=True,
                          undo=(Command(("rm", "-rf", sdir), only_if=(("state_ours", name),)),
                                Command(("rmdir", "--ignore-fail-on-non-empty", STATE_ROOT), only_if=(("test", "-d", STATE_ROOT),)))))
-    tools = ("conntrack", "ip", "iptables", "iptables-restore") if udp else ("ip", "iptables", "iptables-restore")
+    tools = ("conntrack",) * bool(udp) + ("ip", "iptables", "iptables-restore") + ("ip6tables", "ip6tables-restore") * bool(tables6)
     found = [f"namespace {ns}" for ns in namespaces] + [f"link {n}" for n in links] + rules + [f"file {c}" for c, _ in files]
     if os.path.exists(me):
         found.append(f"its entry among the users of forwarding ({me})")
+    if os.path.exists(me6):
+        found.append(f"its entry among the users of IPv6 forwarding ({me6})")
     return SweepPlan(name, tuple(steps), tools, tuple(found))

@@ -42,7 +42,8 @@ BUILTINS: dict[str, tuple[str, ...]] = {
 }
 # The Debian and Ubuntu package of each program a plan may need (said when one is missing).
 PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
-            "iptables-save": "iptables", "ip6tables": "iptables", "ip6tables-restore": "iptables", "ip6tables-save": "iptables", "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
+            "iptables-save": "iptables",
+            "ip6tables": "iptables", "ip6tables-restore": "iptables", "ip6tables-save": "iptables", "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
             "setsid": "util-linux", "conntrack": "conntrack"}
 # Programs every system has (coreutils, grep, findutils): not listed among a plan's tools.
 BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh"}
@@ -173,10 +174,12 @@ def tools_and_functions(steps: list[Step], guards: tuple[Command, ...]) -> tuple
 
 
 _TITLES = {
-    "state": "record the topology", "ip_forward:restore": "put ip_forward back", "ipv6_forwarding:restore": "put IPv6 forwarding back", "namespaces": "note the namespaces to create",
+    "state": "record the topology", "ip_forward:restore": "put ip_forward back",
+    "ipv6_forwarding:restore": "put IPv6 forwarding back", "namespaces": "note the namespaces to create",
     "netns": "namespace {0}", "devices": "delete the topology's devices", "reap": "stop the processes in {0}",
     "bridge": "bridge for {0}", "bridge-up": "gateway of {0}, up", "veth": "veth pair {0} / {1}", "host-end": "host end {0} / {1}, up",
-    "lo": "lo up in {0}", "addr": "address of {0} on {1}", "route": "default route of {0}", "route6": "IPv6 default route of {0}", "ip_forward": "forwarding on",
+    "lo": "lo up in {0}", "addr": "address of {0} on {1}", "route": "default route of {0}",
+    "route6": "IPv6 default route of {0}", "ip_forward": "forwarding on",
     "ipv6_forwarding": "IPv6 forwarding on", "ipv6_forwarding:persist": "IPv6 forwarding at boot", "firewall6": "{0} rules (IPv6)",
     "ip_forward:persist": "forwarding at boot", "firewall": "{0} rules", "conntrack:published": "forget the UDP flows of published ports",
     "conntrack:unpublished": "forget the UDP flows of unpublished ports", "route_localnet": "route_localnet on {0}", "dns": "resolver of {0}",
