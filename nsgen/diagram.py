@@ -133,7 +133,7 @@ def container_ids(topology: Topology) -> dict[str, str]:
 
 def _network_label(net: Network) -> str:
     kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
-    return f"network {net.name} {net.subnets_shown}\n{net.driver}, {kind}"
+    return f"network {net.name} " + "\n".join(map(str, net.subnets)) + f"\n{net.driver}, {kind}"
 
 
 def graph(topology: Topology) -> Graph:
@@ -146,7 +146,8 @@ def graph(topology: Topology) -> Graph:
         g.groups.append(group)
         gateway = net.gateways_shown
         if net.driver == "bridge":
-            g.nodes.append(Node(f"bridge{i}", "bridge", [f"bridge {net.bridge}", f"gateway {gateway}"], group.id))
+            gateways = [f"gateway {g}/{s.prefixlen}" for s, g in net.families]
+            g.nodes.append(Node(f"bridge{i}", "bridge", [f"bridge {net.bridge}", *gateways], group.id))
             g.edges.append(Edge("host", f"bridge{i}", "", "gateway", net.name))
         else:
             host_lines += [f"{a.host_interface} {gateway} (gateway of {net.name})" for _, a in t.members(net.name)]

@@ -18,11 +18,14 @@ DRAFT = "http://json-schema.org/draft-07/schema#"  # what editors' YAML language
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
 _PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_IPV6 = r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*"  # the form only: nsgen validate judges the rest
 IPV4_PATTERN = rf"^{_IPV4}$"
+IPV6_PATTERN = rf"^{_IPV6}$"
 SUBNET_PATTERN = rf"^{_IPV4}/([0-9]|[12][0-9]|30)$"  # at least a /30
+SUBNET6_PATTERN = rf"^{_IPV6}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-6])$"  # at most a /{models.SUBNET6_MAX_PREFIX}
 # An IPv6 address, with a scope only when it is an interface name (fe80::1%eth0)
-IPV6_NAMESERVER_PATTERN = rf"^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9][A-Za-z0-9_.-]{{0,{models.IFNAME_MAX - 1}}})?$"
-PORT_PATTERN = rf"^({_IPV4}:)?{_PORT}:{_PORT}(/({'|'.join(models.PROTOCOLS)}))?$"
+IPV6_NAMESERVER_PATTERN = rf"^{_IPV6}(%[A-Za-z0-9][A-Za-z0-9_.-]{{0,{models.IFNAME_MAX - 1}}})?$"
+PORT_PATTERN = rf"^({_IPV4}:|\[{_IPV6}\]:)?{_PORT}:{_PORT}(/({'|'.join(models.PROTOCOLS)}))?$"
 
 
 def _name(cap: int, description: str) -> dict[str, Any]:
@@ -36,8 +39,10 @@ def _ifname(description: str) -> dict[str, Any]:
     return schema
 
 
-def _ipv4(description: str) -> dict[str, Any]:
-    return {"type": "string", "pattern": IPV4_PATTERN, "description": description}
+def _per_family(v4: str, v6: str, description: str) -> dict[str, Any]:
+    """One value of either family, or a list of one of each (dual stack)."""
+    one = {"anyOf": [{"type": "string", "pattern": v4}, {"type": "string", "pattern": v6}]}
+    return {"anyOf": [one, {"type": "array", "items": one, "minItems": 1, "maxItems": 2}], "description": description}
 
 
 def _object(keys: set[str], properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -54,10 +59,11 @@ def _network() -> dict[str, Any]:
             "driver": {"enum": list(models.DRIVERS), "default": "bridge",
                        "description": "bridge: containers plugged into a Linux bridge that holds the gateway; "
                                       "veth: one container joined to the host, whose end holds the gateway."},
-            "subnet": {"type": "string", "pattern": SUBNET_PATTERN,
-                       "description": "IPv4 subnet in canonical form (like 172.18.0.0/24), host bits clear, at least a /30; "
-                                      "networks must not overlap."},
-            "gateway": _ipv4("The host's address in the subnet. Default: the first usable address."),
+            "subnet": _per_family(SUBNET_PATTERN, SUBNET6_PATTERN,
+                                  "An IPv4 subnet (like 172.18.0.0/24, at least a /30), an IPv6 one (like fd00:18::/64, at least a /126), "
+                                  "or a list of one of each for dual stack; host bits clear; networks must not overlap."),
+            "gateway": _per_family(IPV4_PATTERN, IPV6_PATTERN, "The host's address in the subnet, or one per family. "
+                                   "Default: the first usable address of each."),
             "masquerade": {"type": "boolean", "default": True,
                            "description": "NAT traffic leaving the host (false: routed, the outside sees the containers' own addresses)."},
             "internal": {"type": "boolean", "default": False,
@@ -78,7 +84,8 @@ def _attachment() -> dict[str, Any]:
     return _object(
         models.ATTACHMENT_KEYS,
         {
-            "address": _ipv4("The container's address in the network's subnet. Default: the first free address, in file order."),
+            "address": _per_family(IPV4_PATTERN, IPV6_PATTERN, "The container's address in the network's subnet, or one per family. "
+                                   "Default: the first free address of each family, in file order."),
             "interface": _ifname("The interface's name inside the container. Default: eth0, eth1, ... in the order listed."),
             "host_interface": _ifname("The host end of the veth pair. Default: derived from the topology, container and network."),
         },
@@ -108,7 +115,8 @@ def _container() -> dict[str, Any]:
             },
             "ports": {
                 "type": ["array", "null"],
-                "description": "Published ports, Docker's -p syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp].",
+                "description": "Published ports, Docker's -p syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]; "
+                               "an IPv6 host IP in brackets ([::1]:8080:80).",
                 "items": {"type": "string", "pattern": PORT_PATTERN},
             },
             "processes": {

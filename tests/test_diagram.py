@@ -40,13 +40,13 @@ def facts(text: str) -> list[str]:
     t = topology(text)
     found = []
     for net in t.networks.values():
-        found.append(f"{net.gateway}/{net.subnet.prefixlen}")
+        found += [f"{g}/{s.prefixlen}" for s, g in net.families]
         if net.bridge:
             found.append(net.bridge)
     for c in t.containers.values():
         found.append(c.name)
         for a in c.attachments:
-            found += [a.interface, f"{a.address}/{a.prefixlen}", a.host_interface]
+            found += [a.interface, *(f"{x}/{n}" for x, n, _g in a.addresses), a.host_interface]
         for p in c.ports:
             found.append(f"{p.host_port}")
     return found
