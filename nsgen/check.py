@@ -126,7 +126,8 @@ def _family(address: str) -> str:
 
 
 def _has_address(link: dict, address: str) -> bool:
-    return any(f"{info.get('local')}/{info.get('prefixlen')}" == address for info in link.get("addr_info", []) if info.get("family") == _family(address))
+    family = _family(address)
+    return any(f"{info.get('local')}/{info.get('prefixlen')}" == address for info in link.get("addr_info", []) if info.get("family") == family)
 
 
 def _addresses(link: dict, family: str = "inet") -> str:

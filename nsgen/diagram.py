@@ -18,13 +18,14 @@ import shlex
 from dataclasses import dataclass, field
 
 from nsgen.errors import NsgenError
-from nsgen.models import Network, PublishedPort, Topology
+from nsgen.models import Attachment, Network, PublishedPort, Topology
 
 FORMATS = ("text", "mermaid", "dot", "svg")
 
 
 def _network_line(net: Network) -> str:
-    traits = [net.driver if net.driver == "veth" else f"bridge {net.bridge}", net.subnets_shown, f"gateway {', '.join(str(g) for _s, g in net.families)}"]
+    gateways = ", ".join(str(g) for _s, g in net.families)
+    traits = [net.driver if net.driver == "veth" else f"bridge {net.bridge}", net.subnets_shown, f"gateway {gateways}"]
     if net.internal:
         traits.append("internal")
     elif net.masquerade:
@@ -364,6 +365,10 @@ def _dot_tables(t: Topology, g: Graph) -> list[str]:
     return out
 
 
+def _addresses(a: Attachment) -> str:
+    return ", ".join(str(x) for x, _n, _g in a.addresses)
+
+
 def _table_head(net: Network, columns: int) -> list[str]:
     """A network table's first rows: the network, its kind, bridge and gateway; column titles."""
     kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
@@ -391,7 +396,7 @@ def _table_rows(t: Topology, net: Network) -> list[str]:
     if not members:
         rows.append(f'<TR><TD COLSPAN="{columns}"><FONT COLOR="#666666">(no containers)</FONT></TD></TR>')
     for c, a in members:
-        cells = [_html(c.name), f"{_html(a.interface)} {_html(', '.join(str(x) for x, _n, _g in a.addresses))}", _html(others[c.name]) or " "][:columns]
+        cells = [_html(c.name), f"{_html(a.interface)} {_html(_addresses(a))}", _html(others[c.name]) or " "][:columns]
         ports = [f' PORT="{ids[c.name]}"'] + [""] * (columns - 2) + [f' PORT="{ids[c.name]}_end"']
         rows.append("<TR>" + "".join(f'<TD{port} ALIGN="LEFT">{cell}</TD>' for port, cell in zip(ports, cells)) + "</TR>")
     return rows

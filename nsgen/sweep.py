@@ -18,7 +18,20 @@ import subprocess
 from typing import NamedTuple
 
 from nsgen.builtins import Host, in_group, marked_namespaces
-from nsgen.names import FORWARD6_DIR, FORWARD_DIR, LOCK_FILE, NETNS_ETC, STATE_ROOT, SYSCTL_DIR, chain_name, device_group, mark, resolv_mark, rule_tag, state_dir
+from nsgen.names import (
+    FORWARD6_DIR,
+    FORWARD_DIR,
+    LOCK_FILE,
+    NETNS_ETC,
+    STATE_ROOT,
+    SYSCTL_DIR,
+    chain_name,
+    device_group,
+    mark,
+    resolv_mark,
+    rule_tag,
+    state_dir,
+)
 from nsgen.plan import Command, Step, restore_forwarding
 
 TABLES = ("raw", "filter", "nat")  # in setup order: a teardown removes published ports first, the loopback guard last

@@ -70,7 +70,8 @@ def veths(b: Builder) -> None:
                     section="Links",
                     summary=f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
                     "its inner end made directly inside the namespace.",
-                    commands=(C("ip", "link", "add", a.host_interface, "group", b.group, "type", "veth", "peer", "name", a.interface, "netns", c.name),),
+                    commands=(C("ip", "link", "add", a.host_interface, "group", b.group, "type", "veth",
+                                "peer", "name", a.interface, "netns", c.name),),
                     undo=(C("ip", "link", "delete", a.host_interface, only_if=(b.link_ours(a.host_interface),)),),
                     probe=(link_exists(a.host_interface),),
                     resource=f"link {a.host_interface}",

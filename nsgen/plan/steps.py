@@ -43,7 +43,8 @@ BUILTINS: dict[str, tuple[str, ...]] = {
 # The Debian and Ubuntu package of each program a plan may need (said when one is missing).
 PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
             "iptables-save": "iptables",
-            "ip6tables": "iptables", "ip6tables-restore": "iptables", "ip6tables-save": "iptables", "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
+            "ip6tables": "iptables", "ip6tables-restore": "iptables", "ip6tables-save": "iptables",
+            "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
             "setsid": "util-linux", "conntrack": "conntrack"}
 # Programs every system has (coreutils, grep, findutils): not listed among a plan's tools.
 BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh"}

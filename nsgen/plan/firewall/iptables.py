@@ -97,7 +97,8 @@ def step(table: Table, topology: str) -> Step:
         exists: Argv = (fam.iptables, "-w", "-t", table.stage, "-S", chain)
     else:
         exists = (fam.iptables, "-w", "-t", table.stage, "-C", hooked[0][0], *hooked[0][2])
-    checks: list[tuple[str, str, Argv]] = [("firewall", f"{table.stage} chain {c} exists{fam.shown}", (fam.iptables, "-w", "-t", table.stage, "-S", c)) for c in chains]
+    checks: list[tuple[str, str, Argv]] = [
+        ("firewall", f"{table.stage} chain {c} exists{fam.shown}", (fam.iptables, "-w", "-t", table.stage, "-S", c)) for c in chains]
     for where, _r, argv in [*body, *jumps]:
         shown = " ".join(_untagged(argv, tag))
         checks.append(("firewall", f"{table.stage} {where}: {shown}{fam.shown}", (fam.iptables, "-w", "-t", table.stage, "-C", where, *argv)))
