@@ -441,13 +441,13 @@ def _tagged(listing: str, tag: str) -> bool:
     return any(w.strip('"') == tag for line in listing.splitlines() for w in line.split() if "--comment" in line)
 
 
-def iptables_undo(text: str) -> Result:
+def iptables_undo(text: str, tool: str = "iptables") -> Result:
     """Undo a table's rules: one iptables-restore transaction of the `-D`, `-F` and `-X` lines of
     `text`; when that fails (a rule is already gone, say), each rule that is still there is
     deleted, and each chain that is still there and the topology's own (it holds a rule with the
     topology's comment, or one of its rules jumped to it) flushed and deleted, one by one. A chain
-    of the same name that someone else made is left alone."""
-    done = _run(("iptables-restore", "-w", "--noflush"), text)
+    of the same name that someone else made is left alone. `tool`: iptables (IPv4) or ip6tables."""
+    done = _run((f"{tool}-restore", "-w", "--noflush"), text)
     if done.returncode == 0:
         return done
     table, tag, ours, errors = "filter", "", set(), []
@@ -457,7 +457,7 @@ def iptables_undo(text: str) -> Result:
         if not line.startswith("-"):
             continue
         action, chain, rule = _restore_words(line)
-        base = ("iptables", "-w", "-t", table)
+        base = (tool, "-w", "-t", table)
         if action == "-D":
             tag = rule[rule.index("--comment") + 1] if "--comment" in rule[:-1] else tag
             found = _run((*base, "-C", chain, *rule))
@@ -469,21 +469,30 @@ def iptables_undo(text: str) -> Result:
         if found.returncode == 1:  # no such rule or chain: already gone
             continue
         if found.returncode != 0:
-            errors.append(f"iptables -t {table}: cannot tell whether this is still there: {line} ({found.stderr.strip()})")
+            errors.append(f"{tool} -t {table}: cannot tell whether this is still there: {line} ({found.stderr.strip()})")
             continue
         if action == "-D" and "-j" in rule[:-1]:
-            ours.add(rule[rule.index("-j") + 1])
-        if action == "-X" and chain not in ours:
+            ours.add((table, rule[rule.index("-j") + 1]))  # a jump reaches a chain of its own table only
+        if action == "-X" and (table, chain) not in ours:
             continue
-        if action == "-F" and chain not in ours and not _tagged(found.stdout, tag):
+        if action == "-F" and (table, chain) not in ours and not _tagged(found.stdout, tag):
             continue
-        ours.add(chain)
+        ours.add((table, chain))
         result = _run((*base, action, chain, *rule))
         if result.returncode != 0:
-            errors.append(f"iptables -t {table} {line}: {result.stderr.strip() or 'failed'}")
+            errors.append(f"{tool} -t {table} {line}: {result.stderr.strip() or 'failed'}")
     if errors:
         return Result(1, "", "; ".join(errors))
     return Result(0)
+
+
+def ip6tables_undo(text: str) -> Result:
+    """iptables_undo for IPv6: the same text shape, through ip6tables and ip6tables-restore."""
+    return iptables_undo(text, "ip6tables")
+
+
+# The builtins that read an ip(6)tables-restore text on standard input (a Command's input).
+UNDO: dict[str, Callable[[str], Result]] = {"iptables_undo": iptables_undo, "ip6tables_undo": ip6tables_undo}
 
 
 def conntrack_flush(protocol: str, *ports: str) -> Result:
@@ -746,4 +755,4 @@ def commands(host: Host) -> dict[str, Callable[..., Result]]:
     }
 
 
-__all__ = ["Host", "Result", "intent_path", "iptables_undo", "marked_namespaces", "stop_processes"]
+__all__ = ["UNDO", "Host", "Result", "intent_path", "ip6tables_undo", "iptables_undo", "marked_namespaces", "stop_processes"]

@@ -57,6 +57,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "group_ours": ("ip",),
     "delete_links": ("ip",),
     "iptables_undo": ("iptables", "iptables-restore"),
+    "ip6tables_undo": ("ip6tables", "ip6tables-restore"),
     "conntrack_flush": ("conntrack",),
     "state_ok": (),
     "state_ours": (),
@@ -68,7 +69,8 @@ BUILTINS: dict[str, tuple[str, ...]] = {
 }
 # The Debian and Ubuntu package of each program a plan may need (said when one is missing).
 PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
-            "iptables-save": "iptables", "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
+            "iptables-save": "iptables", "ip6tables": "iptables", "ip6tables-restore": "iptables",
+            "ip6tables-save": "iptables", "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
             "setsid": "util-linux", "conntrack": "conntrack"}
 # Programs every system has (coreutils, grep, findutils): not listed among a plan's tools.
 BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh"}

@@ -546,16 +546,17 @@ ports_free() {
   return 0
 }
 
-# Undo a table's rules (the iptables-restore text on standard input): one transaction; when that
-# fails (a rule is already gone, say), each rule that is still there, one by one, and each chain
-# that is still there and the topology's own (it holds a rule with the topology's comment, or a
-# rule of it jumped to it): a chain of the same name that someone else made is left alone.
-iptables_undo() {
-  local text table=filter line failed=0 tag="" target i status listing
+# Undo a table's rules (the TOOL-restore text on standard input; TOOL: iptables or ip6tables): one
+# transaction; when that fails (a rule is already gone, say), each rule that is still there, one
+# by one, and each chain that is still there and the topology's own (it holds a rule with the
+# topology's comment, or a rule of it jumped to it): a chain of the same name that someone else
+# made is left alone.
+nsgen_tables_undo() {
+  local tool=$1 text table=filter line failed=0 tag="" target i status listing
   local -a words
   local -A ours=()
   text=$(cat)
-  if iptables-restore -w --noflush 2>/dev/null <<<"$text"; then return 0; fi
+  if "$tool-restore" -w --noflush 2>/dev/null <<<"$text"; then return 0; fi
   while IFS= read -r line; do
     case "$line" in '*'*) table=${line#\*}; continue ;; -*) ;; *) continue ;; esac
     read -r -a words <<<"$line"
@@ -565,24 +566,28 @@ iptables_undo() {
       for i in "${!words[@]}"; do
         case "${words[i]}" in --comment) tag=${words[i + 1]} ;; -j) target=${words[i + 1]} ;; esac
       done
-      iptables -w -t "$table" -C "${words[@]:1}" 2>/dev/null; status=$?
-      if [ "$status" = 2 ] && [ -n "$target" ] && { iptables -w -t "$table" -S "$target" >/dev/null 2>&1; [ "$?" = 1 ]; }; then status=1; fi
+      "$tool" -w -t "$table" -C "${words[@]:1}" 2>/dev/null; status=$?
+      if [ "$status" = 2 ] && [ -n "$target" ] && { "$tool" -w -t "$table" -S "$target" >/dev/null 2>&1; [ "$?" = 1 ]; }; then status=1; fi
     else
-      listing=$(iptables -w -t "$table" -S "${words[1]}" 2>/dev/null); status=$?
+      listing=$("$tool" -w -t "$table" -S "${words[1]}" 2>/dev/null); status=$?
     fi
     if [ "$status" = 1 ]; then continue; fi
-    if [ "$status" != 0 ]; then nsgen_say "iptables -t $table: cannot tell whether this is still there: $line"; failed=1; continue; fi
+    if [ "$status" != 0 ]; then nsgen_say "$tool -t $table: cannot tell whether this is still there: $line"; failed=1; continue; fi
+    # a chain is known by its table and name: a jump reaches a chain of its own table only
     case "${words[0]}" in
-      -D) ours[$target]=1 ;;
+      -D) ours[$table/$target]=1 ;;
       -F)
-        if [ -z "${ours[${words[1]}]+set}" ] && ! grep -qE -- "--comment \"?$tag\"?( |\$)" <<<"$listing"; then continue; fi
-        ours[${words[1]}]=1 ;;
-      -X) [ -n "${ours[${words[1]}]+set}" ] || continue ;;
+        if [ -z "${ours[$table/${words[1]}]+set}" ] && ! grep -qE -- "--comment \"?$tag\"?( |\$)" <<<"$listing"; then continue; fi
+        ours[$table/${words[1]}]=1 ;;
+      -X) [ -n "${ours[$table/${words[1]}]+set}" ] || continue ;;
     esac
-    iptables -w -t "$table" "${words[@]}" || failed=1
+    "$tool" -w -t "$table" "${words[@]}" || failed=1
   done <<<"$text"
   return "$failed"
 }
+
+# Undo IPv4 rules: nsgen_tables_undo through iptables.
+iptables_undo() { nsgen_tables_undo iptables; }
 
 # What an iptables-save text holds, for a person: policies that drop, and the number of rules.
 nsgen_summary() {

@@ -1,0 +1,148 @@
+"""The builtins' two halves, the shell functions of the scripts (templates/_functions.sh.j2) and the
+Python functions of `nsgen run` (nsgen/builtins.py), run against the same real kernel state in a
+sandbox, each asserted to give the same exit status and message: IPv6 routes, sockets, ip6tables
+rules and conntrack entries beside the IPv4 ones."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# One builtin, run by nsgen's executor as `nsgen run` runs it (the undo builtins, which read a
+# restore text on standard input, are called directly): argv[1] names it, the rest are its words.
+PYTHON = """
+import sys
+from nsgen import builtins
+from nsgen.execute import SubprocessRunner
+from nsgen.plan import Command
+
+name, args = sys.argv[1], tuple(sys.argv[2:])
+if name in builtins.UNDO:
+    done = builtins.UNDO[name](sys.stdin.read())
+else:
+    done = SubprocessRunner().run(Command((name, *args), builtin=True))
+sys.stdout.write(done.stdout)
+sys.stderr.write(done.stderr.rstrip("\\n") + "\\n" if done.stderr.strip() else "")
+sys.exit(done.returncode)
+"""
+
+
+def functions() -> str:
+    """Every shell function of the scripts, rendered as a script defines them."""
+    from nsgen.names import FORWARD_DIR, NETNS_DIR, RECORD, STATE_ROOT
+    from nsgen.plan import BUILTINS, START_WINDOW
+    from nsgen.render import environment
+
+    return environment().get_template("_functions.sh.j2").render(
+        plan=SimpleNamespace(functions=tuple(BUILTINS)),
+        paths={"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "record": RECORD},
+        start_window=START_WINDOW,
+        netns_dir=NETNS_DIR,
+    )
+
+
+def shell(sb, name: str, *args: str, input: str | None = None):
+    """The builtin's shell function, run as the scripts run it (set -u, pipefail)."""
+    script = f"{functions()}\nset -uo pipefail\n\"$@\"\n"
+    return sb.run(["bash", "-c", script, "nsgen-builtin", name, *args], input=input, check=False)
+
+
+def python(sb, name: str, *args: str, input: str | None = None):
+    """The builtin's Python function, run as `nsgen run` runs it."""
+    return sb.run([sys.executable, "-c", PYTHON, name, *args], input=input, check=False, env={"PYTHONPATH": str(ROOT)})
+
+
+HALVES = {"shell": shell, "python": python}
+
+
+def both(sb, name: str, *args: str, input: str | None = None) -> tuple[int, str]:
+    """Run both halves; assert they agree on the exit status and on what they say; return those."""
+    results = {half: run(sb, name, *args, input=input) for half, run in HALVES.items()}
+    said = {half: (done.returncode, done.stderr.replace("nsgen: ", "", 1).strip()) for half, done in results.items()}
+    assert said["shell"] == said["python"], said
+    return said["python"]
+
+
+# ----------------------------------------------------------------------------------------------
+# ip6tables_undo
+
+
+SETUP6 = """*filter
+:NSGEN-t6 - [0:0]
+-A FORWARD -m comment --comment nsgen:t6 -j NSGEN-t6
+-A NSGEN-t6 -d fd00:20::/64 -m comment --comment nsgen:t6 -j ACCEPT
+COMMIT
+*nat
+:NSGEN-t6 - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:t6 -j NSGEN-t6
+-A NSGEN-t6 -p tcp --dport 8080 -m comment --comment nsgen:t6 -j DNAT --to-destination [fd00:20::2]:80
+-A POSTROUTING -s fd00:20::/64 ! -o br-t6 -m comment --comment nsgen:t6 -j MASQUERADE
+COMMIT
+"""
+
+UNDO6 = """*nat
+# connections from elsewhere to this host's addresses: published ports in NSGEN-t6
+-D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:t6 -j NSGEN-t6
+# network n reaches out as the host
+-D POSTROUTING -s fd00:20::/64 ! -o br-t6 -m comment --comment nsgen:t6 -j MASQUERADE
+-F NSGEN-t6
+-X NSGEN-t6
+COMMIT
+*filter
+-D FORWARD -m comment --comment nsgen:t6 -j NSGEN-t6
+-F NSGEN-t6
+-X NSGEN-t6
+COMMIT
+"""
+
+
+def ip6_rules(sb, tool: str = "ip6tables") -> list[str]:
+    """The ip6tables (or iptables) rules and chains of every table, without counters."""
+    saved = sb.run([f"{tool}-save"]).stdout
+    return [line.split(" [")[0].replace('"', "") for line in saved.splitlines() if line.startswith((":", "-A", "*"))]
+
+
+@pytest.mark.parametrize("half", HALVES)
+def test_ip6tables_undo_removes_the_tagged_ip6tables_rules_and_chain_and_can_run_twice(sandbox, half):
+    sb, undo = sandbox, HALVES[half]
+    sb.run(["ip6tables", "-w", "-A", "FORWARD", "-s", "2001:db8:5::/48", "-j", "DROP"])  # someone else's
+    sb.run(["ip6tables", "-w", "-t", "nat", "-A", "POSTROUTING", "-s", "2001:db8:5::/48", "-j", "RETURN"])
+    sb.run(["iptables", "-w", "-A", "FORWARD", "-m", "comment", "--comment", "nsgen:t6", "-j", "ACCEPT"])  # IPv4: not its business
+    before6, before4 = ip6_rules(sb), ip6_rules(sb, "iptables")
+    sb.run(["ip6tables-restore", "-w", "--noflush"], input=SETUP6)
+    assert "-A NSGEN-t6 -d fd00:20::/64 -m comment --comment nsgen:t6 -j ACCEPT" in ip6_rules(sb)
+    done = undo(sb, "ip6tables_undo", input=UNDO6)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert ip6_rules(sb) == before6
+    # again, with nothing left to remove: the transaction fails, and rule by rule finds all gone
+    done = undo(sb, "ip6tables_undo", input=UNDO6)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert ip6_rules(sb) == before6
+    assert ip6_rules(sb, "iptables") == before4
+
+
+def test_ip6tables_undo_rule_by_rule_leaves_a_chain_of_the_same_name_alone(sandbox):
+    """Half the rules already gone: each half removes what is left; a chain of the same name that
+    holds no rule of the topology's, and that none of its rules jumps to, is someone else's."""
+    sb = sandbox
+    for half in HALVES:
+        sb.run(["ip6tables-restore", "-w", "--noflush"], input=SETUP6)
+        sb.run(["ip6tables", "-w", "-t", "nat", "-D", "POSTROUTING", "-s", "fd00:20::/64", "!", "-o", "br-t6",
+                "-m", "comment", "--comment", "nsgen:t6", "-j", "MASQUERADE"])
+        sb.run(["ip6tables", "-w", "-D", "FORWARD", "-m", "comment", "--comment", "nsgen:t6", "-j", "NSGEN-t6"])
+        sb.run(["ip6tables", "-w", "-F", "NSGEN-t6"])
+        sb.run(["ip6tables", "-w", "-A", "NSGEN-t6", "-j", "RETURN"])  # the filter chain: now someone else's
+        done = HALVES[half](sb, "ip6tables_undo", input=UNDO6)
+        assert (half, done.returncode, done.stderr) == (half, 0, "")
+        rules = ip6_rules(sb)
+        assert "-A NSGEN-t6 -j RETURN" in rules, (half, rules)
+        assert not [r for r in rules if "nsgen:t6" in r or r.startswith("-A PREROUTING")], (half, rules)
+        assert not [r for r in rules[rules.index("*nat"):] if "NSGEN-t6" in r], (half, rules)
+        sb.run(["ip6tables", "-w", "-F", "NSGEN-t6"])
+        sb.run(["ip6tables", "-w", "-X", "NSGEN-t6"])
