@@ -496,11 +496,15 @@ UNDO: dict[str, Callable[[str], Result]] = {"iptables_undo": iptables_undo, "ip6
 
 
 def conntrack_flush(protocol: str, *ports: str) -> Result:
-    """Delete the connection-tracking entries whose original destination port is one of `ports`."""
+    """Delete the connection-tracking entries, IPv4 and IPv6, whose original destination port is
+    one of `ports`. None found is no error; nor is a host without IPv6 (no /proc/net/if_inet6:
+    it tracks no IPv6 connection, and conntrack cannot be asked about them)."""
+    families = ("ipv4", "ipv6") if os.path.exists("/proc/net/if_inet6") else ("ipv4",)
     for port in ports:
-        done = _run(("conntrack", "-D", "-p", protocol, "--orig-port-dst", port))
-        if done.returncode != 0 and "0 flow entries" not in done.stderr:
-            return Result(done.returncode, "", done.stderr.strip())
+        for family in families:
+            done = _run(("conntrack", "-D", "-f", family, "-p", protocol, "--orig-port-dst", port))
+            if done.returncode != 0 and "0 flow entries" not in done.stderr:
+                return Result(done.returncode, "", done.stderr.strip())
     return Result(0)
 
 

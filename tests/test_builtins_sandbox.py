@@ -146,3 +146,59 @@ def test_ip6tables_undo_rule_by_rule_leaves_a_chain_of_the_same_name_alone(sandb
         assert not [r for r in rules[rules.index("*nat"):] if "NSGEN-t6" in r], (half, rules)
         sb.run(["ip6tables", "-w", "-F", "NSGEN-t6"])
         sb.run(["ip6tables", "-w", "-X", "NSGEN-t6"])
+
+
+# ----------------------------------------------------------------------------------------------
+# conntrack_flush
+
+
+def peer(sb, name: str = "peer", n: int = 7) -> None:
+    """A namespace `name` linked to the sandbox host by a veth: 2001:db8:N::1 and 192.0.2.1 on the
+    host's end, 2001:db8:N::2 and 192.0.2.2 on its own."""
+    sb.sh(f"ip netns add {name} && ip link add ct{n} type veth peer name eth0 netns {name} && "
+          f"ip addr add 2001:db8:{n}::1/64 dev ct{n} nodad && ip addr add 192.0.2.1/24 dev ct{n} && ip link set ct{n} up && "
+          f"ip -n {name} addr add 2001:db8:{n}::2/64 dev eth0 nodad && ip -n {name} addr add 192.0.2.2/24 dev eth0 && "
+          f"ip -n {name} link set eth0 up && ip -n {name} link set lo up")
+
+
+SEND = """
+import socket, sys
+for address in sys.argv[1:]:
+    host, _, port = address.rpartition(":")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.sendto(b"x", (host.strip("[]"), int(port)))
+"""
+
+
+def flows(sb) -> list[tuple[str, str]]:
+    """(destination address, destination port) of the host's tracked UDP flows, both families."""
+    found = set()
+    for family in ("ipv4", "ipv6"):
+        for line in sb.run(["conntrack", "-L", "-f", family, "-p", "udp"]).stdout.splitlines():
+            words: dict[str, str] = {}
+            for key, _, value in (w.partition("=") for w in line.split() if "=" in w):
+                words.setdefault(key, value)  # the first of each: the original direction
+            found.add((words["dst"], words["dport"]))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("half", HALVES)
+def test_conntrack_flush_forgets_the_udp_flows_of_both_families_to_the_ports(sandbox, half):
+    sb = sandbox
+    peer(sb)
+    for tool in ("iptables", "ip6tables"):  # the host tracks connections once a rule asks for their state
+        sb.run([tool, "-w", "-A", "INPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT"])
+    sb.in_ns("peer", [sys.executable, "-c", SEND, "[2001:db8:7::1]:5353", "192.0.2.1:5353", "[2001:db8:7::1]:5354",
+                      "[2001:db8:7::1]:6000", "192.0.2.1:6000"])
+    deadline = time.monotonic() + 5
+    while len(flows(sb)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert flows(sb) == [("192.0.2.1", "5353"), ("192.0.2.1", "6000"), ("2001:db8:7::1", "5353"),
+                         ("2001:db8:7::1", "5354"), ("2001:db8:7::1", "6000")]
+    done = HALVES[half](sb, "conntrack_flush", "udp", "5353", "5354")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert flows(sb) == [("192.0.2.1", "6000"), ("2001:db8:7::1", "6000")]
+    # none left to forget: not an error
+    assert both(sb, "conntrack_flush", "udp", "5353", "5354") == (0, "")
+    assert flows(sb) == [("192.0.2.1", "6000"), ("2001:db8:7::1", "6000")]
