@@ -202,3 +202,36 @@ def test_conntrack_flush_forgets_the_udp_flows_of_both_families_to_the_ports(san
     # none left to forget: not an error
     assert both(sb, "conntrack_flush", "udp", "5353", "5354") == (0, "")
     assert flows(sb) == [("192.0.2.1", "6000"), ("2001:db8:7::1", "6000")]
+
+
+# ----------------------------------------------------------------------------------------------
+# subnets_free
+
+GROUP = "4242"
+
+
+def test_subnets_free_refuses_an_ipv6_subnet_a_host_route_overlaps(sandbox):
+    sb = sandbox
+    peer(sb)
+    sb.sh("ip -6 route add 2001:db8:30::/48 via 2001:db8:7::2 dev ct7 && ip -6 route add 2001:db8:40::5 dev ct7 && "
+          "ip route add 203.0.113.128/25 via 192.0.2.2 dev ct7 && "
+          # a device of the topology's own (its group, its mark): its routes are its own, set up before
+          f"ip link add own6 group {GROUP} type bridge && ip link set own6 alias nsgen:t6 up && "
+          "ip -6 route add fd00:60::/64 dev own6 && ip route add 10.60.0.0/24 dev own6 && "
+          # a device of the group that another topology marked
+          f"ip link add their6 group {GROUP} type bridge && ip link set their6 alias nsgen:other up && ip -6 route add fd00:70::/64 dev their6")
+    assert "fe80::/64 dev ct7" in sb.run(["ip", "-6", "route"]).stdout
+    free = ("a=fd00:20::/64", "b=10.20.0.0/24", "c=2001:db8:31::/48", "d=2001:db8:40::6/127", "e=fd00:60::/64",
+            "f=10.60.0.0/24", "ll=fe80::/64", "g=2001:db8:2f:ffff::/64")
+    assert both(sb, "subnets_free", GROUP, "t6", *free) == (0, "")
+    refused = {
+        "h=2001:db8:30:1::/64": "network h: subnet 2001:db8:30:1::/64 overlaps the host's route to 2001:db8:30::/48 (dev ct7)",
+        "i=2001:db8::/32": "network i: subnet 2001:db8::/32 overlaps the host's route to 2001:db8:7::/64 (dev ct7)",
+        "j=2001:db8:40::/120": "network j: subnet 2001:db8:40::/120 overlaps the host's route to 2001:db8:40::5/128 (dev ct7)",
+        "k=2001:db8:30:8000::/49": "network k: subnet 2001:db8:30:8000::/49 overlaps the host's route to 2001:db8:30::/48 (dev ct7)",
+        "l=fd00:70::/80": "network l: subnet fd00:70::/80 overlaps the host's route to fd00:70::/64 (dev their6)",
+        "m=203.0.113.192/26": "network m: subnet 203.0.113.192/26 overlaps the host's route to 203.0.113.128/25 (dev ct7)",
+    }
+    for item, message in refused.items():
+        said = both(sb, "subnets_free", GROUP, "t6", *free, item)
+        assert (item, *said) == (item, 1, f"{message}; choose a subnet the host does not use; nothing was changed")

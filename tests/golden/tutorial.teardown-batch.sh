@@ -289,43 +289,78 @@ nsgen_ip4() {
   echo $(( (a << 24) | (b << 16) | (c << 8) | d ))
 }
 
-# Whether two IPv4 prefixes (a bare address is a /32) share an address.
+# An IPv6 address as its 32 hex digits (the last 32 bits may be written dotted, as in ::ffff:1.2.3.4).
+nsgen_ip6() {
+  local addr=$1 n i
+  local -a head=() tail=() groups=()
+  if [[ $addr == *.* ]]; then
+    n=$(nsgen_ip4 "${addr##*:}")
+    addr=${addr%:*}:$(printf '%x:%x' $(( n >> 16 )) $(( n & 0xFFFF )))
+  fi
+  if [[ $addr == *::* ]]; then
+    [ -z "${addr%%::*}" ] || IFS=: read -r -a head <<<"${addr%%::*}"
+    [ -z "${addr#*::}" ] || IFS=: read -r -a tail <<<"${addr#*::}"
+    groups=("${head[@]}")
+    for (( i = ${#head[@]} + ${#tail[@]}; i < 8; i++ )); do groups+=(0); done
+    groups+=("${tail[@]}")
+  else
+    IFS=: read -r -a groups <<<"$addr"
+  fi
+  printf '%04x' "${groups[@]/#/0x}"
+}
+
+# Whether two prefixes of one family (a bare address is a /32 or a /128) share an address.
 nsgen_overlap() {
-  local x=$1 y=$2 xlen=32 ylen=32 len mask
+  local x=$1 y=$2 max=32 xlen ylen len mask a b n
+  case "$x" in *:*) max=128 ;; esac
+  xlen=$max ylen=$max
   case "$x" in */*) xlen=${x#*/}; x=${x%/*} ;; esac
   case "$y" in */*) ylen=${y#*/}; y=${y%/*} ;; esac
   len=$(( xlen < ylen ? xlen : ylen ))
-  mask=$(( len == 0 ? 0 : (0xFFFFFFFF << (32 - len)) & 0xFFFFFFFF ))
-  (( ($(nsgen_ip4 "$x") & mask) == ($(nsgen_ip4 "$y") & mask) ))
+  if [ "$max" = 32 ]; then
+    mask=$(( len == 0 ? 0 : (0xFFFFFFFF << (32 - len)) & 0xFFFFFFFF ))
+    (( ($(nsgen_ip4 "$x") & mask) == ($(nsgen_ip4 "$y") & mask) ))
+    return
+  fi
+  # IPv6: the first len bits, as len/4 hex digits and the high bits of the next one
+  a=$(nsgen_ip6 "$x"); b=$(nsgen_ip6 "$y"); n=$(( len / 4 ))
+  [ "${a:0:n}" = "${b:0:n}" ] || return 1
+  (( len % 4 == 0 )) && return 0
+  mask=$(( (0xF << (4 - len % 4)) & 0xF ))
+  (( (0x${a:n:1} & mask) == (0x${b:n:1} & mask) ))
 }
 
-# No route of the host's main table overlaps a network's subnet (NAME=SUBNET...), except the
-# routes of topology TOPOLOGY's own devices (in device group GROUP).
+# No route of the host's main table overlaps a network's subnet (NAME=SUBNET..., IPv4 or IPv6: a
+# route of its family; IPv6 link-local and multicast routes, which every link has, aside), except
+# the routes of topology TOPOLOGY's own devices (in device group GROUP).
 subnets_free() {
-  local group=$1 topology=$2 item net subnet name alias dst dev route links routes
+  local group=$1 topology=$2 item net subnet name alias dst dev links family
+  local -a route
   shift 2
-  local -A ours=()
+  local -A ours=() routes=()
   links=$(nsgen_group_links "$group")
   while read -r name alias; do
     if [ -n "$name" ] && nsgen_link_mine "$name" "$alias" "$topology"; then ours[$name]=1; fi
   done <<<"$links"
-  routes=$(ip -4 -o route show table main)
   for item in "$@"; do
-    net=${item%=*}; subnet=${item##*=}
+    net=${item%=*}; subnet=${item##*=}; family=4
+    case "$subnet" in *:*) family=6 ;; esac
+    [ -n "${routes[$family]+set}" ] || routes[$family]=$(ip "-$family" -o route show table main 2>/dev/null)
     while read -r -a route; do
       [ "${#route[@]}" -gt 0 ] || continue
       case "${route[0]}" in
         default|unreachable|blackhole|prohibit|throw|local|broadcast|multicast|anycast|nat) continue ;;
+        fe[89ab]?:*|ff??:*) continue ;;  # IPv6 link-local and multicast
       esac
       dst=${route[0]}; dev="*"
       for i in "${!route[@]}"; do [ "${route[i]}" = dev ] && dev=${route[i + 1]}; done
       [ -n "${ours[$dev]+set}" ] && continue
-      case "$dst" in */*) ;; *) dst=$dst/32 ;; esac
+      case "$dst" in */*) ;; *:*) dst=$dst/128 ;; *) dst=$dst/32 ;; esac
       if [ "${dst#*/}" != 0 ] && nsgen_overlap "$dst" "$subnet"; then
         nsgen_say "network $net: subnet $subnet overlaps the host's route to $dst (dev $dev); choose a subnet the host does not use; nothing was changed"
         return 1
       fi
-    done <<<"$routes"
+    done <<<"${routes[$family]}"
   done
   return 0
 }
