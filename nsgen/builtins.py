@@ -658,41 +658,98 @@ def _holder(inode: str) -> str:
 
 
 def _overlaps(mine: str, theirs: str) -> bool:
-    """Whether a port bound at `theirs` takes traffic for a port published at `mine` ('*':
-    every address). A socket bound to one IPv6 address takes no IPv4 traffic."""
-    if theirs in ("*", "0.0.0.0", "::"):
+    """Whether a port bound or published at `theirs` takes traffic for a port published at `mine`.
+    Each is `*` (every address of both families: a dual-stack socket on [::], a port published on
+    every address), 0.0.0.0 (every IPv4 address), :: (every IPv6 address: a socket on [::] with
+    IPV6_V6ONLY, an ip6tables DNAT for any destination) or one address."""
+    if "*" in (mine, theirs) or mine == theirs:
         return True
-    if ":" in theirs:
-        return False
-    return mine in ("*", theirs)
+    return any((wide == "0.0.0.0" and ":" not in one) or (wide == "::" and ":" in one) for wide, one in ((mine, theirs), (theirs, mine)))
+
+
+def _v6only(protocol: str) -> set[str] | None:
+    """The inodes of the IPv6 sockets that listen (TCP) or are bound (UDP) with IPV6_V6ONLY, asked
+    of the kernel over sock_diag as `ss` asks it (/proc/net does not tell); None when it cannot be."""
+    import socket
+    import struct
+
+    states = 1 << 10 if protocol == "tcp" else 1 << 7  # TCP_LISTEN; TCP_CLOSE: an unconnected UDP socket
+    request = struct.pack("=BBBxI", socket.AF_INET6, 6 if protocol == "tcp" else 17, 0, states) + bytes(48)  # inet_diag_req_v2
+    found: set[str] = set()
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4) as s:  # NETLINK_SOCK_DIAG
+            s.send(struct.pack("=LHHLL", 16 + len(request), 20, 0x301, 1, 0) + request)  # SOCK_DIAG_BY_FAMILY, a dump
+            while True:
+                data, offset = s.recv(1 << 16), 0
+                while offset + 16 <= len(data):
+                    length, kind = struct.unpack_from("=LH", data, offset)
+                    if kind == 3:  # NLMSG_DONE
+                        return found
+                    if kind == 2 or length < 16 + 72:  # NLMSG_ERROR (no diag for the protocol, say)
+                        return None
+                    inode = struct.unpack_from("=I", data, offset + 16 + 68)[0]  # inet_diag_msg's idiag_inode
+                    attr = offset + 16 + 72
+                    while attr + 4 <= offset + length:
+                        size, name = struct.unpack_from("=HH", data, attr)
+                        if size < 4:
+                            break
+                        if name == 11 and size > 4 and data[attr + 4]:  # INET_DIAG_SKV6ONLY, set
+                            found.add(str(inode))
+                        attr += (size + 3) & ~3
+                    offset += (length + 3) & ~3
+                if not data:
+                    return None
+    except OSError:
+        return None
 
 
 def _dnat_rules() -> list[tuple[str, str, int, str, str]]:
-    """(protocol, address or '*', port, tag or '', line) of every DNAT rule of the nat table."""
-    done = _run(("iptables-save", "-t", "nat"))
+    """(protocol, address, port, tag or '', line) of every DNAT rule of the nat tables, IPv4 and
+    IPv6; a rule for any destination has 0.0.0.0 or :: (every address of its family)."""
     rules = []
-    for line in done.stdout.splitlines():
-        words = line.split()
-        if not words or words[0] != "-A" or "DNAT" not in words:
-            continue
-        protocol = words[words.index("-p") + 1] if "-p" in words[:-1] else ""
-        if "--dport" not in words[:-1] or not words[words.index("--dport") + 1].isdigit():
-            continue
-        port = int(words[words.index("--dport") + 1])
-        where = words[words.index("-d") + 1].removesuffix("/32") if "-d" in words[:-1] else "*"
-        tag = words[words.index("--comment") + 1].strip('"') if "--comment" in words[:-1] else ""
-        rules.append((protocol, where, port, tag, line))
+    for save, anywhere in (("iptables-save", "0.0.0.0"), ("ip6tables-save", "::")):
+        done = _run((save, "-t", "nat"))  # ip6tables-save missing: no IPv6 rule
+        for line in done.stdout.splitlines():
+            words = line.split()
+            if not words or words[0] != "-A" or "DNAT" not in words:
+                continue
+            protocol = words[words.index("-p") + 1] if "-p" in words[:-1] else ""
+            if "--dport" not in words[:-1] or not words[words.index("--dport") + 1].isdigit():
+                continue
+            port = int(words[words.index("--dport") + 1])
+            where = words[words.index("-d") + 1].removesuffix("/32").removesuffix("/128") if "-d" in words[:-1] else anywhere
+            tag = words[words.index("--comment") + 1].strip('"') if "--comment" in words[:-1] else ""
+            rules.append((protocol, where, port, tag, line))
     return rules
 
 
+def _spec(spec: str) -> tuple[str, int, str]:
+    """PROTOCOL:PORT:HOST, split on its first two colons; HOST is `*`, an IPv4 address, or an IPv6
+    address in brackets ([2001:db8::1], [::])."""
+    protocol, port, host = spec.split(":", 2)
+    return protocol, int(port), host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 def ports_free(tag: str, *specs: str) -> Result:
-    """No host socket listens on a port the topology publishes, and no other DNAT (another
-    topology's, another program's) takes it, at an address that overlaps."""
-    wanted = [(p, int(n), ip) for p, n, ip in (s.split(":", 2) for s in specs)]
+    """No host socket listens on a port the topology publishes (PROTOCOL:PORT:HOST...), and no
+    other DNAT (another topology's, another program's; IPv4 or IPv6) takes it, at an address that
+    overlaps. An IPv6 socket on [::] holds the port on every address of both families unless it is
+    IPV6_V6ONLY; when the kernel cannot be asked which, it is taken to hold both, as `ss` (the
+    scripts' half) takes it, so that both halves refuse alike."""
+    wanted = [_spec(s) for s in specs]
+    v6only: dict[str, set[str] | None] = {}
     for found in listeners():
         for protocol, port, ip in wanted:
-            if found.protocol == protocol and found.port == port and _overlaps(ip, found.address):
-                shown = f"[{found.address}]" if ":" in found.address else found.address
+            if found.protocol != protocol or found.port != port:
+                continue
+            address = found.address
+            if address == "::":
+                if protocol not in v6only:
+                    v6only[protocol] = _v6only(protocol)
+                only = v6only[protocol]
+                address = "::" if only is not None and found.inode in only else "*"
+            if _overlaps(ip, address):
+                shown = f"[{address}]" if ":" in address else address
                 return Result(1, "", f"host port {port}/{protocol} is already in use: {_holder(found.inode)} listens on "
                                      f"{shown}:{port}; nothing was changed")
     for protocol, where, port, theirs, line in _dnat_rules():

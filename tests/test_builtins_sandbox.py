@@ -235,3 +235,105 @@ def test_subnets_free_refuses_an_ipv6_subnet_a_host_route_overlaps(sandbox):
     for item, message in refused.items():
         said = both(sb, "subnets_free", GROUP, "t6", *free, item)
         assert (item, *said) == (item, 1, f"{message}; choose a subnet the host does not use; nothing was changed")
+
+
+# ----------------------------------------------------------------------------------------------
+# ports_free
+
+LISTEN = """
+import socket, sys, time
+protocol, address, port, v6only = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+family = socket.AF_INET6 if ":" in address else socket.AF_INET
+s = socket.socket(family, socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM)
+if family == socket.AF_INET6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+s.bind((address, port))
+if protocol == "tcp":
+    s.listen()
+time.sleep(600)
+"""
+
+
+def listen(sb, protocol: str, address: str, port: int, v6only: bool = False) -> str:
+    """A host program holding a port (IPv6 when the address is); returns its pid."""
+    pid = sb.sh(f"python3 -c '{LISTEN}' {protocol} {address} {port} {int(v6only)} >/dev/null 2>&1 & echo $!").stdout.strip()
+    deadline = time.monotonic() + 10
+    while f":{port} " not in sb.run(["ss", "-H", "-l", "-n", f"--{protocol}"]).stdout and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pid
+
+
+def refusals(sb, *specs: str) -> dict[str, str]:
+    """What ports_free says of each spec alone ("" where it lets it be published), both halves agreeing."""
+    said = {}
+    for spec in specs:
+        code, message = both(sb, "ports_free", "nsgen:t6", spec)
+        assert (spec, code) == (spec, 1 if message else 0)
+        said[spec] = message
+    return said
+
+
+def test_ports_free_knows_which_ipv6_and_ipv4_listeners_hold_which_addresses(sandbox):
+    sb = sandbox
+    peer(sb)  # the host has 2001:db8:7::1 and 192.0.2.1 besides
+    loop6 = listen(sb, "tcp", "::1", 8080)
+    dual = listen(sb, "tcp", "::", 8081)
+    only6 = listen(sb, "tcp", "::", 8082, v6only=True)
+    any4 = listen(sb, "tcp", "0.0.0.0", 8083)
+    udp6 = listen(sb, "udp", "::", 5300, v6only=True)
+
+    def held(port: int, pid: str, shown: str, protocol: str = "tcp") -> str:
+        return f"host port {port}/{protocol} is already in use: python3 (pid {pid}) listens on {shown}:{port}; nothing was changed"
+
+    assert refusals(sb, "tcp:8080:*", "tcp:8080:[::1]", "tcp:8080:[::]", "tcp:8080:127.0.0.1", "tcp:8080:[2001:db8:7::1]",
+                    "udp:8080:*", "tcp:8079:*") == {
+        "tcp:8080:*": held(8080, loop6, "[::1]"), "tcp:8080:[::1]": held(8080, loop6, "[::1]"),
+        "tcp:8080:[::]": held(8080, loop6, "[::1]"), "tcp:8080:127.0.0.1": "", "tcp:8080:[2001:db8:7::1]": "",
+        "udp:8080:*": "", "tcp:8079:*": "",
+    }
+    # on [::] without IPV6_V6ONLY (Linux's default): every address of both families (ss shows it as *)
+    assert refusals(sb, "tcp:8081:*", "tcp:8081:127.0.0.1", "tcp:8081:192.0.2.1", "tcp:8081:[2001:db8:7::1]", "tcp:8081:[::1]") == {
+        spec: held(8081, dual, "*") for spec in ("tcp:8081:*", "tcp:8081:127.0.0.1", "tcp:8081:192.0.2.1",
+                                                 "tcp:8081:[2001:db8:7::1]", "tcp:8081:[::1]")
+    }
+    # with IPV6_V6ONLY: every IPv6 address, and no IPv4 one
+    assert refusals(sb, "tcp:8082:*", "tcp:8082:[::1]", "tcp:8082:[2001:db8:7::1]", "tcp:8082:127.0.0.1", "tcp:8082:192.0.2.1") == {
+        "tcp:8082:*": held(8082, only6, "[::]"), "tcp:8082:[::1]": held(8082, only6, "[::]"),
+        "tcp:8082:[2001:db8:7::1]": held(8082, only6, "[::]"), "tcp:8082:127.0.0.1": "", "tcp:8082:192.0.2.1": "",
+    }
+    # on 0.0.0.0: every IPv4 address, and no IPv6 one
+    assert refusals(sb, "tcp:8083:*", "tcp:8083:192.0.2.1", "tcp:8083:[::1]", "tcp:8083:[2001:db8:7::1]") == {
+        "tcp:8083:*": held(8083, any4, "0.0.0.0"), "tcp:8083:192.0.2.1": held(8083, any4, "0.0.0.0"),
+        "tcp:8083:[::1]": "", "tcp:8083:[2001:db8:7::1]": "",
+    }
+    assert refusals(sb, "udp:5300:[::1]", "udp:5300:127.0.0.1", "tcp:5300:[::1]") == {
+        "udp:5300:[::1]": held(5300, udp6, "[::]", "udp"), "udp:5300:127.0.0.1": "", "tcp:5300:[::1]": "",
+    }
+    # several specs at once: the first held one is said
+    assert both(sb, "ports_free", "nsgen:t6", "tcp:8083:[::1]", "tcp:8080:127.0.0.1", "tcp:8082:[::1]") == (1, held(8082, only6, "[::]"))
+
+
+def test_ports_free_refuses_a_port_an_ip6tables_dnat_publishes(sandbox):
+    sb = sandbox
+    peer(sb)
+    sb.run(["ip6tables-restore", "-w", "--noflush"], input="""*nat
+:NSGEN-other - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:other -j NSGEN-other
+-A NSGEN-other -d 2001:db8:7::1/128 -p tcp -m tcp --dport 8090 -m comment --comment nsgen:other -j DNAT --to-destination [fd00:70::2]:80
+-A NSGEN-other -p udp -m udp --dport 5353 -m comment --comment nsgen:other -j DNAT --to-destination [fd00:70::2]:53
+-A NSGEN-other -p tcp -m tcp --dport 8091 -m comment --comment nsgen:t6 -j DNAT --to-destination [fd00:20::2]:80
+-A PREROUTING -d 2001:db8:7::1/128 -p tcp -m tcp --dport 8092 -j DNAT --to-destination [fd00:80::2]:80
+COMMIT
+""")
+    other = "host port {}/{} is already published by nsgen topology other; nothing was changed"
+    assert refusals(sb, "tcp:8090:*", "tcp:8090:[2001:db8:7::1]", "tcp:8090:[::]", "tcp:8090:[2001:db8:7::2]", "tcp:8090:192.0.2.1",
+                    "udp:5353:*", "udp:5353:[::1]", "udp:5353:127.0.0.1", "tcp:8091:*", "tcp:8092:192.0.2.1") == {
+        "tcp:8090:*": other.format(8090, "tcp"), "tcp:8090:[2001:db8:7::1]": other.format(8090, "tcp"),
+        "tcp:8090:[::]": other.format(8090, "tcp"), "tcp:8090:[2001:db8:7::2]": "", "tcp:8090:192.0.2.1": "",
+        "udp:5353:*": other.format(5353, "udp"), "udp:5353:[::1]": other.format(5353, "udp"), "udp:5353:127.0.0.1": "",
+        "tcp:8091:*": "",  # the topology's own rule
+        "tcp:8092:192.0.2.1": "",
+    }
+    assert both(sb, "ports_free", "nsgen:t6", "tcp:8092:[2001:db8:7::1]") == (
+        1, "host port 8092/tcp is already published by another program's rule (-A PREROUTING -d 2001:db8:7::1/128 -p tcp -m tcp "
+           "--dport 8092 -j DNAT --to-destination [fd00:80::2]:80); nothing was changed")

@@ -384,17 +384,27 @@ subnets_free() {
   return 0
 }
 
-# Whether a port bound at $2 takes traffic for a port published at $1 (*: every address).
+# Whether a port bound or published at $2 takes traffic for a port published at $1. Each is * (every
+# address of both families: a dual-stack socket on [::], as ss shows it, a port published on every
+# address), 0.0.0.0 (every IPv4 address), :: (every IPv6 address: a socket on [::] with
+# IPV6_V6ONLY, an ip6tables DNAT for any destination) or one address.
 nsgen_port_overlap() {
-  case "$2" in '*'|0.0.0.0|::) return 0 ;; *:*) return 1 ;; esac
-  [ "$1" = '*' ] || [ "$1" = "$2" ]
+  local pair
+  if [ "$1" = '*' ] || [ "$2" = '*' ] || [ "$1" = "$2" ]; then return 0; fi
+  for pair in "$1 $2" "$2 $1"; do
+    case "$pair" in "0.0.0.0 "*:*) ;; "0.0.0.0 "*|":: "*:*) return 0 ;; esac
+  done
+  return 1
 }
 
-# No host socket listens on a port the topology publishes (PROTOCOL:PORT:ADDRESS...), and no
-# other DNAT (another topology's, another program's) takes it, at an address that overlaps.
-# The sockets and the rules are read once each, into tables by protocol and port.
+# No host socket listens on a port the topology publishes (PROTOCOL:PORT:HOST..., split on the
+# first two colons; HOST: *, an IPv4 address, or an IPv6 address in brackets), and no other DNAT
+# (another topology's, another program's; IPv4 or IPv6) takes it, at an address that overlaps. ss
+# shows a dual-stack socket on [::] as *, one with IPV6_V6ONLY as [::] (and, when it cannot ask the
+# kernel, *: both families, as nsgen run takes it too). The sockets and the rules are read once
+# each, into tables by protocol and port.
 ports_free() {
-  local tag=$1 spec protocol port ip line address holder i p d c t dnat
+  local tag=$1 spec protocol port ip line address holder i p d c t dnat save anywhere
   local -a words
   local -A bound=() forwarded=()
   shift
@@ -409,20 +419,24 @@ ports_free() {
       bound[$protocol:$port]+="$address $holder"$'\n'
     done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
   done
-  while IFS= read -r line; do
-    case "$line" in -A*DNAT*) ;; *) continue ;; esac
-    read -r -a words <<<"${line//\"/}"
-    p="" d="*" c="" t="" dnat=0
-    for i in "${!words[@]}"; do
-      case "${words[i]}" in
-        -p) p=${words[i + 1]} ;; --dport) t=${words[i + 1]} ;; -d) d=${words[i + 1]%/32} ;;
-        --comment) c=${words[i + 1]} ;; DNAT) dnat=1 ;;
-      esac
-    done
-    if [ "$dnat" = 1 ] && [ "$c" != "$tag" ] && [ -n "$t" ]; then forwarded[$p:$t]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n'; fi
-  done <<<"$(iptables-save -t nat 2>/dev/null)"
+  for save in iptables-save:0.0.0.0 ip6tables-save::: ; do
+    anywhere=${save#*:}; save=${save%%:*}
+    while IFS= read -r line; do
+      case "$line" in -A*DNAT*) ;; *) continue ;; esac
+      read -r -a words <<<"${line//\"/}"
+      p="" d=$anywhere c="" t="" dnat=0
+      for i in "${!words[@]}"; do
+        case "${words[i]}" in
+          -p) p=${words[i + 1]} ;; --dport) t=${words[i + 1]} ;; -d) d=${words[i + 1]%/32}; d=${d%/128} ;;
+          --comment) c=${words[i + 1]} ;; DNAT) dnat=1 ;;
+        esac
+      done
+      if [ "$dnat" = 1 ] && [ "$c" != "$tag" ] && [ -n "$t" ]; then forwarded[$p:$t]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n'; fi
+    done <<<"$("$save" -t nat 2>/dev/null)"  # ip6tables-save missing: no IPv6 rule
+  done
   for spec in "$@"; do
     protocol=${spec%%:*}; spec=${spec#*:}; port=${spec%%:*}; ip=${spec#*:}
+    ip=${ip#[}; ip=${ip%]}
     [ -n "${bound[$protocol:$port]-}${forwarded[$protocol:$port]-}" ] || continue
     while read -r address holder; do
       if [ -z "$address" ] || ! nsgen_port_overlap "$ip" "$address"; then continue; fi
