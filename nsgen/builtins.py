@@ -792,25 +792,32 @@ def _forward_drops(ruleset: str) -> list[str]:
     return found
 
 
-def other_firewall() -> Result:
-    """A warning (never a refusal) when another firewall than the one nsgen writes to can drop
-    its networks' traffic: a packet must pass both iptables backends, and every nft base chain."""
-    version = _run(("iptables", "-V")).stdout
-    found, mine, other = "", "iptables-nft" if "nf_tables" in version else "iptables-legacy", ""
+def _other_backend(tool: str) -> str:
+    """A warning when the other backend of `tool` (iptables, or ip6tables for IPv6) than the one
+    nsgen writes through holds rules, or nothing (nor when `tool` is not installed)."""
+    version = _run((tool, "-V")).stdout
+    found, mine, other = "", f"{tool}-nft" if "nf_tables" in version else f"{tool}-legacy", ""
     if "nf_tables" in version:
         try:
-            with open("/proc/net/ip_tables_names") as f:
+            with open(f"/proc/net/{tool.removesuffix('tables')}_tables_names") as f:  # ip_tables_names, ip6_tables_names
                 legacy = bool(f.read().strip())  # read, never loaded: no table is made by looking
         except OSError:
             legacy = False
         if legacy:
-            found, other = _summary(_run(("iptables-legacy-save",)).stdout), "iptables-legacy"
+            found, other = _summary(_run((f"{tool}-legacy-save",)).stdout), f"{tool}-legacy"
     elif "legacy" in version:
-        found, other = _summary(_run(("iptables-nft-save",)).stdout), "iptables-nft"
-    lines = []
-    if found:
-        lines.append(f"{other} also holds rules on this host ({found}), and nsgen writes through {mine}: a packet must pass both, "
-                     f"so {other}'s rules can cut the networks off; move them to {mine}, or make {other} the iptables nsgen runs")
+        found, other = _summary(_run((f"{tool}-nft-save",)).stdout), f"{tool}-nft"
+    if not found:
+        return ""
+    return (f"{other} also holds rules on this host ({found}), and nsgen writes through {mine}: a packet must pass both, "
+            f"so {other}'s rules can cut the networks off; move them to {mine}, or make {other} the {tool} nsgen runs")
+
+
+def other_firewall() -> Result:
+    """A warning (never a refusal) when another firewall than the one nsgen writes to can drop
+    its networks' traffic: a packet must pass both iptables backends (both ip6tables backends, for
+    IPv6), and every nft base chain (of the ip, ip6 and inet families alike)."""
+    lines = [line for line in (_other_backend("iptables"), _other_backend("ip6tables")) if line]
     lines += _forward_drops(_run(("nft", "list", "ruleset")).stdout)
     return Result(0, "", "\n".join(lines))
 

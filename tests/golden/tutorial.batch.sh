@@ -455,23 +455,33 @@ nsgen_summary() {
        /^-A/ { n++ } END { if (n) p = p (p ? ", " : "") n " rule(s)"; print p }'
 }
 
-# A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
-# networks' traffic: a packet must pass both iptables backends, and every nft base chain.
-other_firewall() {
-  local version found="" mine other="" table="" chain="" line
-  version=$(iptables -V 2>/dev/null)
+# A warning when the other backend of TOOL (iptables, or ip6tables for IPv6) than the one nsgen
+# writes through holds rules (nothing when TOOL is not installed).
+nsgen_other_backend() {
+  local tool=$1 version found="" mine other=""
+  version=$("$tool" -V 2>/dev/null) || version=""
   case "$version" in
     *nf_tables*)
-      mine=iptables-nft
-      # read, never loaded: no legacy table is made by looking
-      if [ -n "$(cat /proc/net/ip_tables_names 2>/dev/null)" ]; then found=$(iptables-legacy-save 2>/dev/null | nsgen_summary); other=iptables-legacy; fi ;;
-    *)
-      mine=iptables-legacy
-      found=$(iptables-nft-save 2>/dev/null | nsgen_summary); other=iptables-nft ;;
+      mine=$tool-nft
+      # read, never loaded: no legacy table is made by looking (ip_tables_names, ip6_tables_names)
+      if [ -n "$(cat "/proc/net/${tool%tables}_tables_names" 2>/dev/null)" ]; then found=$("$tool-legacy-save" 2>/dev/null | nsgen_summary); other=$tool-legacy; fi ;;
+    *legacy*)
+      mine=$tool-legacy
+      found=$("$tool-nft-save" 2>/dev/null | nsgen_summary); other=$tool-nft ;;
   esac
   if [ -n "$found" ]; then
-    nsgen_say "warning: $other also holds rules on this host ($found), and nsgen writes through $mine: a packet must pass both, so $other's rules can cut the networks off; move them to $mine, or make $other the iptables nsgen runs"
+    nsgen_say "warning: $other also holds rules on this host ($found), and nsgen writes through $mine: a packet must pass both, so $other's rules can cut the networks off; move them to $mine, or make $other the $tool nsgen runs"
   fi
+  return 0
+}
+
+# A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
+# networks' traffic: a packet must pass both iptables backends (both ip6tables backends, for IPv6),
+# and every nft base chain (of the ip, ip6 and inet families alike).
+other_firewall() {
+  local table="" chain="" line
+  nsgen_other_backend iptables
+  nsgen_other_backend ip6tables
   while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
     case "$line" in
