@@ -326,7 +326,8 @@ def process_alive(netns: str, pidfile: str, pid: int | None = None) -> bool:
 
 
 def _listening(pid: int, protocol: str, port: int) -> bool:
-    """Whether a socket of the namespace `pid` lives in listens on `port` (TCP) or is bound to it (UDP)."""
+    """Whether a socket of the namespace `pid` lives in listens on `port` (TCP) or is bound to it
+    (UDP), IPv4 or IPv6 (a socket on [::] only is listed in tcp6 or udp6 alone)."""
     state = "0A" if protocol == "tcp" else "07"
     for family in ("", "6"):
         try:

@@ -375,3 +375,20 @@ def test_other_firewall_names_the_other_ip6tables_backend_too(sandbox):
     sb.sh("ip6tables-legacy -w -F && ip6tables-legacy -w -P FORWARD ACCEPT && iptables-legacy -w -P FORWARD ACCEPT && "
           "nft delete table ip6 guard && ip6tables -w -P FORWARD DROP")
     assert warnings(sb) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# wait_ready
+
+
+def test_wait_ready_counts_a_server_listening_only_on_ipv6_as_ready(sandbox, tmp_path):
+    sb = sandbox
+    peer(sb)
+    for protocol, port in (("tcp", 8000), ("udp", 5353)):
+        base = tmp_path / protocol
+        sb.sh(f"ip netns exec peer python3 -c '{LISTEN}' {protocol} :: {port} 1 >{base}.log 2>&1 & echo $! >{base}.pid")
+        assert both(sb, "wait_ready", "peer", str(base), "10", protocol, "1", str(port), "1", "server") == (0, "")
+        assert f"[::]:{port} " in sb.in_ns("peer", ["ss", "-H", "-l", "-n", f"--{protocol}"]).stdout  # IPv6 only, indeed
+        assert both(sb, "wait_ready", "peer", str(base), "0.3", protocol, "1", str(port + 1), "1", "server") == (
+            1, f"the process `server` in peer was not ready ({protocol}:{port + 1}) after 0.3 s; the last lines of {base}.log:\n"
+               "  (no output)")

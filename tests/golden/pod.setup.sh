@@ -694,13 +694,17 @@ process_alive() {
 # Microseconds since the epoch, now or SECONDS (a decimal) from now.
 nsgen_clock() { local now=${EPOCHREALTIME/./}; echo $(( now + $(awk -v s="${1:-0}" 'BEGIN { printf "%d", s * 1000000 }') )); }
 
-# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp).
+# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp), IPv4 or
+# IPv6 (an IPv6 socket on [::] only is listed in tcp6 or udp6 alone; a host without IPv6 has neither).
 nsgen_listening() {
-  local state=0A
+  local state=0A file
+  local -a files=()
   [ "$2" = udp ] && state=07
+  for file in "/proc/$1/net/$2" "/proc/$1/net/${2}6"; do [ -e "$file" ] && files+=("$file"); done
+  [ "${#files[@]}" -gt 0 ] || return 1
   if awk -v port="$(printf '%04X' "$3")" -v state="$state" \
       'FNR > 1 && $4 == state && substr($2, index($2, ":") + 1) == port { found = 1 } END { exit !found }' \
-      "/proc/$1/net/$2" "/proc/$1/net/${2}6" 2>/dev/null; then return 0; fi
+      "${files[@]}" 2>/dev/null; then return 0; fi
   return 1
 }
 
