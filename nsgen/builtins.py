@@ -326,7 +326,8 @@ def process_alive(netns: str, pidfile: str, pid: int | None = None) -> bool:
 
 
 def _listening(pid: int, protocol: str, port: int) -> bool:
-    """Whether a socket of the namespace `pid` lives in listens on `port` (TCP) or is bound to it (UDP)."""
+    """Whether a socket of the namespace `pid` lives in listens on `port` (TCP) or is bound to it
+    (UDP), IPv4 or IPv6 (a socket on [::] only is listed in tcp6 or udp6 alone)."""
     state = "0A" if protocol == "tcp" else "07"
     for family in ("", "6"):
         try:
@@ -441,13 +442,13 @@ def _tagged(listing: str, tag: str) -> bool:
     return any(w.strip('"') == tag for line in listing.splitlines() for w in line.split() if "--comment" in line)
 
 
-def iptables_undo(text: str) -> Result:
+def iptables_undo(text: str, tool: str = "iptables") -> Result:
     """Undo a table's rules: one iptables-restore transaction of the `-D`, `-F` and `-X` lines of
     `text`; when that fails (a rule is already gone, say), each rule that is still there is
     deleted, and each chain that is still there and the topology's own (it holds a rule with the
     topology's comment, or one of its rules jumped to it) flushed and deleted, one by one. A chain
-    of the same name that someone else made is left alone."""
-    done = _run(("iptables-restore", "-w", "--noflush"), text)
+    of the same name that someone else made is left alone. `tool`: iptables (IPv4) or ip6tables."""
+    done = _run((f"{tool}-restore", "-w", "--noflush"), text)
     if done.returncode == 0:
         return done
     table, tag, ours, errors = "filter", "", set(), []
@@ -457,7 +458,7 @@ def iptables_undo(text: str) -> Result:
         if not line.startswith("-"):
             continue
         action, chain, rule = _restore_words(line)
-        base = ("iptables", "-w", "-t", table)
+        base = (tool, "-w", "-t", table)
         if action == "-D":
             tag = rule[rule.index("--comment") + 1] if "--comment" in rule[:-1] else tag
             found = _run((*base, "-C", chain, *rule))
@@ -469,29 +470,42 @@ def iptables_undo(text: str) -> Result:
         if found.returncode == 1:  # no such rule or chain: already gone
             continue
         if found.returncode != 0:
-            errors.append(f"iptables -t {table}: cannot tell whether this is still there: {line} ({found.stderr.strip()})")
+            errors.append(f"{tool} -t {table}: cannot tell whether this is still there: {line} ({found.stderr.strip()})")
             continue
         if action == "-D" and "-j" in rule[:-1]:
-            ours.add(rule[rule.index("-j") + 1])
-        if action == "-X" and chain not in ours:
+            ours.add((table, rule[rule.index("-j") + 1]))  # a jump reaches a chain of its own table only
+        if action == "-X" and (table, chain) not in ours:
             continue
-        if action == "-F" and chain not in ours and not _tagged(found.stdout, tag):
+        if action == "-F" and (table, chain) not in ours and not _tagged(found.stdout, tag):
             continue
-        ours.add(chain)
+        ours.add((table, chain))
         result = _run((*base, action, chain, *rule))
         if result.returncode != 0:
-            errors.append(f"iptables -t {table} {line}: {result.stderr.strip() or 'failed'}")
+            errors.append(f"{tool} -t {table} {line}: {result.stderr.strip() or 'failed'}")
     if errors:
         return Result(1, "", "; ".join(errors))
     return Result(0)
 
 
+def ip6tables_undo(text: str) -> Result:
+    """iptables_undo for IPv6: the same text shape, through ip6tables and ip6tables-restore."""
+    return iptables_undo(text, "ip6tables")
+
+
+# The builtins that read an ip(6)tables-restore text on standard input (a Command's input).
+UNDO: dict[str, Callable[[str], Result]] = {"iptables_undo": iptables_undo, "ip6tables_undo": ip6tables_undo}
+
+
 def conntrack_flush(protocol: str, *ports: str) -> Result:
-    """Delete the connection-tracking entries whose original destination port is one of `ports`."""
+    """Delete the connection-tracking entries, IPv4 and IPv6, whose original destination port is
+    one of `ports`. None found is no error; nor is a host without IPv6 (no /proc/net/if_inet6:
+    it tracks no IPv6 connection, and conntrack cannot be asked about them)."""
+    families = ("ipv4", "ipv6") if os.path.exists("/proc/net/if_inet6") else ("ipv4",)
     for port in ports:
-        done = _run(("conntrack", "-D", "-p", protocol, "--orig-port-dst", port))
-        if done.returncode != 0 and "0 flow entries" not in done.stderr:
-            return Result(done.returncode, "", done.stderr.strip())
+        for family in families:
+            done = _run(("conntrack", "-D", "-f", family, "-p", protocol, "--orig-port-dst", port))
+            if done.returncode != 0 and "0 flow entries" not in done.stderr:
+                return Result(done.returncode, "", done.stderr.strip())
     return Result(0)
 
 
@@ -541,23 +555,49 @@ def state_ours(topology: str) -> bool:
     return os.path.lexists(path) and record.path_problem(path, "dir") is None and record.path_problem(STATE_ROOT, "dir") is None
 
 
+# Routes of these types are not a network a subnet would collide with (`ip route` names them first).
+_ROUTE_TYPES = {"default", "unreachable", "blackhole", "prohibit", "throw", "local", "broadcast", "multicast", "anycast", "nat"}
+
+
+def host_routes6() -> list[tuple[str, str]]:
+    """The host's IPv6 routes in the main table as (prefix, device), as `ip -6 route` writes them,
+    without link-local and multicast ones (every IPv6 link has them) and routes of a type."""
+    done = _run(("ip", "-6", "-o", "route", "show", "table", "main"))
+    routes = []
+    for line in done.stdout.splitlines() if done.returncode == 0 else []:
+        words = line.split()
+        if not words or words[0] in _ROUTE_TYPES:
+            continue
+        try:
+            net = ipaddress.IPv6Network(words[0] if "/" in words[0] else f"{words[0]}/128", strict=False)
+        except ValueError:
+            continue
+        if net.is_link_local or net.is_multicast:
+            continue
+        routes.append((words[0], words[words.index("dev") + 1] if "dev" in words[:-1] else "*"))
+    return routes
+
+
 def subnets_free(host: Host, group: str, topology: str, *subnets: str) -> Result:
-    """No route of the host's main table overlaps a network's subnet, except the routes of the
-    topology's own devices (it is being set up again)."""
+    """No route of the host's main table overlaps a network's subnet (IPv4 or IPv6: a route of its
+    family), except the routes of the topology's own devices (it is being set up again)."""
     from nsgen.models import host_routes
 
     links = host.links()
+    routes: dict[int, list[tuple[str, str]]] = {}
     for item in subnets:
         name, _, text = item.rpartition("=")
-        subnet = ipaddress.IPv4Network(text)
-        for dst, dev in host_routes():
+        subnet = ipaddress.ip_network(text)
+        if subnet.version not in routes:
+            routes[subnet.version] = host_routes() if subnet.version == 4 else host_routes6()
+        for dst, dev in routes[subnet.version]:
             if dst in ("", "default"):
                 continue
             link = links.get(dev)
             if link is not None and _number(link.group) == _number(group) and _ours(dev, link, topology):
                 continue
-            route = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
-            if route.version == 4 and route.prefixlen > 0 and route.overlaps(subnet):
+            route = ipaddress.ip_network(dst if "/" in dst else f"{dst}/{subnet.max_prefixlen}", strict=False)
+            if route.version == subnet.version and route.prefixlen > 0 and route.overlaps(subnet):
                 return Result(1, "", f"network {name}: subnet {subnet} overlaps the host's route to {route} (dev {dev}); "
                                      "choose a subnet the host does not use; nothing was changed")
     return Result(0)
@@ -619,41 +659,98 @@ def _holder(inode: str) -> str:
 
 
 def _overlaps(mine: str, theirs: str) -> bool:
-    """Whether a port bound at `theirs` takes traffic for a port published at `mine` ('*':
-    every address). A socket bound to one IPv6 address takes no IPv4 traffic."""
-    if theirs in ("*", "0.0.0.0", "::"):
+    """Whether a port bound or published at `theirs` takes traffic for a port published at `mine`.
+    Each is `*` (every address of both families: a dual-stack socket on [::], a port published on
+    every address), 0.0.0.0 (every IPv4 address), :: (every IPv6 address: a socket on [::] with
+    IPV6_V6ONLY, an ip6tables DNAT for any destination) or one address."""
+    if "*" in (mine, theirs) or mine == theirs:
         return True
-    if ":" in theirs:
-        return False
-    return mine in ("*", theirs)
+    return any((wide == "0.0.0.0" and ":" not in one) or (wide == "::" and ":" in one) for wide, one in ((mine, theirs), (theirs, mine)))
+
+
+def _v6only(protocol: str) -> set[str] | None:
+    """The inodes of the IPv6 sockets that listen (TCP) or are bound (UDP) with IPV6_V6ONLY, asked
+    of the kernel over sock_diag as `ss` asks it (/proc/net does not tell); None when it cannot be."""
+    import socket
+    import struct
+
+    states = 1 << 10 if protocol == "tcp" else 1 << 7  # TCP_LISTEN; TCP_CLOSE: an unconnected UDP socket
+    request = struct.pack("=BBBxI", socket.AF_INET6, 6 if protocol == "tcp" else 17, 0, states) + bytes(48)  # inet_diag_req_v2
+    found: set[str] = set()
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4) as s:  # NETLINK_SOCK_DIAG
+            s.send(struct.pack("=LHHLL", 16 + len(request), 20, 0x301, 1, 0) + request)  # SOCK_DIAG_BY_FAMILY, a dump
+            while True:
+                data, offset = s.recv(1 << 16), 0
+                while offset + 16 <= len(data):
+                    length, kind = struct.unpack_from("=LH", data, offset)
+                    if kind == 3:  # NLMSG_DONE
+                        return found
+                    if kind == 2 or length < 16 + 72:  # NLMSG_ERROR (no diag for the protocol, say)
+                        return None
+                    inode = struct.unpack_from("=I", data, offset + 16 + 68)[0]  # inet_diag_msg's idiag_inode
+                    attr = offset + 16 + 72
+                    while attr + 4 <= offset + length:
+                        size, name = struct.unpack_from("=HH", data, attr)
+                        if size < 4:
+                            break
+                        if name == 11 and size > 4 and data[attr + 4]:  # INET_DIAG_SKV6ONLY, set
+                            found.add(str(inode))
+                        attr += (size + 3) & ~3
+                    offset += (length + 3) & ~3
+                if not data:
+                    return None
+    except OSError:
+        return None
 
 
 def _dnat_rules() -> list[tuple[str, str, int, str, str]]:
-    """(protocol, address or '*', port, tag or '', line) of every DNAT rule of the nat table."""
-    done = _run(("iptables-save", "-t", "nat"))
+    """(protocol, address, port, tag or '', line) of every DNAT rule of the nat tables, IPv4 and
+    IPv6; a rule for any destination has 0.0.0.0 or :: (every address of its family)."""
     rules = []
-    for line in done.stdout.splitlines():
-        words = line.split()
-        if not words or words[0] != "-A" or "DNAT" not in words:
-            continue
-        protocol = words[words.index("-p") + 1] if "-p" in words[:-1] else ""
-        if "--dport" not in words[:-1] or not words[words.index("--dport") + 1].isdigit():
-            continue
-        port = int(words[words.index("--dport") + 1])
-        where = words[words.index("-d") + 1].removesuffix("/32") if "-d" in words[:-1] else "*"
-        tag = words[words.index("--comment") + 1].strip('"') if "--comment" in words[:-1] else ""
-        rules.append((protocol, where, port, tag, line))
+    for save, anywhere in (("iptables-save", "0.0.0.0"), ("ip6tables-save", "::")):
+        done = _run((save, "-t", "nat"))  # ip6tables-save missing: no IPv6 rule
+        for line in done.stdout.splitlines():
+            words = line.split()
+            if not words or words[0] != "-A" or "DNAT" not in words:
+                continue
+            protocol = words[words.index("-p") + 1] if "-p" in words[:-1] else ""
+            if "--dport" not in words[:-1] or not words[words.index("--dport") + 1].isdigit():
+                continue
+            port = int(words[words.index("--dport") + 1])
+            where = words[words.index("-d") + 1].removesuffix("/32").removesuffix("/128") if "-d" in words[:-1] else anywhere
+            tag = words[words.index("--comment") + 1].strip('"') if "--comment" in words[:-1] else ""
+            rules.append((protocol, where, port, tag, line))
     return rules
 
 
+def _spec(spec: str) -> tuple[str, int, str]:
+    """PROTOCOL:PORT:HOST, split on its first two colons; HOST is `*`, an IPv4 address, or an IPv6
+    address in brackets ([2001:db8::1], [::])."""
+    protocol, port, host = spec.split(":", 2)
+    return protocol, int(port), host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 def ports_free(tag: str, *specs: str) -> Result:
-    """No host socket listens on a port the topology publishes, and no other DNAT (another
-    topology's, another program's) takes it, at an address that overlaps."""
-    wanted = [(p, int(n), ip) for p, n, ip in (s.split(":", 2) for s in specs)]
+    """No host socket listens on a port the topology publishes (PROTOCOL:PORT:HOST...), and no
+    other DNAT (another topology's, another program's; IPv4 or IPv6) takes it, at an address that
+    overlaps. An IPv6 socket on [::] holds the port on every address of both families unless it is
+    IPV6_V6ONLY; when the kernel cannot be asked which, it is taken to hold both, as `ss` (the
+    scripts' half) takes it, so that both halves refuse alike."""
+    wanted = [_spec(s) for s in specs]
+    v6only: dict[str, set[str] | None] = {}
     for found in listeners():
         for protocol, port, ip in wanted:
-            if found.protocol == protocol and found.port == port and _overlaps(ip, found.address):
-                shown = f"[{found.address}]" if ":" in found.address else found.address
+            if found.protocol != protocol or found.port != port:
+                continue
+            address = found.address
+            if address == "::":
+                if protocol not in v6only:
+                    v6only[protocol] = _v6only(protocol)
+                only = v6only[protocol]
+                address = "::" if only is not None and found.inode in only else "*"
+            if _overlaps(ip, address):
+                shown = f"[{address}]" if ":" in address else address
                 return Result(1, "", f"host port {port}/{protocol} is already in use: {_holder(found.inode)} listens on "
                                      f"{shown}:{port}; nothing was changed")
     for protocol, where, port, theirs, line in _dnat_rules():
@@ -696,25 +793,32 @@ def _forward_drops(ruleset: str) -> list[str]:
     return found
 
 
-def other_firewall() -> Result:
-    """A warning (never a refusal) when another firewall than the one nsgen writes to can drop
-    its networks' traffic: a packet must pass both iptables backends, and every nft base chain."""
-    version = _run(("iptables", "-V")).stdout
-    found, mine, other = "", "iptables-nft" if "nf_tables" in version else "iptables-legacy", ""
+def _other_backend(tool: str) -> str:
+    """A warning when the other backend of `tool` (iptables, or ip6tables for IPv6) than the one
+    nsgen writes through holds rules, or nothing (nor when `tool` is not installed)."""
+    version = _run((tool, "-V")).stdout
+    found, mine, other = "", f"{tool}-nft" if "nf_tables" in version else f"{tool}-legacy", ""
     if "nf_tables" in version:
         try:
-            with open("/proc/net/ip_tables_names") as f:
+            with open(f"/proc/net/{tool.removesuffix('tables')}_tables_names") as f:  # ip_tables_names, ip6_tables_names
                 legacy = bool(f.read().strip())  # read, never loaded: no table is made by looking
         except OSError:
             legacy = False
         if legacy:
-            found, other = _summary(_run(("iptables-legacy-save",)).stdout), "iptables-legacy"
+            found, other = _summary(_run((f"{tool}-legacy-save",)).stdout), f"{tool}-legacy"
     elif "legacy" in version:
-        found, other = _summary(_run(("iptables-nft-save",)).stdout), "iptables-nft"
-    lines = []
-    if found:
-        lines.append(f"{other} also holds rules on this host ({found}), and nsgen writes through {mine}: a packet must pass both, "
-                     f"so {other}'s rules can cut the networks off; move them to {mine}, or make {other} the iptables nsgen runs")
+        found, other = _summary(_run((f"{tool}-nft-save",)).stdout), f"{tool}-nft"
+    if not found:
+        return ""
+    return (f"{other} also holds rules on this host ({found}), and nsgen writes through {mine}: a packet must pass both, "
+            f"so {other}'s rules can cut the networks off; move them to {mine}, or make {other} the {tool} nsgen runs")
+
+
+def other_firewall() -> Result:
+    """A warning (never a refusal) when another firewall than the one nsgen writes to can drop
+    its networks' traffic: a packet must pass both iptables backends (both ip6tables backends, for
+    IPv6), and every nft base chain (of the ip, ip6 and inet families alike)."""
+    lines = [line for line in (_other_backend("iptables"), _other_backend("ip6tables")) if line]
     lines += _forward_drops(_run(("nft", "list", "ruleset")).stdout)
     return Result(0, "", "\n".join(lines))
 
@@ -746,4 +850,4 @@ def commands(host: Host) -> dict[str, Callable[..., Result]]:
     }
 
 
-__all__ = ["Host", "Result", "intent_path", "iptables_undo", "marked_namespaces", "stop_processes"]
+__all__ = ["UNDO", "Host", "Result", "intent_path", "ip6tables_undo", "iptables_undo", "marked_namespaces", "stop_processes"]
