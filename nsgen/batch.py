@@ -25,7 +25,8 @@ class Unit(NamedTuple):
 
     def part_for_line(self, line: int) -> tuple[Step, Command] | None:
         """The plan command behind line `line` (1-based) of a batch's input."""
-        if not self.is_batch or self.command is None or self.command.argv[0] in ("iptables-restore", "iptables_undo"):
+        if not self.is_batch or self.command is None or self.command.argv[0] in ("iptables-restore", "iptables_undo",
+                                                                             "ip6tables-restore", "ip6tables_undo"):
             return self._part_with_input_line(line)
         return self.parts[line - 1] if 1 <= line <= len(self.parts) else None
 
@@ -60,6 +61,7 @@ def _ip_key(cmd: Command) -> tuple[str, str | None] | None:  # noqa: C901
 
 
 RESTORE = ("iptables-restore", "-w", "--noflush")
+RESTORE6 = ("ip6tables-restore", "-w", "--noflush")
 
 
 def key(cmd: Command) -> tuple[str, str | None] | None:
@@ -68,10 +70,10 @@ def key(cmd: Command) -> tuple[str, str | None] | None:
         return ("stop", None)
     if cmd.only_if or cmd.detach or cmd.input is None:
         return _ip_key(cmd)
-    if cmd.argv == RESTORE:
-        return ("restore", None)
-    if cmd.builtin and cmd.argv == ("iptables_undo",):
-        return ("undo", None)
+    if cmd.argv in (RESTORE, RESTORE6):
+        return ("restore", cmd.argv[0])
+    if cmd.builtin and cmd.argv in (("iptables_undo",), ("ip6tables_undo",)):
+        return ("undo", cmd.argv[0])
     return None
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from nsgen import record
-from nsgen.names import FORWARD_DIR, NETNS_DIR, STATE_ROOT, intent_path, mark, state_dir
+from nsgen.names import FORWARD6_DIR, FORWARD_DIR, NETNS_DIR, STATE_ROOT, intent_path, mark, state_dir
 
 STOP_GRACE = 3.0
 
@@ -514,7 +514,7 @@ def conntrack_flush(protocol: str, *ports: str) -> Result:
 
 
 def _state_dirs(topology: str) -> list[str]:
-    return [STATE_ROOT, FORWARD_DIR, f"{FORWARD_DIR}/users", state_dir(topology)]
+    return [STATE_ROOT, FORWARD_DIR, f"{FORWARD_DIR}/users", FORWARD6_DIR, f"{FORWARD6_DIR}/users", state_dir(topology)]
 
 
 def _dir_problem(path: str, own: bool) -> str | None:

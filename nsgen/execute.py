@@ -67,8 +67,8 @@ class SubprocessRunner:
     def run(self, cmd: Command) -> Result:
         self.host.changed(namespaces=not cmd.builtin)  # no builtin makes, deletes or marks a namespace
         if cmd.builtin:
-            if cmd.argv[0] == "iptables_undo":
-                return builtins.iptables_undo(cmd.input or "")
+            if cmd.argv[0] in builtins.UNDO:
+                return builtins.UNDO[cmd.argv[0]](cmd.input or "")
             return self._commands[cmd.argv[0]](*cmd.argv[1:])
         if cmd.detach:
             return _start(cmd)

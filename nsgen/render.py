@@ -165,12 +165,14 @@ def undo_units(plan: Plan) -> list[UndoUnit]:
         key = batch.key(bare)
         kind = {"host": "ip", "stop": "stop", "undo": "undo"}.get(key[0] if key else "", "one")
         same_step = bool(units) and units[-1].parts[-1][0] is step
-        if units and units[-1].kind == kind and (kind != "one" or same_step):
+        same_tool = kind != "undo" or units[-1].parts[-1][1].argv == cmd.argv if units else True
+        if units and units[-1].kind == kind and (kind != "one" or same_step) and same_tool:
             units[-1] = units[-1]._replace(parts=(*units[-1].parts, (step, cmd)))
         else:
             units.append(UndoUnit(kind, ((step, cmd),)))
-    merged = Command(("iptables_undo",), builtin=True)
-    return [u._replace(command=merged._replace(input="".join(c.input or "" for _, c in u.parts))) if u.kind == "undo" else u for u in units]
+    # one iptables_undo (or ip6tables_undo) fed every table's text
+    return [u._replace(command=u.parts[0][1]._replace(only_if=(), input="".join(c.input or "" for _, c in u.parts))) if u.kind == "undo" else u
+            for u in units]
 
 
 def batch_line(cmd: Command) -> str:
@@ -185,7 +187,7 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
     `note` is a line for the header (where the plan comes from, when that is worth saying)."""
     from nsgen import __version__
     from nsgen.diagram import text_picture
-    from nsgen.names import FORWARD_DIR, NETNS_DIR, RECORD, STATE_ROOT, device_group
+    from nsgen.names import FORWARD6_DIR, FORWARD_DIR, NETNS_DIR, RECORD, STATE_ROOT, device_group
     from nsgen.plan import START_WINDOW
 
     name = ("teardown-batch.sh.j2" if batched else "teardown.sh.j2") if teardown else "setup-batch.sh.j2" if batched else "setup.sh.j2"
@@ -205,7 +207,7 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
         # Both setup scripts hold the lock from their start, so one listing of the host's links,
         # taken then, answers every "does this link exist yet" probe.
         fast_links=not teardown,
-        paths={"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "record": RECORD},
+        paths={"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "forward6_dir": FORWARD6_DIR, "record": RECORD},
         start_window=START_WINDOW,
         netns_dir=NETNS_DIR,
         group=device_group(plan.name),

@@ -35,7 +35,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "state_ok": (),
     "state_ours": (),
     "subnets_free": ("ip",),
-    "ports_free": ("ss", "iptables-save"),
+    "ports_free": ("ss", "iptables-save"),  # and ip6tables-save, when the plan has IPv6
     "other_firewall": ("iptables",),
     "process_alive": ("ip",),
     "wait_ready": ("ip",),

@@ -311,7 +311,7 @@ nsgen_dir_problem() {
 # inside), and topology TOPOLOGY's holds its record (or nothing at all).
 state_ok() {
   local dir problem
-  for dir in /run/nsgen /run/nsgen/.ip_forward /run/nsgen/.ip_forward/users /run/nsgen/"$1"; do
+  for dir in /run/nsgen /run/nsgen/.ip_forward /run/nsgen/.ip_forward/users /run/nsgen/.ipv6_forwarding /run/nsgen/.ipv6_forwarding/users /run/nsgen/"$1"; do
     [ -e "$dir" ] || [ -L "$dir" ] || continue
     problem=$(nsgen_dir_problem "$dir" "$([ "$dir" = /run/nsgen/"$1" ] && echo 1)")
     if [ -n "$problem" ]; then

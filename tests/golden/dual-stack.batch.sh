@@ -460,7 +460,7 @@ nsgen_dir_problem() {
 # inside), and topology TOPOLOGY's holds its record (or nothing at all).
 state_ok() {
   local dir problem
-  for dir in /run/nsgen /run/nsgen/.ip_forward /run/nsgen/.ip_forward/users /run/nsgen/"$1"; do
+  for dir in /run/nsgen /run/nsgen/.ip_forward /run/nsgen/.ip_forward/users /run/nsgen/.ipv6_forwarding /run/nsgen/.ipv6_forwarding/users /run/nsgen/"$1"; do
     [ -e "$dir" ] || [ -L "$dir" ] || continue
     problem=$(nsgen_dir_problem "$dir" "$([ "$dir" = /run/nsgen/"$1" ] && echo 1)")
     if [ -n "$problem" ]; then
@@ -484,58 +484,103 @@ nsgen_ip4() {
   echo $(( (a << 24) | (b << 16) | (c << 8) | d ))
 }
 
-# Whether two IPv4 prefixes (a bare address is a /32) share an address.
+# An IPv6 address as its 32 hex digits (the last 32 bits may be written dotted, as in ::ffff:1.2.3.4).
+nsgen_ip6() {
+  local addr=$1 n i
+  local -a head=() tail=() groups=()
+  if [[ $addr == *.* ]]; then
+    n=$(nsgen_ip4 "${addr##*:}")
+    addr=${addr%:*}:$(printf '%x:%x' $(( n >> 16 )) $(( n & 0xFFFF )))
+  fi
+  if [[ $addr == *::* ]]; then
+    [ -z "${addr%%::*}" ] || IFS=: read -r -a head <<<"${addr%%::*}"
+    [ -z "${addr#*::}" ] || IFS=: read -r -a tail <<<"${addr#*::}"
+    groups=("${head[@]}")
+    for (( i = ${#head[@]} + ${#tail[@]}; i < 8; i++ )); do groups+=(0); done
+    groups+=("${tail[@]}")
+  else
+    IFS=: read -r -a groups <<<"$addr"
+  fi
+  printf '%04x' "${groups[@]/#/0x}"
+}
+
+# Whether two prefixes of one family (a bare address is a /32 or a /128) share an address.
 nsgen_overlap() {
-  local x=$1 y=$2 xlen=32 ylen=32 len mask
+  local x=$1 y=$2 max=32 xlen ylen len mask a b n
+  case "$x" in *:*) max=128 ;; esac
+  xlen=$max ylen=$max
   case "$x" in */*) xlen=${x#*/}; x=${x%/*} ;; esac
   case "$y" in */*) ylen=${y#*/}; y=${y%/*} ;; esac
   len=$(( xlen < ylen ? xlen : ylen ))
-  mask=$(( len == 0 ? 0 : (0xFFFFFFFF << (32 - len)) & 0xFFFFFFFF ))
-  (( ($(nsgen_ip4 "$x") & mask) == ($(nsgen_ip4 "$y") & mask) ))
+  if [ "$max" = 32 ]; then
+    mask=$(( len == 0 ? 0 : (0xFFFFFFFF << (32 - len)) & 0xFFFFFFFF ))
+    (( ($(nsgen_ip4 "$x") & mask) == ($(nsgen_ip4 "$y") & mask) ))
+    return
+  fi
+  # IPv6: the first len bits, as len/4 hex digits and the high bits of the next one
+  a=$(nsgen_ip6 "$x"); b=$(nsgen_ip6 "$y"); n=$(( len / 4 ))
+  [ "${a:0:n}" = "${b:0:n}" ] || return 1
+  (( len % 4 == 0 )) && return 0
+  mask=$(( (0xF << (4 - len % 4)) & 0xF ))
+  (( (0x${a:n:1} & mask) == (0x${b:n:1} & mask) ))
 }
 
-# No route of the host's main table overlaps a network's subnet (NAME=SUBNET...), except the
-# routes of topology TOPOLOGY's own devices (in device group GROUP).
+# No route of the host's main table overlaps a network's subnet (NAME=SUBNET..., IPv4 or IPv6: a
+# route of its family; IPv6 link-local and multicast routes, which every link has, aside), except
+# the routes of topology TOPOLOGY's own devices (in device group GROUP).
 subnets_free() {
-  local group=$1 topology=$2 item net subnet name alias dst dev route links routes
+  local group=$1 topology=$2 item net subnet name alias dst dev links family
+  local -a route
   shift 2
-  local -A ours=()
+  local -A ours=() routes=()
   links=$(nsgen_group_links "$group")
   while read -r name alias; do
     if [ -n "$name" ] && nsgen_link_mine "$name" "$alias" "$topology"; then ours[$name]=1; fi
   done <<<"$links"
-  routes=$(ip -4 -o route show table main)
   for item in "$@"; do
-    net=${item%=*}; subnet=${item##*=}
+    net=${item%=*}; subnet=${item##*=}; family=4
+    case "$subnet" in *:*) family=6 ;; esac
+    [ -n "${routes[$family]+set}" ] || routes[$family]=$(ip "-$family" -o route show table main 2>/dev/null)
     while read -r -a route; do
       [ "${#route[@]}" -gt 0 ] || continue
       case "${route[0]}" in
         default|unreachable|blackhole|prohibit|throw|local|broadcast|multicast|anycast|nat) continue ;;
+        fe[89ab]?:*|ff??:*) continue ;;  # IPv6 link-local and multicast
       esac
       dst=${route[0]}; dev="*"
       for i in "${!route[@]}"; do [ "${route[i]}" = dev ] && dev=${route[i + 1]}; done
       [ -n "${ours[$dev]+set}" ] && continue
-      case "$dst" in */*) ;; *) dst=$dst/32 ;; esac
+      case "$dst" in */*) ;; *:*) dst=$dst/128 ;; *) dst=$dst/32 ;; esac
       if [ "${dst#*/}" != 0 ] && nsgen_overlap "$dst" "$subnet"; then
         nsgen_say "network $net: subnet $subnet overlaps the host's route to $dst (dev $dev); choose a subnet the host does not use; nothing was changed"
         return 1
       fi
-    done <<<"$routes"
+    done <<<"${routes[$family]}"
   done
   return 0
 }
 
-# Whether a port bound at $2 takes traffic for a port published at $1 (*: every address).
+# Whether a port bound or published at $2 takes traffic for a port published at $1. Each is * (every
+# address of both families: a dual-stack socket on [::], as ss shows it, a port published on every
+# address), 0.0.0.0 (every IPv4 address), :: (every IPv6 address: a socket on [::] with
+# IPV6_V6ONLY, an ip6tables DNAT for any destination) or one address.
 nsgen_port_overlap() {
-  case "$2" in '*'|0.0.0.0|::) return 0 ;; *:*) return 1 ;; esac
-  [ "$1" = '*' ] || [ "$1" = "$2" ]
+  local pair
+  if [ "$1" = '*' ] || [ "$2" = '*' ] || [ "$1" = "$2" ]; then return 0; fi
+  for pair in "$1 $2" "$2 $1"; do
+    case "$pair" in "0.0.0.0 "*:*) ;; "0.0.0.0 "*|":: "*:*) return 0 ;; esac
+  done
+  return 1
 }
 
-# No host socket listens on a port the topology publishes (PROTOCOL:PORT:ADDRESS...), and no
-# other DNAT (another topology's, another program's) takes it, at an address that overlaps.
-# The sockets and the rules are read once each, into tables by protocol and port.
+# No host socket listens on a port the topology publishes (PROTOCOL:PORT:HOST..., split on the
+# first two colons; HOST: *, an IPv4 address, or an IPv6 address in brackets), and no other DNAT
+# (another topology's, another program's; IPv4 or IPv6) takes it, at an address that overlaps. ss
+# shows a dual-stack socket on [::] as *, one with IPV6_V6ONLY as [::] (and, when it cannot ask the
+# kernel, *: both families, as nsgen run takes it too). The sockets and the rules are read once
+# each, into tables by protocol and port.
 ports_free() {
-  local tag=$1 spec protocol port ip line address holder i p d c t dnat
+  local tag=$1 spec protocol port ip line address holder i p d c t dnat save anywhere
   local -a words
   local -A bound=() forwarded=()
   shift
@@ -550,20 +595,24 @@ ports_free() {
       bound[$protocol:$port]+="$address $holder"$'\n'
     done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
   done
-  while IFS= read -r line; do
-    case "$line" in -A*DNAT*) ;; *) continue ;; esac
-    read -r -a words <<<"${line//\"/}"
-    p="" d="*" c="" t="" dnat=0
-    for i in "${!words[@]}"; do
-      case "${words[i]}" in
-        -p) p=${words[i + 1]} ;; --dport) t=${words[i + 1]} ;; -d) d=${words[i + 1]%/32} ;;
-        --comment) c=${words[i + 1]} ;; DNAT) dnat=1 ;;
-      esac
-    done
-    if [ "$dnat" = 1 ] && [ "$c" != "$tag" ] && [ -n "$t" ]; then forwarded[$p:$t]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n'; fi
-  done <<<"$(iptables-save -t nat 2>/dev/null)"
+  for save in iptables-save:0.0.0.0 ip6tables-save::: ; do
+    anywhere=${save#*:}; save=${save%%:*}
+    while IFS= read -r line; do
+      case "$line" in -A*DNAT*) ;; *) continue ;; esac
+      read -r -a words <<<"${line//\"/}"
+      p="" d=$anywhere c="" t="" dnat=0
+      for i in "${!words[@]}"; do
+        case "${words[i]}" in
+          -p) p=${words[i + 1]} ;; --dport) t=${words[i + 1]} ;; -d) d=${words[i + 1]%/32}; d=${d%/128} ;;
+          --comment) c=${words[i + 1]} ;; DNAT) dnat=1 ;;
+        esac
+      done
+      if [ "$dnat" = 1 ] && [ "$c" != "$tag" ] && [ -n "$t" ]; then forwarded[$p:$t]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n'; fi
+    done <<<"$("$save" -t nat 2>/dev/null)"  # ip6tables-save missing: no IPv6 rule
+  done
   for spec in "$@"; do
     protocol=${spec%%:*}; spec=${spec#*:}; port=${spec%%:*}; ip=${spec#*:}
+    ip=${ip#[}; ip=${ip%]}
     [ -n "${bound[$protocol:$port]-}${forwarded[$protocol:$port]-}" ] || continue
     while read -r address holder; do
       if [ -z "$address" ] || ! nsgen_port_overlap "$ip" "$address"; then continue; fi
@@ -581,16 +630,17 @@ ports_free() {
   return 0
 }
 
-# Undo a table's rules (the iptables-restore text on standard input): one transaction; when that
-# fails (a rule is already gone, say), each rule that is still there, one by one, and each chain
-# that is still there and the topology's own (it holds a rule with the topology's comment, or a
-# rule of it jumped to it): a chain of the same name that someone else made is left alone.
-iptables_undo() {
-  local text table=filter line failed=0 tag="" target i status listing
+# Undo a table's rules (the TOOL-restore text on standard input; TOOL: iptables or ip6tables): one
+# transaction; when that fails (a rule is already gone, say), each rule that is still there, one
+# by one, and each chain that is still there and the topology's own (it holds a rule with the
+# topology's comment, or a rule of it jumped to it): a chain of the same name that someone else
+# made is left alone.
+nsgen_tables_undo() {
+  local tool=$1 text table=filter line failed=0 tag="" target i status listing
   local -a words
   local -A ours=()
   text=$(cat)
-  if iptables-restore -w --noflush 2>/dev/null <<<"$text"; then return 0; fi
+  if "$tool-restore" -w --noflush 2>/dev/null <<<"$text"; then return 0; fi
   while IFS= read -r line; do
     case "$line" in '*'*) table=${line#\*}; continue ;; -*) ;; *) continue ;; esac
     read -r -a words <<<"$line"
@@ -600,24 +650,31 @@ iptables_undo() {
       for i in "${!words[@]}"; do
         case "${words[i]}" in --comment) tag=${words[i + 1]} ;; -j) target=${words[i + 1]} ;; esac
       done
-      iptables -w -t "$table" -C "${words[@]:1}" 2>/dev/null; status=$?
-      if [ "$status" = 2 ] && [ -n "$target" ] && { iptables -w -t "$table" -S "$target" >/dev/null 2>&1; [ "$?" = 1 ]; }; then status=1; fi
+      "$tool" -w -t "$table" -C "${words[@]:1}" 2>/dev/null; status=$?
+      if [ "$status" = 2 ] && [ -n "$target" ] && { "$tool" -w -t "$table" -S "$target" >/dev/null 2>&1; [ "$?" = 1 ]; }; then status=1; fi
     else
-      listing=$(iptables -w -t "$table" -S "${words[1]}" 2>/dev/null); status=$?
+      listing=$("$tool" -w -t "$table" -S "${words[1]}" 2>/dev/null); status=$?
     fi
     if [ "$status" = 1 ]; then continue; fi
-    if [ "$status" != 0 ]; then nsgen_say "iptables -t $table: cannot tell whether this is still there: $line"; failed=1; continue; fi
+    if [ "$status" != 0 ]; then nsgen_say "$tool -t $table: cannot tell whether this is still there: $line"; failed=1; continue; fi
+    # a chain is known by its table and name: a jump reaches a chain of its own table only
     case "${words[0]}" in
-      -D) ours[$target]=1 ;;
+      -D) ours[$table/$target]=1 ;;
       -F)
-        if [ -z "${ours[${words[1]}]+set}" ] && ! grep -qE -- "--comment \"?$tag\"?( |\$)" <<<"$listing"; then continue; fi
-        ours[${words[1]}]=1 ;;
-      -X) [ -n "${ours[${words[1]}]+set}" ] || continue ;;
+        if [ -z "${ours[$table/${words[1]}]+set}" ] && ! grep -qE -- "--comment \"?$tag\"?( |\$)" <<<"$listing"; then continue; fi
+        ours[$table/${words[1]}]=1 ;;
+      -X) [ -n "${ours[$table/${words[1]}]+set}" ] || continue ;;
     esac
-    iptables -w -t "$table" "${words[@]}" || failed=1
+    "$tool" -w -t "$table" "${words[@]}" || failed=1
   done <<<"$text"
   return "$failed"
 }
+
+# Undo IPv4 rules: nsgen_tables_undo through iptables.
+iptables_undo() { nsgen_tables_undo iptables; }
+
+# Undo IPv6 rules: nsgen_tables_undo through ip6tables.
+ip6tables_undo() { nsgen_tables_undo ip6tables; }
 
 # What an iptables-save text holds, for a person: policies that drop, and the number of rules.
 nsgen_summary() {
@@ -625,23 +682,33 @@ nsgen_summary() {
        /^-A/ { n++ } END { if (n) p = p (p ? ", " : "") n " rule(s)"; print p }'
 }
 
-# A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
-# networks' traffic: a packet must pass both iptables backends, and every nft base chain.
-other_firewall() {
-  local version found="" mine other="" table="" chain="" line
-  version=$(iptables -V 2>/dev/null)
+# A warning when the other backend of TOOL (iptables, or ip6tables for IPv6) than the one nsgen
+# writes through holds rules (nothing when TOOL is not installed).
+nsgen_other_backend() {
+  local tool=$1 version found="" mine other=""
+  version=$("$tool" -V 2>/dev/null) || version=""
   case "$version" in
     *nf_tables*)
-      mine=iptables-nft
-      # read, never loaded: no legacy table is made by looking
-      if [ -n "$(cat /proc/net/ip_tables_names 2>/dev/null)" ]; then found=$(iptables-legacy-save 2>/dev/null | nsgen_summary); other=iptables-legacy; fi ;;
-    *)
-      mine=iptables-legacy
-      found=$(iptables-nft-save 2>/dev/null | nsgen_summary); other=iptables-nft ;;
+      mine=$tool-nft
+      # read, never loaded: no legacy table is made by looking (ip_tables_names, ip6_tables_names)
+      if [ -n "$(cat "/proc/net/${tool%tables}_tables_names" 2>/dev/null)" ]; then found=$("$tool-legacy-save" 2>/dev/null | nsgen_summary); other=$tool-legacy; fi ;;
+    *legacy*)
+      mine=$tool-legacy
+      found=$("$tool-nft-save" 2>/dev/null | nsgen_summary); other=$tool-nft ;;
   esac
   if [ -n "$found" ]; then
-    nsgen_say "warning: $other also holds rules on this host ($found), and nsgen writes through $mine: a packet must pass both, so $other's rules can cut the networks off; move them to $mine, or make $other the iptables nsgen runs"
+    nsgen_say "warning: $other also holds rules on this host ($found), and nsgen writes through $mine: a packet must pass both, so $other's rules can cut the networks off; move them to $mine, or make $other the $tool nsgen runs"
   fi
+  return 0
+}
+
+# A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
+# networks' traffic: a packet must pass both iptables backends (both ip6tables backends, for IPv6),
+# and every nft base chain (of the ip, ip6 and inet families alike).
+other_firewall() {
+  local table="" chain="" line
+  nsgen_other_backend iptables
+  nsgen_other_backend ip6tables
   while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
     case "$line" in
@@ -685,13 +752,17 @@ process_alive() {
 # Microseconds since the epoch, now or SECONDS (a decimal) from now.
 nsgen_clock() { local now=${EPOCHREALTIME/./}; echo $(( now + $(awk -v s="${1:-0}" 'BEGIN { printf "%d", s * 1000000 }') )); }
 
-# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp).
+# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp), IPv4 or
+# IPv6 (an IPv6 socket on [::] only is listed in tcp6 or udp6 alone; a host without IPv6 has neither).
 nsgen_listening() {
-  local state=0A
+  local state=0A file
+  local -a files=()
   [ "$2" = udp ] && state=07
+  for file in "/proc/$1/net/$2" "/proc/$1/net/${2}6"; do [ -e "$file" ] && files+=("$file"); done
+  [ "${#files[@]}" -gt 0 ] || return 1
   if awk -v port="$(printf '%04X' "$3")" -v state="$state" \
       'FNR > 1 && $4 == state && substr($2, index($2, ":") + 1) == port { found = 1 } END { exit !found }' \
-      "/proc/$1/net/$2" "/proc/$1/net/${2}6" 2>/dev/null; then return 0; fi
+      "${files[@]}" 2>/dev/null; then return 0; fi
   return 1
 }
 
