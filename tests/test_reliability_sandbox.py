@@ -14,7 +14,7 @@ from tests.helpers import ROOT
 
 TUTORIAL = example_text("tutorial.yaml")
 BRIDGE = example_text("bridge.yaml")
-EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE}
+EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml")}
 
 
 def setup_argv(driver: Driver) -> list[str]:
@@ -34,11 +34,12 @@ def total_calls(sb, driver: Driver, faults: Faults) -> int:
 
 
 @pytest.mark.parametrize("mode", ["script", "batch", "run"])
-@pytest.mark.parametrize("example", ["tutorial", "bridge"])
+@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack"])
 def test_fault_sweep(sandbox, tmp_path, example, mode):
     sb = sandbox
-    if example == "bridge":
+    if example != "tutorial":
         sb.run(["iptables", "-P", "FORWARD", "DROP"])
+        sb.run(["ip6tables", "-P", "FORWARD", "DROP"])
     before = sb.snapshot()
     driver = Driver(sb, tmp_path, mode, EXAMPLES[example])
     faults = Faults(sb, tmp_path / "faults")
