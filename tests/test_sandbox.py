@@ -18,7 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox import DNS_ADDR, HOST_ADDR, WEB_ADDR, Sandbox, SandboxCommandError, SandboxError
+from tests.sandbox import (
+    DNS_ADDR,
+    DNS_ADDR6,
+    HOST_ADDR,
+    HOST_ADDR6,
+    WEB_ADDR,
+    WEB_ADDR6,
+    WORLD_ADDR6,
+    Sandbox,
+    SandboxCommandError,
+    SandboxError,
+)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -97,13 +108,73 @@ def test_world_dns_answers_dig(sandbox: Sandbox) -> None:
     assert dig("+short", "DNS.World.Test.").split() == [DNS_ADDR]
     assert "status: NXDOMAIN" in dig("nope.world.test")
     assert "status: NXDOMAIN" in dig("example.com")
-    nodata = dig("web.world.test", "AAAA")
+    assert dig("+short", "AAAA", "web.world.test").split() == [WEB_ADDR6]
+    assert dig("+short", "A", "example.test").split() == [WEB_ADDR]
+    assert dig("+short", "AAAA", "example.test").split() == [WEB_ADDR6]
+    nodata = dig("dns.world.test", "AAAA")  # a name with an A record only
     assert "status: NOERROR" in nodata and "ANSWER: 0" in nodata
 
 
 def test_the_sandbox_host_resolves_through_the_world(sandbox: Sandbox) -> None:
-    assert sandbox.run(["getent", "hosts", "web.world.test"]).stdout.split() == [WEB_ADDR, "web.world.test"]
+    # getent hosts asks for IPv6 first: the name's AAAA answer, or else its A answer
+    assert sandbox.run(["getent", "hosts", "web.world.test"]).stdout.split() == [WEB_ADDR6, "web.world.test"]
+    assert sandbox.run(["getent", "hosts", "dns.world.test"]).stdout.split() == [DNS_ADDR, "dns.world.test"]
+    assert sandbox.run(["getent", "ahostsv4", "web.world.test"]).stdout.split()[0] == WEB_ADDR
     assert sandbox.run(["getent", "hosts", "nope.world.test"], check=False).returncode == 2
+
+
+# -- the world over IPv6 ---------------------------------------------------------------------
+
+def test_world_answers_over_ipv6_at_once(sandbox: Sandbox) -> None:
+    """Right after the start: nodad addresses are never tentative, and neighbour discovery does
+    not wait for a late carrier (world0's ifindex is not its peer's)."""
+    ping = sandbox.run(["ping", "-6", "-c", "1", "-W", "2", WEB_ADDR6]).stdout
+    rtt = float(ping.split(" time=")[1].split()[0])
+    assert rtt < 500, ping  # a lost first neighbour solicitation costs a 1000 ms retry
+    assert sandbox.run(["curl", "-sS", "-6", "--max-time", "5", f"http://[{WEB_ADDR6}]/"]).stdout == f"{HOST_ADDR6}\n"
+    assert sandbox.run(["curl", "-sS", "--max-time", "5", f"http://[{WEB_ADDR6}]/any/path?x=1"]).stdout == f"{HOST_ADDR6}\n"
+    assert sandbox.run(["curl", "-sS", "--max-time", "5", f"http://{WEB_ADDR}/"]).stdout == f"{HOST_ADDR}\n"
+    for ns in (None, "world"):
+        show = ["ip", "-6", "addr", "show", "scope", "global", "tentative"]  # link-local ones go through DAD
+        assert (sandbox.run(show) if ns is None else sandbox.in_ns(ns, show)).stdout == ""
+
+
+def test_world_dns_answers_aaaa_over_both_families(sandbox: Sandbox) -> None:
+    for server in (DNS_ADDR6, DNS_ADDR):  # IPv6, and the host's resolver (IPv4)
+        def dig(*args: str) -> str:
+            return sandbox.run(["dig", "+time=2", "+tries=1", f"@{server}", *args]).stdout
+
+        assert dig("AAAA", "example.test", "+short").split() == [WEB_ADDR6]
+        assert dig("A", "example.test", "+short").split() == [WEB_ADDR]
+        assert dig("AAAA", "web.world.test", "+short").split() == [WEB_ADDR6]
+        assert dig("A", "web.world.test", "+short").split() == [WEB_ADDR]
+        nodata = dig("AAAA", "dns.world.test")
+        assert "status: NOERROR" in nodata and "ANSWER: 0" in nodata
+        assert "status: NXDOMAIN" in dig("AAAA", "nope.world.test")
+    assert sandbox.run(["cat", "/etc/resolv.conf"]).stdout.splitlines()[1] == f"nameserver {DNS_ADDR}"
+    # through the host's resolver, by name, over either family
+    for family, caller in (("-6", HOST_ADDR6), ("-4", HOST_ADDR)):
+        assert sandbox.run(["curl", "-sS", family, "--max-time", "5", "http://example.test/"]).stdout == f"{caller}\n"
+
+
+def test_the_sandbox_host_has_ipv6_through_the_world(sandbox: Sandbox) -> None:
+    snapshot = sandbox.snapshot()
+    assert "world0 inet6 2001:db8:100::1/64 scope global" in snapshot["addresses"]
+    assert snapshot["routes6"] == [
+        "type=local dst=2001:db8:100::1 dev=world0 table=local protocol=kernel metric=0",
+        "type=local dst=::1 dev=lo table=local protocol=kernel metric=0",
+        "type=multicast dst=ff00::/8 dev=world0 table=local protocol=kernel metric=256",
+        "type=unicast dst=2001:db8:100::/64 dev=world0 table=main protocol=kernel metric=256",
+        f"type=unicast dst=default gateway={WORLD_ADDR6} dev=world0 table=main metric=1024",
+    ]
+    assert snapshot["ip6tables"] == snapshot["iptables"]  # the same tables, empty, policies ACCEPT
+    assert "filter :FORWARD ACCEPT" in snapshot["ip6tables"] and not any(" -A " in line for line in snapshot["ip6tables"])
+    assert "net.ipv6.conf.all.forwarding = 0" in snapshot["sysctl"]
+    assert "net.ipv6.conf.all.disable_ipv6 = 0" in snapshot["sysctl"]
+    world = sandbox.in_ns("world", ["ip", "-6", "-br", "addr"]).stdout.split()
+    assert world == ["lo", "UNKNOWN", "2001:db8:113::53/128", "2001:db8:113::10/128", "::1/128",
+                     "host0@if100", "UP", "2001:db8:100::2/64", world[-1]]
+    assert world[-1].startswith("fe80::")
 
 
 def test_a_namespace_reaches_the_world_only_through_masquerading(sandbox: Sandbox) -> None:
@@ -119,10 +190,12 @@ def test_a_namespace_reaches_the_world_only_through_masquerading(sandbox: Sandbo
 def test_a_namespace_resolves_with_its_etc_netns_resolv_conf(sandbox: Sandbox) -> None:
     add_probe(sandbox, masquerade=True)
     assert sandbox.in_ns("probe", ["cat", "/etc/resolv.conf"]).stdout == "nameserver 203.0.113.53\n"
-    assert sandbox.in_ns("probe", ["getent", "hosts", "web.world.test"]).stdout.split() == [WEB_ADDR, "web.world.test"]
+    assert sandbox.in_ns("probe", ["getent", "hosts", "web.world.test"]).stdout.split() == [WEB_ADDR6, "web.world.test"]
+    assert sandbox.in_ns("probe", ["getent", "hosts", "dns.world.test"]).stdout.split() == [DNS_ADDR, "dns.world.test"]
     assert sandbox.in_ns("probe", ["getent", "hosts", "nope.world.test"], check=False).returncode == 2
     lookup = "import socket; print(socket.getaddrinfo('dns.world.test', 53, proto=socket.IPPROTO_UDP)[0][4][0])"
     assert sandbox.in_ns("probe", [sys.executable, "-c", lookup]).stdout.strip() == DNS_ADDR
+    # the name has an IPv6 address too, but probe has no IPv6 route: curl falls back to IPv4 at once
     assert sandbox.in_ns("probe", ["curl", "-sS", "--max-time", "5", "http://web.world.test/"]).stdout.strip() == HOST_ADDR
 
 
@@ -162,12 +235,15 @@ PINNED = {  # what nsgen reads (ip_forward) or writes, and what the tests' traff
     "net.ipv4.conf.default.rp_filter": "2",
     "net.ipv6.conf.all.forwarding": "0",
     "net.ipv6.conf.default.forwarding": "0",
+    "net.ipv6.conf.all.disable_ipv6": "0",
+    "net.ipv6.conf.default.disable_ipv6": "0",
     "net.bridge.bridge-nf-call-iptables": "1",  # only where br_netfilter is loaded
     "net.bridge.bridge-nf-call-ip6tables": "1",
 }
 READ_PINNED = (  # every pinned file, and the conf values of every interface, as "path value"
     "cd /proc/sys && for f in net/ipv4/ip_forward net/ipv4/conf/*/forwarding net/ipv4/conf/*/route_localnet "
-    "net/ipv4/conf/*/rp_filter net/ipv6/conf/*/forwarding net/bridge/bridge-nf-call-ip*tables; do "
+    "net/ipv4/conf/*/rp_filter net/ipv6/conf/*/forwarding net/ipv6/conf/*/disable_ipv6 "
+    "net/bridge/bridge-nf-call-ip*tables; do "
     '[ ! -e "$f" ] || echo "$f $(cat "$f")"; done'
 )
 
@@ -207,6 +283,7 @@ def test_pinning_overrides_what_a_new_namespace_inherits(sandbox: Sandbox) -> No
         cd /proc/sys/net
         for conf in ipv4/conf/*; do echo 1 > $conf/forwarding; echo 1 > $conf/route_localnet; echo 1 > $conf/rp_filter; done
         for conf in ipv6/conf/*; do echo 1 > $conf/forwarding; done
+        echo 1 > ipv6/conf/default/disable_ipv6  # not all's, nor an interface's: that drops their addresses
         [ ! -d bridge ] || echo 0 > bridge/bridge-nf-call-iptables
     """))
     assert sandbox.snapshot() != before
@@ -291,6 +368,38 @@ def test_snapshot_sees_changes_and_their_undoing(sandbox: Sandbox) -> None:
     deadline = time.monotonic() + 5
     while not gone(sleeper) and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert sandbox.snapshot() == before
+
+
+def test_snapshot_sees_ipv6_changes_and_their_undoing(sandbox: Sandbox) -> None:
+    before = sandbox.snapshot()
+    sandbox.sh(textwrap.dedent(f"""\
+        set -e
+        ip -6 addr add 2001:db8:100::99/64 dev world0 nodad
+        ip -6 route add 2001:db8:200::/64 via {WORLD_ADDR6}
+        ip6tables -A FORWARD -s 2001:db8:200::/64 -m comment --comment "nsgen:snap6" -j DROP
+        ip6tables -t nat -N SNAP6-TEST
+        sysctl -q -w net.ipv6.conf.all.forwarding=1
+    """))
+    after = sandbox.snapshot()
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {"addresses", "routes6", "ip6tables", "nft", "sysctl"}
+    assert "world0 inet6 2001:db8:100::99/64 scope global" in after["addresses"]
+    assert f"type=unicast dst=2001:db8:200::/64 gateway={WORLD_ADDR6} dev=world0 table=main metric=1024" in after["routes6"]
+    assert "type=anycast dst=2001:db8:100:: dev=world0 table=local protocol=kernel metric=0" in after["routes6"]  # a router's
+    assert 'filter -A FORWARD -s 2001:db8:200::/64 -m comment --comment "nsgen:snap6" -j DROP' in after["ip6tables"]
+    assert "nat :SNAP6-TEST -" in after["ip6tables"]
+    assert "net.ipv6.conf.all.forwarding = 1" in after["sysctl"]
+    assert after["iptables"] == before["iptables"]
+
+    sandbox.sh(textwrap.dedent(f"""\
+        set -e
+        sysctl -q -w net.ipv6.conf.all.forwarding=0
+        ip6tables -t nat -X SNAP6-TEST
+        ip6tables -D FORWARD -s 2001:db8:200::/64 -m comment --comment "nsgen:snap6" -j DROP
+        ip -6 route del 2001:db8:200::/64 via {WORLD_ADDR6}
+        ip -6 addr del 2001:db8:100::99/64 dev world0
+    """))
     assert sandbox.snapshot() == before
 
 

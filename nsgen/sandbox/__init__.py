@@ -6,9 +6,13 @@ up inside one for `nsgen sandbox`; `world/` holds the world's web and DNS server
 
 from nsgen.sandbox.host import (
     DNS_ADDR,
+    DNS_ADDR6,
     HOST_ADDR,
+    HOST_ADDR6,
     WEB_ADDR,
+    WEB_ADDR6,
     WORLD_ADDR,
+    WORLD_ADDR6,
     WORLD_DIR,
     WORLD_NS,
     Sandbox,
@@ -22,9 +26,13 @@ from nsgen.sandbox.host import (
 
 __all__ = [
     "DNS_ADDR",
+    "DNS_ADDR6",
     "HOST_ADDR",
+    "HOST_ADDR6",
     "WEB_ADDR",
+    "WEB_ADDR6",
     "WORLD_ADDR",
+    "WORLD_ADDR6",
     "WORLD_DIR",
     "WORLD_NS",
     "Sandbox",

@@ -11,20 +11,27 @@ What the sandbox host looks like (all of it private to the sandbox, nothing reac
     /run            tmpfs (so /run/netns and /run/nsgen are the sandbox's own)
     /etc            overlay: the real /etc below, a tmpfs above (writes never reach the disk)
     /etc/netns      tmpfs      /etc/sysctl.d   tmpfs (empty)
-    /etc/resolv.conf           nameserver 203.0.113.53 (the world's DNS)
-    lo up; world0 198.51.100.1/24; default via 198.51.100.2
-    iptables: the filter, nat, mangle and raw tables exist, empty, policies ACCEPT
+    /etc/resolv.conf           nameserver 203.0.113.53 (the world's DNS, over IPv4)
+    lo up; world0 198.51.100.1/24 + 2001:db8:100::1/64; default via 198.51.100.2,
+        IPv6 default via 2001:db8:100::2
+    iptables and ip6tables: the filter, nat, mangle and raw tables exist, empty, policies ACCEPT
     sysctls (PINNED_SYSCTLS, the same in the world), whatever the machine has:
         net.ipv4.ip_forward 0, net.ipv4.conf.{all,default}.forwarding 0,
         net.ipv4.conf.{all,default}.route_localnet 0, net.ipv4.conf.{all,default}.rp_filter 2,
-        net.ipv6.conf.{all,default}.forwarding 0,
+        net.ipv6.conf.{all,default}.forwarding 0, net.ipv6.conf.{all,default}.disable_ipv6 0,
         net.bridge.bridge-nf-call-{iptables,ip6tables} 1 (only where br_netfilter is loaded);
         the conf.default values also on each interface the helper made (lo, world0; in the
         world lo, host0): an interface's own copy counts too (rp_filter is the larger of all's
         and its own, route_localnet is on if either is)
-    netns "world": host0 198.51.100.2/24, lo 203.0.113.10/32 + 203.0.113.53/32,
-        http://203.0.113.10/ answers the caller's source address (world/http_server.py),
-        DNS on 203.0.113.53 answers web.world.test and dns.world.test (world/dns_server.py).
+    netns "world" (it forwards nothing: every address it answers for is its own):
+        host0 198.51.100.2/24 + 2001:db8:100::2/64,
+        lo 203.0.113.10/32 + 203.0.113.53/32 + 2001:db8:113::10/128 + 2001:db8:113::53/128,
+        http://203.0.113.10/ and http://[2001:db8:113::10]/ answer the caller's source address
+        (world/http_server.py),
+        DNS on 203.0.113.53 and 2001:db8:113::53 answers web.world.test and example.test (A and
+        AAAA), dns.world.test (A only) (world/dns_server.py).
+    Every IPv6 address is added `nodad`: usable at once, without duplicate address detection's
+    wait (only the kernel's own link-local addresses still go through it).
 
 Why an overlay on /etc: `ip netns` needs /etc/netns, which does not exist on a clean host, and
 `mkdir` inside a mount namespace still writes to the real disk. Creating it in an overlay whose
@@ -58,7 +65,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 TYPE_CHECKING = False  # typing itself is not imported: the helper starts faster without it
 if TYPE_CHECKING:
@@ -69,12 +76,25 @@ WORLD_ADDR = "198.51.100.2"
 WORLD_PREFIX = 24
 WEB_ADDR = "203.0.113.10"
 DNS_ADDR = "203.0.113.53"
+HOST_ADDR6 = "2001:db8:100::1"
+WORLD_ADDR6 = "2001:db8:100::2"
+WORLD_PREFIX6 = 64
+WEB_ADDR6 = "2001:db8:113::10"
+DNS_ADDR6 = "2001:db8:113::53"
 WORLD_NS = "world"
 WORLD_LINK = "world0"  # the host's end of the veth
 WORLD_PEER = "host0"  # the world's end
+# world0's ifindex, unlike host0's (the next free one in the world, 2 there too unless set): a veth
+# whose ifindex equals its peer's looks like a plain device to the kernel's link watch, which then
+# reports its carrier up to a second late; until then IPv6 drops multicast on it, neighbour
+# discovery included, and the first IPv6 packet of a new sandbox waited a second for a retry.
+WORLD_LINK_INDEX = 100
 WORLD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "world")  # the servers, run as scripts
 
-REQUIRED_TOOLS = ("unshare", "nsenter", "mount", "umount", "ip", "iptables", "iptables-save", "iptables-restore")
+REQUIRED_TOOLS = (
+    "unshare", "nsenter", "mount", "umount", "ip",
+    "iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore",
+)
 # Written by the helper, in the host and in the world, whatever the machine's own values are (see
 # "Why pinned sysctls" above). Keys the kernel does not have (net.bridge.* without br_netfilter,
 # net.ipv6.* with IPv6 disabled) are left out. Each conf.default.KEY is also written to KEY of
@@ -89,6 +109,10 @@ PINNED_SYSCTLS = {
     "net.ipv4.conf.default.rp_filter": "2",
     "net.ipv6.conf.all.forwarding": "0",
     "net.ipv6.conf.default.forwarding": "0",
+    # The world's IPv6 needs it (a machine booted with ipv6.disable_ipv6=1 starts every namespace
+    # without); written first of all, before any IPv6 address is added (see _enable_ipv6).
+    "net.ipv6.conf.all.disable_ipv6": "0",
+    "net.ipv6.conf.default.disable_ipv6": "0",
     # Per namespace since Linux 5.3; before, they exist only in the machine's own namespace (so
     # the sandbox skips them, and never writes the machine's). 1 is the kernel's default.
     "net.bridge.bridge-nf-call-iptables": "1",
@@ -128,6 +152,8 @@ def unavailable_reason() -> str | None:
 
     if not sys.platform.startswith("linux"):
         return f"the sandbox needs Linux namespaces (this is {sys.platform})"
+    if not os.path.isdir("/proc/sys/net/ipv6"):
+        return "the sandbox needs IPv6 (this kernel has none: booted with ipv6.disable=1?)"
     if os.geteuid() != 0:
         return f"the sandbox needs root (euid is {os.geteuid()})"
     missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
@@ -500,11 +526,12 @@ class Sandbox:
     def snapshot(self) -> Snapshot:
         """A normalized picture of the sandbox host, comparable with ==.
 
-        Keys (each a list of strings): netns, links, addresses, routes, iptables,
-        forward_policy, nft, sysctl, files, processes. Lists are sorted, except iptables and
-        nft, which are in a canonical order that keeps the order of rules inside a chain.
-        Left out on purpose: ifindexes, MAC addresses, counters, operstate/carrier (they change
-        on their own), IPv6 link-local addresses, IPv6 routes.
+        Keys (each a list of strings): netns, links, addresses (IPv4 and IPv6), routes (IPv4),
+        routes6, iptables, ip6tables, forward_policy (IPv4's), nft, sysctl, files, processes.
+        Lists are sorted, except iptables, ip6tables and nft, which are in a canonical order that
+        keeps the order of rules inside a chain. Left out on purpose: ifindexes, MAC addresses,
+        counters, operstate/carrier (they change on their own), IPv6 link-local addresses and
+        the routes to them (made from the MAC address).
         """
         if self.closed:
             raise SandboxError("the sandbox is closed")
@@ -513,7 +540,9 @@ class Sandbox:
             "links": "ip -j -d link show",
             "addresses": "ip -j addr show",
             "routes": "ip -4 -j route show table all",
+            "routes6": "ip -6 -j route show table all",
             "iptables": "iptables-save",
+            "ip6tables": "ip6tables-save",
             "nft": "if command -v nft >/dev/null; then nft list ruleset; else echo '# nft is not installed'; fi",
             "sysctl": (  # bash builtins only: no process per key
                 f"for key in {' '.join(SNAPSHOT_SYSCTLS)}; do f=/proc/sys/${{key//.//}}; "
@@ -551,7 +580,11 @@ class Sandbox:
                 if not (info.get("family") == "inet6" and info.get("scope") == "link")
             ),
             "routes": sorted(_route(route) for route in _json_list(raw["routes"])),
+            "routes6": sorted(
+                _route(route) for route in _json_list(raw["routes6"]) if not _link_local(route.get("dst", ""))
+            ),
             "iptables": iptables,
+            "ip6tables": _normalize_iptables(raw["ip6tables"]),
             "forward_policy": [_forward_policy(iptables)],
             "nft": _normalize_nft(raw["nft"]),
             "sysctl": sorted(line.strip() for line in raw["sysctl"].splitlines() if line.strip()),
@@ -706,6 +739,16 @@ def _route(route: dict) -> str:
     )
 
 
+def _link_local(dst: str) -> bool:
+    """Whether a route's destination ("fe80::/64", "fe80::1", "default", ...) is IPv6 link-local."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_network(dst, strict=False).network_address.is_link_local
+    except ValueError:
+        return False
+
+
 def _normalize_iptables(text: str) -> list[str]:
     """iptables-save without comments, counters and dates; chains sorted, rules kept in order per chain."""
     tables: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
@@ -856,44 +899,85 @@ def _ip_batch(commands: list[str], netns: str | None = None) -> None:
 def _setup_world_addresses() -> None:
     # First, so that the servers can bind while the rest is being set up.
     _do("ip", "netns", "add", WORLD_NS)  # not in a batch: it would leave the batch in the new namespace
-    _ip_batch(["link set lo up", f"addr add {WEB_ADDR}/32 dev lo", f"addr add {DNS_ADDR}/32 dev lo"], WORLD_NS)
+    # nodad: an IPv6 address is never tentative, so the servers can bind it at once. `replace`,
+    # not `add`, so that the batch can run again.
+    batch = [
+        "link set lo up",
+        f"addr replace {WEB_ADDR}/32 dev lo",
+        f"addr replace {DNS_ADDR}/32 dev lo",
+        f"addr replace {WEB_ADDR6}/128 dev lo nodad",
+        f"addr replace {DNS_ADDR6}/128 dev lo nodad",
+    ]
+    try:
+        _ip_batch(batch, WORLD_NS)
+    except RuntimeError:
+        # The world may have started with IPv6 off (lo, like host0 to come, took its
+        # conf.default value): on, and again. Only then, as entering the world costs ~10 ms.
+        _wait_child(_in_world(_enable_ipv6))
+        _ip_batch(batch, WORLD_NS)
 
 
 def _setup_world_link() -> None:
+    _enable_ipv6()  # before world0 is made: it takes conf.default's value
     _ip_batch([
         "link set lo up",
-        f"link add {WORLD_LINK} type veth peer name {WORLD_PEER} netns {WORLD_NS}",
+        f"link add {WORLD_LINK} index {WORLD_LINK_INDEX} type veth peer name {WORLD_PEER} netns {WORLD_NS}",
         f"addr add {HOST_ADDR}/{WORLD_PREFIX} dev {WORLD_LINK}",
+        f"addr add {HOST_ADDR6}/{WORLD_PREFIX6} dev {WORLD_LINK} nodad",
         f"link set {WORLD_LINK} up",
         f"route add default via {WORLD_ADDR} dev {WORLD_LINK}",
+        f"route add default via {WORLD_ADDR6} dev {WORLD_LINK}",
     ])
-    _ip_batch([f"addr add {WORLD_ADDR}/{WORLD_PREFIX} dev {WORLD_PEER}", f"link set {WORLD_PEER} up"], WORLD_NS)
+    _ip_batch([
+        f"addr add {WORLD_ADDR}/{WORLD_PREFIX} dev {WORLD_PEER}",
+        f"addr add {WORLD_ADDR6}/{WORLD_PREFIX6} dev {WORLD_PEER} nodad",
+        f"link set {WORLD_PEER} up",
+    ], WORLD_NS)
 
 
-def _setup_iptables(tables: list[str]) -> None:
-    # Like a host where iptables is in use: the usual tables exist, empty, policies ACCEPT.
-    # (iptables-nft creates a table the first time a rule goes in, and never removes it; with
-    # the tables already there, "after teardown == before" compares rules, not that.)
+def _start_iptables(tables: list[str]) -> dict[str, subprocess.Popen[str]]:
+    """Start making the iptables and ip6tables tables (see _wait_iptables): nothing else of the
+    setup depends on them, so they run while it goes on, and add nothing to the start's time."""
+    # Like a host where iptables is in use: the usual tables exist, empty, policies ACCEPT, for
+    # IPv4 and IPv6 alike. (iptables-nft creates a table the first time a rule goes in, and never
+    # removes it; with the tables already there, "after teardown == before" compares rules, not that.)
     if not tables:
-        return
+        return {}
     text = "".join(
         f"*{table}\n" + "".join(f":{chain} ACCEPT [0:0]\n" for chain in BUILTIN_CHAINS[table]) + "COMMIT\n"
         for table in tables
     )
-    result = subprocess.run(["iptables-restore"], input=text, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"iptables-restore failed: {result.stderr.strip()}")
+    procs = {}
+    for restore in ("iptables-restore", "ip6tables-restore"):  # iptables-nft retries a raced transaction
+        procs[restore] = proc = subprocess.Popen(
+            [restore], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        proc.stdin.write(text)  # a few hundred bytes: the pipe takes them without waiting
+        proc.stdin.close()
+    return procs
+
+
+def _wait_iptables(procs: dict[str, subprocess.Popen[str]]) -> None:
+    failed = []
+    for restore, proc in procs.items():
+        stderr = proc.stderr.read()
+        proc.stderr.close()
+        if proc.wait() != 0:
+            failed.append(f"{restore} failed (exit status {proc.returncode}): {stderr.strip()}")
+    if failed:
+        raise RuntimeError("; ".join(failed))
 
 
 def _sysctl_path(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
 
-def _pin_sysctls() -> None:
-    """Write PINNED_SYSCTLS in this process's network namespace, and each conf.default value to
-    every interface there is; a key the kernel does not have is skipped."""
-    writes = [(_sysctl_path(key), value) for key, value in PINNED_SYSCTLS.items()]
-    for key, value in PINNED_SYSCTLS.items():
+def _pin_sysctls(pinned: Mapping[str, str] | None = None) -> None:
+    """Write pinned (by default PINNED_SYSCTLS) in this process's network namespace, and each
+    conf.default value to every interface there is; a key the kernel does not have is skipped."""
+    pinned = PINNED_SYSCTLS if pinned is None else pinned
+    writes = [(_sysctl_path(key), value) for key, value in pinned.items()]
+    for key, value in pinned.items():
         parts = key.split(".")  # net.FAMILY.conf.default.NAME
         if parts[2:4] != ["conf", "default"]:
             continue
@@ -917,9 +1001,15 @@ def _pin_sysctls() -> None:
             raise RuntimeError(f"cannot set {path} to {value}: {exc}") from None
 
 
-def _pin_world_sysctls() -> int:
-    """_pin_sysctls() in the world's network namespace, in a forked child (its pid is returned;
-    see _wait_pinned). A fork, not a new Python: that would add ~40 ms to every sandbox's start."""
+def _enable_ipv6() -> None:
+    """The disable_ipv6 part of PINNED_SYSCTLS, at once: adding an IPv6 address needs it, and an
+    interface made afterwards takes conf.default's value."""
+    _pin_sysctls({key: value for key, value in PINNED_SYSCTLS.items() if key.endswith(".disable_ipv6")})
+
+
+def _in_world(function: Callable[[], None]) -> int:
+    """function() in the world's network namespace, in a forked child (its pid is returned; see
+    _wait_child). A fork, not a new Python: that would add ~40 ms to every sandbox's start."""
     fd = os.open(f"/run/netns/{WORLD_NS}", os.O_RDONLY | os.O_CLOEXEC)
     try:
         pid = os.fork()
@@ -927,7 +1017,7 @@ def _pin_world_sysctls() -> int:
             status = 1
             try:
                 _setns_net(fd)
-                _pin_sysctls()
+                function()
                 status = 0
             except BaseException as exc:
                 os.write(2, f"sandbox helper: in the world: {exc}\n".encode())
@@ -951,17 +1041,17 @@ def _setns_net(fd: int) -> None:
         raise OSError(errno, f"setns: {os.strerror(errno)}")
 
 
-def _wait_pinned(pid: int) -> None:
+def _wait_child(pid: int) -> None:
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     if status != 0:
-        raise RuntimeError(f"pinning the world's sysctls failed (exit status {status}; the helper's log says why)")
+        raise RuntimeError(f"setting the world's sysctls failed (exit status {status}; the helper's log says why)")
 
 
 def _start_world() -> tuple[dict[str, subprocess.Popen[bytes]], dict[int, str]]:
     """Start the world's servers; they signal readiness on the returned pipes (fd -> name)."""
     servers = {
-        "http": ["http_server.py", "--address", WEB_ADDR, "--port", "80"],
-        "dns": ["dns_server.py", "--address", DNS_ADDR, "--port", "53"],
+        "http": ["http_server.py", "--address", WEB_ADDR, "--address", WEB_ADDR6, "--port", "80"],
+        "dns": ["dns_server.py", "--address", DNS_ADDR, "--address", DNS_ADDR6, "--port", "53"],
     }
     procs, readers = {}, {}
     for name, (script, *args) in servers.items():
@@ -1009,16 +1099,17 @@ def _helper_main(config_json: str) -> int:
     try:
         _setup_mounts(config["run_source"])
         stage = "network"
+        iptables = _start_iptables(config["iptables_tables"])
         _setup_world_addresses()
         world = _start_world()
         _setup_world_link()
         stage = "sysctl"  # once the network is set up: its interfaces get the pinned values too
-        world_pin = _pin_world_sysctls()  # while the host's are pinned and its iptables set up
+        world_pin = _in_world(_pin_sysctls)  # while the host's are pinned and its iptables set up
         _pin_sysctls()
         stage = "iptables"
-        _setup_iptables(config["iptables_tables"])
+        _wait_iptables(iptables)
         stage = "world servers"
-        _wait_pinned(world_pin)
+        _wait_child(world_pin)
         world_pids = _wait_world(*world, config["timeout"])
     except BaseException as exc:  # SIGTERM too: clean up what was started
         # a read-only /proc/sys, like a refused mount, is this machine's limit, not a bug

@@ -1,19 +1,23 @@
 """The world's web server: answers every request with the caller's source address as plain text.
 
 A client behind masquerading therefore reads the address it was translated to (the sandbox
-host's 198.51.100.1), not its own. It knows nothing of the sandbox it runs in. It speaks just
-enough HTTP/1.1 for curl, wget and urllib (any method, any path, keep-alive), with the standard
-library's socketserver rather than http.server, which takes three times as long to import.
+host's 198.51.100.1), not its own; an IPv6 caller reads its IPv6 address, unbracketed
+(2001:db8:100::1). It listens on every --address given, IPv4 or IPv6. It knows nothing of the
+sandbox it runs in. It speaks just enough HTTP/1.1 for curl, wget and urllib (any method, any
+path, keep-alive), with the standard library's socketserver rather than http.server, which takes
+three times as long to import.
 
-    python -S http_server.py --address 203.0.113.10 [--port 80] [--ready-fd N]
+    python -S http_server.py --address 203.0.113.10 [--address 2001:db8:113::10] [--port 80] [--ready-fd N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import socketserver
 import sys
+import threading
 
 MAX_LINE = 8192
 
@@ -63,17 +67,27 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
 
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
+def listen(address: str, port: int) -> Server:
+    return (Server6 if ":" in address else Server)((address, port), WhoAmI)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", required=True)
+    parser.add_argument("--address", action="append", required=True, help="listen here (repeatable)")
     parser.add_argument("--port", type=int, default=80)
-    parser.add_argument("--ready-fd", type=int, help="write 'ready' to this fd once listening, then close it")
+    parser.add_argument("--ready-fd", type=int, help="write 'ready' to this fd once listening on all, then close it")
     args = parser.parse_args(argv)
-    server = Server((args.address, args.port), WhoAmI)
+    first, *others = [listen(address, args.port) for address in args.address]
     if args.ready_fd is not None:
         os.write(args.ready_fd, b"ready\n")
         os.close(args.ready_fd)
-    server.serve_forever()
+    for server in others:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    first.serve_forever()
 
 
 if __name__ == "__main__":
