@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,8 +33,35 @@ class EchoHandler(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.client_address[0]} {format % args}\n")
 
 
+class DualStackServer(ThreadingHTTPServer):
+    """Listens on [::], IPv4 included (IPV6_V6ONLY off): one socket answers both families."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+class IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _server(host: str, port: int) -> ThreadingHTTPServer:
+    """Every address of both families by default (IPv4 alone where the host has no IPv6)."""
+    if host in ("", "::"):
+        try:
+            return DualStackServer(("::", port), EchoHandler)
+        except OSError:
+            if host == "::":
+                raise
+    if ":" in host:
+        return IPv6Server((host, port), EchoHandler)
+    return ThreadingHTTPServer((host, port), EchoHandler)
+
+
 def serve(port: int, host: str = "") -> None:
-    server = ThreadingHTTPServer((host, port), EchoHandler)
+    server = _server(host, port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"echo server listening on port {port}", file=sys.stderr, flush=True)
     try:

@@ -924,6 +924,11 @@ def _setup_world_link() -> None:
         f"link add {WORLD_LINK} index {WORLD_LINK_INDEX} type veth peer name {WORLD_PEER} netns {WORLD_NS}",
         f"addr add {HOST_ADDR}/{WORLD_PREFIX} dev {WORLD_LINK}",
         f"addr add {HOST_ADDR6}/{WORLD_PREFIX6} dev {WORLD_LINK} nodad",
+        # a link-local address of its own, never tentative: a generated one would spend its first
+        # second in duplicate address detection, and the host's neighbour solicitations for
+        # packets it forwards would go unanswered until then (one second lost, or two)
+        f"link set {WORLD_LINK} addrgenmode none",
+        f"addr add fe80::1/64 dev {WORLD_LINK} nodad",
         f"link set {WORLD_LINK} up",
         f"route add default via {WORLD_ADDR} dev {WORLD_LINK}",
         f"route add default via {WORLD_ADDR6} dev {WORLD_LINK}",
@@ -931,6 +936,8 @@ def _setup_world_link() -> None:
     _ip_batch([
         f"addr add {WORLD_ADDR}/{WORLD_PREFIX} dev {WORLD_PEER}",
         f"addr add {WORLD_ADDR6}/{WORLD_PREFIX6} dev {WORLD_PEER} nodad",
+        f"link set {WORLD_PEER} addrgenmode none",
+        f"addr add fe80::2/64 dev {WORLD_PEER} nodad",
         f"link set {WORLD_PEER} up",
     ], WORLD_NS)
 
