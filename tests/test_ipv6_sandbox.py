@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.drive import NSGEN, Driver, example_text, wait_for
-from tests.sandbox import DNS_ADDR6, HOST_ADDR, HOST_ADDR6, WEB_ADDR, WEB_ADDR6, WORLD_ADDR6, WORLD_NS
+from tests.sandbox import DNS_ADDR6, HOST_ADDR, HOST_ADDR6, WEB_ADDR, WEB_ADDR6, WORLD_NS
 
 LAB = """
 name: lab6

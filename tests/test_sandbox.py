@@ -141,7 +141,7 @@ def test_world_answers_over_ipv6_at_once(sandbox: Sandbox) -> None:
 
 def test_world_dns_answers_aaaa_over_both_families(sandbox: Sandbox) -> None:
     for server in (DNS_ADDR6, DNS_ADDR):  # IPv6, and the host's resolver (IPv4)
-        def dig(*args: str) -> str:
+        def dig(*args: str, server: str = server) -> str:
             return sandbox.run(["dig", "+time=2", "+tries=1", f"@{server}", *args]).stdout
 
         assert dig("AAAA", "example.test", "+short").split() == [WEB_ADDR6]

@@ -959,6 +959,7 @@ def _start_iptables(tables: list[str]) -> dict[str, subprocess.Popen[str]]:
         procs[restore] = proc = subprocess.Popen(
             [restore], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
+        assert proc.stdin is not None
         proc.stdin.write(text)  # a few hundred bytes: the pipe takes them without waiting
         proc.stdin.close()
     return procs
@@ -967,6 +968,7 @@ def _start_iptables(tables: list[str]) -> dict[str, subprocess.Popen[str]]:
 def _wait_iptables(procs: dict[str, subprocess.Popen[str]]) -> None:
     failed = []
     for restore, proc in procs.items():
+        assert proc.stderr is not None
         stderr = proc.stderr.read()
         proc.stderr.close()
         if proc.wait() != 0:

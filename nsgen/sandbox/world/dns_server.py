@@ -95,7 +95,7 @@ def serve(socks: list[socket.socket], records: dict[str, tuple[str, ...]]) -> No
             sel.register(sock, selectors.EVENT_READ)
         while True:
             for key, _ in sel.select():
-                sock = key.fileobj
+                sock: socket.socket = key.fileobj  # type: ignore[assignment,no-redef]  # only sockets are registered
                 query, peer = sock.recvfrom(4096)
                 try:
                     response = answer(query, records)
