@@ -640,6 +640,28 @@ def _address(hexed: str) -> str:
 
 def _holder(inode: str) -> str:
     """The program that owns a socket, as `name (pid N)`, when /proc tells."""
+    pid = _holder_pid(inode)
+    if pid is None:
+        return "a program"
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f"{f.read().strip()} (pid {pid})"
+    except OSError:
+        return "a program"
+
+
+def _own_proxy(inode: str, tag: str) -> bool:
+    """Whether the socket is held by the topology's own port proxy (`nsgen port-proxy ... --tag TAG`)."""
+    pid = _holder_pid(inode)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().decode(errors="replace").split("\0")
+    except (OSError, TypeError):
+        return False
+    return "port-proxy" in words and any(words[i:i + 2] == ["--tag", tag] for i in range(len(words)))
+
+
+def _holder_pid(inode: str) -> int | None:
     target = f"socket:[{inode}]"
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -651,11 +673,10 @@ def _holder(inode: str) -> str:
         for fd in fds:
             try:
                 if os.readlink(f"/proc/{entry}/fd/{fd}") == target:
-                    with open(f"/proc/{entry}/comm") as f:
-                        return f"{f.read().strip()} (pid {entry})"
+                    return int(entry)
             except OSError:
                 continue
-    return "a program"
+    return None
 
 
 def _overlaps(mine: str, theirs: str) -> bool:
@@ -749,7 +770,7 @@ def ports_free(tag: str, *specs: str) -> Result:
                     v6only[protocol] = _v6only(protocol)
                 only = v6only[protocol]
                 address = "::" if only is not None and found.inode in only else "*"
-            if _overlaps(ip, address):
+            if _overlaps(ip, address) and not _own_proxy(found.inode, tag):
                 shown = f"[{address}]" if ":" in address else address
                 return Result(1, "", f"host port {port}/{protocol} is already in use: {_holder(found.inode)} listens on "
                                      f"{shown}:{port}; nothing was changed")

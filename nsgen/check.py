@@ -291,6 +291,9 @@ def _started(cmd: Command) -> tuple[str, str]:
         if argv[i:i + 3] == ["ip", "netns", "exec"]:
             container, argv = argv[i + 3], argv[i + 4:]
             break
+    if argv[:4] == ["setsid", "sh", "-c", EXIT_STATUS]:  # nsgen's port proxy: started on the host, it enters its container
+        argv = argv[1:]
+        container = argv[argv.index("--netns") + 1] if "--netns" in argv[:-1] else ""
     if argv[:3] == ["sh", "-c", EXIT_STATUS]:  # the program's words follow the shell's and its BASE
         argv = argv[4:]
     program = " ".join([argv[0].rsplit("/", 1)[-1], *argv[1:]]) if argv else ""

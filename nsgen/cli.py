@@ -357,6 +357,23 @@ def echo_server(port: int) -> None:
         raise UserError(f"cannot listen on port {port}: {exc.strerror}") from None
 
 
+@main.command("port-proxy", hidden=True)
+@click.option("--netns", required=True, help="The container's namespace, where connections to it start.")
+@click.option("--to", "target", required=True, help="The container's address.")
+@click.option("--ready", required=True, help="File written once every port is listened on.")
+@click.option("--tag", default="", help="The topology's tag (nsgen:NAME): its ports_free check knows the proxy as its own.")
+@click.argument("forwards", nargs=-1, required=True)
+def port_proxy(netns: str, target: str, ready: str, tag: str, forwards: tuple[str, ...]) -> None:
+    """Serve ports published on [::1] (PROTOCOL:HOST_PORT:CONTAINER_PORT...): started by setup, in the host's
+    namespace; it moves into the container's."""
+    from nsgen.port_proxy import run
+
+    try:
+        run(netns, target, ready, list(forwards))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"port proxy: {exc}") from None
+
+
 def _write_file(text: str, output: str | None) -> None:
     """The product to OUT (a plain file, not executable), or to stdout when OUT is missing or '-'."""
     _write(text, output, mode=None)

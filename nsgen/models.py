@@ -150,6 +150,7 @@ class Process(NamedTuple):
     # but running through its start window.
     ready: tuple[str, ...] = ()
     ready_timeout: float = READY_TIMEOUT
+    host_side: bool = False  # started in the host's namespace (nsgen's port proxy), which it leaves for the container's
 
 
 class Container(NamedTuple):
@@ -826,10 +827,25 @@ def _topology(
             attachments=attachments,
             dns=dns,
             dns_source=source,
-            processes=raw["processes"],
+            processes=(*raw["processes"], *_port_proxy(name, cname, attachments, raw["ports"], len(raw["processes"]), env)),
             ports=raw["ports"],
         )
     return Topology(name=name, networks=networks, containers=resolved_containers, host=host, warnings=tuple(warnings))
+
+
+def _port_proxy(topology: str, cname: str, attachments: tuple[Attachment, ...], ports: tuple[PublishedPort, ...], index: int,
+                env: Environment) -> tuple[Process, ...]:
+    """The process that serves the container's ports published on [::1] (nsgen/port_proxy.py):
+    the kernel never carries a connection from ::1 into a container."""
+    loopback = [p for p in ports if p.host_ip == ipaddress.IPv6Address("::1")]
+    if not loopback or not attachments or attachments[0].address6 is None:
+        return ()
+    from nsgen.names import rule_tag, state_dir
+
+    ready = f"{state_dir(topology)}/{cname}.{index}.ready"
+    argv = (*env.nsgen_command(), "port-proxy", "--netns", cname, "--to", str(attachments[0].address6), "--ready", ready,
+            "--tag", rule_tag(topology), *(f"{p.protocol}:{p.host_port}:{p.container_port}" for p in loopback))
+    return (Process(argv, ("file", ready), READY_TIMEOUT, host_side=True),)
 
 
 def _attachment(net: Network, iface: str, host_if: str, address: Any, address6: Any) -> Attachment:

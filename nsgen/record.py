@@ -47,7 +47,8 @@ def _container(c: Any) -> dict:
         "attachments": [_attachment(a) for a in c.attachments],
         "dns": list(c.dns),
         "dns_source": c.dns_source,
-        "processes": [{"argv": list(p.argv), "ready": list(p.ready), "ready_timeout": p.ready_timeout} for p in c.processes],
+        "processes": [{"argv": list(p.argv), "ready": list(p.ready), "ready_timeout": p.ready_timeout, **({"host_side": True} if p.host_side else {})}
+                      for p in c.processes],
         "ports": [{"host_ip": _text(p.host_ip), "host_port": p.host_port, "container_port": p.container_port,
                    "protocol": p.protocol, "spec": p.spec} for p in c.ports],
     }
@@ -106,7 +107,7 @@ def from_text(body: str | bytes) -> Any:
             ports = tuple(PublishedPort(ipaddress.ip_address(p["host_ip"]) if p["host_ip"] else None, int(p["host_port"]),
                                         int(p["container_port"]), str(p["protocol"]), str(p["spec"])) for p in c["ports"])
             containers[c["name"]] = Container(str(c["name"]), attachments, tuple(map(str, c["dns"])), str(c["dns_source"]),
-                                              tuple(Process(tuple(map(str, p["argv"])), tuple(map(str, p["ready"])), float(p["ready_timeout"]))
+                                              tuple(Process(tuple(map(str, p["argv"])), tuple(map(str, p["ready"])), float(p["ready_timeout"]), p.get("host_side") is True)
                                                     for p in c["processes"]), ports)
         host = Host(bool(data["host"]["ip_forward"]), bool(data["host"]["persist"]))
         topology = Topology(str(data["name"]), networks, containers, host)

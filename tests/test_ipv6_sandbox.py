@@ -180,3 +180,47 @@ containers:
     done = driver.up(check=False)
     assert done.returncode == 1 and "overlaps the host's route to 2001:db8:100::/64 (dev world0)" in done.stderr, done.stderr
     assert sb.snapshot() == before
+
+
+LOOPBACK = """
+name: loop6
+networks:
+  front:
+    subnet: [172.20.0.0/24, "fd00:20::/64"]
+containers:
+  web:
+    networks: [front]
+    ports: ["[::1]:8081:8000", "[::1]:5353:53/udp", "127.0.0.1:8082:8000"]
+    processes:
+      - nsgen echo-server --port 8000
+      - ["python3", "-S", "{dns}", "--address", "::", "--port", "53", "--record", "example.test=2001:db8:113::10"]
+"""
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_ports_published_on_ipv6_loopback(drop_host, tmp_path, mode):
+    """[::1] is served by nsgen's port proxy (the kernel never forwards ::1): TCP and UDP, a second
+    run leaves it alone, teardown stops it, and nothing else listens on the host."""
+    sb = drop_host
+    from nsgen.sandbox import world
+
+    dns = f"{world.__path__[0]}/dns_server.py"
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, LOOPBACK.replace("{dns}", dns))
+    driver.up()
+    assert echo_ok(curl(sb, None, "http://[::1]:8081/echo"))
+    assert echo_ok(curl(sb, None, "http://127.0.0.1:8082/echo"))
+    answer = sb.run(["dig", "+short", "+time=2", "+tries=2", "-p", "5353", "@::1", "AAAA", "example.test"]).stdout.split()
+    assert answer == [WEB_ADDR6]
+    # published on [::1] only: not at the host's other addresses, from the host or the world
+    assert curl(sb, None, f"http://[{HOST_ADDR6}]:8081/echo", timeout=1) is None
+    assert curl(sb, WORLD_NS, f"http://[{HOST_ADDR6}]:8081/echo", timeout=1) is None
+    # the proxy is one of the container's processes; a second run finds everything done
+    ps = sb.run([*NSGEN, "ps", "--json"]).stdout
+    assert "port-proxy" in ps
+    assert driver.up().returncode == 0
+    assert echo_ok(curl(sb, None, "http://[::1]:8081/echo"))
+    driver.down()
+    driver.down()
+    assert "8081" not in sb.run(["ss", "-ltn"]).stdout
+    assert sb.snapshot() == before

@@ -19,16 +19,21 @@ def processes(b: Builder) -> None:
     for c in b.t.containers.values():
         for i, p in enumerate(c.processes):
             base = f"{sdir}/{c.name}.{i}"
+            # nsgen's port proxy starts on the host, where it listens on [::1], then enters the container
+            where = () if p.host_side else ("ip", "netns", "exec", c.name)
+            ready = (f"{base}.ready",) if p.host_side else ()
+            summary = (f"Start nsgen's port proxy for {c.name}'s ports published on [::1] (the kernel never forwards ::1): it "
+                       f"listens on the host, then moves into {c.name}, detached; output in {base}.log." if p.host_side else
+                       f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log; the `sh -c` in front "
+                       f"records its pid in {base}.pid and, when it ends, its exit status in {base}.exit.")
             b.add(
                 Step(
                     id=f"process:{c.name}:{i}",
                     section="Processes",
-                    summary=f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log; the `sh -c` in front "
-                    f"records its pid in {base}.pid and, when it ends, its exit status in {base}.exit.",
+                    summary=summary,
                     commands=(
-                        C("rm", "-f", f"{base}.pid", f"{base}.exit", f"{base}.shim"),
-                        C("setsid", "ip", "netns", "exec", c.name, "sh", "-c", EXIT_STATUS, base, *p.argv,
-                          detach=(f"{base}.log", f"{base}.shim")),
+                        C("rm", "-f", f"{base}.pid", f"{base}.exit", f"{base}.shim", *ready),
+                        C("setsid", *where, "sh", "-c", EXIT_STATUS, base, *p.argv, detach=(f"{base}.log", f"{base}.shim")),
                     ),
                     undo=(B("stop_processes", c.name, only_if=(b.netns_ours(c.name),)),),
                     probe=(("process_alive", c.name, f"{base}.pid"),),

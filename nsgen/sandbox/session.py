@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nsgen.sandbox.host import DNS_ADDR, HOST_ADDR, WEB_ADDR, Sandbox
+from nsgen.sandbox.host import DNS_ADDR, DNS_ADDR6, HOST_ADDR, WEB_ADDR, Sandbox
 
 INSIDE_DIR = "/run/nsgen-sandbox"  # in the sandbox's own /run: the topology it runs
 INSIDE_FILE = f"{INSIDE_DIR}/nsgen.yaml"
@@ -46,8 +46,11 @@ def for_the_world(data: Any) -> tuple[Any, list[str]]:
     containers = data.get("containers") if isinstance(data, dict) else None
     for name, spec in (containers or {}).items():
         if isinstance(spec, dict) and spec.get("dns"):
-            notes.append(f"{name} resolves through the world's DNS server {DNS_ADDR} instead of {', '.join(map(str, spec['dns']))}")
-            spec["dns"] = [DNS_ADDR]
+            # one of the world's servers for each family named, IPv4 first: DNS_ADDR, DNS_ADDR6
+            given = list(map(str, spec["dns"]))
+            world = [DNS_ADDR] * any(":" not in d for d in given) + [DNS_ADDR6] * any(":" in d for d in given)
+            notes.append(f"{name} resolves through the world's DNS server {' and '.join(world)} instead of {', '.join(given)}")
+            spec["dns"] = world
     return data, notes
 
 

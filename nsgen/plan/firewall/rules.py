@@ -65,7 +65,9 @@ def _nets(t: Topology, devs: dict[str, str], version: int) -> list[tuple[Network
 
 
 def _mine(t: Topology, net: Network, version: int) -> list[tuple[Container, Attachment, PublishedPort]]:
-    return [(c, a, p) for c, a, p in published(t) if a.network == net.name and version in p.versions(net.versions)]
+    """The ports published into network `net` over one family; one on [::1] is nsgen's port proxy's, never a rule's."""
+    return [(c, a, p) for c, a, p in published(t) if a.network == net.name and version in p.versions(net.versions)
+            and not (p.address is not None and p.address.version == 6 and p.address.is_loopback)]
 
 
 def _target(address: object, port: int, version: int) -> str:
