@@ -14,13 +14,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
 from nsgen.execute import netns_id as _netns_id
-from nsgen.models import Network, Topology
+from nsgen.models import Container, Network, Topology
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -309,17 +309,19 @@ def compare(plan: Plan, observer: Observer | None = None, probe: Callable[[tuple
 # Connectivity probes
 
 
-def default_gateway() -> str | None:
-    """The host's default gateway: the first router outside, a sensible target for "the outside"."""
-    routes = Observer._ip_json(None, "-4", "route", "show", "default")
+def default_gateway(version: int = 4) -> str | None:
+    """The host's default gateway of a family: the first router outside, a sensible target for "the outside"."""
+    routes = Observer._ip_json(None, f"-{version}", "route", "show", "default")
     for route in routes or []:
         if route.get("gateway"):
             return route["gateway"]
     return None
 
 
-def _ping(netns: str, address: str) -> str | None:
-    argv = ["ip", "netns", "exec", netns, "ping", "-n", "-q", "-c", "1", "-W", PING_WAIT, address]
+def _ping(netns: str, address: str, family: str = "") -> str | None:
+    """One echo request to address from inside netns; family ("-4", "-6") only for a name: ping
+    picks the family of an address from the address itself."""
+    argv = ["ip", "netns", "exec", netns, "ping", *([family] if family else []), "-n", "-q", "-c", "1", "-W", PING_WAIT, address]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
@@ -362,44 +364,142 @@ def _connect(netns: str | None, address: str, port: int) -> str | None:
     return last[-1] if last else "cannot connect"
 
 
-def _probes(topology: Topology, target: str | None) -> list[tuple[str, Callable[[], str | None] | None, str]]:
-    """(what, test, why skipped): each test returns None on success or what went wrong."""
-    t = topology
-    out: list[tuple[str, Callable[[], str | None] | None, str]] = []
-    for c in t.containers.values():
-        for a in c.attachments:
-            out.append((f"{c.name} → gateway {a.gateway} ({a.network}, ping)", partial(_ping, c.name, str(a.gateway)), ""))
+Probe = tuple[str, Callable[[], str | None] | None, str]  # (what, test, why skipped)
+Aims = dict[int, tuple[str | None, str]]  # family -> (the outside target, or None and why there is none)
+
+
+def _at(address: object, port: int) -> str:
+    """ADDRESS:PORT, an IPv6 address in brackets."""
+    text = str(address)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def _neighbour_probes(t: Topology, c: Container) -> list[Probe]:
+    """From c, a ping to its gateway and to each neighbour on each network, in each family it has."""
+    out: list[Probe] = []
+    for a in c.attachments:
+        for _address, _n, gateway in a.addresses:
+            out.append((f"{c.name} → gateway {gateway} ({a.network}, ping)", partial(_ping, c.name, str(gateway)), ""))
             for other, b in t.members(a.network):
-                if other.name != c.name:
-                    out.append((f"{c.name} → neighbour {other.name} {b.address} ({a.network}, ping)",
-                                partial(_ping, c.name, str(b.address)), ""))
-        first = c.default_attachment
-        out_net = next((t.networks[a.network] for a in c.attachments if not t.networks[a.network].internal), None)
-        if out_net is not None and out_net.masquerade:
-            what = f"{c.name} → outside {target or '?'} (masqueraded through {out_net.name}, ping)"
-            if target:
-                out.append((what, partial(_ping, c.name, str(target)), ""))
-            else:
-                out.append((what, None, "the host has no default gateway to aim at; give --probe-target ADDR"))
-        for p in c.ports:
-            inside = f"{first.address}:{p.container_port}" if first else "?"
-            if p.protocol != "tcp":
-                out.append((f"published {p.host_port}/{p.protocol} → {c.name} {inside}", None, "only TCP ports are probed"))
-                continue
-            host_ip = str(p.host_ip) if p.host_ip else "127.0.0.1"
-            out.append((f"host → published {host_ip}:{p.host_port} → {c.name} {inside}", partial(_connect, None, host_ip, p.host_port), ""))
-            if first is not None and not (p.host_ip and p.host_ip.is_loopback):
-                gateway = str(first.gateway) if not p.host_ip else str(p.host_ip)
-                for other, _b in t.members(first.network):
-                    out.append((f"{other.name} → published {gateway}:{p.host_port} → {c.name} {inside}",
-                                partial(_connect, other.name, gateway, p.host_port), ""))
+                theirs = b.address_of(gateway.version)
+                if other.name != c.name and theirs is not None:
+                    out.append((f"{c.name} → neighbour {other.name} {theirs} ({a.network}, ping)", partial(_ping, c.name, str(theirs)), ""))
     return out
 
 
-def probe(topology: Topology, target: str | None = None) -> list[Result]:
-    """Connectivity from each container: its gateways, its neighbours, published ports, the outside."""
-    target = target or default_gateway()
-    checks = _probes(topology, target)
+def _outside_probes(t: Topology, c: Container, aims: Aims) -> list[Probe]:
+    """From c, a ping to the outside in each family that it routes out and masquerades: through the
+    first network that is not internal and has an address of that family (its default route)."""
+    out: list[Probe] = []
+    for version in (4, 6):
+        a = next((a for a in c.attachments if not t.networks[a.network].internal and a.address_of(version) is not None), None)
+        if a is None or not t.networks[a.network].masquerade:
+            continue
+        target, why = aims.get(version, (None, "no target"))
+        family = "" if version == 4 else "IPv6, "
+        what = f"{c.name} → outside {target or '?'} ({family}masqueraded through {a.network}, ping)"
+        if target is None:
+            out.append((what, None, why))
+            continue
+        name = _version(target) is None  # a name: resolved inside the container, in this family
+        out.append((what, partial(_ping, c.name, target, f"-{version}" if name else ""), ""))
+    return out
+
+
+def _port_probes(t: Topology, c: Container) -> list[Probe]:
+    """Each published TCP port of c, in each family it is published on: from the host (127.0.0.1
+    for IPv4, the network's IPv6 gateway, an address of the host, for IPv6: the kernel forwards no
+    connection to [::1]) and from each member of c's first network (at the network's gateway),
+    or at the one address it is published on."""
+    first = c.default_attachment
+    out: list[Probe] = []
+    for p in c.ports:
+        versions = p.versions(t.networks[first.network].versions) if first else (4,)
+        for version in versions:
+            mine = first.address_of(version) if first else None
+            inside = _at(mine, p.container_port) if mine is not None else "?"
+            gateway = (first.gateway if version == 4 else first.gateway6) if first else None
+            if p.protocol != "tcp":
+                out.append((f"published {p.host_port}/{p.protocol} → {c.name} {inside}", None, "only TCP ports are probed"))
+                continue
+            local = p.address is not None and p.address.is_loopback
+            if version == 6 and local:
+                out.append((f"host → published {_at(p.address, p.host_port)} → {c.name} {inside}", None,
+                            "the kernel does not forward a connection to [::1] (IPv6 has no route_localnet)"))
+                continue
+            host = p.address or ("127.0.0.1" if version == 4 else gateway)
+            out.append((f"host → published {_at(host, p.host_port)} → {c.name} {inside}", partial(_connect, None, str(host), p.host_port), ""))
+            if first is None or local:
+                continue
+            there = p.address or gateway
+            for other, _b in t.members(first.network):
+                out.append((f"{other.name} → published {_at(there, p.host_port)} → {c.name} {inside}",
+                            partial(_connect, other.name, str(there), p.host_port), ""))
+    return out
+
+
+def _probes(topology: Topology, aims: Aims) -> list[Probe]:
+    """(what, test, why skipped): each test returns None on success or what went wrong."""
+    out: list[Probe] = []
+    for c in topology.containers.values():
+        out += _neighbour_probes(topology, c)
+        out += _outside_probes(topology, c, aims)
+        out += _port_probes(topology, c)
+    return out
+
+
+def _version(text: str) -> int | None:
+    """4 or 6 for an IP address, None for a host name."""
+    try:
+        return ipaddress.ip_address(text).version
+    except ValueError:
+        return None
+
+
+def targets(given: Sequence[str]) -> dict[int, str]:
+    """The outside target of each family from the --probe-target values: an address is its own
+    family's, a name serves each family that no address was given for. ValueError when two values
+    claim one family."""
+    chosen: dict[int, str] = {}
+    names = [text for text in given if _version(text) is None]
+    for text in given:
+        version = _version(text)
+        if version is not None and version in chosen:
+            raise ValueError(f"--probe-target is given twice for IPv{version} ({chosen[version]} and {text}): give at most one a family")
+        if version is not None:
+            chosen[version] = text
+    if len(names) > 1:
+        raise ValueError(f"--probe-target names {len(names)} hosts ({', '.join(names)}): give at most one name")
+    for version in (4, 6):
+        if names and version not in chosen:
+            chosen[version] = names[0]
+    return chosen
+
+
+def _aims(topology: Topology, given: Sequence[str]) -> Aims:
+    """The outside target of each family the topology has: given, or the host's default gateway."""
+    chosen = targets(given)
+    aims: Aims = {}
+    for version in sorted({v for net in topology.networks.values() for v in net.versions}):
+        if version in chosen:
+            aims[version] = (chosen[version], "")
+            continue
+        gateway = default_gateway(version)
+        family = "" if version == 4 else "IPv6 "
+        if gateway is None:
+            aims[version] = (None, f"the host has no {family}default gateway to aim at; give --probe-target ADDR")
+        elif ipaddress.ip_address(gateway).is_link_local:
+            aims[version] = (None, f"the host's {family}default gateway {gateway} is link-local, out of a container's reach; "
+                                   "give --probe-target ADDR")
+        else:
+            aims[version] = (gateway, "")
+    return aims
+
+
+def probe(topology: Topology, given: Sequence[str] = ()) -> list[Result]:
+    """Connectivity from each container, in each family: its gateways, its neighbours, the outside,
+    published ports. `given`: the --probe-target values (see `targets`)."""
+    checks = _probes(topology, _aims(topology, given))
     with ThreadPoolExecutor(max_workers=16) as pool:
         futures = [pool.submit(test) if test else None for _what, test, _why in checks]
         results = []
@@ -413,9 +513,7 @@ def probe(topology: Topology, target: str | None = None) -> list[Result]:
 
 
 def valid_target(text: str) -> bool:
-    """A probe target is an IPv4 address or a host name (resolved inside the container)."""
-    try:
-        ipaddress.IPv4Address(text)
-        return True
-    except ValueError:
-        return bool(text) and text.isascii() and all(ch.isalnum() or ch in "-." for ch in text) and not text.startswith("-")
+    """A probe target is an IPv4 or IPv6 address or a host name (resolved inside the container)."""
+    if _version(text) is not None:
+        return "%" not in text  # a scoped (link-local) address is no target outside
+    return bool(text) and text.isascii() and all(ch.isalnum() or ch in "-." for ch in text) and not text.startswith("-")

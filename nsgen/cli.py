@@ -418,12 +418,14 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
 
 @main.command()
 @click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
-@click.option("--probe", is_flag=True, help="Also test connectivity from each container: its gateways, its neighbours, "
-              "published ports, and the outside when it is masqueraded.")
-@click.option("--probe-target", metavar="ADDR", help="The outside address (or name) the probe pings from masqueraded "
-              "containers. Default: the host's default gateway. Implies --probe.")
+@click.option("--probe", is_flag=True, help="Also test connectivity from each container, in each family its networks have "
+              "(IPv4, IPv6): its gateways, its neighbours, published ports, and the outside when it is masqueraded.")
+@click.option("--probe-target", "probe_targets", metavar="ADDR", multiple=True,
+              help="The outside address (or name) the probe pings from masqueraded containers. Default: the host's default "
+              "gateway of each family (`ip route`, `ip -6 route`). Give it once a family: an IPv4 and an IPv6 address; a name "
+              "(resolved inside the container) serves each family given no address. Implies --probe.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def check(file: str | None, probe: bool, probe_target: str | None, as_json: bool) -> None:
+def check(file: str | None, probe: bool, probe_targets: tuple[str, ...], as_json: bool) -> None:
     """Compare this host with the topology: namespaces, links up, addresses, routes, forwarding,
     firewall rules, resolv.conf files and processes. Prints one PASS or FAIL line each and exits
     with status 1 when anything has drifted. Changes nothing.
@@ -434,17 +436,23 @@ def check(file: str | None, probe: bool, probe_target: str | None, as_json: bool
       sudo nsgen check -f examples/bridge.yaml
       sudo nsgen check -f examples/bridge.yaml --probe
       sudo nsgen check --probe-target 192.0.2.1
+      sudo nsgen check --probe-target 192.0.2.1 --probe-target 2001:db8::1
     """
     from nsgen import check as checking
 
     plan = load_plan(file)
-    if probe_target is not None and not checking.valid_target(probe_target):
-        raise UserError(f"--probe-target {probe_target!r} is not an IPv4 address or a host name")
+    for target in probe_targets:
+        if not checking.valid_target(target):
+            raise UserError(f"--probe-target {target!r} is not an IP address or a host name")
+    try:
+        checking.targets(probe_targets)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if os.geteuid() != 0:
         raise UserError(as_root("checking the host's network (namespaces, iptables)"))
     results = checking.compare(plan)
-    if probe or probe_target:
-        results += checking.probe(plan.topology, probe_target)
+    if probe or probe_targets:
+        results += checking.probe(plan.topology, probe_targets)
     failed = sum(r.status == checking.FAIL for r in results)
     passed = sum(r.status == checking.PASS for r in results)
     if as_json:

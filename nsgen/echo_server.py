@@ -30,7 +30,9 @@ class EchoHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002
-        sys.stderr.write(f"{self.client_address[0]} {format % args}\n")
+        client = self.client_address[0]
+        client = client.removeprefix("::ffff:") if client.startswith("::ffff:") and "." in client else client  # IPv4 on the dual-stack socket
+        sys.stderr.write(f"{client} {format % args}\n")
 
 
 class DualStackServer(ThreadingHTTPServer):

@@ -47,7 +47,32 @@ def test_check_needs_root_and_says_so(cli, not_root, monkeypatch):
 def test_check_refuses_a_nonsense_probe_target(cli, not_root):
     result = cli("check", "--probe-target", "-x; reboot")
     assert result.exit_code == 1
-    assert result.stderr == "error: --probe-target '-x; reboot' is not an IPv4 address or a host name\n"
+    assert result.stderr == "error: --probe-target '-x; reboot' is not an IP address or a host name\n"
+
+
+def test_check_takes_one_probe_target_a_family(cli, not_root):
+    result = cli("check", "--probe-target", "192.0.2.1", "--probe-target", "192.0.2.2")
+    assert result.exit_code == 1
+    assert result.stderr == ("error: --probe-target is given twice for IPv4 (192.0.2.1 and 192.0.2.2): "
+                             "give at most one a family\n")
+    result = cli("check", "--probe-target", "fe80::1%eth0")
+    assert result.stderr == "error: --probe-target 'fe80::1%eth0' is not an IP address or a host name\n"
+
+
+def test_probe_targets_by_family():
+    from nsgen.check import targets, valid_target
+
+    assert valid_target("2001:db8::1") and valid_target("192.0.2.1") and valid_target("example.test")
+    assert not valid_target("fe80::1%eth0") and not valid_target("-x")
+    assert targets(()) == {}
+    assert targets(("2001:db8::1",)) == {6: "2001:db8::1"}
+    assert targets(("192.0.2.1", "2001:db8::1")) == {4: "192.0.2.1", 6: "2001:db8::1"}
+    assert targets(("example.test",)) == {4: "example.test", 6: "example.test"}
+    assert targets(("example.test", "2001:db8::1")) == {4: "example.test", 6: "2001:db8::1"}
+    with pytest.raises(ValueError, match="twice for IPv6"):
+        targets(("2001:db8::1", "2001:db8::2"))
+    with pytest.raises(ValueError, match="at most one name"):
+        targets(("a.test", "b.test"))
 
 
 def test_sandbox_without_root_says_why(cli, not_root):
@@ -129,3 +154,20 @@ def test_check_probes_exactly_the_rules_the_plan_loads():
             expected = [(program, "-w", "-t", table, "-S", w[0][1:]) if w[0].startswith(":") else
                         (program, "-w", "-t", table, "-C", w[1], *(w[3:] if w[0] == "-I" else w[2:])) for w in rules]
             assert [argv for _kind, _what, argv in step.checks] == expected
+
+
+def test_probes_of_a_dual_stack_topology_cover_both_families():
+    from nsgen.check import _probes
+
+    aims = {4: ("203.0.113.10", ""), 6: (None, "the host has no IPv6 default gateway to aim at; give --probe-target ADDR")}
+    probes = {what: (test is not None, why) for what, test, why in _probes(example_plan("dual-stack.yaml").topology, aims)}
+    for what in ("web → gateway 172.20.0.1 (front, ping)", "web → gateway fd00:20::1 (front, ping)",
+                 "web → neighbour db 172.21.0.10 (back, ping)", "web → neighbour db fd00:21::10 (back, ping)",
+                 "web → outside 203.0.113.10 (masqueraded through front, ping)",
+                 "host → published 127.0.0.1:8080 → web 172.20.0.2:8000", "web → published 172.20.0.1:8080 → web 172.20.0.2:8000",
+                 "host → published [fd00:20::1]:8080 → web [fd00:20::2]:8000",
+                 "web → published [fd00:20::1]:8080 → web [fd00:20::2]:8000"):
+        assert probes.pop(what) == (True, ""), what
+    assert probes.pop("web → outside ? (IPv6, masqueraded through front, ping)") == (False, aims[6][1])
+    # db is on the internal network only: no way out in either family
+    assert not [what for what in probes if "outside" in what or "[::1]" in what]

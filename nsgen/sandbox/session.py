@@ -16,7 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+<<<<<<< HEAD
 from nsgen.sandbox.host import DNS_ADDR, DNS_ADDR6, HOST_ADDR, WEB_ADDR, Sandbox
+=======
+from nsgen.sandbox.host import DNS_ADDR, HOST_ADDR, WEB_ADDR, WEB_ADDR6, Sandbox
+>>>>>>> probe6
 
 INSIDE_DIR = "/run/nsgen-sandbox"  # in the sandbox's own /run: the topology it runs
 INSIDE_FILE = f"{INSIDE_DIR}/nsgen.yaml"
@@ -90,8 +94,9 @@ def run_session(
             elif command:
                 status = box.call(command, env={**env, "NSGEN_SANDBOX": name, "NSGEN_FILE": INSIDE_FILE})
             else:
-                target = probe_target or WEB_ADDR
-                status = box.call([*nsgen, "check", "--probe", "--probe-target", target, "-f", INSIDE_FILE], env=env)
+                aims = [probe_target] if probe_target else [WEB_ADDR, WEB_ADDR6]  # the world's web server, in each family
+                targets = [word for target in aims for word in ("--probe-target", target)]
+                status = box.call([*nsgen, "check", "--probe", *targets, "-f", INSIDE_FILE], env=env)
         finally:
             if box.call([*nsgen, "run", "--teardown", "-q", "-f", INSIDE_FILE], env=env) != 0:
                 say(f"sandbox: the teardown of {name} reported errors (the sandbox is discarded anyway)")
