@@ -16,11 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-<<<<<<< HEAD
-from nsgen.sandbox.host import DNS_ADDR, DNS_ADDR6, HOST_ADDR, WEB_ADDR, Sandbox
-=======
-from nsgen.sandbox.host import DNS_ADDR, HOST_ADDR, WEB_ADDR, WEB_ADDR6, Sandbox
->>>>>>> probe6
+from nsgen.sandbox.host import DNS_ADDR, DNS_ADDR6, HOST_ADDR, WEB_ADDR, WEB_ADDR6, Sandbox
 
 INSIDE_DIR = "/run/nsgen-sandbox"  # in the sandbox's own /run: the topology it runs
 INSIDE_FILE = f"{INSIDE_DIR}/nsgen.yaml"
