@@ -15,6 +15,7 @@ out from one socket per client, whose replies go back to that client.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -110,12 +111,15 @@ class _Listener(asyncio.DatagramProtocol):
         self.target, self.port = target, port
         self.transport: asyncio.DatagramTransport | None = None
         self.clients: dict[tuple, _Upstream] = {}
+        self.pending: set[asyncio.Future] = set()  # sends under way (kept until done)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        asyncio.ensure_future(self._send(data, addr))
+        future = asyncio.ensure_future(self._send(data, addr))
+        self.pending.add(future)
+        future.add_done_callback(self.pending.discard)
 
     async def _send(self, data: bytes, addr: tuple) -> None:
         loop = asyncio.get_running_loop()
@@ -143,10 +147,11 @@ async def _serve(sockets: list[tuple[Forward, socket.socket]], target: str, read
     loop = asyncio.get_running_loop()
     tasks = []
     for forward, sock in sockets:
+        port = forward.container_port
         if forward.protocol == "tcp":
-            await asyncio.start_server(lambda r, w, p=forward.container_port: _relay(r, w, target, p), sock=sock)
+            await asyncio.start_server(functools.partial(_relay, target=target, port=port), sock=sock)
         else:
-            _t, listener = await loop.create_datagram_endpoint(lambda p=forward.container_port: _Listener(target, p), sock=sock)
+            _t, listener = await loop.create_datagram_endpoint(functools.partial(_Listener, target, port), sock=sock)
             tasks.append(asyncio.ensure_future(listener.expire()))
     with open(ready, "w"):
         pass

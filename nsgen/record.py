@@ -107,8 +107,8 @@ def from_text(body: str | bytes) -> Any:
             ports = tuple(PublishedPort(ipaddress.ip_address(p["host_ip"]) if p["host_ip"] else None, int(p["host_port"]),
                                         int(p["container_port"]), str(p["protocol"]), str(p["spec"])) for p in c["ports"])
             containers[c["name"]] = Container(str(c["name"]), attachments, tuple(map(str, c["dns"])), str(c["dns_source"]),
-                                              tuple(Process(tuple(map(str, p["argv"])), tuple(map(str, p["ready"])), float(p["ready_timeout"]), p.get("host_side") is True)
-                                                    for p in c["processes"]), ports)
+                                              tuple(Process(tuple(map(str, p["argv"])), tuple(map(str, p["ready"])), float(p["ready_timeout"]),
+                                                            p.get("host_side") is True) for p in c["processes"]), ports)
         host = Host(bool(data["host"]["ip_forward"]), bool(data["host"]["persist"]))
         topology = Topology(str(data["name"]), networks, containers, host)
     except (KeyError, TypeError, AttributeError) as exc:

@@ -182,12 +182,19 @@ def batch_line(cmd: Command) -> str:
     return _line(cmd)
 
 
+def template_paths() -> dict[str, str]:
+    """The state paths the scripts' functions name."""
+    from nsgen.names import FORWARD6_DIR, FORWARD_DIR, RECORD, STATE_ROOT
+
+    return {"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "forward6_dir": FORWARD6_DIR, "record": RECORD}
+
+
 def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture: str | None = None, note: str = "") -> str:
     """The setup script (batched, or one command a line) or the teardown script of a plan;
     `note` is a line for the header (where the plan comes from, when that is worth saying)."""
     from nsgen import __version__
     from nsgen.diagram import text_picture
-    from nsgen.names import FORWARD6_DIR, FORWARD_DIR, NETNS_DIR, RECORD, STATE_ROOT, device_group
+    from nsgen.names import NETNS_DIR, device_group
     from nsgen.plan import START_WINDOW
 
     name = ("teardown-batch.sh.j2" if batched else "teardown.sh.j2") if teardown else "setup-batch.sh.j2" if batched else "setup.sh.j2"
@@ -207,7 +214,7 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
         # Both setup scripts hold the lock from their start, so one listing of the host's links,
         # taken then, answers every "does this link exist yet" probe.
         fast_links=not teardown,
-        paths={"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "forward6_dir": FORWARD6_DIR, "record": RECORD},
+        paths=template_paths(),
         start_window=START_WINDOW,
         netns_dir=NETNS_DIR,
         group=device_group(plan.name),

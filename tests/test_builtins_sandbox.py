@@ -35,13 +35,13 @@ sys.exit(done.returncode)
 
 def functions() -> str:
     """Every shell function of the scripts, rendered as a script defines them."""
-    from nsgen.names import FORWARD_DIR, NETNS_DIR, RECORD, STATE_ROOT
+    from nsgen.names import NETNS_DIR
     from nsgen.plan import BUILTINS, START_WINDOW
-    from nsgen.render import environment
+    from nsgen.render import environment, template_paths
 
     return environment().get_template("_functions.sh.j2").render(
         plan=SimpleNamespace(functions=tuple(BUILTINS)),
-        paths={"state_root": STATE_ROOT, "forward_dir": FORWARD_DIR, "record": RECORD},
+        paths=template_paths(),
         start_window=START_WINDOW,
         netns_dir=NETNS_DIR,
     )
