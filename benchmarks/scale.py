@@ -3,6 +3,8 @@ throwaway sandbox, nsgen's ways against the tutorial's way by hand, all in the s
 
     sudo python3 benchmarks/scale.py                 # N = 10, 100, 500, 1000
     sudo python3 benchmarks/scale.py -n 100 -r 3     # one size, best of three
+    sudo python3 benchmarks/scale.py --family dual   # every network dual stack (4, 6 or dual)
+    sudo python3 benchmarks/scale.py -n 100 -r 3 --compare   # IPv4 against dual stack
 
 Prints one table: seconds for each way (best of the repeats), the ratio of the hand-typed way to
 each of nsgen's, and the peak memory of nsgen's process. `nsgen run` is timed twice: on a file
@@ -13,6 +15,10 @@ exactly as before. `nsgen run` is timed a third time, as
 "(again)", on the network it has just made (every step's probe finds it done). Teardown is timed
 three ways: `nsgen run --teardown`, `bash cleanup.sh` and `bash cleanup-batch.sh` (rendered with
 --teardown --batch); "down/run" is the batched cleanup script against `nsgen run --teardown`.
+`--family` gives every network an IPv4 subnet (10.x.0.0/16, the default), an IPv6 one (fd00:x::/64,
+a ULA prefix) or both; the host then pings each container at every address it has (ping -4,
+ping -6). `--compare` instead brings the same topology up as IPv4 and as dual stack, in turns in
+one sandbox, and prints each way's time in both and the ratio dual/IPv4.
 Nothing here asserts on time; it reports.
 """
 
