@@ -344,7 +344,7 @@ def compare(sizes: list[int], repeats: int) -> None:
     names = {"run": "run", "teardown": "teardown", "script": "setup.sh", "batch": "--batch", "cleanup": "cleanup",
              "cleanup_batch": "(batch)"}
     print(f"IPv4 against dual stack, best of {repeats}; {load()}")
-    print(f"{'':>5} " + " ".join(f"{names[k]:^23}" for k in COMPARED))
+    print((f"{'':>5} " + " ".join(f"{names[k]:^23}" for k in COMPARED)).rstrip())
     header = f"{'N':>5} " + " ".join(f"{'IPv4':>7} {'dual':>7} {'ratio':>7}" for _ in COMPARED)
     print(header)
     print("-" * len(header))
