@@ -8,7 +8,7 @@
 #     ├── ve-web-c4e64 <──veth──> web: eth1 172.21.0.2/24, fd00:21::2/64
 #     └── ve-db-34e3e <──veth──> db: eth0 172.21.0.10/24, fd00:21::10/64
 # web runs: nsgen echo-server --port 8000
-# db resolves through: 2001:db8:113::53
+# web resolves through: 2606:4700:4700::1111, 1.1.1.1
 #
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
 #
@@ -24,14 +24,14 @@ steps() {
 # Record what topology dual-lab is, in /run/nsgen/dual-lab/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
 begin 0 state
 install -D -m 0644 /dev/stdin /run/nsgen/dual-lab/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "e9cbb14dd9e6470b", "name": "dual-lab", "host": {"ip_forward": true, "persist": false},
+{"format": 1, "digest": "ea8445c8a5370883", "name": "dual-lab", "host": {"ip_forward": true, "persist": false},
 "networks": [
   {"name": "front", "driver": "bridge", "subnet": "172.20.0.0/24", "gateway": "172.20.0.1", "masquerade": true, "internal": false, "bridge": "br-front-c497b", "subnet6": "fd00:20::/64", "gateway6": "fd00:20::1"},
   {"name": "back", "driver": "bridge", "subnet": "172.21.0.0/24", "gateway": "172.21.0.1", "masquerade": false, "internal": true, "bridge": "br-back-b44a3", "subnet6": "fd00:21::/64", "gateway6": "fd00:21::1"}
 ],
 "containers": [
-  {"name": "web", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-web-be8d4", "address": "172.20.0.2", "prefixlen": 24, "gateway": "172.20.0.1", "address6": "fd00:20::2", "prefixlen6": 64, "gateway6": "fd00:20::1"}, {"network": "back", "interface": "eth1", "host_interface": "ve-web-c4e64", "address": "172.21.0.2", "prefixlen": 24, "gateway": "172.21.0.1", "address6": "fd00:21::2", "prefixlen6": 64, "gateway6": "fd00:21::1"}], "dns": [], "dns_source": "host", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}], "ports": [{"host_ip": null, "host_port": 8080, "container_port": 8000, "protocol": "tcp", "spec": "8080:8000"}]},
-  {"name": "db", "attachments": [{"network": "back", "interface": "eth0", "host_interface": "ve-db-34e3e", "address": "172.21.0.10", "prefixlen": 24, "gateway": "172.21.0.1", "address6": "fd00:21::10", "prefixlen6": 64, "gateway6": "fd00:21::1"}], "dns": ["2001:db8:113::53"], "dns_source": "the topology file", "processes": [], "ports": []}
+  {"name": "web", "attachments": [{"network": "front", "interface": "eth0", "host_interface": "ve-web-be8d4", "address": "172.20.0.2", "prefixlen": 24, "gateway": "172.20.0.1", "address6": "fd00:20::2", "prefixlen6": 64, "gateway6": "fd00:20::1"}, {"network": "back", "interface": "eth1", "host_interface": "ve-web-c4e64", "address": "172.21.0.2", "prefixlen": 24, "gateway": "172.21.0.1", "address6": "fd00:21::2", "prefixlen6": 64, "gateway6": "fd00:21::1"}], "dns": ["2606:4700:4700::1111", "1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}], "ports": [{"host_ip": null, "host_port": 8080, "container_port": 8000, "protocol": "tcp", "spec": "8080:8000"}]},
+  {"name": "db", "attachments": [{"network": "back", "interface": "eth0", "host_interface": "ve-db-34e3e", "address": "172.21.0.10", "prefixlen": 24, "gateway": "172.21.0.1", "address6": "fd00:21::10", "prefixlen6": 64, "gateway6": "fd00:21::1"}], "dns": [], "dns_source": "host", "processes": [], "ports": []}
 ]}
 NSGEN_EOF
 
@@ -167,8 +167,10 @@ fi
 
 # Loopback stays loopback: packets for 127.0.0.0/8 that arrive on any interface but lo are dropped before NAT (raw PREROUTING), so ports published on 127.0.0.1 and host services bound to it are reached from the host only.
 # Filter: the topology's own chain NSGEN-dual-lab, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
+# NAT: masquerade in POSTROUTING; published ports in NSGEN-dual-lab (reached from PREROUTING and OUTPUT for local destinations).
 begin 28 firewall:raw
 begin 29 firewall:filter
+begin 30 firewall:nat
 iptables-restore -w --noflush <<'NSGEN_EOF'
 *raw
 # packets for 127.0.0.0/8 that did not start on this host stop here, before any NAT
@@ -195,10 +197,27 @@ COMMIT
 # forwarded packets go through NSGEN-dual-lab first
 -I FORWARD 1 -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
 COMMIT
+*nat
+:NSGEN-dual-lab - [0:0]
+# network front reaches out as the host
+-A POSTROUTING -s 172.20.0.0/24 ! -o br-front-c497b -m comment --comment nsgen:dual-lab -j MASQUERADE
+# a container of front reaching a published port of its own network: replies come back through the host
+-A POSTROUTING -s 172.20.0.0/24 -o br-front-c497b -m conntrack --ctstate DNAT -m comment --comment nsgen:dual-lab -j MASQUERADE
+# the host reaching a published port of front at 127.0.0.1
+-A POSTROUTING -s 127.0.0.0/8 -o br-front-c497b -m comment --comment nsgen:dual-lab -j MASQUERADE
+# published port 8080:8000 goes to web
+-A NSGEN-dual-lab -p tcp --dport 8080 -m comment --comment nsgen:dual-lab -j DNAT --to-destination 172.20.0.2:8000
+# connections from elsewhere to this host's addresses: published ports in NSGEN-dual-lab
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
+# connections from this host to its own addresses: published ports in NSGEN-dual-lab
+-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
+COMMIT
 NSGEN_EOF
 
 # IPv6 (ip6tables), as for IPv4. Filter: the topology's own chain NSGEN-dual-lab, reached first from FORWARD (so its networks work even where FORWARD's policy is DROP): replies and published connections into each network, traffic within a bridge, nothing else in; traffic out of each network that is not internal.
-begin 30 firewall6:filter
+# IPv6 (ip6tables), as for IPv4. NAT: masquerade in POSTROUTING; published ports in NSGEN-dual-lab (reached from PREROUTING and OUTPUT for local destinations).
+begin 31 firewall6:filter
+begin 32 firewall6:nat
 ip6tables-restore -w --noflush <<'NSGEN_EOF'
 *filter
 :NSGEN-dual-lab - [0:0]
@@ -221,31 +240,6 @@ ip6tables-restore -w --noflush <<'NSGEN_EOF'
 # forwarded packets go through NSGEN-dual-lab first
 -I FORWARD 1 -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
 COMMIT
-NSGEN_EOF
-
-# NAT: masquerade in POSTROUTING; published ports in NSGEN-dual-lab (reached from PREROUTING and OUTPUT for local destinations).
-begin 31 firewall:nat
-iptables-restore -w --noflush <<'NSGEN_EOF'
-*nat
-:NSGEN-dual-lab - [0:0]
-# network front reaches out as the host
--A POSTROUTING -s 172.20.0.0/24 ! -o br-front-c497b -m comment --comment nsgen:dual-lab -j MASQUERADE
-# a container of front reaching a published port of its own network: replies come back through the host
--A POSTROUTING -s 172.20.0.0/24 -o br-front-c497b -m conntrack --ctstate DNAT -m comment --comment nsgen:dual-lab -j MASQUERADE
-# the host reaching a published port of front at 127.0.0.1
--A POSTROUTING -s 127.0.0.0/8 -o br-front-c497b -m comment --comment nsgen:dual-lab -j MASQUERADE
-# published port 8080:8000 goes to web
--A NSGEN-dual-lab -p tcp --dport 8080 -m comment --comment nsgen:dual-lab -j DNAT --to-destination 172.20.0.2:8000
-# connections from elsewhere to this host's addresses: published ports in NSGEN-dual-lab
--A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
-# connections from this host to its own addresses: published ports in NSGEN-dual-lab
--A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
-COMMIT
-NSGEN_EOF
-
-# IPv6 (ip6tables), as for IPv4. NAT: masquerade in POSTROUTING; published ports in NSGEN-dual-lab (reached from PREROUTING and OUTPUT for local destinations).
-begin 32 firewall6:nat
-ip6tables-restore -w --noflush <<'NSGEN_EOF'
 *nat
 :NSGEN-dual-lab - [0:0]
 # network front reaches out as the host
@@ -265,11 +259,12 @@ NSGEN_EOF
 begin 33 route_localnet:br-front-c497b
 sysctl -q -w net/ipv4/conf/br-front-c497b/route_localnet=1
 
-# Give db its own resolver: ip netns exec shows /etc/netns/db/resolv.conf as /etc/resolv.conf inside.
-begin 34 dns:db
-install -D -m 0644 /dev/stdin /etc/netns/db/resolv.conf <<'NSGEN_EOF'
+# Give web its own resolver: ip netns exec shows /etc/netns/web/resolv.conf as /etc/resolv.conf inside.
+begin 34 dns:web
+install -D -m 0644 /dev/stdin /etc/netns/web/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology dual-lab; nameservers from the topology file.
-nameserver 2001:db8:113::53
+nameserver 2606:4700:4700::1111
+nameserver 1.1.1.1
 NSGEN_EOF
 
 # Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/dual-lab/web.0.log; the `sh -c` in front records its pid in /run/nsgen/dual-lab/web.0.pid and, when it ends, its exit status in /run/nsgen/dual-lab/web.0.exit.
@@ -591,7 +586,12 @@ ports_free() {
       address=${address#[}; address=${address%]}; address=${address%%%*}
       case "$address" in ::ffff:*.*) address=${address#::ffff:} ;; esac
       holder="a program"
-      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"; fi
+      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then
+        holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"
+        # the topology's own port proxy (nsgen port-proxy ... --tag TAG) holds its [::1] ports
+        if tr '\0' '\n' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qxF -- port-proxy &&
+           tr '\0' ' ' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qF -- " --tag $tag "; then continue; fi
+      fi
       bound[$protocol:$port]+="$address $holder"$'\n'
     done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
   done
@@ -852,7 +852,7 @@ state_ok dual-lab || exit 1
 subnets_free 0x6e76d722 dual-lab front=172.20.0.0/24 front=fd00:20::/64 back=172.21.0.0/24 back=fd00:21::/64 || exit 1
 ports_free nsgen:dual-lab 'tcp:8080:*' || exit 1
 other_firewall || exit 1
-if test -e /run/nsgen/dual-lab/topology.json && ! grep -qF '"digest": "e9cbb14dd9e6470b"' /run/nsgen/dual-lab/topology.json; then
+if test -e /run/nsgen/dual-lab/topology.json && ! grep -qF '"digest": "ea8445c8a5370883"' /run/nsgen/dual-lab/topology.json; then
   die 'topology dual-lab is up with another definition (recorded in /run/nsgen/dual-lab/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi
 if has_link br-front-c497b && ! link_ours br-front-c497b 0x6e76d722 dual-lab >/dev/null 2>&1; then die 'link br-front-c497b already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
@@ -864,10 +864,10 @@ if has_link ve-web-be8d4 && ! link_ours ve-web-be8d4 0x6e76d722 dual-lab >/dev/n
 if has_link ve-web-c4e64 && ! link_ours ve-web-c4e64 0x6e76d722 dual-lab >/dev/null 2>&1; then die 'link ve-web-c4e64 already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
 if has_link ve-db-34e3e && ! link_ours ve-db-34e3e 0x6e76d722 dual-lab >/dev/null 2>&1; then die 'link ve-db-34e3e already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
 if iptables -w -t filter -S NSGEN-dual-lab >/dev/null 2>&1 && ! test -e /run/nsgen/dual-lab/topology.json; then die 'iptables chain NSGEN-dual-lab (table filter) already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
-if ip6tables -w -t filter -S NSGEN-dual-lab >/dev/null 2>&1 && ! test -e /run/nsgen/dual-lab/topology.json; then die 'ip6tables chain NSGEN-dual-lab (table filter) already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
 if iptables -w -t nat -S NSGEN-dual-lab >/dev/null 2>&1 && ! test -e /run/nsgen/dual-lab/topology.json; then die 'iptables chain NSGEN-dual-lab (table nat) already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
+if ip6tables -w -t filter -S NSGEN-dual-lab >/dev/null 2>&1 && ! test -e /run/nsgen/dual-lab/topology.json; then die 'ip6tables chain NSGEN-dual-lab (table filter) already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
 if ip6tables -w -t nat -S NSGEN-dual-lab >/dev/null 2>&1 && ! test -e /run/nsgen/dual-lab/topology.json; then die 'ip6tables chain NSGEN-dual-lab (table nat) already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
-if test -e /etc/netns/db && ! grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/db/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/db already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
+if test -e /etc/netns/web && ! grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/web already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
 
 # A batched setup starts from nothing: when the topology is already (or partly) up, say so.
 if test -e /run/nsgen/dual-lab/up; then
@@ -994,17 +994,6 @@ COMMIT
 NSGEN_EOF
 }
 undo_30() {
-  ip6tables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*filter
-# forwarded packets go through NSGEN-dual-lab first
--D FORWARD -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
-# the chain NSGEN-dual-lab and all its rules
--F NSGEN-dual-lab
--X NSGEN-dual-lab
-COMMIT
-NSGEN_EOF
-}
-undo_31() {
   iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
 # connections from elsewhere to this host's addresses: published ports in NSGEN-dual-lab
@@ -1017,6 +1006,17 @@ undo_31() {
 -D POSTROUTING -s 172.20.0.0/24 -o br-front-c497b -m conntrack --ctstate DNAT -m comment --comment nsgen:dual-lab -j MASQUERADE
 # the host reaching a published port of front at 127.0.0.1
 -D POSTROUTING -s 127.0.0.0/8 -o br-front-c497b -m comment --comment nsgen:dual-lab -j MASQUERADE
+# the chain NSGEN-dual-lab and all its rules
+-F NSGEN-dual-lab
+-X NSGEN-dual-lab
+COMMIT
+NSGEN_EOF
+}
+undo_31() {
+  ip6tables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*filter
+# forwarded packets go through NSGEN-dual-lab first
+-D FORWARD -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
 # the chain NSGEN-dual-lab and all its rules
 -F NSGEN-dual-lab
 -X NSGEN-dual-lab
@@ -1041,11 +1041,11 @@ COMMIT
 NSGEN_EOF
 }
 undo_34() {
-  if grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/db/resolv.conf >/dev/null 2>&1; then
-    rm -f /etc/netns/db/resolv.conf
+  if grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
+    rm -f /etc/netns/web/resolv.conf
   fi || nsgen_failed=1
-  if test -d /etc/netns/db && netns_ours dual-lab db /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
-    rmdir --ignore-fail-on-non-empty /etc/netns/db
+  if test -d /etc/netns/web && netns_ours dual-lab web /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/web
   fi || nsgen_failed=1
 }
 undo_35() {

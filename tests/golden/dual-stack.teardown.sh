@@ -8,7 +8,7 @@
 #     ├── ve-web-c4e64 <──veth──> web: eth1 172.21.0.2/24, fd00:21::2/64
 #     └── ve-db-34e3e <──veth──> db: eth0 172.21.0.10/24, fd00:21::10/64
 # web runs: nsgen echo-server --port 8000
-# db resolves through: 2001:db8:113::53
+# web resolves through: 2606:4700:4700::1111, 1.1.1.1
 #
 # Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup. When something cannot be removed, it says what is left and keeps the state directory, so that running it again finishes the job.
 #
@@ -25,12 +25,12 @@ if netns_ours dual-lab web /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
   stop_processes web
 fi || nsgen_failed=1
 
-# Remove the resolv.conf of db (when nsgen wrote it) and its folder (when empty).
-if grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/db/resolv.conf >/dev/null 2>&1; then
-  rm -f /etc/netns/db/resolv.conf
+# Remove the resolv.conf of web (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
+  rm -f /etc/netns/web/resolv.conf
 fi || nsgen_failed=1
-if test -d /etc/netns/db && netns_ours dual-lab db /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
-  rmdir --ignore-fail-on-non-empty /etc/netns/db
+if test -d /etc/netns/web && netns_ours dual-lab web /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/web
 fi || nsgen_failed=1
 
 # Remove the nat rules (IPv6) of topology dual-lab, in one transaction (rule by rule when that fails).
@@ -50,6 +50,17 @@ ip6tables_undo <<'NSGEN_EOF' || nsgen_failed=1
 COMMIT
 NSGEN_EOF
 
+# Remove the filter rules (IPv6) of topology dual-lab, in one transaction (rule by rule when that fails).
+ip6tables_undo <<'NSGEN_EOF' || nsgen_failed=1
+*filter
+# forwarded packets go through NSGEN-dual-lab first
+-D FORWARD -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
+# the chain NSGEN-dual-lab and all its rules
+-F NSGEN-dual-lab
+-X NSGEN-dual-lab
+COMMIT
+NSGEN_EOF
+
 # Remove the nat rules of topology dual-lab, in one transaction (rule by rule when that fails).
 iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
@@ -63,17 +74,6 @@ iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 -D POSTROUTING -s 172.20.0.0/24 -o br-front-c497b -m conntrack --ctstate DNAT -m comment --comment nsgen:dual-lab -j MASQUERADE
 # the host reaching a published port of front at 127.0.0.1
 -D POSTROUTING -s 127.0.0.0/8 -o br-front-c497b -m comment --comment nsgen:dual-lab -j MASQUERADE
-# the chain NSGEN-dual-lab and all its rules
--F NSGEN-dual-lab
--X NSGEN-dual-lab
-COMMIT
-NSGEN_EOF
-
-# Remove the filter rules (IPv6) of topology dual-lab, in one transaction (rule by rule when that fails).
-ip6tables_undo <<'NSGEN_EOF' || nsgen_failed=1
-*filter
-# forwarded packets go through NSGEN-dual-lab first
--D FORWARD -m comment --comment nsgen:dual-lab -j NSGEN-dual-lab
 # the chain NSGEN-dual-lab and all its rules
 -F NSGEN-dual-lab
 -X NSGEN-dual-lab
@@ -464,7 +464,12 @@ ports_free() {
       address=${address#[}; address=${address%]}; address=${address%%%*}
       case "$address" in ::ffff:*.*) address=${address#::ffff:} ;; esac
       holder="a program"
-      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"; fi
+      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then
+        holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"
+        # the topology's own port proxy (nsgen port-proxy ... --tag TAG) holds its [::1] ports
+        if tr '\0' '\n' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qxF -- port-proxy &&
+           tr '\0' ' ' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qF -- " --tag $tag "; then continue; fi
+      fi
       bound[$protocol:$port]+="$address $holder"$'\n'
     done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
   done
@@ -724,10 +729,10 @@ if [ "$nsgen_failed" -ne 0 ]; then
   if ip link show ve-web-c4e64 >/dev/null 2>&1 && link_ours ve-web-c4e64 0x6e76d722 dual-lab >/dev/null 2>&1; then nsgen_say '  link ve-web-c4e64'; fi
   if ip link show ve-db-34e3e >/dev/null 2>&1 && link_ours ve-db-34e3e 0x6e76d722 dual-lab >/dev/null 2>&1; then nsgen_say '  link ve-db-34e3e'; fi
   if iptables -w -t filter -S NSGEN-dual-lab >/dev/null 2>&1 && test -e /run/nsgen/dual-lab/topology.json; then nsgen_say '  iptables chain NSGEN-dual-lab (table filter)'; fi
-  if ip6tables -w -t filter -S NSGEN-dual-lab >/dev/null 2>&1 && test -e /run/nsgen/dual-lab/topology.json; then nsgen_say '  ip6tables chain NSGEN-dual-lab (table filter)'; fi
   if iptables -w -t nat -S NSGEN-dual-lab >/dev/null 2>&1 && test -e /run/nsgen/dual-lab/topology.json; then nsgen_say '  iptables chain NSGEN-dual-lab (table nat)'; fi
+  if ip6tables -w -t filter -S NSGEN-dual-lab >/dev/null 2>&1 && test -e /run/nsgen/dual-lab/topology.json; then nsgen_say '  ip6tables chain NSGEN-dual-lab (table filter)'; fi
   if ip6tables -w -t nat -S NSGEN-dual-lab >/dev/null 2>&1 && test -e /run/nsgen/dual-lab/topology.json; then nsgen_say '  ip6tables chain NSGEN-dual-lab (table nat)'; fi
-  if test -e /etc/netns/db && grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/db/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/db'; fi
+  if test -e /etc/netns/web && grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/web'; fi
   die 'its state directory /run/nsgen/dual-lab is kept: run the teardown again to finish the job'
 fi
 nsgen_say 'topology dual-lab is down'

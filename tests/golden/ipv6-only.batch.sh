@@ -3,9 +3,10 @@
 #
 # host (ip_forward on, IPv6 forwarding on)
 # └── network link0 (veth, fd00:18::/64, gateway fd00:18::1, masquerade)
-#     └── ve-app-6070f fd00:18::1/64 <──veth──> app: eth0 fd00:18::2/64  published [::]:8080->8000/tcp
+#     └── ve-app-6070f fd00:18::1/64 <──veth──> app: eth0 fd00:18::2/64  published [::]:8080->8000/tcp, [::1]:8081->8000/tcp
 # app runs: nsgen echo-server --port 8000
-# app resolves through: 2001:db8:113::53
+# app runs: nsgen port-proxy --netns app --to fd00:18::2 --ready /run/nsgen/v6-lab/app.1.ready --tag nsgen:v6-lab tcp:8081:8000
+# app resolves through: 2606:4700:4700::1111
 #
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
 #
@@ -21,12 +22,12 @@ steps() {
 # Record what topology v6-lab is, in /run/nsgen/v6-lab/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
 begin 0 state
 install -D -m 0644 /dev/stdin /run/nsgen/v6-lab/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "cd5070729430a48b", "name": "v6-lab", "host": {"ip_forward": true, "persist": false},
+{"format": 1, "digest": "9575f9ca8682e9e3", "name": "v6-lab", "host": {"ip_forward": true, "persist": false},
 "networks": [
   {"name": "link0", "driver": "veth", "subnet": null, "gateway": null, "masquerade": true, "internal": false, "bridge": null, "subnet6": "fd00:18::/64", "gateway6": "fd00:18::1"}
 ],
 "containers": [
-  {"name": "app", "attachments": [{"network": "link0", "interface": "eth0", "host_interface": "ve-app-6070f", "address": null, "prefixlen": 0, "gateway": null, "address6": "fd00:18::2", "prefixlen6": 64, "gateway6": "fd00:18::1"}], "dns": ["2001:db8:113::53"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}], "ports": [{"host_ip": "::", "host_port": 8080, "container_port": 8000, "protocol": "tcp", "spec": "[::]:8080:8000"}]}
+  {"name": "app", "attachments": [{"network": "link0", "interface": "eth0", "host_interface": "ve-app-6070f", "address": null, "prefixlen": 0, "gateway": null, "address6": "fd00:18::2", "prefixlen6": 64, "gateway6": "fd00:18::1"}], "dns": ["2606:4700:4700::1111"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}, {"argv": ["nsgen", "port-proxy", "--netns", "app", "--to", "fd00:18::2", "--ready", "/run/nsgen/v6-lab/app.1.ready", "--tag", "nsgen:v6-lab", "tcp:8081:8000"], "ready": ["file", "/run/nsgen/v6-lab/app.1.ready"], "ready_timeout": 10.0, "host_side": true}], "ports": [{"host_ip": "::", "host_port": 8080, "container_port": 8000, "protocol": "tcp", "spec": "[::]:8080:8000"}, {"host_ip": "::1", "host_port": 8081, "container_port": 8000, "protocol": "tcp", "spec": "[::1]:8081:8000"}]}
 ]}
 NSGEN_EOF
 
@@ -122,7 +123,7 @@ NSGEN_EOF
 begin 15 dns:app
 install -D -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
 # Written by nsgen for topology v6-lab; nameservers from the topology file.
-nameserver 2001:db8:113::53
+nameserver 2606:4700:4700::1111
 NSGEN_EOF
 
 # Start `nsgen echo-server --port 8000` in app, detached; output in /run/nsgen/v6-lab/app.0.log; the `sh -c` in front records its pid in /run/nsgen/v6-lab/app.0.pid and, when it ends, its exit status in /run/nsgen/v6-lab/app.0.exit.
@@ -132,12 +133,19 @@ rm -f /run/nsgen/v6-lab/app.0.pid /run/nsgen/v6-lab/app.0.exit /run/nsgen/v6-lab
 setsid ip netns exec app sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/v6-lab/app.0 nsgen echo-server --port 8000 >>/run/nsgen/v6-lab/app.0.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/v6-lab/app.0.shim
 
+# Start nsgen's port proxy for app's ports published on [::1] (the kernel never forwards ::1): it listens on the host, then moves into app, detached; output in /run/nsgen/v6-lab/app.1.log.
+begin 17 process:app:1
+rm -f /run/nsgen/v6-lab/app.1.pid /run/nsgen/v6-lab/app.1.exit /run/nsgen/v6-lab/app.1.shim /run/nsgen/v6-lab/app.1.ready
+
+setsid sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/v6-lab/app.1 nsgen port-proxy --netns app --to fd00:18::2 --ready /run/nsgen/v6-lab/app.1.ready --tag nsgen:v6-lab tcp:8081:8000 >>/run/nsgen/v6-lab/app.1.log 2>&1 </dev/null 9>&- &
+echo "$!" >/run/nsgen/v6-lab/app.1.shim
+
 # Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 17 ready
-wait_ready app /run/nsgen/v6-lab/app.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
+begin 18 ready
+wait_ready app /run/nsgen/v6-lab/app.0 10 tcp 1 8000 4 nsgen echo-server --port 8000 app /run/nsgen/v6-lab/app.1 10 file 1 /run/nsgen/v6-lab/app.1.ready 11 nsgen port-proxy --netns app --to fd00:18::2 --ready /run/nsgen/v6-lab/app.1.ready --tag nsgen:v6-lab tcp:8081:8000
 
 # Mark topology v6-lab as completely up.
-begin 18 up
+begin 19 up
 touch /run/nsgen/v6-lab/up
 }
 
@@ -444,7 +452,12 @@ ports_free() {
       address=${address#[}; address=${address%]}; address=${address%%%*}
       case "$address" in ::ffff:*.*) address=${address#::ffff:} ;; esac
       holder="a program"
-      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"; fi
+      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then
+        holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"
+        # the topology's own port proxy (nsgen port-proxy ... --tag TAG) holds its [::1] ports
+        if tr '\0' '\n' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qxF -- port-proxy &&
+           tr '\0' ' ' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qF -- " --tag $tag "; then continue; fi
+      fi
       bound[$protocol:$port]+="$address $holder"$'\n'
     done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
   done
@@ -699,9 +712,9 @@ has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 if ! grep -qx 1 /proc/sys/net/ipv6/conf/all/forwarding >/dev/null 2>&1 && ! test -w /proc/sys/net/ipv6/conf/all/forwarding; then die 'net.ipv6.conf.all.forwarding is off and cannot be turned on: /proc/sys/net/ipv6/conf/all/forwarding is not writable (is IPv6 disabled on this host, or /proc/sys read-only?); nothing was changed'; fi
 state_ok v6-lab || exit 1
 subnets_free 0x6e171d6c v6-lab link0=fd00:18::/64 || exit 1
-ports_free nsgen:v6-lab 'tcp:8080:[::]' || exit 1
+ports_free nsgen:v6-lab 'tcp:8080:[::]' 'tcp:8081:[::1]' || exit 1
 other_firewall || exit 1
-if test -e /run/nsgen/v6-lab/topology.json && ! grep -qF '"digest": "cd5070729430a48b"' /run/nsgen/v6-lab/topology.json; then
+if test -e /run/nsgen/v6-lab/topology.json && ! grep -qF '"digest": "9575f9ca8682e9e3"' /run/nsgen/v6-lab/topology.json; then
   die 'topology v6-lab is up with another definition (recorded in /run/nsgen/v6-lab/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi
 if test -e /run/netns/app && ! netns_ours v6-lab app /run/nsgen/v6-lab/namespaces >/dev/null 2>&1; then die 'network namespace app already exists and was not made by nsgen topology v6-lab; nothing was changed'; fi
@@ -820,7 +833,12 @@ undo_16() {
     stop_processes app
   fi || nsgen_failed=1
 }
-undo_18() {
+undo_17() {
+  if netns_ours v6-lab app /run/nsgen/v6-lab/namespaces >/dev/null 2>&1; then
+    stop_processes app
+  fi || nsgen_failed=1
+}
+undo_19() {
   rm -f /run/nsgen/v6-lab/up || nsgen_failed=1
 }
 nsgen_begun=()

@@ -3,9 +3,10 @@
 #
 # host (ip_forward on, IPv6 forwarding on)
 # └── network link0 (veth, fd00:18::/64, gateway fd00:18::1, masquerade)
-#     └── ve-app-6070f fd00:18::1/64 <──veth──> app: eth0 fd00:18::2/64  published [::]:8080->8000/tcp
+#     └── ve-app-6070f fd00:18::1/64 <──veth──> app: eth0 fd00:18::2/64  published [::]:8080->8000/tcp, [::1]:8081->8000/tcp
 # app runs: nsgen echo-server --port 8000
-# app resolves through: 2001:db8:113::53
+# app runs: nsgen port-proxy --netns app --to fd00:18::2 --ready /run/nsgen/v6-lab/app.1.ready --tag nsgen:v6-lab tcp:8081:8000
+# app resolves through: 2606:4700:4700::1111
 #
 # Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup. When something cannot be removed, it says what is left and keeps the state directory, so that running it again finishes the job.
 #
@@ -16,6 +17,11 @@ steps() {
 
 # Unmark topology v6-lab as up: it is being taken down.
 rm -f /run/nsgen/v6-lab/up || nsgen_failed=1
+
+# Stop process 1 of app, with every other process in app.
+if netns_ours v6-lab app /run/nsgen/v6-lab/namespaces >/dev/null 2>&1; then
+  stop_processes app
+fi || nsgen_failed=1
 
 # Stop process 0 of app, with every other process in app.
 if netns_ours v6-lab app /run/nsgen/v6-lab/namespaces >/dev/null 2>&1; then
@@ -410,7 +416,12 @@ ports_free() {
       address=${address#[}; address=${address%]}; address=${address%%%*}
       case "$address" in ::ffff:*.*) address=${address#::ffff:} ;; esac
       holder="a program"
-      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"; fi
+      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then
+        holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"
+        # the topology's own port proxy (nsgen port-proxy ... --tag TAG) holds its [::1] ports
+        if tr '\0' '\n' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qxF -- port-proxy &&
+           tr '\0' ' ' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qF -- " --tag $tag "; then continue; fi
+      fi
       bound[$protocol:$port]+="$address $holder"$'\n'
     done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
   done

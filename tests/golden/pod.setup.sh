@@ -536,7 +536,12 @@ ports_free() {
       address=${address#[}; address=${address%]}; address=${address%%%*}
       case "$address" in ::ffff:*.*) address=${address#::ffff:} ;; esac
       holder="a program"
-      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"; fi
+      if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then
+        holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"
+        # the topology's own port proxy (nsgen port-proxy ... --tag TAG) holds its [::1] ports
+        if tr '\0' '\n' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qxF -- port-proxy &&
+           tr '\0' ' ' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qF -- " --tag $tag "; then continue; fi
+      fi
       bound[$protocol:$port]+="$address $holder"$'\n'
     done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
   done

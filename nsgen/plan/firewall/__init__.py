@@ -19,11 +19,10 @@ def build(b: Builder) -> None:
     _add(b, [raw(v) for v in versions])
     if udp:
         _conntrack(b, udp, before_nat=True)
-    _add(b, [filter_rules(b.t, devs, v, chain) for v in versions])
     localnet: list[tuple[str, str]] = []
-    for v in versions:
+    for v in versions:  # a family's tables side by side: one ip(6)tables-restore loads them, one removes them
         table, local = nat_rules(b.t, devs, v, chain)
-        _add(b, [table])
+        _add(b, [filter_rules(b.t, devs, v, chain), table])
         localnet += local
     # in the nat rules' wake: route_localnet for the devices that carry connections from 127.0.0.1
     for net_name, dev in localnet:
