@@ -364,8 +364,18 @@ def echo_server(port: int) -> None:
 @click.option("--tag", default="", help="The topology's tag (nsgen:NAME): its ports_free check knows the proxy as its own.")
 @click.argument("forwards", nargs=-1, required=True)
 def port_proxy(netns: str, target: str, ready: str, tag: str, forwards: tuple[str, ...]) -> None:
-    """Serve ports published on [::1] (PROTOCOL:HOST_PORT:CONTAINER_PORT...): started by setup, in the host's
-    namespace; it moves into the container's."""
+    """Serve a container's ports published on [::1] (PROTOCOL:HOST_PORT:CONTAINER_PORT...).
+
+    Setup starts it, as one of the container's processes, for the ports a topology publishes on
+    [::1] (the kernel never forwards ::1): it listens on the host's IPv6 loopback, then moves into
+    the container's namespace and relays each connection (TCP) or datagram (UDP) to the container.
+
+    \b
+    Exit status: 0 when stopped by SIGINT or SIGTERM, 1 when a port cannot be listened on.
+    Example:
+      # what setup runs for web's ports: ["[::1]:8080:80"]
+      nsgen port-proxy --netns web --to fd00:20::2 --ready /run/nsgen/lab/web.1.ready --tag nsgen:lab tcp:8080:80
+    """
     from nsgen.port_proxy import run
 
     try:

@@ -169,7 +169,7 @@ def _add_containers(t: Topology, g: Graph) -> None:
         lines = [f"{name} (netns)"]
         for a in c.attachments:
             lines += [f"{a.interface} {a.shown}", f"host end {a.host_interface}"]
-        lines += [f"runs: {_command(p.argv)}" for p in c.processes]
+        lines += ["runs: nsgen's port proxy for [::1]" if p.host_side else f"runs: {_command(p.argv)}" for p in c.processes]
         if c.dns:
             lines.append(f"dns: {', '.join(c.dns)}")
         first = c.default_attachment
@@ -196,7 +196,9 @@ def _add_way_out(t: Topology, g: Graph) -> None:
         a = c.default_attachment
         for p in c.ports:
             where = "*" if p.host_ip is None else f"[{p.host_ip}]" if p.host_ip.version == 6 else str(p.host_ip)
-            label = f"published\n{where}:{p.host_port}/{p.protocol}\n→ {a.first if a else '?'}:{p.container_port}"
+            inside = a.address6 if a and p.host_ip is not None and p.host_ip.version == 6 else a.first if a else "?"
+            shown = f"[{inside}]" if ":" in str(inside) else str(inside)
+            label = f"published\n{where}:{p.host_port}/{p.protocol}\n→ {shown}:{p.container_port}"
             edges.append(Edge("host", ids[name], label, "published"))
     if any(e.a == "outside" for e in edges):
         g.nodes.insert(0, Node("outside", "outside", ["outside"]))
