@@ -22,17 +22,26 @@ class Shell(str):
     """Text that is already valid, safe shell: finalize passes it through untouched."""
 
 
+# Words bash reads as its own where a command may start: harmless as arguments, but quoted anyway
+# so that no reader (nor shellcheck) takes `then` or `done` among a process's words for syntax.
+RESERVED = frozenset("if then else elif fi case esac for select while until do done in function time coproc".split())
+
+
+def quote(word: str) -> str:
+    return f"'{word}'" if word in RESERVED else shlex.quote(word)
+
+
 def _finalize(value: Any) -> str:
     if value is None:
         raise ValueError("a template printed None: a value the plan should have resolved is missing")
     if isinstance(value, Shell):
         return value
-    return shlex.quote(str(value))
+    return quote(str(value))
 
 
 def _argv(argv: tuple[str, ...]) -> str:
-    """shlex.join, except that a lone `!` (test's negation) is left bare: it needs no quoting."""
-    return " ".join(word if word == "!" else shlex.quote(word) for word in argv)
+    """Each word quoted as needed, except that a lone `!` (test's negation) is left bare: it needs no quoting."""
+    return " ".join(word if word == "!" else quote(word) for word in argv)
 
 
 def _probe(argv: tuple[str, ...]) -> str:

@@ -113,13 +113,14 @@ containers:
   c:
     networks: [n]
     processes:
-      - ["sh", "-c", "echo $(id) `id` ; rm -rf / #", "'quoted'", "NSGEN_EOF"]
+      - ["sh", "-c", "echo $(id) `id` ; rm -rf / #", "'quoted'", "NSGEN_EOF", "then", "done"]
 """
     )
     setup = render(plan)
     line = next(row for row in setup.splitlines() if row.strip().startswith("setsid "))
     argv = shlex.split(line.split(" >>")[0])  # before the log's redirection
-    assert argv[-4:] == ["-c", "echo $(id) `id` ; rm -rf / #", "'quoted'", "NSGEN_EOF"]
+    assert argv[-6:] == ["-c", "echo $(id) `id` ; rm -rf / #", "'quoted'", "NSGEN_EOF", "then", "done"]
+    assert " 'then' 'done'" in line  # bash's own words, quoted: nobody reads them as syntax
     script = tmp_path / "s.sh"
     script.write_text(setup)
     assert subprocess.run([shellcheck(), "-s", "bash", str(script)], capture_output=True).returncode == 0
