@@ -5,7 +5,7 @@ IPv6 way out fails the IPv6 probe of the outside alone."""
 from __future__ import annotations
 
 from tests.drive import NSGEN, Driver, example_text, wait_for
-from tests.sandbox import WEB_ADDR, WEB_ADDR6, WORLD_ADDR, WORLD_ADDR6
+from tests.sandbox import DNS_ADDR, DNS_ADDR6, WEB_ADDR, WEB_ADDR6, WORLD_ADDR, WORLD_ADDR6
 
 V4_PROBES = (
     "web → gateway 172.20.0.1 (front, ping)",
@@ -56,7 +56,10 @@ def assert_green(done, outside4: str, outside6: str) -> None:
 def test_probe_covers_both_families_and_names_a_broken_ipv6_way_out(sandbox, tmp_path):
     sb = sandbox
     before = sb.snapshot()
-    driver = Driver(sb, tmp_path, "run", example_text("dual-stack.yaml"))
+    # the world's resolvers instead of the example's public ones (the sandbox has no Internet)
+    text = example_text("dual-stack.yaml").replace('dns: ["2606:4700:4700::1111", 1.1.1.1]', f'dns: ["{DNS_ADDR6}", {DNS_ADDR}]')
+    assert DNS_ADDR6 in text
+    driver = Driver(sb, tmp_path, "run", text)
     driver.up()
     wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sfg", "http://[fd00:20::2]:8000/echo"])
     wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sf", "http://172.20.0.2:8000/echo"])
