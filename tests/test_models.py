@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from nsgen.errors import LoadError, ValidationError
+from nsgen.hostinfo import Environment
 from nsgen.load import load_file, parse_text
-from nsgen.models import Environment, PublishedPort, resolve
+from nsgen.models import PublishedPort
+from nsgen.resolve import resolve
 from tests.helpers import EXAMPLES, fixed_env, topology
 
 TUTORIAL = (EXAMPLES / "tutorial.yaml").read_text()
