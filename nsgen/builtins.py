@@ -581,7 +581,7 @@ def host_routes6() -> list[tuple[str, str]]:
 def subnets_free(host: Host, group: str, topology: str, *subnets: str) -> Result:
     """No route of the host's main table overlaps a network's subnet (IPv4 or IPv6: a route of its
     family), except the routes of the topology's own devices (it is being set up again)."""
-    from nsgen.models import host_routes
+    from nsgen.hostinfo import host_routes
 
     links = host.links()
     routes: dict[int, list[tuple[str, str]]] = {}

@@ -74,8 +74,9 @@ def load_plan(file: str | None, programs: bool = False):
     With `programs`, a program of a process that this host cannot run is an error too (for
     commands that run here; a script may be rendered for another host)."""
     from nsgen.errors import ValidationError
-    from nsgen.models import Environment, resolve
+    from nsgen.hostinfo import Environment
     from nsgen.plan import compile_plan
+    from nsgen.resolve import resolve
 
     label = "<stdin>" if file == "-" else _source(file)[1]
     try:
@@ -180,7 +181,7 @@ def _lint(script: str) -> None:
 
 
 def _render_unit(plan, file: str | None, output: str | None) -> None:
-    from nsgen.models import Environment
+    from nsgen.hostinfo import Environment
     from nsgen.systemd import render_unit
 
     command = Environment().nsgen_command()
@@ -258,7 +259,7 @@ def _name_in(file: str | None) -> str | None:
 def _digest_of(file: str | None) -> str | None:
     """The digest of what the file describes (None: it describes nothing valid any more)."""
     from nsgen import record
-    from nsgen.models import resolve
+    from nsgen.resolve import resolve
 
     try:
         return record.digest(resolve(read_data(file)[0]))
@@ -319,8 +320,9 @@ def _validate_json(file: str | None) -> None:
     import json
 
     from nsgen.errors import ValidationError
-    from nsgen.models import Environment, resolve
+    from nsgen.hostinfo import Environment
     from nsgen.plan import compile_plan
+    from nsgen.resolve import resolve
 
     label = "<stdin>" if file == "-" else _source(file)[1]
     try:

@@ -176,7 +176,7 @@ def load(name: str) -> Recorded | None:
     """What is recorded as up for topology `name`, or None when there is no record to trust."""
     folder = state_dir(name)
     if not name or name.startswith(".") or os.path.dirname(os.path.normpath(folder)) != STATE_ROOT:
-        return None  # not a topology's name (models would refuse it): never read outside the state root
+        return None  # not a topology's name (resolve would refuse it): never read outside the state root
     if not os.path.isdir(folder) or state_problem(name) is not None:
         return None
     try:

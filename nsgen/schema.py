@@ -1,7 +1,8 @@
-"""Schema writes the JSON Schema of the topology file, for editors; the rules themselves live in models.
+"""Schema writes the JSON Schema of the topology file, for editors; the rules themselves live in
+resolve.
 
-Every object's properties are exactly the key sets `models` accepts (checked when the schema is
-built), with the same name patterns, byte limits (names are ASCII, so characters are bytes),
+Every object's properties are exactly the key sets of `models` that `resolve` accepts (checked when
+the schema is built), with the same name patterns, byte limits (names are ASCII, so characters are bytes),
 drivers, protocols and defaults. The schema catches what an editor can show while typing;
 `nsgen validate` remains the judge of the rest (overlapping subnets, duplicate addresses,
 references between objects).
@@ -46,7 +47,7 @@ def _per_family(v4: str, v6: str, description: str) -> dict[str, Any]:
 
 
 def _object(keys: set[str], properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """An object with exactly the keys models accepts, and no others."""
+    """An object with exactly the keys resolve accepts, and no others."""
     if set(properties) != keys:
         raise AssertionError(f"the schema's properties {sorted(properties)} are not the models' keys {sorted(keys)}")
     return {"type": "object", "properties": properties, "additionalProperties": False, **extra}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nsgen.hostinfo import Environment
 from nsgen.load import parse_text
-from nsgen.models import Environment, Topology, resolve
+from nsgen.models import Topology
 from nsgen.plan import Plan, compile_plan
+from nsgen.resolve import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -26,7 +26,7 @@ def cli(tmp_path, monkeypatch):
 def not_root(monkeypatch):
     """Not root, and any attempt to run a program is recorded (and must not happen)."""
     ran = []
-    monkeypatch.setattr("nsgen.models.host_routes", list)  # what resolve reads of the host
+    monkeypatch.setattr("nsgen.hostinfo.host_routes", list)  # what resolve reads of the host
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))

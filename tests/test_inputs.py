@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from nsgen import models
+from nsgen import hostinfo
 from nsgen.cli import main
 from tests.conftest import count
 from tests.helpers import ROOT
@@ -222,7 +222,7 @@ def nothing_runs(monkeypatch):
     """Root, but any command nsgen would run is recorded instead (reading routes included)."""
     ran: list = []
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(models, "host_routes", list)
+    monkeypatch.setattr(hostinfo, "host_routes", list)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
     return ran

@@ -9,7 +9,7 @@ import pytest
 from nsgen import load
 from nsgen.errors import LoadError
 from nsgen.load import load_file, parse_json, parse_text
-from nsgen.models import resolve
+from nsgen.resolve import resolve
 from tests.helpers import fixed_env
 
 

@@ -76,7 +76,7 @@ def test_host_routes_read_from_proc_are_what_ip_route_shows(sandbox):
         "ip route add 192.0.2.128/25 dev b1 && ip route add 10.250.0.0/16 via 10.9.8.2 && "
         "ip route add 203.0.113.7 dev b1 && ip route add 10.251.0.0/16 via 10.9.8.3 table 100"
     )
-    code = "from nsgen.models import host_routes, _ip_routes; import json; print(json.dumps([sorted(host_routes()), sorted(_ip_routes())]))"
+    code = "from nsgen.hostinfo import host_routes, _ip_routes; import json; print(json.dumps([sorted(host_routes()), sorted(_ip_routes())]))"
     from_proc, from_ip = json.loads(sandbox.run(["python3", "-c", code]).stdout)
     assert from_proc == from_ip
     assert ["203.0.113.7", "b1"] in from_proc and ["10.250.0.0/16", "b1"] in from_proc

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nsgen.errors import ValidationError
-from nsgen.models import resolve
 from nsgen.plan import Command, compile_plan
 from nsgen.render import command_line, render
+from nsgen.resolve import resolve
 from tests.conftest import count
 from tests.helpers import fixed_env
 

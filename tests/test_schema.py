@@ -11,7 +11,7 @@ import pytest
 
 from nsgen.errors import ValidationError
 from nsgen.load import load_file, parse_text
-from nsgen.models import resolve
+from nsgen.resolve import resolve
 from nsgen.schema import schema
 from tests.helpers import EXAMPLES, fixed_env
 

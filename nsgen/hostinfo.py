@@ -1,0 +1,149 @@
+"""Hostinfo reads the host nsgen runs on: its routes, its resolv.conf files, where its programs
+are. It knows nothing of a topology's rules nor of commands to run; `resolve` reads the host only
+through an `Environment`, which tests replace so that they never depend on the machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from nsgen.models import IFNAME_MAX, NAME_RE
+
+# ----------------------------------------------------------------------------------------------
+# The host's routes, and the environment the resolution reads: injectable so tests never depend on
+# the machine.
+
+
+def host_routes() -> list[tuple[str, str]]:
+    """The host's IPv4 routes in the main table as (prefix, device); empty when they cannot be read.
+
+    Read from /proc/net/route (the main table of this process's network namespace, as `ip route`
+    shows it), without starting a process; `ip -j route` when that file is missing."""
+    try:
+        with open("/proc/net/route") as f:
+            rows = f.read().splitlines()[1:]
+    except OSError:
+        return _ip_routes()
+    routes = []
+    for row in rows:
+        fields = row.split()
+        if len(fields) < 8:
+            continue
+        try:
+            dst = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+            mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+            net = ipaddress.IPv4Network(f"{dst}/{mask}", strict=False)
+        except ValueError:
+            continue
+        shown = "default" if net.prefixlen == 0 else str(net.network_address) if net.prefixlen == 32 else str(net)
+        routes.append((shown, fields[0]))  # as `ip route` writes them
+    return routes
+
+
+def _ip_routes(family: str = "-4") -> list[tuple[str, str]]:
+    import json
+    import subprocess
+
+    try:
+        done = subprocess.run(["ip", "-j", family, "route", "show", "table", "main"], capture_output=True, text=True, timeout=5)
+        routes = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else []
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    return [(r.get("dst", ""), r.get("dev", "")) for r in routes if isinstance(r, dict)]
+
+
+def host_routes6() -> list[tuple[str, str]]:
+    """The host's IPv6 routes in the main table as (prefix, device), as `ip -6 route` shows them;
+    empty when they cannot be read."""
+    return _ip_routes("-6")
+
+
+class Environment(NamedTuple):
+    resolv_conf: Path = Path("/etc/resolv.conf")
+    systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
+    which: Callable[[str], str | None] = shutil.which
+    nsgen_argv: tuple[str, ...] | None = None  # how to start nsgen itself; found when None
+    programs_required: bool = False  # a program that cannot be found is a problem, not a name kept as it is
+    routes: Callable[[], list[tuple[str, str]]] = lambda: host_routes()  # looked up when called
+    routes6: Callable[[], list[tuple[str, str]]] = lambda: host_routes6()
+
+    def nsgen_command(self) -> tuple[str, ...]:
+        if self.nsgen_argv is not None:
+            return self.nsgen_argv
+        found = self.which("nsgen")
+        if found:
+            return (found,)
+        return (sys.executable, "-m", "nsgen")
+
+
+# ----------------------------------------------------------------------------------------------
+# resolv.conf: the nameservers it may hold, and what a namespace will see of the host's.
+
+
+def parse_nameserver(text: str) -> tuple[str | None, str]:
+    """A nameserver as resolv.conf must hold it: (canonical address, "") or (None, the rule broken).
+
+    Python's ipaddress takes any text after '%' as an IPv6 scope (a newline included, which would
+    add lines to resolv.conf); nsgen takes a scope only when it is an interface name."""
+    address_text, percent, scope = text.partition("%")
+    try:
+        address = ipaddress.ip_address(address_text)
+    except ValueError:
+        return None, "is not an IP address"
+    if not percent:
+        return str(address), ""
+    if address.version == 4:
+        return None, "is not an IP address (an IPv4 address has no scope)"
+    if not NAME_RE.fullmatch(scope) or len(scope.encode()) > IFNAME_MAX:
+        return None, f"has a scope after '%' that is not an interface name (letters, digits, '_', '.', '-', at most {IFNAME_MAX} bytes)"
+    return f"{address}%{scope}", ""
+
+
+def _read_nameservers(path: Path) -> list[str] | None:
+    """The nameservers a resolv.conf names, in canonical form; one that nsgen would refuse in a
+    topology (a scope that is not an interface name) is left out."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeError):
+        return None
+    servers = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            server, _ = parse_nameserver(words[1])
+            if server is not None:
+                servers.append(server)
+    return servers
+
+
+def namespace_dns(env: Environment) -> tuple[tuple[str, ...], str, str | None]:
+    """When a container names no DNS: what the namespace will see, and a warning if it will not work.
+
+    `ip netns exec` shows the host's /etc/resolv.conf unless /etc/netns/<name>/resolv.conf exists.
+    A loopback nameserver (systemd-resolved's 127.0.0.53) answers nothing inside a namespace.
+    """
+    servers = _read_nameservers(env.resolv_conf)
+    if servers is None or not servers:
+        return (), "host", None
+    if not all(ipaddress.ip_address(s).is_loopback for s in servers):
+        return (), "host", None
+    # Neither loopback nor IPv6 link-local servers of the host can be reached from a namespace
+    # (the scope of a link-local address names one of the host's interfaces).
+    upstream = [s for s in (_read_nameservers(env.systemd_resolv_conf) or []) if not _host_only(s)]
+    if upstream:
+        return tuple(upstream[:3]), f"systemd-resolved's upstream servers ({env.systemd_resolv_conf})", None
+    warning = (
+        f"the host's {env.resolv_conf} names only loopback nameservers ({', '.join(servers)}), which "
+        "nothing answers inside a namespace, and no upstream servers were found; set 'dns' for each container"
+    )
+    return (), "host", warning
+
+
+def _host_only(server: str) -> bool:
+    address = ipaddress.ip_address(server)
+    return address.is_loopback or (address.version == 6 and address.is_link_local)
