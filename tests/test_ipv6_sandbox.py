@@ -224,3 +224,41 @@ def test_ports_published_on_ipv6_loopback(drop_host, tmp_path, mode):
     driver.down()
     assert "8081" not in sb.run(["ss", "-ltn"]).stdout
     assert sb.snapshot() == before
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_a_dual_stack_topology_whose_state_directory_was_deleted_is_still_removed_whole(drop_host, tmp_path, mode):
+    """With no record, teardown goes by the marks: ip6tables rules and chains and IPv6 forwarding too."""
+    sb = drop_host
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, LAB)
+    driver.up()
+    sb.run(["rm", "-rf", "/run/nsgen/lab6"])  # an admin's rm, a cleaner of /run
+    done = driver.down()
+    if mode == "run":
+        assert "no record of topology lab6 on this host; removing what carries its marks:" in done.stderr
+        assert "(IPv6)" in done.stderr, done.stderr
+    assert sb.snapshot() == before
+    assert forwarding(sb) == ("0", "0")
+
+
+def test_topologies_are_isolated_from_each_other_over_ipv6(drop_host, tmp_path):
+    sb = drop_host
+    before = sb.snapshot()
+    texts = {
+        "east": 'name: east\nnetworks: {n: {subnet: [10.41.0.0/24, "fd00:41::/64"]}}\ncontainers: {e1: {networks: [n]}}\n',
+        "west": 'name: west\nnetworks: {n: {subnet: [10.42.0.0/24, "fd00:42::/64"]}}\ncontainers: {w1: {networks: [n]}}\n',
+    }
+    drivers = []
+    for name, text in texts.items():
+        (tmp_path / name).mkdir()
+        drivers.append(Driver(sb, tmp_path / name, "run", text))
+        drivers[-1].up()
+    # each reaches the world, neither reaches the other, in either family
+    assert curl(sb, "e1", f"http://[{WEB_ADDR6}]/").strip() == HOST_ADDR6
+    assert curl(sb, "w1", f"http://[{WEB_ADDR6}]/").strip() == HOST_ADDR6
+    assert not ping(sb, "e1", "fd00:42::2", tries=1, wait="1") and not ping(sb, "w1", "fd00:41::2", tries=1, wait="1")
+    assert not ping(sb, "e1", "10.42.0.2", tries=1, wait="1")
+    for driver in reversed(drivers):
+        driver.down()
+    assert sb.snapshot() == before
