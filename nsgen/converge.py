@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from nsgen.errors import ExecutionError
-from nsgen.plan import Plan, Step
+from nsgen.plan import Plan, Step, restore_forwarding
 
 # Topology-wide steps whose undo is the topology's end, never part of a change: the record is
 # written again; the device group and the forwarding setting stay while the topology is up.
@@ -48,6 +48,11 @@ def diff(old: Plan, new: Plan) -> Change:
     new_wide = {s.id: s for s in after.get("topology", ())}
     wide = {i for i in old_wide.keys() | new_wide.keys() if old_wide.get(i) != new_wide.get(i)} - NEVER_UNDONE
     undo = [s for s in old.steps if s.group in changed or s.id in wide]
+    if "ipv6_forwarding" in wide and "ipv6_forwarding" not in new_wide:
+        # No longer a user of IPv6 forwarding while still up: put it back now (when no other
+        # topology uses it), not at a teardown whose plan no longer knows it. Undone last.
+        undo.insert(0, Step(id="ipv6_forwarding:restore", section="State", summary="Put IPv6 forwarding back.", commands=(),
+                            undo=restore_forwarding(None, 6)))
     return Change(undo, _describe(changed, before, after, wide))
 
 

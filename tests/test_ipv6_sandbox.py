@@ -134,9 +134,9 @@ def test_ipv6_only_example(drop_host, tmp_path):
     assert forwarding(sb) == ("0", "1")
     assert "inet " not in sb.run(["ip", "-n", "app", "-o", "addr", "show", "dev", "eth0"]).stdout
     assert sb.run(["iptables-save"]).stdout.count("nsgen:v6-lab") == 0
-    assert curl(sb, "app", f"http://[{WEB_ADDR6}]/").strip() == HOST_ADDR6
-    wait_for(sb, ["ip", "netns", "exec", "app", "curl", "-sfg", "http://[fd00:18::2]:8000/echo"])
+    # the world first, before the container has sent anything: the host must find it on its own
     assert echo_ok(curl(sb, WORLD_NS, f"http://[{HOST_ADDR6}]:8080/echo"))
+    assert curl(sb, "app", f"http://[{WEB_ADDR6}]/").strip() == HOST_ADDR6
     assert echo_ok(curl(sb, None, "http://[fd00:18::1]:8080/echo"))
     driver.down()
     assert sb.snapshot() == before
@@ -261,4 +261,31 @@ def test_topologies_are_isolated_from_each_other_over_ipv6(drop_host, tmp_path):
     assert not ping(sb, "e1", "10.42.0.2", tries=1, wait="1")
     for driver in reversed(drivers):
         driver.down()
+    assert sb.snapshot() == before
+
+
+def test_nsgen_run_again_adds_and_removes_ipv6_on_a_topology_that_is_up(drop_host, tmp_path):
+    """An edit while up: IPv6 added to a network, then taken away; what stays is left alone."""
+    sb = drop_host
+    before = sb.snapshot()
+    v4 = example_text("bridge.yaml")
+    dual = v4.replace("subnet: 172.20.0.0/24", 'subnet: [172.20.0.0/24, "fd00:20::/64"]')
+    assert dual != v4
+    driver = Driver(sb, tmp_path, "run", v4)
+    driver.up()
+    driver.topology.write_text(dual)
+    done = driver.up()
+    assert "change network front" in done.stderr, done.stderr
+    assert f"inet6 {WEB6}/64" in sb.run(["ip", "-n", "web", "-o", "addr", "show", "dev", "eth0"]).stdout
+    wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sfg", f"http://[{WEB6}]:8000/echo"])
+    assert echo_ok(curl(sb, WORLD_NS, f"http://[{HOST_ADDR6}]:8080/echo"))
+    assert curl(sb, "web", f"http://[{WEB_ADDR6}]/").strip() == HOST_ADDR6
+    assert ping(sb, "app", WEB6)
+    driver.topology.write_text(v4)
+    driver.up()
+    assert "inet6" not in sb.run(["ip", "-n", "web", "-o", "addr", "show", "dev", "eth0"]).stdout
+    assert forwarding(sb) == ("1", "0")  # no topology needs IPv6 forwarding any more: put back at once
+    assert "nsgen:bridge-lab" not in sb.run(["ip6tables-save"]).stdout
+    assert echo_ok(curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo"))
+    driver.down()
     assert sb.snapshot() == before

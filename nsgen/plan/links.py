@@ -18,10 +18,23 @@ if TYPE_CHECKING:
     from nsgen.models import Network
 
 
+# The host's link-local address on each IPv6 network (its device made without a generated one):
+# without a link-local address that is usable at once, the kernel sends no neighbour solicitation
+# for a packet it forwards, so nothing from elsewhere could reach a container until the container
+# had spoken first. Link-local addresses are per link: every network's can be the same.
+LINK_LOCAL = "fe80::1/64"
+
+
 def gateway_addresses(net: Network, dev: str) -> tuple[Command, ...]:
-    """The network's gateway addresses on the host device `dev`, one a family."""
-    return tuple(C("ip", "addr", "replace", with_prefix(g, s.prefixlen), "dev", dev, *(("nodad",) if s.version == 6 else ()))
-                 for s, g in net.families)
+    """The network's gateway addresses on the host device `dev`, one a family, and with IPv6 the
+    host's link-local address there."""
+    six = (C("ip", "addr", "replace", LINK_LOCAL, "dev", dev, "nodad"),) if net.subnet6 else ()
+    return (*(C("ip", "addr", "replace", with_prefix(g, s.prefixlen), "dev", dev, *(("nodad",) if s.version == 6 else ()))
+              for s, g in net.families), *six)
+
+
+def _link_local(net: Network) -> str:
+    return f" (and the link-local {LINK_LOCAL}, usable at once: the host asks for containers' addresses from it)" if net.subnet6 else ""
 
 
 def _shown(net: Network) -> str:
@@ -52,9 +65,10 @@ def bridges(b: Builder) -> None:
             Step(
                 id=f"bridge-up:{net.name}",
                 section="Bridges",
-                summary=f"Give {net.bridge} the gateway {addresses} {_shown(net)}, mark it as topology {b.t.name}'s (alias {b.mark}) "
-                "and bring it up: the host is the network's router.",
-                commands=(*gateway_addresses(net, net.bridge), C("ip", "link", "set", net.bridge, "alias", b.mark, "up")),
+                summary=f"Give {net.bridge} the gateway {addresses} {_shown(net)}{_link_local(net)}, mark it as topology {b.t.name}'s "
+                f"(alias {b.mark}) and bring it up: the host is the network's router.",
+                commands=(*gateway_addresses(net, net.bridge),
+                          C("ip", "link", "set", net.bridge, "alias", b.mark, *(("addrgenmode", "none") if net.subnet6 else ()), "up")),
                 group=f"network:{net.name}",
             )
         )
@@ -85,8 +99,8 @@ def veths(b: Builder) -> None:
             net = b.t.networks[a.network]
             if net.driver == "veth":
                 addresses = "addresses" if len(net.families) > 1 else "address"
-                summary = (f"Give {a.host_interface} the gateway {addresses} {_shown(net)}, mark it (alias {b.mark}) and bring it up "
-                           f"(no IPv6 link-local address): the host is {c.name}'s router.")
+                summary = (f"Give {a.host_interface} the gateway {addresses} {_shown(net)}{_link_local(net)}, mark it (alias {b.mark}) "
+                           f"and bring it up{'' if net.subnet6 else ' (no IPv6 link-local address)'}: the host is {c.name}'s router.")
                 commands = (
                     *gateway_addresses(net, a.host_interface),
                     C("ip", "link", "set", a.host_interface, "alias", b.mark, "addrgenmode", "none", "up"),

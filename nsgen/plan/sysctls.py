@@ -26,13 +26,15 @@ FORWARDING = {
 }
 
 
-def restore_forwarding(group: str, version: int = 4) -> tuple[Command, ...]:
+def restore_forwarding(group: str | None, version: int = 4) -> tuple[Command, ...]:
     """Put forwarding of a family back when no topology is a user of it any more (the users'
-    folder is empty) and no device of group `group` is left."""
+    folder is empty) and no device of group `group` is left (None: whatever devices are left, for
+    a topology that is up and no longer needs the family)."""
     f = FORWARDING[version]
     before, users = f"{f.folder}/before", f"{f.folder}/users"
+    gone = (("!", "group_has_links", group),) if group else ()
     return (
-        C("rmdir", "--ignore-fail-on-non-empty", users, only_if=(("test", "-d", users), ("!", "group_has_links", group))),
+        C("rmdir", "--ignore-fail-on-non-empty", users, only_if=(("test", "-d", users), *gone)),
         C("cp", before, f.proc, only_if=(("test", "-e", before), ("test", "!", "-d", users), ("!", "cmp", "-s", before, f.proc))),
         C("rm", "-rf", f.folder, only_if=(("test", "-d", f.folder), ("test", "!", "-d", users))),
     )

@@ -38,9 +38,9 @@ NSGEN_EOF
 # Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
 # Teardown puts net.ipv6.conf.all.forwarding back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
 # Create bridge br-front-c497b for network front: a virtual switch for its containers.
-# Give br-front-c497b the gateway addresses 172.20.0.1/24 and fd00:20::1/64, mark it as topology dual-lab's (alias nsgen:dual-lab) and bring it up: the host is the network's router.
+# Give br-front-c497b the gateway addresses 172.20.0.1/24 and fd00:20::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it as topology dual-lab's (alias nsgen:dual-lab) and bring it up: the host is the network's router.
 # Create bridge br-back-b44a3 for network back: a virtual switch for its containers.
-# Give br-back-b44a3 the gateway addresses 172.21.0.1/24 and fd00:21::1/64, mark it as topology dual-lab's (alias nsgen:dual-lab) and bring it up: the host is the network's router.
+# Give br-back-b44a3 the gateway addresses 172.21.0.1/24 and fd00:21::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it as topology dual-lab's (alias nsgen:dual-lab) and bring it up: the host is the network's router.
 begin 1 ip_forward:restore
 begin 2 ipv6_forwarding:restore
 begin 3 bridge:front
@@ -51,11 +51,13 @@ ip -batch - <<'NSGEN_EOF'
 link add br-front-c497b group 0x6e76d722 type bridge
 addr replace 172.20.0.1/24 dev br-front-c497b
 addr replace fd00:20::1/64 dev br-front-c497b nodad
-link set br-front-c497b alias nsgen:dual-lab up
+addr replace fe80::1/64 dev br-front-c497b nodad
+link set br-front-c497b alias nsgen:dual-lab addrgenmode none up
 link add br-back-b44a3 group 0x6e76d722 type bridge
 addr replace 172.21.0.1/24 dev br-back-b44a3
 addr replace fd00:21::1/64 dev br-back-b44a3 nodad
-link set br-back-b44a3 alias nsgen:dual-lab up
+addr replace fe80::1/64 dev br-back-b44a3 nodad
+link set br-back-b44a3 alias nsgen:dual-lab addrgenmode none up
 NSGEN_EOF
 
 # Note which namespaces this setup is about to create, in /run/nsgen/dual-lab/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.

@@ -49,11 +49,12 @@ else
   ip link add br-front-c497b group 0x6e76d722 type bridge
 fi
 
-# Give br-front-c497b the gateway addresses 172.20.0.1/24 and fd00:20::1/64, mark it as topology dual-lab's (alias nsgen:dual-lab) and bring it up: the host is the network's router.
+# Give br-front-c497b the gateway addresses 172.20.0.1/24 and fd00:20::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it as topology dual-lab's (alias nsgen:dual-lab) and bring it up: the host is the network's router.
 begin 4 bridge-up:front
 ip addr replace 172.20.0.1/24 dev br-front-c497b
 ip addr replace fd00:20::1/64 dev br-front-c497b nodad
-ip link set br-front-c497b alias nsgen:dual-lab up
+ip addr replace fe80::1/64 dev br-front-c497b nodad
+ip link set br-front-c497b alias nsgen:dual-lab addrgenmode none up
 
 # Create bridge br-back-b44a3 for network back: a virtual switch for its containers.
 if has_link br-back-b44a3; then
@@ -63,11 +64,12 @@ else
   ip link add br-back-b44a3 group 0x6e76d722 type bridge
 fi
 
-# Give br-back-b44a3 the gateway addresses 172.21.0.1/24 and fd00:21::1/64, mark it as topology dual-lab's (alias nsgen:dual-lab) and bring it up: the host is the network's router.
+# Give br-back-b44a3 the gateway addresses 172.21.0.1/24 and fd00:21::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it as topology dual-lab's (alias nsgen:dual-lab) and bring it up: the host is the network's router.
 begin 6 bridge-up:back
 ip addr replace 172.21.0.1/24 dev br-back-b44a3
 ip addr replace fd00:21::1/64 dev br-back-b44a3 nodad
-ip link set br-back-b44a3 alias nsgen:dual-lab up
+ip addr replace fe80::1/64 dev br-back-b44a3 nodad
+ip link set br-back-b44a3 alias nsgen:dual-lab addrgenmode none up
 
 # ==== Namespaces ====
 

@@ -48,7 +48,7 @@ ip netns add app
 # Teardown deletes every host device of topology v6-lab at once: its bridges and veth host ends are in device group 0x6e171d6c and carry the alias nsgen:v6-lab, and deleting one end of a veth pair deletes the other.
 # Teardown stops every process still running in app before the namespace is deleted.
 # Create the veth pair ve-app-6070f (host) <-> eth0 (in app), its inner end made directly inside the namespace.
-# Give ve-app-6070f the gateway address fd00:18::1/64, mark it (alias nsgen:v6-lab) and bring it up (no IPv6 link-local address): the host is app's router.
+# Give ve-app-6070f the gateway address fd00:18::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it (alias nsgen:v6-lab) and bring it up: the host is app's router.
 begin 5 devices
 begin 6 reap:app
 begin 7 veth:app:link0
@@ -56,6 +56,7 @@ begin 8 host-end:app:link0
 ip -batch - <<'NSGEN_EOF'
 link add ve-app-6070f group 0x6e171d6c type veth peer name eth0 netns app
 addr replace fd00:18::1/64 dev ve-app-6070f nodad
+addr replace fe80::1/64 dev ve-app-6070f nodad
 link set ve-app-6070f alias nsgen:v6-lab addrgenmode none up
 NSGEN_EOF
 

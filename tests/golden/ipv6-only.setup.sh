@@ -65,9 +65,10 @@ else
   ip link add ve-app-6070f group 0x6e171d6c type veth peer name eth0 netns app
 fi
 
-# Give ve-app-6070f the gateway address fd00:18::1/64, mark it (alias nsgen:v6-lab) and bring it up (no IPv6 link-local address): the host is app's router.
+# Give ve-app-6070f the gateway address fd00:18::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it (alias nsgen:v6-lab) and bring it up: the host is app's router.
 begin 8 host-end:app:link0
 ip addr replace fd00:18::1/64 dev ve-app-6070f nodad
+ip addr replace fe80::1/64 dev ve-app-6070f nodad
 ip link set ve-app-6070f alias nsgen:v6-lab addrgenmode none up
 
 # ==== Inside the containers ====
