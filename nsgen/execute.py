@@ -30,6 +30,7 @@ from nsgen import batch, builtins, native
 from nsgen.builtins import Result
 from nsgen.errors import ExecutionError, PreflightError
 from nsgen.plan import Command, Plan, Step
+from nsgen.plan.steps import undo_order
 from nsgen.progress import Progress
 
 NOT_ROOT = "changing the host's network needs root: run it again with sudo"
@@ -478,8 +479,7 @@ def undo_steps(steps: list[Step], runner: Runner, progress: Progress, announce: 
     no side effect on a command in a batch, right before the batch runs. A final step (the state
     directory) is undone only when everything before it was."""
     errors: list[str] = []
-    undone = {s.id for s in steps}
-    ordered = [s for s in reversed(steps) if s.goes_with not in undone]
+    ordered = undo_order(steps)
     pending: list[tuple[Step, Command]] = []
 
     def flush() -> None:
@@ -670,7 +670,7 @@ def teardown(plan: Any, runner: Runner | None = None, progress: Progress | None 
     progress = progress or Progress()
     preflight(plan, runner)
     with runner.lock(plan.lock_file), _signals_ignored(), _umask():
-        errors = undo_steps([s for s in plan.steps if s.undo], runner, progress, announce=True, batched=batched)
+        errors = undo_steps(list(plan.steps), runner, progress, announce=True, batched=batched)
         left = leftovers(plan, runner) if errors else []
     progress.clear()
     if errors:

@@ -166,7 +166,7 @@ def undo_units(plan: Plan) -> list[UndoUnit]:
     process grouped (as `nsgen run --teardown` groups them)."""
     from nsgen import batch
 
-    ordered = [s for s in reversed(plan.steps) if s.undo and not s.goes_with]
+    ordered = plan.teardown_steps()
     items = [(step, cmd) for step in ordered if not step.final for cmd in step.undo]
     units: list[UndoUnit] = []
     for step, cmd in items:
@@ -217,7 +217,6 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
         version=__version__,
         picture=picture if picture is not None else text_picture(plan.topology),
         sections=plan.sections(),
-        reverse_steps=list(reversed(plan.steps)),
         step_index={step.id: i for i, step in enumerate(plan.steps)},
         units=units,
         # Both setup scripts hold the lock from their start, so one listing of the host's links,

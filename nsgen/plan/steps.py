@@ -142,9 +142,21 @@ class Plan(NamedTuple):
             groups[-1][1].append(step)
         return groups
 
+    def teardown_steps(self) -> list[Step]:
+        """The steps a teardown undoes, in the order it undoes them (see undo_order)."""
+        return undo_order(self.steps)
+
     def resources(self) -> list[Step]:
         """The steps that make a named resource (what a teardown that fails says is left)."""
         return [s for s in self.steps if s.resource and s.probe]
+
+
+def undo_order(steps: tuple[Step, ...] | list[Step]) -> list[Step]:
+    """The one order of undoing, for a teardown, a rollback and a change alike: newest first, each
+    step with something to undo, except a step whose effect goes with another step among them (a
+    veth pair goes with the topology's devices, deleted at once)."""
+    ids = {s.id for s in steps}
+    return [s for s in reversed(steps) if s.undo and s.goes_with not in ids]
 
 
 def C(*argv: str, **kw) -> Command:
