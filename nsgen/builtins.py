@@ -835,11 +835,13 @@ def _other_backend(tool: str) -> str:
             f"so {other}'s rules can cut the networks off; move them to {mine}, or make {other} the {tool} nsgen runs")
 
 
-def other_firewall() -> Result:
+def other_firewall(*families: str) -> Result:
     """A warning (never a refusal) when another firewall than the one nsgen writes to can drop
-    its networks' traffic: a packet must pass both iptables backends (both ip6tables backends, for
-    IPv6), and every nft base chain (of the ip, ip6 and inet families alike)."""
-    lines = [line for line in (_other_backend("iptables"), _other_backend("ip6tables")) if line]
+    its networks' traffic: a packet must pass both iptables backends (both ip6tables backends, when
+    the topology has IPv6: `families` holds "6"), and every nft base chain (of the ip, ip6 and inet
+    families alike)."""
+    tools = ("iptables", "ip6tables") if "6" in families else ("iptables",)
+    lines = [line for line in map(_other_backend, tools) if line]
     lines += _forward_drops(_run(("nft", "list", "ruleset")).stdout)
     return Result(0, "", "\n".join(lines))
 

@@ -547,7 +547,7 @@ nsgen_other_backend() {
 other_firewall() {
   local table="" chain="" line
   nsgen_other_backend iptables
-  nsgen_other_backend ip6tables
+  if [ "${1-}" = 6 ]; then nsgen_other_backend ip6tables; fi  # the topology has IPv6
   while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
     case "$line" in

@@ -803,7 +803,7 @@ nsgen_other_backend() {
 other_firewall() {
   local table="" chain="" line
   nsgen_other_backend iptables
-  nsgen_other_backend ip6tables
+  if [ "${1-}" = 6 ]; then nsgen_other_backend ip6tables; fi  # the topology has IPv6
   while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
     case "$line" in
@@ -946,7 +946,7 @@ if ! grep -qx 1 /proc/sys/net/ipv6/conf/all/forwarding >/dev/null 2>&1 && ! test
 state_ok dual-lab || exit 1
 subnets_free 0x6e76d722 dual-lab front=172.20.0.0/24 front=fd00:20::/64 back=172.21.0.0/24 back=fd00:21::/64 || exit 1
 ports_free nsgen:dual-lab 'tcp:8080:*' || exit 1
-other_firewall || exit 1
+other_firewall 6 || exit 1
 if test -e /run/nsgen/dual-lab/topology.json && ! grep -qF '"digest": "ea8445c8a5370883"' /run/nsgen/dual-lab/topology.json; then
   die 'topology dual-lab is up with another definition (recorded in /run/nsgen/dual-lab/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi

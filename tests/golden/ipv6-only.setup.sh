@@ -621,7 +621,7 @@ nsgen_other_backend() {
 other_firewall() {
   local table="" chain="" line
   nsgen_other_backend iptables
-  nsgen_other_backend ip6tables
+  if [ "${1-}" = 6 ]; then nsgen_other_backend ip6tables; fi  # the topology has IPv6
   while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
     case "$line" in
@@ -763,7 +763,7 @@ if ! grep -qx 1 /proc/sys/net/ipv6/conf/all/forwarding >/dev/null 2>&1 && ! test
 state_ok v6-lab || exit 1
 subnets_free 0x6e171d6c v6-lab link0=fd00:18::/64 || exit 1
 ports_free nsgen:v6-lab 'tcp:8080:[::]' 'tcp:8081:[::1]' || exit 1
-other_firewall || exit 1
+other_firewall 6 || exit 1
 if test -e /run/nsgen/v6-lab/topology.json && ! grep -qF '"digest": "9575f9ca8682e9e3"' /run/nsgen/v6-lab/topology.json; then
   die 'topology v6-lab is up with another definition (recorded in /run/nsgen/v6-lab/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi
