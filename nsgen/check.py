@@ -182,12 +182,9 @@ class _Checker:
                 self.link(c.name, a.interface, f"{c.name}: {a.interface}", addresses=[f"{x}/{n}" for x, n, _g in a.addresses])
             for version in (4, 6):
                 self.route(c.name, version)
-        for step in self.plan.steps:
-            self.sysctls(step)
-        for step in self.plan.steps:
-            self.firewall(step)
-        for step in self.plan.steps:
-            self.files(step)
+        for kind in ("sysctl", "firewall", "file"):
+            for step in self.plan.steps:
+                self.checks(step, kind)
         for step in self.plan.steps:
             self.processes(step)
         from nsgen.builtins import other_firewall
@@ -232,38 +229,26 @@ class _Checker:
         found = "; ".join(f"via {r.get('gateway', '-')} dev {r.get('dev', '-')}" for r in default)
         self.add(_ok(ok, "route", what, f"the default route is {found}"))
 
-    def sysctls(self, step: Step) -> None:
-        """Kernel settings the step writes (sysctl -w KEY=VALUE), read back from /proc/sys."""
-        for cmd in step.commands:
-            if cmd.argv[:1] != ("sysctl",) or "-w" not in cmd.argv:
+    def checks(self, step: Step, kind: str) -> None:
+        """What the step says proves it, of one kind: probes (every chain and rule it loads), or
+        files that hold a text (a sysctl's value in /proc/sys, a file setup wrote)."""
+        for check in step.checks:
+            if check.kind != kind:
                 continue
-            key, _, value = cmd.argv[-1].partition("=")
-            path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
-            try:
-                with open(path) as f:
-                    live = f.read().strip()
-            except OSError:
-                live = None
-            self.add(_ok(live == value, "sysctl", f"{key} = {value}", "the setting is missing" if live is None else f"it is {live}"))
-
-    def firewall(self, step: Step) -> None:
-        """What the step says proves it (every chain and rule it loads), each found with its own probe."""
-        for kind, what, argv in step.checks:
-            self.add(_ok(self.probe(argv), kind, what, "missing"))
-
-    def files(self, step: Step) -> None:
-        """Files the step writes from text it carries (install ... /dev/stdin DEST): present, same text."""
-        for cmd in step.commands:
-            if cmd.input is None or cmd.argv[:1] != ("install",):
+            if check.probe:
+                self.add(_ok(self.probe(check.probe), kind, check.what, "missing"))
                 continue
-            dest = cmd.argv[-1]
             try:
-                with open(dest) as f:
-                    text = f.read()
+                with open(check.path) as f:
+                    live: str | None = f.read()
             except OSError as exc:
-                self.add(Result(FAIL, "file", dest, (exc.strerror or "cannot read").lower()))
-                continue
-            self.add(_ok(text == cmd.input, "file", f"{dest} holds what setup wrote", "its content differs"))
+                live, problem = None, (exc.strerror or "cannot read").lower()
+            if kind == "sysctl":
+                value = None if live is None else live.strip()
+                self.add(_ok(value == check.text, kind, check.what, "the setting is missing" if value is None else f"it is {value}"))
+            else:
+                self.add(_ok(live == check.text, kind, check.what if live is not None else check.path,
+                             "its content differs" if live is not None else problem))
 
     def processes(self, step: Step) -> None:
         for cmd in step.commands:

@@ -153,7 +153,7 @@ def test_check_probes_exactly_the_rules_the_plan_loads():
             rules = [line.split() for line in text.splitlines() if line.startswith(("-A ", "-I ", ":"))]
             expected = [(program, "-w", "-t", table, "-S", w[0][1:]) if w[0].startswith(":") else
                         (program, "-w", "-t", table, "-C", w[1], *(w[3:] if w[0] == "-I" else w[2:])) for w in rules]
-            assert [argv for _kind, _what, argv in step.checks] == expected
+            assert [check.probe for check in step.checks] == expected
 
 
 def test_probes_of_a_dual_stack_topology_cover_both_families():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nsgen.names import NETNS_ETC, resolv_mark
 from nsgen.plan.builder import Builder
-from nsgen.plan.steps import C, Step
+from nsgen.plan.steps import C, Step, write_file
 
 
 def dns(b: Builder) -> None:
@@ -15,12 +15,14 @@ def dns(b: Builder) -> None:
         head = resolv_mark(b.t.name)
         text = f"{head} nameservers from {c.dns_source}.\n" + "".join(f"nameserver {s}\n" for s in c.dns)
         conf = f"{folder}/resolv.conf"
+        write, check = write_file(conf, text, parents=True)
         b.add(
             Step(
                 id=f"dns:{c.name}",
                 section="DNS",
                 summary=f"Give {c.name} its own resolver: ip netns exec shows {conf} as /etc/resolv.conf inside.",
-                commands=(C("install", "-D", "-m", "0644", "/dev/stdin", conf, input=text),),
+                commands=(write,),
+                checks=(check,),
                 undo=(
                     C("rm", "-f", conf, only_if=(("grep", "-qF", head, conf),)),
                     C("rmdir", "--ignore-fail-on-non-empty", folder, only_if=(("test", "-d", folder), b.netns_ours(c.name))),

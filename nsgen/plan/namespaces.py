@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from nsgen.names import NETNS_DIR
 from nsgen.plan.builder import Builder
-from nsgen.plan.steps import B, C, Step
+from nsgen.plan.steps import B, C, Step, write_file
 
 
 def namespaces(b: Builder) -> None:
+    write, check = write_file(b.intent, "".join(f"{c}\n" for c in b.t.containers))
     b.add(
         Step(
             id="namespaces",
             section="Namespaces",
             summary=f"Note which namespaces this setup is about to create, in {b.intent}: until each carries the topology's mark "
             "(the alias of its lo), that note tells it from someone else's.",
-            commands=(C("install", "-m", "0644", "/dev/stdin", b.intent, input="".join(f"{c}\n" for c in b.t.containers)),),
+            commands=(write,),
+            checks=(check,),
         )
     )
     for c in b.t.containers.values():

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from nsgen.names import STATE_ROOT, record_path, state_dir
 from nsgen.plan.builder import Builder
-from nsgen.plan.steps import C, Step
+from nsgen.plan.steps import C, Step, write_file
 
 
 def state(b: Builder, record_text: str, digest_line: str) -> None:
     sdir, record = state_dir(b.t.name), record_path(b.t.name)
+    write, check = write_file(record, record_text, parents=True)
     b.add(
         Step(
             id="state",
             section="State",
             summary=f"Record what topology {b.t.name} is, in {record}: teardown and later runs undo exactly what is up. "
             f"Its processes' pids and logs live beside it.",
-            commands=(C("install", "-D", "-m", "0644", "/dev/stdin", record, input=record_text),),
+            commands=(write,),
+            checks=(check,),
             undo=(
                 C("rm", "-rf", sdir, only_if=(("state_ours", b.t.name),)),
                 C("rmdir", "--ignore-fail-on-non-empty", STATE_ROOT, only_if=(("test", "-d", STATE_ROOT),)),

@@ -67,6 +67,17 @@ class Command(NamedTuple):
     builtin: bool = False
 
 
+class Check(NamedTuple):
+    """What proves that a step holds, for `nsgen check`: a probe that succeeds when it does, or a
+    file that holds a text (a sysctl's value, read back from /proc/sys; a file setup wrote)."""
+
+    kind: str  # what it concerns: firewall, sysctl, file
+    what: str  # what it shows, for a person
+    probe: Argv = ()
+    path: str = ""
+    text: str | None = None
+
+
 class Step(NamedTuple):
     id: str
     section: str  # the part of the tutorial this step belongs to (a heading in the script)
@@ -82,8 +93,7 @@ class Step(NamedTuple):
     begun_with: str | None = None  # id of a step: this one is begun by a run exactly when that one is
     title: str = ""  # what it does in a few words, for progress (the summary says why)
     undo_summary: str = ""  # what its undo removes, in one line (the teardown script's comment)
-    # What proves the step holds, for `nsgen check`: (kind, what it shows, probe that succeeds when it does)
-    checks: tuple[tuple[str, str, Argv], ...] = ()
+    checks: tuple[Check, ...] = ()  # what proves it holds (nsgen check runs them)
 
 
 class Requirement(NamedTuple):
@@ -157,6 +167,18 @@ def undo_order(steps: tuple[Step, ...] | list[Step]) -> list[Step]:
     veth pair goes with the topology's devices, deleted at once)."""
     ids = {s.id for s in steps}
     return [s for s in reversed(steps) if s.undo and s.goes_with not in ids]
+
+
+def write_file(dest: str, text: str, *, parents: bool = False) -> tuple[Command, Check]:
+    """Write `text` to `dest` (mode 0644; `parents`: make its folder too), and the check that it is there."""
+    command = C("install", *(("-D",) if parents else ()), "-m", "0644", "/dev/stdin", dest, input=text)
+    return command, Check("file", f"{dest} holds what setup wrote", path=dest, text=text)
+
+
+def set_sysctl(key: str, value: str, only_if: tuple[Argv, ...] = ()) -> tuple[Command, Check]:
+    """Set a sysctl (`net.ipv4.ip_forward`, or a path below /proc/sys), and the check that it is set."""
+    path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
+    return C("sysctl", "-q", "-w", f"{key}={value}", only_if=only_if), Check("sysctl", f"{key} = {value}", path=path, text=value)
 
 
 def C(*argv: str, **kw) -> Command:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from nsgen.names import FORWARD6_DIR, FORWARD_DIR, IP6_FORWARD, IP_FORWARD, SYSCTL_DIR
 from nsgen.plan.builder import Builder
-from nsgen.plan.steps import C, Command, Requirement, Step
+from nsgen.plan.steps import C, Command, Requirement, Step, set_sysctl, write_file
 
 
 class Forwarding(NamedTuple):
@@ -78,6 +78,7 @@ def forwarding(b: Builder) -> None:
         before, users = f"{f.folder}/before", f"{f.folder}/users"
         me = f"{users}/{b.t.name}"
         router = "a router" if version == 4 else "an IPv6 router"
+        turn_on, check = set_sysctl(f.key, "1", only_if=(("!", "grep", "-qx", "1", f.proc),))
         b.add(
             Step(
                 id=f.step,
@@ -87,8 +88,9 @@ def forwarding(b: Builder) -> None:
                     C("mkdir", "-p", users),
                     C("cp", f.proc, before, only_if=(("test", "!", "-e", before),)),
                     C("touch", me),
-                    C("sysctl", "-q", "-w", f"{f.key}=1", only_if=(("!", "grep", "-qx", "1", f.proc),)),
+                    turn_on,
                 ),
+                checks=(check,),
                 # No longer a user of forwarding; the value goes back with the :restore step.
                 undo=(C("rm", "-f", me),),
                 probe=(("test", "-e", me), ("grep", "-qx", "1", f.proc)),
@@ -98,12 +100,14 @@ def forwarding(b: Builder) -> None:
         conf = f"{SYSCTL_DIR}/60-nsgen-{b.t.name}.conf"
         header = f"# Written by nsgen for topology {b.t.name}."
         lines = "".join(f"{FORWARDING[v].key} = 1\n" for v in families)
+        write, check = write_file(conf, f"{header}\n{lines}")
         b.add(
             Step(
                 id="ip_forward:persist",
                 section="Forwarding",
                 summary=f"Keep forwarding on after a reboot: {conf} is read at boot.",
-                commands=(C("install", "-m", "0644", "/dev/stdin", conf, input=f"{header}\n{lines}"),),
+                commands=(write,),
+                checks=(check,),
                 undo=(C("rm", "-f", conf, only_if=(("grep", "-qxF", header, conf),)),),
             )
         )

@@ -7,7 +7,7 @@ from nsgen.names import chain_name
 from nsgen.plan.builder import Builder
 from nsgen.plan.firewall import iptables
 from nsgen.plan.firewall.rules import Table, filter_rules, nat_rules, raw, udp_published
-from nsgen.plan.steps import B, C, Step
+from nsgen.plan.steps import B, Step, set_sysctl
 
 
 def build(b: Builder) -> None:
@@ -40,13 +40,15 @@ def _add(b: Builder, tables: list[Table | None]) -> None:
 def _route_localnet(b: Builder, net_name: str, dev: str) -> None:
     members = b.t.members(net_name)
     group = f"network:{net_name}" if b.t.networks[net_name].driver == "bridge" else f"container:{members[0][0].name}"
+    turn_on, check = set_sysctl(f"net/ipv4/conf/{dev}/route_localnet", "1")
     b.add(
         Step(
             id=f"route_localnet:{dev}",
             section="Firewall",
             summary=f"Let {dev} carry connections from localhost to published ports (route_localnet); the setting goes away with {dev}. "
             "Nothing else for 127.0.0.0/8 gets in through it: the loopback guard above drops it.",
-            commands=(C("sysctl", "-q", "-w", f"net/ipv4/conf/{dev}/route_localnet=1"),),
+            commands=(turn_on,),
+            checks=(check,),
             group=group,
         )
     )

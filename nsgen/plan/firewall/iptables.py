@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from nsgen.names import chain_name, record_path, rule_tag
 from nsgen.plan.firewall.rules import Rule, Table
-from nsgen.plan.steps import Argv, B, C, Step
+from nsgen.plan.steps import Argv, B, C, Check, Step
 
 
 class Family(NamedTuple):
@@ -97,11 +97,10 @@ def step(table: Table, topology: str) -> Step:
         exists: Argv = (fam.iptables, "-w", "-t", table.stage, "-S", chain)
     else:
         exists = (fam.iptables, "-w", "-t", table.stage, "-C", hooked[0][0], *hooked[0][2])
-    checks: list[tuple[str, str, Argv]] = [
-        ("firewall", f"{table.stage} chain {c} exists{fam.shown}", (fam.iptables, "-w", "-t", table.stage, "-S", c)) for c in chains]
+    checks = [Check("firewall", f"{table.stage} chain {c} exists{fam.shown}", (fam.iptables, "-w", "-t", table.stage, "-S", c)) for c in chains]
     for where, _r, argv in [*body, *jumps]:
         shown = " ".join(_untagged(argv, tag))
-        checks.append(("firewall", f"{table.stage} {where}: {shown}{fam.shown}", (fam.iptables, "-w", "-t", table.stage, "-C", where, *argv)))
+        checks.append(Check("firewall", f"{table.stage} {where}: {shown}{fam.shown}", (fam.iptables, "-w", "-t", table.stage, "-C", where, *argv)))
     return Step(
         id=f"{fam.step}:{table.stage}",
         section="Firewall",
