@@ -555,33 +555,10 @@ def state_ours(topology: str) -> bool:
     return os.path.lexists(path) and record.path_problem(path, "dir") is None and record.path_problem(STATE_ROOT, "dir") is None
 
 
-# Routes of these types are not a network a subnet would collide with (`ip route` names them first).
-_ROUTE_TYPES = {"default", "unreachable", "blackhole", "prohibit", "throw", "local", "broadcast", "multicast", "anycast", "nat"}
-
-
-def host_routes6() -> list[tuple[str, str]]:
-    """The host's IPv6 routes in the main table as (prefix, device), as `ip -6 route` writes them,
-    without link-local and multicast ones (every IPv6 link has them) and routes of a type."""
-    done = _run(("ip", "-6", "-o", "route", "show", "table", "main"))
-    routes = []
-    for line in done.stdout.splitlines() if done.returncode == 0 else []:
-        words = line.split()
-        if not words or words[0] in _ROUTE_TYPES:
-            continue
-        try:
-            net = ipaddress.IPv6Network(words[0] if "/" in words[0] else f"{words[0]}/128", strict=False)
-        except ValueError:
-            continue
-        if net.is_link_local or net.is_multicast:
-            continue
-        routes.append((words[0], words[words.index("dev") + 1] if "dev" in words[:-1] else "*"))
-    return routes
-
-
 def subnets_free(host: Host, group: str, topology: str, *subnets: str) -> Result:
     """No route of the host's main table overlaps a network's subnet (IPv4 or IPv6: a route of its
     family), except the routes of the topology's own devices (it is being set up again)."""
-    from nsgen.hostinfo import host_routes
+    from nsgen.hostinfo import host_routes, host_routes6
 
     links = host.links()
     routes: dict[int, list[tuple[str, str]]] = {}

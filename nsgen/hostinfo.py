@@ -46,6 +46,8 @@ def host_routes() -> list[tuple[str, str]]:
 
 
 def _ip_routes(family: str = "-4") -> list[tuple[str, str]]:
+    """(prefix, device) of the routes of the main table that lead somewhere: a route of a type
+    (unreachable, blackhole, ...: `ip -j` names its type) is no network a subnet would collide with."""
     import json
     import subprocess
 
@@ -54,13 +56,22 @@ def _ip_routes(family: str = "-4") -> list[tuple[str, str]]:
         routes = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else []
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return []
-    return [(r.get("dst", ""), r.get("dev", "")) for r in routes if isinstance(r, dict)]
+    return [(r.get("dst", ""), r.get("dev", "")) for r in routes if isinstance(r, dict) and r.get("type", "unicast") == "unicast"]
 
 
 def host_routes6() -> list[tuple[str, str]]:
-    """The host's IPv6 routes in the main table as (prefix, device), as `ip -6 route` shows them;
-    empty when they cannot be read."""
-    return _ip_routes("-6")
+    """The host's IPv6 routes in the main table as (prefix, device), as `ip -6 route` shows them,
+    but the link-local and multicast ones (every IPv6 link has them); empty when they cannot be read."""
+    routes = []
+    for dst, dev in _ip_routes("-6"):
+        try:
+            net = ipaddress.IPv6Network(dst if "/" in dst else f"{dst}/128", strict=False)
+        except ValueError:
+            routes.append((dst, dev))  # "default"
+            continue
+        if not net.is_link_local and not net.is_multicast:
+            routes.append((dst, dev))
+    return routes
 
 
 class Environment(NamedTuple):
