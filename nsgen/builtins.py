@@ -628,9 +628,12 @@ def _holder(inode: str) -> str:
 
 
 def _own_proxy(inode: str, tag: str) -> bool:
-    """Whether the socket is held by the topology's own port proxy (`nsgen port-proxy ... --tag TAG`)."""
+    """Whether the socket is held by the topology's own port proxy: a process of root's (a user
+    can name any command line, not run as root) whose words are `nsgen port-proxy ... --tag TAG`."""
     pid = _holder_pid(inode)
     try:
+        if os.stat(f"/proc/{pid}").st_uid != 0:
+            return False
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             words = f.read().decode(errors="replace").split("\0")
     except (OSError, TypeError):

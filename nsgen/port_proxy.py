@@ -44,7 +44,8 @@ def parse(spec: str) -> Forward:
 def _listen(forward: Forward) -> socket.socket:
     kind = socket.SOCK_STREAM if forward.protocol == "tcp" else socket.SOCK_DGRAM
     sock = socket.socket(socket.AF_INET6, kind)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if kind == socket.SOCK_STREAM:  # a restart while old connections linger; for UDP it would let another socket share the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("::1", forward.host_port))
     if kind == socket.SOCK_STREAM:
         sock.listen(128)

@@ -263,6 +263,22 @@ def listen(sb, protocol: str, address: str, port: int, v6only: bool = False) -> 
     return pid
 
 
+def test_ports_free_knows_the_topologys_own_port_proxy_only_when_root_runs_it(sandbox):
+    """A port on [::1] held by the topology's port proxy is its own (a second run finds it there);
+    a user's program that merely names itself so is not."""
+    sb = sandbox
+    proxy_words = "port-proxy --tag nsgen:t6"
+    sb.sh(f"python3 -c '{LISTEN}' tcp ::1 8095 0 {proxy_words} >/dev/null 2>&1 &")
+    sb.sh(f"setpriv --reuid 65534 --regid 65534 --clear-groups python3 -c '{LISTEN}' tcp ::1 8096 0 {proxy_words} >/dev/null 2>&1 &")
+    deadline = time.monotonic() + 10
+    while not all(f":{p} " in sb.run(["ss", "-H", "-l", "-n", "--tcp"]).stdout for p in (8095, 8096)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    said = refusals(sb, "tcp:8095:[::1]", "tcp:8096:[::1]")
+    assert said["tcp:8095:[::1]"] == ""
+    assert said["tcp:8096:[::1]"].startswith("host port 8096/tcp is already in use: python3 (pid "), said
+    assert refusals(sb, "tcp:8095:*")["tcp:8095:*"] == ""
+
+
 def refusals(sb, *specs: str) -> dict[str, str]:
     """What ports_free says of each spec alone ("" where it lets it be published), both halves agreeing."""
     said = {}

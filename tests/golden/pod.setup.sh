@@ -538,8 +538,9 @@ ports_free() {
       holder="a program"
       if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then
         holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"
-        # the topology's own port proxy (nsgen port-proxy ... --tag TAG) holds its [::1] ports
-        if tr '\0' '\n' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qxF -- port-proxy &&
+        # the topology's own port proxy (root's nsgen port-proxy ... --tag TAG) holds its [::1] ports
+        if [ "$(stat -c %u "/proc/${BASH_REMATCH[2]}" 2>/dev/null)" = 0 ] &&
+           tr '\0' '\n' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qxF -- port-proxy &&
            tr '\0' ' ' <"/proc/${BASH_REMATCH[2]}/cmdline" 2>/dev/null | grep -qF -- " --tag $tag "; then continue; fi
       fi
       bound[$protocol:$port]+="$address $holder"$'\n'
