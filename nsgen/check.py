@@ -212,7 +212,7 @@ class _Checker:
 
     def route(self, cname: str, version: int) -> None:
         c = self.t.containers[cname]
-        a = next((a for a in c.attachments if not self.t.networks[a.network].internal and a.address_of(version) is not None), None)
+        a = self.t.way_out(c, version)
         if a is None:
             return  # only internal networks (of this family): no default route on purpose
         gateway = a.gateway if version == 4 else a.gateway6
@@ -378,7 +378,7 @@ def _outside_probes(t: Topology, c: Container, aims: Aims) -> list[Probe]:
     first network that is not internal and has an address of that family (its default route)."""
     out: list[Probe] = []
     for version in (4, 6):
-        a = next((a for a in c.attachments if not t.networks[a.network].internal and a.address_of(version) is not None), None)
+        a = t.way_out(c, version)
         if a is None or not t.networks[a.network].masquerade:
             continue
         target, why = aims.get(version, (None, "no target"))
@@ -394,9 +394,9 @@ def _outside_probes(t: Topology, c: Container, aims: Aims) -> list[Probe]:
 
 def _port_probes(t: Topology, c: Container) -> list[Probe]:
     """Each published TCP port of c, in each family it is published on: from the host (127.0.0.1
-    for IPv4, the network's IPv6 gateway, an address of the host, for IPv6: the kernel forwards no
-    connection to [::1]) and from each member of c's first network (at the network's gateway),
-    or at the one address it is published on."""
+    for IPv4; for IPv6 the network's IPv6 gateway, an address of the host, or [::1] for a port
+    published there, which nsgen's port proxy serves) and from each member of c's first network
+    (at the network's gateway), or at the one address it is published on."""
     first = c.default_attachment
     out: list[Probe] = []
     for p in c.ports:
@@ -409,10 +409,6 @@ def _port_probes(t: Topology, c: Container) -> list[Probe]:
                 out.append((f"published {p.host_port}/{p.protocol} → {c.name} {inside}", None, "only TCP ports are probed"))
                 continue
             local = p.address is not None and p.address.is_loopback
-            if version == 6 and local:
-                out.append((f"host → published {_at(p.address, p.host_port)} → {c.name} {inside}", None,
-                            "the kernel does not forward a connection to [::1] (IPv6 has no route_localnet)"))
-                continue
             host = p.address or ("127.0.0.1" if version == 4 else gateway)
             out.append((f"host → published {_at(host, p.host_port)} → {c.name} {inside}", partial(_connect, None, str(host), p.host_port), ""))
             if first is None or local:

@@ -174,6 +174,11 @@ class Topology(NamedTuple):
     def members(self, network: str) -> list[tuple[Container, Attachment]]:
         return [(c, a) for c in self.containers.values() for a in c.attachments if a.network == network]
 
+    def way_out(self, c: Container, version: int) -> Attachment | None:
+        """The attachment that carries c's default route of a family: its first network that is not
+        internal and has that family (None: no way out in that family)."""
+        return next((a for a in c.attachments if not self.networks[a.network].internal and a.address_of(version) is not None), None)
+
 
 # ----------------------------------------------------------------------------------------------
 # The raw form: the keys a user may write, with their types. Also the source of the JSON Schema.

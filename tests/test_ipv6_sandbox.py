@@ -218,6 +218,9 @@ def test_ports_published_on_ipv6_loopback(drop_host, tmp_path, mode):
     # the proxy is one of the container's processes; a second run finds everything done
     ps = sb.run([*NSGEN, "ps", "--json"]).stdout
     assert "port-proxy" in ps
+    probed = sb.run([*NSGEN, "check", "--probe", "-f", str(driver.topology)], check=False)
+    assert probed.returncode == 0, probed.stdout + probed.stderr
+    assert "PASS  probe      host → published [::1]:8081 → web [fd00:20::2]:8000" in probed.stdout
     assert driver.up().returncode == 0
     assert echo_ok(curl(sb, None, "http://[::1]:8081/echo"))
     driver.down()

@@ -53,7 +53,7 @@ def _addresses(b: Builder, c: Container, a: Attachment) -> None:
 
 def _route(b: Builder, c: Container, version: int) -> None:
     """The default route of one family: through the first network that routes out and has that family."""
-    a = next((a for a in c.attachments if not b.t.networks[a.network].internal and a.address_of(version) is not None), None)
+    a = b.t.way_out(c, version)
     if a is None:
         return
     if version == 4:
