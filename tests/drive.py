@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
 from tests.helpers import EXAMPLES
-from tests.sandbox import DNS_ADDR, Sandbox
+from tests.sandbox import DNS_ADDR, DNS_ADDR6, Sandbox
+
+# The examples' public resolvers, and the sandbox world's of the same family (no traffic leaves the machine)
+RESOLVERS = {"1.1.1.1": DNS_ADDR, '"2606:4700:4700::1111"': f'"{DNS_ADDR6}"'}
 
 
 def example_text(name: str) -> str:
-    """An example with the sandbox world's DNS server instead of 1.1.1.1 (no traffic leaves the machine)."""
-    return (EXAMPLES / name).read_text().replace("dns: [1.1.1.1]", f"dns: [{DNS_ADDR}]")
+    """An example with the sandbox world's DNS servers instead of the public ones it names."""
+    text = (EXAMPLES / name).read_text()
+    for public, world in RESOLVERS.items():
+        text = text.replace(public, world)
+    return text
+
+
+def ping(sb: Sandbox, ns: str | None, address: str, tries: int = 3, wait: str = "2") -> bool:
+    """Whether one ping (from the host, or from inside ns) is answered, in up to `tries` tries of `wait` seconds."""
+    argv = ["ping", "-c", "1", "-W", wait, address]
+    return any(sb.run(argv if ns is None else ["ip", "netns", "exec", ns, *argv], check=False).returncode == 0 for _ in range(tries))
+
+
+def curl(sb: Sandbox, ns: str | None, url: str, timeout: float = 2) -> str | None:
+    """The body at url (from the host, or from inside ns; an IPv6 address in brackets), or None."""
+    argv = ["curl", "-sfg", "--max-time", str(timeout), url]
+    done = sb.run(argv if ns is None else ["ip", "netns", "exec", ns, *argv], check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+def echo_ok(body: str | None) -> bool:
+    return body is not None and json.loads(body)["body"] == "Echo response"
 
 
 NSGEN = [sys.executable, "-m", "nsgen"]

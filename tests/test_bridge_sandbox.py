@@ -3,11 +3,9 @@ isolation, internal networks, published ports from everywhere they should work, 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.drive import Driver, example_text, wait_for
+from tests.drive import Driver, curl, echo_ok, example_text, ping, wait_for
 from tests.sandbox import HOST_ADDR, WEB_ADDR, WORLD_NS
 
 BRIDGE = example_text("bridge.yaml")
@@ -18,26 +16,11 @@ APP_BACK = "172.21.0.2"
 def reaches(sb, ns: str | None, address: str) -> bool:
     """One ping gets up to three tries of two seconds (a busy host can be slow to answer the
     first ARP); a "does not reach" answer therefore means six seconds of silence."""
-    argv = ["ping", "-c", "1", "-W", "2", address]
-    for _ in range(3):
-        if sb.run(argv if ns is None else ["ip", "netns", "exec", ns, *argv], check=False).returncode == 0:
-            return True
-    return False
+    return ping(sb, ns, address)
 
 
 def blocked(sb, ns: str | None, address: str) -> bool:
-    argv = ["ping", "-c", "1", "-W", "1", address]
-    return sb.run(argv if ns is None else ["ip", "netns", "exec", ns, *argv], check=False).returncode != 0
-
-
-def curl(sb, ns: str | None, url: str, timeout: float = 2) -> str | None:
-    argv = ["curl", "-sf", "--max-time", str(timeout), url]
-    done = sb.run(argv if ns is None else ["ip", "netns", "exec", ns, *argv], check=False)
-    return done.stdout if done.returncode == 0 else None
-
-
-def echo_ok(body: str | None) -> bool:
-    return body is not None and json.loads(body)["body"] == "Echo response"
+    return not ping(sb, ns, address, tries=1, wait="1")
 
 
 @pytest.fixture(params=[True, False], ids=["br_netfilter", "no_br_netfilter"])

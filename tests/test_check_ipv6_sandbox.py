@@ -56,9 +56,8 @@ def assert_green(done, outside4: str, outside6: str) -> None:
 def test_probe_covers_both_families_and_names_a_broken_ipv6_way_out(sandbox, tmp_path):
     sb = sandbox
     before = sb.snapshot()
-    # the world's resolvers instead of the example's public ones (the sandbox has no Internet)
-    text = example_text("dual-stack.yaml").replace('dns: ["2606:4700:4700::1111", 1.1.1.1]', f'dns: ["{DNS_ADDR6}", {DNS_ADDR}]')
-    assert DNS_ADDR6 in text
+    text = example_text("dual-stack.yaml")
+    assert DNS_ADDR6 in text and DNS_ADDR in text  # the world's resolvers instead of the example's public ones
     driver = Driver(sb, tmp_path, "run", text)
     driver.up()
     wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sfg", "http://[fd00:20::2]:8000/echo"])

@@ -5,11 +5,9 @@ networks for IPv6, and a teardown that leaves ip6tables and IPv6 forwarding as t
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.drive import NSGEN, Driver, example_text, wait_for
+from tests.drive import NSGEN, Driver, curl, echo_ok, example_text, ping, wait_for
 from tests.sandbox import DNS_ADDR6, HOST_ADDR, HOST_ADDR6, WEB_ADDR, WEB_ADDR6, WORLD_NS
 
 LAB = """
@@ -39,21 +37,6 @@ containers:
         address: [172.21.0.10, "fd00:21::10"]
 """
 WEB6, APP6, APP_BACK6, OTHER6, DB6 = "fd00:20::2", "fd00:20::3", "fd00:21::2", "fd00:22::2", "fd00:21::10"
-
-
-def ping(sb, ns: str | None, address: str, tries: int = 3, wait: str = "2") -> bool:
-    argv = ["ping", "-c", "1", "-W", wait, address]
-    return any(sb.run(argv if ns is None else ["ip", "netns", "exec", ns, *argv], check=False).returncode == 0 for _ in range(tries))
-
-
-def curl(sb, ns: str | None, url: str, timeout: float = 2) -> str | None:
-    argv = ["curl", "-sfg", "--max-time", str(timeout), url]
-    done = sb.run(argv if ns is None else ["ip", "netns", "exec", ns, *argv], check=False)
-    return done.stdout if done.returncode == 0 else None
-
-
-def echo_ok(body: str | None) -> bool:
-    return body is not None and json.loads(body)["body"] == "Echo response"
 
 
 @pytest.fixture
