@@ -41,26 +41,31 @@ def _shown(net: Network) -> str:
     return " and ".join(with_prefix(g, s.prefixlen) for s, g in net.families)
 
 
+def _new_link(b: Builder, sid: str, section: str, name: str, kind: tuple[str, ...], group: str, summary: str) -> Step:
+    """A host device of the topology's (a bridge, the host end of a veth pair): made in its device
+    group, deleted when it is the topology's own, and gone with the topology's devices at teardown."""
+    return Step(
+        id=sid,
+        section=section,
+        summary=summary,
+        commands=(C("ip", "link", "add", name, "group", b.group, *kind),),
+        undo=(C("ip", "link", "delete", name, only_if=(b.link_ours(name),)),),
+        probe=(link_exists(name),),
+        resource=f"link {name}",
+        ours=(b.link_ours(name),),
+        goes_with="devices",
+        group=group,
+    )
+
+
 def bridges(b: Builder) -> None:
     for net in b.t.networks.values():
         if net.driver != "bridge":
             continue
         assert net.bridge
         addresses = "addresses" if len(net.families) > 1 else "address"
-        b.add(
-            Step(
-                id=f"bridge:{net.name}",
-                section="Bridges",
-                summary=f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers.",
-                commands=(C("ip", "link", "add", net.bridge, "group", b.group, "type", "bridge"),),
-                undo=(C("ip", "link", "delete", net.bridge, only_if=(b.link_ours(net.bridge),)),),
-                probe=(link_exists(net.bridge),),
-                resource=f"link {net.bridge}",
-                ours=(b.link_ours(net.bridge),),
-                goes_with="devices",
-                group=f"network:{net.name}",
-            )
-        )
+        b.add(_new_link(b, f"bridge:{net.name}", "Bridges", net.bridge, ("type", "bridge"), f"network:{net.name}",
+                         f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers."))
         b.add(
             Step(
                 id=f"bridge-up:{net.name}",
@@ -78,22 +83,10 @@ def veths(b: Builder) -> None:
     """Every veth pair, each made with its inner end already inside its namespace, then the host ends."""
     for c in b.t.containers.values():
         for a in c.attachments:
-            b.add(
-                Step(
-                    id=f"veth:{c.name}:{a.network}",
-                    section="Links",
-                    summary=f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
-                    "its inner end made directly inside the namespace.",
-                    commands=(C("ip", "link", "add", a.host_interface, "group", b.group, "type", "veth",
-                                "peer", "name", a.interface, "netns", c.name),),
-                    undo=(C("ip", "link", "delete", a.host_interface, only_if=(b.link_ours(a.host_interface),)),),
-                    probe=(link_exists(a.host_interface),),
-                    resource=f"link {a.host_interface}",
-                    ours=(b.link_ours(a.host_interface),),
-                    goes_with="devices",
-                    group=f"container:{c.name}",
-                )
-            )
+            b.add(_new_link(b, f"veth:{c.name}:{a.network}", "Links", a.host_interface,
+                            ("type", "veth", "peer", "name", a.interface, "netns", c.name), f"container:{c.name}",
+                            f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
+                            "its inner end made directly inside the namespace."))
     for c in b.t.containers.values():
         for a in c.attachments:
             net = b.t.networks[a.network]
