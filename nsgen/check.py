@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from nsgen.execute import netns_id as _netns_id
-from nsgen.models import Container, Network, Topology
+from nsgen.models import Container, IPAddress, IPNetwork, Network, Topology
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -136,6 +136,14 @@ def _addresses(link: dict, family: str = "inet") -> str:
     return ", ".join(found) or "none"
 
 
+def _prefix(dst: str) -> IPNetwork | None:
+    """A route's destination as `ip -j route` writes it (a host route without its /32 or /128)."""
+    try:
+        return ipaddress.ip_network(dst, strict=False)
+    except ValueError:
+        return None
+
+
 def _gateways(net: Network) -> list[str]:
     return [f"{g}/{s.prefixlen}" for s, g in net.families]
 
@@ -167,21 +175,25 @@ class _Checker:
             self.add(_ok(os.path.exists(f"{NETNS_DIR}/{c.name}"), "namespace", c.name, "missing"))
         for net in t.networks.values():
             if net.bridge:
-                self.link(None, net.bridge, f"bridge {net.bridge}", addresses=_gateways(net))
+                self.link(None, net.bridge, f"bridge {net.bridge}", addresses=_gateways(net), mtu=net.mtu)
         for c in t.containers.values():
             for a in c.attachments:
                 net = t.networks[a.network]
                 what = f"{a.host_interface} (host end of {c.name}'s {a.interface})"
                 if net.driver == "veth":
-                    self.link(None, a.host_interface, what, addresses=_gateways(net))
+                    self.link(None, a.host_interface, what, addresses=_gateways(net), mtu=net.mtu)
                 else:
-                    self.link(None, a.host_interface, what, master=net.bridge)
+                    self.link(None, a.host_interface, what, master=net.bridge, mtu=net.mtu)
         for c in t.containers.values():
             self.link(c.name, "lo", f"{c.name}: lo")
             for a in c.attachments:
-                self.link(c.name, a.interface, f"{c.name}: {a.interface}", addresses=[f"{x}/{n}" for x, n, _g in a.addresses])
+                self.link(c.name, a.interface, f"{c.name}: {a.interface}", addresses=[f"{x}/{n}" for x, n, _g in a.addresses],
+                          mtu=t.networks[a.network].mtu, mac=a.mac_address)
             for version in (4, 6):
                 self.route(c.name, version)
+            for a in c.attachments:
+                for r in t.routes_of(c, a):
+                    self.static_route(c.name, a.interface, r.destination, r.gateway)
         for kind in ("sysctl", "firewall", "file"):
             for step in self.plan.steps:
                 self.checks(step, kind)
@@ -195,7 +207,8 @@ class _Checker:
         return self.results
 
     # one link: exists, up, and optionally holds an address / is a port of a bridge
-    def link(self, netns: str | None, name: str, what: str, addresses: list[str] | None = None, master: str | None = None) -> None:
+    def link(self, netns: str | None, name: str, what: str, addresses: list[str] | None = None, master: str | None = None,
+             mtu: int | None = None, mac: str | None = None) -> None:
         links = self.seen.links(netns)
         if links is None:
             self.add(Result(FAIL, "link", what, f"namespace {netns} is missing"))
@@ -209,6 +222,21 @@ class _Checker:
             self.add(_ok(_has_address(link, address), "address", f"{what} holds {address}", f"it holds {_addresses(link, _family(address))}"))
         if master is not None:
             self.add(_ok(link.get("master") == master, "link", f"{what} is a port of {master}", f"its master is {link.get('master', 'none')}"))
+        if mtu is not None:
+            self.add(_ok(link.get("mtu") == mtu, "link", f"{what} has MTU {mtu}", f"its MTU is {link.get('mtu', 'unknown')}"))
+        if mac is not None:
+            self.add(_ok(link.get("address") == mac, "link", f"{what} has MAC address {mac}", f"its MAC address is {link.get('address', 'none')}"))
+
+    def static_route(self, cname: str, dev: str, destination: IPNetwork, gateway: IPAddress) -> None:
+        what = f"{cname}: {destination} via {gateway} dev {dev}"
+        routes = self.seen.routes(cname, destination.version)
+        if routes is None:
+            self.add(Result(FAIL, "route", what, f"namespace {cname} is missing"))
+            return
+        found = [r for r in routes if r.get("dst") not in (None, "default") and _prefix(r["dst"]) == destination]
+        ok = any(r.get("gateway") == str(gateway) and r.get("dev") == dev for r in found)
+        shown = "; ".join(f"via {r.get('gateway', '-')} dev {r.get('dev', '-')}" for r in found) or "no route there"
+        self.add(_ok(ok, "route", what, f"found {shown}" if found else shown))
 
     def route(self, cname: str, version: int) -> None:
         c = self.t.containers[cname]

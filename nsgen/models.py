@@ -22,6 +22,9 @@ NETWORK_NAME_MAX = 64
 DRIVERS = ("bridge", "veth")
 PROTOCOLS = ("tcp", "udp")
 BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel
+MTU_MIN, MTU_MAX = 68, 65535  # the least an IPv4 link may carry (RFC 791); ETH_MAX_MTU for a bridge and a veth
+MTU6_MIN = 1280  # the least an IPv6 link may carry (RFC 8200)
+MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,6 +73,7 @@ class Attachment(NamedTuple):
     address6: ipaddress.IPv6Address | None = None  # None: the network has no IPv6 subnet
     prefixlen6: int = 0
     gateway6: ipaddress.IPv6Address | None = None
+    mac_address: str | None = None  # the container end's MAC address, lower case; None: the kernel's random one
 
     @property
     def addresses(self) -> tuple[tuple[IPAddress, int, IPAddress], ...]:
@@ -91,6 +95,18 @@ class Attachment(NamedTuple):
         return self.addresses[0][0]
 
 
+class Route(NamedTuple):
+    """A static route a network gives its containers: to destination through gateway (an address
+    inside the network's subnet of the same family)."""
+
+    destination: IPNetwork
+    gateway: IPAddress
+
+    @property
+    def shown(self) -> str:
+        return f"{self.destination} via {self.gateway}"
+
+
 class Network(NamedTuple):
     name: str
     driver: str
@@ -101,6 +117,9 @@ class Network(NamedTuple):
     bridge: str | None  # bridge device name (driver bridge only)
     subnet6: ipaddress.IPv6Network | None = None  # None: IPv4 only
     gateway6: ipaddress.IPv6Address | None = None
+    mtu: int | None = None  # of the bridge and both ends of every veth pair; None: the kernel's default
+    routes: tuple[Route, ...] = ()  # static routes installed in its containers
+    no_default_route: bool = False  # routes out, but gives its containers no default route
 
     @property
     def families(self) -> tuple[tuple[IPNetwork, IPAddress], ...]:
@@ -130,6 +149,11 @@ class Network(NamedTuple):
         """Whether traffic from this network is forwarded by the host to other networks."""
         return not self.internal
 
+    @property
+    def gives_default_route(self) -> bool:
+        """Whether its containers may take their default route through it."""
+        return not self.internal and not self.no_default_route
+
 
 READY_TIMEOUT = 10.0  # seconds a process has to become ready, unless it says otherwise
 READY_TIMEOUT_MAX = 3600.0
@@ -155,7 +179,8 @@ class Container(NamedTuple):
 
     @property
     def default_attachment(self) -> Attachment | None:
-        """The attachment that carries the default route: the first network listed."""
+        """The attachment its ports are published on: the first network listed (it carries the default
+        route too: a first network that is internal or has no_default_route publishes nothing)."""
         return self.attachments[0] if self.attachments else None
 
 
@@ -176,17 +201,25 @@ class Topology(NamedTuple):
 
     def way_out(self, c: Container, version: int) -> Attachment | None:
         """The attachment that carries c's default route of a family: its first network that is not
-        internal and has that family (None: no way out in that family)."""
-        return next((a for a in c.attachments if not self.networks[a.network].internal and a.address_of(version) is not None), None)
+        internal, not marked no_default_route, and has that family (None: no way out in that family)."""
+        return next((a for a in c.attachments if self.networks[a.network].gives_default_route and a.address_of(version) is not None), None)
+
+    def routes_of(self, c: Container, a: Attachment) -> tuple[Route, ...]:
+        """The static routes of a's network that c takes: not those through c's own address there, nor
+        those to a destination that overlaps a subnet c is on (it reaches that directly)."""
+        own = [s for b in c.attachments for s, _g in self.networks[b.network].families]
+        return tuple(r for r in self.networks[a.network].routes if r.gateway != a.address_of(r.gateway.version)
+                     and not any(s.version == r.destination.version and s.overlaps(r.destination) for s in own))  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------------------
 # The raw form: the keys a user may write, with their types. Also the source of the JSON Schema.
 
 TOPOLOGY_KEYS = {"name", "networks", "containers", "host"}
-NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge"}
+NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge", "mtu", "routes", "no_default_route"}
 CONTAINER_KEYS = {"networks", "dns", "processes", "ports"}
-ATTACHMENT_KEYS = {"address", "interface", "host_interface"}
+ATTACHMENT_KEYS = {"address", "interface", "host_interface", "mac_address"}
+ROUTE_KEYS = {"destination", "gateway"}
 HOST_KEYS = {"ip_forward", "persist"}
 PROCESS_KEYS = {"command", "ready", "ready_timeout"}
 

@@ -32,13 +32,21 @@ def _network(n: Any) -> dict:
     # IPv6 fields only when the network has IPv6: an IPv4 topology's record (and digest) is what it was
     six = {"subnet6": str(n.subnet6), "gateway6": str(n.gateway6)} if n.subnet6 else {}
     return {"name": n.name, "driver": n.driver, "subnet": _text(n.subnet), "gateway": _text(n.gateway),
-            "masquerade": n.masquerade, "internal": n.internal, "bridge": n.bridge, **six}
+            "masquerade": n.masquerade, "internal": n.internal, "bridge": n.bridge, **six, **_link_options(n)}
+
+
+def _link_options(n: Any) -> dict:
+    """mtu, routes and no_default_route, each only when given: a record without them is what it was."""
+    return {**({"mtu": n.mtu} if n.mtu is not None else {}),
+            **({"routes": [[str(r.destination), str(r.gateway)] for r in n.routes]} if n.routes else {}),
+            **({"no_default_route": True} if n.no_default_route else {})}
 
 
 def _attachment(a: Any) -> dict:
     six = {"address6": str(a.address6), "prefixlen6": a.prefixlen6, "gateway6": str(a.gateway6)} if a.address6 else {}
     return {"network": a.network, "interface": a.interface, "host_interface": a.host_interface,
-            "address": _text(a.address), "prefixlen": a.prefixlen, "gateway": _text(a.gateway), **six}
+            "address": _text(a.address), "prefixlen": a.prefixlen, "gateway": _text(a.gateway), **six,
+            **({"mac_address": a.mac_address} if a.mac_address else {})}
 
 
 def _container(c: Any) -> dict:
@@ -86,7 +94,7 @@ def _ip(value: Any, kind: Any) -> Any:
 
 def from_text(body: str | bytes) -> Any:
     """The topology a record describes (ValueError when it is not a record nsgen can read)."""
-    from nsgen.models import Attachment, Container, Host, Network, Process, PublishedPort, Topology
+    from nsgen.models import Attachment, Container, Host, Network, Process, PublishedPort, Route, Topology
 
     try:
         data = json.loads(body)
@@ -97,13 +105,17 @@ def from_text(body: str | bytes) -> Any:
             networks[n["name"]] = Network(str(n["name"]), str(n["driver"]), _ip(n["subnet"], ipaddress.IPv4Network),
                                           _ip(n["gateway"], ipaddress.IPv4Address), bool(n["masquerade"]), bool(n["internal"]),
                                           n["bridge"] if n["bridge"] is None else str(n["bridge"]),
-                                          _ip(n.get("subnet6"), ipaddress.IPv6Network), _ip(n.get("gateway6"), ipaddress.IPv6Address))
+                                          _ip(n.get("subnet6"), ipaddress.IPv6Network), _ip(n.get("gateway6"), ipaddress.IPv6Address),
+                                          mtu=None if n.get("mtu") is None else int(n["mtu"]),
+                                          routes=tuple(Route(ipaddress.ip_network(d), ipaddress.ip_address(g)) for d, g in n.get("routes", [])),
+                                          no_default_route=n.get("no_default_route") is True)
         containers = {}
         for c in data["containers"]:
             attachments = tuple(Attachment(str(a["network"]), str(a["interface"]), str(a["host_interface"]), _ip(a["address"], ipaddress.IPv4Address),
                                            int(a["prefixlen"]), _ip(a["gateway"], ipaddress.IPv4Address),
                                            _ip(a.get("address6"), ipaddress.IPv6Address), int(a.get("prefixlen6", 0)),
-                                           _ip(a.get("gateway6"), ipaddress.IPv6Address)) for a in c["attachments"])
+                                           _ip(a.get("gateway6"), ipaddress.IPv6Address),
+                                           None if a.get("mac_address") is None else str(a["mac_address"])) for a in c["attachments"])
             ports = tuple(PublishedPort(ipaddress.ip_address(p["host_ip"]) if p["host_ip"] else None, int(p["host_port"]),
                                         int(p["container_port"]), str(p["protocol"]), str(p["spec"])) for p in c["ports"])
             containers[c["name"]] = Container(str(c["name"]), attachments, tuple(map(str, c["dns"])), str(c["dns_source"]),

@@ -25,6 +25,10 @@ from nsgen.models import (
     HOST_KEYS,
     IFNAME_MAX,
     KERNEL_RESERVED_IFNAMES,
+    MAC_RE,
+    MTU6_MIN,
+    MTU_MAX,
+    MTU_MIN,
     NAME_RE,
     NAMESPACE_NAME_MAX,
     NETWORK_KEYS,
@@ -33,6 +37,7 @@ from nsgen.models import (
     PROTOCOLS,
     READY_TIMEOUT,
     READY_TIMEOUT_MAX,
+    ROUTE_KEYS,
     SUBNET6_MAX_PREFIX,
     TOPOLOGY_KEYS,
     TOPOLOGY_NAME_MAX,
@@ -44,6 +49,7 @@ from nsgen.models import (
     Network,
     Process,
     PublishedPort,
+    Route,
     Topology,
     ip_keyword,
 )
@@ -500,7 +506,7 @@ def _topology(
     host_dns: tuple[tuple[str, ...], str, str | None] | None = None
     for cname, raw in containers.items():
         attachments = tuple(_attachment(networks[net], iface, host_if, allocated.get((cname, net, 4)), allocated.get((cname, net, 6)))
-                            for net, iface, host_if in raw["attachments"])
+                            ._replace(mac_address=raw["macs"].get(net)) for net, iface, host_if in raw["attachments"])
         dns, source = raw["dns"], "the topology file"
         if dns is None:
             if host_dns is None:
@@ -561,7 +567,8 @@ class _NetworkDraft:
     subnets and gateways map a family (4, 6) to its value; subnets is None when the field is
     invalid, gateways None when it is (or when the subnets are)."""
 
-    __slots__ = ("bridge", "driver", "gateways", "internal", "label", "masquerade", "name", "path", "subnets")
+    __slots__ = ("bridge", "driver", "gateways", "internal", "label", "masquerade", "mtu", "name", "no_default_route", "path", "routes",
+                 "subnets")
 
     def __init__(self, path: str, label: str, name: str | None):
         self.path, self.label, self.name = path, label, name
@@ -571,13 +578,16 @@ class _NetworkDraft:
         self.masquerade = True
         self.internal: bool | None = None  # None: not given as true or false
         self.bridge: str | None = None  # a bridge device nsgen makes (driver bridge only)
+        self.mtu: int | None = None
+        self.routes: tuple[Route, ...] = ()
+        self.no_default_route = False
 
     def network(self) -> Network:
         """The resolved network; only when no problem was found, so that every field is valid."""
         assert self.name is not None and self.driver is not None and self.subnets is not None and self.gateways is not None
         s, g = self.subnets, self.gateways
         return Network(self.name, self.driver, s.get(4), g.get(4), self.masquerade, bool(self.internal), self.bridge,  # type: ignore[arg-type]
-                       s.get(6), g.get(6))  # type: ignore[arg-type]
+                       s.get(6), g.get(6), mtu=self.mtu, routes=self.routes, no_default_route=self.no_default_route)  # type: ignore[arg-type]
 
 
 def _resolve_networks(value: Any, topology: str, problems: Problems) -> dict[Any, _NetworkDraft]:
@@ -622,7 +632,94 @@ def _network(key: Any, spec: Any, topology: str, problems: Problems) -> _Network
             problems.add(f"{path}.masquerade", "an internal network sends nothing out, so it cannot masquerade")
         draft.masquerade = False
     draft.bridge = _bridge(spec, draft, topology, problems)
+    draft.mtu = _mtu(spec.get("mtu"), draft.subnets, f"{path}.mtu", problems)
+    draft.routes = _routes(spec.get("routes"), draft.subnets, f"{path}.routes", problems)
+    draft.no_default_route = _bool(spec.get("no_default_route"), f"{path}.no_default_route", problems, False)
     return draft
+
+
+def _mtu(value: Any, subnets: dict[int, IPNetwork] | None, path: str, problems: Problems) -> int | None:
+    """The MTU of a network's links: a whole number of bytes the kernel takes for a bridge and a
+    veth, and at least IPv6's minimum on a network with IPv6. None: the kernel's default."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(path, f"must be a whole number of bytes ({MTU_MIN}-{MTU_MAX}), got {_show(value)}")
+        return None
+    if not MTU_MIN <= value <= MTU_MAX:
+        problems.add(path, f"{value} is out of range {MTU_MIN}-{MTU_MAX} (the least an IPv4 link carries, the most a bridge or veth takes)")
+        return None
+    if subnets is not None and 6 in subnets and value < MTU6_MIN:
+        problems.add(path, f"{value} is below {MTU6_MIN}, the least an IPv6 link may carry, and the network has IPv6 subnet {subnets[6]}")
+        return None
+    return value
+
+
+def _routes(value: Any, subnets: dict[int, IPNetwork] | None, path: str, problems: Problems) -> tuple[Route, ...]:
+    """A network's static routes: each exactly a destination (a prefix, host bits clear, outside the
+    network's own subnet) and a gateway inside the network's subnet of the same family."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.add(path, f"must be a list of routes like [{{destination: 10.89.0.0/24, gateway: 10.88.0.2}}], got {_show(value)}")
+        return ()
+    routes: list[Route] = []
+    for i, item in enumerate(value):
+        route = _route(item, subnets, f"{path}[{i}]", problems)
+        if route is None:
+            continue
+        same = next((r for r in routes if r.destination == route.destination), None)
+        if same is not None:
+            problems.add(f"{path}[{i}].destination", f"{route.destination} is already routed by this network (via {same.gateway})")
+            continue
+        routes.append(route)
+    return tuple(routes)
+
+
+def _route(item: Any, subnets: dict[int, IPNetwork] | None, path: str, problems: Problems) -> Route | None:
+    if not isinstance(item, dict):
+        problems.add(path, f"must be a mapping {{destination: PREFIX, gateway: ADDRESS}}, got {_show(item)}")
+        return None
+    _check_keys(item, ROUTE_KEYS, path, problems)
+    for key, what in (("destination", "the prefix it leads to, like 10.89.0.0/24"), ("gateway", "the address it goes through")):
+        if key not in item:
+            problems.add(f"{path}.{key}", f"is required: {what}")
+    destination = _destination(item["destination"], f"{path}.destination", problems) if "destination" in item else None
+    gateway = _address(item["gateway"], f"{path}.gateway", problems) if "gateway" in item else None
+    if destination is None or gateway is None or subnets is None:
+        return None
+    if gateway.version != destination.version:
+        problems.add(f"{path}.gateway", f"{gateway} is an IPv{gateway.version} address, but destination {destination} is IPv{destination.version}")
+        return None
+    why = _misfit(gateway, subnets, None, "this network")
+    if why:
+        problems.add(f"{path}.gateway", why)
+        return None
+    own = subnets.get(destination.version)
+    if own is not None and own.overlaps(destination):  # type: ignore[arg-type]
+        problems.add(f"{path}.destination", f"{destination} overlaps the network's own subnet {own}, which its containers reach directly")
+        return None
+    return Route(destination, gateway)
+
+
+def _destination(value: Any, path: str, problems: Problems) -> IPNetwork | None:
+    """A route's destination: a prefix with host bits clear, not the default route (0.0.0.0/0, ::/0)."""
+    if not isinstance(value, str) or "/" not in value:
+        problems.add(path, f"must be a prefix written as a string, like 10.89.0.0/24 or fd00:89::/64, got {_show(value)}")
+        return None
+    try:
+        destination = ipaddress.ip_network(value, strict=False)
+        interface = ipaddress.ip_interface(value)
+    except ValueError:
+        problems.add(path, f"{_show(value)} is not a prefix (like 10.89.0.0/24 or fd00:89::/64)")
+        return None
+    if destination.network_address != interface.ip:
+        problems.add(path, f"{_show(value)} has host bits set; the prefix is {destination}")
+        return None
+    if destination.prefixlen == 0:
+        problems.add(path, f"{destination} is the default route; it goes through the first network that gives one (no_default_route: false)")
+        return None
+    return destination
 
 
 def _gateways(spec: dict, subnets: dict[int, IPNetwork] | None, path: str, problems: Problems) -> dict[int, IPAddress] | None:
@@ -704,6 +801,8 @@ def _resolve_containers(
         if draft.driver == "bridge" and len(members) > BRIDGE_MAX_PORTS:
             problems.add(draft.path, f"{len(members)} containers attach, but a bridge holds at most {BRIDGE_MAX_PORTS} ports")
     _check_published(result, problems)
+    _check_macs(result, problems)
+    _check_route_clashes(result, drafts, problems)
     return result
 
 
@@ -713,17 +812,21 @@ def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: 
     cname = check_name(key, path, problems, cap=NAMESPACE_NAME_MAX, what="container name")
     container: dict[str, Any] = {
         "path": path, "label": cname or _k(key), "attachments": [], "explicit": {}, "dns": None, "processes": (), "ports": (),
+        "macs": {},
     }  # fmt: skip
     spec = _entry(key, spec, path, problems)
     if spec is None:
         return container
     _check_keys(spec, CONTAINER_KEYS, path, problems)
-    attachments, container["explicit"] = _attachments(spec.get("networks"), path, cname, drafts, topology, problems)
+    attachments, container["explicit"] = _attachments(spec.get("networks"), path, cname, drafts, topology, problems, container["macs"])
     container["attachments"] = attachments
     ports = _ports(spec.get("ports"), f"{path}.ports", problems)
     first = drafts.get(attachments[0][0]) if attachments else None  # ports are published on the first network
     if ports and first is not None and first.internal:
         problems.add(f"{path}.ports", f"published ports need a first network that is not internal; {attachments[0][0]!r} is internal")
+    elif ports and first is not None and first.no_default_route:
+        problems.add(f"{path}.ports", f"published ports need a first network that gives the default route (replies leave by it); "
+                                      f"{attachments[0][0]!r} has no_default_route: true")
     elif ports and first is not None and first.subnets is not None:
         _check_port_families(ports, first.subnets, attachments[0][0], f"{path}.ports", problems)
     container["ports"] = ports
@@ -751,10 +854,12 @@ def _ports(value: Any, path: str, problems: Problems) -> tuple[PublishedPort, ..
 
 
 def _attachments(
-    value: Any, path: str, cname: str | None, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems
+    value: Any, path: str, cname: str | None, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems,
+    macs: dict[Any, str] | None = None,
 ) -> tuple[list[tuple[Any, str | None, str | None]], dict[Any, dict[int, IPAddress]]]:
     """A container's networks, in the order listed: (network, interface, host interface) for each,
-    a name None where it is invalid; and the addresses given that fit their network."""
+    a name None where it is invalid; and the addresses given that fit their network. The valid MAC
+    addresses given go into `macs`, by network."""
     path = f"{path}.networks"
     if isinstance(value, list):  # short form: networks: [front, back]
         if not all(isinstance(n, str) for n in value):
@@ -791,8 +896,56 @@ def _attachments(
             addresses = _attachment_addresses(att["address"], net, draft, apath, problems)
             if addresses:
                 explicit[net] = addresses
+        mac = _mac(att["mac_address"], f"{apath}.mac_address", problems) if "mac_address" in att else None
+        if mac is not None and macs is not None:
+            macs[net] = mac
         attachments.append((net, iface, host_if))
     return attachments, explicit
+
+
+def _mac(value: Any, path: str, problems: Problems) -> str | None:
+    """A container interface's MAC address: six hex pairs, unicast and not all zeros; lower case."""
+    like = 'like "02:42:ac:11:00:02"'
+    if isinstance(value, int) and not isinstance(value, bool):
+        problems.add(path, f"must be a MAC address in quotes ({like}); YAML reads an unquoted one of only digits as the number {value}")
+        return None
+    if not isinstance(value, str) or not MAC_RE.fullmatch(value):
+        problems.add(path, f"{_show(value)} is not a MAC address (six pairs of hex digits separated by ':', {like})")
+        return None
+    mac = value.lower()
+    if int(mac[:2], 16) & 1:
+        problems.add(path, f"{mac} is a multicast address (the lowest bit of its first octet is set); an interface needs a unicast one")
+        return None
+    if mac == "00:00:00:00:00:00":
+        problems.add(path, f"{mac} is all zeros, which the kernel refuses as an interface's address")
+        return None
+    return mac
+
+
+def _check_macs(containers: dict[Any, dict], problems: Problems) -> None:
+    """A MAC address is given to one interface of the topology only."""
+    owners: dict[str, str] = {}
+    for container in containers.values():
+        for net, mac in container["macs"].items():
+            where = f"{container['path']}.networks.{_k(net)}"
+            if mac in owners:
+                problems.add(f"{where}.mac_address", f"{mac} is already the MAC address of {owners[mac]}")
+                continue
+            owners[mac] = where
+
+
+def _check_route_clashes(containers: dict[Any, dict], drafts: dict[Any, _NetworkDraft], problems: Problems) -> None:
+    """A container takes one route to a destination: two of its networks must not both route it."""
+    for container in containers.values():
+        routed: dict[IPNetwork, tuple[Any, Route]] = {}
+        for net, _iface, _host_if in container["attachments"]:
+            for route in drafts[net].routes if net in drafts else ():
+                if route.destination in routed:
+                    other, first = routed[route.destination]
+                    problems.add(f"{container['path']}.networks.{_k(net)}", f"network {_k(net)!r} routes {route.shown} and network "
+                                                                          f"{_k(other)!r} routes {first.shown}: a container takes only one")
+                    continue
+                routed[route.destination] = (net, route)
 
 
 def _interface(iface: str | None, net: Any, seen: dict[str, Any], apath: str, problems: Problems) -> str | None:

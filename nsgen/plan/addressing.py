@@ -1,5 +1,6 @@
-"""Inside each container: lo up, an address of each family its network has on each interface, and
-a default route per family through the gateway of its first network that routes out.
+"""Inside each container: lo up, an address of each family its network has on each interface, a
+default route per family through the gateway of its first network that gives one (routes out and
+has no no_default_route), and the static routes of its networks.
 
 Each container's steps are contiguous, so that they run as one batch inside it."""
 
@@ -30,6 +31,8 @@ def inside(b: Builder) -> None:
             _addresses(b, c, a)
         for version in (4, 6):
             _route(b, c, version)
+        for a in c.attachments:
+            _static_routes(b, c, a)
 
 
 def _addresses(b: Builder, c: Container, a: Attachment) -> None:
@@ -73,6 +76,24 @@ def _route(b: Builder, c: Container, version: int) -> None:
             section="Inside the containers",
             summary=f"Send {c.name}'s IPv6 traffic for everywhere else to the host at {a.gateway6}.",
             commands=(C("ip", "-n", c.name, "route", "replace", "default", "via", str(a.gateway6), "dev", a.interface),),
+            group=f"container:{c.name}",
+        )
+    )
+
+
+def _static_routes(b: Builder, c: Container, a: Attachment) -> None:
+    """The static routes of a's network that c takes (see Topology.routes_of), through a's interface."""
+    routes = b.t.routes_of(c, a)
+    if not routes:
+        return
+    b.add(
+        Step(
+            id=f"routes:{c.name}:{a.network}",
+            section="Inside the containers",
+            summary=f"Route {', '.join(r.shown for r in routes)} from {c.name} over {a.interface}: the static "
+            f"route{'s' if len(routes) > 1 else ''} of network {a.network}.",
+            commands=tuple(C("ip", "-n", c.name, "route", "replace", str(r.destination), "via", str(r.gateway), "dev", a.interface)
+                           for r in routes),
             group=f"container:{c.name}",
         )
     )

@@ -41,6 +41,15 @@ def _shown(net: Network) -> str:
     return " and ".join(with_prefix(g, s.prefixlen) for s, g in net.families)
 
 
+def mtu(net: Network) -> tuple[str, ...]:
+    """`mtu N` for a link of the network, or nothing: the kernel's default."""
+    return ("mtu", str(net.mtu)) if net.mtu is not None else ()
+
+
+def _mtu_shown(net: Network, which: str = "") -> str:
+    return f"{which} with MTU {net.mtu}" if net.mtu is not None else ""
+
+
 def _new_link(b: Builder, sid: str, section: str, name: str, kind: tuple[str, ...], group: str, summary: str) -> Step:
     """A host device of the topology's (a bridge, the host end of a veth pair): made in its device
     group, deleted when it is the topology's own, and gone with the topology's devices at teardown."""
@@ -64,8 +73,8 @@ def bridges(b: Builder) -> None:
             continue
         assert net.bridge
         addresses = "addresses" if len(net.families) > 1 else "address"
-        b.add(_new_link(b, f"bridge:{net.name}", "Bridges", net.bridge, ("type", "bridge"), f"network:{net.name}",
-                         f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers."))
+        b.add(_new_link(b, f"bridge:{net.name}", "Bridges", net.bridge, (*mtu(net), "type", "bridge"), f"network:{net.name}",
+                         f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers{_mtu_shown(net)}."))
         b.add(
             Step(
                 id=f"bridge-up:{net.name}",
@@ -83,10 +92,13 @@ def veths(b: Builder) -> None:
     """Every veth pair, each made with its inner end already inside its namespace, then the host ends."""
     for c in b.t.containers.values():
         for a in c.attachments:
+            net = b.t.networks[a.network]
+            mac = ("address", a.mac_address) if a.mac_address else ()
+            made = f", with MAC address {a.mac_address}" if a.mac_address else ""
             b.add(_new_link(b, f"veth:{c.name}:{a.network}", "Links", a.host_interface,
-                            ("type", "veth", "peer", "name", a.interface, "netns", c.name), f"container:{c.name}",
-                            f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
-                            "its inner end made directly inside the namespace."))
+                            (*mtu(net), "type", "veth", "peer", "name", a.interface, *mtu(net), *mac, "netns", c.name), f"container:{c.name}",
+                            f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}{made}), "
+                            f"its inner end made directly inside the namespace{_mtu_shown(net, ', both ends')}."))
     for c in b.t.containers.values():
         for a in c.attachments:
             net = b.t.networks[a.network]

@@ -214,7 +214,7 @@ _TITLES = {
     "netns": "namespace {0}", "devices": "delete the topology's devices", "reap": "stop the processes in {0}",
     "bridge": "bridge for {0}", "bridge-up": "gateway of {0}, up", "veth": "veth pair {0} / {1}", "host-end": "host end {0} / {1}, up",
     "lo": "lo up in {0}", "addr": "address of {0} on {1}", "route": "default route of {0}",
-    "route6": "IPv6 default route of {0}", "ip_forward": "forwarding on",
+    "route6": "IPv6 default route of {0}", "routes": "static routes of {0} on {1}", "ip_forward": "forwarding on",
     "ipv6_forwarding": "IPv6 forwarding on", "ipv6_forwarding:persist": "IPv6 forwarding at boot", "firewall6": "{0} rules (IPv6)",
     "ip_forward:persist": "forwarding at boot", "firewall": "{0} rules", "conntrack:published": "forget the UDP flows of published ports",
     "conntrack:unpublished": "forget the UDP flows of unpublished ports", "route_localnet": "route_localnet on {0}", "dns": "resolver of {0}",

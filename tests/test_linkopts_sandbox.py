@@ -1,0 +1,156 @@
+"""Link options on real kernel objects: a network's MTU (jumbo frames end to end, one byte more
+refused), a container interface's fixed MAC address (what its neighbours learn), static routes
+(through a container acting as a router, and through the network's gateway), and a network that
+routes out but gives no default route."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.drive import NSGEN, Driver, curl, example_text, ping
+from tests.sandbox import HOST_ADDR, WEB_ADDR, WORLD_NS
+
+JUMBO = example_text("jumbo.yaml")
+NAS, NAS6, NAS_MGMT, CLIENT, MONITOR = "172.28.0.10", "fd00:28::10", "172.29.0.2", "172.28.0.2", "172.29.0.3"
+
+
+def link(sb, ns: str | None, name: str) -> dict:
+    """`ip -j link show NAME` (on the host, or inside ns)."""
+    argv = ["ip", *(["-n", ns] if ns else []), "-j", "link", "show", name]
+    return json.loads(sb.run(argv).stdout)[0]
+
+
+def fits(sb, ns: str, address: str, size: int) -> bool:
+    """Whether a ping of `size` bytes of payload, not to be fragmented, is answered."""
+    argv = ["ip", "netns", "exec", ns, "ping", "-M", "do", "-s", str(size), "-c", "1", "-W", "2", address]
+    return any(sb.run(argv, check=False).returncode == 0 for _ in range(3))
+
+
+def routes(sb, ns: str, *args: str) -> list[dict]:
+    return json.loads(sb.run(["ip", "-n", ns, "-j", *args, "route", "show"]).stdout)
+
+
+def check_passes(sb, driver: Driver) -> str:
+    done = sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("mode", ["script", "batch", "run"])
+def test_jumbo_example(sandbox, tmp_path, mode):
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, JUMBO)
+    driver.up()
+    bridge = "br-storag-a3f9f"
+
+    # MTU 9000 on the bridge, every host end and every container end of storage; mgmt keeps the kernel's
+    assert link(sb, None, bridge)["mtu"] == 9000
+    ports = json.loads(sb.run(["ip", "-j", "link", "show", "master", bridge]).stdout)
+    assert sorted(p["mtu"] for p in ports) == [9000, 9000]
+    assert link(sb, "nas", "eth1")["mtu"] == 9000 and link(sb, "client", "eth0")["mtu"] == 9000
+    assert link(sb, "nas", "eth0")["mtu"] == 1500 and link(sb, None, "br-mgmt-7160c")["mtu"] == 1500
+    # full-size frames cross the bridge unfragmented, in both families; one byte more does not fit
+    assert fits(sb, "client", NAS, 9000 - 28)
+    assert not fits(sb, "client", NAS, 9000 - 28 + 1)
+    assert fits(sb, "client", NAS6, 9000 - 48)
+    assert not fits(sb, "client", NAS6, 9000 - 48 + 1)
+
+    # nas's MACs are the ones given (lower case), and its neighbours learn them
+    assert link(sb, "nas", "eth1")["address"] == "02:42:ac:1c:00:0a"
+    assert link(sb, "nas", "eth0")["address"] == "02:42:ac:1d:00:0a"
+    assert ping(sb, None, NAS) and ping(sb, "client", NAS)
+    assert "lladdr 02:42:ac:1c:00:0a" in sb.run(["ip", "neigh", "show", NAS, "dev", bridge]).stdout
+    assert "lladdr 02:42:ac:1c:00:0a" in sb.run(["ip", "-n", "client", "neigh", "show", NAS]).stdout
+
+    # nas is on [mgmt (no_default_route), storage]: its default routes go through storage
+    assert [(r["gateway"], r["dev"]) for r in routes(sb, "nas", "-4") if r["dst"] == "default"] == [("172.28.0.1", "eth1")]
+    assert [(r["gateway"], r["dev"]) for r in routes(sb, "nas", "-6") if r["dst"] == "default"] == [("fd00:28::1", "eth1")]
+    # monitor is only on mgmt: no default route, yet its gateway and its neighbours answer
+    assert [r for r in routes(sb, "monitor", "-4") if r["dst"] == "default"] == []
+    assert ping(sb, "monitor", "172.29.0.1") and ping(sb, "monitor", NAS_MGMT) and ping(sb, "nas", MONITOR)
+    assert sb.run(["ip", "netns", "exec", "monitor", "ping", "-c", "1", "-W", "1", HOST_ADDR], check=False).returncode != 0
+    # mgmt's static route through its gateway: the one range it reaches outside, masqueraded as before
+    assert any(r["dst"] == "203.0.113.0/24" and r["gateway"] == "172.29.0.1" and r["dev"] == "eth0" for r in routes(sb, "monitor", "-4"))
+    assert curl(sb, "monitor", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
+    assert curl(sb, "nas", f"http://{WEB_ADDR}/").strip() == HOST_ADDR  # through mgmt's route, the more specific one
+    assert curl(sb, "client", f"http://{WEB_ADDR}/").strip() == HOST_ADDR  # through storage's default route
+
+    out = check_passes(sb, driver)
+    assert f"PASS  link       bridge {bridge} has MTU 9000" in out
+    assert "PASS  link       nas: eth1 has MAC address 02:42:ac:1c:00:0a" in out
+    assert "PASS  route      monitor: 203.0.113.0/24 via 172.29.0.1 dev eth0" in out
+    assert "PASS  route      nas: default via 172.28.0.1 dev eth1" in out
+    # drift is seen: another MTU, another MAC, a route gone
+    sb.run(["ip", "-n", "client", "link", "set", "eth0", "mtu", "1500"])
+    sb.run(["ip", "-n", "nas", "link", "set", "eth1", "address", "02:42:ac:1c:00:0b"])
+    sb.run(["ip", "-n", "monitor", "route", "del", "203.0.113.0/24"])
+    done = sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False)
+    assert done.returncode == 1
+    assert "FAIL  link       client: eth0 has MTU 9000: its MTU is 1500" in done.stdout
+    assert "FAIL  link       nas: eth1 has MAC address 02:42:ac:1c:00:0a: its MAC address is 02:42:ac:1c:00:0b" in done.stdout
+    assert "FAIL  route      monitor: 203.0.113.0/24 via 172.29.0.1 dev eth0: no route there" in done.stdout
+
+    driver.down()
+    driver.down()
+    assert sb.snapshot() == before
+
+
+ROUTED = """
+name: routes
+networks:
+  front:
+    subnet: [10.88.0.0/24, "fd00:88::/64"]
+    mtu: 9002
+    routes:
+      - {destination: 10.89.0.0/24, gateway: 10.88.0.2}
+      - {destination: "fd00:89::/64", gateway: "fd00:88::2"}
+  back:
+    driver: bridge
+    subnet: [10.89.0.0/24, "fd00:89::/64"]
+    internal: true
+    routes:
+      - {destination: 10.88.0.0/24, gateway: 10.89.0.2}
+      - {destination: "fd00:88::/64", gateway: "fd00:89::2"}
+containers:
+  router:
+    networks:
+      front: {address: [10.88.0.2, "fd00:88::2"], mac_address: "02:00:00:00:88:02"}
+      back: {address: [10.89.0.2, "fd00:89::2"], mac_address: "02:00:00:00:89:02"}
+  client:
+    networks: [front]
+  server:
+    networks: [back]
+"""
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_routes_through_a_router_container(sandbox, tmp_path, mode):
+    """Each network's routes lead to the other network through the container on both (a router with
+    forwarding on in its namespace); the router itself takes neither (it is on both networks)."""
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, ROUTED)
+    driver.up()
+    assert [r["dst"] for r in routes(sb, "router", "-4") if r.get("gateway") in ("10.88.0.2", "10.89.0.2")] == []
+    assert any(r["dst"] == "10.89.0.0/24" and r["gateway"] == "10.88.0.2" and r["dev"] == "eth0" for r in routes(sb, "client", "-4"))
+    assert any(r["dst"] == "fd00:88::/64" and r["gateway"] == "fd00:89::2" and r["dev"] == "eth0" for r in routes(sb, "server", "-6"))
+    # without forwarding in the router, nothing crosses
+    assert sb.run(["ip", "netns", "exec", "client", "ping", "-c", "1", "-W", "1", "10.89.0.3"], check=False).returncode != 0
+    sb.run(["ip", "netns", "exec", "router", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
+    for dev in ("eth0", "eth1"):  # an IPv6 router asks for the neighbours it forwards to from a link-local address
+        sb.run(["ip", "-n", "router", "addr", "add", "fe80::1/64", "dev", dev, "nodad"])
+    assert ping(sb, "client", "10.89.0.3") and ping(sb, "server", "10.88.0.3")
+    assert ping(sb, "client", "fd00:89::3") and ping(sb, "server", "fd00:88::3")
+    # the server sees the client's own address (routed, not masqueraded): its neighbour is the router's MAC
+    assert "lladdr 02:00:00:00:89:02" in sb.run(["ip", "-n", "server", "neigh", "show", "10.89.0.2"]).stdout
+    assert "lladdr 02:00:00:00:88:02" in sb.run(["ip", "-n", "client", "neigh", "show", "10.88.0.2"]).stdout
+    # the client still goes out through its own default route, the server (internal) does not
+    assert curl(sb, "client", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
+    assert sb.run(["ip", "netns", "exec", "server", "ping", "-c", "1", "-W", "1", WEB_ADDR], check=False).returncode != 0
+    assert sb.run(["ip", "netns", "exec", WORLD_NS, "ping", "-c", "1", "-W", "1", "10.89.0.3"], check=False).returncode != 0
+    check_passes(sb, driver)
+    driver.down()
+    assert sb.snapshot() == before
