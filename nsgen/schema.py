@@ -26,6 +26,10 @@ SUBNET_PATTERN = rf"^{_IPV4}/([0-9]|[12][0-9]|30)$"  # at least a /30
 SUBNET6_PATTERN = rf"^{_IPV6}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-6])$"  # at most a /{models.SUBNET6_MAX_PREFIX}
 # An IPv6 address, with a scope only when it is an interface name (fe80::1%eth0)
 IPV6_NAMESERVER_PATTERN = rf"^{_IPV6}(%[A-Za-z0-9][A-Za-z0-9_.-]{{0,{models.IFNAME_MAX - 1}}})?$"
+ROUTE4_PATTERN = rf"^{_IPV4}/([1-9]|[12][0-9]|3[0-2])$"
+ROUTE6_PATTERN = rf"^{_IPV6}/([1-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$"
+# six hex pairs whose first octet's lowest bit (multicast) is clear; all zeros is refused by nsgen validate
+MAC_PATTERN = r"^[0-9A-Fa-f][02468ACEace](:[0-9A-Fa-f]{2}){5}$"
 PORT_PATTERN = rf"^({_IPV4}:|\[{_IPV6}\]:)?{_PORT}:{_PORT}(/({'|'.join(models.PROTOCOLS)}))?$"
 
 
@@ -70,6 +74,15 @@ def _network() -> dict[str, Any]:
             "internal": {"type": "boolean", "default": False,
                          "description": "Nothing enters or leaves this network through the host; no default route through it."},
             "bridge": _ifname("Bridge device name (driver bridge only). Default: derived, br-<network>-<hash>."),
+            "mtu": {"type": "integer", "minimum": models.MTU_MIN, "maximum": models.MTU_MAX,
+                    "description": f"The MTU of the bridge and of both ends of every veth pair ({models.MTU_MIN}-{models.MTU_MAX}; "
+                                   f"at least {models.MTU6_MIN} with an IPv6 subnet). Default: the kernel's (1500)."},
+            "routes": {"type": ["array", "null"], "items": _route(),
+                       "description": "Static routes installed in each container on the network (not in the one that is the "
+                                      "gateway, nor in one directly on the destination)."},
+            "no_default_route": {"type": "boolean", "default": False,
+                                 "description": "Still routed (and masqueraded) through the host, but its containers take no default "
+                                                "route through it: the next network that gives one does, or none."},
         },
         required=["subnet"],
         allOf=[
@@ -81,6 +94,20 @@ def _network() -> dict[str, Any]:
     )
 
 
+def _route() -> dict[str, Any]:
+    return _object(
+        models.ROUTE_KEYS,
+        {
+            "destination": {"anyOf": [{"type": "string", "pattern": ROUTE4_PATTERN}, {"type": "string", "pattern": ROUTE6_PATTERN}],
+                            "description": "The prefix the route leads to (like 10.89.0.0/24 or fd00:89::/64), host bits clear; "
+                                           "not the default route, not inside the network's own subnet."},
+            "gateway": {"anyOf": [{"type": "string", "pattern": IPV4_PATTERN}, {"type": "string", "pattern": IPV6_PATTERN}],
+                        "description": "The address it goes through: inside the network's subnet of the destination's family."},
+        },
+        required=["destination", "gateway"],
+    )
+
+
 def _attachment() -> dict[str, Any]:
     return _object(
         models.ATTACHMENT_KEYS,
@@ -89,6 +116,9 @@ def _attachment() -> dict[str, Any]:
                                    "Default: the first free address of each family, in file order."),
             "interface": _ifname("The interface's name inside the container. Default: eth0, eth1, ... in the order listed."),
             "host_interface": _ifname("The host end of the veth pair. Default: derived from the topology, container and network."),
+            "mac_address": {"type": "string", "pattern": MAC_PATTERN,
+                            "description": "The MAC address of the container's interface: six hex pairs (like \"02:42:ac:11:00:02\", "
+                                           "in quotes), unicast, not all zeros, unique in the topology. Default: the kernel's random one."},
         },
     )
 

@@ -205,6 +205,41 @@ WHOLE_FILES = [
     ("just a string\n", "the topology must be a mapping at the top level, got a str"),
 ]
 
+JUMBO = (ROOT / "examples" / "jumbo.yaml").read_text()
+ROUTE = "{destination: 203.0.113.0/24, gateway: 172.29.0.1}"
+JUMBO_EXTRA = [
+    # mtu: a whole number the kernel takes, and IPv6's minimum on a network with IPv6
+    ("    mtu: 9000 ", "    mtu: 67 ", "networks.storage.mtu: 67 is out of range 68-65535 (the least an IPv4 link carries, the most a bridge or veth takes)"),
+    ("    mtu: 9000 ", "    mtu: 65536 ", "networks.storage.mtu: 65536 is out of range 68-65535 (the least an IPv4 link carries, the most a bridge or veth takes)"),
+    ("    mtu: 9000 ", "    mtu: 1279 ", "networks.storage.mtu: 1279 is below 1280, the least an IPv6 link may carry, and the network has IPv6 subnet fd00:28::/64"),
+    ("    mtu: 9000 ", '    mtu: "9000" ', "networks.storage.mtu: must be a whole number of bytes (68-65535), got '9000'"),
+    ("    mtu: 9000 ", "    mtu: 9000.5 ", "networks.storage.mtu: must be a whole number of bytes (68-65535), got 9000.5"),
+    # mac_address: six hex pairs, unicast, not all zeros, one interface's only
+    ('"02:42:ac:1c:00:0a"', '"01:00:5e:00:00:01"', "containers.nas.networks.storage.mac_address: 01:00:5e:00:00:01 is a multicast address (the lowest bit of its first octet is set); an interface needs a unicast one"),
+    ('"02:42:ac:1c:00:0a"', '"00:00:00:00:00:00"', "containers.nas.networks.storage.mac_address: 00:00:00:00:00:00 is all zeros, which the kernel refuses as an interface's address"),
+    ('"02:42:ac:1c:00:0a"', '"02:42:ac:1c:00"', "containers.nas.networks.storage.mac_address: '02:42:ac:1c:00' is not a MAC address (six pairs of hex digits separated by ':', like \"02:42:ac:11:00:02\")"),
+    ('"02:42:ac:1c:00:0a"', '"02-42-ac-1c-00-0a"', "containers.nas.networks.storage.mac_address: '02-42-ac-1c-00-0a' is not a MAC address (six pairs of hex digits separated by ':', like \"02:42:ac:11:00:02\")"),
+    ('"02:42:ac:1c:00:0a"', "12:34:56:12:34:56", "containers.nas.networks.storage.mac_address: must be a MAC address in quotes (like \"02:42:ac:11:00:02\"); YAML reads an unquoted one of only digits as the number 9783981296"),
+    ('"02:42:ac:1c:00:0a"', '"02:42:AC:1D:00:0A"', "containers.nas.networks.storage.mac_address: 02:42:ac:1d:00:0a is already the MAC address of containers.nas.networks.mgmt"),
+    # routes: exactly destination and gateway; the gateway inside the network's subnet of its family
+    (ROUTE, "{destination: 203.0.113.0/24, gateway: 172.28.0.1}", "networks.mgmt.routes[0].gateway: 172.28.0.1 is not inside subnet 172.29.0.0/24"),
+    (ROUTE, "{destination: 203.0.113.0/24, gateway: 172.29.0.0}", "networks.mgmt.routes[0].gateway: 172.29.0.0 is the network address of 172.29.0.0/24, not a usable host address"),
+    (ROUTE, '{destination: 203.0.113.0/24, gateway: "fd00:29::1"}', "networks.mgmt.routes[0].gateway: fd00:29::1 is an IPv6 address, but destination 203.0.113.0/24 is IPv4"),
+    (ROUTE, '{destination: "2001:db8:113::/64", gateway: "fd00:29::1"}', "networks.mgmt.routes[0].gateway: fd00:29::1 is an IPv6 address, but this network has no IPv6 subnet (its subnet: 172.29.0.0/24)"),
+    (ROUTE, "{destination: 203.0.113.1/24, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: '203.0.113.1/24' has host bits set; the prefix is 203.0.113.0/24"),
+    (ROUTE, "{destination: 203.0.113.0, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: must be a prefix written as a string, like 10.89.0.0/24 or fd00:89::/64, got '203.0.113.0'"),
+    (ROUTE, "{destination: 0.0.0.0/0, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: 0.0.0.0/0 is the default route; it goes through the first network that gives one (no_default_route: false)"),
+    (ROUTE, "{destination: 172.29.0.128/25, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: 172.29.0.128/25 overlaps the network's own subnet 172.29.0.0/24, which its containers reach directly"),
+    (ROUTE, "{destination: 203.0.113.0/24, gateway: 172.29.0.1, metric: 5}", "networks.mgmt.routes[0].metric: unknown key 'metric'; known keys: destination, gateway"),
+    (ROUTE, "{destination: 203.0.113.0/24}", "networks.mgmt.routes[0].gateway: is required: the address it goes through"),
+    (ROUTE, "203.0.113.0/24", "networks.mgmt.routes[0]: must be a mapping {destination: PREFIX, gateway: ADDRESS}, got '203.0.113.0/24'"),
+    (f"      - {ROUTE}", f"      - {ROUTE}\n      - {{destination: 203.0.113.0/24, gateway: 172.29.0.5}}", "networks.mgmt.routes[1].destination: 203.0.113.0/24 is already routed by this network (via 172.29.0.1)"),
+    ("    mtu: 9000 ", "    mtu: 9000\n    routes: [{destination: 203.0.113.0/24, gateway: 172.28.0.1}] ", "containers.nas.networks.storage: network 'storage' routes 203.0.113.0/24 via 172.28.0.1 and network 'mgmt' routes 203.0.113.0/24 via 172.29.0.1: a container takes only one"),
+    # no_default_route: a flag; ports are published on the first network, which must give the default route
+    ("    no_default_route: true ", "    no_default_route: 1 ", "networks.mgmt.no_default_route: must be true or false, got 1"),
+    ("  client:\n    networks: [storage]", '  client:\n    networks: [mgmt, storage]\n    ports: ["8080:80"]', "containers.client.ports: published ports need a first network that gives the default route (replies leave by it); 'mgmt' has no_default_route: true"),
+]
+
 
 def _case_id(case) -> str:
     return case[2].split(": ", 1)[0][:40] + "|" + case[1].strip()[:16]
@@ -214,6 +249,7 @@ ALL = (
     [(TUTORIAL, *c) for c in CASES + EXTRA]
     + [(BRIDGE, old, new, expected[0]) for old, new, expected in BRIDGE_CASES]
     + [(BRIDGE, *c) for c in BRIDGE_EXTRA]
+    + [(JUMBO, *c) for c in JUMBO_EXTRA]
 )
 
 
@@ -223,6 +259,7 @@ def nothing_runs(monkeypatch):
     ran: list = []
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(hostinfo, "host_routes", list)
+    monkeypatch.setattr(hostinfo, "host_routes6", list)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
     return ran

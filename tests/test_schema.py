@@ -64,7 +64,7 @@ C1 = "containers/container-1"
 ATT = f"{C1}/networks/link0"
 BROKEN = {
     "unknown top-level key": changed(TUTORIAL, "version", 2),
-    "unknown network key": changed(TUTORIAL, "networks/link0/mtu", 1500),
+    "unknown network key": changed(TUTORIAL, "networks/link0/jumbo_frames", True),
     "unknown container key": changed(TUTORIAL, f"{C1}/image", "alpine"),
     "unknown attachment key (typo)": changed(TUTORIAL, f"{ATT}/adress", "172.18.0.2"),
     "unknown host key": changed(TUTORIAL, "host/nat", True),
@@ -101,6 +101,16 @@ BROKEN = {
     "container with an empty network list": changed(TUTORIAL, f"{C1}/networks", []),
     "network name with a slash": changed(BRIDGE, "containers/db/networks", ["back/x"]),
     "container name over 64 bytes": {**TUTORIAL, "containers": {"c" * 65: TUTORIAL["containers"]["container-1"]}},
+    "mtu below 68": changed(TUTORIAL, "networks/link0/mtu", 67),
+    "mtu above 65535": changed(TUTORIAL, "networks/link0/mtu", 65536),
+    "mtu as a string": changed(TUTORIAL, "networks/link0/mtu", "9000"),
+    "multicast MAC address": changed(TUTORIAL, f"{ATT}/mac_address", "01:00:5e:00:00:01"),
+    "MAC address of five pairs": changed(TUTORIAL, f"{ATT}/mac_address", "02:00:00:00:01"),
+    "route with an unknown key": changed(TUTORIAL, "networks/link0/routes",
+                                         [{"destination": "10.9.0.0/24", "gateway": "172.18.0.5", "metric": 5}]),
+    "route without a gateway": changed(TUTORIAL, "networks/link0/routes", [{"destination": "10.9.0.0/24"}]),
+    "route to the default": changed(TUTORIAL, "networks/link0/routes", [{"destination": "0.0.0.0/0", "gateway": "172.18.0.5"}]),
+    "no_default_route as a string": changed(TUTORIAL, "networks/link0/no_default_route", "yes"),
 }
 
 
@@ -121,6 +131,7 @@ def test_schema_properties_are_the_models_keys():
     assert set(network["properties"]) == models.NETWORK_KEYS
     assert set(container["properties"]) == models.CONTAINER_KEYS
     assert set(attachment["properties"]) == models.ATTACHMENT_KEYS
+    assert set(network["properties"]["routes"]["items"]["properties"]) == models.ROUTE_KEYS
     assert set(s["properties"]["host"]["properties"]) == models.HOST_KEYS
     for obj in (s, network, container, attachment, s["properties"]["host"]):
         assert obj["additionalProperties"] is False
@@ -170,4 +181,4 @@ def test_init_to_another_file_or_stdout(cli, tmp_path):
 def test_init_names_the_examples_it_has(cli):
     result = cli("init", "--example", "nope")
     assert result.exit_code == 2
-    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'pod', 'tutorial'" in result.stderr
+    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'jumbo', 'pod', 'tutorial'" in result.stderr
