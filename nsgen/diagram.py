@@ -32,7 +32,20 @@ def _network_line(net: Network) -> str:
         traits.append("masquerade")
     else:
         traits.append("routed, no NAT")
-    return f"network {net.name} ({', '.join(traits)})"
+    return f"network {net.name} ({', '.join([*traits, *_link_traits(net)])})"
+
+
+def _link_traits(net: Network) -> list[str]:
+    """What a network's links and routes have besides the defaults: its MTU, no default route, its routes."""
+    traits = [f"mtu {net.mtu}"] if net.mtu is not None else []
+    if net.no_default_route and not net.internal:
+        traits.append("no default route")
+    return traits + [f"route {r.shown}" for r in net.routes]
+
+
+def _interface(a: Attachment) -> str:
+    """A container's interface with its addresses (and its MAC address when one is given)."""
+    return f"{a.interface} {a.shown}" + (f" mac {a.mac_address}" if a.mac_address else "")
 
 
 def _port(p: PublishedPort) -> str:
@@ -59,7 +72,7 @@ def text_picture(topology: Topology) -> str:
         for m, (c, a) in enumerate(members):
             branch = "└── " if m == len(members) - 1 else "├── "
             host_end = f"{a.host_interface} {net.gateways_shown}" if net.driver == "veth" else a.host_interface
-            line = f"{host_end} <──veth──> {c.name}: {a.interface} {a.shown}"
+            line = f"{host_end} <──veth──> {c.name}: {_interface(a)}"
             if c.default_attachment is a and c.ports:
                 line += "  published " + ", ".join(_port(p) for p in c.ports)
             lines.append(stem + branch + line)
@@ -134,7 +147,7 @@ def container_ids(topology: Topology) -> dict[str, str]:
 
 def _network_label(net: Network) -> str:
     kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
-    return f"network {net.name} " + "\n".join(map(str, net.subnets)) + f"\n{net.driver}, {kind}"
+    return "\n".join([f"network {net.name} {net.subnets[0]}", *map(str, net.subnets[1:]), f"{net.driver}, {kind}", *_link_traits(net)])
 
 
 def graph(topology: Topology) -> Graph:
@@ -168,7 +181,7 @@ def _add_containers(t: Topology, g: Graph) -> None:
     for name, c in t.containers.items():
         lines = [f"{name} (netns)"]
         for a in c.attachments:
-            lines += [f"{a.interface} {a.shown}", f"host end {a.host_interface}"]
+            lines += [f"{a.interface} {a.shown}", *([f"mac {a.mac_address}"] if a.mac_address else []), f"host end {a.host_interface}"]
         lines += ["runs: nsgen's port proxy for [::1]" if p.host_side else f"runs: {_command(p.argv)}" for p in c.processes]
         if c.dns:
             lines.append(f"dns: {', '.join(c.dns)}")

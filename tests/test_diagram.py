@@ -416,3 +416,24 @@ def test_diagram_bad_file_is_one_error_line(cli, tmp_path):
     result = cli("diagram", "-f", "t.yaml", "--format", "dot")
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("error: t.yaml: networks.n.subnet: ")
+
+
+def test_link_options_are_shown_in_every_format():
+    """A network's MTU, its routes and no default route, and a container interface's MAC address."""
+    t = topology(example_text("jumbo.yaml"))
+    text = text_picture(t)
+    assert ("network storage (bridge br-storag-a3f9f, 172.28.0.0/24, fd00:28::/64, gateway 172.28.0.1, fd00:28::1, masquerade, "
+            "mtu 9000)") in text
+    assert ("network mgmt (bridge br-mgmt-7160c, 172.29.0.0/24, gateway 172.29.0.1, masquerade, no default route, "
+            "route 203.0.113.0/24 via 172.29.0.1)") in text
+    assert "ve-nas-a155b <──veth──> nas: eth1 172.28.0.10/24, fd00:28::10/64 mac 02:42:ac:1c:00:0a" in text
+    g = graph(t)
+    assert [group.label for group in g.groups] == [
+        "network storage 172.28.0.0/24\nfd00:28::/64\nbridge, masquerade\nmtu 9000",
+        "network mgmt 172.29.0.0/24\nbridge, masquerade\nno default route\nroute 203.0.113.0/24 via 172.29.0.1",
+    ]
+    nas = next(n for n in g.nodes if n.lines[0] == "nas (netns)")
+    assert nas.lines[1:] == ["eth0 172.29.0.2/24", "mac 02:42:ac:1d:00:0a", "host end ve-nas-ce03d",
+                             "eth1 172.28.0.10/24, fd00:28::10/64", "mac 02:42:ac:1c:00:0a", "host end ve-nas-a155b"]
+    for picture in (mermaid(t), dot(t)):
+        assert "mtu 9000" in picture and "no default route" in picture and "02:42:ac:1c:00:0a" in picture

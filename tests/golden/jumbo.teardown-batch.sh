@@ -2,11 +2,11 @@
 # nsgen 0.1.0: teardown (batched) of topology jumbo
 #
 # host (ip_forward on, IPv6 forwarding on)
-# ├── network storage (bridge br-storag-a3f9f, 172.28.0.0/24, fd00:28::/64, gateway 172.28.0.1, fd00:28::1, masquerade)
-# │   ├── ve-nas-a155b <──veth──> nas: eth1 172.28.0.10/24, fd00:28::10/64
+# ├── network storage (bridge br-storag-a3f9f, 172.28.0.0/24, fd00:28::/64, gateway 172.28.0.1, fd00:28::1, masquerade, mtu 9000)
+# │   ├── ve-nas-a155b <──veth──> nas: eth1 172.28.0.10/24, fd00:28::10/64 mac 02:42:ac:1c:00:0a
 # │   └── ve-client-92738 <──veth──> client: eth0 172.28.0.2/24, fd00:28::2/64
-# └── network mgmt (bridge br-mgmt-7160c, 172.29.0.0/24, gateway 172.29.0.1, masquerade)
-#     ├── ve-nas-ce03d <──veth──> nas: eth0 172.29.0.2/24
+# └── network mgmt (bridge br-mgmt-7160c, 172.29.0.0/24, gateway 172.29.0.1, masquerade, no default route, route 203.0.113.0/24 via 172.29.0.1)
+#     ├── ve-nas-ce03d <──veth──> nas: eth0 172.29.0.2/24 mac 02:42:ac:1d:00:0a
 #     └── ve-monito-8ff49 <──veth──> monitor: eth0 172.29.0.3/24
 #
 # Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup. When something cannot be removed, it says what is left and keeps the state directory, so that running it again finishes the job.
