@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.drive import NSGEN, Driver, curl, example_text, ping
-from tests.sandbox import HOST_ADDR, WEB_ADDR, WORLD_NS
+from tests.sandbox import HOST_ADDR, HOST_ADDR6, WEB_ADDR, WORLD_NS
 
 JUMBO = example_text("jumbo.yaml")
 NAS, NAS6, NAS_MGMT, CLIENT, MONITOR = "172.28.0.10", "fd00:28::10", "172.29.0.2", "172.28.0.2", "172.29.0.3"
@@ -151,6 +151,76 @@ def test_routes_through_a_router_container(sandbox, tmp_path, mode):
     assert curl(sb, "client", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
     assert sb.run(["ip", "netns", "exec", "server", "ping", "-c", "1", "-W", "1", WEB_ADDR], check=False).returncode != 0
     assert sb.run(["ip", "netns", "exec", WORLD_NS, "ping", "-c", "1", "-W", "1", "10.89.0.3"], check=False).returncode != 0
+    check_passes(sb, driver)
+    driver.down()
+    assert sb.snapshot() == before
+
+
+TUTORIAL = example_text("tutorial.yaml")
+
+
+def test_veth_network_mtu_and_mac_and_a_change_while_up(sandbox, tmp_path):
+    """The veth driver: the MTU on both ends (the host end holds the gateway), the MAC on the
+    container's end; `nsgen run` with another MTU and MAC brings the host to them."""
+    sb = sandbox
+    before = sb.snapshot()
+    text = TUTORIAL.replace("    masquerade: true ", "    mtu: 9000\n    masquerade: true ").replace(
+        "        host_interface: vethc1 ", '        host_interface: vethc1\n        mac_address: "02:00:5E:10:00:01" ')
+    driver = Driver(sb, tmp_path, "run", text)
+    driver.up()
+    assert link(sb, None, "vethc1")["mtu"] == 9000 and link(sb, "container-1", "veth1")["mtu"] == 9000
+    assert link(sb, "container-1", "veth1")["address"] == "02:00:5e:10:00:01"
+    sb.run(["ip", "netns", "exec", "container-1", "ping", "-c", "1", "-W", "2", "-M", "do", "-s", str(9000 - 28), "172.18.0.1"])
+    assert "lladdr 02:00:5e:10:00:01" in sb.run(["ip", "neigh", "show", "172.18.0.2", "dev", "vethc1"]).stdout
+    assert sb.run(["ip", "netns", "exec", "container-1", "ping", "-c", "1", "-W", "1", "-M", "do", "-s", str(9000 - 27), "172.18.0.1"],
+                  check=False).returncode != 0
+    check_passes(sb, driver)
+
+    driver.topology.write_text(text.replace("mtu: 9000", "mtu: 1400").replace("02:00:5E:10:00:01", "02:00:5e:10:00:02"))
+    driver.up()
+    assert link(sb, None, "vethc1")["mtu"] == 1400 and link(sb, "container-1", "veth1")["mtu"] == 1400
+    assert link(sb, "container-1", "veth1")["address"] == "02:00:5e:10:00:02"
+    assert fits(sb, "container-1", "172.18.0.1", 1400 - 28) and not fits(sb, "container-1", "172.18.0.1", 1400 - 27)
+    check_passes(sb, driver)
+    driver.down()
+    assert sb.snapshot() == before
+
+
+IPV6_ROUTES = """
+name: six
+networks:
+  lan:
+    subnet: "fd00:70::/64"
+    mtu: 1280
+    no_default_route: true
+    routes:
+      - {destination: "2001:db8:113::/64", gateway: "fd00:70::1"}
+  out:
+    subnet: [10.71.0.0/24, "fd00:71::/64"]
+containers:
+  only:
+    networks: [lan]
+  both:
+    networks: [lan, out]
+"""
+
+
+def test_ipv6_only_network_with_a_route_and_no_default_route(sandbox, tmp_path):
+    """An IPv6-only network: its route through the gateway reaches the world's IPv6 web server; a
+    container only on it has no default route; one also on another network takes its default
+    routes (both families) there."""
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "batch", IPV6_ROUTES)
+    driver.up()
+    assert [r for r in routes(sb, "only", "-6") if r["dst"] == "default"] == []
+    assert any(r["dst"] == "2001:db8:113::/64" and r["gateway"] == "fd00:70::1" for r in routes(sb, "only", "-6"))
+    assert curl(sb, "only", "http://[2001:db8:113::10]/").strip() == HOST_ADDR6  # masqueraded, as before
+    assert sb.run(["ip", "netns", "exec", "only", "ping", "-c", "1", "-W", "1", "2001:db8:100::2"], check=False).returncode != 0
+    assert [(r["gateway"], r["dev"]) for r in routes(sb, "both", "-6") if r["dst"] == "default"] == [("fd00:71::1", "eth1")]
+    assert [(r["gateway"], r["dev"]) for r in routes(sb, "both", "-4") if r["dst"] == "default"] == [("10.71.0.1", "eth1")]
+    assert ping(sb, "only", "fd00:70::1") and ping(sb, "only", "fd00:70::3")
+    assert link(sb, "only", "eth0")["mtu"] == 1280
     check_passes(sb, driver)
     driver.down()
     assert sb.snapshot() == before
