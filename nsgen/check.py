@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from nsgen.execute import netns_id as _netns_id
-from nsgen.models import Container, IPAddress, IPNetwork, Network, Topology
+from nsgen.models import Attachment, Container, IPAddress, IPNetwork, Network, Topology
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -403,21 +403,32 @@ def _neighbour_probes(t: Topology, c: Container) -> list[Probe]:
 
 def _outside_probes(t: Topology, c: Container, aims: Aims) -> list[Probe]:
     """From c, a ping to the outside in each family that it routes out and masquerades: through the
-    first network that is not internal and has an address of that family (its default route)."""
+    network whose static route leads to the target, else through the first network that gives a
+    default route and has an address of that family."""
     out: list[Probe] = []
     for version in (4, 6):
-        a = t.way_out(c, version)
+        target, why = aims.get(version, (None, "no target"))
+        routed = _routed(t, c, target)
+        a = routed or t.way_out(c, version)
         if a is None or not t.networks[a.network].masquerade:
             continue
-        target, why = aims.get(version, (None, "no target"))
         family = "" if version == 4 else "IPv6, "
-        what = f"{c.name} → outside {target or '?'} ({family}masqueraded through {a.network}, ping)"
+        through = f"{a.network}'s route" if routed else a.network
+        what = f"{c.name} → outside {target or '?'} ({family}masqueraded through {through}, ping)"
         if target is None:
             out.append((what, None, why))
             continue
         name = _version(target) is None  # a name: resolved inside the container, in this family
         out.append((what, partial(_ping, c.name, target, f"-{version}" if name else ""), ""))
     return out
+
+
+def _routed(t: Topology, c: Container, target: str | None) -> Attachment | None:
+    """The attachment whose network's static route leads c to the target address (None: none does)."""
+    if target is None or _version(target) is None:
+        return None
+    address = ipaddress.ip_address(target)
+    return next((a for a in c.attachments for r in t.routes_of(c, a) if address in r.destination), None)
 
 
 def _port_probes(t: Topology, c: Container) -> list[Probe]:

@@ -171,3 +171,22 @@ def test_probes_of_a_dual_stack_topology_cover_both_families():
     assert probes.pop("web → outside ? (IPv6, masqueraded through front, ping)") == (False, aims[6][1])
     # db is on the internal network only: no way out in either family
     assert not [what for what in probes if "outside" in what or "[::1]" in what]
+
+
+def test_outside_probes_follow_static_routes_and_no_default_route():
+    """The outside is probed through the network whose static route leads there, else through the
+    first network that gives a default route; a container with neither is not probed outside."""
+    from nsgen.check import _probes
+
+    aims = {4: ("203.0.113.10", ""), 6: ("2001:db8:113::10", "")}
+    outside = [what for what, _test, _why in _probes(example_plan("jumbo.yaml").topology, aims) if "outside" in what]
+    assert outside == [
+        "nas → outside 203.0.113.10 (masqueraded through mgmt's route, ping)",
+        "nas → outside 2001:db8:113::10 (IPv6, masqueraded through storage, ping)",
+        "client → outside 203.0.113.10 (masqueraded through storage, ping)",
+        "client → outside 2001:db8:113::10 (IPv6, masqueraded through storage, ping)",
+        "monitor → outside 203.0.113.10 (masqueraded through mgmt's route, ping)",
+    ]
+    aims[4] = ("198.51.100.2", "")
+    outside = [what for what, _test, _why in _probes(example_plan("jumbo.yaml").topology, aims) if "outside" in what and "monitor" in what]
+    assert outside == []  # monitor has no default route, and no route there

@@ -469,3 +469,66 @@ def test_a_key_at_another_level_says_where_it_belongs(fragment, expected):
 def test_a_value_that_is_not_a_mapping_under_a_plain_name_gets_no_hint():
     text = TUTORIAL.replace("    masquerade: true            # default true", "  lan: 10.1.0.0/24")
     assert problems(text) == ["networks.lan: must be a mapping (key: value), got str '10.1.0.0/24'"]
+
+
+LINKOPTS = """
+name: opts
+networks:
+  a: {subnet: 10.60.0.0/24, no_default_route: true, routes: [{destination: 10.62.0.0/24, gateway: 10.60.0.9}]}
+  b: {subnet: [10.61.0.0/24, "FD00:61::/64"], mtu: 9000, routes: [{destination: "FD00:62::/64", gateway: "fd00:61::5"}]}
+  c: {subnet: 10.62.0.0/24}
+containers:
+  both: {networks: {a: {mac_address: "02:AB:00:00:00:01"}, b: {}}}
+  only-a: {networks: [a]}
+  router: {networks: {a: {address: 10.60.0.9}, c: {}}}
+  on-c: {networks: [c, a]}
+"""
+
+
+def test_link_options_resolve_to_canonical_values():
+    t = topology(LINKOPTS)
+    a, b, c = t.networks["a"], t.networks["b"], t.networks["c"]
+    assert (a.mtu, b.mtu, c.mtu) == (None, 9000, None)
+    assert (a.no_default_route, b.no_default_route) == (True, False)
+    assert [r.shown for r in b.routes] == ["fd00:62::/64 via fd00:61::5"]
+    assert t.containers["both"].attachments[0].mac_address == "02:ab:00:00:00:01"
+    assert t.containers["both"].attachments[1].mac_address is None
+
+
+def test_the_default_route_skips_a_network_with_no_default_route():
+    t = topology(LINKOPTS)
+    both, only_a, on_c = t.containers["both"], t.containers["only-a"], t.containers["on-c"]
+    assert (t.way_out(both, 4).network, t.way_out(both, 6).network) == ("b", "b")
+    assert (t.way_out(only_a, 4), t.way_out(only_a, 6)) == (None, None)
+    assert t.way_out(on_c, 4).network == "c"
+
+
+def test_a_container_takes_the_static_routes_of_its_networks_but_not_its_own_nor_to_a_subnet_it_is_on():
+    t = topology(LINKOPTS)
+    routes = {name: [r.shown for a in c.attachments for r in t.routes_of(c, a)] for name, c in t.containers.items()}
+    assert routes == {"both": ["10.62.0.0/24 via 10.60.0.9", "fd00:62::/64 via fd00:61::5"], "only-a": ["10.62.0.0/24 via 10.60.0.9"],
+                      "router": [], "on-c": []}
+
+
+def test_link_options_survive_the_record_and_leave_other_records_as_they_were():
+    from nsgen import record
+
+    t = topology(LINKOPTS)
+    assert record.from_text(record.text(t)) == t
+    plain = record.text(topology(TUTORIAL))
+    assert "mtu" not in plain and "routes" not in plain and "mac_address" not in plain and "no_default_route" not in plain
+
+
+def test_no_mtu_given_means_no_mtu_argument():
+    from nsgen.plan import compile_plan
+
+    words = [w for s in compile_plan(topology(TUTORIAL)).steps for cmd in s.commands for w in cmd.argv]
+    assert "mtu" not in words and "address" not in words
+    steps = {s.id: s for s in compile_plan(topology(LINKOPTS)).steps}
+    assert steps["bridge:b"].commands[0].argv[-4:] == ("mtu", "9000", "type", "bridge")
+    assert steps["veth:both:b"].commands[0].argv[-11:] == ("mtu", "9000", "type", "veth", "peer", "name", "eth1", "mtu", "9000", "netns",
+                                                           "both")
+    assert steps["veth:both:a"].commands[0].argv[-6:] == ("name", "eth0", "address", "02:ab:00:00:00:01", "netns", "both")
+    assert [c.argv for c in steps["routes:both:b"].commands] == [("ip", "-n", "both", "route", "replace", "fd00:62::/64", "via", "fd00:61::5",
+                                                                  "dev", "eth1")]
+    assert "route:only-a" not in steps and "routes:router:a" not in steps
