@@ -53,6 +53,20 @@ def subnets(draw):
     ))
 
 
+def _link_options(draw, spec: dict) -> None:
+    """A network's mtu, no_default_route and routes, mostly valid."""
+    if draw(st.booleans()):
+        spec["mtu"] = draw(rarely(st.integers(1280, 9000), st.sampled_from([0, 67, 70000, "9000", True])))
+    if not draw(st.integers(0, 3)):
+        spec["no_default_route"] = draw(st.booleans())
+    if draw(st.booleans()):
+        gateway = spec["subnet"].split("/")[0].rsplit(".", 1)[0] + ".1"
+        good = st.builds(lambda n: [{"destination": f"198.18.{n}.0/24", "gateway": gateway}], octet)
+        spec["routes"] = draw(rarely(good, st.sampled_from([[{"destination": w, "gateway": gateway}] for w in HOSTILE]
+                                                           + [[{"destination": "203.0.113.0/24", "gateway": w}] for w in HOSTILE]
+                                                           + [[{"destination": "203.0.113.0/24", "gateway": gateway, "x; id": 1}]])))
+
+
 @st.composite
 def topologies(draw):
     nets = {}
@@ -64,11 +78,15 @@ def topologies(draw):
             spec["internal"] = draw(st.booleans())
         if draw(st.booleans()) and not spec.get("internal"):
             spec["masquerade"] = draw(st.booleans())
+        _link_options(draw, spec)
         nets[draw(names)] = spec
     containers = {}
     for _ in range(draw(st.integers(1, 3))):
         attach = draw(st.lists(st.sampled_from(sorted(nets)), min_size=1, max_size=2, unique=True))
         spec = {"networks": attach}
+        if draw(st.booleans()):  # the mapping form, with a MAC address (sometimes hostile, sometimes taken twice)
+            spec["networks"] = {n: {"mac_address": draw(rarely(st.builds("0A:bc:DE:{:02X}:{:02x}:{:02x}".format, octet, octet, octet),
+                                                               st.sampled_from([*HOSTILE, "01:00:5e:00:00:01", 20304050607])))} for n in attach}
         if draw(st.booleans()):
             spec["processes"] = [draw(st.lists(words, min_size=1, max_size=4)), " ".join(shlex.quote(w) for w in draw(st.lists(words, min_size=1, max_size=3)))]
         if draw(st.booleans()):
