@@ -130,7 +130,7 @@ def _container() -> dict[str, Any]:
         {
             "networks": {
                 "description": "The networks the container is attached to, in order: a list of names, or a mapping of names "
-                               "to settings. The default route goes through the first that is not internal.",
+                               "to settings. The default route goes through the first that is neither internal nor no_default_route.",
                 "oneOf": [
                     {"type": "array", "items": network_name, "minItems": 1, "uniqueItems": True},
                     {"type": "object", "propertyNames": network_name, "minProperties": 1,
