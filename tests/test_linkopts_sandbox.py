@@ -224,3 +224,30 @@ def test_ipv6_only_network_with_a_route_and_no_default_route(sandbox, tmp_path):
     check_passes(sb, driver)
     driver.down()
     assert sb.snapshot() == before
+
+
+EXTREMES = """
+name: ext
+networks:
+  big: {subnet: 10.80.0.0/24, mtu: 65535}
+  small: {driver: veth, subnet: 10.81.0.0/24, mtu: 68}
+containers:
+  a: {networks: [big, small]}
+  b: {networks: [big]}
+"""
+
+
+def test_the_smallest_and_largest_mtu(sandbox, tmp_path):
+    """65535 on a bridge and 68 on a veth network (IPv4 only: below 1280 a link has no IPv6 at all,
+    so it takes no addrgenmode either); full-size pings fit."""
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "batch", EXTREMES)
+    driver.up()
+    assert link(sb, None, "br-big-7b2af")["mtu"] == 65535 and link(sb, "b", "eth0")["mtu"] == 65535
+    assert link(sb, "a", "eth1")["mtu"] == 68 and link(sb, None, "ve-a-4adf4")["mtu"] == 68
+    assert fits(sb, "a", "10.80.0.3", 65535 - 28) and fits(sb, "a", "10.81.0.1", 68 - 28)
+    assert not fits(sb, "a", "10.81.0.1", 68 - 27)
+    check_passes(sb, driver)
+    driver.down()
+    assert sb.snapshot() == before

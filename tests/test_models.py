@@ -532,3 +532,13 @@ def test_no_mtu_given_means_no_mtu_argument():
     assert [c.argv for c in steps["routes:both:b"].commands] == [("ip", "-n", "both", "route", "replace", "fd00:62::/64", "via", "fd00:61::5",
                                                                   "dev", "eth1")]
     assert "route:only-a" not in steps and "routes:router:a" not in steps
+
+
+def test_a_link_below_ipv6s_minimum_mtu_takes_no_addrgenmode():
+    """Below 1280 bytes a link has no IPv6 at all, and the kernel refuses addrgenmode on it."""
+    from nsgen.plan import compile_plan
+
+    text = TUTORIAL.replace("    masquerade: true ", "    mtu: 576\n    masquerade: true ")
+    steps = {s.id: s for s in compile_plan(topology(text)).steps}
+    assert steps["host-end:container-1:link0"].commands[-1].argv == ("ip", "link", "set", "vethc1", "alias", "nsgen:tutorial", "up")
+    assert steps["addr:container-1:link0"].commands[-1].argv == ("ip", "-n", "container-1", "link", "set", "veth1", "up")

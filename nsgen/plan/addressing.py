@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nsgen.plan.builder import Builder, with_prefix
+from nsgen.plan.links import no_link_local
 from nsgen.plan.steps import C, Step
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def _addresses(b: Builder, c: Container, a: Attachment) -> None:
             commands=(
                 *(C("ip", "-n", c.name, "addr", "replace", with_prefix(address, n), "dev", a.interface,
                     *(("nodad",) if address.version == 6 else ())) for address, n, _g in a.addresses),
-                C("ip", "-n", c.name, "link", "set", a.interface, "addrgenmode", "none", "up"),
+                C("ip", "-n", c.name, "link", "set", a.interface, *no_link_local(b.t.networks[a.network]), "up"),
             ),
             group=f"container:{c.name}",
         )

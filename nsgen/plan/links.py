@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nsgen.models import MTU6_MIN
 from nsgen.plan.builder import Builder, link_exists, with_prefix
 from nsgen.plan.steps import C, Command, Step
 
@@ -39,6 +40,12 @@ def _link_local(net: Network) -> str:
 
 def _shown(net: Network) -> str:
     return " and ".join(with_prefix(g, s.prefixlen) for s, g in net.families)
+
+
+def no_link_local(net: Network) -> tuple[str, ...]:
+    """`addrgenmode none`: no IPv6 link-local address on a link of the network. A link whose MTU is
+    below IPv6's minimum has no IPv6 at all (the kernel refuses the setting there): nothing then."""
+    return ("addrgenmode", "none") if net.mtu is None or net.mtu >= MTU6_MIN else ()
 
 
 def mtu(net: Network) -> tuple[str, ...]:
@@ -108,13 +115,13 @@ def veths(b: Builder) -> None:
                            f"and bring it up{'' if net.subnet6 else ' (no IPv6 link-local address)'}: the host is {c.name}'s router.")
                 commands = (
                     *gateway_addresses(net, a.host_interface),
-                    C("ip", "link", "set", a.host_interface, "alias", b.mark, "addrgenmode", "none", "up"),
+                    C("ip", "link", "set", a.host_interface, "alias", b.mark, *no_link_local(net), "up"),
                 )
             else:
                 summary = (f"Plug {a.host_interface} into bridge {net.bridge} (it has no address of its own, not even IPv6 link-local) "
                            f"with hairpin on, so {c.name} reaches its own published ports; mark it (alias {b.mark}) and bring it up.")
                 commands = (
-                    C("ip", "link", "set", a.host_interface, "master", str(net.bridge), "alias", b.mark, "addrgenmode", "none", "up"),
+                    C("ip", "link", "set", a.host_interface, "master", str(net.bridge), "alias", b.mark, *no_link_local(net), "up"),
                     C("ip", "link", "set", a.host_interface, "type", "bridge_slave", "hairpin", "on"),
                 )
             b.add(Step(id=f"host-end:{c.name}:{a.network}", section="Links", summary=summary, commands=commands, group=f"container:{c.name}"))
