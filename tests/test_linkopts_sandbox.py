@@ -231,6 +231,7 @@ name: ext
 networks:
   big: {subnet: 10.80.0.0/24, mtu: 65535}
   small: {driver: veth, subnet: 10.81.0.0/24, mtu: 68}
+  lonely: {subnet: 10.82.0.0/24, mtu: 9000, bridge: br-lonely}
 containers:
   a: {networks: [big, small]}
   b: {networks: [big]}
@@ -239,15 +240,19 @@ containers:
 
 def test_the_smallest_and_largest_mtu(sandbox, tmp_path):
     """65535 on a bridge and 68 on a veth network (IPv4 only: below 1280 a link has no IPv6 at all,
-    so it takes no addrgenmode either); full-size pings fit."""
+    so it takes no addrgenmode either); full-size pings fit. A bridge keeps its MTU without ports."""
     sb = sandbox
     before = sb.snapshot()
     driver = Driver(sb, tmp_path, "batch", EXTREMES)
     driver.up()
     assert link(sb, None, "br-big-7b2af")["mtu"] == 65535 and link(sb, "b", "eth0")["mtu"] == 65535
     assert link(sb, "a", "eth1")["mtu"] == 68 and link(sb, None, "ve-a-4adf4")["mtu"] == 68
+    assert link(sb, None, "br-lonely")["mtu"] == 9000
     assert fits(sb, "a", "10.80.0.3", 65535 - 28) and fits(sb, "a", "10.81.0.1", 68 - 28)
     assert not fits(sb, "a", "10.81.0.1", 68 - 27)
     check_passes(sb, driver)
+    for port in json.loads(sb.run(["ip", "-j", "link", "show", "master", "br-big-7b2af"]).stdout):  # its ports gone, it keeps its MTU
+        sb.run(["ip", "link", "delete", port["ifname"]])
+    assert link(sb, None, "br-big-7b2af")["mtu"] == 65535
     driver.down()
     assert sb.snapshot() == before

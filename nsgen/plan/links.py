@@ -53,6 +53,12 @@ def mtu(net: Network) -> tuple[str, ...]:
     return ("mtu", str(net.mtu)) if net.mtu is not None else ()
 
 
+def _kept(net: Network) -> str:
+    """A bridge's MTU set once it is made is its own: the kernel keeps it whatever its ports (one given at
+    creation would follow them, back to 1500 once the last port is gone)."""
+    return f", set its MTU to {net.mtu} (its own, whatever its ports)" if net.mtu is not None else ""
+
+
 def _mtu_shown(net: Network, which: str = "") -> str:
     return f"{which} with MTU {net.mtu}" if net.mtu is not None else ""
 
@@ -80,16 +86,17 @@ def bridges(b: Builder) -> None:
             continue
         assert net.bridge
         addresses = "addresses" if len(net.families) > 1 else "address"
-        b.add(_new_link(b, f"bridge:{net.name}", "Bridges", net.bridge, (*mtu(net), "type", "bridge"), f"network:{net.name}",
-                         f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers{_mtu_shown(net)}."))
+        b.add(_new_link(b, f"bridge:{net.name}", "Bridges", net.bridge, ("type", "bridge"), f"network:{net.name}",
+                         f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers."))
         b.add(
             Step(
                 id=f"bridge-up:{net.name}",
                 section="Bridges",
                 summary=f"Give {net.bridge} the gateway {addresses} {_shown(net)}{_link_local(net)}, mark it as topology {b.t.name}'s "
-                f"(alias {b.mark}) and bring it up: the host is the network's router.",
+                f"(alias {b.mark}){_kept(net)} and bring it up: the host is the network's router.",
                 commands=(*gateway_addresses(net, net.bridge),
-                          C("ip", "link", "set", net.bridge, "alias", b.mark, *(("addrgenmode", "none") if net.subnet6 else ()), "up")),
+                          C("ip", "link", "set", net.bridge, "alias", b.mark, *(("addrgenmode", "none") if net.subnet6 else ()), *mtu(net),
+                            "up")),
                 group=f"network:{net.name}",
             )
         )

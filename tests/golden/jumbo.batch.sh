@@ -37,8 +37,8 @@ NSGEN_EOF
 
 # Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
 # Teardown puts net.ipv6.conf.all.forwarding back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-# Create bridge br-storag-a3f9f for network storage: a virtual switch for its containers with MTU 9000.
-# Give br-storag-a3f9f the gateway addresses 172.28.0.1/24 and fd00:28::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it as topology jumbo's (alias nsgen:jumbo) and bring it up: the host is the network's router.
+# Create bridge br-storag-a3f9f for network storage: a virtual switch for its containers.
+# Give br-storag-a3f9f the gateway addresses 172.28.0.1/24 and fd00:28::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it as topology jumbo's (alias nsgen:jumbo), set its MTU to 9000 (its own, whatever its ports) and bring it up: the host is the network's router.
 # Create bridge br-mgmt-7160c for network mgmt: a virtual switch for its containers.
 # Give br-mgmt-7160c the gateway address 172.29.0.1/24, mark it as topology jumbo's (alias nsgen:jumbo) and bring it up: the host is the network's router.
 begin 1 ip_forward:restore
@@ -48,11 +48,11 @@ begin 4 bridge-up:storage
 begin 5 bridge:mgmt
 begin 6 bridge-up:mgmt
 ip -batch - <<'NSGEN_EOF'
-link add br-storag-a3f9f group 0x6e88e5c0 mtu 9000 type bridge
+link add br-storag-a3f9f group 0x6e88e5c0 type bridge
 addr replace 172.28.0.1/24 dev br-storag-a3f9f
 addr replace fd00:28::1/64 dev br-storag-a3f9f nodad
 addr replace fe80::1/64 dev br-storag-a3f9f nodad
-link set br-storag-a3f9f alias nsgen:jumbo addrgenmode none up
+link set br-storag-a3f9f alias nsgen:jumbo addrgenmode none mtu 9000 up
 link add br-mgmt-7160c group 0x6e88e5c0 type bridge
 addr replace 172.29.0.1/24 dev br-mgmt-7160c
 link set br-mgmt-7160c alias nsgen:jumbo up

@@ -41,20 +41,20 @@ begin 2 ipv6_forwarding:restore  # for the rollback: nothing to do at setup
 
 # ==== Bridges ====
 
-# Create bridge br-storag-a3f9f for network storage: a virtual switch for its containers with MTU 9000.
+# Create bridge br-storag-a3f9f for network storage: a virtual switch for its containers.
 if has_link br-storag-a3f9f; then
   nsgen_say 'already done: bridge:storage'
 else
   begin 3 bridge:storage
-  ip link add br-storag-a3f9f group 0x6e88e5c0 mtu 9000 type bridge
+  ip link add br-storag-a3f9f group 0x6e88e5c0 type bridge
 fi
 
-# Give br-storag-a3f9f the gateway addresses 172.28.0.1/24 and fd00:28::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it as topology jumbo's (alias nsgen:jumbo) and bring it up: the host is the network's router.
+# Give br-storag-a3f9f the gateway addresses 172.28.0.1/24 and fd00:28::1/64 (and the link-local fe80::1/64, usable at once: the host asks for containers' addresses from it), mark it as topology jumbo's (alias nsgen:jumbo), set its MTU to 9000 (its own, whatever its ports) and bring it up: the host is the network's router.
 begin 4 bridge-up:storage
 ip addr replace 172.28.0.1/24 dev br-storag-a3f9f
 ip addr replace fd00:28::1/64 dev br-storag-a3f9f nodad
 ip addr replace fe80::1/64 dev br-storag-a3f9f nodad
-ip link set br-storag-a3f9f alias nsgen:jumbo addrgenmode none up
+ip link set br-storag-a3f9f alias nsgen:jumbo addrgenmode none mtu 9000 up
 
 # Create bridge br-mgmt-7160c for network mgmt: a virtual switch for its containers.
 if has_link br-mgmt-7160c; then
