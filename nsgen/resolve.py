@@ -680,9 +680,11 @@ def _route(item: Any, subnets: dict[int, IPNetwork] | None, path: str, problems:
     if not isinstance(item, dict):
         problems.add(path, f"must be a mapping {{destination: PREFIX, gateway: ADDRESS}}, got {_show(item)}")
         return None
+    known = len(problems.items)
     _check_keys(item, ROUTE_KEYS, path, problems)
+    misspelt = len(problems.items) > known  # a key misspelt is said once, as unknown, not again as missing
     for key, what in (("destination", "the prefix it leads to, like 10.89.0.0/24"), ("gateway", "the address it goes through")):
-        if key not in item:
+        if key not in item and not misspelt:
             problems.add(f"{path}.{key}", f"is required: {what}")
     destination = _destination(item["destination"], f"{path}.destination", problems) if "destination" in item else None
     gateway = _address(item["gateway"], f"{path}.gateway", problems) if "gateway" in item else None

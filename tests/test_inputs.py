@@ -232,6 +232,7 @@ JUMBO_EXTRA = [
     (ROUTE, "{destination: 172.29.0.128/25, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: 172.29.0.128/25 overlaps the network's own subnet 172.29.0.0/24, which its containers reach directly"),
     (ROUTE, "{destination: 203.0.113.0/24, gateway: 172.29.0.1, metric: 5}", "networks.mgmt.routes[0].metric: unknown key 'metric'; known keys: destination, gateway"),
     (ROUTE, "{destination: 203.0.113.0/24}", "networks.mgmt.routes[0].gateway: is required: the address it goes through"),
+    (ROUTE, "{destination: 203.0.113.0/24, gatway: 172.29.0.1}", "networks.mgmt.routes[0].gatway: unknown key 'gatway'; did you mean 'gateway'?"),
     (ROUTE, "203.0.113.0/24", "networks.mgmt.routes[0]: must be a mapping {destination: PREFIX, gateway: ADDRESS}, got '203.0.113.0/24'"),
     (f"      - {ROUTE}", f"      - {ROUTE}\n      - {{destination: 203.0.113.0/24, gateway: 172.29.0.5}}", "networks.mgmt.routes[1].destination: 203.0.113.0/24 is already routed by this network (via 172.29.0.1)"),
     ("    mtu: 9000 ", "    mtu: 9000\n    routes: [{destination: 203.0.113.0/24, gateway: 172.28.0.1}] ", "containers.nas.networks.storage: network 'storage' routes 203.0.113.0/24 via 172.28.0.1 and network 'mgmt' routes 203.0.113.0/24 via 172.29.0.1: a container takes only one"),
