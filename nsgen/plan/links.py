@@ -5,7 +5,11 @@ No end gets an IPv6 link-local address (addrgenmode none, as Docker does): other
 interface that comes up sends neighbour discovery and multicast reports, which a bridge floods to
 all its ports, so bringing up the n-th container costs in proportion to n. A network's IPv6
 addresses are added without duplicate address detection (nodad): they are usable at once, and the
-addresses are nsgen's to hand out."""
+addresses are nsgen's to hand out.
+
+A network's MTU is given to both ends of each veth pair as the pair is made, and to its bridge once
+the bridge is made (so that it is the bridge's own); a container interface's MAC address is given
+to its end as the pair is made. Without them, no argument: the kernel's defaults stay."""
 
 from __future__ import annotations
 
