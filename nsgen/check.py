@@ -242,7 +242,8 @@ class _Checker:
         c = self.t.containers[cname]
         a = self.t.way_out(c, version)
         if a is None:
-            return  # only internal networks (of this family): no default route on purpose
+            self.no_default_route(c, version)
+            return  # only internal networks (of this family), or no_default_route: no default route on purpose
         gateway = a.gateway if version == 4 else a.gateway6
         what = f"{cname}: {'IPv6 ' if version == 6 else ''}default via {gateway} dev {a.interface}"
         routes = self.seen.routes(cname, version)
@@ -256,6 +257,18 @@ class _Checker:
         ok = any(r.get("gateway") == str(gateway) and r.get("dev") == a.interface for r in default)
         found = "; ".join(f"via {r.get('gateway', '-')} dev {r.get('dev', '-')}" for r in default)
         self.add(_ok(ok, "route", what, f"the default route is {found}"))
+
+    def no_default_route(self, c: Container, version: int) -> None:
+        """A container on a network with no_default_route, and no other way out: it has no default route."""
+        if not any(self.t.networks[a.network].no_default_route and a.address_of(version) is not None for a in c.attachments):
+            return
+        what = f"{c.name}: no {'IPv6 ' if version == 6 else ''}default route"
+        routes = self.seen.routes(c.name, version)
+        if routes is None:
+            self.add(Result(FAIL, "route", what, f"namespace {c.name} is missing"))
+            return
+        found = "; ".join(f"via {r.get('gateway', '-')} dev {r.get('dev', '-')}" for r in routes if r.get("dst") == "default")
+        self.add(_ok(not found, "route", what, f"it has one: {found}"))
 
     def checks(self, step: Step, kind: str) -> None:
         """What the step says proves it, of one kind: probes (every chain and rule it loads), or

@@ -83,15 +83,18 @@ def test_jumbo_example(sandbox, tmp_path, mode):
     assert "PASS  link       nas: eth1 has MAC address 02:42:ac:1c:00:0a" in out
     assert "PASS  route      monitor: 203.0.113.0/24 via 172.29.0.1 dev eth0" in out
     assert "PASS  route      nas: default via 172.28.0.1 dev eth1" in out
+    assert "PASS  route      monitor: no default route" in out
     # drift is seen: another MTU, another MAC, a route gone
     sb.run(["ip", "-n", "client", "link", "set", "eth0", "mtu", "1500"])
     sb.run(["ip", "-n", "nas", "link", "set", "eth1", "address", "02:42:ac:1c:00:0b"])
     sb.run(["ip", "-n", "monitor", "route", "del", "203.0.113.0/24"])
+    sb.run(["ip", "-n", "monitor", "route", "add", "default", "via", "172.29.0.1"])
     done = sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False)
     assert done.returncode == 1
     assert "FAIL  link       client: eth0 has MTU 9000: its MTU is 1500" in done.stdout
     assert "FAIL  link       nas: eth1 has MAC address 02:42:ac:1c:00:0a: its MAC address is 02:42:ac:1c:00:0b" in done.stdout
     assert "FAIL  route      monitor: 203.0.113.0/24 via 172.29.0.1 dev eth0: no route there" in done.stdout
+    assert "FAIL  route      monitor: no default route: it has one: via 172.29.0.1 dev eth0" in done.stdout
 
     driver.down()
     driver.down()
