@@ -259,3 +259,23 @@ def test_the_smallest_and_largest_mtu(sandbox, tmp_path):
     assert link(sb, None, "br-big-7b2af")["mtu"] == 65535
     driver.down()
     assert sb.snapshot() == before
+
+
+def test_routes_and_no_default_route_change_while_up(sandbox, tmp_path):
+    """`nsgen run` with mgmt giving a default route again and another static route: monitor takes
+    the default route and the new route, and loses the old one."""
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "run", JUMBO)
+    driver.up()
+    assert [r for r in routes(sb, "monitor", "-4") if r["dst"] == "default"] == []
+    driver.topology.write_text(JUMBO.replace("    no_default_route: true ", "    no_default_route: false ")
+                               .replace("{destination: 203.0.113.0/24, gateway: 172.29.0.1}", "{destination: 192.0.2.0/24, gateway: 172.29.0.1}"))
+    driver.up()
+    found = [(r["dst"], r.get("gateway")) for r in routes(sb, "monitor", "-4")]
+    assert ("default", "172.29.0.1") in found and ("192.0.2.0/24", "172.29.0.1") in found and ("203.0.113.0/24", "172.29.0.1") not in found
+    assert [(r["gateway"], r["dev"]) for r in routes(sb, "nas", "-4") if r["dst"] == "default"] == [("172.29.0.1", "eth0")]
+    assert curl(sb, "monitor", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
+    check_passes(sb, driver)
+    driver.down()
+    assert sb.snapshot() == before
