@@ -206,10 +206,11 @@ class Topology(NamedTuple):
 
     def routes_of(self, c: Container, a: Attachment) -> tuple[Route, ...]:
         """The static routes of a's network that c takes: not those through c's own address there, nor
-        those to a destination that overlaps a subnet c is on (it reaches that directly)."""
+        those to a destination inside a subnet c is on (it reaches that directly; a route there would
+        replace or cut into the subnet's own route)."""
         own = [s for b in c.attachments for s, _g in self.networks[b.network].families]
         return tuple(r for r in self.networks[a.network].routes if r.gateway != a.address_of(r.gateway.version)
-                     and not any(s.version == r.destination.version and s.overlaps(r.destination) for s in own))  # type: ignore[arg-type]
+                     and not any(s.version == r.destination.version and r.destination.subnet_of(s) for s in own))  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -656,8 +656,8 @@ def _mtu(value: Any, subnets: dict[int, IPNetwork] | None, path: str, problems: 
 
 
 def _routes(value: Any, subnets: dict[int, IPNetwork] | None, path: str, problems: Problems) -> tuple[Route, ...]:
-    """A network's static routes: each exactly a destination (a prefix, host bits clear, outside the
-    network's own subnet) and a gateway inside the network's subnet of the same family."""
+    """A network's static routes: each exactly a destination (a prefix, host bits clear, not inside
+    the network's own subnet) and a gateway inside the network's subnet of the same family."""
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -698,8 +698,8 @@ def _route(item: Any, subnets: dict[int, IPNetwork] | None, path: str, problems:
         problems.add(f"{path}.gateway", why)
         return None
     own = subnets.get(destination.version)
-    if own is not None and own.overlaps(destination):  # type: ignore[arg-type]
-        problems.add(f"{path}.destination", f"{destination} overlaps the network's own subnet {own}, which its containers reach directly")
+    if own is not None and destination.subnet_of(own):  # type: ignore[arg-type]
+        problems.add(f"{path}.destination", f"{destination} is inside the network's own subnet {own}, which its containers reach directly")
         return None
     return Route(destination, gateway)
 

@@ -79,7 +79,7 @@ def _network() -> dict[str, Any]:
                                    f"at least {models.MTU6_MIN} with an IPv6 subnet). Default: the kernel's (1500)."},
             "routes": {"type": ["array", "null"], "items": _route(),
                        "description": "Static routes installed in each container on the network (not in the one that is the "
-                                      "gateway, nor in one directly on the destination)."},
+                                      "gateway, nor in one on a network whose subnet holds the destination)."},
             "no_default_route": {"type": "boolean", "default": False,
                                  "description": "Still routed (and masqueraded) through the host, but its containers take no default "
                                                 "route through it: the next network that gives one does, or none."},

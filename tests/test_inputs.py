@@ -229,7 +229,7 @@ JUMBO_EXTRA = [
     (ROUTE, "{destination: 203.0.113.1/24, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: '203.0.113.1/24' has host bits set; the prefix is 203.0.113.0/24"),
     (ROUTE, "{destination: 203.0.113.0, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: must be a prefix written as a string, like 10.89.0.0/24 or fd00:89::/64, got '203.0.113.0'"),
     (ROUTE, "{destination: 0.0.0.0/0, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: 0.0.0.0/0 is the default route; it goes through the first network that gives one (no_default_route: false)"),
-    (ROUTE, "{destination: 172.29.0.128/25, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: 172.29.0.128/25 overlaps the network's own subnet 172.29.0.0/24, which its containers reach directly"),
+    (ROUTE, "{destination: 172.29.0.128/25, gateway: 172.29.0.1}", "networks.mgmt.routes[0].destination: 172.29.0.128/25 is inside the network's own subnet 172.29.0.0/24, which its containers reach directly"),
     (ROUTE, "{destination: 203.0.113.0/24, gateway: 172.29.0.1, metric: 5}", "networks.mgmt.routes[0].metric: unknown key 'metric'; known keys: destination, gateway"),
     (ROUTE, "{destination: 203.0.113.0/24}", "networks.mgmt.routes[0].gateway: is required: the address it goes through"),
     (ROUTE, "{destination: 203.0.113.0/24, gatway: 172.29.0.1}", "networks.mgmt.routes[0].gatway: unknown key 'gatway'; did you mean 'gateway'?"),

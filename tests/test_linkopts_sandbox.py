@@ -108,7 +108,7 @@ networks:
     subnet: [10.88.0.0/24, "fd00:88::/64"]
     mtu: 9002
     routes:
-      - {destination: 10.89.0.0/24, gateway: 10.88.0.2}
+      - {destination: 10.89.0.0/16, gateway: 10.88.0.2}   # wider than back's subnet
       - {destination: "fd00:89::/64", gateway: "fd00:88::2"}
   back:
     driver: bridge
@@ -138,7 +138,7 @@ def test_routes_through_a_router_container(sandbox, tmp_path, mode):
     driver = Driver(sb, tmp_path, mode, ROUTED)
     driver.up()
     assert [r["dst"] for r in routes(sb, "router", "-4") if r.get("gateway") in ("10.88.0.2", "10.89.0.2")] == []
-    assert any(r["dst"] == "10.89.0.0/24" and r["gateway"] == "10.88.0.2" and r["dev"] == "eth0" for r in routes(sb, "client", "-4"))
+    assert any(r["dst"] == "10.89.0.0/16" and r["gateway"] == "10.88.0.2" and r["dev"] == "eth0" for r in routes(sb, "client", "-4"))
     assert any(r["dst"] == "fd00:88::/64" and r["gateway"] == "fd00:89::2" and r["dev"] == "eth0" for r in routes(sb, "server", "-6"))
     # without forwarding in the router, nothing crosses
     assert sb.run(["ip", "netns", "exec", "client", "ping", "-c", "1", "-W", "1", "10.89.0.3"], check=False).returncode != 0

@@ -543,3 +543,17 @@ def test_a_link_below_ipv6s_minimum_mtu_takes_no_addrgenmode():
     steps = {s.id: s for s in compile_plan(topology(text)).steps}
     assert steps["host-end:container-1:link0"].commands[-1].argv == ("ip", "link", "set", "vethc1", "alias", "nsgen:tutorial", "up")
     assert steps["addr:container-1:link0"].commands[-1].argv == ("ip", "-n", "container-1", "link", "set", "veth1", "up")
+
+
+def test_a_route_wider_than_a_subnet_the_container_is_on_is_taken():
+    """10.0.0.0/8 through a router: the containers' own /24 routes are more specific, so they take it."""
+    text = """
+name: wide
+networks:
+  front: {subnet: 10.88.0.0/24, routes: [{destination: 10.0.0.0/8, gateway: 10.88.0.2}]}
+containers:
+  router: {networks: {front: {address: 10.88.0.2}}}
+  client: {networks: [front]}
+"""
+    t = topology(text)
+    assert [[r.shown for a in c.attachments for r in t.routes_of(c, a)] for c in t.containers.values()] == [[], ["10.0.0.0/8 via 10.88.0.2"]]
