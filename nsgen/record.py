@@ -31,8 +31,10 @@ def _text(value: Any) -> str | None:
 def _network(n: Any) -> dict:
     # IPv6 fields only when the network has IPv6: an IPv4 topology's record (and digest) is what it was
     six = {"subnet6": str(n.subnet6), "gateway6": str(n.gateway6)} if n.subnet6 else {}
+    # newer fields only when set: the record (and digest) of a topology without them is what it was
+    newer = {**({"parent": n.parent} if n.parent else {}), **({"outbound_addr": list(map(str, n.outbound_addr))} if n.outbound_addr else {})}
     return {"name": n.name, "driver": n.driver, "subnet": _text(n.subnet), "gateway": _text(n.gateway),
-            "masquerade": n.masquerade, "internal": n.internal, "bridge": n.bridge, **six}
+            "masquerade": n.masquerade, "internal": n.internal, "bridge": n.bridge, **six, **newer}
 
 
 def _attachment(a: Any) -> dict:
@@ -97,10 +99,12 @@ def from_text(body: str | bytes) -> Any:
             networks[n["name"]] = Network(str(n["name"]), str(n["driver"]), _ip(n["subnet"], ipaddress.IPv4Network),
                                           _ip(n["gateway"], ipaddress.IPv4Address), bool(n["masquerade"]), bool(n["internal"]),
                                           n["bridge"] if n["bridge"] is None else str(n["bridge"]),
-                                          _ip(n.get("subnet6"), ipaddress.IPv6Network), _ip(n.get("gateway6"), ipaddress.IPv6Address))
+                                          _ip(n.get("subnet6"), ipaddress.IPv6Network), _ip(n.get("gateway6"), ipaddress.IPv6Address),
+                                          _text(n.get("parent")), tuple(map(ipaddress.ip_address, n.get("outbound_addr", []))))
         containers = {}
         for c in data["containers"]:
-            attachments = tuple(Attachment(str(a["network"]), str(a["interface"]), str(a["host_interface"]), _ip(a["address"], ipaddress.IPv4Address),
+            attachments = tuple(Attachment(str(a["network"]), str(a["interface"]), _text(a["host_interface"]),
+                                           _ip(a["address"], ipaddress.IPv4Address),
                                            int(a["prefixlen"]), _ip(a["gateway"], ipaddress.IPv4Address),
                                            _ip(a.get("address6"), ipaddress.IPv6Address), int(a.get("prefixlen6", 0)),
                                            _ip(a.get("gateway6"), ipaddress.IPv6Address)) for a in c["attachments"])

@@ -31,12 +31,16 @@ class Builder:
         return ("link_ours", name, self.group, self.t.name)
 
     def host_devices(self) -> list[str]:
-        """Every host device the topology makes: its bridges and the host ends of its veth pairs."""
+        """Every host device the topology makes: its bridges and the host ends of its veth pairs (a
+        macvlan or ipvlan interface lives in its namespace only)."""
         names = [n.bridge for n in self.t.networks.values() if n.bridge]
-        return names + [a.host_interface for c in self.t.containers.values() for a in c.attachments]
+        return names + [a.host_interface for c in self.t.containers.values() for a in c.attachments if a.host_interface]
 
     def host_dev(self, net: Network) -> str | None:
-        """The host device that holds the network's gateway addresses (None: nothing attaches to a veth network)."""
+        """The host device that holds the network's gateway addresses (None: nothing attaches to a veth
+        network; a macvlan or ipvlan network has none, its gateway is the LAN's router)."""
+        if net.direct:
+            return None
         if net.driver == "bridge":
             return net.bridge
         members = self.t.members(net.name)
