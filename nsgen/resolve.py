@@ -681,7 +681,7 @@ def _outbound(spec: dict, draft: _NetworkDraft, problems: Problems, env: Environ
             ok = False
         elif host is not None and address not in host:
             problems.add(path, f"{address} is not an address of this host: traffic can leave only with an address the host has "
-                               "(add it to an interface first, like `ip addr add 198.51.100.7/24 dev eth0`)")
+                               "(add it to one of its interfaces first)")
             ok = False
     return tuple(given[v] for v in sorted(given)) if ok else ()
 
