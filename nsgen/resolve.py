@@ -253,7 +253,8 @@ def _per_family(value: Any, path: str, problems: Problems, parse: Callable[[Any,
         if parsed is None:
             ok = False
         elif parsed.version in found:
-            problems.add(path, f"lists two IPv{parsed.version} {what}s ({found[parsed.version]}, {parsed}); "
+            plural = what + ("es" if what.endswith("s") else "s")
+            problems.add(path, f"lists two IPv{parsed.version} {plural} ({found[parsed.version]}, {parsed}); "
                                f"a network has at most one {what} per family")
             ok = False
         else:
