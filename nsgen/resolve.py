@@ -601,7 +601,20 @@ def _resolve_networks(value: Any, topology: str, problems: Problems, env: Enviro
                 if theirs is not None and theirs.overlaps(subnet):  # type: ignore[arg-type]
                     problems.add(f"{draft.path}.subnet", f"{subnet} overlaps {theirs} of network {other.label!r}")
         drafts[key] = draft
+    _check_parents(drafts, problems)
     return drafts
+
+
+def _check_parents(drafts: dict[Any, _NetworkDraft], problems: Problems) -> None:
+    """The kernel gives a parent interface macvlan or ipvlan children, not both."""
+    kinds: dict[str, _NetworkDraft] = {}
+    for draft in drafts.values():
+        if not draft.direct or draft.parent is None:
+            continue
+        other = kinds.setdefault(draft.parent, draft)
+        if other.driver != draft.driver:
+            problems.add(f"{draft.path}.parent", f"{draft.parent!r} is already the parent of {other.driver} network {other.label!r}; "
+                                                 "an interface carries macvlan or ipvlan networks, not both")
 
 
 def _network(key: Any, spec: Any, topology: str, problems: Problems, env: Environment) -> _NetworkDraft:

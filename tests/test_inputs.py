@@ -232,6 +232,9 @@ OUTBOUND_AND_LAN = [
      "networks.lan.outbound_addr: a macvlan network's containers reach out on the parent's LAN with their own addresses, not through the host, so it has no outbound address"),
     ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24, bridge: br0}\n  back:\n",
      "networks.lan.bridge: only a network with driver bridge has a bridge device"),
+    ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24}\n  wlan: {driver: ipvlan, parent: eth0, subnet: 192.168.2.0/24}\n"
+     "  back:\n", "networks.wlan.parent: 'eth0' is already the parent of macvlan network 'lan'; an interface carries macvlan or ipvlan "
+     "networks, not both"),
     ("    networks: [front, back]", "    networks:\n      lan: {host_interface: ve-app}\n      back:\n",
      "containers.app.networks.lan.host_interface: a macvlan network has no host end: app's interface is made on the parent eth0"),
     ("    networks: [front]           # eth0 172.20.0.2", "    networks: [lan, front]",
@@ -241,8 +244,8 @@ LAN = "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24}\n  back:\n
 
 ALL = (
     [(TUTORIAL, *c) for c in CASES + EXTRA]
-    + [(BRIDGE, old, new, expected) for old, new, expected in OUTBOUND_AND_LAN[:10]]
-    + [(BRIDGE.replace("  back:\n", LAN, 1), old, new, expected) for old, new, expected in OUTBOUND_AND_LAN[10:]]
+    + [(BRIDGE, old, new, expected) for old, new, expected in OUTBOUND_AND_LAN[:11]]
+    + [(BRIDGE.replace("  back:\n", LAN, 1), old, new, expected) for old, new, expected in OUTBOUND_AND_LAN[11:]]
     + [(BRIDGE, old, new, expected[0]) for old, new, expected in BRIDGE_CASES]
     + [(BRIDGE, *c) for c in BRIDGE_EXTRA]
 )

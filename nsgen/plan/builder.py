@@ -47,8 +47,10 @@ class Builder:
         return members[0][1].host_interface if members else None
 
     def versions(self) -> tuple[int, ...]:
-        """The address families the topology's networks have (4, 6 or both)."""
-        return tuple(v for v in (4, 6) if any(v in n.versions for n in self.t.networks.values()))
+        """The address families the topology's networks have (4, 6 or both): those the host routes (a
+        macvlan or ipvlan network's are its LAN's, not the host's business), unless it routes none."""
+        routed = [n for n in self.t.networks.values() if not n.direct] or list(self.t.networks.values())
+        return tuple(v for v in (4, 6) if any(v in n.versions for n in routed))
 
 
 def link_exists(name: str) -> Argv:
