@@ -136,3 +136,48 @@ def test_nsgen_check_sees_a_macvlan_interface(sandbox, tmp_path):
     assert f"a: eth0 is a macvlan interface on {WORLD_LINK}" in checked.stdout
     driver.down()
     assert HOST_ADDR in sb.run(["ip", "-br", "addr", "show", WORLD_LINK]).stdout
+
+
+MIXED = f"""\
+name: mixed
+networks:
+  lan:
+    driver: macvlan
+    subnet: [198.51.100.0/24, "2001:db8:100::/64"]
+    gateway: [{WORLD_ADDR}, "2001:db8:100::2"]
+  front:
+    subnet: 172.30.0.0/24
+containers:
+  a:
+    networks:
+      lan: {{interface: {WORLD_LINK}}}   # the parent's own name, inside the namespace
+    dns: [203.0.113.53]
+  b:
+    networks: [front, lan]
+    dns: [203.0.113.53]
+"""
+
+
+def test_macvlan_beside_a_bridge_dual_stack_and_changed_while_up(sandbox, tmp_path):
+    """A container on a bridge network first and the LAN second routes out through the host
+    (masqueraded) and is still reached on the LAN; IPv6 on the LAN works as IPv4 does; a container
+    added to the LAN while the topology is up joins it, and teardown leaves the host as it was."""
+    sb = sandbox
+    before = sb.snapshot()
+    forwarding6 = ["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]
+    forwarding6_before = sb.run(forwarding6).stdout
+    driver = Driver(sb, tmp_path, "run", MIXED)
+    driver.up()
+    assert curl(sb, "a", f"http://{WEB_ADDR}/").strip() == A
+    assert curl(sb, "a", "http://[2001:db8:113::10]/").strip() == "2001:db8:100::3"
+    assert ping(sb, WORLD_NS, "2001:db8:100::3")
+    assert curl(sb, "b", f"http://{WEB_ADDR}/").strip() == HOST_ADDR  # its default route: front, masqueraded
+    assert ping(sb, WORLD_NS, B) and ping(sb, "a", B)
+    # IPv6 forwarding stays as it was: the host routes no IPv6 network of its own
+    assert sb.run(forwarding6).stdout == forwarding6_before
+    (tmp_path / "changed").mkdir()
+    changed = Driver(sb, tmp_path / "changed", "run", MIXED + "  c: {networks: [lan], dns: [203.0.113.53]}\n")
+    changed.up()
+    assert ping(sb, WORLD_NS, "198.51.100.5") and ping(sb, "c", A)
+    changed.down()
+    assert sb.snapshot() == before

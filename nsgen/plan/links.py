@@ -90,8 +90,9 @@ DIRECT_KINDS = {"macvlan": ("macvlan", "bridge", "macvlan_common_newlink"), "ipv
 def direct_requirements(b: Builder) -> None:
     """Before anything changes: each parent interface exists, and the kernel has each driver used."""
     parents: dict[str, str] = {}
+    own = set(b.host_devices())  # a bridge of the topology's own is made before any container's interface
     for net in b.t.networks.values():
-        if net.direct and net.parent and b.t.members(net.name):
+        if net.direct and net.parent and net.parent not in own and b.t.members(net.name):
             parents.setdefault(net.parent, net.name)
     for parent, name in parents.items():
         b.requirements.append(Requirement((link_exists(parent),), f"networks.{name}.parent: interface {parent!r} does not exist on this "
