@@ -643,13 +643,18 @@ def _network(key: Any, spec: Any, topology: str, problems: Problems, env: Enviro
             problems.add(f"{path}.masquerade", "an internal network sends nothing out, so it cannot masquerade")
         draft.masquerade = False
     elif draft.direct and spec.get("masquerade") is True:
-        problems.add(f"{path}.masquerade", f"a {driver} network's containers are on the parent's LAN with their own addresses: "
+        problems.add(f"{path}.masquerade", f"{_a(driver)} network's containers are on the parent's LAN with their own addresses: "
                                            "the host does not route their traffic, so it cannot masquerade it")
         draft.masquerade = False
     draft.bridge = _bridge(spec, draft, topology, problems)
     draft.parent = _parent(spec, draft, problems, env)
     draft.outbound = _outbound(spec, draft, problems, env)
     return draft
+
+
+def _a(driver: Any) -> str:
+    """"a macvlan", "an ipvlan": a driver's name with its article."""
+    return f"{'an' if str(driver)[:1] in ('a', 'e', 'i', 'o', 'u') else 'a'} {driver}"
 
 
 def _parent(spec: dict, draft: _NetworkDraft, problems: Problems, env: Environment) -> str | None:
@@ -678,7 +683,7 @@ def _outbound(spec: dict, draft: _NetworkDraft, problems: Problems, env: Environ
     given = _per_family(spec["outbound_addr"], path, problems, _address, "outbound address", "like 198.51.100.7 or 2001:db8::7")
     if given is None:
         return ()
-    why = (f"a {draft.driver} network's containers reach out on the parent's LAN with their own addresses, not through the host"
+    why = (f"{_a(draft.driver)} network's containers reach out on the parent's LAN with their own addresses, not through the host"
            if draft.direct else "an internal network sends nothing out" if draft.internal
            else "with masquerade: false its traffic leaves with the containers' own addresses" if not draft.masquerade else None)
     if why:
@@ -800,7 +805,7 @@ def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: 
     if ports and first is not None and first.internal:
         problems.add(f"{path}.ports", f"published ports need a first network that is not internal; {attachments[0][0]!r} is internal")
     elif ports and first is not None and first.direct:
-        problems.add(f"{path}.ports", f"nothing is published from a {first.driver} network: {attachments[0][0]!r} (the first, where ports "
+        problems.add(f"{path}.ports", f"nothing is published from {_a(first.driver)} network: {attachments[0][0]!r} (the first, where ports "
                                       "are published) puts the container on the parent's LAN, reached directly at its own address")
     elif ports and first is not None and first.subnets is not None:
         _check_port_families(ports, first.subnets, attachments[0][0], f"{path}.ports", problems)
@@ -862,7 +867,7 @@ def _attachments(
         if draft is not None and draft.direct:
             host_if = None  # made on the parent, inside the namespace: nothing of it is on the host
             if "host_interface" in att:
-                problems.add(f"{apath}.host_interface", f"a {draft.driver} network has no host end: {cname or 'the container'}'s "
+                problems.add(f"{apath}.host_interface", f"{_a(draft.driver)} network has no host end: {cname or 'the container'}'s "
                                                         f"interface is made on the parent {draft.parent or 'interface'}")
         elif "host_interface" in att:
             host_if = _ifname(att["host_interface"], f"{apath}.host_interface", problems)

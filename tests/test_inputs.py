@@ -227,7 +227,7 @@ OUTBOUND_AND_LAN = [
     ("  back:\n", "  lan: {driver: macvlan, subnet: 192.168.1.0/24}\n  back:\n",
      "networks.lan.parent: is required: this host has no default route whose interface could be the parent; name the host interface on the containers' LAN (like eth0)"),
     ("  back:\n", "  lan: {driver: ipvlan, parent: eth0, subnet: 192.168.1.0/24, masquerade: true}\n  back:\n",
-     "networks.lan.masquerade: a ipvlan network's containers are on the parent's LAN with their own addresses: the host does not route their traffic, so it cannot masquerade it"),
+     "networks.lan.masquerade: an ipvlan network's containers are on the parent's LAN with their own addresses: the host does not route their traffic, so it cannot masquerade it"),
     ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24, outbound_addr: 198.51.100.7}\n  back:\n",
      "networks.lan.outbound_addr: a macvlan network's containers reach out on the parent's LAN with their own addresses, not through the host, so it has no outbound address"),
     ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24, bridge: br0}\n  back:\n",
