@@ -4,6 +4,8 @@ without NAT, and nothing left on the host after teardown."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from nsgen.sandbox.host import WORLD_LINK
@@ -45,7 +47,7 @@ def on_the_lan(sb, driver: str) -> None:
     each other and the world with them: nothing is translated."""
     for ns, address in (("a", A), ("b", B)):
         kind = sb.run(["ip", "-n", ns, "-d", "link", "show", "eth0"]).stdout
-        assert f"{driver} mode {'bridge' if driver == 'macvlan' else 'l2'}" in kind
+        assert re.search(rf"\b{driver}\s+mode {'bridge' if driver == 'macvlan' else 'l2'}\b", kind), kind
         assert f"{address}/24" in sb.run(["ip", "-n", ns, "-br", "addr", "show", "eth0"]).stdout
         assert f"default via {WORLD_ADDR} dev eth0" in sb.run(["ip", "-n", ns, "route"]).stdout
         assert ping(sb, WORLD_NS, address)
