@@ -1000,7 +1000,7 @@ def _allocate(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], pro
             for version, address in addresses.items():
                 taken = used[(net, version)]
                 if address in taken:
-                    owner = "the host's own (on the parent's LAN)" if taken[address] == "the host" and address in host else \
+                    owner = "an address of the host (on the parent's LAN)" if taken[address] == "the host" and address in host else \
                         f"the address of container {taken[address]!r}"
                     problems.add(f"{raw['path']}.networks.{_k(net)}.address", f"{address} is already {owner}")
                     continue

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
 from nsgen import record
+from nsgen.errors import ValidationError
 from nsgen.plan import compile_plan
 from nsgen.render import render
 from tests.helpers import fixed_env, topology
@@ -108,3 +111,10 @@ def test_the_record_keeps_parent_and_outbound_addr():
     assert again == t
     assert again.networks["lan"].parent == "eth0" and again.containers["a"].attachments[0].host_interface is None
     assert again.networks["front"].outbound_addr == (ipaddress.ip_address("198.51.100.7"),)
+
+
+def test_an_address_the_host_has_on_the_lan_is_refused():
+    text = LAN.replace("a: {networks: [lan]", "a: {networks: {lan: {address: 192.168.1.9}}")
+    with pytest.raises(ValidationError) as caught:
+        lan_topology(text, addresses=[ipaddress.ip_address("192.168.1.9")])
+    assert str(caught.value) == "containers.a.networks.lan.address: 192.168.1.9 is already an address of the host (on the parent's LAN)"
