@@ -116,5 +116,5 @@ def test_the_record_keeps_parent_and_outbound_addr():
 def test_an_address_the_host_has_on_the_lan_is_refused():
     text = LAN.replace("a: {networks: [lan]", "a: {networks: {lan: {address: 192.168.1.9}}")
     with pytest.raises(ValidationError) as caught:
-        lan_topology(text, addresses=[ipaddress.ip_address("192.168.1.9")])
+        lan_topology(text, addresses=[ipaddress.ip_address("192.168.1.9"), ipaddress.ip_address("198.51.100.7")])
     assert str(caught.value) == "containers.a.networks.lan.address: 192.168.1.9 is already an address of the host (on the parent's LAN)"
