@@ -19,15 +19,15 @@ steps() {
 # ==== State ====
 
 # Record what topology jumbo is, in /run/nsgen/jumbo/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
-if grep -qF '"digest": "d8665b9c021cda17"' /run/nsgen/jumbo/topology.json >/dev/null 2>&1; then
+if grep -qF '"digest": "af149c01e0b75811"' /run/nsgen/jumbo/topology.json >/dev/null 2>&1; then
   nsgen_say 'already done: state'
 else
   begin 0 state
   install -D -m 0644 /dev/stdin /run/nsgen/jumbo/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "d8665b9c021cda17", "name": "jumbo", "host": {"ip_forward": true, "persist": false},
+{"format": 1, "digest": "af149c01e0b75811", "name": "jumbo", "host": {"ip_forward": true, "persist": false},
 "networks": [
   {"name": "storage", "driver": "bridge", "subnet": "172.28.0.0/24", "gateway": "172.28.0.1", "masquerade": true, "internal": false, "bridge": "br-storag-a3f9f", "subnet6": "fd00:28::/64", "gateway6": "fd00:28::1", "mtu": 9000},
-  {"name": "mgmt", "driver": "bridge", "subnet": "172.29.0.0/24", "gateway": "172.29.0.1", "masquerade": true, "internal": false, "bridge": "br-mgmt-7160c", "routes": [["203.0.113.0/24", "172.29.0.1"]], "no_default_route": true}
+  {"name": "mgmt", "driver": "bridge", "subnet": "172.29.0.0/24", "gateway": "172.29.0.1", "masquerade": true, "internal": false, "bridge": "br-mgmt-7160c", "routes": [{"destination": "203.0.113.0/24", "gateway": "172.29.0.1"}], "no_default_route": true}
 ],
 "containers": [
   {"name": "nas", "attachments": [{"network": "mgmt", "interface": "eth0", "host_interface": "ve-nas-ce03d", "address": "172.29.0.2", "prefixlen": 24, "gateway": "172.29.0.1", "mac_address": "02:42:ac:1d:00:0a"}, {"network": "storage", "interface": "eth1", "host_interface": "ve-nas-a155b", "address": "172.28.0.10", "prefixlen": 24, "gateway": "172.28.0.1", "address6": "fd00:28::10", "prefixlen6": 64, "gateway6": "fd00:28::1", "mac_address": "02:42:ac:1c:00:0a"}], "dns": [], "dns_source": "host", "processes": [], "ports": []},
@@ -756,7 +756,7 @@ if ! grep -qx 1 /proc/sys/net/ipv6/conf/all/forwarding >/dev/null 2>&1 && ! test
 state_ok jumbo || exit 1
 subnets_free 0x6e88e5c0 jumbo storage=172.28.0.0/24 storage=fd00:28::/64 mgmt=172.29.0.0/24 || exit 1
 other_firewall 6 || exit 1
-if test -e /run/nsgen/jumbo/topology.json && ! grep -qF '"digest": "d8665b9c021cda17"' /run/nsgen/jumbo/topology.json; then
+if test -e /run/nsgen/jumbo/topology.json && ! grep -qF '"digest": "af149c01e0b75811"' /run/nsgen/jumbo/topology.json; then
   die 'topology jumbo is up with another definition (recorded in /run/nsgen/jumbo/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi
 if has_link br-storag-a3f9f && ! link_ours br-storag-a3f9f 0x6e88e5c0 jumbo >/dev/null 2>&1; then die 'link br-storag-a3f9f already exists and was not made by nsgen topology jumbo; nothing was changed'; fi

@@ -7,13 +7,14 @@ from nsgen.names import chain_name
 from nsgen.plan.builder import Builder
 from nsgen.plan.firewall import iptables
 from nsgen.plan.firewall.rules import Table, filter_rules, nat_rules, raw, udp_published
-from nsgen.plan.steps import B, Step, set_sysctl
+from nsgen.plan.steps import B, Requirement, Step, set_sysctl
 
 
 def build(b: Builder) -> None:
     devs = {net.name: dev for net in b.t.networks.values() if (dev := b.host_dev(net))}
     if not devs:
         return
+    _outbound_requirements(b, devs)
     chain, versions = chain_name(b.t.name), b.versions()
     udp = udp_published(b.t)
     _add(b, [raw(v) for v in versions])
@@ -29,6 +30,21 @@ def build(b: Builder) -> None:
         _route_localnet(b, net_name, dev)
     if udp:
         _conntrack(b, udp, before_nat=False)
+
+
+def _outbound_requirements(b: Builder, devs: dict[str, str]) -> None:
+    """Before anything changes: each outbound address is the host's (its traffic could not leave with another)."""
+    for net in b.t.networks.values():
+        if net.name not in devs or not net.masquerade:
+            continue
+        for address in net.outbound_addr:
+            probe: tuple[str, ...]
+            if address.version == 4:  # the kernel finds no route from a source address that is not local
+                probe = ("ip", "route", "get", str(address), "from", str(address))
+            else:
+                probe = ("grep", "-q", f"^{address.exploded.replace(':', '')} ", "/proc/net/if_inet6")
+            b.requirements.append(Requirement((probe,), f"networks.{net.name}.outbound_addr: {address} is not an address of this host "
+                                                        "(traffic can leave only with one of its own addresses); nothing was changed"))
 
 
 def _add(b: Builder, tables: list[Table | None]) -> None:
