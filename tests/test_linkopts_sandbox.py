@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.drive import NSGEN, Driver, curl, example_text, ping
-from tests.sandbox import HOST_ADDR, HOST_ADDR6, WEB_ADDR, WORLD_NS
+from tests.sandbox import HOST_ADDR, HOST_ADDR6, WEB_ADDR, WORLD_ADDR, WORLD_NS
 
 JUMBO = example_text("jumbo.yaml")
 NAS, NAS6, NAS_MGMT, CLIENT, MONITOR = "172.28.0.10", "fd00:28::10", "172.29.0.2", "172.28.0.2", "172.29.0.3"
@@ -276,6 +276,34 @@ def test_routes_and_no_default_route_change_while_up(sandbox, tmp_path):
     assert ("default", "172.29.0.1") in found and ("192.0.2.0/24", "172.29.0.1") in found and ("203.0.113.0/24", "172.29.0.1") not in found
     assert [(r["gateway"], r["dev"]) for r in routes(sb, "nas", "-4") if r["dst"] == "default"] == [("172.29.0.1", "eth0")]
     assert curl(sb, "monitor", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
+    check_passes(sb, driver)
+    driver.down()
+    assert sb.snapshot() == before
+
+
+MACVLAN = f"""
+name: lan
+networks:
+  lan: {{driver: macvlan, subnet: 198.51.100.0/24, gateway: {WORLD_ADDR}, mtu: 1400}}
+containers:
+  a: {{networks: {{lan: {{mac_address: "02:00:5E:00:53:03"}}}}}}
+  b: {{networks: [lan]}}
+"""
+
+
+@pytest.mark.parametrize("mode", ["batch", "run"])
+def test_macvlan_interface_mtu_and_mac(sandbox, tmp_path, mode):
+    """A macvlan network's MTU and a container's MAC address, on its macvlan interface: the LAN's
+    router learns that MAC, and full-size pings between the containers fit."""
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, MACVLAN)
+    driver.up()
+    assert link(sb, "a", "eth0")["mtu"] == 1400 and link(sb, "b", "eth0")["mtu"] == 1400
+    assert link(sb, "a", "eth0")["address"] == "02:00:5e:00:53:03"
+    assert ping(sb, WORLD_NS, "198.51.100.3")
+    assert "lladdr 02:00:5e:00:53:03" in sb.run(["ip", "-n", WORLD_NS, "neigh", "show", "198.51.100.3"]).stdout
+    assert fits(sb, "a", "198.51.100.4", 1400 - 28) and not fits(sb, "a", "198.51.100.4", 1400 - 27)
     check_passes(sb, driver)
     driver.down()
     assert sb.snapshot() == before
