@@ -603,6 +603,25 @@ def listeners() -> list[Listener]:
                     continue
                 address, _, port = fields[1].partition(":")
                 found.append(Listener(protocol, _address(address), int(port, 16), fields[9]))
+    return found + _sctp_listeners()
+
+
+def _sctp_listeners() -> list[Listener]:
+    """The kernel's SCTP endpoints (/proc/net/sctp/eps: ... LPORT UID INODE LADDRS...; none
+    without SCTP). One bound to [::] is taken to hold both families (whether it is IPV6_V6ONLY is
+    not told)."""
+    try:
+        with open("/proc/net/sctp/eps") as f:
+            rows = f.read().splitlines()[1:]
+    except OSError:
+        return []
+    found = []
+    for row in rows:
+        fields = row.split()
+        if len(fields) < 9 or not fields[5].isdigit():
+            continue
+        for address in fields[8:]:
+            found.append(Listener("sctp", "*" if address == "::" else address, int(fields[5]), fields[7]))
     return found
 
 

@@ -26,7 +26,8 @@ SUBNET_PATTERN = rf"^{_IPV4}/([0-9]|[12][0-9]|30)$"  # at least a /30
 SUBNET6_PATTERN = rf"^{_IPV6}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-6])$"  # at most a /{models.SUBNET6_MAX_PREFIX}
 # An IPv6 address, with a scope only when it is an interface name (fe80::1%eth0)
 IPV6_NAMESERVER_PATTERN = rf"^{_IPV6}(%[A-Za-z0-9][A-Za-z0-9_.-]{{0,{models.IFNAME_MAX - 1}}})?$"
-PORT_PATTERN = rf"^({_IPV4}:|\[{_IPV6}\]:)?{_PORT}:{_PORT}(/({'|'.join(models.PROTOCOLS)}))?$"
+_PORTS = rf"{_PORT}(-{_PORT})?"  # a port or a range LOW-HIGH (nsgen validate judges the order and the lengths)
+PORT_PATTERN = rf"^({_IPV4}:|\[{_IPV6}\]:)?{_PORTS}:{_PORTS}(/({'|'.join(models.PROTOCOLS)}))?$"
 
 
 def _name(cap: int, description: str) -> dict[str, Any]:
@@ -116,8 +117,9 @@ def _container() -> dict[str, Any]:
             },
             "ports": {
                 "type": ["array", "null"],
-                "description": "Published ports, Docker's -p syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]; "
-                               "an IPv6 host IP in brackets ([::1]:8080:80).",
+                "description": "Published ports, Docker's -p syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp]; "
+                               "an IPv6 host IP in brackets ([::1]:8080:80); a range maps one to one onto a range of the same "
+                               "length (8080-8082:80-82). A host port is published once per protocol and host address.",
                 "items": {"type": "string", "pattern": PORT_PATTERN},
             },
             "processes": {

@@ -86,9 +86,9 @@ BRIDGE_EXTRA = [
     # published ports: an IPv6 host IP needs IPv6 on the first network; Docker writes it in brackets
     ('ports: ["8080:8000"]', 'ports: ["[::]:8080:8000"]', "containers.web.ports[0]: '[::]:8080:8000' publishes on an IPv6 host address, but network 'front' (the first, where ports are published) has no IPv6 subnet"),
     ('ports: ["8080:8000"]', 'ports: ["::1:8080:8000/udp"]', "containers.web.ports[0]: '::1:8080:8000/udp': an IPv6 host IP is written in brackets: [::1]:PORT:PORT"),
-    ('ports: ["8080:8000"]', 'ports: ["[::1]:8080"]', "containers.web.ports[0]: '[::1]:8080' is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"),
+    ('ports: ["8080:8000"]', 'ports: ["[::1]:8080"]', "containers.web.ports[0]: '[::1]:8080' is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp]"),
     ('ports: ["8080:8000"]', 'ports: ["localhost:8080:8000"]', "containers.web.ports[0]: 'localhost:8080:8000': host IP 'localhost' is not an IP address (like 127.0.0.1, or [::1] for IPv6)"),
-    ('ports: ["8080:8000"]', 'ports: ["8080:8000", "0.0.0.0:8080:9000"]', "containers.web.ports[1]: host port 8080/tcp is already published by containers.web (8080:8000)"),
+    ('ports: ["8080:8000"]', 'ports: ["8080:8000", "0.0.0.0:8080:9000"]', "containers.web.ports[1]: host port 8080/tcp at every IPv4 address is already published by containers.web.ports[0] (8080:8000)"),
     # a key indented one level off
     ("    internal: true", "    internal: true\n    ports: [\"80:80\"]",
      "networks.back.ports: unknown key 'ports'; 'ports' is a key of a container (under containers.<name>): check its indentation"),

@@ -6,8 +6,8 @@ from __future__ import annotations
 from nsgen.names import chain_name
 from nsgen.plan.builder import Builder
 from nsgen.plan.firewall import iptables
-from nsgen.plan.firewall.rules import Table, filter_rules, nat_rules, raw, udp_published
-from nsgen.plan.steps import B, Step, set_sysctl
+from nsgen.plan.firewall.rules import Table, filter_rules, nat_rules, published, raw, udp_published
+from nsgen.plan.steps import B, Requirement, Step, set_sysctl
 
 
 def build(b: Builder) -> None:
@@ -15,6 +15,7 @@ def build(b: Builder) -> None:
     if not devs:
         return
     chain, versions = chain_name(b.t.name), b.versions()
+    _sctp(b)
     udp = udp_published(b.t)
     _add(b, [raw(v) for v in versions])
     if udp:
@@ -29,6 +30,18 @@ def build(b: Builder) -> None:
         _route_localnet(b, net_name, dev)
     if udp:
         _conntrack(b, udp, before_nat=False)
+
+
+def _sctp(b: Builder) -> None:
+    """A port published over SCTP needs the kernel's SCTP: without it nothing in a container can
+    serve the port. Built in, it shows in /proc/net/sctp; as a module, modprobe loads it (as the
+    kernel itself would at the first SCTP socket). Refused before anything changes otherwise."""
+    sctp = [p for _c, _a, p in published(b.t) if p.protocol == "sctp"]
+    if sctp:
+        b.requirements.append(Requirement(
+            (("test", "-d", "/proc/net/sctp"), ("modprobe", "-q", "sctp")),
+            f"published port {sctp[0].spec} needs SCTP, which this kernel does not have (no /proc/net/sctp, and modprobe finds "
+            "no sctp module); nothing was changed"))
 
 
 def _add(b: Builder, tables: list[Table | None]) -> None:
@@ -55,7 +68,7 @@ def _route_localnet(b: Builder, net_name: str, dev: str) -> None:
 
 
 def _conntrack(b: Builder, ports: list[int], *, before_nat: bool) -> None:
-    shown = ", ".join(map(str, ports))
+    shown = _spans(ports)
     flush = B("conntrack_flush", "udp", *map(str, ports))
     if before_nat:  # nothing to do at setup; at teardown, after the published ports' rules are gone
         b.add(Step(id="conntrack:unpublished", section="Firewall", commands=(), undo=(flush,),
@@ -65,3 +78,14 @@ def _conntrack(b: Builder, ports: list[int], *, before_nat: bool) -> None:
         b.add(Step(id="conntrack:published", section="Firewall", commands=(flush,),
                    summary=f"Forget the host's connection-tracking entries of UDP ports {shown} (conntrack -D): a flow that began "
                    "before the port was published would otherwise keep going to the host, never to the container."))
+
+
+def _spans(ports: list[int]) -> str:
+    """Sorted port numbers as a person reads them, each run as LOW-HIGH: `5353, 9090-9092`."""
+    runs: list[list[int]] = []
+    for port in ports:
+        if runs and port == runs[-1][-1] + 1:
+            runs[-1][-1] = port
+        else:
+            runs.append([port, port])
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
