@@ -13,7 +13,8 @@ from nsgen.sandbox.host import WORLD_LINK
 from tests.drive import NSGEN, Driver, curl, wait_for
 from tests.faults import SYSTEM_PATH
 from tests.sandbox import HOST_ADDR, HOST_ADDR6, WORLD_NS
-from tests.test_exposure_sandbox import route_loopback_out
+from tests.test_exposure_sandbox import drivers, listener, published, route_loopback_out
+from tests.test_reliability_sandbox import setup_argv
 
 # Extra addresses of the host on its uplink, reached by the world like HOST_ADDR
 EXTRA = ("198.51.100.24", "198.51.100.25")
@@ -168,10 +169,6 @@ def kernel_has_sctp(sb) -> bool:
     return sb.run(["python3", "-c", code], check=False).returncode == 0
 
 
-def setup_argv(driver: Driver) -> list[str]:
-    return ["bash", str(driver.setup_sh)] if driver.mode == "script" else [*NSGEN, "run", "-f", str(driver.topology)]
-
-
 @pytest.mark.parametrize("mode", ["script", "run"])
 def test_sctp_without_the_kernels_sctp_is_a_preflight_error(sandbox, tmp_path, mode):
     sb = sandbox
@@ -247,3 +244,31 @@ def test_sctp_ports_are_published_like_tcp_and_udp(sandbox, tmp_path, mode):
     assert sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False).returncode == 0
     driver.down()
     assert sb.snapshot() == before
+
+
+# -- one host port at several addresses, against what the host already holds --------------------
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_a_port_held_at_one_loopback_address_is_free_at_another(sandbox, tmp_path, mode):
+    """A host program on 127.0.1.2:1716, and topology first publishing 1716 at 127.0.1.3: a second
+    topology is refused the port at either of those addresses, and gets it at 127.0.1.4."""
+    sb = sandbox
+    pid = listener(sb, "tcp", "127.0.1.2", 1716)
+    (first,) = drivers(sb, tmp_path, ("run", published("127.0.1.3:1716:80", name="first")))
+    first.up()
+    before = sb.snapshot()
+    refused = {"127.0.1.2": f"host port 1716/tcp is already in use: python3 (pid {pid}) listens on 127.0.1.2:1716; nothing was changed",
+               "127.0.1.3": "host port 1716/tcp is already published by nsgen topology first; nothing was changed",
+               "0.0.0.0": f"host port 1716/tcp is already in use: python3 (pid {pid}) listens on 127.0.1.2:1716; nothing was changed"}
+    for address, message in refused.items():
+        (tmp_path / address).mkdir()
+        second = Driver(sb, tmp_path / address, mode, published(f"{address}:1716:80", name="second", subnet="172.31.0.0/24"))
+        done = second.up(check=False)
+        assert done.returncode != 0 and message in done.stderr, (address, done.stderr)
+        assert sb.snapshot() == before
+    (tmp_path / "free").mkdir()
+    second = Driver(sb, tmp_path / "free", mode, published("127.0.1.4:1716:80", name="second", subnet="172.31.0.0/24"))
+    second.up()
+    second.down()
+    first.down()

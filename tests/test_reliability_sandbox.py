@@ -14,7 +14,17 @@ from tests.helpers import ROOT
 
 TUTORIAL = example_text("tutorial.yaml")
 BRIDGE = example_text("bridge.yaml")
-EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml")}
+# Published ports of every shape: a range, one host port at two loopback addresses, UDP, [::1] (the port proxy)
+PORTS = """
+name: ports-lab
+networks:
+  n: {subnet: [172.30.0.0/24, "fd00:30::/64"]}
+containers:
+  c:
+    networks: [n]
+    ports: ["8080-8081:80-81", "127.0.1.2:1716:80", "127.0.1.3:1716:81", "5300-5301:53-54/udp", "[::1]:8180-8181:80-81"]
+"""
+EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml"), "ports": PORTS}
 
 
 def setup_argv(driver: Driver) -> list[str]:
@@ -34,7 +44,7 @@ def total_calls(sb, driver: Driver, faults: Faults) -> int:
 
 
 @pytest.mark.parametrize("mode", ["script", "batch", "run"])
-@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack"])
+@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack", "ports"])
 def test_fault_sweep(sandbox, tmp_path, example, mode):
     sb = sandbox
     if example != "tutorial":
