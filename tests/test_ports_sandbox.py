@@ -5,6 +5,7 @@ than 127.0.0.1), and SCTP, which this machine's kernel may not have."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -142,7 +143,14 @@ def test_port_ranges_and_one_port_at_several_addresses(sandbox, tmp_path, mode):
     saved = sb.run(["iptables-save", "-t", "nat"]).stdout
     assert "-A NSGEN-ports-lab -d 198.51.100.24/32 -p tcp -m tcp --dport 7000 " in saved
     assert "-A NSGEN-ports-lab -d 127.0.1.3/32 -p tcp -m tcp --dport 1716 " in saved
-    assert sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False).returncode == 0
+    checked = sb.run([*NSGEN, "check", "--probe", "-f", str(driver.topology)], check=False)
+    assert checked.returncode == 0, checked.stdout
+    for probe in ("host → published 127.0.1.3:1716 → b 172.20.0.4:80", "a → published 198.51.100.25:7000 → web 172.20.0.2:81",
+                  "host → published [::1]:8181 → web [fd00:20::2]:81", "web → published [fd00:20::1]:8082 → web [fd00:20::2]:82"):
+        assert f"PASS  probe      {probe}" in checked.stdout, checked.stdout
+    status = json.loads(sb.run([*NSGEN, "status", "--json", "-f", str(driver.topology)]).stdout)
+    assert status["containers"][0]["ports"] == ["*:8080-8082->80-82/tcp", "*:9090-9092->90-92/udp", "[::1]:8180-8181->80-81/tcp", "198.51.100.24:7000->80/tcp",
+                                  "198.51.100.25:7000->81/tcp", "198.51.100.24:7001->82/tcp", "198.51.100.25:7001->82/tcp"]
 
     driver.down()
     assert sb.snapshot() == before
