@@ -102,7 +102,7 @@ def who(sb, ns: str | None, address: str, port: int) -> str | None:
     return curl(sb, ns, f"http://{host}:{port}/who")
 
 
-@pytest.mark.parametrize("mode", ["script", "run"])
+@pytest.mark.parametrize("mode", ["script", "batch", "run"])
 def test_port_ranges_and_one_port_at_several_addresses(sandbox, tmp_path, mode):
     sb = sandbox
     for address in EXTRA:
