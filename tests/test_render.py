@@ -155,5 +155,8 @@ def test_sctp_ports_are_rules_like_tcp_and_udp_after_a_preflight_check_for_the_k
         assert line in script
     assert ("if ! test -d /proc/net/sctp && ! modprobe -q sctp >/dev/null 2>&1; then die 'published port 3868:3868/sctp needs SCTP, "
             "which this kernel does not have (no /proc/net/sctp, and modprobe finds no sctp module); nothing was changed'; fi") in script
+    assert ("if ! grep -qx sctp /proc/net/ip_tables_matches >/dev/null 2>&1 && ! modprobe -q xt_sctp >/dev/null 2>&1; then die "
+            "'published port 3868:3868/sctp needs iptables'\"'\"' sctp match, which this kernel does not have (not in "
+            "/proc/net/ip_tables_matches, and modprobe finds no xt_sctp module); nothing was changed'; fi") in script
     assert "ports_free nsgen:sctp 'sctp:3868:*' sctp:2905:127.0.0.1 sctp:2906:127.0.0.1 || exit 1" in script
     assert "conntrack" not in " ".join(s.id for s in plan.steps)  # only UDP flows are forgotten

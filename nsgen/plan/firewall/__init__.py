@@ -33,15 +33,21 @@ def build(b: Builder) -> None:
 
 
 def _sctp(b: Builder) -> None:
-    """A port published over SCTP needs the kernel's SCTP: without it nothing in a container can
-    serve the port. Built in, it shows in /proc/net/sctp; as a module, modprobe loads it (as the
-    kernel itself would at the first SCTP socket). Refused before anything changes otherwise."""
+    """A port published over SCTP needs the kernel's SCTP (without it nothing in a container can
+    serve the port) and iptables' sctp match (its rules' `-p sctp --dport`). Built in, each shows
+    in /proc/net; as a module, modprobe loads it (as the kernel itself would at the first SCTP
+    socket or rule). Refused before anything changes otherwise, in one line."""
     sctp = [p for _c, _a, p in published(b.t) if p.protocol == "sctp"]
     if sctp:
         b.requirements.append(Requirement(
             (("test", "-d", "/proc/net/sctp"), ("modprobe", "-q", "sctp")),
             f"published port {sctp[0].spec} needs SCTP, which this kernel does not have (no /proc/net/sctp, and modprobe finds "
             "no sctp module); nothing was changed"))
+        # the rules' `-p sctp --dport` is iptables' sctp match (listed once loaded, or loaded by modprobe)
+        b.requirements.append(Requirement(
+            (("grep", "-qx", "sctp", "/proc/net/ip_tables_matches"), ("modprobe", "-q", "xt_sctp")),
+            f"published port {sctp[0].spec} needs iptables' sctp match, which this kernel does not have (not in "
+            "/proc/net/ip_tables_matches, and modprobe finds no xt_sctp module); nothing was changed"))
 
 
 def _add(b: Builder, tables: list[Table | None]) -> None:
