@@ -14,15 +14,15 @@ from tests.helpers import ROOT
 
 TUTORIAL = example_text("tutorial.yaml")
 BRIDGE = example_text("bridge.yaml")
-# Published ports of every shape: a range, one host port at two loopback addresses, UDP, [::1] (the port proxy)
+# Published ports of new shapes: a range (TCP and UDP), one host port at two loopback addresses
 PORTS = """
 name: ports-lab
 networks:
-  n: {subnet: [172.30.0.0/24, "fd00:30::/64"]}
+  n: {subnet: 172.30.0.0/24}
 containers:
   c:
     networks: [n]
-    ports: ["8080-8081:80-81", "127.0.1.2:1716:80", "127.0.1.3:1716:81", "5300-5301:53-54/udp", "[::1]:8180-8181:80-81"]
+    ports: ["8080-8081:80-81", "127.0.1.2:1716:80", "127.0.1.3:1716:81", "5300-5301:53-54/udp"]
 """
 EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml"), "ports": PORTS}
 
