@@ -19,7 +19,8 @@ TOPOLOGY_NAME_MAX = 20  # the per-topology chain NSGEN-<name> must fit iptables'
 # read a name by its place, so subcommand words (help, list, add, exec, all, ...) are names there too.
 NAMESPACE_NAME_MAX = 64
 NETWORK_NAME_MAX = 64
-DRIVERS = ("bridge", "veth")
+DRIVERS = ("bridge", "veth", "macvlan", "ipvlan")
+DIRECT_DRIVERS = ("macvlan", "ipvlan")  # containers on a host interface's own LAN: the host is not their router
 PROTOCOLS = ("tcp", "udp", "sctp")
 BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel
 
@@ -100,7 +101,7 @@ class Attachment(NamedTuple):
 
     network: str
     interface: str  # name inside the container's namespace
-    host_interface: str  # the host end of the veth pair (a bridge port, or the gateway for veth)
+    host_interface: str | None  # the host end of the veth pair (a bridge port, or the gateway for veth); None: macvlan, ipvlan
     address: ipaddress.IPv4Address | None  # None: the network has no IPv4 subnet
     prefixlen: int
     gateway: ipaddress.IPv4Address | None
@@ -138,6 +139,17 @@ class Network(NamedTuple):
     bridge: str | None  # bridge device name (driver bridge only)
     subnet6: ipaddress.IPv6Network | None = None  # None: IPv4 only
     gateway6: ipaddress.IPv6Address | None = None
+    parent: str | None = None  # the host interface a macvlan or ipvlan network's containers sit on (those drivers only)
+    outbound_addr: tuple[IPAddress, ...] = ()  # the source its traffic leaves the host with (SNAT), one a family; (): masquerade
+
+    @property
+    def direct(self) -> bool:
+        """Whether its containers sit on the parent's LAN (macvlan, ipvlan): the host neither routes nor filters them."""
+        return self.driver in DIRECT_DRIVERS
+
+    def outbound_of(self, version: int) -> IPAddress | None:
+        """The source address its traffic of one family leaves the host with (None: masquerade)."""
+        return next((a for a in self.outbound_addr if a.version == version), None)
 
     @property
     def families(self) -> tuple[tuple[IPNetwork, IPAddress], ...]:
@@ -165,7 +177,7 @@ class Network(NamedTuple):
     @property
     def routes_out(self) -> bool:
         """Whether traffic from this network is forwarded by the host to other networks."""
-        return not self.internal
+        return not self.internal and not self.direct
 
 
 READY_TIMEOUT = 10.0  # seconds a process has to become ready, unless it says otherwise
@@ -221,7 +233,7 @@ class Topology(NamedTuple):
 # The raw form: the keys a user may write, with their types. Also the source of the JSON Schema.
 
 TOPOLOGY_KEYS = {"name", "networks", "containers", "host"}
-NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge"}
+NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge", "parent", "outbound_addr"}
 CONTAINER_KEYS = {"networks", "dns", "processes", "ports"}
 ATTACHMENT_KEYS = {"address", "interface", "host_interface"}
 HOST_KEYS = {"ip_forward", "persist"}

@@ -60,22 +60,38 @@ def _network() -> dict[str, Any]:
         {
             "driver": {"enum": list(models.DRIVERS), "default": "bridge",
                        "description": "bridge: containers plugged into a Linux bridge that holds the gateway; "
-                                      "veth: one container joined to the host, whose end holds the gateway."},
+                                      "veth: one container joined to the host, whose end holds the gateway; "
+                                      "macvlan (mode bridge), ipvlan (mode l2): containers on the parent interface's own LAN, "
+                                      "with their own addresses, the LAN's router their gateway, no NAT, nothing published."},
             "subnet": _per_family(SUBNET_PATTERN, SUBNET6_PATTERN,
                                   "An IPv4 subnet (like 172.18.0.0/24, at least a /30), an IPv6 one (like fd00:18::/64, at least a /126), "
                                   "or a list of one of each for dual stack; host bits clear; networks must not overlap."),
-            "gateway": _per_family(IPV4_PATTERN, IPV6_PATTERN, "The host's address in the subnet, or one per family. "
-                                   "Default: the first usable address of each."),
-            "masquerade": {"type": "boolean", "default": True,
-                           "description": "NAT traffic leaving the host (false: routed, the outside sees the containers' own addresses)."},
+            "gateway": _per_family(IPV4_PATTERN, IPV6_PATTERN, "The host's address in the subnet, or one per family (macvlan, "
+                                   "ipvlan: the LAN's router). Default: the first usable address of each."),
+            "masquerade": {"type": "boolean",
+                           "description": "NAT traffic leaving the host (false: routed, the outside sees the containers' own addresses). "
+                                          "Default: true; false for macvlan and ipvlan, which cannot masquerade."},
             "internal": {"type": "boolean", "default": False,
                          "description": "Nothing enters or leaves this network through the host; no default route through it."},
             "bridge": _ifname("Bridge device name (driver bridge only). Default: derived, br-<network>-<hash>."),
+            "parent": _ifname("The host interface whose LAN the containers join (driver macvlan or ipvlan only). "
+                              "Default: the interface of the host's default route."),
+            "outbound_addr": _per_family(IPV4_PATTERN, IPV6_PATTERN,
+                                         "An address of the host (or one per family the network has) that the network's traffic "
+                                         "leaves with, instead of the outgoing interface's (SNAT instead of masquerade). "
+                                         "Not with masquerade: false, internal: true, macvlan or ipvlan."),
         },
         required=["subnet"],
         allOf=[
             {"if": {"properties": {"driver": {"const": "veth"}}, "required": ["driver"]},
              "then": {"not": {"required": ["bridge"]}}},
+            {"if": {"properties": {"driver": {"enum": list(models.DIRECT_DRIVERS)}}, "required": ["driver"]},
+             "then": {"not": {"anyOf": [{"required": ["bridge"]}, {"required": ["outbound_addr"]}]},
+                      "properties": {"masquerade": {"const": False}}},
+             "else": {"not": {"required": ["parent"]}}},
+            {"if": {"anyOf": [{"properties": {"internal": {"const": True}}, "required": ["internal"]},
+                              {"properties": {"masquerade": {"const": False}}, "required": ["masquerade"]}]},
+             "then": {"not": {"required": ["outbound_addr"]}}},
             {"if": {"properties": {"internal": {"const": True}}, "required": ["internal"]},
              "then": {"properties": {"masquerade": {"const": False}}}},
         ],
@@ -89,7 +105,8 @@ def _attachment() -> dict[str, Any]:
             "address": _per_family(IPV4_PATTERN, IPV6_PATTERN, "The container's address in the network's subnet, or one per family. "
                                    "Default: the first free address of each family, in file order."),
             "interface": _ifname("The interface's name inside the container. Default: eth0, eth1, ... in the order listed."),
-            "host_interface": _ifname("The host end of the veth pair. Default: derived from the topology, container and network."),
+            "host_interface": _ifname("The host end of the veth pair (not on a macvlan or ipvlan network, which has none). "
+                                      "Default: derived from the topology, container and network."),
         },
     )
 

@@ -47,7 +47,8 @@ def facts(text: str) -> list[str]:
     for c in t.containers.values():
         found.append(c.name)
         for a in c.attachments:
-            found += [a.interface, *(f"{x}/{n}" for x, n, _g in a.addresses), a.host_interface]
+            net = t.networks[a.network]
+            found += [a.interface, *(f"{x}/{n}" for x, n, _g in a.addresses), a.host_interface or str(net.parent)]
         for first, last in port_runs(c.ports):  # a range is shown once, LOW-HIGH
             found += [f"{first.host_port}", f"{last.host_port}"]
     return found

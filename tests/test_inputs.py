@@ -114,13 +114,13 @@ BRIDGE_EXTRA = [
 MULTI_CASES = [
     ("a bad driver hides neither the subnet nor an address on the network", TUTORIAL,
      [("driver: veth", "driver: vxlan"), ("subnet: 172.18.0.0/24", "subnet: 172.18.0.1/24"), ("address: 172.18.0.2", "address: 172.18.0.300")],
-     ["networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+     ["networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
       "networks.link0.subnet: '172.18.0.1/24' has host bits set; the subnet is 172.18.0.0/24",
       "containers.container-1.networks.link0.address: '172.18.0.300' is not an IP address (like 172.18.0.2 or fd00:18::2)"]),
     ("a network with a bad driver has each of its fields checked", BRIDGE,
      [("    subnet: 172.20.0.0/24", "    driver: vlan\n    gateway: 10.0.0.1\n    masquerade: maybe\n    subnet: 172.20.0.0/24"),
       ("bridge: br-front", "bridge: 'br front'")],
-     ["networks.front.driver: 'vlan' is not a known driver; known drivers: bridge, veth",
+     ["networks.front.driver: 'vlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
       "networks.front.gateway: 10.0.0.1 is not inside subnet 172.20.0.0/24",
       "networks.front.masquerade: must be true or false, got 'maybe'",
       "networks.front.bridge: interface name 'br front' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"]),
@@ -220,8 +220,42 @@ def _case_id(case) -> str:
     return case[2].split(": ", 1)[0][:40] + "|" + case[1].strip()[:16]
 
 
+# macvlan, ipvlan and outbound addresses (the host's addresses and routes cannot be read here: see nothing_runs)
+OUTBOUND_AND_LAN = [
+    ("    bridge: br-front", "    bridge: br-front\n    parent: eth0",
+     "networks.front.parent: only a macvlan or ipvlan network has a parent interface; this network's driver is bridge"),
+    ("    bridge: br-back", "    bridge: br-back\n    outbound_addr: 198.51.100.7",
+     "networks.back.outbound_addr: an internal network sends nothing out, so it has no outbound address"),
+    ("    bridge: br-front", "    bridge: br-front\n    masquerade: false\n    outbound_addr: 198.51.100.7",
+     "networks.front.outbound_addr: with masquerade: false its traffic leaves with the containers' own addresses, so it has no outbound address"),
+    ("    bridge: br-front", "    bridge: br-front\n    outbound_addr: 2001:db8::7",
+     "networks.front.outbound_addr: 2001:db8::7 is an IPv6 address, but this network has no IPv6 subnet"),
+    ("    bridge: br-front", "    bridge: br-front\n    outbound_addr: 127.0.0.1",
+     "networks.front.outbound_addr: 127.0.0.1 cannot be the source of traffic that leaves the host: use a unicast address of one of its interfaces"),
+    ("    bridge: br-front", "    bridge: br-front\n    outbound_addr: [198.51.100.7, 198.51.100.8]",
+     "networks.front.outbound_addr: lists two IPv4 outbound addresses (198.51.100.7, 198.51.100.8); a network has at most one outbound address per family"),
+    ("  back:\n", "  lan: {driver: macvlan, subnet: 192.168.1.0/24}\n  back:\n",
+     "networks.lan.parent: is required: this host has no default route whose interface could be the parent; name the host interface on the containers' LAN (like eth0)"),
+    ("  back:\n", "  lan: {driver: ipvlan, parent: eth0, subnet: 192.168.1.0/24, masquerade: true}\n  back:\n",
+     "networks.lan.masquerade: an ipvlan network's containers are on the parent's LAN with their own addresses: the host does not route their traffic, so it cannot masquerade it"),
+    ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24, outbound_addr: 198.51.100.7}\n  back:\n",
+     "networks.lan.outbound_addr: a macvlan network's containers reach out on the parent's LAN with their own addresses, not through the host, so it has no outbound address"),
+    ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24, bridge: br0}\n  back:\n",
+     "networks.lan.bridge: only a network with driver bridge has a bridge device"),
+    ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24}\n  wlan: {driver: ipvlan, parent: eth0, subnet: 192.168.2.0/24}\n"
+     "  back:\n", "networks.wlan.parent: 'eth0' is already the parent of macvlan network 'lan'; an interface carries macvlan or ipvlan "
+     "networks, not both"),
+    ("    networks: [front, back]", "    networks:\n      lan: {host_interface: ve-app}\n      back:\n",
+     "containers.app.networks.lan.host_interface: a macvlan network has no host end: app's interface is made on the parent eth0"),
+    ("    networks: [front]           # eth0 172.20.0.2", "    networks: [lan, front]",
+     "containers.web.ports: nothing is published from a macvlan network: 'lan' (the first, where ports are published) puts the container on the parent's LAN, reached directly at its own address"),
+]
+LAN = "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24}\n  back:\n"
+
 ALL = (
     [(TUTORIAL, *c) for c in CASES + EXTRA]
+    + [(BRIDGE, old, new, expected) for old, new, expected in OUTBOUND_AND_LAN[:11]]
+    + [(BRIDGE.replace("  back:\n", LAN, 1), old, new, expected) for old, new, expected in OUTBOUND_AND_LAN[11:]]
     + [(BRIDGE, old, new, expected[0]) for old, new, expected in BRIDGE_CASES]
     + [(BRIDGE, *c) for c in BRIDGE_EXTRA]
 )
@@ -233,6 +267,8 @@ def nothing_runs(monkeypatch):
     ran: list = []
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(hostinfo, "host_routes", list)
+    monkeypatch.setattr(hostinfo, "host_routes6", list)
+    monkeypatch.setattr(hostinfo, "host_addresses", lambda: None)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
     return ran

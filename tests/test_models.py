@@ -124,7 +124,7 @@ CASES = [
     ("gateway: 172.18.0.1", "gateway: 172.18.0.0",
      "networks.link0.gateway: 172.18.0.0 is the network address of 172.18.0.0/24, not a usable host address"),
     ("driver: veth", "driver: vxlan",
-     "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth"),
+     "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan"),
     ("masquerade: true", "masquerade: maybe",
      "networks.link0.masquerade: must be true or false, got 'maybe'"),
     ("name: tutorial", "name: 'a/b'",
@@ -275,7 +275,7 @@ def test_a_subnet_overlapping_a_host_route_is_reported_with_the_other_problems()
     with pytest.raises(ValidationError) as info:
         resolve(parse_text(TUTORIAL.replace("driver: veth", "driver: vxlan")), env)
     assert [f"{p}: {m}" for p, m in info.value.problems] == [
-        "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+        "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
         "networks.link0.subnet: 172.18.0.0/24 overlaps the host's route to 172.18.0.0/16 (dev eth0); choose a subnet the host does not use",
     ]
 
@@ -398,7 +398,7 @@ containers:
 """
     assert problems(text) == [
         "networks.front net: network name 'front net' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit",
-        "networks.front net.driver: 'vlan' is not a known driver; known drivers: bridge, veth",
+        "networks.front net.driver: 'vlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
         "networks.front net.subnet: '10.1.0.1/24' has host bits set; the subnet is 10.1.0.0/24",
         "networks.front net.gateway: '10.1.0.300' is not an IP address (like 172.18.0.2 or fd00:18::2)",
         "networks.front net.masquerade: must be true or false, got 1",
@@ -426,7 +426,7 @@ containers:
     assert problems(text) == [
         "networks.front.gateway: 10.2.0.1 is not inside subnet 10.1.0.0/24",
         "networks.back.subnet: '10.3.0.0/33' is not a subnet (like 172.18.0.0/24 or fd00:18::/64)",
-        "networks.side.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+        "networks.side.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
         "networks.shut.internal: must be true or false, got 'maybe'",
     ]
 
@@ -442,7 +442,7 @@ containers:
   db: {networks: [front]}
 """
     assert problems(text) == [
-        "networks.front.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+        "networks.front.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
         "containers.web.networks.front.address: 10.1.0.3 is the broadcast address of 10.1.0.0/30",
         "networks.front.subnet: 10.1.0.0/30 is too small: it has 1 addresses for containers besides the gateway, and 3 containers attach",
     ]

@@ -14,6 +14,7 @@ def build(b: Builder) -> None:
     devs = {net.name: dev for net in b.t.networks.values() if (dev := b.host_dev(net))}
     if not devs:
         return
+    _outbound_requirements(b, devs)
     chain, versions = chain_name(b.t.name), b.versions()
     _sctp(b)
     udp = udp_published(b.t)
@@ -48,6 +49,21 @@ def _sctp(b: Builder) -> None:
             (("grep", "-qx", "sctp", "/proc/net/ip_tables_matches"), ("modprobe", "-q", "xt_sctp")),
             f"published port {sctp[0].spec} needs iptables' sctp match, which this kernel does not have (not in "
             "/proc/net/ip_tables_matches, and modprobe finds no xt_sctp module); nothing was changed"))
+
+
+def _outbound_requirements(b: Builder, devs: dict[str, str]) -> None:
+    """Before anything changes: each outbound address is the host's (its traffic could not leave with another)."""
+    for net in b.t.networks.values():
+        if net.name not in devs or not net.masquerade:
+            continue
+        for address in net.outbound_addr:
+            probe: tuple[str, ...]
+            if address.version == 4:  # the kernel finds no route from a source address that is not local
+                probe = ("ip", "route", "get", str(address), "from", str(address))
+            else:
+                probe = ("grep", "-q", f"^{address.exploded.replace(':', '')} ", "/proc/net/if_inet6")
+            b.requirements.append(Requirement((probe,), f"networks.{net.name}.outbound_addr: {address} is not an address of this host "
+                                                        "(traffic can leave only with one of its own addresses); nothing was changed"))
 
 
 def _add(b: Builder, tables: list[Table | None]) -> None:

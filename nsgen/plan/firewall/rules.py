@@ -25,7 +25,7 @@ class Rule(NamedTuple):
     why: str  # what it is for, in one line (a comment above it in the script)
     stage: str  # raw, filter or nat
     hook: str  # prerouting, forward, output or postrouting
-    verdict: str  # accept, drop, masquerade, dnat or jump (to the topology's own chain)
+    verdict: str  # accept, drop, masquerade, snat, dnat or jump (to the topology's own chain)
     in_chain: bool = True  # in the topology's own chain (reached by a jump), else in the hook itself
     first: bool = False  # in the hook itself, ahead of what is there already
     in_dev: str | None = None
@@ -40,7 +40,7 @@ class Rule(NamedTuple):
     ctstate: tuple[str, ...] = ()
     not_to_group: str | None = None  # the packet does not go to a device of this group (value/mask)
     to_local: bool = False  # the destination is an address of this host
-    to: str | None = None  # the NAT target (dnat): address and port
+    to: str | None = None  # the NAT target: address and port (dnat), source address (snat)
 
 
 class Table(NamedTuple):
@@ -138,7 +138,11 @@ def nat_rules(t: Topology, devs: dict[str, str], version: int, chain: str) -> tu
     localnet: list[tuple[str, str]] = []
     for net, dev in _nets(t, devs, version):
         subnet = str(net.subnet if version == 4 else net.subnet6)
-        if net.masquerade:
+        outbound = net.outbound_of(version)
+        if net.masquerade and outbound is not None:
+            post.append(Rule(f"network {net.name} reaches out from the host's address {outbound}", "nat", "postrouting", "snat",
+                             in_chain=False, src=subnet, out_dev=dev, not_out_dev=True, to=str(outbound)))
+        elif net.masquerade:
             post.append(Rule(f"network {net.name} reaches out as the host", "nat", "postrouting", "masquerade", in_chain=False,
                              src=subnet, out_dev=dev, not_out_dev=True))
     for net, dev in _nets(t, devs, version):
@@ -157,7 +161,8 @@ def nat_rules(t: Topology, devs: dict[str, str], version: int, chain: str) -> tu
             localnet.append((net.name, dev))
     if not post and not dnat:
         return None, localnet
-    what = ["masquerade in POSTROUTING"] if post else []
+    snat = any(r.verdict == "snat" for r in post)
+    what = [f"masquerade{' and source NAT' if snat else ''} in POSTROUTING"] if post else []
     jumps: list[Rule] = []
     if dnat:
         what.append(f"published ports in {chain} (reached from PREROUTING and OUTPUT for local destinations)")
