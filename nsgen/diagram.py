@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from nsgen.errors import NsgenError
-from nsgen.models import Attachment, Network, PublishedPort, Topology
+from nsgen.models import Attachment, Network, PublishedPort, Topology, port_runs, run_shown
 
 FORMATS = ("text", "mermaid", "dot", "svg")
 
@@ -58,8 +58,9 @@ def _interface(a: Attachment) -> str:
     return f"{a.interface} {a.shown}" + (f" mac {a.mac_address}" if a.mac_address else "")
 
 
-def _port(p: PublishedPort) -> str:
-    return p.shown
+def _ports(ports: tuple[PublishedPort, ...]) -> str:
+    """Each as written: a range once (`*:8080-8082->80-82/tcp`), not a line a port."""
+    return ", ".join(run_shown(first, last) for first, last in port_runs(ports))
 
 
 def _host_line(t: Topology) -> str:
@@ -84,7 +85,7 @@ def text_picture(topology: Topology) -> str:
             host_end = f"{a.host_interface} {net.gateways_shown}" if net.driver == "veth" else a.host_interface or net.parent
             line = f"{host_end} <──{net.driver if net.direct else 'veth'}──> {c.name}: {_interface(a)}"
             if c.default_attachment is a and c.ports:
-                line += "  published " + ", ".join(_port(p) for p in c.ports)
+                line += "  published " + _ports(c.ports)
             lines.append(stem + branch + line)
     for c in topology.containers.values():
         for p in c.processes:
@@ -228,11 +229,13 @@ def _add_way_out(t: Topology, g: Graph) -> None:
         edges.append(Edge("outside", "host", "\n".join(["routed, no NAT", *routed]), "routed"))
     for name, c in t.containers.items():
         a = c.default_attachment
-        for p in c.ports:
+        for p, last in port_runs(c.ports):
             where = "*" if p.host_ip is None else f"[{p.host_ip}]" if p.host_ip.version == 6 else str(p.host_ip)
             inside = a.address6 if a and p.host_ip is not None and p.host_ip.version == 6 else a.first if a else "?"
             shown = f"[{inside}]" if ":" in str(inside) else str(inside)
-            label = f"published\n{where}:{p.host_port}/{p.protocol}\n→ {shown}:{p.container_port}"
+            host_ports, ports = (str(p.host_port), str(p.container_port)) if p is last else \
+                (f"{p.host_port}-{last.host_port}", f"{p.container_port}-{last.container_port}")
+            label = f"published\n{where}:{host_ports}/{p.protocol}\n→ {shown}:{ports}"
             edges.append(Edge("host", ids[name], label, "published"))
     if any(e.a == "outside" for e in edges):
         g.nodes.insert(0, Node("outside", "outside", ["outside"]))

@@ -21,7 +21,7 @@ NAMESPACE_NAME_MAX = 64
 NETWORK_NAME_MAX = 64
 DRIVERS = ("bridge", "veth", "macvlan", "ipvlan")
 DIRECT_DRIVERS = ("macvlan", "ipvlan")  # containers on a host interface's own LAN: the host is not their router
-PROTOCOLS = ("tcp", "udp")
+PROTOCOLS = ("tcp", "udp", "sctp")
 BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel
 MTU_MIN, MTU_MAX = 68, 65535  # the least an IPv4 link may carry (RFC 791); ETH_MAX_MTU for a bridge and a veth
 MTU6_MIN = 1280  # the least an IPv6 link may carry (RFC 8200)
@@ -52,6 +52,11 @@ class PublishedPort(NamedTuple):
         return None if self.host_ip is None or self.host_ip.is_unspecified else self.host_ip
 
     @property
+    def ranged(self) -> bool:
+        """Whether it is one port of a range (`8080-8082:80-82`: no address holds a '-')."""
+        return "-" in self.spec
+
+    @property
     def shown(self) -> str:
         """HOST_IP:PORT->PORT/PROTOCOL, `*` for every address, an IPv6 host IP in brackets."""
         host = "*" if self.host_ip is None else f"[{self.host_ip}]" if self.host_ip.version == 6 else str(self.host_ip)
@@ -60,6 +65,38 @@ class PublishedPort(NamedTuple):
     def versions(self, available: tuple[int, ...]) -> tuple[int, ...]:
         """The families it is published on, of those its container's network has."""
         return tuple(v for v in available if self.host_ip is None or self.host_ip.version == v)
+
+    def overlaps(self, other: PublishedPort) -> bool:
+        """Whether both take the same host port of one protocol at a common address: every address
+        (None) meets any, 0.0.0.0 any IPv4 address and :: any IPv6 one, else the same address."""
+        if (self.protocol, self.host_port) != (other.protocol, other.host_port):
+            return False
+        if self.host_ip is None or other.host_ip is None or self.host_ip == other.host_ip:
+            return True
+        return self.host_ip.version == other.host_ip.version and (self.host_ip.is_unspecified or other.host_ip.is_unspecified)
+
+
+def port_runs(ports: tuple[PublishedPort, ...] | list[PublishedPort]) -> list[tuple[PublishedPort, PublishedPort]]:
+    """The ports as the user wrote them: (first, last) of each run of ports that one range
+    (`8080-8082:80-82`) published, (p, p) for a single port."""
+    runs: list[tuple[PublishedPort, PublishedPort]] = []
+    for p in ports:
+        if runs:
+            first, last = runs[-1]
+            if (p.spec, p.host_ip, p.protocol) == (last.spec, last.host_ip, last.protocol) and \
+                    (p.host_port, p.container_port) == (last.host_port + 1, last.container_port + 1):
+                runs[-1] = (first, p)
+                continue
+        runs.append((p, p))
+    return runs
+
+
+def run_shown(first: PublishedPort, last: PublishedPort) -> str:
+    """HOST_IP:PORT->PORT/PROTOCOL for a single port, HOST_IP:LOW-HIGH->LOW-HIGH/PROTOCOL for a range."""
+    if first == last:
+        return first.shown
+    host = first.shown.rpartition(":")[0]
+    return f"{host}:{first.host_port}-{last.host_port}->{first.container_port}-{last.container_port}/{first.protocol}"
 
 
 class Attachment(NamedTuple):

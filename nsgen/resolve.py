@@ -274,8 +274,10 @@ def _short_hash(*parts: str) -> str:
     return f"{zlib.crc32('/'.join(parts).encode()):08x}"
 
 
-def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | None:
-    """Docker's syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTOCOL]."""
+def _parse_port(spec: Any, path: str, problems: Problems) -> tuple[PublishedPort, ...] | None:
+    """Docker's syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTOCOL], where each port may be a
+    range LOW-HIGH (`8080-8082:80-82`): a host range maps one to one onto a container range of the
+    same length, one PublishedPort a port, each keeping the spec as written."""
     if isinstance(spec, int) and not isinstance(spec, bool):
         problems.add(path, f"{spec} must be written as 'HOST_PORT:CONTAINER_PORT' (a string, like \"8080:{spec}\")")
         return None
@@ -285,7 +287,7 @@ def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | Non
     body, _, protocol = spec.partition("/")
     protocol = protocol or "tcp"
     if protocol not in PROTOCOLS:
-        problems.add(path, f"{_show(spec)}: protocol {_show(protocol)} is not one of tcp, udp")
+        problems.add(path, f"{_show(spec)}: protocol {_show(protocol)} is not one of {', '.join(PROTOCOLS)}")
         return None
     if body.startswith("[") and "]:" in body:  # Docker's way to write an IPv6 host IP: [::1]:8080:80
         inner, _, rest = body[1:].partition("]:")
@@ -298,22 +300,50 @@ def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | Non
     elif len(parts) == 3:
         host_ip, host_port, container_port = parts
     else:
-        problems.add(path, f"{_show(spec)} is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]")
+        problems.add(path, f"{_show(spec)} is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/{'|'.join(PROTOCOLS)}]")
         return None
-    ports = []
-    for text, which in ((host_port, "host port"), (container_port, "container port")):
-        if not text.isascii() or not text.isdigit() or (len(text) > 1 and text[0] == "0"):
-            problems.add(path, f"{_show(spec)}: {which} {_show(text)} is not a port number")
+    host = _port_range(host_port, "host port", spec, path, problems)
+    inside = host and _port_range(container_port, "container port", spec, path, problems)
+    if not host or not inside:
+        return None
+    if len(host) != len(inside):
+        problems.add(path, f"{_show(spec)}: {_count(host, 'host port')}, {_count(inside, 'container port')}; "
+                           "a host range maps one to one onto a container range of the same length")
+        return None
+    ip: IPAddress | None = None
+    if host_ip is not None:
+        ok, ip = _host_ip(host_ip, spec, path, problems)
+        if not ok:
             return None
-        number = int(text)
+        if protocol == "sctp" and ip == ipaddress.IPv6Address("::1"):
+            problems.add(path, f"{_show(spec)}: SCTP cannot be published on [::1]: the kernel never carries ::1 into a container, "
+                               "and nsgen's port proxy, which serves [::1], relays TCP and UDP only")
+            return None
+    return tuple(PublishedPort(ip, h, c, protocol, spec) for h, c in zip(host, inside, strict=True))
+
+
+def _count(ports: range, which: str) -> str:
+    """`host port range 8080-8082 has 3 ports`, `container port 80 is 1 port`"""
+    return f"{which} {ports[0]} is 1 port" if len(ports) == 1 else f"{which} range {ports[0]}-{ports[-1]} has {len(ports)} ports"
+
+
+def _port_range(text: str, which: str, spec: str, path: str, problems: Problems) -> range | None:
+    """PORT or LOW-HIGH (LOW at most HIGH), each 1-65535: the ports, or None (reported)."""
+    low, dash, high = text.partition("-")
+    numbers = []
+    for part in (low, high) if dash else (low,):
+        if not part.isascii() or not part.isdigit() or (len(part) > 1 and part[0] == "0"):
+            problems.add(path, f"{_show(spec)}: {which} {_show(text)} is not a port number" + (" range (LOW-HIGH)" if dash else ""))
+            return None
+        number = int(part)
         if not 1 <= number <= 65535:
             problems.add(path, f"{_show(spec)}: {which} {number} is out of range 1-65535")
             return None
-        ports.append(number)
-    if host_ip is None:
-        return PublishedPort(None, ports[0], ports[1], protocol, spec)
-    ok, ip = _host_ip(host_ip, spec, path, problems)
-    return PublishedPort(ip, ports[0], ports[1], protocol, spec) if ok else None
+        numbers.append(number)
+    if numbers[0] > numbers[-1]:
+        problems.add(path, f"{_show(spec)}: {which} range {text} is reversed; write it low to high ({numbers[-1]}-{numbers[0]})")
+        return None
+    return range(numbers[0], numbers[-1] + 1)
 
 
 def _host_ip(text: str, spec: str, path: str, problems: Problems) -> tuple[bool, IPAddress | None]:
@@ -903,40 +933,43 @@ def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: 
     _check_keys(spec, CONTAINER_KEYS, path, problems)
     attachments, container["explicit"] = _attachments(spec.get("networks"), path, cname, drafts, topology, problems, container["macs"])
     container["attachments"] = attachments
-    ports = _ports(spec.get("ports"), f"{path}.ports", problems)
+    entries = _ports(spec.get("ports"), f"{path}.ports", problems)
     first = drafts.get(attachments[0][0]) if attachments else None  # ports are published on the first network
-    if ports and first is not None and first.internal:
+    if entries and first is not None and first.internal:
         problems.add(f"{path}.ports", f"published ports need a first network that is not internal; {attachments[0][0]!r} is internal")
-    elif ports and first is not None and first.no_default_route:
+    elif entries and first is not None and first.no_default_route:
         problems.add(f"{path}.ports", f"published ports need a first network that gives the default route (replies leave by it); "
                                       f"{attachments[0][0]!r} has no_default_route: true")
-    elif ports and first is not None and first.direct:
+    elif entries and first is not None and first.direct:
         problems.add(f"{path}.ports", f"nothing is published from {_a(first.driver)} network: {attachments[0][0]!r} (the first, where ports "
                                       "are published) puts the container on the parent's LAN, reached directly at its own address")
-    elif ports and first is not None and first.subnets is not None:
-        _check_port_families(ports, first.subnets, attachments[0][0], f"{path}.ports", problems)
-    container["ports"] = ports
+    elif entries and first is not None and first.subnets is not None:
+        _check_port_families(entries, first.subnets, attachments[0][0], f"{path}.ports", problems)
+    container["port_entries"] = entries
+    container["ports"] = tuple(p for _i, ports in entries for p in ports)
     container["dns"] = _nameservers(spec.get("dns"), f"{path}.dns", problems)
     container["processes"] = _processes(spec.get("processes"), f"{path}.processes", problems, env)
     return container
 
 
-def _check_port_families(ports: tuple[PublishedPort, ...], subnets: dict[int, IPNetwork], net: Any, path: str, problems: Problems) -> None:
+def _check_port_families(entries: list[tuple[int, tuple[PublishedPort, ...]]], subnets: dict[int, IPNetwork], net: Any, path: str,
+                         problems: Problems) -> None:
     """A port published on a host address of one family needs that family on the first network."""
-    for i, port in enumerate(ports):
+    for i, (port, *_rest) in entries:
         if port.host_ip is not None and port.host_ip.version not in subnets:
             problems.add(f"{path}[{i}]", f"{_show(port.spec)} publishes on an IPv{port.host_ip.version} host address, but network "
                                          f"{net!r} (the first, where ports are published) has no IPv{port.host_ip.version} subnet")
 
 
-def _ports(value: Any, path: str, problems: Problems) -> tuple[PublishedPort, ...]:
+def _ports(value: Any, path: str, problems: Problems) -> list[tuple[int, tuple[PublishedPort, ...]]]:
+    """Each valid entry of a container's ports, by its index: the ports it publishes (a range, several)."""
     if value is None:
-        return ()
+        return []
     if not isinstance(value, list):
         problems.add(path, f"must be a list like [\"8080:80\"], got {_show(value)}")
-        return ()
-    ports = (_parse_port(item, f"{path}[{i}]", problems) for i, item in enumerate(value))
-    return tuple(port for port in ports if port)
+        return []
+    entries = ((i, _parse_port(item, f"{path}[{i}]", problems)) for i, item in enumerate(value))
+    return [(i, ports) for i, ports in entries if ports]
 
 
 def _attachments(
@@ -1076,16 +1109,29 @@ def _attachment_addresses(value: Any, net: Any, draft: _NetworkDraft | None, apa
 
 
 def _check_published(containers: dict[Any, dict], problems: Problems) -> None:
-    taken: dict[tuple[str, int], str] = {}
+    """A host port of a protocol is published once at each host address: two entries conflict
+    when they share a port and an address (every address meets any, 0.0.0.0 every IPv4 one, ::
+    every IPv6 one). An entry that conflicts is reported once, at its first port that does."""
+    taken: dict[tuple[str, int], list[tuple[PublishedPort, str]]] = {}
     for container in containers.values():
-        for i, port in enumerate(container["ports"]):
-            key = (port.protocol, port.host_port)
+        for i, ports in container.get("port_entries", ()):
             where = f"{container['path']}.ports[{i}]"
-            other = taken.get(key)
-            if other is not None:
-                problems.add(where, f"host port {port.host_port}/{port.protocol} is already published by {other}")
+            clash = next(((p, o, by) for p in ports for o, by in taken.get((p.protocol, p.host_port), ()) if p.overlaps(o)), None)
+            if clash is not None:
+                p, other, by = clash
+                problems.add(where, f"host port {p.host_port}/{p.protocol}{_where(p, other)} is already published by {by} ({other.spec})")
                 continue
-            taken[key] = f"{container['path']} ({port.spec})"
+            for p in ports:
+                taken.setdefault((p.protocol, p.host_port), []).append((p, where))
+
+
+def _where(mine: PublishedPort, other: PublishedPort) -> str:
+    """` at ADDRESS`: the host addresses two conflicting ports share, as a person reads them ("" for every address)."""
+    ips = [ip for ip in (mine.host_ip, other.host_ip) if ip is not None]
+    one = next((ip for ip in ips if not ip.is_unspecified), None)
+    if one is not None:
+        return f" at [{one}]" if one.version == 6 else f" at {one}"
+    return f" at every IPv{ips[0].version} address" if ips else ""
 
 
 def _check_host_names(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], problems: Problems) -> None:

@@ -30,7 +30,8 @@ ROUTE4_PATTERN = rf"^{_IPV4}/([1-9]|[12][0-9]|3[0-2])$"
 ROUTE6_PATTERN = rf"^{_IPV6}/([1-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$"
 # six hex pairs whose first octet's lowest bit (multicast) is clear; all zeros is refused by nsgen validate
 MAC_PATTERN = r"^[0-9A-Fa-f][02468ACEace](:[0-9A-Fa-f]{2}){5}$"
-PORT_PATTERN = rf"^({_IPV4}:|\[{_IPV6}\]:)?{_PORT}:{_PORT}(/({'|'.join(models.PROTOCOLS)}))?$"
+_PORTS = rf"{_PORT}(-{_PORT})?"  # a port or a range LOW-HIGH (nsgen validate judges the order and the lengths)
+PORT_PATTERN = rf"^({_IPV4}:|\[{_IPV6}\]:)?{_PORTS}:{_PORTS}(/({'|'.join(models.PROTOCOLS)}))?$"
 
 
 def _name(cap: int, description: str) -> dict[str, Any]:
@@ -163,8 +164,9 @@ def _container() -> dict[str, Any]:
             },
             "ports": {
                 "type": ["array", "null"],
-                "description": "Published ports, Docker's -p syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]; "
-                               "an IPv6 host IP in brackets ([::1]:8080:80).",
+                "description": "Published ports, Docker's -p syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp]; "
+                               "an IPv6 host IP in brackets ([::1]:8080:80); a range maps one to one onto a range of the same "
+                               "length (8080-8082:80-82). A host port is published once per protocol and host address.",
                 "items": {"type": "string", "pattern": PORT_PATTERN},
             },
             "processes": {

@@ -86,9 +86,19 @@ BRIDGE_EXTRA = [
     # published ports: an IPv6 host IP needs IPv6 on the first network; Docker writes it in brackets
     ('ports: ["8080:8000"]', 'ports: ["[::]:8080:8000"]', "containers.web.ports[0]: '[::]:8080:8000' publishes on an IPv6 host address, but network 'front' (the first, where ports are published) has no IPv6 subnet"),
     ('ports: ["8080:8000"]', 'ports: ["::1:8080:8000/udp"]', "containers.web.ports[0]: '::1:8080:8000/udp': an IPv6 host IP is written in brackets: [::1]:PORT:PORT"),
-    ('ports: ["8080:8000"]', 'ports: ["[::1]:8080"]', "containers.web.ports[0]: '[::1]:8080' is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"),
+    ('ports: ["8080:8000"]', 'ports: ["[::1]:8080"]', "containers.web.ports[0]: '[::1]:8080' is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp]"),
     ('ports: ["8080:8000"]', 'ports: ["localhost:8080:8000"]', "containers.web.ports[0]: 'localhost:8080:8000': host IP 'localhost' is not an IP address (like 127.0.0.1, or [::1] for IPv6)"),
-    ('ports: ["8080:8000"]', 'ports: ["8080:8000", "0.0.0.0:8080:9000"]', "containers.web.ports[1]: host port 8080/tcp is already published by containers.web (8080:8000)"),
+    ('ports: ["8080:8000"]', 'ports: ["8080:8000", "0.0.0.0:8080:9000"]', "containers.web.ports[1]: host port 8080/tcp at every IPv4 address is already published by containers.web.ports[0] (8080:8000)"),
+    # port ranges map one to one; one host port at several host addresses, but not twice at one
+    ('ports: ["8080:8000"]', 'ports: ["8080-8082:80-81"]', "containers.web.ports[0]: '8080-8082:80-81': host port range 8080-8082 has 3 ports, container port range 80-81 has 2 ports; a host range maps one to one onto a container range of the same length"),
+    ('ports: ["8080:8000"]', 'ports: ["8080-8082:80"]', "containers.web.ports[0]: '8080-8082:80': host port range 8080-8082 has 3 ports, container port 80 is 1 port; a host range maps one to one onto a container range of the same length"),
+    ('ports: ["8080:8000"]', 'ports: ["8082-8080:80-82"]', "containers.web.ports[0]: '8082-8080:80-82': host port range 8082-8080 is reversed; write it low to high (8080-8082)"),
+    ('ports: ["8080:8000"]', 'ports: ["127.0.0.1:8080-:80"]', "containers.web.ports[0]: '127.0.0.1:8080-:80': host port '8080-' is not a port number range (LOW-HIGH)"),
+    ('ports: ["8080:8000"]', 'ports: ["65535-65536:1-2/udp"]', "containers.web.ports[0]: '65535-65536:1-2/udp': host port 65536 is out of range 1-65535"),
+    ('ports: ["8080:8000"]', 'ports: ["8080-8090:80-90", "127.0.0.1:8085:85"]', "containers.web.ports[1]: host port 8085/tcp at 127.0.0.1 is already published by containers.web.ports[0] (8080-8090:80-90)"),
+    ('ports: ["8080:8000"]', 'ports: ["127.0.1.2:1716:80", "127.0.1.3:1716:80", "127.0.1.2:1716:81"]', "containers.web.ports[2]: host port 1716/tcp at 127.0.1.2 is already published by containers.web.ports[0] (127.0.1.2:1716:80)"),
+    ('ports: ["8080:8000"]', 'ports: ["[::1]:8080:80/sctp"]', "containers.web.ports[0]: '[::1]:8080:80/sctp': SCTP cannot be published on [::1]: the kernel never carries ::1 into a container, and nsgen's port proxy, which serves [::1], relays TCP and UDP only"),
+    ('ports: ["8080:8000"]', 'ports: ["8080:80/sctp", "8080:80/udp", "8080:80", "8080:80/sctp"]', "containers.web.ports[3]: host port 8080/sctp is already published by containers.web.ports[0] (8080:80/sctp)"),
     # a key indented one level off
     ("    internal: true", "    internal: true\n    ports: [\"80:80\"]",
      "networks.back.ports: unknown key 'ports'; 'ports' is a key of a container (under containers.<name>): check its indentation"),

@@ -10,7 +10,7 @@ import pytest
 from nsgen.errors import LoadError, ValidationError
 from nsgen.hostinfo import Environment
 from nsgen.load import load_file, parse_text
-from nsgen.models import PublishedPort
+from nsgen.models import PublishedPort, port_runs, run_shown
 from nsgen.resolve import resolve
 from tests.helpers import EXAMPLES, fixed_env, topology
 
@@ -216,10 +216,10 @@ BRIDGE_CASES = [
      ["containers.web.ports[0]: '8080:70000': container port 70000 is out of range 1-65535"]),
     ('ports: ["8080:8000"]', 'ports: ["0:8000"]',
      ["containers.web.ports[0]: '0:8000': host port 0 is out of range 1-65535"]),
-    ('ports: ["8080:8000"]', 'ports: ["8080:8000/sctp"]',
-     ["containers.web.ports[0]: '8080:8000/sctp': protocol 'sctp' is not one of tcp, udp"]),
+    ('ports: ["8080:8000"]', 'ports: ["8080:8000/dccp"]',
+     ["containers.web.ports[0]: '8080:8000/dccp': protocol 'dccp' is not one of tcp, udp, sctp"]),
     ('ports: ["8080:8000"]', 'ports: ["8080:8000", "8080:9000"]',
-     ["containers.web.ports[1]: host port 8080/tcp is already published by containers.web (8080:8000)"]),
+     ["containers.web.ports[1]: host port 8080/tcp is already published by containers.web.ports[0] (8080:8000)"]),
     ('ports: ["8080:8000"]', 'ports: [8080]',
      ["containers.web.ports[0]: 8080 must be written as 'HOST_PORT:CONTAINER_PORT' (a string, like \"8080:8080\")"]),
     ("networks: [front, back]", "networks: {front: {interface: eth0}, back: {interface: eth0}}",
@@ -349,6 +349,29 @@ def test_a_port_published_on_0_0_0_0_is_published_on_every_host_ipv4_address():
         PublishedPort(ipaddress.IPv4Address("127.0.0.1"), 9000, 9000, "udp", "127.0.0.1:9000:9000/udp"),
     )
     assert [(p.address, p.versions((4, 6))) for p in t.containers["web"].ports] == [(None, (4,)), (ipaddress.IPv4Address("127.0.0.1"), (4,))]
+
+
+def test_a_port_range_is_one_published_port_a_port_and_is_shown_once():
+    t = topology(BRIDGE.replace('ports: ["8080:8000"]', 'ports: ["8080-8082:80-82", "127.0.0.1:9090-9091:90-91/udp", "3868:3868/sctp"]'))
+    ports = t.containers["web"].ports
+    assert [(p.host_port, p.container_port, p.protocol, p.spec) for p in ports] == [
+        (8080, 80, "tcp", "8080-8082:80-82"), (8081, 81, "tcp", "8080-8082:80-82"), (8082, 82, "tcp", "8080-8082:80-82"),
+        (9090, 90, "udp", "127.0.0.1:9090-9091:90-91/udp"), (9091, 91, "udp", "127.0.0.1:9090-9091:90-91/udp"),
+        (3868, 3868, "sctp", "3868:3868/sctp")]
+    assert [run_shown(first, last) for first, last in port_runs(ports)] == [
+        "*:8080-8082->80-82/tcp", "127.0.0.1:9090-9091->90-91/udp", "*:3868->3868/sctp"]
+
+
+@pytest.mark.parametrize("mine,theirs,overlap", [
+    ("8080:80", "127.0.0.1:8080:81", True), ("0.0.0.0:8080:80", "127.0.0.1:8080:80", True),
+    ("127.0.1.2:8080:80", "127.0.1.3:8080:80", False), ("[::]:8080:80", "127.0.0.1:8080:80", False),
+    ("[::]:8080:80", "[2001:db8::1]:8080:80", True), ("8080:80", "8080:80/udp", False), ("8080:80/sctp", "8080:80/sctp", True),
+])
+def test_two_ports_conflict_only_at_a_common_address(mine, theirs, overlap):
+    from nsgen.resolve import Problems, _parse_port
+
+    (a,), (b,) = (_parse_port(spec, "p", Problems()) for spec in (mine, theirs))
+    assert a.overlaps(b) is overlap and b.overlaps(a) is overlap
 
 
 def test_a_dual_stack_network_gives_each_container_an_address_of_each_family():

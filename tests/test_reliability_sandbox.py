@@ -25,7 +25,17 @@ containers:
   a: {networks: [lan], dns: [203.0.113.53]}
   b: {networks: [front, lan], dns: [203.0.113.53]}
 """
-EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml"), "lan": LAN, "jumbo": example_text("jumbo.yaml")}
+# Published ports of new shapes: a range (TCP and UDP), one host port at two loopback addresses
+PORTS = """
+name: ports-lab
+networks:
+  n: {subnet: 172.30.0.0/24}
+containers:
+  c:
+    networks: [n]
+    ports: ["8080-8081:80-81", "127.0.1.2:1716:80", "127.0.1.3:1716:81", "5300-5301:53-54/udp"]
+"""
+EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml"), "lan": LAN, "ports": PORTS, "jumbo": example_text("jumbo.yaml")}
 
 
 def setup_argv(driver: Driver) -> list[str]:
@@ -45,7 +55,7 @@ def total_calls(sb, driver: Driver, faults: Faults) -> int:
 
 
 @pytest.mark.parametrize("mode", ["script", "batch", "run"])
-@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack", "lan", "jumbo"])
+@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack", "lan", "ports", "jumbo"])
 def test_fault_sweep(sandbox, tmp_path, example, mode):
     sb = sandbox
     if example == "lan":

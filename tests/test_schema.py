@@ -102,7 +102,9 @@ BROKEN = {
     "port without container port": changed(TUTORIAL, f"{C1}/ports", ["8080"]),
     "port zero": changed(TUTORIAL, f"{C1}/ports", ["0:80"]),
     "port out of range": changed(TUTORIAL, f"{C1}/ports", ["65536:80"]),
-    "port protocol sctp": changed(TUTORIAL, f"{C1}/ports", ["8080:80/sctp"]),
+    "port protocol dccp": changed(TUTORIAL, f"{C1}/ports", ["8080:80/dccp"]),
+    "port range without its end": changed(TUTORIAL, f"{C1}/ports", ["8080-:80"]),
+    "port range of three ports": changed(TUTORIAL, f"{C1}/ports", ["8080-8081-8082:80"]),
     "empty process": changed(TUTORIAL, f"{C1}/processes", [""]),
     "empty process argv": changed(TUTORIAL, f"{C1}/processes", [[]]),
     "process argv with a number": changed(TUTORIAL, f"{C1}/processes", [["sleep", 5]]),
@@ -190,4 +192,4 @@ def test_init_to_another_file_or_stdout(cli, tmp_path):
 def test_init_names_the_examples_it_has(cli):
     result = cli("init", "--example", "nope")
     assert result.exit_code == 2
-    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'jumbo', 'macvlan', 'pod', 'tutorial'" in result.stderr
+    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'jumbo', 'macvlan', 'pod', 'ports', 'tutorial'" in result.stderr

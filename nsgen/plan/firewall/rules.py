@@ -70,6 +70,11 @@ def _mine(t: Topology, net: Network, version: int) -> list[tuple[Container, Atta
             and not (p.address is not None and p.address.version == 6 and p.address.is_loopback)]
 
 
+def _label(p: PublishedPort) -> str:
+    """The port as the user wrote it, and for one of a range which of its ports: `8080-8082:80-82 (8081 to 81)`."""
+    return f"{p.spec} ({p.host_port} to {p.container_port})" if p.ranged else p.spec
+
+
 def _target(address: object, port: int, version: int) -> str:
     return f"{address}:{port}" if version == 4 else f"[{address}]:{port}"
 
@@ -99,9 +104,13 @@ def filter_rules(t: Topology, devs: dict[str, str], version: int, chain: str) ->
     for net, dev in nets:
         if net.routes_out:
             rules.append(Rule(f"replies into network {net.name}", "filter", "forward", "accept", out_dev=dev, ctstate=("RELATED", "ESTABLISHED")))
+        accepted = set()  # one port of a container published at several host addresses: one rule lets it in
         for c, a, p in _mine(t, net, version):
-            rules.append(Rule(f"connections to {c.name}'s published port {p.spec}", "filter", "forward", "accept", out_dev=dev,
-                              dst=str(a.address_of(version)), protocol=p.protocol, dport=p.container_port, ctstate=("DNAT",)))
+            dst = str(a.address_of(version))
+            if (dst, p.protocol, p.container_port) not in accepted:
+                accepted.add((dst, p.protocol, p.container_port))
+                rules.append(Rule(f"connections to {c.name}'s published port {_label(p)}", "filter", "forward", "accept", out_dev=dev,
+                                  dst=dst, protocol=p.protocol, dport=p.container_port, ctstate=("DNAT",)))
         if net.driver == "bridge":
             rules.append(Rule(f"traffic within network {net.name}", "filter", "forward", "accept", in_dev=dev, out_dev=dev))
         rules.append(Rule(f"nothing else into network {net.name}", "filter", "forward", "drop", out_dev=dev))
@@ -140,7 +149,7 @@ def nat_rules(t: Topology, devs: dict[str, str], version: int, chain: str) -> tu
         subnet = str(net.subnet if version == 4 else net.subnet6)
         mine = _mine(t, net, version)
         for c, a, p in mine:
-            dnat.append(Rule(f"published port {p.spec} goes to {c.name}", "nat", "prerouting", "dnat",
+            dnat.append(Rule(f"published port {_label(p)} goes to {c.name}", "nat", "prerouting", "dnat",
                              dst=str(p.address) if p.address else None, protocol=p.protocol, dport=p.host_port,
                              to=_target(a.address_of(version), p.container_port, version)))
         if mine:
