@@ -70,6 +70,7 @@ class Attachment(NamedTuple):
     address6: ipaddress.IPv6Address | None = None  # None: the network has no IPv6 subnet
     prefixlen6: int = 0
     gateway6: ipaddress.IPv6Address | None = None
+    aliases: tuple[str, ...] = ()  # more names of its addresses, for the containers on its network
 
     @property
     def addresses(self) -> tuple[tuple[IPAddress, int, IPAddress], ...]:
@@ -131,6 +132,8 @@ class Network(NamedTuple):
         return not self.internal
 
 
+SETPRIV = "setpriv"  # util-linux: runs a program as another user
+ENV = "env"  # coreutils: with a changed environment and working directory (-C)
 READY_TIMEOUT = 10.0  # seconds a process has to become ready, unless it says otherwise
 READY_TIMEOUT_MAX = 3600.0
 
@@ -143,6 +146,21 @@ class Process(NamedTuple):
     ready: tuple[str, ...] = ()
     ready_timeout: float = READY_TIMEOUT
     host_side: bool = False  # started in the host's namespace (nsgen's port proxy), which it leaves for the container's
+    environment: tuple[tuple[str, str], ...] = ()  # (NAME, value) added to its environment
+    user: tuple[int, int, bool] | None = None  # (uid, gid, the uid's supplementary groups too); None: root
+    working_dir: str = ""  # its working directory; "": the one `ip netns exec` leaves (the caller's)
+
+    @property
+    def prefix(self) -> tuple[str, ...]:
+        """What runs in front of the program for its user, environment and working directory
+        (each hands its process on with exec: the pid stays the program's)."""
+        words: list[str] = []
+        if self.user is not None:
+            uid, gid, groups = self.user
+            words += [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--init-groups" if groups else "--clear-groups"]
+        if self.environment or self.working_dir:
+            words += [ENV, *(("-C", self.working_dir) if self.working_dir else ()), *(f"{k}={v}" for k, v in self.environment)]
+        return tuple(words)
 
 
 class Container(NamedTuple):
@@ -152,6 +170,7 @@ class Container(NamedTuple):
     dns_source: str  # where the nameservers come from, for the resolv.conf header
     processes: tuple[Process, ...]
     ports: tuple[PublishedPort, ...]
+    sysctls: tuple[tuple[str, str], ...] = ()  # (net.* key, value) set inside its namespace
 
     @property
     def default_attachment(self) -> Attachment | None:
@@ -185,10 +204,15 @@ class Topology(NamedTuple):
 
 TOPOLOGY_KEYS = {"name", "networks", "containers", "host"}
 NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge"}
-CONTAINER_KEYS = {"networks", "dns", "processes", "ports"}
-ATTACHMENT_KEYS = {"address", "interface", "host_interface"}
+CONTAINER_KEYS = {"networks", "dns", "processes", "ports", "sysctls"}
+ATTACHMENT_KEYS = {"address", "interface", "host_interface", "aliases"}
 HOST_KEYS = {"ip_forward", "persist"}
-PROCESS_KEYS = {"command", "ready", "ready_timeout"}
+PROCESS_KEYS = {"command", "ready", "ready_timeout", "environment", "user", "working_dir"}
+HOSTNAME_MAX = 253  # RFC 1123: a name of labels of at most 63 characters each
+HOSTNAME_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+SYSCTL_KEY_RE = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)+")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LOCALHOST_NAMES = ("localhost", "ip6-localhost", "ip6-loopback")  # every hosts file nsgen writes gives them to lo
 
 
 # ----------------------------------------------------------------------------------------------

@@ -38,7 +38,8 @@ def _network(n: Any) -> dict:
 def _attachment(a: Any) -> dict:
     six = {"address6": str(a.address6), "prefixlen6": a.prefixlen6, "gateway6": str(a.gateway6)} if a.address6 else {}
     return {"network": a.network, "interface": a.interface, "host_interface": a.host_interface,
-            "address": _text(a.address), "prefixlen": a.prefixlen, "gateway": _text(a.gateway), **six}
+            "address": _text(a.address), "prefixlen": a.prefixlen, "gateway": _text(a.gateway), **six,
+            **({"aliases": list(a.aliases)} if a.aliases else {})}
 
 
 def _container(c: Any) -> dict:
@@ -47,11 +48,27 @@ def _container(c: Any) -> dict:
         "attachments": [_attachment(a) for a in c.attachments],
         "dns": list(c.dns),
         "dns_source": c.dns_source,
-        "processes": [{"argv": list(p.argv), "ready": list(p.ready), "ready_timeout": p.ready_timeout, **({"host_side": True} if p.host_side else {})}
-                      for p in c.processes],
+        "processes": [_process(p) for p in c.processes],
         "ports": [{"host_ip": _text(p.host_ip), "host_port": p.host_port, "container_port": p.container_port,
                    "protocol": p.protocol, "spec": p.spec} for p in c.ports],
+        **({"sysctls": [list(kv) for kv in c.sysctls]} if c.sysctls else {}),
     }
+
+
+def _process(p: Any) -> dict:
+    # a field only when it is not its default: the record (and digest) of a topology without it is what it was
+    extra = {"host_side": p.host_side and True, "environment": [list(kv) for kv in p.environment],
+             "user": p.user and list(p.user), "working_dir": p.working_dir}
+    return {"argv": list(p.argv), "ready": list(p.ready), "ready_timeout": p.ready_timeout, **{k: v for k, v in extra.items() if v}}
+
+
+def _process_from(p: dict) -> Any:
+    from nsgen.models import Process
+
+    user = p.get("user")
+    return Process(tuple(map(str, p["argv"])), tuple(map(str, p["ready"])), float(p["ready_timeout"]), p.get("host_side") is True,
+                   tuple((str(k), str(v)) for k, v in p.get("environment", ())),
+                   (int(user[0]), int(user[1]), bool(user[2])) if user else None, str(p.get("working_dir", "")))
 
 
 def _dump(value: Any) -> str:
@@ -86,7 +103,7 @@ def _ip(value: Any, kind: Any) -> Any:
 
 def from_text(body: str | bytes) -> Any:
     """The topology a record describes (ValueError when it is not a record nsgen can read)."""
-    from nsgen.models import Attachment, Container, Host, Network, Process, PublishedPort, Topology
+    from nsgen.models import Attachment, Container, Host, Network, PublishedPort, Topology
 
     try:
         data = json.loads(body)
@@ -103,12 +120,13 @@ def from_text(body: str | bytes) -> Any:
             attachments = tuple(Attachment(str(a["network"]), str(a["interface"]), str(a["host_interface"]), _ip(a["address"], ipaddress.IPv4Address),
                                            int(a["prefixlen"]), _ip(a["gateway"], ipaddress.IPv4Address),
                                            _ip(a.get("address6"), ipaddress.IPv6Address), int(a.get("prefixlen6", 0)),
-                                           _ip(a.get("gateway6"), ipaddress.IPv6Address)) for a in c["attachments"])
+                                           _ip(a.get("gateway6"), ipaddress.IPv6Address), tuple(map(str, a.get("aliases", ()))))
+                                for a in c["attachments"])
             ports = tuple(PublishedPort(ipaddress.ip_address(p["host_ip"]) if p["host_ip"] else None, int(p["host_port"]),
                                         int(p["container_port"]), str(p["protocol"]), str(p["spec"])) for p in c["ports"])
             containers[c["name"]] = Container(str(c["name"]), attachments, tuple(map(str, c["dns"])), str(c["dns_source"]),
-                                              tuple(Process(tuple(map(str, p["argv"])), tuple(map(str, p["ready"])), float(p["ready_timeout"]),
-                                                            p.get("host_side") is True) for p in c["processes"]), ports)
+                                              tuple(_process_from(p) for p in c["processes"]), ports,
+                                              tuple((str(k), str(v)) for k, v in c.get("sysctls", ())))
         host = Host(bool(data["host"]["ip_forward"]), bool(data["host"]["persist"]))
         topology = Topology(str(data["name"]), networks, containers, host)
     except (KeyError, TypeError, AttributeError) as exc:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from nsgen.names import state_dir
 from nsgen.plan.builder import Builder
 from nsgen.plan.steps import B, C, Step
+
+if TYPE_CHECKING:
+    from nsgen.models import Process
 
 # A process runs under `sh -c EXIT_STATUS BASE PROGRAM...`: the program's words are passed as
 # arguments, never parsed by the shell; the program's pid lands in BASE.pid, and its exit status
@@ -24,7 +29,7 @@ def processes(b: Builder) -> None:
             ready = (f"{base}.ready",) if p.host_side else ()
             summary = (f"Start nsgen's port proxy for {c.name}'s ports published on [::1] (the kernel never forwards ::1): it "
                        f"listens on the host, then moves into {c.name}, detached; output in {base}.log." if p.host_side else
-                       f"Start `{' '.join(p.argv)}` in {c.name}, detached; output in {base}.log; the `sh -c` in front "
+                       f"Start `{' '.join(p.argv)}` in {c.name}{_how(p)}, detached; output in {base}.log; the `sh -c` in front "
                        f"records its pid in {base}.pid and, when it ends, its exit status in {base}.exit.")
             b.add(
                 Step(
@@ -33,7 +38,7 @@ def processes(b: Builder) -> None:
                     summary=summary,
                     commands=(
                         C("rm", "-f", f"{base}.pid", f"{base}.exit", f"{base}.shim", *ready),
-                        C("setsid", *where, "sh", "-c", EXIT_STATUS, base, *p.argv, detach=(f"{base}.log", f"{base}.shim")),
+                        C("setsid", *where, "sh", "-c", EXIT_STATUS, base, *p.prefix, *p.argv, detach=(f"{base}.log", f"{base}.shim")),
                     ),
                     undo=(B("stop_processes", c.name, only_if=(b.netns_ours(c.name),)),),
                     probe=(("process_alive", c.name, f"{base}.pid"),),
@@ -53,3 +58,10 @@ def processes(b: Builder) -> None:
                 commands=(B("wait_ready", *waits),),
             )
         )
+
+
+def _how(p: Process) -> str:
+    """How a process runs besides its command, for its summary: ` as uid 65534, in /srv, with 2 environment variables`."""
+    parts = [f"as uid {p.user[0]} gid {p.user[1]}" if p.user else "", f"in {p.working_dir}" if p.working_dir else "",
+             f"with {', '.join(k for k, _v in p.environment)} set" if p.environment else ""]
+    return "".join(f" {part}" for part in parts if part)
