@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from nsgen.errors import NsgenError
-from nsgen.models import Attachment, Network, PublishedPort, Topology
+from nsgen.models import Attachment, Network, Process, PublishedPort, Topology
 
 FORMATS = ("text", "mermaid", "dot", "svg")
 
@@ -60,15 +60,24 @@ def text_picture(topology: Topology) -> str:
             branch = "└── " if m == len(members) - 1 else "├── "
             host_end = f"{a.host_interface} {net.gateways_shown}" if net.driver == "veth" else a.host_interface
             line = f"{host_end} <──veth──> {c.name}: {a.interface} {a.shown}"
+            if a.aliases:
+                line += f"  also named {', '.join(a.aliases)}"
             if c.default_attachment is a and c.ports:
                 line += "  published " + ", ".join(_port(p) for p in c.ports)
             lines.append(stem + branch + line)
     for c in topology.containers.values():
         for p in c.processes:
-            lines.append(f"{c.name} runs: {' '.join(p.argv)}")
+            lines.append(f"{c.name} runs: {' '.join(p.argv)}{_as(p)}")
         if c.dns:
             lines.append(f"{c.name} resolves through: {', '.join(c.dns)}")
+        if c.sysctls:
+            lines.append(f"{c.name} sets: {', '.join(f'{k}={v}' for k, v in c.sysctls)}")
     return "\n".join(lines)
+
+
+def _as(p: Process) -> str:
+    """` (as uid 65534 gid 65534)` for a process that runs as another user than root; else ""."""
+    return f" (as uid {p.user[0]} gid {p.user[1]})" if p.user else ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,10 +177,13 @@ def _add_containers(t: Topology, g: Graph) -> None:
     for name, c in t.containers.items():
         lines = [f"{name} (netns)"]
         for a in c.attachments:
-            lines += [f"{a.interface} {a.shown}", f"host end {a.host_interface}"]
-        lines += ["runs: nsgen's port proxy for [::1]" if p.host_side else f"runs: {_command(p.argv)}" for p in c.processes]
+            lines += [f"{a.interface} {a.shown}", *([f"also {', '.join(a.aliases)}"] if a.aliases else []), f"host end {a.host_interface}"]
+        for p in c.processes:
+            lines.append("runs: nsgen's port proxy for [::1]" if p.host_side else f"runs: {_command(p.argv)}")
+            lines += [_as(p).strip(" ()")] if p.user else []
         if c.dns:
             lines.append(f"dns: {', '.join(c.dns)}")
+        lines += [f"{k}={v}" for k, v in c.sysctls]  # its own sysctls
         first = c.default_attachment
         g.nodes.append(Node(ids[name], "container", lines, group_of[first.network] if first else None))
     for i, net in enumerate(t.networks.values()):

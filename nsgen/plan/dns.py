@@ -77,7 +77,7 @@ def hosts(b: Builder) -> None:
                 summary=f"Give {c.name} the names of the containers it shares a network with: ip netns exec shows {path} as "
                 "/etc/hosts inside.",
                 commands=(C("install", "-D", "-m", "0644", "/dev/null", path, only_if=(("test", "!", "-e", path),)),
-                          C("cp", "/dev/stdin", path, input=text)),
+                          C("dd", f"of={path}", "status=none", input=text)),
                 checks=(Check("file", f"{path} names what {c.name} may reach by name", path=path, text=text),),
                 undo=(
                     C("rm", "-f", path, only_if=(("grep", "-qF", head, path),)),

@@ -47,7 +47,7 @@ PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptable
             "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
             "setsid": "util-linux", "setpriv": "util-linux", "conntrack": "conntrack"}
 # Programs every system has (coreutils, grep, findutils): not listed among a plan's tools.
-BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh"}
+BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh", "dd"}
 
 
 class Command(NamedTuple):
