@@ -14,7 +14,7 @@ from tests.helpers import ROOT
 
 TUTORIAL = example_text("tutorial.yaml")
 BRIDGE = example_text("bridge.yaml")
-EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml")}
+EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml"), "names": example_text("names.yaml")}
 
 
 def setup_argv(driver: Driver) -> list[str]:
@@ -34,7 +34,7 @@ def total_calls(sb, driver: Driver, faults: Faults) -> int:
 
 
 @pytest.mark.parametrize("mode", ["script", "batch", "run"])
-@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack"])
+@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack", "names"])
 def test_fault_sweep(sandbox, tmp_path, example, mode):
     sb = sandbox
     if example != "tutorial":
