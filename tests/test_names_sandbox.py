@@ -101,7 +101,18 @@ def test_containers_reach_each_other_by_name_and_processes_run_as_told(sandbox, 
     assert inside(sb, "app", "net.ipv4.icmp_echo_ignore_all") == "0"
     assert sb.run(["cat", "/proc/sys/net/ipv4/icmp_echo_ignore_all"]).stdout.strip() == host_ping_ignore
     assert not ping(sb, "app", "db", tries=1, wait="1") and ping(sb, "db", "api")  # db answers no ping, but pings
-    assert sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False).returncode == 0
+    checked = sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False)
+    assert checked.returncode == 0, checked.stdout
+    assert "PASS  sysctl     db: net.ipv4.icmp_echo_ignore_all = 1" in checked.stdout
+    assert "PASS  file       /etc/netns/app/hosts names what app may reach by name" in checked.stdout
+    if mode == "run":  # drift: a sysctl changed inside, a hosts file edited
+        sb.in_ns("web", ["sysctl", "-q", "-w", "net.ipv4.ip_unprivileged_port_start=1024"])
+        sb.run(["sh", "-c", "echo '172.31.0.9 api' >>/etc/netns/db/hosts"])
+        drift = sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False)
+        assert drift.returncode == 1
+        assert [line for line in drift.stdout.splitlines() if line.startswith("FAIL")] == [
+            "FAIL  sysctl     web: net.ipv4.ip_unprivileged_port_start = 80: it is 1024",
+            "FAIL  file       /etc/netns/db/hosts names what db may reach by name: its content differs"]
     sb.run(["sh", "-c", f"rm -f {OUT}/*"])
 
     driver.down()
