@@ -111,7 +111,8 @@ FOREIGN = [
     ("namespace", "ip netns add web", "network namespace web already exists"),
     ("link", "ip link add ve-web-794cd type veth peer name foreign0", "link ve-web-794cd already exists"),
     ("bridge", "ip link add br-front type bridge", "link br-front already exists"),
-    ("netns dir", "mkdir -p /etc/netns/web && echo 'nameserver 192.0.2.1' > /etc/netns/web/resolv.conf", "directory /etc/netns/web already exists"),
+    ("netns dir", "mkdir -p /etc/netns/web && echo 'nameserver 192.0.2.1' > /etc/netns/web/resolv.conf", "file /etc/netns/web/resolv.conf already exists"),
+    ("hosts file", "mkdir -p /etc/netns/db && echo '192.0.2.1 db' > /etc/netns/db/hosts", "file /etc/netns/db/hosts already exists"),
     ("chain", "iptables -N NSGEN-bridge-lab", "iptables chain NSGEN-bridge-lab (table filter) already exists"),
     # teardown deletes the topology's device group whole: a device already in it is not ours
     ("device group", "ip link add foreign0 group 0x6e7c5ce4 type veth peer name foreign1",
