@@ -86,6 +86,7 @@ class Environment(NamedTuple):
     account: Callable[[str], tuple[int, int] | None] = lambda user: host_account(user)  # (uid, gid) of a user name or uid
     group: Callable[[str], int | None] = lambda name: host_group(name)  # the gid of a group name or gid
     is_dir: Callable[[str], bool] = os.path.isdir
+    hostname: Callable[[], str] = lambda: host_name()
 
     def nsgen_command(self) -> tuple[str, ...]:
         if self.nsgen_argv is not None:
@@ -94,6 +95,12 @@ class Environment(NamedTuple):
         if found:
             return (found,)
         return (sys.executable, "-m", "nsgen")
+
+
+def host_name() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def host_account(user: str) -> tuple[int, int] | None:

@@ -189,6 +189,10 @@ class Topology(NamedTuple):
     containers: dict[str, Container]
     host: Host
     warnings: tuple[str, ...] = ()
+    # This host's name (containers share its UTS namespace), given 127.0.1.1 in every container's
+    # hosts file as Debian's /etc/hosts has it: a program that looks it up (Python's getfqdn) gets
+    # an answer at once instead of asking DNS; "": none
+    hostname: str = ""
 
     def members(self, network: str) -> list[tuple[Container, Attachment]]:
         return [(c, a) for c in self.containers.values() for a in c.attachments if a.network == network]

@@ -592,7 +592,9 @@ def _topology(
             ports=raw["ports"],
             sysctls=raw["sysctls"],
         )
-    return Topology(name=name, networks=networks, containers=resolved_containers, host=host, warnings=tuple(warnings))
+    hostname = env.hostname()
+    own = hostname if _hostname(hostname, "", Problems()) and hostname not in resolved_containers else ""
+    return Topology(name=name, networks=networks, containers=resolved_containers, host=host, warnings=tuple(warnings), hostname=own)
 
 
 def _port_proxy(topology: str, cname: str, attachments: tuple[Attachment, ...], ports: tuple[PublishedPort, ...], index: int,

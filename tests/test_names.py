@@ -114,3 +114,12 @@ def test_a_change_of_names_only_rewrites_the_hosts_files_in_place():
     change = converge.diff(old, gone)
     assert "remove container db" in change.lines and "add container db2" in change.lines
     assert "hosts:db" in [s.id for s in change.undo] and [s.id for s in change.rewrite] == ["hosts:api"]
+
+
+def test_this_hosts_name_is_loopback_in_every_hosts_file_unless_a_container_has_it():
+    t = topology(NAMES, env(nobody=(65534, 65534))._replace(hostname=lambda: "build-7"))
+    assert hosts_text(t, t.containers["db"]).endswith("172.25.0.2\tapi\n127.0.1.1\tbuild-7\n")
+    assert record.from_text(record.text(t)) == t
+    for name in ("db", "bad_name", ""):
+        t = topology(NAMES, env(nobody=(65534, 65534))._replace(hostname=lambda name=name: name))
+        assert t.hostname == "" and "127.0.1.1" not in hosts_text(t, t.containers["db"])

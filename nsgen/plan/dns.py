@@ -58,6 +58,8 @@ def hosts_text(t: Topology, c: Container) -> str:
                 continue
             names = " ".join(dict.fromkeys((other.name, *theirs.aliases)))
             lines += [f"{address}\t{names}\n" for address, _n, _g in theirs.addresses]
+    if t.hostname:  # last: a container of the same name is found first
+        lines.append(f"127.0.1.1\t{t.hostname}\n")
     return "".join(lines)
 
 
