@@ -384,8 +384,8 @@ def _process_options(item: dict, path: str, problems: Problems, env: Environment
         elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
             problems.add(where, f"must be a string or a number, got {_show(value)}")
             ok = False
-        elif "\0" in str(value):
-            problems.add(where, f"{_show(value)} contains a NUL byte")
+        elif "\0" in str(value) or "\n" in str(value):
+            problems.add(where, f"{_show(value)} contains a NUL byte or a newline")
             ok = False
         else:
             environment.append((key, str(value)))
@@ -940,7 +940,7 @@ def _attachments(
             addresses = _attachment_addresses(att["address"], net, draft, apath, problems)
             if addresses:
                 explicit[net] = addresses
-        if "aliases" in att:
+        if att.get("aliases") is not None:
             aliases[net] = _aliases(att["aliases"], f"{apath}.aliases", problems)
         attachments.append((net, iface, host_if))
     return attachments, explicit

@@ -88,6 +88,7 @@ EXTRA = [
     ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: {A-B: x}}", "containers.container-1.processes[0].environment.A-B: 'A-B' is not an environment variable name: use letters, digits and '_', not starting with a digit"),
     ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: {1A: x}}", "containers.container-1.processes[0].environment.1A: '1A' is not an environment variable name: use letters, digits and '_', not starting with a digit"),
     ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: {A: [x]}}", "containers.container-1.processes[0].environment.A: must be a string or a number, got ['x']"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: {A: \"x\\ny\"}}", "containers.container-1.processes[0].environment.A: 'x\\ny' contains a NUL byte or a newline"),
     ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: [A=x]}", "containers.container-1.processes[0].environment: must be a mapping (key: value), got list ['A=x']"),
     ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, user: no-such-user-nsgen}", "containers.container-1.processes[0].user: user 'no-such-user-nsgen' does not exist on this host"),
     ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, user: 'nobody:no-such-group-nsgen'}", "containers.container-1.processes[0].user: group 'no-such-group-nsgen' does not exist on this host"),

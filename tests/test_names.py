@@ -123,3 +123,17 @@ def test_this_hosts_name_is_loopback_in_every_hosts_file_unless_a_container_has_
     for name in ("db", "bad_name", ""):
         t = topology(NAMES, env(nobody=(65534, 65534))._replace(hostname=lambda name=name: name))
         assert t.hostname == "" and "127.0.1.1" not in hosts_text(t, t.containers["db"])
+
+
+def test_empty_options_are_no_options():
+    t = topology("""
+name: e
+networks: {n: {subnet: 10.4.0.0/24}}
+containers:
+  c:
+    networks: {n: {aliases: null}}
+    sysctls: {}
+    processes: [{command: [sleep, "9"], environment: null}]
+""")
+    c = t.containers["c"]
+    assert (c.attachments[0].aliases, c.sysctls, c.processes[0].prefix) == ((), (), ())
