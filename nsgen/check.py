@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from nsgen.execute import netns_id as _netns_id
-from nsgen.models import ENV, SETPRIV, Container, Network, Topology
+from nsgen.models import SETPRIV, Container, Network, Topology
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -280,6 +280,7 @@ def _started(cmd: Command) -> tuple[str, str]:
     """(namespace, program) of a detached command: `[setsid] ip netns exec NS [sh -c EXIT_STATUS
     EXITFILE] PROGRAM ARGS...`."""
     from nsgen.plan import EXIT_STATUS
+    from nsgen.plan.processes import ENV
 
     argv = list(cmd.argv)
     container = ""

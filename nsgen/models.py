@@ -132,8 +132,7 @@ class Network(NamedTuple):
         return not self.internal
 
 
-SETPRIV = "setpriv"  # util-linux: runs a program as another user
-ENV = "env"  # coreutils: with a changed environment and working directory (-C)
+SETPRIV = "setpriv"  # util-linux: what runs a process as another user (validation checks this host has it)
 READY_TIMEOUT = 10.0  # seconds a process has to become ready, unless it says otherwise
 READY_TIMEOUT_MAX = 3600.0
 
@@ -149,18 +148,6 @@ class Process(NamedTuple):
     environment: tuple[tuple[str, str], ...] = ()  # (NAME, value) added to its environment
     user: tuple[int, int, bool] | None = None  # (uid, gid, the uid's supplementary groups too); None: root
     working_dir: str = ""  # its working directory; "": the one `ip netns exec` leaves (the caller's)
-
-    @property
-    def prefix(self) -> tuple[str, ...]:
-        """What runs in front of the program for its user, environment and working directory
-        (each hands its process on with exec: the pid stays the program's)."""
-        words: list[str] = []
-        if self.user is not None:
-            uid, gid, groups = self.user
-            words += [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--init-groups" if groups else "--clear-groups"]
-        if self.environment or self.working_dir:
-            words += [ENV, *(("-C", self.working_dir) if self.working_dir else ()), *(f"{k}={v}" for k, v in self.environment)]
-        return tuple(words)
 
 
 class Container(NamedTuple):

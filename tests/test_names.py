@@ -9,6 +9,7 @@ from nsgen.check import _started
 from nsgen.hostinfo import Environment
 from nsgen.plan import compile_plan
 from nsgen.plan.dns import hosts_text
+from nsgen.plan.processes import prefix
 from tests.helpers import EXAMPLES, fixed_env, plan_of, topology
 
 NAMES = (EXAMPLES / "names.yaml").read_text()
@@ -136,4 +137,4 @@ containers:
     processes: [{command: [sleep, "9"], environment: null}]
 """)
     c = t.containers["c"]
-    assert (c.attachments[0].aliases, c.sysctls, c.processes[0].prefix) == ((), (), ())
+    assert (c.attachments[0].aliases, c.sysctls, prefix(c.processes[0])) == ((), (), ())
