@@ -172,10 +172,13 @@ class _Checker:
             for a in c.attachments:
                 net = t.networks[a.network]
                 what = f"{a.host_interface} (host end of {c.name}'s {a.interface})"
-                if net.driver == "veth":
+                if a.host_interface is None:
+                    self.direct(c.name, a.interface, net)
+                elif net.driver == "veth":
                     self.link(None, a.host_interface, what, addresses=_gateways(net))
                 else:
                     self.link(None, a.host_interface, what, master=net.bridge)
+        self.outbound()
         for c in t.containers.values():
             self.link(c.name, "lo", f"{c.name}: lo")
             for a in c.attachments:
@@ -209,6 +212,32 @@ class _Checker:
             self.add(_ok(_has_address(link, address), "address", f"{what} holds {address}", f"it holds {_addresses(link, _family(address))}"))
         if master is not None:
             self.add(_ok(link.get("master") == master, "link", f"{what} is a port of {master}", f"its master is {link.get('master', 'none')}"))
+
+    def direct(self, cname: str, name: str, net: Network) -> None:
+        """A container's macvlan or ipvlan interface is one, in the mode nsgen makes, on its parent."""
+        what = f"{cname}: {name} is a {net.driver} interface on {net.parent}"
+        data = self.seen._ip_json(cname, "-d", "link", "show", "dev", name)
+        if not data:
+            self.add(Result(FAIL, "link", what, "missing"))
+            return
+        info = data[0].get("linkinfo", {})
+        kind, mode = info.get("info_kind"), info.get("info_data", {}).get("mode")
+        parent = self.seen.links(None) or {}
+        index = next((link.get("ifindex") for n, link in parent.items() if n == net.parent), None)
+        ok = kind == net.driver and mode == ("bridge" if net.driver == "macvlan" else "l2") and data[0].get("link_index", index) == index
+        self.add(_ok(ok and index is not None, "link", what, f"it is {kind or 'no such'} interface, mode {mode or '-'}"
+                     + ("" if index is not None else f"; the host has no {net.parent}")))
+
+    def outbound(self) -> None:
+        """Each outbound address is still the host's: traffic SNATed to one it lost would not come back."""
+        wanted = [(net.name, address) for net in self.t.networks.values() if net.masquerade for address in net.outbound_addr]
+        if not wanted:
+            return
+        from nsgen.hostinfo import host_addresses
+
+        have = host_addresses() or []
+        for name, address in wanted:
+            self.add(_ok(address in have, "address", f"the host holds {address} (outbound address of {name})", "it does not"))
 
     def route(self, cname: str, version: int) -> None:
         c = self.t.containers[cname]

@@ -18,25 +18,36 @@ import shlex
 from dataclasses import dataclass, field
 
 from nsgen.errors import NsgenError
-from nsgen.models import Attachment, Network, Process, PublishedPort, Topology
+from nsgen.models import Attachment, Network, Process, PublishedPort, Topology, port_runs, run_shown
 
 FORMATS = ("text", "mermaid", "dot", "svg")
 
 
+def _kind(net: Network) -> str:
+    """How the network reaches out: internal, masquerade (as its outbound addresses), routed, or on the parent's LAN."""
+    if net.internal:
+        return "internal"
+    if net.direct:
+        return "on the LAN, no NAT"
+    if net.masquerade:
+        return "masquerade" + (f" as {', '.join(map(str, net.outbound_addr))}" if net.outbound_addr else "")
+    return "routed, no NAT"
+
+
+def _device(net: Network) -> str:
+    return f"{net.driver} on {net.parent}" if net.direct else net.driver if net.driver == "veth" else f"bridge {net.bridge}"
+
+
 def _network_line(net: Network) -> str:
     gateways = ", ".join(str(g) for _s, g in net.families)
-    traits = [net.driver if net.driver == "veth" else f"bridge {net.bridge}", net.subnets_shown, f"gateway {gateways}"]
-    if net.internal:
-        traits.append("internal")
-    elif net.masquerade:
-        traits.append("masquerade")
-    else:
-        traits.append("routed, no NAT")
+    router = " (the LAN's router)" if net.direct else ""
+    traits = [_device(net), net.subnets_shown, f"gateway {gateways}{router}", _kind(net)]
     return f"network {net.name} ({', '.join(traits)})"
 
 
-def _port(p: PublishedPort) -> str:
-    return p.shown
+def _ports(ports: tuple[PublishedPort, ...]) -> str:
+    """Each as written: a range once (`*:8080-8082->80-82/tcp`), not a line a port."""
+    return ", ".join(run_shown(first, last) for first, last in port_runs(ports))
 
 
 def _host_line(t: Topology) -> str:
@@ -58,12 +69,12 @@ def text_picture(topology: Topology) -> str:
             lines.append(stem + "└── (no containers)")
         for m, (c, a) in enumerate(members):
             branch = "└── " if m == len(members) - 1 else "├── "
-            host_end = f"{a.host_interface} {net.gateways_shown}" if net.driver == "veth" else a.host_interface
-            line = f"{host_end} <──veth──> {c.name}: {a.interface} {a.shown}"
+            host_end = f"{a.host_interface} {net.gateways_shown}" if net.driver == "veth" else a.host_interface or net.parent
+            line = f"{host_end} <──{net.driver if net.direct else 'veth'}──> {c.name}: {a.interface} {a.shown}"
             if a.aliases:
                 line += f"  also named {', '.join(a.aliases)}"
             if c.default_attachment is a and c.ports:
-                line += "  published " + ", ".join(_port(p) for p in c.ports)
+                line += "  published " + _ports(c.ports)
             lines.append(stem + branch + line)
     for c in topology.containers.values():
         for p in c.processes:
@@ -128,6 +139,8 @@ EDGE_MEANING = {
     "nat": "masquerade (NAT) to the outside",
     "routed": "routed to the outside, no NAT",
     "published": "published port, to the container serving it",
+    "parent": "the host's interface that a macvlan or ipvlan network sits on",
+    "lan": "on the parent's LAN: reached directly, no NAT",
 }
 
 
@@ -142,8 +155,7 @@ def container_ids(topology: Topology) -> dict[str, str]:
 
 
 def _network_label(net: Network) -> str:
-    kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
-    return f"network {net.name} " + "\n".join(map(str, net.subnets)) + f"\n{net.driver}, {kind}"
+    return f"network {net.name} " + "\n".join(map(str, net.subnets)) + f"\n{net.driver}, {_kind(net)}"
 
 
 def graph(topology: Topology) -> Graph:
@@ -159,6 +171,10 @@ def graph(topology: Topology) -> Graph:
             gateways = [f"gateway {g}/{s.prefixlen}" for s, g in net.families]
             g.nodes.append(Node(f"bridge{i}", "bridge", [f"bridge {net.bridge}", *gateways], group.id))
             g.edges.append(Edge("host", f"bridge{i}", "", "gateway", net.name))
+        elif net.direct:
+            routers = [f"LAN router {g}/{s.prefixlen}" for s, g in net.families]
+            g.nodes.append(Node(f"parent{i}", "bridge", [f"{net.parent} ({net.driver} parent)", *routers], group.id))
+            g.edges.append(Edge("host", f"parent{i}", "", "parent", net.name))
         else:
             host_lines += [f"{a.host_interface} {gateway} (gateway of {net.name})" for _, a in t.members(net.name)]
         if not t.members(net.name):
@@ -177,7 +193,9 @@ def _add_containers(t: Topology, g: Graph) -> None:
     for name, c in t.containers.items():
         lines = [f"{name} (netns)"]
         for a in c.attachments:
-            lines += [f"{a.interface} {a.shown}", *([f"also {', '.join(a.aliases)}"] if a.aliases else []), f"host end {a.host_interface}"]
+            net = t.networks[a.network]
+            lines += [f"{a.interface} {a.shown}", *([f"also {', '.join(a.aliases)}"] if a.aliases else []),
+                      f"host end {a.host_interface}" if a.host_interface else f"{net.driver} on {net.parent}"]
         for p in c.processes:
             lines.append("runs: nsgen's port proxy for [::1]" if p.host_side else f"runs: {_command(p.argv)}")
             lines += [_as(p).strip(" ()")] if p.user else []
@@ -188,7 +206,7 @@ def _add_containers(t: Topology, g: Graph) -> None:
         g.nodes.append(Node(ids[name], "container", lines, group_of[first.network] if first else None))
     for i, net in enumerate(t.networks.values()):
         for c, _a in t.members(net.name):
-            end = "host" if net.driver == "veth" else f"bridge{i}"
+            end = "host" if net.driver == "veth" else f"parent{i}" if net.direct else f"bridge{i}"
             g.edges.append(Edge(end, ids[c.name], "", "link", net.name))
 
 
@@ -198,19 +216,25 @@ def _add_way_out(t: Topology, g: Graph) -> None:
     container serving it."""
     ids = container_ids(t)
     edges = []
-    masqueraded = [net.subnets_shown for net in t.networks.values() if net.masquerade and not net.internal]
-    routed = [net.subnets_shown for net in t.networks.values() if not net.masquerade and not net.internal]
+    masqueraded = [net.subnets_shown + (f" as {', '.join(map(str, net.outbound_addr))}" if net.outbound_addr else "")
+                   for net in t.networks.values() if net.masquerade and not net.internal]
+    routed = [net.subnets_shown for net in t.networks.values() if not net.masquerade and not net.internal and not net.direct]
+    for i, net in enumerate(t.networks.values()):
+        if net.direct and not net.internal:
+            edges.append(Edge("outside", f"parent{i}", "\n".join(["on the LAN, no NAT", net.subnets_shown]), "lan", net.name))
     if masqueraded:
         edges.append(Edge("outside", "host", "\n".join(["masquerade", *masqueraded]), "nat"))
     if routed:
         edges.append(Edge("outside", "host", "\n".join(["routed, no NAT", *routed]), "routed"))
     for name, c in t.containers.items():
         a = c.default_attachment
-        for p in c.ports:
+        for p, last in port_runs(c.ports):
             where = "*" if p.host_ip is None else f"[{p.host_ip}]" if p.host_ip.version == 6 else str(p.host_ip)
             inside = a.address6 if a and p.host_ip is not None and p.host_ip.version == 6 else a.first if a else "?"
             shown = f"[{inside}]" if ":" in str(inside) else str(inside)
-            label = f"published\n{where}:{p.host_port}/{p.protocol}\n→ {shown}:{p.container_port}"
+            host_ports, ports = (str(p.host_port), str(p.container_port)) if p is last else \
+                (f"{p.host_port}-{last.host_port}", f"{p.container_port}-{last.container_port}")
+            label = f"published\n{where}:{host_ports}/{p.protocol}\n→ {shown}:{ports}"
             edges.append(Edge("host", ids[name], label, "published"))
     if any(e.a == "outside" for e in edges):
         g.nodes.insert(0, Node("outside", "outside", ["outside"]))
@@ -248,6 +272,8 @@ DOT_EDGE_STYLE = {
     "nat": 'dir=back, style=dashed, color="#2e7d32", fontcolor="#2e7d32"',
     "routed": 'dir=both, style=dotted, color="#b35900", fontcolor="#b35900"',
     "published": 'dir=forward, style=bold, color="#1f5fbf", fontcolor="#1f5fbf"',
+    "parent": 'dir=none, color="#7a4fb3:invis:#7a4fb3"',
+    "lan": 'dir=both, style=dashed, color="#7a4fb3", fontcolor="#7a4fb3"',
 }
 DOT_CLUSTER_STYLE = 'labelloc=b; style="rounded,filled"; color="#9aa7b8"; fillcolor="#f7f9fc"; fontsize=11'
 BOXES_UP_TO = 4  # containers drawn as boxes; beyond, each network is one table, a row per container
@@ -385,12 +411,11 @@ def _addresses(a: Attachment) -> str:
 
 def _table_head(net: Network, columns: int) -> list[str]:
     """A network table's first rows: the network, its kind, bridge and gateway; column titles."""
-    kind = "internal" if net.internal else "masquerade" if net.masquerade else "routed, no NAT"
     gateway = f"gateway {net.gateways_shown}"
     head = [
         f"<B>network {_html(net.name)} {_html(net.subnets_shown)}</B>",
-        _html(f"{kind}, bridge {net.bridge}" if net.bridge else f"{kind}, veth"),
-        _html(gateway if net.bridge else f"{gateway} on the host ends"),
+        _html(f"{_kind(net)}, {_device(net)}"),
+        _html(gateway if net.bridge else f"{gateway} (the LAN's router)" if net.direct else f"{gateway} on the host ends"),
     ]
     titles = "".join(f'<TD ALIGN="LEFT"><FONT COLOR="#666666">{title}</FONT></TD>' for title in ["container", "address", "also on"][:columns])
     return [f'<TR><TD COLSPAN="{columns}" BGCOLOR="#fdf1d6">{"<BR/>".join(head)}</TD></TR>', f"<TR>{titles}</TR>"]
@@ -426,7 +451,7 @@ def _compact_edges(g: Graph) -> list[tuple[str, str, str, str]]:
     arrows: dict[str, int] = {}
     out = []
     for e in g.edges:
-        if e.kind == "gateway" and e.network:
+        if e.kind in ("gateway", "parent", "lan") and e.network:
             out.append((e.a, f"{table[e.network]}:n", e.label, e.kind))
         elif e.kind == "link" and e.a == "host" and e.network:
             out.append((e.a, f"{table[e.network]}:{e.b}:w", e.label, e.kind))
@@ -456,7 +481,7 @@ def _mermaid_label(lines: list[str]) -> str:
 
 MERMAID_SHAPE = {"host": ("[", "]"), "bridge": ("[/", "/]"), "container": ("(", ")"), "outside": ("((", "))"), "empty": ("[", "]")}
 # The same meaning as DOT's styles; masquerading is written host -.-> outside, its arrow at the outside.
-MERMAID_ARROW = {"link": "---", "gateway": "===", "nat": "-.->", "routed": "<-.->", "published": "==>"}
+MERMAID_ARROW = {"link": "---", "gateway": "===", "nat": "-.->", "routed": "<-.->", "published": "==>", "parent": "===", "lan": "<-.->"}
 
 
 def _mermaid_node(node: Node, indent: str) -> str:

@@ -75,6 +75,33 @@ def host_routes6() -> list[tuple[str, str]]:
     return routes
 
 
+def host_addresses() -> list[ipaddress.IPv4Address | ipaddress.IPv6Address] | None:
+    """Every address the host has, on any of its interfaces (`ip -j addr`); None when they cannot be read."""
+    import json
+    import subprocess
+
+    try:
+        done = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True, timeout=5)
+        links = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    if not isinstance(links, list):
+        return None
+    found = []
+    for link in links:
+        for info in link.get("addr_info", []) if isinstance(link, dict) else []:
+            try:
+                found.append(ipaddress.ip_address(str(info.get("local", "")).partition("%")[0]))
+            except ValueError:
+                continue
+    return found
+
+
+def default_interface(routes: list[tuple[str, str]]) -> str | None:
+    """The device of the default route among `routes` (as Environment.routes gives them), or None."""
+    return next((dev for dst, dev in routes if dst == "default" and dev), None)
+
+
 class Environment(NamedTuple):
     resolv_conf: Path = Path("/etc/resolv.conf")
     systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
@@ -83,6 +110,8 @@ class Environment(NamedTuple):
     programs_required: bool = False  # a program that cannot be found is a problem, not a name kept as it is
     routes: Callable[[], list[tuple[str, str]]] = lambda: host_routes()  # looked up when called
     routes6: Callable[[], list[tuple[str, str]]] = lambda: host_routes6()
+    # the host's addresses (an outbound address must be one of them); None: they cannot be read, nothing is checked
+    addresses: Callable[[], list[ipaddress.IPv4Address | ipaddress.IPv6Address] | None] = lambda: host_addresses()
     account: Callable[[str], tuple[int, int] | None] = lambda user: host_account(user)  # (uid, gid) of a user name or uid
     group: Callable[[str], int | None] = lambda name: host_group(name)  # the gid of a group name or gid
     is_dir: Callable[[str], bool] = os.path.isdir

@@ -19,8 +19,9 @@ TOPOLOGY_NAME_MAX = 20  # the per-topology chain NSGEN-<name> must fit iptables'
 # read a name by its place, so subcommand words (help, list, add, exec, all, ...) are names there too.
 NAMESPACE_NAME_MAX = 64
 NETWORK_NAME_MAX = 64
-DRIVERS = ("bridge", "veth")
-PROTOCOLS = ("tcp", "udp")
+DRIVERS = ("bridge", "veth", "macvlan", "ipvlan")
+DIRECT_DRIVERS = ("macvlan", "ipvlan")  # containers on a host interface's own LAN: the host is not their router
+PROTOCOLS = ("tcp", "udp", "sctp")
 BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel
 
 
@@ -48,6 +49,11 @@ class PublishedPort(NamedTuple):
         return None if self.host_ip is None or self.host_ip.is_unspecified else self.host_ip
 
     @property
+    def ranged(self) -> bool:
+        """Whether it is one port of a range (`8080-8082:80-82`: no address holds a '-')."""
+        return "-" in self.spec
+
+    @property
     def shown(self) -> str:
         """HOST_IP:PORT->PORT/PROTOCOL, `*` for every address, an IPv6 host IP in brackets."""
         host = "*" if self.host_ip is None else f"[{self.host_ip}]" if self.host_ip.version == 6 else str(self.host_ip)
@@ -57,13 +63,45 @@ class PublishedPort(NamedTuple):
         """The families it is published on, of those its container's network has."""
         return tuple(v for v in available if self.host_ip is None or self.host_ip.version == v)
 
+    def overlaps(self, other: PublishedPort) -> bool:
+        """Whether both take the same host port of one protocol at a common address: every address
+        (None) meets any, 0.0.0.0 any IPv4 address and :: any IPv6 one, else the same address."""
+        if (self.protocol, self.host_port) != (other.protocol, other.host_port):
+            return False
+        if self.host_ip is None or other.host_ip is None or self.host_ip == other.host_ip:
+            return True
+        return self.host_ip.version == other.host_ip.version and (self.host_ip.is_unspecified or other.host_ip.is_unspecified)
+
+
+def port_runs(ports: tuple[PublishedPort, ...] | list[PublishedPort]) -> list[tuple[PublishedPort, PublishedPort]]:
+    """The ports as the user wrote them: (first, last) of each run of ports that one range
+    (`8080-8082:80-82`) published, (p, p) for a single port."""
+    runs: list[tuple[PublishedPort, PublishedPort]] = []
+    for p in ports:
+        if runs:
+            first, last = runs[-1]
+            if (p.spec, p.host_ip, p.protocol) == (last.spec, last.host_ip, last.protocol) and \
+                    (p.host_port, p.container_port) == (last.host_port + 1, last.container_port + 1):
+                runs[-1] = (first, p)
+                continue
+        runs.append((p, p))
+    return runs
+
+
+def run_shown(first: PublishedPort, last: PublishedPort) -> str:
+    """HOST_IP:PORT->PORT/PROTOCOL for a single port, HOST_IP:LOW-HIGH->LOW-HIGH/PROTOCOL for a range."""
+    if first == last:
+        return first.shown
+    host = first.shown.rpartition(":")[0]
+    return f"{host}:{first.host_port}-{last.host_port}->{first.container_port}-{last.container_port}/{first.protocol}"
+
 
 class Attachment(NamedTuple):
     """One container's interface on one network."""
 
     network: str
     interface: str  # name inside the container's namespace
-    host_interface: str  # the host end of the veth pair (a bridge port, or the gateway for veth)
+    host_interface: str | None  # the host end of the veth pair (a bridge port, or the gateway for veth); None: macvlan, ipvlan
     address: ipaddress.IPv4Address | None  # None: the network has no IPv4 subnet
     prefixlen: int
     gateway: ipaddress.IPv4Address | None
@@ -102,6 +140,17 @@ class Network(NamedTuple):
     bridge: str | None  # bridge device name (driver bridge only)
     subnet6: ipaddress.IPv6Network | None = None  # None: IPv4 only
     gateway6: ipaddress.IPv6Address | None = None
+    parent: str | None = None  # the host interface a macvlan or ipvlan network's containers sit on (those drivers only)
+    outbound_addr: tuple[IPAddress, ...] = ()  # the source its traffic leaves the host with (SNAT), one a family; (): masquerade
+
+    @property
+    def direct(self) -> bool:
+        """Whether its containers sit on the parent's LAN (macvlan, ipvlan): the host neither routes nor filters them."""
+        return self.driver in DIRECT_DRIVERS
+
+    def outbound_of(self, version: int) -> IPAddress | None:
+        """The source address its traffic of one family leaves the host with (None: masquerade)."""
+        return next((a for a in self.outbound_addr if a.version == version), None)
 
     @property
     def families(self) -> tuple[tuple[IPNetwork, IPAddress], ...]:
@@ -129,7 +178,7 @@ class Network(NamedTuple):
     @property
     def routes_out(self) -> bool:
         """Whether traffic from this network is forwarded by the host to other networks."""
-        return not self.internal
+        return not self.internal and not self.direct
 
 
 SETPRIV = "setpriv"  # util-linux: what runs a process as another user (validation checks this host has it)
@@ -194,7 +243,7 @@ class Topology(NamedTuple):
 # The raw form: the keys a user may write, with their types. Also the source of the JSON Schema.
 
 TOPOLOGY_KEYS = {"name", "networks", "containers", "host"}
-NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge"}
+NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge", "parent", "outbound_addr"}
 CONTAINER_KEYS = {"networks", "dns", "processes", "ports", "sysctls"}
 ATTACHMENT_KEYS = {"address", "interface", "host_interface", "aliases"}
 HOST_KEYS = {"ip_forward", "persist"}

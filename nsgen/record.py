@@ -17,6 +17,8 @@ import ipaddress
 import json
 import os
 import stat
+import types
+import typing
 from typing import Any, NamedTuple
 
 from nsgen.names import RECORD, STATE_ROOT, state_dir
@@ -24,51 +26,33 @@ from nsgen.names import RECORD, STATE_ROOT, state_dir
 FORMAT = 1
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+# A record holds every field of the models' records: those without a default always, those with a
+# default (added since the format began) only when they differ from it, so that a topology that
+# uses none of them has the record, and the digest, it always had. Process's `ready` and
+# `ready_timeout` were written from the start, and stay so.
+_ALWAYS = {"Process": ("ready", "ready_timeout")}
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        defaults, always = type(value)._field_defaults, _ALWAYS.get(type(value).__name__, ())  # type: ignore[attr-defined]
+        return {f: _encode(v) for f, v in zip(value._fields, value)
+                if f not in defaults or f in always or v != defaults[f]}
+    if isinstance(value, (tuple, list)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    return str(value)  # addresses and prefixes
 
 
 def _network(n: Any) -> dict:
-    # IPv6 fields only when the network has IPv6: an IPv4 topology's record (and digest) is what it was
-    six = {"subnet6": str(n.subnet6), "gateway6": str(n.gateway6)} if n.subnet6 else {}
-    return {"name": n.name, "driver": n.driver, "subnet": _text(n.subnet), "gateway": _text(n.gateway),
-            "masquerade": n.masquerade, "internal": n.internal, "bridge": n.bridge, **six}
-
-
-def _attachment(a: Any) -> dict:
-    six = {"address6": str(a.address6), "prefixlen6": a.prefixlen6, "gateway6": str(a.gateway6)} if a.address6 else {}
-    return {"network": a.network, "interface": a.interface, "host_interface": a.host_interface,
-            "address": _text(a.address), "prefixlen": a.prefixlen, "gateway": _text(a.gateway), **six,
-            **({"aliases": list(a.aliases)} if a.aliases else {})}
+    return _encode(n)
 
 
 def _container(c: Any) -> dict:
-    return {
-        "name": c.name,
-        "attachments": [_attachment(a) for a in c.attachments],
-        "dns": list(c.dns),
-        "dns_source": c.dns_source,
-        "processes": [_process(p) for p in c.processes],
-        "ports": [{"host_ip": _text(p.host_ip), "host_port": p.host_port, "container_port": p.container_port,
-                   "protocol": p.protocol, "spec": p.spec} for p in c.ports],
-        **({"sysctls": [list(kv) for kv in c.sysctls]} if c.sysctls else {}),
-    }
-
-
-def _process(p: Any) -> dict:
-    # a field only when it is not its default: the record (and digest) of a topology without it is what it was
-    extra = {"host_side": p.host_side and True, "environment": [list(kv) for kv in p.environment],
-             "user": p.user and list(p.user), "working_dir": p.working_dir}
-    return {"argv": list(p.argv), "ready": list(p.ready), "ready_timeout": p.ready_timeout, **{k: v for k, v in extra.items() if v}}
-
-
-def _process_from(p: dict) -> Any:
-    from nsgen.models import Process
-
-    user = p.get("user")
-    return Process(tuple(map(str, p["argv"])), tuple(map(str, p["ready"])), float(p["ready_timeout"]), p.get("host_side") is True,
-                   tuple((str(k), str(v)) for k, v in p.get("environment", ())),
-                   (int(user[0]), int(user[1]), bool(user[2])) if user else None, str(p.get("working_dir", "")))
+    return _encode(c)
 
 
 def _dump(value: Any) -> str:
@@ -99,39 +83,60 @@ def text(topology: Any, value: str | None = None) -> str:
     return f'{head}\n"networks": [\n{nets}\n],\n"containers": [\n{boxes}\n]}}\n'
 
 
-def _ip(value: Any, kind: Any) -> Any:
-    return None if value is None else kind(value)
+_IP_KINDS = {ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network}
+
+
+def _decode(kind: Any, value: Any) -> Any:
+    """`value` read back as a `kind` (a type hint of the models); TypeError when it cannot be one."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        kinds = [k for k in args if k is not type(None)]
+        if set(kinds) <= _IP_KINDS:  # one of the families: the text tells which
+            parsed = (ipaddress.ip_network if kinds[0] in (ipaddress.IPv4Network, ipaddress.IPv6Network) else ipaddress.ip_address)(str(value))
+            if type(parsed) not in kinds:
+                raise TypeError(f"{value!r} is not a {kind}")
+            return parsed
+        return _decode(kinds[0], value)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v) for v in value)
+        if len(args) != len(value):
+            raise TypeError(f"{value!r} has not {len(args)} items")
+        return tuple(_decode(k, v) for k, v in zip(args, value))
+    if origin is dict:
+        return {_decode(args[0], k): _decode(args[1], v) for k, v in dict(value).items()}
+    if isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields"):
+        return _record(kind, value)
+    if kind in _IP_KINDS:
+        return kind(str(value))
+    if kind is bool and not isinstance(value, bool):
+        raise TypeError(f"{value!r} is not true or false")
+    return kind(value)
+
+
+def _record(kind: Any, value: dict) -> Any:
+    hints = typing.get_type_hints(kind)
+    unknown = set(value) - set(kind._fields)
+    if unknown:
+        raise TypeError(f"{kind.__name__} has no field {sorted(unknown)[0]!r}")
+    return kind(**{f: _decode(hints[f], value[f]) for f in kind._fields if f in value or f not in kind._field_defaults})
 
 
 def from_text(body: str | bytes) -> Any:
     """The topology a record describes (ValueError when it is not a record nsgen can read)."""
-    from nsgen.models import Attachment, Container, Host, Network, PublishedPort, Topology
+    from nsgen.models import Container, Host, Network, Topology
 
     try:
         data = json.loads(body)
         if data.get("format") != FORMAT:
             raise ValueError(f"record format {data.get('format')!r} is not {FORMAT}")
-        networks = {}
-        for n in data["networks"]:
-            networks[n["name"]] = Network(str(n["name"]), str(n["driver"]), _ip(n["subnet"], ipaddress.IPv4Network),
-                                          _ip(n["gateway"], ipaddress.IPv4Address), bool(n["masquerade"]), bool(n["internal"]),
-                                          n["bridge"] if n["bridge"] is None else str(n["bridge"]),
-                                          _ip(n.get("subnet6"), ipaddress.IPv6Network), _ip(n.get("gateway6"), ipaddress.IPv6Address))
-        containers = {}
-        for c in data["containers"]:
-            attachments = tuple(Attachment(str(a["network"]), str(a["interface"]), str(a["host_interface"]), _ip(a["address"], ipaddress.IPv4Address),
-                                           int(a["prefixlen"]), _ip(a["gateway"], ipaddress.IPv4Address),
-                                           _ip(a.get("address6"), ipaddress.IPv6Address), int(a.get("prefixlen6", 0)),
-                                           _ip(a.get("gateway6"), ipaddress.IPv6Address), tuple(map(str, a.get("aliases", ()))))
-                                for a in c["attachments"])
-            ports = tuple(PublishedPort(ipaddress.ip_address(p["host_ip"]) if p["host_ip"] else None, int(p["host_port"]),
-                                        int(p["container_port"]), str(p["protocol"]), str(p["spec"])) for p in c["ports"])
-            containers[c["name"]] = Container(str(c["name"]), attachments, tuple(map(str, c["dns"])), str(c["dns_source"]),
-                                              tuple(_process_from(p) for p in c["processes"]), ports,
-                                              tuple((str(k), str(v)) for k, v in c.get("sysctls", ())))
-        host = Host(bool(data["host"]["ip_forward"]), bool(data["host"]["persist"]))
+        networks = {str(n["name"]): _record(Network, n) for n in data["networks"]}
+        containers = {str(c["name"]): _record(Container, c) for c in data["containers"]}
+        host = _record(Host, data["host"])
         topology = Topology(str(data["name"]), networks, containers, host, hostname=str(data.get("hostname", "")))
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"not a record of a topology ({type(exc).__name__}: {exc})") from None
     if data.get("digest") != digest(topology):
         raise ValueError("its digest does not match its content")

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from nsgen.errors import ValidationError
-from nsgen.hostinfo import Environment, namespace_dns, parse_nameserver
+from nsgen.hostinfo import Environment, default_interface, namespace_dns, parse_nameserver
 from nsgen.models import (
     ATTACHMENT_KEYS,
     BRIDGE_MAX_PORTS,
     CONTAINER_KEYS,
+    DIRECT_DRIVERS,
     DRIVERS,
     ENV_NAME_RE,
     HOST_KEYS,
@@ -258,7 +259,8 @@ def _per_family(value: Any, path: str, problems: Problems, parse: Callable[[Any,
         if parsed is None:
             ok = False
         elif parsed.version in found:
-            problems.add(path, f"lists two IPv{parsed.version} {what}s ({found[parsed.version]}, {parsed}); "
+            plural = what + ("es" if what.endswith("s") else "s")
+            problems.add(path, f"lists two IPv{parsed.version} {plural} ({found[parsed.version]}, {parsed}); "
                                f"a network has at most one {what} per family")
             ok = False
         else:
@@ -272,8 +274,10 @@ def _short_hash(*parts: str) -> str:
     return f"{zlib.crc32('/'.join(parts).encode()):08x}"
 
 
-def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | None:
-    """Docker's syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTOCOL]."""
+def _parse_port(spec: Any, path: str, problems: Problems) -> tuple[PublishedPort, ...] | None:
+    """Docker's syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTOCOL], where each port may be a
+    range LOW-HIGH (`8080-8082:80-82`): a host range maps one to one onto a container range of the
+    same length, one PublishedPort a port, each keeping the spec as written."""
     if isinstance(spec, int) and not isinstance(spec, bool):
         problems.add(path, f"{spec} must be written as 'HOST_PORT:CONTAINER_PORT' (a string, like \"8080:{spec}\")")
         return None
@@ -283,7 +287,7 @@ def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | Non
     body, _, protocol = spec.partition("/")
     protocol = protocol or "tcp"
     if protocol not in PROTOCOLS:
-        problems.add(path, f"{_show(spec)}: protocol {_show(protocol)} is not one of tcp, udp")
+        problems.add(path, f"{_show(spec)}: protocol {_show(protocol)} is not one of {', '.join(PROTOCOLS)}")
         return None
     if body.startswith("[") and "]:" in body:  # Docker's way to write an IPv6 host IP: [::1]:8080:80
         inner, _, rest = body[1:].partition("]:")
@@ -296,22 +300,50 @@ def _parse_port(spec: Any, path: str, problems: Problems) -> PublishedPort | Non
     elif len(parts) == 3:
         host_ip, host_port, container_port = parts
     else:
-        problems.add(path, f"{_show(spec)} is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]")
+        problems.add(path, f"{_show(spec)} is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/{'|'.join(PROTOCOLS)}]")
         return None
-    ports = []
-    for text, which in ((host_port, "host port"), (container_port, "container port")):
-        if not text.isascii() or not text.isdigit() or (len(text) > 1 and text[0] == "0"):
-            problems.add(path, f"{_show(spec)}: {which} {_show(text)} is not a port number")
+    host = _port_range(host_port, "host port", spec, path, problems)
+    inside = host and _port_range(container_port, "container port", spec, path, problems)
+    if not host or not inside:
+        return None
+    if len(host) != len(inside):
+        problems.add(path, f"{_show(spec)}: {_count(host, 'host port')}, {_count(inside, 'container port')}; "
+                           "a host range maps one to one onto a container range of the same length")
+        return None
+    ip: IPAddress | None = None
+    if host_ip is not None:
+        ok, ip = _host_ip(host_ip, spec, path, problems)
+        if not ok:
             return None
-        number = int(text)
+        if protocol == "sctp" and ip == ipaddress.IPv6Address("::1"):
+            problems.add(path, f"{_show(spec)}: SCTP cannot be published on [::1]: the kernel never carries ::1 into a container, "
+                               "and nsgen's port proxy, which serves [::1], relays TCP and UDP only")
+            return None
+    return tuple(PublishedPort(ip, h, c, protocol, spec) for h, c in zip(host, inside, strict=True))
+
+
+def _count(ports: range, which: str) -> str:
+    """`host port range 8080-8082 has 3 ports`, `container port 80 is 1 port`"""
+    return f"{which} {ports[0]} is 1 port" if len(ports) == 1 else f"{which} range {ports[0]}-{ports[-1]} has {len(ports)} ports"
+
+
+def _port_range(text: str, which: str, spec: str, path: str, problems: Problems) -> range | None:
+    """PORT or LOW-HIGH (LOW at most HIGH), each 1-65535: the ports, or None (reported)."""
+    low, dash, high = text.partition("-")
+    numbers = []
+    for part in (low, high) if dash else (low,):
+        if not part.isascii() or not part.isdigit() or (len(part) > 1 and part[0] == "0"):
+            problems.add(path, f"{_show(spec)}: {which} {_show(text)} is not a port number" + (" range (LOW-HIGH)" if dash else ""))
+            return None
+        number = int(part)
         if not 1 <= number <= 65535:
             problems.add(path, f"{_show(spec)}: {which} {number} is out of range 1-65535")
             return None
-        ports.append(number)
-    if host_ip is None:
-        return PublishedPort(None, ports[0], ports[1], protocol, spec)
-    ok, ip = _host_ip(host_ip, spec, path, problems)
-    return PublishedPort(ip, ports[0], ports[1], protocol, spec) if ok else None
+        numbers.append(number)
+    if numbers[0] > numbers[-1]:
+        problems.add(path, f"{_show(spec)}: {which} range {text} is reversed; write it low to high ({numbers[-1]}-{numbers[0]})")
+        return None
+    return range(numbers[0], numbers[-1] + 1)
 
 
 def _host_ip(text: str, spec: str, path: str, problems: Problems) -> tuple[bool, IPAddress | None]:
@@ -554,12 +586,12 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
     if "name" not in data:
         problems.add("name", "is required (it names the state directory and tags the firewall rules)")
 
-    drafts = _resolve_networks(data.get("networks"), name or "", problems)
+    drafts = _resolve_networks(data.get("networks"), name or "", problems, env)
     containers = _resolve_containers(data.get("containers"), drafts, name or "", problems, env)
     host = _resolve_host(data.get("host"), drafts, problems)
     _check_host_names(drafts, containers, problems)
     _check_host_routes(drafts, containers, env, problems)
-    allocated = _allocate(drafts, containers, problems)
+    allocated = _allocate(drafts, containers, problems, env)
     problems.raise_if_any()
     # No problem: every name, field and draft is valid from here on.
     networks = {key: draft.network() for key, draft in drafts.items()}
@@ -639,7 +671,7 @@ class _NetworkDraft:
     subnets and gateways map a family (4, 6) to its value; subnets is None when the field is
     invalid, gateways None when it is (or when the subnets are)."""
 
-    __slots__ = ("bridge", "driver", "gateways", "internal", "label", "masquerade", "name", "path", "subnets")
+    __slots__ = ("bridge", "driver", "gateways", "internal", "label", "masquerade", "name", "outbound", "parent", "path", "subnets")
 
     def __init__(self, path: str, label: str, name: str | None):
         self.path, self.label, self.name = path, label, name
@@ -649,32 +681,51 @@ class _NetworkDraft:
         self.masquerade = True
         self.internal: bool | None = None  # None: not given as true or false
         self.bridge: str | None = None  # a bridge device nsgen makes (driver bridge only)
+        self.parent: str | None = None  # the host interface of a macvlan or ipvlan network
+        self.outbound: tuple[IPAddress, ...] = ()  # its outbound addresses, one a family
+
+    @property
+    def direct(self) -> bool:
+        return self.driver in DIRECT_DRIVERS
 
     def network(self) -> Network:
         """The resolved network; only when no problem was found, so that every field is valid."""
         assert self.name is not None and self.driver is not None and self.subnets is not None and self.gateways is not None
         s, g = self.subnets, self.gateways
         return Network(self.name, self.driver, s.get(4), g.get(4), self.masquerade, bool(self.internal), self.bridge,  # type: ignore[arg-type]
-                       s.get(6), g.get(6))  # type: ignore[arg-type]
+                       s.get(6), g.get(6), self.parent, self.outbound)  # type: ignore[arg-type]
 
 
-def _resolve_networks(value: Any, topology: str, problems: Problems) -> dict[Any, _NetworkDraft]:
+def _resolve_networks(value: Any, topology: str, problems: Problems, env: Environment) -> dict[Any, _NetworkDraft]:
     raw = _mapping(value, "networks", problems)
     if not raw and value is None:
         problems.add("networks", "is required: declare at least one network")
     drafts: dict[Any, _NetworkDraft] = {}
     for key, spec in raw.items():
-        draft = _network(key, spec, topology, problems)
+        draft = _network(key, spec, topology, problems, env)
         for subnet in (draft.subnets or {}).values():
             for other in drafts.values():
                 theirs = (other.subnets or {}).get(subnet.version)
                 if theirs is not None and theirs.overlaps(subnet):  # type: ignore[arg-type]
                     problems.add(f"{draft.path}.subnet", f"{subnet} overlaps {theirs} of network {other.label!r}")
         drafts[key] = draft
+    _check_parents(drafts, problems)
     return drafts
 
 
-def _network(key: Any, spec: Any, topology: str, problems: Problems) -> _NetworkDraft:
+def _check_parents(drafts: dict[Any, _NetworkDraft], problems: Problems) -> None:
+    """The kernel gives a parent interface macvlan or ipvlan children, not both."""
+    kinds: dict[str, _NetworkDraft] = {}
+    for draft in drafts.values():
+        if not draft.direct or draft.parent is None:
+            continue
+        other = kinds.setdefault(draft.parent, draft)
+        if other.driver != draft.driver:
+            problems.add(f"{draft.path}.parent", f"{draft.parent!r} is already the parent of {other.driver} network {other.label!r}; "
+                                                 "an interface carries macvlan or ipvlan networks, not both")
+
+
+def _network(key: Any, spec: Any, topology: str, problems: Problems, env: Environment) -> _NetworkDraft:
     """One network's fields, each checked whatever the others are."""
     path = f"networks.{_k(key)}"
     draft = _NetworkDraft(path, _k(key), check_name(key, path, problems, cap=NETWORK_NAME_MAX, what="network name"))
@@ -692,15 +743,74 @@ def _network(key: Any, spec: Any, topology: str, problems: Problems) -> _Network
     else:
         problems.add(f"{path}.subnet", f"is required ({_SUBNET_LIKE}, or a list of one of each for dual stack)")
     draft.gateways = _gateways(spec, draft.subnets, path, problems)
-    draft.masquerade = _bool(spec.get("masquerade"), f"{path}.masquerade", problems, True)
+    draft.masquerade = _bool(spec.get("masquerade"), f"{path}.masquerade", problems, not draft.direct)
     internal = spec.get("internal")
     draft.internal = False if internal is None else _bool(internal, f"{path}.internal", problems, None)  # type: ignore[arg-type]
     if draft.internal:
         if spec.get("masquerade") is True:
             problems.add(f"{path}.masquerade", "an internal network sends nothing out, so it cannot masquerade")
         draft.masquerade = False
+    elif draft.direct and spec.get("masquerade") is True:
+        problems.add(f"{path}.masquerade", f"{_a(driver)} network's containers are on the parent's LAN with their own addresses: "
+                                           "the host does not route their traffic, so it cannot masquerade it")
+        draft.masquerade = False
     draft.bridge = _bridge(spec, draft, topology, problems)
+    draft.parent = _parent(spec, draft, problems, env)
+    draft.outbound = _outbound(spec, draft, problems, env)
     return draft
+
+
+def _a(driver: Any) -> str:
+    """"a macvlan", "an ipvlan": a driver's name with its article."""
+    return f"{'an' if str(driver)[:1] in ('a', 'e', 'i', 'o', 'u') else 'a'} {driver}"
+
+
+def _parent(spec: dict, draft: _NetworkDraft, problems: Problems, env: Environment) -> str | None:
+    """The host interface a macvlan or ipvlan network's containers sit on: the one given, else the
+    interface of the host's default route (IPv4, else IPv6), read now."""
+    path = f"{draft.path}.parent"
+    if not draft.direct:
+        if "parent" in spec and draft.driver is not None:
+            problems.add(path, f"only a macvlan or ipvlan network has a parent interface; this network's driver is {draft.driver}")
+        return None
+    if "parent" in spec:
+        return _ifname(spec["parent"], path, problems)
+    found = default_interface(env.routes()) or default_interface(env.routes6())
+    if found is None:
+        problems.add(path, "is required: this host has no default route whose interface could be the parent; "
+                           "name the host interface on the containers' LAN (like eth0)")
+    return found
+
+
+def _outbound(spec: dict, draft: _NetworkDraft, problems: Problems, env: Environment) -> tuple[IPAddress, ...]:
+    """The addresses the network's traffic leaves the host with instead of the outgoing interface's
+    (SNAT instead of masquerade): one a family the network has, each an address of the host."""
+    path = f"{draft.path}.outbound_addr"
+    if "outbound_addr" not in spec:
+        return ()
+    given = _per_family(spec["outbound_addr"], path, problems, _address, "outbound address", "like 198.51.100.7 or 2001:db8::7")
+    if given is None:
+        return ()
+    why = (f"{_a(draft.driver)} network's containers reach out on the parent's LAN with their own addresses, not through the host"
+           if draft.direct else "an internal network sends nothing out" if draft.internal
+           else "with masquerade: false its traffic leaves with the containers' own addresses" if not draft.masquerade else None)
+    if why:
+        problems.add(path, f"{why}, so it has no outbound address")
+        return ()
+    host = env.addresses()
+    ok = True
+    for version, address in given.items():
+        if draft.subnets is not None and version not in draft.subnets:
+            problems.add(path, f"{address} is an IPv{version} address, but this network has no IPv{version} subnet")
+            ok = False
+        elif address.is_loopback or address.is_multicast or address.is_unspecified or address.is_link_local:
+            problems.add(path, f"{address} cannot be the source of traffic that leaves the host: use a unicast address of one of its interfaces")
+            ok = False
+        elif host is not None and address not in host:
+            problems.add(path, f"{address} is not an address of this host: traffic can leave only with an address the host has "
+                               "(add it to one of its interfaces first)")
+            ok = False
+    return tuple(given[v] for v in sorted(given)) if ok else ()
 
 
 def _gateways(spec: dict, subnets: dict[int, IPNetwork] | None, path: str, problems: Problems) -> dict[int, IPAddress] | None:
@@ -747,7 +857,7 @@ def _bridge(spec: dict, draft: _NetworkDraft, topology: str, problems: Problems)
     """The bridge device of a bridge network. A name given is checked whatever the driver (an
     unknown driver is reported on its own), but only a bridge network makes a device of it."""
     path = f"{draft.path}.bridge"
-    if draft.driver == "veth":
+    if draft.driver in ("veth", *DIRECT_DRIVERS):
         if "bridge" in spec:
             problems.add(path, "only a network with driver bridge has a bridge device")
         return None
@@ -800,13 +910,17 @@ def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: 
     _check_keys(spec, CONTAINER_KEYS, path, problems)
     attachments, container["explicit"] = _attachments(spec.get("networks"), path, cname, drafts, topology, problems, container["aliases"])
     container["attachments"] = attachments
-    ports = _ports(spec.get("ports"), f"{path}.ports", problems)
+    entries = _ports(spec.get("ports"), f"{path}.ports", problems)
     first = drafts.get(attachments[0][0]) if attachments else None  # ports are published on the first network
-    if ports and first is not None and first.internal:
+    if entries and first is not None and first.internal:
         problems.add(f"{path}.ports", f"published ports need a first network that is not internal; {attachments[0][0]!r} is internal")
-    elif ports and first is not None and first.subnets is not None:
-        _check_port_families(ports, first.subnets, attachments[0][0], f"{path}.ports", problems)
-    container["ports"] = ports
+    elif entries and first is not None and first.direct:
+        problems.add(f"{path}.ports", f"nothing is published from {_a(first.driver)} network: {attachments[0][0]!r} (the first, where ports "
+                                      "are published) puts the container on the parent's LAN, reached directly at its own address")
+    elif entries and first is not None and first.subnets is not None:
+        _check_port_families(entries, first.subnets, attachments[0][0], f"{path}.ports", problems)
+    container["port_entries"] = entries
+    container["ports"] = tuple(p for _i, ports in entries for p in ports)
     container["dns"] = _nameservers(spec.get("dns"), f"{path}.dns", problems)
     container["processes"] = _processes(spec.get("processes"), f"{path}.processes", problems, env)
     container["sysctls"] = _sysctls(spec.get("sysctls"), f"{path}.sysctls", problems)
@@ -879,22 +993,24 @@ def _check_names(containers: dict[Any, dict], problems: Problems) -> None:
                                  f"{alias!r} is already a name of container {owner!r} on network {_k(net)!r}")
 
 
-def _check_port_families(ports: tuple[PublishedPort, ...], subnets: dict[int, IPNetwork], net: Any, path: str, problems: Problems) -> None:
+def _check_port_families(entries: list[tuple[int, tuple[PublishedPort, ...]]], subnets: dict[int, IPNetwork], net: Any, path: str,
+                         problems: Problems) -> None:
     """A port published on a host address of one family needs that family on the first network."""
-    for i, port in enumerate(ports):
+    for i, (port, *_rest) in entries:
         if port.host_ip is not None and port.host_ip.version not in subnets:
             problems.add(f"{path}[{i}]", f"{_show(port.spec)} publishes on an IPv{port.host_ip.version} host address, but network "
                                          f"{net!r} (the first, where ports are published) has no IPv{port.host_ip.version} subnet")
 
 
-def _ports(value: Any, path: str, problems: Problems) -> tuple[PublishedPort, ...]:
+def _ports(value: Any, path: str, problems: Problems) -> list[tuple[int, tuple[PublishedPort, ...]]]:
+    """Each valid entry of a container's ports, by its index: the ports it publishes (a range, several)."""
     if value is None:
-        return ()
+        return []
     if not isinstance(value, list):
         problems.add(path, f"must be a list like [\"8080:80\"], got {_show(value)}")
-        return ()
-    ports = (_parse_port(item, f"{path}[{i}]", problems) for i, item in enumerate(value))
-    return tuple(port for port in ports if port)
+        return []
+    entries = ((i, _parse_port(item, f"{path}[{i}]", problems)) for i, item in enumerate(value))
+    return [(i, ports) for i, ports in entries if ports]
 
 
 def _attachments(
@@ -930,7 +1046,12 @@ def _attachments(
             problems.add(apath, f"network {_show(net)} is not declared under 'networks' (declared: {known})")
         iface = _ifname(att["interface"], f"{apath}.interface", problems, host=False) if "interface" in att else f"eth{index}"
         iface = _interface(iface, net, seen, apath, problems)
-        if "host_interface" in att:
+        if draft is not None and draft.direct:
+            host_if = None  # made on the parent, inside the namespace: nothing of it is on the host
+            if "host_interface" in att:
+                problems.add(f"{apath}.host_interface", f"{_a(draft.driver)} network has no host end: {cname or 'the container'}'s "
+                                                        f"interface is made on the parent {draft.parent or 'interface'}")
+        elif "host_interface" in att:
             host_if = _ifname(att["host_interface"], f"{apath}.host_interface", problems)
         elif cname is not None and isinstance(net, str):
             host_if = f"ve-{cname[:6]}-{_short_hash(topology, cname, net)[:5]}".replace("--", "-")
@@ -980,16 +1101,29 @@ def _attachment_addresses(value: Any, net: Any, draft: _NetworkDraft | None, apa
 
 
 def _check_published(containers: dict[Any, dict], problems: Problems) -> None:
-    taken: dict[tuple[str, int], str] = {}
+    """A host port of a protocol is published once at each host address: two entries conflict
+    when they share a port and an address (every address meets any, 0.0.0.0 every IPv4 one, ::
+    every IPv6 one). An entry that conflicts is reported once, at its first port that does."""
+    taken: dict[tuple[str, int], list[tuple[PublishedPort, str]]] = {}
     for container in containers.values():
-        for i, port in enumerate(container["ports"]):
-            key = (port.protocol, port.host_port)
+        for i, ports in container.get("port_entries", ()):
             where = f"{container['path']}.ports[{i}]"
-            other = taken.get(key)
-            if other is not None:
-                problems.add(where, f"host port {port.host_port}/{port.protocol} is already published by {other}")
+            clash = next(((p, o, by) for p in ports for o, by in taken.get((p.protocol, p.host_port), ()) if p.overlaps(o)), None)
+            if clash is not None:
+                p, other, by = clash
+                problems.add(where, f"host port {p.host_port}/{p.protocol}{_where(p, other)} is already published by {by} ({other.spec})")
                 continue
-            taken[key] = f"{container['path']} ({port.spec})"
+            for p in ports:
+                taken.setdefault((p.protocol, p.host_port), []).append((p, where))
+
+
+def _where(mine: PublishedPort, other: PublishedPort) -> str:
+    """` at ADDRESS`: the host addresses two conflicting ports share, as a person reads them ("" for every address)."""
+    ips = [ip for ip in (mine.host_ip, other.host_ip) if ip is not None]
+    one = next((ip for ip in ips if not ip.is_unspecified), None)
+    if one is not None:
+        return f" at [{one}]" if one.version == 6 else f" at {one}"
+    return f" at every IPv{ips[0].version} address" if ips else ""
 
 
 def _check_host_names(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], problems: Problems) -> None:
@@ -1014,7 +1148,8 @@ def _check_host_routes(drafts: dict[Any, _NetworkDraft], containers: dict[Any, d
     """A subnet must not overlap a route the host already has (other than the default route and
     the routes of this topology's own devices, present while it is up). The host's IPv6 routes
     are read only when a network has an IPv6 subnet."""
-    subnets = [(draft.path, subnet) for draft in drafts.values() for subnet in (draft.subnets or {}).values()]
+    # A macvlan or ipvlan network is on the parent's LAN: its subnet is usually the LAN's own, which the host has a route to.
+    subnets = [(draft.path, subnet) for draft in drafts.values() if not draft.direct for subnet in (draft.subnets or {}).values()]
     if not subnets:
         return
     own = {draft.bridge for draft in drafts.values() if draft.bridge}
@@ -1038,20 +1173,33 @@ def _check_host_routes(drafts: dict[Any, _NetworkDraft], containers: dict[Any, d
                 break
 
 
-def _allocate(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], problems: Problems) -> dict[tuple[Any, Any, int], IPAddress]:
+def _host_taken(drafts: dict[Any, _NetworkDraft], env: Environment) -> dict[IPAddress, str]:
+    """The host's own addresses inside a macvlan or ipvlan network's subnet (its LAN): never a container's."""
+    subnets = [s for d in drafts.values() if d.direct for s in (d.subnets or {}).values()]
+    if not subnets:
+        return {}
+    return {a: "the host" for a in env.addresses() or [] if any(a in s for s in subnets)}
+
+
+def _allocate(drafts: dict[Any, _NetworkDraft], containers: dict[Any, dict], problems: Problems,
+              env: Environment) -> dict[tuple[Any, Any, int], IPAddress]:
     """Explicit addresses first, then the first free address of each family for each remaining
     attachment, in file order; on each network whose subnets and gateways are valid (the others
-    have no addresses to give). Keys: (container, network, family)."""
+    have no addresses to give). Keys: (container, network, family). On a macvlan or ipvlan network
+    the host's own addresses in the subnet (when they can be read) are taken already."""
     result: dict[tuple[Any, Any, int], IPAddress] = {}
     spaces = {(key, v): (draft, subnet) for key, draft in drafts.items() if draft.subnets is not None and draft.gateways is not None
               for v, subnet in draft.subnets.items()}
-    used: dict[tuple[Any, int], dict[IPAddress, str]] = {space: {} for space in spaces}
+    host = _host_taken(drafts, env)
+    used: dict[tuple[Any, int], dict[IPAddress, str]] = {space: dict(host) if draft.direct else {} for space, (draft, _s) in spaces.items()}
     for ckey, raw in containers.items():
         for net, addresses in raw["explicit"].items():
             for version, address in addresses.items():
                 taken = used[(net, version)]
                 if address in taken:
-                    problems.add(f"{raw['path']}.networks.{_k(net)}.address", f"{address} is already the address of container {taken[address]!r}")
+                    owner = "an address of the host (on the parent's LAN)" if taken[address] == "the host" and address in host else \
+                        f"the address of container {taken[address]!r}"
+                    problems.add(f"{raw['path']}.networks.{_k(net)}.address", f"{address} is already {owner}")
                     continue
                 taken[address] = raw["label"]
                 result[(ckey, net, version)] = address
@@ -1088,7 +1236,7 @@ def _resolve_host(value: Any, drafts: dict[Any, _NetworkDraft], problems: Proble
     raw = _mapping(value, "host", problems)
     _check_keys(raw, HOST_KEYS, "host", problems)
     forward = raw.get("ip_forward", "auto")
-    needs = any(not draft.internal for draft in drafts.values())  # a network that routes out
+    needs = any(not draft.internal and not draft.direct for draft in drafts.values())  # a network that the host routes out
     if forward == "auto":
         ip_forward = needs
     elif isinstance(forward, bool):

@@ -26,7 +26,8 @@ SUBNET_PATTERN = rf"^{_IPV4}/([0-9]|[12][0-9]|30)$"  # at least a /30
 SUBNET6_PATTERN = rf"^{_IPV6}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-6])$"  # at most a /{models.SUBNET6_MAX_PREFIX}
 # An IPv6 address, with a scope only when it is an interface name (fe80::1%eth0)
 IPV6_NAMESERVER_PATTERN = rf"^{_IPV6}(%[A-Za-z0-9][A-Za-z0-9_.-]{{0,{models.IFNAME_MAX - 1}}})?$"
-PORT_PATTERN = rf"^({_IPV4}:|\[{_IPV6}\]:)?{_PORT}:{_PORT}(/({'|'.join(models.PROTOCOLS)}))?$"
+_PORTS = rf"{_PORT}(-{_PORT})?"  # a port or a range LOW-HIGH (nsgen validate judges the order and the lengths)
+PORT_PATTERN = rf"^({_IPV4}:|\[{_IPV6}\]:)?{_PORTS}:{_PORTS}(/({'|'.join(models.PROTOCOLS)}))?$"
 
 
 def _name(cap: int, description: str) -> dict[str, Any]:
@@ -59,22 +60,38 @@ def _network() -> dict[str, Any]:
         {
             "driver": {"enum": list(models.DRIVERS), "default": "bridge",
                        "description": "bridge: containers plugged into a Linux bridge that holds the gateway; "
-                                      "veth: one container joined to the host, whose end holds the gateway."},
+                                      "veth: one container joined to the host, whose end holds the gateway; "
+                                      "macvlan (mode bridge), ipvlan (mode l2): containers on the parent interface's own LAN, "
+                                      "with their own addresses, the LAN's router their gateway, no NAT, nothing published."},
             "subnet": _per_family(SUBNET_PATTERN, SUBNET6_PATTERN,
                                   "An IPv4 subnet (like 172.18.0.0/24, at least a /30), an IPv6 one (like fd00:18::/64, at least a /126), "
                                   "or a list of one of each for dual stack; host bits clear; networks must not overlap."),
-            "gateway": _per_family(IPV4_PATTERN, IPV6_PATTERN, "The host's address in the subnet, or one per family. "
-                                   "Default: the first usable address of each."),
-            "masquerade": {"type": "boolean", "default": True,
-                           "description": "NAT traffic leaving the host (false: routed, the outside sees the containers' own addresses)."},
+            "gateway": _per_family(IPV4_PATTERN, IPV6_PATTERN, "The host's address in the subnet, or one per family (macvlan, "
+                                   "ipvlan: the LAN's router). Default: the first usable address of each."),
+            "masquerade": {"type": "boolean",
+                           "description": "NAT traffic leaving the host (false: routed, the outside sees the containers' own addresses). "
+                                          "Default: true; false for macvlan and ipvlan, which cannot masquerade."},
             "internal": {"type": "boolean", "default": False,
                          "description": "Nothing enters or leaves this network through the host; no default route through it."},
             "bridge": _ifname("Bridge device name (driver bridge only). Default: derived, br-<network>-<hash>."),
+            "parent": _ifname("The host interface whose LAN the containers join (driver macvlan or ipvlan only). "
+                              "Default: the interface of the host's default route."),
+            "outbound_addr": _per_family(IPV4_PATTERN, IPV6_PATTERN,
+                                         "An address of the host (or one per family the network has) that the network's traffic "
+                                         "leaves with, instead of the outgoing interface's (SNAT instead of masquerade). "
+                                         "Not with masquerade: false, internal: true, macvlan or ipvlan."),
         },
         required=["subnet"],
         allOf=[
             {"if": {"properties": {"driver": {"const": "veth"}}, "required": ["driver"]},
              "then": {"not": {"required": ["bridge"]}}},
+            {"if": {"properties": {"driver": {"enum": list(models.DIRECT_DRIVERS)}}, "required": ["driver"]},
+             "then": {"not": {"anyOf": [{"required": ["bridge"]}, {"required": ["outbound_addr"]}]},
+                      "properties": {"masquerade": {"const": False}}},
+             "else": {"not": {"required": ["parent"]}}},
+            {"if": {"anyOf": [{"properties": {"internal": {"const": True}}, "required": ["internal"]},
+                              {"properties": {"masquerade": {"const": False}}, "required": ["masquerade"]}]},
+             "then": {"not": {"required": ["outbound_addr"]}}},
             {"if": {"properties": {"internal": {"const": True}}, "required": ["internal"]},
              "then": {"properties": {"masquerade": {"const": False}}}},
         ],
@@ -88,7 +105,8 @@ def _attachment() -> dict[str, Any]:
             "address": _per_family(IPV4_PATTERN, IPV6_PATTERN, "The container's address in the network's subnet, or one per family. "
                                    "Default: the first free address of each family, in file order."),
             "interface": _ifname("The interface's name inside the container. Default: eth0, eth1, ... in the order listed."),
-            "host_interface": _ifname("The host end of the veth pair. Default: derived from the topology, container and network."),
+            "host_interface": _ifname("The host end of the veth pair (not on a macvlan or ipvlan network, which has none). "
+                                      "Default: derived from the topology, container and network."),
             "aliases": {"type": ["array", "null"], "items": HOSTNAME,
                         "description": "More names of the container's addresses on this network, for the containers on it "
                                        "(and the container itself); none may be another container's name or alias on the network."},
@@ -152,8 +170,9 @@ def _container() -> dict[str, Any]:
             },
             "ports": {
                 "type": ["array", "null"],
-                "description": "Published ports, Docker's -p syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]; "
-                               "an IPv6 host IP in brackets ([::1]:8080:80).",
+                "description": "Published ports, Docker's -p syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp]; "
+                               "an IPv6 host IP in brackets ([::1]:8080:80); a range maps one to one onto a range of the same "
+                               "length (8080-8082:80-82). A host port is published once per protocol and host address.",
                 "items": {"type": "string", "pattern": PORT_PATTERN},
             },
             "processes": {

@@ -78,6 +78,8 @@ def process_rows(name: str) -> list[ProcessRow]:
 
 def container_rows(name: str) -> list[dict[str, Any]]:
     """Each container of a topology that is up: addresses per network, published ports, processes."""
+    from nsgen.models import port_runs, run_shown
+
     found = record.load(name)
     if found is None:
         return []
@@ -89,15 +91,11 @@ def container_rows(name: str) -> list[dict[str, Any]]:
             "topology": name,
             "container": c.name,
             "addresses": {a.network: a.shown for a in c.attachments},
-            "ports": [_port(p) for p in c.ports],
+            "ports": [run_shown(first, last) for first, last in port_runs(c.ports)],  # a range once: *:8080-8082->80-82/tcp
             "processes": {"total": len(mine), "running": sum(p.state == "running" for p in mine),
                           "ended": [{"index": p.index, "exit": p.exit} for p in mine if p.state in ("exited", "gone")]},
         })
     return rows
-
-
-def _port(p: Any) -> str:
-    return str(p.shown)
 
 
 def processes_summary(row: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from nsgen.diagram import dot, draw, graph, mermaid, text_picture
+from nsgen.models import port_runs
 from nsgen.render import render
 from tests.helpers import EXAMPLES, example_plan, plan_of, topology
 
@@ -46,9 +47,10 @@ def facts(text: str) -> list[str]:
     for c in t.containers.values():
         found.append(c.name)
         for a in c.attachments:
-            found += [a.interface, *(f"{x}/{n}" for x, n, _g in a.addresses), a.host_interface]
-        for p in c.ports:
-            found.append(f"{p.host_port}")
+            net = t.networks[a.network]
+            found += [a.interface, *(f"{x}/{n}" for x, n, _g in a.addresses), a.host_interface or str(net.parent)]
+        for first, last in port_runs(c.ports):  # a range is shown once, LOW-HIGH
+            found += [f"{first.host_port}", f"{last.host_port}"]
     return found
 
 
@@ -157,7 +159,10 @@ def test_dot_is_laid_out_top_to_bottom_with_a_box_per_network():
     (example_text("pod.yaml"), [("host", "container0", "pod-1", "published\\n*:8081/tcp\\n→ 10.88.0.2:8000")]),
     (HOSTILE, [("host", "container0", "c", "published\\n127.0.0.1:9000/tcp\\n→ 10.9.0.2:90"),
                ("host", "container0", "c", "published\\n*:5353/udp\\n→ 10.9.0.2:53")]),
-], ids=["bridge", "pod", "hostile"])
+    (example_text("ports.yaml"), [("host", "container0", "left", "published\\n*:8080-8082/tcp\\n→ 172.22.0.2:8000-8002"),
+                                  ("host", "container0", "left", "published\\n127.0.1.2:1716/tcp\\n→ 172.22.0.2:8000"),
+                                  ("host", "container1", "right", "published\\n127.0.1.3:1716/tcp\\n→ 172.22.0.3:8000")]),
+], ids=["bridge", "pod", "hostile", "ports"])
 def test_a_published_port_is_an_arrow_from_the_host_to_the_container_serving_it(text, published):
     drawing = layout(dot(topology(text)))
     arrows = [(a, b, drawing.nodes[b]["label"].split(" (netns)")[0], plain(e["label"])) for a, b, e in drawing.drawn_edges() if e.get("dir") == "forward"]

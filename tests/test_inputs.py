@@ -118,9 +118,19 @@ BRIDGE_EXTRA = [
     # published ports: an IPv6 host IP needs IPv6 on the first network; Docker writes it in brackets
     ('ports: ["8080:8000"]', 'ports: ["[::]:8080:8000"]', "containers.web.ports[0]: '[::]:8080:8000' publishes on an IPv6 host address, but network 'front' (the first, where ports are published) has no IPv6 subnet"),
     ('ports: ["8080:8000"]', 'ports: ["::1:8080:8000/udp"]', "containers.web.ports[0]: '::1:8080:8000/udp': an IPv6 host IP is written in brackets: [::1]:PORT:PORT"),
-    ('ports: ["8080:8000"]', 'ports: ["[::1]:8080"]', "containers.web.ports[0]: '[::1]:8080' is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]"),
+    ('ports: ["8080:8000"]', 'ports: ["[::1]:8080"]', "containers.web.ports[0]: '[::1]:8080' is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp]"),
     ('ports: ["8080:8000"]', 'ports: ["localhost:8080:8000"]', "containers.web.ports[0]: 'localhost:8080:8000': host IP 'localhost' is not an IP address (like 127.0.0.1, or [::1] for IPv6)"),
-    ('ports: ["8080:8000"]', 'ports: ["8080:8000", "0.0.0.0:8080:9000"]', "containers.web.ports[1]: host port 8080/tcp is already published by containers.web (8080:8000)"),
+    ('ports: ["8080:8000"]', 'ports: ["8080:8000", "0.0.0.0:8080:9000"]', "containers.web.ports[1]: host port 8080/tcp at every IPv4 address is already published by containers.web.ports[0] (8080:8000)"),
+    # port ranges map one to one; one host port at several host addresses, but not twice at one
+    ('ports: ["8080:8000"]', 'ports: ["8080-8082:80-81"]', "containers.web.ports[0]: '8080-8082:80-81': host port range 8080-8082 has 3 ports, container port range 80-81 has 2 ports; a host range maps one to one onto a container range of the same length"),
+    ('ports: ["8080:8000"]', 'ports: ["8080-8082:80"]', "containers.web.ports[0]: '8080-8082:80': host port range 8080-8082 has 3 ports, container port 80 is 1 port; a host range maps one to one onto a container range of the same length"),
+    ('ports: ["8080:8000"]', 'ports: ["8082-8080:80-82"]', "containers.web.ports[0]: '8082-8080:80-82': host port range 8082-8080 is reversed; write it low to high (8080-8082)"),
+    ('ports: ["8080:8000"]', 'ports: ["127.0.0.1:8080-:80"]', "containers.web.ports[0]: '127.0.0.1:8080-:80': host port '8080-' is not a port number range (LOW-HIGH)"),
+    ('ports: ["8080:8000"]', 'ports: ["65535-65536:1-2/udp"]', "containers.web.ports[0]: '65535-65536:1-2/udp': host port 65536 is out of range 1-65535"),
+    ('ports: ["8080:8000"]', 'ports: ["8080-8090:80-90", "127.0.0.1:8085:85"]', "containers.web.ports[1]: host port 8085/tcp at 127.0.0.1 is already published by containers.web.ports[0] (8080-8090:80-90)"),
+    ('ports: ["8080:8000"]', 'ports: ["127.0.1.2:1716:80", "127.0.1.3:1716:80", "127.0.1.2:1716:81"]', "containers.web.ports[2]: host port 1716/tcp at 127.0.1.2 is already published by containers.web.ports[0] (127.0.1.2:1716:80)"),
+    ('ports: ["8080:8000"]', 'ports: ["[::1]:8080:80/sctp"]', "containers.web.ports[0]: '[::1]:8080:80/sctp': SCTP cannot be published on [::1]: the kernel never carries ::1 into a container, and nsgen's port proxy, which serves [::1], relays TCP and UDP only"),
+    ('ports: ["8080:8000"]', 'ports: ["8080:80/sctp", "8080:80/udp", "8080:80", "8080:80/sctp"]', "containers.web.ports[3]: host port 8080/sctp is already published by containers.web.ports[0] (8080:80/sctp)"),
     # a name belongs to one container on a network
     ("        address: 172.21.0.10", "        address: 172.21.0.10\n        aliases: [App]", "containers.db.networks.back.aliases[0]: 'App' is already a name of container 'app' on network 'back'"),
     ("        address: 172.21.0.10", "        address: 172.21.0.10\n        aliases: [api]\n  cache: {networks: {back: {aliases: [x, api]}}}", "containers.cache.networks.back.aliases[1]: 'api' is already a name of container 'db' on network 'back'"),
@@ -139,13 +149,13 @@ BRIDGE_EXTRA = [
 MULTI_CASES = [
     ("a bad driver hides neither the subnet nor an address on the network", TUTORIAL,
      [("driver: veth", "driver: vxlan"), ("subnet: 172.18.0.0/24", "subnet: 172.18.0.1/24"), ("address: 172.18.0.2", "address: 172.18.0.300")],
-     ["networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+     ["networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
       "networks.link0.subnet: '172.18.0.1/24' has host bits set; the subnet is 172.18.0.0/24",
       "containers.container-1.networks.link0.address: '172.18.0.300' is not an IP address (like 172.18.0.2 or fd00:18::2)"]),
     ("a network with a bad driver has each of its fields checked", BRIDGE,
      [("    subnet: 172.20.0.0/24", "    driver: vlan\n    gateway: 10.0.0.1\n    masquerade: maybe\n    subnet: 172.20.0.0/24"),
       ("bridge: br-front", "bridge: 'br front'")],
-     ["networks.front.driver: 'vlan' is not a known driver; known drivers: bridge, veth",
+     ["networks.front.driver: 'vlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
       "networks.front.gateway: 10.0.0.1 is not inside subnet 172.20.0.0/24",
       "networks.front.masquerade: must be true or false, got 'maybe'",
       "networks.front.bridge: interface name 'br front' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit"]),
@@ -245,8 +255,42 @@ def _case_id(case) -> str:
     return case[2].split(": ", 1)[0][:40] + "|" + case[1].strip()[:16]
 
 
+# macvlan, ipvlan and outbound addresses (the host's addresses and routes cannot be read here: see nothing_runs)
+OUTBOUND_AND_LAN = [
+    ("    bridge: br-front", "    bridge: br-front\n    parent: eth0",
+     "networks.front.parent: only a macvlan or ipvlan network has a parent interface; this network's driver is bridge"),
+    ("    bridge: br-back", "    bridge: br-back\n    outbound_addr: 198.51.100.7",
+     "networks.back.outbound_addr: an internal network sends nothing out, so it has no outbound address"),
+    ("    bridge: br-front", "    bridge: br-front\n    masquerade: false\n    outbound_addr: 198.51.100.7",
+     "networks.front.outbound_addr: with masquerade: false its traffic leaves with the containers' own addresses, so it has no outbound address"),
+    ("    bridge: br-front", "    bridge: br-front\n    outbound_addr: 2001:db8::7",
+     "networks.front.outbound_addr: 2001:db8::7 is an IPv6 address, but this network has no IPv6 subnet"),
+    ("    bridge: br-front", "    bridge: br-front\n    outbound_addr: 127.0.0.1",
+     "networks.front.outbound_addr: 127.0.0.1 cannot be the source of traffic that leaves the host: use a unicast address of one of its interfaces"),
+    ("    bridge: br-front", "    bridge: br-front\n    outbound_addr: [198.51.100.7, 198.51.100.8]",
+     "networks.front.outbound_addr: lists two IPv4 outbound addresses (198.51.100.7, 198.51.100.8); a network has at most one outbound address per family"),
+    ("  back:\n", "  lan: {driver: macvlan, subnet: 192.168.1.0/24}\n  back:\n",
+     "networks.lan.parent: is required: this host has no default route whose interface could be the parent; name the host interface on the containers' LAN (like eth0)"),
+    ("  back:\n", "  lan: {driver: ipvlan, parent: eth0, subnet: 192.168.1.0/24, masquerade: true}\n  back:\n",
+     "networks.lan.masquerade: an ipvlan network's containers are on the parent's LAN with their own addresses: the host does not route their traffic, so it cannot masquerade it"),
+    ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24, outbound_addr: 198.51.100.7}\n  back:\n",
+     "networks.lan.outbound_addr: a macvlan network's containers reach out on the parent's LAN with their own addresses, not through the host, so it has no outbound address"),
+    ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24, bridge: br0}\n  back:\n",
+     "networks.lan.bridge: only a network with driver bridge has a bridge device"),
+    ("  back:\n", "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24}\n  wlan: {driver: ipvlan, parent: eth0, subnet: 192.168.2.0/24}\n"
+     "  back:\n", "networks.wlan.parent: 'eth0' is already the parent of macvlan network 'lan'; an interface carries macvlan or ipvlan "
+     "networks, not both"),
+    ("    networks: [front, back]", "    networks:\n      lan: {host_interface: ve-app}\n      back:\n",
+     "containers.app.networks.lan.host_interface: a macvlan network has no host end: app's interface is made on the parent eth0"),
+    ("    networks: [front]           # eth0 172.20.0.2", "    networks: [lan, front]",
+     "containers.web.ports: nothing is published from a macvlan network: 'lan' (the first, where ports are published) puts the container on the parent's LAN, reached directly at its own address"),
+]
+LAN = "  lan: {driver: macvlan, parent: eth0, subnet: 192.168.1.0/24}\n  back:\n"
+
 ALL = (
     [(TUTORIAL, *c) for c in CASES + EXTRA]
+    + [(BRIDGE, old, new, expected) for old, new, expected in OUTBOUND_AND_LAN[:11]]
+    + [(BRIDGE.replace("  back:\n", LAN, 1), old, new, expected) for old, new, expected in OUTBOUND_AND_LAN[11:]]
     + [(BRIDGE, old, new, expected[0]) for old, new, expected in BRIDGE_CASES]
     + [(BRIDGE, *c) for c in BRIDGE_EXTRA]
 )
@@ -258,6 +302,8 @@ def nothing_runs(monkeypatch):
     ran: list = []
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(hostinfo, "host_routes", list)
+    monkeypatch.setattr(hostinfo, "host_routes6", list)
+    monkeypatch.setattr(hostinfo, "host_addresses", lambda: None)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: ran.append(a))
     return ran

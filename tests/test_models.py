@@ -10,7 +10,7 @@ import pytest
 from nsgen.errors import LoadError, ValidationError
 from nsgen.hostinfo import Environment
 from nsgen.load import load_file, parse_text
-from nsgen.models import PublishedPort
+from nsgen.models import PublishedPort, port_runs, run_shown
 from nsgen.resolve import resolve
 from tests.helpers import EXAMPLES, fixed_env, topology
 
@@ -124,7 +124,7 @@ CASES = [
     ("gateway: 172.18.0.1", "gateway: 172.18.0.0",
      "networks.link0.gateway: 172.18.0.0 is the network address of 172.18.0.0/24, not a usable host address"),
     ("driver: veth", "driver: vxlan",
-     "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth"),
+     "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan"),
     ("masquerade: true", "masquerade: maybe",
      "networks.link0.masquerade: must be true or false, got 'maybe'"),
     ("name: tutorial", "name: 'a/b'",
@@ -216,10 +216,10 @@ BRIDGE_CASES = [
      ["containers.web.ports[0]: '8080:70000': container port 70000 is out of range 1-65535"]),
     ('ports: ["8080:8000"]', 'ports: ["0:8000"]',
      ["containers.web.ports[0]: '0:8000': host port 0 is out of range 1-65535"]),
-    ('ports: ["8080:8000"]', 'ports: ["8080:8000/sctp"]',
-     ["containers.web.ports[0]: '8080:8000/sctp': protocol 'sctp' is not one of tcp, udp"]),
+    ('ports: ["8080:8000"]', 'ports: ["8080:8000/dccp"]',
+     ["containers.web.ports[0]: '8080:8000/dccp': protocol 'dccp' is not one of tcp, udp, sctp"]),
     ('ports: ["8080:8000"]', 'ports: ["8080:8000", "8080:9000"]',
-     ["containers.web.ports[1]: host port 8080/tcp is already published by containers.web (8080:8000)"]),
+     ["containers.web.ports[1]: host port 8080/tcp is already published by containers.web.ports[0] (8080:8000)"]),
     ('ports: ["8080:8000"]', 'ports: [8080]',
      ["containers.web.ports[0]: 8080 must be written as 'HOST_PORT:CONTAINER_PORT' (a string, like \"8080:8080\")"]),
     ("networks: [front, back]", "networks: {front: {interface: eth0}, back: {interface: eth0}}",
@@ -275,7 +275,7 @@ def test_a_subnet_overlapping_a_host_route_is_reported_with_the_other_problems()
     with pytest.raises(ValidationError) as info:
         resolve(parse_text(TUTORIAL.replace("driver: veth", "driver: vxlan")), env)
     assert [f"{p}: {m}" for p, m in info.value.problems] == [
-        "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+        "networks.link0.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
         "networks.link0.subnet: 172.18.0.0/24 overlaps the host's route to 172.18.0.0/16 (dev eth0); choose a subnet the host does not use",
     ]
 
@@ -351,6 +351,29 @@ def test_a_port_published_on_0_0_0_0_is_published_on_every_host_ipv4_address():
     assert [(p.address, p.versions((4, 6))) for p in t.containers["web"].ports] == [(None, (4,)), (ipaddress.IPv4Address("127.0.0.1"), (4,))]
 
 
+def test_a_port_range_is_one_published_port_a_port_and_is_shown_once():
+    t = topology(BRIDGE.replace('ports: ["8080:8000"]', 'ports: ["8080-8082:80-82", "127.0.0.1:9090-9091:90-91/udp", "3868:3868/sctp"]'))
+    ports = t.containers["web"].ports
+    assert [(p.host_port, p.container_port, p.protocol, p.spec) for p in ports] == [
+        (8080, 80, "tcp", "8080-8082:80-82"), (8081, 81, "tcp", "8080-8082:80-82"), (8082, 82, "tcp", "8080-8082:80-82"),
+        (9090, 90, "udp", "127.0.0.1:9090-9091:90-91/udp"), (9091, 91, "udp", "127.0.0.1:9090-9091:90-91/udp"),
+        (3868, 3868, "sctp", "3868:3868/sctp")]
+    assert [run_shown(first, last) for first, last in port_runs(ports)] == [
+        "*:8080-8082->80-82/tcp", "127.0.0.1:9090-9091->90-91/udp", "*:3868->3868/sctp"]
+
+
+@pytest.mark.parametrize("mine,theirs,overlap", [
+    ("8080:80", "127.0.0.1:8080:81", True), ("0.0.0.0:8080:80", "127.0.0.1:8080:80", True),
+    ("127.0.1.2:8080:80", "127.0.1.3:8080:80", False), ("[::]:8080:80", "127.0.0.1:8080:80", False),
+    ("[::]:8080:80", "[2001:db8::1]:8080:80", True), ("8080:80", "8080:80/udp", False), ("8080:80/sctp", "8080:80/sctp", True),
+])
+def test_two_ports_conflict_only_at_a_common_address(mine, theirs, overlap):
+    from nsgen.resolve import Problems, _parse_port
+
+    (a,), (b,) = (_parse_port(spec, "p", Problems()) for spec in (mine, theirs))
+    assert a.overlaps(b) is overlap and b.overlaps(a) is overlap
+
+
 def test_a_dual_stack_network_gives_each_container_an_address_of_each_family():
     t = topology(BRIDGE.replace("subnet: 172.20.0.0/24", 'subnet: [172.20.0.0/24, "fd00:20::/64"]')
                  .replace('ports: ["8080:8000"]', 'ports: ["8080:8000", "[::1]:8081:8000", "[2001:db8::1]:8082:8000/udp"]'))
@@ -375,7 +398,7 @@ containers:
 """
     assert problems(text) == [
         "networks.front net: network name 'front net' is not allowed: use letters A-Z a-z, digits, '_', '.' and '-', starting with a letter or digit",
-        "networks.front net.driver: 'vlan' is not a known driver; known drivers: bridge, veth",
+        "networks.front net.driver: 'vlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
         "networks.front net.subnet: '10.1.0.1/24' has host bits set; the subnet is 10.1.0.0/24",
         "networks.front net.gateway: '10.1.0.300' is not an IP address (like 172.18.0.2 or fd00:18::2)",
         "networks.front net.masquerade: must be true or false, got 1",
@@ -403,7 +426,7 @@ containers:
     assert problems(text) == [
         "networks.front.gateway: 10.2.0.1 is not inside subnet 10.1.0.0/24",
         "networks.back.subnet: '10.3.0.0/33' is not a subnet (like 172.18.0.0/24 or fd00:18::/64)",
-        "networks.side.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+        "networks.side.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
         "networks.shut.internal: must be true or false, got 'maybe'",
     ]
 
@@ -419,7 +442,7 @@ containers:
   db: {networks: [front]}
 """
     assert problems(text) == [
-        "networks.front.driver: 'vxlan' is not a known driver; known drivers: bridge, veth",
+        "networks.front.driver: 'vxlan' is not a known driver; known drivers: bridge, veth, macvlan, ipvlan",
         "containers.web.networks.front.address: 10.1.0.3 is the broadcast address of 10.1.0.0/30",
         "networks.front.subnet: 10.1.0.0/30 is too small: it has 1 addresses for containers besides the gateway, and 3 containers attach",
     ]

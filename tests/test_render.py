@@ -133,3 +133,30 @@ def test_templates_never_quote_by_hand():
         for row in text.splitlines():
             assert not ("'{{" in row or '"{{' in row), f"{path.name}: {row}"
         assert "{% macro" not in text and "caller()" not in text
+
+
+SCTP = """
+name: sctp
+networks:
+  n: {subnet: 172.30.0.0/24}
+containers:
+  c:
+    networks: [n]
+    ports: ["3868:3868/sctp", "127.0.0.1:2905-2906:2905-2906/sctp"]
+"""
+
+
+def test_sctp_ports_are_rules_like_tcp_and_udp_after_a_preflight_check_for_the_kernels_sctp():
+    plan = plan_of(SCTP)
+    script = render(plan)
+    for line in ("-A NSGEN-sctp -p sctp --dport 3868 -m comment --comment nsgen:sctp -j DNAT --to-destination 172.30.0.2:3868",
+                 "-A NSGEN-sctp -d 127.0.0.1 -p sctp --dport 2906 -m comment --comment nsgen:sctp -j DNAT --to-destination 172.30.0.2:2906",
+                 "-A NSGEN-sctp -o br-n-ea5cf -d 172.30.0.2 -p sctp --dport 2905 -m conntrack --ctstate DNAT -m comment --comment nsgen:sctp -j ACCEPT"):
+        assert line in script
+    assert ("if ! test -d /proc/net/sctp && ! modprobe -q sctp >/dev/null 2>&1; then die 'published port 3868:3868/sctp needs SCTP, "
+            "which this kernel does not have (no /proc/net/sctp, and modprobe finds no sctp module); nothing was changed'; fi") in script
+    assert ("if ! grep -qx sctp /proc/net/ip_tables_matches >/dev/null 2>&1 && ! modprobe -q xt_sctp >/dev/null 2>&1; then die "
+            "'published port 3868:3868/sctp needs iptables'\"'\"' sctp match, which this kernel does not have (not in "
+            "/proc/net/ip_tables_matches, and modprobe finds no xt_sctp module); nothing was changed'; fi") in script
+    assert "ports_free nsgen:sctp 'sctp:3868:*' sctp:2905:127.0.0.1 sctp:2906:127.0.0.1 || exit 1" in script
+    assert "conntrack" not in " ".join(s.id for s in plan.steps)  # only UDP flows are forgotten

@@ -44,6 +44,7 @@ def test_every_example_validates(path):
 
 TUTORIAL = load_file(EXAMPLES / "tutorial.yaml")
 BRIDGE = load_file(EXAMPLES / "bridge.yaml")
+MACVLAN = load_file(EXAMPLES / "macvlan.yaml")
 
 
 def changed(base, path: str, value, *, delete: bool = False):
@@ -75,7 +76,7 @@ BROKEN = {
     "name not ASCII": changed(TUTORIAL, "name", "läb"),
     "interface over 15 bytes": changed(TUTORIAL, f"{ATT}/host_interface", "abcdefghijklmnop"),
     "interface lo": changed(TUTORIAL, f"{ATT}/interface", "lo"),
-    "unknown driver": changed(TUTORIAL, "networks/link0/driver", "macvlan"),
+    "unknown driver": changed(TUTORIAL, "networks/link0/driver", "weave"),
     "subnet too small": changed(TUTORIAL, "networks/link0/subnet", "172.18.0.0/31"),
     "subnet with a leading zero": changed(TUTORIAL, "networks/link0/subnet", "172.018.0.0/24"),
     "subnet without prefix": changed(TUTORIAL, "networks/link0/subnet", "172.18.0.0"),
@@ -85,6 +86,14 @@ BROKEN = {
     "masquerade not a boolean": changed(TUTORIAL, "networks/link0/masquerade", "yes"),
     "veth network with a bridge": changed(TUTORIAL, "networks/link0/bridge", "br0"),
     "internal and masquerade": changed(BRIDGE, "networks/back/masquerade", True),
+    "parent on a bridge network": changed(BRIDGE, "networks/front/parent", "eth0"),
+    "macvlan that masquerades": changed(MACVLAN, "networks/lan/masquerade", True),
+    "macvlan with a bridge": changed(MACVLAN, "networks/lan/bridge", "br0"),
+    "macvlan with an outbound address": changed(MACVLAN, "networks/lan/outbound_addr", "192.168.1.7"),
+    "outbound address of an internal network": changed(BRIDGE, "networks/back/outbound_addr", "198.51.100.7"),
+    "outbound address without masquerade": changed(changed(BRIDGE, "networks/front/masquerade", False), "networks/front/outbound_addr",
+                                                   "198.51.100.7"),
+    "outbound address not an address": changed(BRIDGE, "networks/front/outbound_addr", "198.51.100"),
     "ip_forward not auto/true/false": changed(TUTORIAL, "host/ip_forward", "on"),
     "persist as a string": changed(TUTORIAL, "host/persist", "true"),
     "four nameservers": changed(TUTORIAL, f"{C1}/dns", ["1.1.1.1", "1.0.0.1", "8.8.8.8", "8.8.4.4"]),
@@ -93,7 +102,9 @@ BROKEN = {
     "port without container port": changed(TUTORIAL, f"{C1}/ports", ["8080"]),
     "port zero": changed(TUTORIAL, f"{C1}/ports", ["0:80"]),
     "port out of range": changed(TUTORIAL, f"{C1}/ports", ["65536:80"]),
-    "port protocol sctp": changed(TUTORIAL, f"{C1}/ports", ["8080:80/sctp"]),
+    "port protocol dccp": changed(TUTORIAL, f"{C1}/ports", ["8080:80/dccp"]),
+    "port range without its end": changed(TUTORIAL, f"{C1}/ports", ["8080-:80"]),
+    "port range of three ports": changed(TUTORIAL, f"{C1}/ports", ["8080-8081-8082:80"]),
     "empty process": changed(TUTORIAL, f"{C1}/processes", [""]),
     "empty process argv": changed(TUTORIAL, f"{C1}/processes", [[]]),
     "process argv with a number": changed(TUTORIAL, f"{C1}/processes", [["sleep", 5]]),
@@ -186,4 +197,4 @@ def test_init_to_another_file_or_stdout(cli, tmp_path):
 def test_init_names_the_examples_it_has(cli):
     result = cli("init", "--example", "nope")
     assert result.exit_code == 2
-    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'names', 'pod', 'tutorial'" in result.stderr
+    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'macvlan', 'names', 'pod', 'ports', 'tutorial'" in result.stderr

@@ -56,12 +56,14 @@ def _route(b: Builder, c: Container, version: int) -> None:
     a = b.t.way_out(c, version)
     if a is None:
         return
+    net = b.t.networks[a.network]
+    router = f"the router of {net.parent}'s LAN" if net.direct else "the host"
     if version == 4:
         b.add(
             Step(
                 id=f"route:{c.name}",
                 section="Inside the containers",
-                summary=f"Send {c.name}'s traffic for everywhere else to the host at {a.gateway}, from {a.address}.",
+                summary=f"Send {c.name}'s traffic for everywhere else to {router} at {a.gateway}, from {a.address}.",
                 commands=(C("ip", "-n", c.name, "route", "replace", "default", "via", str(a.gateway), "dev", a.interface, "src", str(a.address)),),
                 group=f"container:{c.name}",
             )
@@ -71,7 +73,7 @@ def _route(b: Builder, c: Container, version: int) -> None:
         Step(
             id=f"route6:{c.name}",
             section="Inside the containers",
-            summary=f"Send {c.name}'s IPv6 traffic for everywhere else to the host at {a.gateway6}.",
+            summary=f"Send {c.name}'s IPv6 traffic for everywhere else to {router} at {a.gateway6}.",
             commands=(C("ip", "-n", c.name, "route", "replace", "default", "via", str(a.gateway6), "dev", a.interface),),
             group=f"container:{c.name}",
         )

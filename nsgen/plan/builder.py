@@ -31,20 +31,26 @@ class Builder:
         return ("link_ours", name, self.group, self.t.name)
 
     def host_devices(self) -> list[str]:
-        """Every host device the topology makes: its bridges and the host ends of its veth pairs."""
+        """Every host device the topology makes: its bridges and the host ends of its veth pairs (a
+        macvlan or ipvlan interface lives in its namespace only)."""
         names = [n.bridge for n in self.t.networks.values() if n.bridge]
-        return names + [a.host_interface for c in self.t.containers.values() for a in c.attachments]
+        return names + [a.host_interface for c in self.t.containers.values() for a in c.attachments if a.host_interface]
 
     def host_dev(self, net: Network) -> str | None:
-        """The host device that holds the network's gateway addresses (None: nothing attaches to a veth network)."""
+        """The host device that holds the network's gateway addresses (None: nothing attaches to a veth
+        network; a macvlan or ipvlan network has none, its gateway is the LAN's router)."""
+        if net.direct:
+            return None
         if net.driver == "bridge":
             return net.bridge
         members = self.t.members(net.name)
         return members[0][1].host_interface if members else None
 
     def versions(self) -> tuple[int, ...]:
-        """The address families the topology's networks have (4, 6 or both)."""
-        return tuple(v for v in (4, 6) if any(v in n.versions for n in self.t.networks.values()))
+        """The address families the topology's networks have (4, 6 or both): those the host routes (a
+        macvlan or ipvlan network's are its LAN's, not the host's business), unless it routes none."""
+        routed = [n for n in self.t.networks.values() if not n.direct] or list(self.t.networks.values())
+        return tuple(v for v in (4, 6) if any(v in n.versions for n in routed))
 
 
 def link_exists(name: str) -> Argv:

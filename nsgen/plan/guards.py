@@ -22,7 +22,8 @@ def port_spec(p: PublishedPort) -> str:
 
 def guards(b: Builder) -> tuple[Command, ...]:
     found = [B("state_ok", b.t.name)]
-    subnets = [f"{n.name}={s}" for n in b.t.networks.values() for s in n.subnets]
+    # a macvlan or ipvlan network's subnet is its parent's LAN, which the host has a route to: not checked
+    subnets = [f"{n.name}={s}" for n in b.t.networks.values() if not n.direct for s in n.subnets]
     if subnets:
         found.append(B("subnets_free", b.group, b.t.name, *subnets))
     ports = [port_spec(p) for c in b.t.containers.values() for p in c.ports]

@@ -1,5 +1,8 @@
-"""Links, one function a kind: bridges (a virtual switch a network, the host its router) and veth
-pairs (one a container's attachment, its host end plugged into the bridge or holding the gateway).
+"""Links, one function a kind: bridges (a virtual switch a network, the host its router), veth
+pairs (one a container's attachment, its host end plugged into the bridge or holding the gateway),
+and macvlan or ipvlan interfaces (one a container's attachment, made on a host interface, the
+parent, and living in the namespace only: the container is on the parent's LAN, the host is not its
+router, and nothing of it is left on the host).
 
 No end gets an IPv6 link-local address (addrgenmode none, as Docker does): otherwise every
 interface that comes up sends neighbour discovery and multicast reports, which a bridge floods to
@@ -12,10 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nsgen.plan.builder import Builder, link_exists, with_prefix
-from nsgen.plan.steps import C, Command, Step
+from nsgen.plan.steps import C, Command, Requirement, Step
 
 if TYPE_CHECKING:
-    from nsgen.models import Network
+    from nsgen.models import Attachment, Container, Network
 
 
 # The host's link-local address on each IPv6 network (its device made without a generated one):
@@ -79,10 +82,53 @@ def bridges(b: Builder) -> None:
         )
 
 
+# What each driver that puts containers on the parent's LAN makes: the kind, its mode, and the
+# function of the kernel that tells it is there (in /proc/kallsyms, when not a module still to load).
+DIRECT_KINDS = {"macvlan": ("macvlan", "bridge", "macvlan_common_newlink"), "ipvlan": ("ipvlan", "l2", "ipvlan_link_new")}
+
+
+def direct_requirements(b: Builder) -> None:
+    """Before anything changes: each parent interface exists, and the kernel has each driver used."""
+    parents: dict[str, str] = {}
+    own = set(b.host_devices())  # a bridge of the topology's own is made before any container's interface
+    for net in b.t.networks.values():
+        if net.direct and net.parent and net.parent not in own and b.t.members(net.name):
+            parents.setdefault(net.parent, net.name)
+    for parent, name in parents.items():
+        b.requirements.append(Requirement((link_exists(parent),), f"networks.{name}.parent: interface {parent!r} does not exist on this "
+                                          "host; nothing was changed"))
+    for driver in dict.fromkeys(n.driver for n in b.t.networks.values() if n.direct and b.t.members(n.name)):
+        kind, _mode, symbol = DIRECT_KINDS[driver]
+        b.requirements.append(Requirement((("grep", "-qw", symbol, "/proc/kallsyms"), ("modprobe", "-q", kind)),
+                                          f"driver {driver}: this kernel has no {driver} support (no module {kind} to load); "
+                                          "nothing was changed"))
+
+
+def _direct(b: Builder, c: Container, a: Attachment, net: Network) -> Step:
+    """A container's macvlan or ipvlan interface, made on the parent directly inside its namespace:
+    deleting the namespace deletes it."""
+    kind, mode, _symbol = DIRECT_KINDS[net.driver]
+    return Step(
+        id=f"{kind}:{c.name}:{a.network}",
+        section="Links",
+        summary=f"Create {a.interface} in {c.name} as a {kind} interface (mode {mode}) on the host's {net.parent}: {c.name} is on "
+        f"{net.parent}'s LAN with its own address, reached directly, without NAT. It lives in the namespace only.",
+        commands=(C("ip", "link", "add", a.interface, "link", str(net.parent), "netns", c.name, "type", kind, "mode", mode),),
+        probe=(("ip", "-n", c.name, "link", "show", a.interface),),
+        group=f"container:{c.name}",
+    )
+
+
 def veths(b: Builder) -> None:
-    """Every veth pair, each made with its inner end already inside its namespace, then the host ends."""
+    """Every veth pair, each made with its inner end already inside its namespace, then the host ends;
+    a macvlan or ipvlan interface instead where the network is one."""
+    direct_requirements(b)
     for c in b.t.containers.values():
         for a in c.attachments:
+            net = b.t.networks[a.network]
+            if net.direct or a.host_interface is None:
+                b.add(_direct(b, c, a, net))
+                continue
             b.add(_new_link(b, f"veth:{c.name}:{a.network}", "Links", a.host_interface,
                             ("type", "veth", "peer", "name", a.interface, "netns", c.name), f"container:{c.name}",
                             f"Create the veth pair {a.host_interface} (host) <-> {a.interface} (in {c.name}), "
@@ -90,6 +136,8 @@ def veths(b: Builder) -> None:
     for c in b.t.containers.values():
         for a in c.attachments:
             net = b.t.networks[a.network]
+            if a.host_interface is None:
+                continue
             if net.driver == "veth":
                 addresses = "addresses" if len(net.families) > 1 else "address"
                 summary = (f"Give {a.host_interface} the gateway {addresses} {_shown(net)}{_link_local(net)}, mark it (alias {b.mark}) "

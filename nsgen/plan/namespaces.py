@@ -33,10 +33,10 @@ def namespaces(b: Builder) -> None:
                 group=f"container:{c.name}",
             )
         )
-    if any(c.attachments for c in b.t.containers.values()):
+    names = b.host_devices()
+    if names:
         # Nothing to do at setup. At teardown this runs before the namespaces are deleted:
         # deleting a namespace would leave its veth pairs to the kernel's background work.
-        names = b.host_devices()
         b.add(
             Step(
                 id="devices",

@@ -416,12 +416,15 @@ ports_free() {
   local -a words
   local -A bound=() forwarded=()
   shift
-  for protocol in tcp udp; do
+  for protocol in tcp udp sctp; do
+    case " $* " in *" $protocol:"*) ;; *) continue ;; esac  # only the protocols the topology publishes
     while read -r -a words; do
       [ "${#words[@]}" -gt 4 ] || continue
       port=${words[3]##*:}; address=${words[3]%:*}
       address=${address#[}; address=${address%]}; address=${address%%%*}
       case "$address" in ::ffff:*.*) address=${address#::ffff:} ;; esac
+      # an SCTP socket on [::]: whether it is IPV6_V6ONLY is not told, so it holds both families
+      if [ "$protocol" = sctp ] && [ "$address" = :: ]; then address='*'; fi
       holder="a program"
       if [[ ${words[*]:5} =~ \(\(\"([^\"]*)\",pid=([0-9]+) ]]; then
         holder="${BASH_REMATCH[1]} (pid ${BASH_REMATCH[2]})"

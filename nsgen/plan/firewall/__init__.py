@@ -6,15 +6,17 @@ from __future__ import annotations
 from nsgen.names import chain_name
 from nsgen.plan.builder import Builder
 from nsgen.plan.firewall import iptables
-from nsgen.plan.firewall.rules import Table, filter_rules, nat_rules, raw, udp_published
-from nsgen.plan.steps import B, Step, set_sysctl
+from nsgen.plan.firewall.rules import Table, filter_rules, nat_rules, published, raw, udp_published
+from nsgen.plan.steps import B, Requirement, Step, set_sysctl
 
 
 def build(b: Builder) -> None:
     devs = {net.name: dev for net in b.t.networks.values() if (dev := b.host_dev(net))}
     if not devs:
         return
+    _outbound_requirements(b, devs)
     chain, versions = chain_name(b.t.name), b.versions()
+    _sctp(b)
     udp = udp_published(b.t)
     _add(b, [raw(v) for v in versions])
     if udp:
@@ -29,6 +31,39 @@ def build(b: Builder) -> None:
         _route_localnet(b, net_name, dev)
     if udp:
         _conntrack(b, udp, before_nat=False)
+
+
+def _sctp(b: Builder) -> None:
+    """A port published over SCTP needs the kernel's SCTP (without it nothing in a container can
+    serve the port) and iptables' sctp match (its rules' `-p sctp --dport`). Built in, each shows
+    in /proc/net; as a module, modprobe loads it (as the kernel itself would at the first SCTP
+    socket or rule). Refused before anything changes otherwise, in one line."""
+    sctp = [p for _c, _a, p in published(b.t) if p.protocol == "sctp"]
+    if sctp:
+        b.requirements.append(Requirement(
+            (("test", "-d", "/proc/net/sctp"), ("modprobe", "-q", "sctp")),
+            f"published port {sctp[0].spec} needs SCTP, which this kernel does not have (no /proc/net/sctp, and modprobe finds "
+            "no sctp module); nothing was changed"))
+        # the rules' `-p sctp --dport` is iptables' sctp match (listed once loaded, or loaded by modprobe)
+        b.requirements.append(Requirement(
+            (("grep", "-qx", "sctp", "/proc/net/ip_tables_matches"), ("modprobe", "-q", "xt_sctp")),
+            f"published port {sctp[0].spec} needs iptables' sctp match, which this kernel does not have (not in "
+            "/proc/net/ip_tables_matches, and modprobe finds no xt_sctp module); nothing was changed"))
+
+
+def _outbound_requirements(b: Builder, devs: dict[str, str]) -> None:
+    """Before anything changes: each outbound address is the host's (its traffic could not leave with another)."""
+    for net in b.t.networks.values():
+        if net.name not in devs or not net.masquerade:
+            continue
+        for address in net.outbound_addr:
+            probe: tuple[str, ...]
+            if address.version == 4:  # the kernel finds no route from a source address that is not local
+                probe = ("ip", "route", "get", str(address), "from", str(address))
+            else:
+                probe = ("grep", "-q", f"^{address.exploded.replace(':', '')} ", "/proc/net/if_inet6")
+            b.requirements.append(Requirement((probe,), f"networks.{net.name}.outbound_addr: {address} is not an address of this host "
+                                                        "(traffic can leave only with one of its own addresses); nothing was changed"))
 
 
 def _add(b: Builder, tables: list[Table | None]) -> None:
@@ -55,7 +90,7 @@ def _route_localnet(b: Builder, net_name: str, dev: str) -> None:
 
 
 def _conntrack(b: Builder, ports: list[int], *, before_nat: bool) -> None:
-    shown = ", ".join(map(str, ports))
+    shown = _spans(ports)
     flush = B("conntrack_flush", "udp", *map(str, ports))
     if before_nat:  # nothing to do at setup; at teardown, after the published ports' rules are gone
         b.add(Step(id="conntrack:unpublished", section="Firewall", commands=(), undo=(flush,),
@@ -65,3 +100,14 @@ def _conntrack(b: Builder, ports: list[int], *, before_nat: bool) -> None:
         b.add(Step(id="conntrack:published", section="Firewall", commands=(flush,),
                    summary=f"Forget the host's connection-tracking entries of UDP ports {shown} (conntrack -D): a flow that began "
                    "before the port was published would otherwise keep going to the host, never to the container."))
+
+
+def _spans(ports: list[int]) -> str:
+    """Sorted port numbers as a person reads them, each run as LOW-HIGH: `5353, 9090-9092`."""
+    runs: list[list[int]] = []
+    for port in ports:
+        if runs and port == runs[-1][-1] + 1:
+            runs[-1][-1] = port
+        else:
+            runs.append([port, port])
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)

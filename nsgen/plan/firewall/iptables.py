@@ -29,7 +29,7 @@ FAMILIES = {
     6: Family("ip6tables", "ip6tables-restore", "ip6tables_undo", "firewall6", " (IPv6)"),
 }
 _HOOKS = {"prerouting": "PREROUTING", "forward": "FORWARD", "output": "OUTPUT", "postrouting": "POSTROUTING"}
-_VERDICTS = {"accept": "ACCEPT", "drop": "DROP", "masquerade": "MASQUERADE", "dnat": "DNAT"}
+_VERDICTS = {"accept": "ACCEPT", "drop": "DROP", "masquerade": "MASQUERADE", "snat": "SNAT", "dnat": "DNAT"}
 _UNSAFE_IN_RESTORE = re.compile(r"[\s\"'#]")
 
 
@@ -60,7 +60,7 @@ def words(rule: Rule, tag: Argv, chain: str) -> Argv:
         w += ["-m", "addrtype", "--dst-type", "LOCAL"]
     w += [*tag, "-j", chain if rule.verdict == "jump" else _VERDICTS[rule.verdict]]
     if rule.to:
-        w += ["--to-destination", rule.to]
+        w += ["--to-source" if rule.verdict == "snat" else "--to-destination", rule.to]
     return tuple(w)
 
 

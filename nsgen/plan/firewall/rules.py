@@ -25,7 +25,7 @@ class Rule(NamedTuple):
     why: str  # what it is for, in one line (a comment above it in the script)
     stage: str  # raw, filter or nat
     hook: str  # prerouting, forward, output or postrouting
-    verdict: str  # accept, drop, masquerade, dnat or jump (to the topology's own chain)
+    verdict: str  # accept, drop, masquerade, snat, dnat or jump (to the topology's own chain)
     in_chain: bool = True  # in the topology's own chain (reached by a jump), else in the hook itself
     first: bool = False  # in the hook itself, ahead of what is there already
     in_dev: str | None = None
@@ -40,7 +40,7 @@ class Rule(NamedTuple):
     ctstate: tuple[str, ...] = ()
     not_to_group: str | None = None  # the packet does not go to a device of this group (value/mask)
     to_local: bool = False  # the destination is an address of this host
-    to: str | None = None  # the NAT target (dnat): address and port
+    to: str | None = None  # the NAT target: address and port (dnat), source address (snat)
 
 
 class Table(NamedTuple):
@@ -68,6 +68,11 @@ def _mine(t: Topology, net: Network, version: int) -> list[tuple[Container, Atta
     """The ports published into network `net` over one family; one on [::1] is nsgen's port proxy's, never a rule's."""
     return [(c, a, p) for c, a, p in published(t) if a.network == net.name and version in p.versions(net.versions)
             and not (p.address is not None and p.address.version == 6 and p.address.is_loopback)]
+
+
+def _label(p: PublishedPort) -> str:
+    """The port as the user wrote it, and for one of a range which of its ports: `8080-8082:80-82 (8081 to 81)`."""
+    return f"{p.spec} ({p.host_port} to {p.container_port})" if p.ranged else p.spec
 
 
 def _target(address: object, port: int, version: int) -> str:
@@ -99,9 +104,13 @@ def filter_rules(t: Topology, devs: dict[str, str], version: int, chain: str) ->
     for net, dev in nets:
         if net.routes_out:
             rules.append(Rule(f"replies into network {net.name}", "filter", "forward", "accept", out_dev=dev, ctstate=("RELATED", "ESTABLISHED")))
+        accepted = set()  # one port of a container published at several host addresses: one rule lets it in
         for c, a, p in _mine(t, net, version):
-            rules.append(Rule(f"connections to {c.name}'s published port {p.spec}", "filter", "forward", "accept", out_dev=dev,
-                              dst=str(a.address_of(version)), protocol=p.protocol, dport=p.container_port, ctstate=("DNAT",)))
+            dst = str(a.address_of(version))
+            if (dst, p.protocol, p.container_port) not in accepted:
+                accepted.add((dst, p.protocol, p.container_port))
+                rules.append(Rule(f"connections to {c.name}'s published port {_label(p)}", "filter", "forward", "accept", out_dev=dev,
+                                  dst=dst, protocol=p.protocol, dport=p.container_port, ctstate=("DNAT",)))
         if net.driver == "bridge":
             rules.append(Rule(f"traffic within network {net.name}", "filter", "forward", "accept", in_dev=dev, out_dev=dev))
         rules.append(Rule(f"nothing else into network {net.name}", "filter", "forward", "drop", out_dev=dev))
@@ -129,14 +138,18 @@ def nat_rules(t: Topology, devs: dict[str, str], version: int, chain: str) -> tu
     localnet: list[tuple[str, str]] = []
     for net, dev in _nets(t, devs, version):
         subnet = str(net.subnet if version == 4 else net.subnet6)
-        if net.masquerade:
+        outbound = net.outbound_of(version)
+        if net.masquerade and outbound is not None:
+            post.append(Rule(f"network {net.name} reaches out from the host's address {outbound}", "nat", "postrouting", "snat",
+                             in_chain=False, src=subnet, out_dev=dev, not_out_dev=True, to=str(outbound)))
+        elif net.masquerade:
             post.append(Rule(f"network {net.name} reaches out as the host", "nat", "postrouting", "masquerade", in_chain=False,
                              src=subnet, out_dev=dev, not_out_dev=True))
     for net, dev in _nets(t, devs, version):
         subnet = str(net.subnet if version == 4 else net.subnet6)
         mine = _mine(t, net, version)
         for c, a, p in mine:
-            dnat.append(Rule(f"published port {p.spec} goes to {c.name}", "nat", "prerouting", "dnat",
+            dnat.append(Rule(f"published port {_label(p)} goes to {c.name}", "nat", "prerouting", "dnat",
                              dst=str(p.address) if p.address else None, protocol=p.protocol, dport=p.host_port,
                              to=_target(a.address_of(version), p.container_port, version)))
         if mine:
@@ -148,7 +161,8 @@ def nat_rules(t: Topology, devs: dict[str, str], version: int, chain: str) -> tu
             localnet.append((net.name, dev))
     if not post and not dnat:
         return None, localnet
-    what = ["masquerade in POSTROUTING"] if post else []
+    snat = any(r.verdict == "snat" for r in post)
+    what = [f"masquerade{' and source NAT' if snat else ''} in POSTROUTING"] if post else []
     jumps: list[Rule] = []
     if dnat:
         what.append(f"published ports in {chain} (reached from PREROUTING and OUTPUT for local destinations)")
