@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.drive import NSGEN, Driver, curl, ping
+from tests.drive import NSGEN, Driver, curl, echo_ok, ping, wait_for
 
 OUT = "/run/names-out"  # where the processes run as nobody write (made world-writable by the test)
 
@@ -156,4 +156,20 @@ def test_a_sysctl_the_kernel_does_not_have_fails_the_setup_clearly(sandbox, tmp_
     done = driver.up(check=False)
     assert done.returncode != 0
     assert "sysctls:db" in done.stderr and "/proc/sys/net/ipv4/no_such_setting: No such file" in done.stderr, done.stderr
+    assert sb.snapshot() == before
+
+
+def test_names_hold_on_a_macvlan_network(sandbox, tmp_path):
+    """Names are the containers' addresses whatever the driver: on the LAN of a macvlan network too."""
+    from tests.test_macvlan_sandbox import A, B, kernel_has, lan
+
+    sb = sandbox
+    if not kernel_has(sb, "macvlan"):
+        pytest.skip("this kernel has no macvlan")
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "run", lan().replace("  a:\n    networks: [lan]", "  a:\n    networks:\n      lan:\n        aliases: [svc]"))
+    driver.up()
+    assert names(sb, "b", "svc") == [A] and names(sb, "a", "b") == [B]
+    assert echo_ok(wait_for(sb, ["ip", "netns", "exec", "b", "curl", "-sf", "--max-time", "2", "http://svc:8000/echo"]).stdout)
+    driver.down()
     assert sb.snapshot() == before
