@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from nsgen.execute import netns_id as _netns_id
-from nsgen.models import Attachment, Container, IPAddress, IPNetwork, Network, Topology
+from nsgen.models import SETPRIV, Attachment, Container, IPAddress, IPNetwork, Network, Topology
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -308,11 +308,7 @@ class _Checker:
             if check.probe:
                 self.add(_ok(self.probe(check.probe), kind, check.what, "missing"))
                 continue
-            try:
-                with open(check.path) as f:
-                    live: str | None = f.read()
-            except OSError as exc:
-                live, problem = None, (exc.strerror or "cannot read").lower()
+            live, problem = _read(check.path, check.netns)
             if kind == "sysctl":
                 value = None if live is None else live.strip()
                 self.add(_ok(value == check.text, kind, check.what, "the setting is missing" if value is None else f"it is {value}"))
@@ -336,10 +332,25 @@ class _Checker:
             self.add(_ok(problem is None, "process", f"{container}: {program} (pid {pid})", problem or ""))
 
 
+def _read(path: str, netns: str = "") -> tuple[str | None, str]:
+    """(the text of a file, "") or (None, why it cannot be read); `netns`: read inside that namespace."""
+    if netns:
+        done = subprocess.run(("nsenter", f"--net={NETNS_DIR}/{netns}", "cat", path), capture_output=True, text=True)
+        if done.returncode == 0:
+            return done.stdout, ""
+        return None, (done.stderr.strip().rpartition(": ")[2] or "cannot read").lower()
+    try:
+        with open(path) as f:
+            return f.read(), ""
+    except OSError as exc:
+        return None, (exc.strerror or "cannot read").lower()
+
+
 def _started(cmd: Command) -> tuple[str, str]:
     """(namespace, program) of a detached command: `[setsid] ip netns exec NS [sh -c EXIT_STATUS
     EXITFILE] PROGRAM ARGS...`."""
     from nsgen.plan import EXIT_STATUS
+    from nsgen.plan.processes import ENV
 
     argv = list(cmd.argv)
     container = ""
@@ -352,6 +363,12 @@ def _started(cmd: Command) -> tuple[str, str]:
         container = argv[argv.index("--netns") + 1] if "--netns" in argv[:-1] else ""
     if argv[:3] == ["sh", "-c", EXIT_STATUS]:  # the program's words follow the shell's and its BASE
         argv = argv[4:]
+    if argv[:1] == [SETPRIV]:  # as its user: setpriv --reuid=UID --regid=GID --init-groups|--clear-groups
+        argv = argv[4:]
+    if argv[:1] == [ENV]:  # env [-C DIR] NAME=VALUE...
+        argv = argv[3:] if argv[1:2] == ["-C"] else argv[1:]
+        while argv and "=" in argv[0]:
+            argv = argv[1:]
     program = " ".join([argv[0].rsplit("/", 1)[-1], *argv[1:]]) if argv else ""
     return container, program
 

@@ -438,8 +438,8 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
               "(resolved inside the container) serves each family given no address. Implies --probe.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def check(file: str | None, probe: bool, probe_targets: tuple[str, ...], as_json: bool) -> None:
-    """Compare this host with the topology: namespaces, links up, addresses, routes, forwarding,
-    firewall rules, resolv.conf files and processes. Prints one PASS or FAIL line each and exits
+    """Compare this host with the topology: namespaces, links up, addresses, routes, forwarding and
+    each container's own sysctls, firewall rules, resolv.conf and hosts files, and processes. Prints one PASS or FAIL line each and exits
     with status 1 when anything has drifted. Changes nothing.
 
     \b
@@ -535,7 +535,7 @@ def _complete_containers(ctx: click.Context, param: click.Parameter, incomplete:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[[--] CMD...]")
 def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
     """Run a command inside a container of a topology that is up (ip netns exec, so the container's
-    resolv.conf applies), or, with no command, a shell there. The command's exit status is nsgen's.
+    resolv.conf and hosts file apply), or, with no command, a shell there. The command's exit status is nsgen's.
 
     \b
     Exit status: the command's, 1 when the topology is not up, has no such container or nsgen

@@ -24,6 +24,7 @@ NEVER_UNDONE = frozenset({"state", "devices", "ip_forward:restore", "ipv6_forwar
 class Change(NamedTuple):
     undo: list[Step]  # steps of the old plan to undo, in plan order
     lines: list[str]  # what changes, for a person
+    rewrite: tuple[Step, ...] = ()  # steps of the new plan done again over what is there (a hosts file, in place)
 
 
 def _groups(steps: tuple[Step, ...]) -> dict[str, tuple[Step, ...]]:
@@ -47,18 +48,27 @@ def diff(old: Plan, new: Plan) -> Change:
     old_wide = {s.id: s for s in before.get("topology", ())}
     new_wide = {s.id: s for s in after.get("topology", ())}
     wide = {i for i in old_wide.keys() | new_wide.keys() if old_wide.get(i) != new_wide.get(i)} - NEVER_UNDONE
+    # A container's hosts file that changes is written again in place (a process that runs sees the
+    # file it started with), unless the container goes: it is removed with it.
+    names = {g for g in changed if g.startswith("hosts:") and g in after and g in before}
+    changed -= names
+    rewrite = tuple(s for s in new.steps if s.group in names and s.probe)
     undo = [s for s in old.steps if s.group in changed or s.id in wide]
     if "ipv6_forwarding" in wide and "ipv6_forwarding" not in new_wide:
         # No longer a user of IPv6 forwarding while still up: put it back now (when no other
         # topology uses it), not at a teardown whose plan no longer knows it. Undone last.
         undo.insert(0, Step(id="ipv6_forwarding:restore", section="State", summary="Put IPv6 forwarding back.", commands=(),
                             undo=restore_forwarding(None, 6)))
-    return Change(undo, _describe(changed, before, after, wide))
+    lines = _describe(changed, before, after, wide)
+    if names:
+        shown = ", ".join(sorted(g.split(":", 1)[1] for g in names))
+        lines = [line for line in lines if line != "nothing but the record"] + [f"change the names seen in {shown}"]
+    return Change(undo, lines, rewrite)
 
 
 def _describe(changed: set[str], before: dict, after: dict, wide: set[str]) -> list[str]:
     lines = []
-    for kind in ("network", "container"):
+    for kind in ("network", "container"):  # a hosts group goes with its container
         for group in sorted(g for g in changed if g.startswith(kind + ":")):
             name = group.split(":", 1)[1]
             verb = "remove" if group not in after else "add" if group not in before else "change"
@@ -87,4 +97,5 @@ def change(old: Plan, new: Plan, runner: Any, progress: Any, begun: list[Step]) 
     errors = undo_steps(plan.undo, runner, progress, batched=False)
     if errors:
         raise ExecutionError("removing what changed left errors:\n" + "\n".join(f"  {e}" for e in errors))
-    setup_stepwise(new, runner, progress, begun, keep=frozenset({"state"}), batched=True)
+    again = frozenset(s.id for s in plan.rewrite)  # done again though there; never undone by a rollback (they were up)
+    setup_stepwise(new, runner, progress, begun, keep=frozenset({"state", *again}), batched=True, redo=again)

@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from nsgen.errors import NsgenError
-from nsgen.models import Attachment, Network, PublishedPort, Topology, port_runs, run_shown
+from nsgen.models import Attachment, Network, Process, PublishedPort, Topology, port_runs, run_shown
 
 FORMATS = ("text", "mermaid", "dot", "svg")
 
@@ -84,15 +84,24 @@ def text_picture(topology: Topology) -> str:
             branch = "└── " if m == len(members) - 1 else "├── "
             host_end = f"{a.host_interface} {net.gateways_shown}" if net.driver == "veth" else a.host_interface or net.parent
             line = f"{host_end} <──{net.driver if net.direct else 'veth'}──> {c.name}: {_interface(a)}"
+            if a.aliases:
+                line += f"  also named {', '.join(a.aliases)}"
             if c.default_attachment is a and c.ports:
                 line += "  published " + _ports(c.ports)
             lines.append(stem + branch + line)
     for c in topology.containers.values():
         for p in c.processes:
-            lines.append(f"{c.name} runs: {' '.join(p.argv)}")
+            lines.append(f"{c.name} runs: {' '.join(p.argv)}{_as(p)}")
         if c.dns:
             lines.append(f"{c.name} resolves through: {', '.join(c.dns)}")
+        if c.sysctls:
+            lines.append(f"{c.name} sets: {', '.join(f'{k}={v}' for k, v in c.sysctls)}")
     return "\n".join(lines)
+
+
+def _as(p: Process) -> str:
+    """` (as uid 65534 gid 65534)` for a process that runs as another user than root; else ""."""
+    return f" (as uid {p.user[0]} gid {p.user[1]})" if p.user else ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,10 +208,14 @@ def _add_containers(t: Topology, g: Graph) -> None:
         for a in c.attachments:
             net = t.networks[a.network]
             lines += [f"{a.interface} {a.shown}", *([f"mac {a.mac_address}"] if a.mac_address else []),
+                      *([f"also {', '.join(a.aliases)}"] if a.aliases else []),
                       f"host end {a.host_interface}" if a.host_interface else f"{net.driver} on {net.parent}"]
-        lines += ["runs: nsgen's port proxy for [::1]" if p.host_side else f"runs: {_command(p.argv)}" for p in c.processes]
+        for p in c.processes:
+            lines.append("runs: nsgen's port proxy for [::1]" if p.host_side else f"runs: {_command(p.argv)}")
+            lines += [_as(p).strip(" ()")] if p.user else []
         if c.dns:
             lines.append(f"dns: {', '.join(c.dns)}")
+        lines += [f"{k}={v}" for k, v in c.sysctls]  # its own sysctls
         first = c.default_attachment
         g.nodes.append(Node(ids[name], "container", lines, group_of[first.network] if first else None))
     for i, net in enumerate(t.networks.values()):

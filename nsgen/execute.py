@@ -587,8 +587,9 @@ def run_step(step: Step, runner: Runner, progress: Progress) -> None:
 
 
 def setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[Step], keep: frozenset[str] = frozenset(),
-                   batched: bool = False) -> None:
-    """Every step in order, skipped when its probe finds it done; `keep` names steps that are
+                   batched: bool = False, redo: frozenset[str] = frozenset()) -> None:
+    """Every step in order, skipped when its probe finds it done (except the steps `redo` names,
+    done again over what is there); `keep` names steps that are
     never undone by a rollback of this run (they hold what was up before it). Batched, every
     probe is asked first (each tells of its own step's resource, which no earlier step of this
     run makes), and the steps left run in batches, as a setup from nothing does."""
@@ -597,7 +598,7 @@ def setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[S
         for step in plan.steps:
             if step.begun_with and all(s.id != step.begun_with for s in todo):
                 continue
-            if step.probe and all(check(runner, p) for p in step.probe):
+            if step.probe and step.id not in redo and all(check(runner, p) for p in step.probe):
                 if step.commands:
                     progress.step(step, skipped=True)
                 continue
@@ -607,7 +608,7 @@ def setup_stepwise(plan: Plan, runner: Runner, progress: Progress, begun: list[S
     for step in plan.steps:
         if step.begun_with and all(s.id != step.begun_with for s in begun):
             continue  # it goes with a step this run did not begin
-        if step.probe and all(check(runner, p) for p in step.probe):
+        if step.probe and step.id not in redo and all(check(runner, p) for p in step.probe):
             if step.commands:
                 progress.step(step, skipped=True)
             continue

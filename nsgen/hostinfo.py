@@ -6,6 +6,7 @@ through an `Environment`, which tests replace so that they never depend on the m
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -111,6 +112,10 @@ class Environment(NamedTuple):
     routes6: Callable[[], list[tuple[str, str]]] = lambda: host_routes6()
     # the host's addresses (an outbound address must be one of them); None: they cannot be read, nothing is checked
     addresses: Callable[[], list[ipaddress.IPv4Address | ipaddress.IPv6Address] | None] = lambda: host_addresses()
+    account: Callable[[str], tuple[int, int] | None] = lambda user: host_account(user)  # (uid, gid) of a user name or uid
+    group: Callable[[str], int | None] = lambda name: host_group(name)  # the gid of a group name or gid
+    is_dir: Callable[[str], bool] = os.path.isdir
+    hostname: Callable[[], str] = lambda: host_name()
 
     def nsgen_command(self) -> tuple[str, ...]:
         if self.nsgen_argv is not None:
@@ -119,6 +124,33 @@ class Environment(NamedTuple):
         if found:
             return (found,)
         return (sys.executable, "-m", "nsgen")
+
+
+def host_name() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def host_account(user: str) -> tuple[int, int] | None:
+    """(uid, primary gid) of a user of this host, named or by uid; None when it has no entry."""
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except (KeyError, ValueError, OverflowError):
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def host_group(name: str) -> int | None:
+    """The gid of a group of this host, named or by gid; None when it has no entry."""
+    import grp
+
+    try:
+        return (grp.getgrgid(int(name)) if name.isdigit() else grp.getgrnam(name)).gr_gid
+    except (KeyError, ValueError, OverflowError):
+        return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -112,6 +112,7 @@ class Attachment(NamedTuple):
     prefixlen6: int = 0
     gateway6: ipaddress.IPv6Address | None = None
     mac_address: str | None = None  # the container end's MAC address, lower case; None: the kernel's random one
+    aliases: tuple[str, ...] = ()  # more names of its addresses, for the containers on its network
 
     @property
     def addresses(self) -> tuple[tuple[IPAddress, int, IPAddress], ...]:
@@ -204,6 +205,7 @@ class Network(NamedTuple):
         return not self.internal and not self.no_default_route
 
 
+SETPRIV = "setpriv"  # util-linux: what runs a process as another user (validation checks this host has it)
 READY_TIMEOUT = 10.0  # seconds a process has to become ready, unless it says otherwise
 READY_TIMEOUT_MAX = 3600.0
 
@@ -216,6 +218,9 @@ class Process(NamedTuple):
     ready: tuple[str, ...] = ()
     ready_timeout: float = READY_TIMEOUT
     host_side: bool = False  # started in the host's namespace (nsgen's port proxy), which it leaves for the container's
+    environment: tuple[tuple[str, str], ...] = ()  # (NAME, value) added to its environment
+    user: tuple[int, int, bool] | None = None  # (uid, gid, the uid's supplementary groups too); None: root
+    working_dir: str = ""  # its working directory; "": the one `ip netns exec` leaves (the caller's)
 
 
 class Container(NamedTuple):
@@ -225,6 +230,7 @@ class Container(NamedTuple):
     dns_source: str  # where the nameservers come from, for the resolv.conf header
     processes: tuple[Process, ...]
     ports: tuple[PublishedPort, ...]
+    sysctls: tuple[tuple[str, str], ...] = ()  # (net.* key, value) set inside its namespace
 
     @property
     def default_attachment(self) -> Attachment | None:
@@ -244,6 +250,10 @@ class Topology(NamedTuple):
     containers: dict[str, Container]
     host: Host
     warnings: tuple[str, ...] = ()
+    # This host's name (containers share its UTS namespace), given 127.0.1.1 in every container's
+    # hosts file as Debian's /etc/hosts has it: a program that looks it up (Python's getfqdn) gets
+    # an answer at once instead of asking DNS; "": none
+    hostname: str = ""
 
     def members(self, network: str) -> list[tuple[Container, Attachment]]:
         return [(c, a) for c in self.containers.values() for a in c.attachments if a.network == network]
@@ -268,11 +278,16 @@ class Topology(NamedTuple):
 TOPOLOGY_KEYS = {"name", "networks", "containers", "host"}
 NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge", "parent", "outbound_addr", "mtu", "routes",
                 "no_default_route"}
-CONTAINER_KEYS = {"networks", "dns", "processes", "ports"}
-ATTACHMENT_KEYS = {"address", "interface", "host_interface", "mac_address"}
+CONTAINER_KEYS = {"networks", "dns", "processes", "ports", "sysctls"}
+ATTACHMENT_KEYS = {"address", "interface", "host_interface", "mac_address", "aliases"}
 ROUTE_KEYS = {"destination", "gateway"}
 HOST_KEYS = {"ip_forward", "persist"}
-PROCESS_KEYS = {"command", "ready", "ready_timeout"}
+PROCESS_KEYS = {"command", "ready", "ready_timeout", "environment", "user", "working_dir"}
+HOSTNAME_MAX = 253  # RFC 1123: a name of labels of at most 63 characters each
+HOSTNAME_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+SYSCTL_KEY_RE = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)+")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LOCALHOST_NAMES = ("localhost", "ip6-localhost", "ip6-loopback")  # every hosts file nsgen writes gives them to lo
 
 
 # ----------------------------------------------------------------------------------------------

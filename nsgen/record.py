@@ -62,7 +62,8 @@ def _dump(value: Any) -> str:
 def digest(topology: Any) -> str:
     """Sixteen hex digits that change whenever anything the plan is compiled from changes."""
     body = _dump({"name": topology.name, "host": list(topology.host), "networks": [_network(n) for n in topology.networks.values()],
-                  "containers": [_container(c) for c in topology.containers.values()]})
+                  "containers": [_container(c) for c in topology.containers.values()],
+                  **({"hostname": topology.hostname} if topology.hostname else {})})
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
@@ -75,7 +76,8 @@ def text(topology: Any, value: str | None = None) -> str:
     """The record: JSON, one network or container a line, so that it reads well in a script
     (`value`: the topology's digest, when it is known already)."""
     t = topology
-    head = f'{{"format": {FORMAT}, {digest_line(value or digest(t))}, "name": {_dump(t.name)}, "host": {_dump(t.host._asdict())},'
+    named = f' "hostname": {_dump(t.hostname)},' if t.hostname else ""
+    head = f'{{"format": {FORMAT}, {digest_line(value or digest(t))}, "name": {_dump(t.name)}, "host": {_dump(t.host._asdict())},{named}'
     nets = ",\n".join(f"  {_dump(_network(n))}" for n in t.networks.values())
     boxes = ",\n".join(f"  {_dump(_container(c))}" for c in t.containers.values())
     return f'{head}\n"networks": [\n{nets}\n],\n"containers": [\n{boxes}\n]}}\n'
@@ -133,7 +135,7 @@ def from_text(body: str | bytes) -> Any:
         networks = {str(n["name"]): _record(Network, n) for n in data["networks"]}
         containers = {str(c["name"]): _record(Container, c) for c in data["containers"]}
         host = _record(Host, data["host"])
-        topology = Topology(str(data["name"]), networks, containers, host)
+        topology = Topology(str(data["name"]), networks, containers, host, hostname=str(data.get("hostname", "")))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"not a record of a topology ({type(exc).__name__}: {exc})") from None
     if data.get("digest") != digest(topology):

@@ -23,9 +23,13 @@ from nsgen.models import (
     CONTAINER_KEYS,
     DIRECT_DRIVERS,
     DRIVERS,
+    ENV_NAME_RE,
     HOST_KEYS,
+    HOSTNAME_LABEL_RE,
+    HOSTNAME_MAX,
     IFNAME_MAX,
     KERNEL_RESERVED_IFNAMES,
+    LOCALHOST_NAMES,
     MAC_RE,
     MTU6_MIN,
     MTU_MAX,
@@ -39,7 +43,9 @@ from nsgen.models import (
     READY_TIMEOUT,
     READY_TIMEOUT_MAX,
     ROUTE_KEYS,
+    SETPRIV,
     SUBNET6_MAX_PREFIX,
+    SYSCTL_KEY_RE,
     TOPOLOGY_KEYS,
     TOPOLOGY_NAME_MAX,
     Attachment,
@@ -381,23 +387,92 @@ def _processes(value: Any, path: str, problems: Problems, env: Environment) -> t
     result = []
     for i, item in enumerate(value):
         where = f"{path}[{i}]"
-        command, ready, timeout = item, None, None
+        command, ready, timeout, options = item, None, None, {}
         if isinstance(item, dict):
             _check_keys(item, PROCESS_KEYS, where, problems)
             if "command" not in item:
                 problems.add(f"{where}.command", "is required: the program and its arguments (a string or a list of words)")
                 continue
-            command, ready, timeout = item["command"], item.get("ready"), item.get("ready_timeout")
+            command, ready, timeout, options = item["command"], item.get("ready"), item.get("ready_timeout"), item
             where = f"{where}.command"
         argv = _command(command, where, problems, env)
+        base = f"{path}[{i}]"
+        how = _process_options(options, base, problems, env)
         if argv is None:
             continue
-        base = f"{path}[{i}]"
         wait = _ready(ready, f"{base}.ready", problems, env) if ready is not None else _implied_ready(argv, env)
         seconds = _timeout(timeout, f"{base}.ready_timeout", problems)
-        if wait is not None and seconds is not None:
-            result.append(Process(argv, wait, seconds))
+        if wait is not None and seconds is not None and how is not None:
+            result.append(Process(argv, wait, seconds, environment=how[0], user=how[1], working_dir=how[2]))
     return tuple(result)
+
+
+_Options = tuple[tuple[tuple[str, str], ...], tuple[int, int, bool] | None, str]
+
+
+def _process_options(item: dict, path: str, problems: Problems, env: Environment) -> _Options | None:
+    """A process's environment, user and working directory: (environment, user, working dir), or None when one is wrong (reported)."""
+    ok = True
+    environment: list[tuple[str, str]] = []
+    for key, value in _mapping(item.get("environment"), f"{path}.environment", problems).items():
+        where = f"{path}.environment.{_k(key)}"
+        if not isinstance(key, str) or not ENV_NAME_RE.fullmatch(key):
+            problems.add(where, f"{_show(key)} is not an environment variable name: use letters, digits and '_', not starting with a digit")
+            ok = False
+        elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            problems.add(where, f"must be a string or a number, got {_show(value)}")
+            ok = False
+        elif "\0" in str(value) or "\n" in str(value):
+            problems.add(where, f"{_show(value)} contains a NUL byte or a newline")
+            ok = False
+        else:
+            environment.append((key, str(value)))
+    user = _user(item["user"], f"{path}.user", problems, env) if "user" in item else None
+    workdir = _working_dir(item["working_dir"], f"{path}.working_dir", problems, env) if "working_dir" in item else ""
+    if not ok or (user is None and "user" in item) or workdir is None:
+        return None
+    return tuple(environment), user, workdir
+
+
+def _user(value: Any, path: str, problems: Problems, env: Environment) -> tuple[int, int, bool] | None:
+    """NAME|UID[:GROUP|GID], looked up on this host now: (uid, gid, whether the user has supplementary groups to take)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        problems.add(path, f"must be NAME, UID, NAME:GROUP or UID:GID (a string), got {_show(value)}")
+        return None
+    name, colon, group = value.partition(":")
+    if not name or (colon and not group) or ":" in group or any(ch.isspace() or ch == "\0" for ch in value):
+        problems.add(path, f"{_show(value)} is not NAME, UID, NAME:GROUP or UID:GID")
+        return None
+    found = env.account(name)
+    if found is None and not name.isdigit():
+        problems.add(path, f"user {_show(name)} does not exist on this host")
+        return None
+    if found is None and int(name) > 0xFFFFFFFE:
+        problems.add(path, f"uid {name} is out of range 0-4294967294")
+        return None
+    uid, gid = found if found is not None else (int(name), int(name))  # a uid with no entry: its group is its number
+    if group:
+        given = env.group(group)
+        if given is None and not (group.isdigit() and int(group) <= 0xFFFFFFFE):
+            problems.add(path, f"group {_show(group)} does not exist on this host")
+            return None
+        gid = given if given is not None else int(group)
+    if env.programs_required and not env.which(SETPRIV):
+        problems.add(path, f"running a process as another user needs {SETPRIV} (util-linux), which is not found on this host's PATH")
+        return None
+    return uid, gid, found is not None
+
+
+def _working_dir(value: Any, path: str, problems: Problems, env: Environment) -> str | None:
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value or "\n" in value:
+        problems.add(path, f"must be an absolute path (starting with '/', without NUL or newline), got {_show(value)}")
+        return None
+    if not env.is_dir(value):
+        problems.add(path, f"{_show(value)} is not a directory on this host")
+        return None
+    return value
 
 
 def _command(value: Any, path: str, problems: Problems, env: Environment) -> tuple[str, ...] | None:
@@ -537,8 +612,9 @@ def _topology(
     resolved_containers: dict[str, Container] = {}
     host_dns: tuple[tuple[str, ...], str, str | None] | None = None
     for cname, raw in containers.items():
-        attachments = tuple(_attachment(networks[net], iface, host_if, allocated.get((cname, net, 4)), allocated.get((cname, net, 6)))
-                            ._replace(mac_address=raw["macs"].get(net)) for net, iface, host_if in raw["attachments"])
+        attachments = tuple(_attachment(networks[net], iface, host_if, allocated.get((cname, net, 4)), allocated.get((cname, net, 6)),
+                                        raw["aliases"].get(net, ()))._replace(mac_address=raw["macs"].get(net))
+                            for net, iface, host_if in raw["attachments"])
         dns, source = raw["dns"], "the topology file"
         if dns is None:
             if host_dns is None:
@@ -553,8 +629,11 @@ def _topology(
             dns_source=source,
             processes=(*raw["processes"], *_port_proxy(name, cname, attachments, raw["ports"], len(raw["processes"]), env)),
             ports=raw["ports"],
+            sysctls=raw["sysctls"],
         )
-    return Topology(name=name, networks=networks, containers=resolved_containers, host=host, warnings=tuple(warnings))
+    hostname = env.hostname()
+    own = hostname if _hostname(hostname, "", Problems()) and hostname not in resolved_containers else ""
+    return Topology(name=name, networks=networks, containers=resolved_containers, host=host, warnings=tuple(warnings), hostname=own)
 
 
 def _port_proxy(topology: str, cname: str, attachments: tuple[Attachment, ...], ports: tuple[PublishedPort, ...], index: int,
@@ -572,10 +651,10 @@ def _port_proxy(topology: str, cname: str, attachments: tuple[Attachment, ...], 
     return (Process(argv, ("file", ready), READY_TIMEOUT, host_side=True),)
 
 
-def _attachment(net: Network, iface: str, host_if: str, address: Any, address6: Any) -> Attachment:
+def _attachment(net: Network, iface: str, host_if: str, address: Any, address6: Any, aliases: tuple[str, ...] = ()) -> Attachment:
     return Attachment(network=net.name, interface=iface, host_interface=host_if,
                       address=address, prefixlen=net.subnet.prefixlen if net.subnet else 0, gateway=net.gateway,
-                      address6=address6, prefixlen6=net.subnet6.prefixlen if net.subnet6 else 0, gateway6=net.gateway6)
+                      address6=address6, prefixlen6=net.subnet6.prefixlen if net.subnet6 else 0, gateway6=net.gateway6, aliases=aliases)
 
 
 def _entry(key: Any, value: Any, path: str, problems: Problems) -> dict | None:
@@ -916,6 +995,7 @@ def _resolve_containers(
     _check_published(result, problems)
     _check_macs(result, problems)
     _check_route_clashes(result, drafts, problems)
+    _check_names(result, problems)
     return result
 
 
@@ -925,13 +1005,13 @@ def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: 
     cname = check_name(key, path, problems, cap=NAMESPACE_NAME_MAX, what="container name")
     container: dict[str, Any] = {
         "path": path, "label": cname or _k(key), "attachments": [], "explicit": {}, "dns": None, "processes": (), "ports": (),
-        "macs": {},
+        "macs": {}, "aliases": {}, "sysctls": (),
     }  # fmt: skip
     spec = _entry(key, spec, path, problems)
     if spec is None:
         return container
     _check_keys(spec, CONTAINER_KEYS, path, problems)
-    attachments, container["explicit"] = _attachments(spec.get("networks"), path, cname, drafts, topology, problems, container["macs"])
+    attachments, container["explicit"] = _attachments(spec.get("networks"), path, cname, drafts, topology, problems, container)
     container["attachments"] = attachments
     entries = _ports(spec.get("ports"), f"{path}.ports", problems)
     first = drafts.get(attachments[0][0]) if attachments else None  # ports are published on the first network
@@ -949,7 +1029,74 @@ def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: 
     container["ports"] = tuple(p for _i, ports in entries for p in ports)
     container["dns"] = _nameservers(spec.get("dns"), f"{path}.dns", problems)
     container["processes"] = _processes(spec.get("processes"), f"{path}.processes", problems, env)
+    container["sysctls"] = _sysctls(spec.get("sysctls"), f"{path}.sysctls", problems)
     return container
+
+
+def _sysctls(value: Any, path: str, problems: Problems) -> tuple[tuple[str, str], ...]:
+    """A container's own sysctls: net.* keys (what belongs to its network namespace), each a value without blanks."""
+    result = []
+    for key, item in _mapping(value, path, problems).items():
+        where = f"{path}.{_k(key)}"
+        if not isinstance(key, str) or not SYSCTL_KEY_RE.fullmatch(key):
+            problems.add(where, f"{_show(key)} is not a sysctl key: dotted words of a-z, 0-9, '_' and '-' (like net.ipv4.ip_forward)")
+        elif not key.startswith("net."):
+            problems.add(where, f"{_show(key)} is not a net.* sysctl: only those belong to the container's network namespace; "
+                                "any other is the whole host's")
+        elif isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            problems.add(where, f"must be a string or a number, got {_show(item)}")
+        elif not str(item) or any(ch.isspace() or ch == "\0" for ch in str(item)):
+            problems.add(where, f"{_show(item)} must be a value without blanks, newlines or NUL (one word or number)")
+        else:
+            result.append((key, str(item)))
+    return tuple(result)
+
+
+def _hostname(value: Any, path: str, problems: Problems) -> str | None:
+    """A name another container may look up (RFC 1123): dot-separated labels of letters, digits and '-'."""
+    if not isinstance(value, str):
+        problems.add(path, f"must be a host name (a string), got {_show(value)}")
+        return None
+    size = len(value.encode("utf-8"))
+    if not value or size > HOSTNAME_MAX or not all(HOSTNAME_LABEL_RE.fullmatch(label) for label in value.split(".")):
+        why = f"is {size} characters long; the limit is {HOSTNAME_MAX}" if size > HOSTNAME_MAX else \
+            "is not a host name: dot-separated labels of letters, digits and '-' (not first or last), each 1 to 63 characters"
+        problems.add(path, f"{_show(value)} {why}")
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        problems.add(path, f"{_show(value)} is an IP address, not a host name")
+        return None
+    if value.lower() in LOCALHOST_NAMES:
+        problems.add(path, f"{_show(value)} is a name of the loopback address in every container")
+        return None
+    return value
+
+
+def _aliases(value: Any, path: str, problems: Problems) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        problems.add(path, f"must be a list of host names like [api, api.internal], got {_show(value)}")
+        return ()
+    names = (_hostname(item, f"{path}[{i}]", problems) for i, item in enumerate(value))
+    return tuple(name for name in names if name is not None)
+
+
+def _check_names(containers: dict[Any, dict], problems: Problems) -> None:
+    """On each network, a name (a container's, an alias) belongs to one container only."""
+    owners: dict[tuple[Any, str], str] = {}  # (network, name folded) -> the container
+    for raw in containers.values():
+        for net, _iface, _host_if in raw["attachments"]:
+            owners.setdefault((net, raw["label"].lower()), raw["label"])
+    for raw in containers.values():
+        for net, aliases in raw["aliases"].items():
+            for i, alias in enumerate(aliases):
+                owner = owners.setdefault((net, alias.lower()), raw["label"])
+                if owner != raw["label"]:
+                    problems.add(f"{raw['path']}.networks.{_k(net)}.aliases[{i}]",
+                                 f"{alias!r} is already a name of container {owner!r} on network {_k(net)!r}")
 
 
 def _check_port_families(entries: list[tuple[int, tuple[PublishedPort, ...]]], subnets: dict[int, IPNetwork], net: Any, path: str,
@@ -974,11 +1121,12 @@ def _ports(value: Any, path: str, problems: Problems) -> list[tuple[int, tuple[P
 
 def _attachments(
     value: Any, path: str, cname: str | None, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems,
-    macs: dict[Any, str] | None = None,
+    given: dict[str, Any],
 ) -> tuple[list[tuple[Any, str | None, str | None]], dict[Any, dict[int, IPAddress]]]:
     """A container's networks, in the order listed: (network, interface, host interface) for each,
     a name None where it is invalid; and the addresses given that fit their network. The valid MAC
-    addresses given go into `macs`, by network."""
+    addresses given go into `given["macs"]`, the names given for its addresses into `given["aliases"]`,
+    by network."""
     path = f"{path}.networks"
     if isinstance(value, list):  # short form: networks: [front, back]
         if not all(isinstance(n, str) for n in value):
@@ -1020,14 +1168,20 @@ def _attachments(
             addresses = _attachment_addresses(att["address"], net, draft, apath, problems)
             if addresses:
                 explicit[net] = addresses
-        mac = _mac(att["mac_address"], f"{apath}.mac_address", problems) if "mac_address" in att else None
-        if mac is not None and draft is not None and draft.driver == "ipvlan":
-            problems.add(f"{apath}.mac_address", "an ipvlan interface has its parent's MAC address and cannot have its own; "
-                                                 "use driver: macvlan for a MAC address of its own")
-        elif mac is not None and macs is not None:
-            macs[net] = mac
+        _mac_and_aliases(att, net, draft, apath, given, problems)
         attachments.append((net, iface, host_if))
     return attachments, explicit
+
+
+def _mac_and_aliases(att: dict, net: Any, draft: _NetworkDraft | None, apath: str, given: dict[str, Any], problems: Problems) -> None:
+    mac = _mac(att["mac_address"], f"{apath}.mac_address", problems) if "mac_address" in att else None
+    if mac is not None and draft is not None and draft.driver == "ipvlan":
+        problems.add(f"{apath}.mac_address", "an ipvlan interface has its parent's MAC address and cannot have its own; "
+                                             "use driver: macvlan for a MAC address of its own")
+    elif mac is not None:
+        given["macs"][net] = mac
+    if att.get("aliases") is not None:
+        given["aliases"][net] = _aliases(att["aliases"], f"{apath}.aliases", problems)
 
 
 def _mac(value: Any, path: str, problems: Problems) -> str | None:

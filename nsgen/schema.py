@@ -137,7 +137,43 @@ def _attachment() -> dict[str, Any]:
             "mac_address": {"type": "string", "pattern": MAC_PATTERN,
                             "description": "The MAC address of the container's interface: six hex pairs (like \"02:42:ac:11:00:02\", "
                                            "in quotes), unicast, not all zeros, unique in the topology. Default: the kernel's random one."},
+            "aliases": {"type": ["array", "null"], "items": HOSTNAME,
+                        "description": "More names of the container's addresses on this network, for the containers on it "
+                                       "(and the container itself); none may be another container's name or alias on the network."},
         },
+    )
+
+
+# A host name (RFC 1123): dot-separated labels of letters, digits and '-' (not first or last), at most 253 characters
+HOSTNAME = {"type": "string", "maxLength": models.HOSTNAME_MAX,
+            "pattern": rf"^{models.HOSTNAME_LABEL_RE.pattern}(\.{models.HOSTNAME_LABEL_RE.pattern})*$",
+            "not": {"enum": list(models.LOCALHOST_NAMES)}}
+SYSCTL_KEY_PATTERN = r"^net(\.[a-z0-9_-]+)+$"  # models.SYSCTL_KEY_RE, under net.
+NO_BLANKS = r"^[^\s]+$"
+
+
+def _process() -> dict[str, Any]:
+    command = {"oneOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+    return _object(
+        models.PROCESS_KEYS,
+        {
+            "command": {**command, "description": "The program and its arguments: a string split as a shell would split it, "
+                                                  "or a list of words."},
+            "ready": {"oneOf": [{"type": "string", "pattern": rf"^(tcp:{_PORT}|udp:{_PORT}|file:/.*)$"},
+                                {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+                      "description": "When it is ready: tcp:PORT or udp:PORT listening inside, file:PATH existing, or a "
+                                     "command (a list of words) that succeeds inside."},
+            "ready_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": models.READY_TIMEOUT_MAX,
+                              "default": models.READY_TIMEOUT, "description": "Seconds it has to become ready."},
+            "environment": {"type": ["object", "null"], "propertyNames": {"pattern": rf"^{models.ENV_NAME_RE.pattern}$"},
+                            "additionalProperties": {"type": ["string", "number"]},
+                            "description": "Variables added to its environment: NAME: value."},
+            "user": {"type": ["string", "integer"], "pattern": r"^[^:\s]+(:[^:\s]+)?$",
+                     "description": "NAME, UID, NAME:GROUP or UID:GID of this host: the process runs as that user "
+                                    "(with the user's groups; a uid without an entry: its group is its number)."},
+            "working_dir": {"type": "string", "pattern": "^/", "description": "Its working directory: an absolute path that exists."},
+        },
+        required=["command"],
     )
 
 
@@ -172,11 +208,20 @@ def _container() -> dict[str, Any]:
             "processes": {
                 "type": ["array", "null"],
                 "description": "Programs started inside the namespace, never through a shell: a string split as a shell "
-                               "would split it, or a list of words. `nsgen` is resolved to the installed program.",
+                               "would split it, or a list of words, or a mapping (command, ready, ready_timeout, environment, "
+                               "user, working_dir). `nsgen` is resolved to the installed program.",
                 "items": {"oneOf": [
                     {"type": "string", "minLength": 1},
                     {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    _process(),
                 ]},
+            },
+            "sysctls": {
+                "type": ["object", "null"],
+                "description": "net.* sysctls set inside the container's namespace only (the host keeps its own): "
+                               "key: value, a value without blanks.",
+                "propertyNames": {"pattern": SYSCTL_KEY_PATTERN},
+                "additionalProperties": {"anyOf": [{"type": "string", "pattern": NO_BLANKS}, {"type": "number"}]},
             },
         },
         required=["networks"],

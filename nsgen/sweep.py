@@ -5,7 +5,7 @@ Without `/run/nsgen/<name>/` (an admin's `rm`, a cleaner of /run) a teardown can
 record what is up, and the topology file may have changed since. What nsgen makes still says
 whose it is: namespaces whose lo carries the alias `nsgen:<name>`, host devices in the topology's
 device group with that alias, firewall rules with the comment `nsgen:<name>` and the chains
-`NSGEN-<name>`, resolv.conf files and the sysctl.d file that begin with nsgen's line for the
+`NSGEN-<name>`, resolv.conf and hosts files and the sysctl.d file that begin with nsgen's line for the
 topology, and its entry among the users of forwarding. The plan returned undoes those, in the
 order a teardown would, and nothing else.
 """
@@ -101,13 +101,13 @@ def _files(name: str) -> list[tuple[str, str]]:
     except OSError:
         folders = []
     for folder in folders:
-        conf = f"{NETNS_ETC}/{folder}/resolv.conf"
-        try:
-            with open(conf) as f:
-                if f.readline().startswith(resolv_mark(name)):
-                    files.append((conf, resolv_mark(name)))
-        except OSError:
-            continue
+        for conf in (f"{NETNS_ETC}/{folder}/hosts", f"{NETNS_ETC}/{folder}/resolv.conf"):
+            try:
+                with open(conf) as f:
+                    if f.readline().startswith(resolv_mark(name)):
+                        files.append((conf, resolv_mark(name)))
+            except OSError:
+                continue
     conf = f"{SYSCTL_DIR}/60-nsgen-{name}.conf"
     if os.path.exists(conf):
         files.append((conf, f"# Written by nsgen for topology {name}."))

@@ -18,7 +18,7 @@ def fixed_env(tmp: Path | None = None) -> Environment:
     """An environment that does not depend on this machine: programs keep their names."""
     resolv = (tmp / "resolv.conf") if tmp else Path("/nonexistent/resolv.conf")
     env = Environment(resolv_conf=resolv, systemd_resolv_conf=Path("/nonexistent/x"), which=lambda name: None, nsgen_argv=("nsgen",), routes=list)
-    return env._replace(addresses=lambda: None)  # the host's addresses are not known: an outbound address is not checked
+    return env._replace(addresses=lambda: None, hostname=str)  # the host's addresses are not known: an outbound address is not checked; no hostname: no 127.0.1.1 line in hosts files
 
 
 def topology(text: str, env: Environment | None = None) -> Topology:

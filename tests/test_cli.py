@@ -120,7 +120,7 @@ def test_dash_reads_the_topology_from_standard_input(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = (EXAMPLES / "bridge.yaml").read_text()
     done = CliRunner().invoke(main, ["validate", "-f", "-"], input=text, catch_exceptions=False)
-    assert done.exit_code == 0 and done.stderr == "topology bridge-lab is valid: 2 network(s), 3 container(s), 41 steps\n"
+    assert done.exit_code == 0 and done.stderr == "topology bridge-lab is valid: 2 network(s), 3 container(s), 44 steps\n"
     rendered = CliRunner().invoke(main, ["render", "-f", "-"], input=text, catch_exceptions=False)
     assert rendered.stdout == CliRunner().invoke(main, ["render", "-f", str(EXAMPLES / "bridge.yaml")]).stdout
     bad = CliRunner().invoke(main, ["validate", "-f", "-"], input="name: [\n", catch_exceptions=False)

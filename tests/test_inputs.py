@@ -66,6 +66,38 @@ EXTRA = [
     ("host_interface: vethc1", "host_interface: br", "containers.container-1.networks.link0.host_interface: interface name 'br' is read by iproute2's ip as its keyword 'broadcast' (ip takes abbreviations), not as a device name"),
     ("host_interface: vethc1", "host_interface: a", "containers.container-1.networks.link0.host_interface: interface name 'a' is read by iproute2's ip as its keyword 'address' (ip takes abbreviations), not as a device name"),
     ("host_interface: vethc1", "host_interface: lo", "containers.container-1.networks.link0.host_interface: 'lo' is the host's loopback interface; nsgen cannot make a device of that name"),
+    # names: aliases are host names (RFC 1123)
+    ("address: 172.18.0.2", "address: 172.18.0.2\n        aliases: [api_v1]", "containers.container-1.networks.link0.aliases[0]: 'api_v1' is not a host name: dot-separated labels of letters, digits and '-' (not first or last), each 1 to 63 characters"),
+    ("address: 172.18.0.2", "address: 172.18.0.2\n        aliases: [-api]", "containers.container-1.networks.link0.aliases[0]: '-api' is not a host name: dot-separated labels of letters, digits and '-' (not first or last), each 1 to 63 characters"),
+    ("address: 172.18.0.2", "address: 172.18.0.2\n        aliases: [api..internal]", "containers.container-1.networks.link0.aliases[0]: 'api..internal' is not a host name: dot-separated labels of letters, digits and '-' (not first or last), each 1 to 63 characters"),
+    ("address: 172.18.0.2", "address: 172.18.0.2\n        aliases: ['api;reboot']", "containers.container-1.networks.link0.aliases[0]: 'api;reboot' is not a host name: dot-separated labels of letters, digits and '-' (not first or last), each 1 to 63 characters"),
+    ("address: 172.18.0.2", "address: 172.18.0.2\n        aliases: [" + ".".join(["a" * 50] * 5) + "]", f"containers.container-1.networks.link0.aliases[0]: '{'a' * 50}.{'a' * 5}... is 254 characters long; the limit is 253"),
+    ("address: 172.18.0.2", "address: 172.18.0.2\n        aliases: [10.0.0.1]", "containers.container-1.networks.link0.aliases[0]: '10.0.0.1' is an IP address, not a host name"),
+    ("address: 172.18.0.2", "address: 172.18.0.2\n        aliases: [LocalHost]", "containers.container-1.networks.link0.aliases[0]: 'LocalHost' is a name of the loopback address in every container"),
+    ("address: 172.18.0.2", "address: 172.18.0.2\n        aliases: api", "containers.container-1.networks.link0.aliases: must be a list of host names like [api, api.internal], got 'api'"),
+    ("address: 172.18.0.2", "address: 172.18.0.2\n        aliases: [3]", "containers.container-1.networks.link0.aliases[0]: must be a host name (a string), got 3"),
+    # a container's own sysctls: net.* only, one word each
+    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {kernel.pid_max: 100}", "containers.container-1.sysctls.kernel.pid_max: 'kernel.pid_max' is not a net.* sysctl: only those belong to the container's network namespace; any other is the whole host's"),
+    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net.ipv4.IP_forward: 1}", "containers.container-1.sysctls.net.ipv4.IP_forward: 'net.ipv4.IP_forward' is not a sysctl key: dotted words of a-z, 0-9, '_' and '-' (like net.ipv4.ip_forward)"),
+    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net/ipv4/ip_forward: 1}", "containers.container-1.sysctls.net/ipv4/ip_forward: 'net/ipv4/ip_forward' is not a sysctl key: dotted words of a-z, 0-9, '_' and '-' (like net.ipv4.ip_forward)"),
+    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net.ipv4.ping_group_range: '0 1'}", "containers.container-1.sysctls.net.ipv4.ping_group_range: '0 1' must be a value without blanks, newlines or NUL (one word or number)"),
+    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net.ipv4.ip_forward: \"1\\n\"}", "containers.container-1.sysctls.net.ipv4.ip_forward: '1\\n' must be a value without blanks, newlines or NUL (one word or number)"),
+    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net.ipv4.ip_forward: true}", "containers.container-1.sysctls.net.ipv4.ip_forward: must be a string or a number, got True"),
+    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: [net.ipv4.ip_forward=1]", "containers.container-1.sysctls: must be a mapping (key: value), got list ['net.ipv4.ip_forward=1']"),
+    # a process's environment, user and working directory
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: {A-B: x}}", "containers.container-1.processes[0].environment.A-B: 'A-B' is not an environment variable name: use letters, digits and '_', not starting with a digit"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: {1A: x}}", "containers.container-1.processes[0].environment.1A: '1A' is not an environment variable name: use letters, digits and '_', not starting with a digit"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: {A: [x]}}", "containers.container-1.processes[0].environment.A: must be a string or a number, got ['x']"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: {A: \"x\\ny\"}}", "containers.container-1.processes[0].environment.A: 'x\\ny' contains a NUL byte or a newline"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, environment: [A=x]}", "containers.container-1.processes[0].environment: must be a mapping (key: value), got list ['A=x']"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, user: no-such-user-nsgen}", "containers.container-1.processes[0].user: user 'no-such-user-nsgen' does not exist on this host"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, user: 'nobody:no-such-group-nsgen'}", "containers.container-1.processes[0].user: group 'no-such-group-nsgen' does not exist on this host"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, user: 'a:b:c'}", "containers.container-1.processes[0].user: 'a:b:c' is not NAME, UID, NAME:GROUP or UID:GID"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, user: 'nobody:'}", "containers.container-1.processes[0].user: 'nobody:' is not NAME, UID, NAME:GROUP or UID:GID"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, user: 4294967295}", "containers.container-1.processes[0].user: uid 4294967295 is out of range 0-4294967294"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, user: [nobody]}", "containers.container-1.processes[0].user: must be NAME, UID, NAME:GROUP or UID:GID (a string), got ['nobody']"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, working_dir: tmp}", "containers.container-1.processes[0].working_dir: must be an absolute path (starting with '/', without NUL or newline), got 'tmp'"),
+    ("      - nsgen echo-server --port 8000", "      - {command: sleep 1, working_dir: /no/such/dir/nsgen}", "containers.container-1.processes[0].working_dir: '/no/such/dir/nsgen' is not a directory on this host"),
     # shapes
     ("host:\n", "hostx:\n", "hostx: unknown key 'hostx'; did you mean 'host'?"),
     # a key indented one level off lands in another mapping: the message says where it belongs
@@ -99,6 +131,9 @@ BRIDGE_EXTRA = [
     ('ports: ["8080:8000"]', 'ports: ["127.0.1.2:1716:80", "127.0.1.3:1716:80", "127.0.1.2:1716:81"]', "containers.web.ports[2]: host port 1716/tcp at 127.0.1.2 is already published by containers.web.ports[0] (127.0.1.2:1716:80)"),
     ('ports: ["8080:8000"]', 'ports: ["[::1]:8080:80/sctp"]', "containers.web.ports[0]: '[::1]:8080:80/sctp': SCTP cannot be published on [::1]: the kernel never carries ::1 into a container, and nsgen's port proxy, which serves [::1], relays TCP and UDP only"),
     ('ports: ["8080:8000"]', 'ports: ["8080:80/sctp", "8080:80/udp", "8080:80", "8080:80/sctp"]', "containers.web.ports[3]: host port 8080/sctp is already published by containers.web.ports[0] (8080:80/sctp)"),
+    # a name belongs to one container on a network
+    ("        address: 172.21.0.10", "        address: 172.21.0.10\n        aliases: [App]", "containers.db.networks.back.aliases[0]: 'App' is already a name of container 'app' on network 'back'"),
+    ("        address: 172.21.0.10", "        address: 172.21.0.10\n        aliases: [api]\n  cache: {networks: {back: {aliases: [x, api]}}}", "containers.cache.networks.back.aliases[1]: 'api' is already a name of container 'db' on network 'back'"),
     # a key indented one level off
     ("    internal: true", "    internal: true\n    ports: [\"80:80\"]",
      "networks.back.ports: unknown key 'ports'; 'ports' is a key of a container (under containers.<name>): check its indentation"),

@@ -35,7 +35,8 @@ containers:
     networks: [n]
     ports: ["8080-8081:80-81", "127.0.1.2:1716:80", "127.0.1.3:1716:81", "5300-5301:53-54/udp"]
 """
-EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml"), "lan": LAN, "ports": PORTS, "jumbo": example_text("jumbo.yaml")}
+EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml"), "lan": LAN, "ports": PORTS,
+            "jumbo": example_text("jumbo.yaml"), "names": example_text("names.yaml")}
 
 
 def setup_argv(driver: Driver) -> list[str]:
@@ -55,7 +56,7 @@ def total_calls(sb, driver: Driver, faults: Faults) -> int:
 
 
 @pytest.mark.parametrize("mode", ["script", "batch", "run"])
-@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack", "lan", "ports", "jumbo"])
+@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack", "lan", "ports", "jumbo", "names"])
 def test_fault_sweep(sandbox, tmp_path, example, mode):
     sb = sandbox
     if example == "lan":
@@ -139,7 +140,8 @@ FOREIGN = [
     ("namespace", "ip netns add web", "network namespace web already exists"),
     ("link", "ip link add ve-web-794cd type veth peer name foreign0", "link ve-web-794cd already exists"),
     ("bridge", "ip link add br-front type bridge", "link br-front already exists"),
-    ("netns dir", "mkdir -p /etc/netns/web && echo 'nameserver 192.0.2.1' > /etc/netns/web/resolv.conf", "directory /etc/netns/web already exists"),
+    ("netns dir", "mkdir -p /etc/netns/web && echo 'nameserver 192.0.2.1' > /etc/netns/web/resolv.conf", "file /etc/netns/web/resolv.conf already exists"),
+    ("hosts file", "mkdir -p /etc/netns/db && echo '192.0.2.1 db' > /etc/netns/db/hosts", "file /etc/netns/db/hosts already exists"),
     ("chain", "iptables -N NSGEN-bridge-lab", "iptables chain NSGEN-bridge-lab (table filter) already exists"),
     # teardown deletes the topology's device group whole: a device already in it is not ours
     ("device group", "ip link add foreign0 group 0x6e7c5ce4 type veth peer name foreign1",

@@ -122,6 +122,20 @@ BROKEN = {
     "route without a gateway": changed(TUTORIAL, "networks/link0/routes", [{"destination": "10.9.0.0/24"}]),
     "route to the default": changed(TUTORIAL, "networks/link0/routes", [{"destination": "0.0.0.0/0", "gateway": "172.18.0.5"}]),
     "no_default_route as a string": changed(TUTORIAL, "networks/link0/no_default_route", "yes"),
+    "alias not a host name": changed(TUTORIAL, f"{ATT}/aliases", ["api_1"]),
+    "alias with an empty label": changed(TUTORIAL, f"{ATT}/aliases", ["api..internal"]),
+    "alias over 253 characters": changed(TUTORIAL, f"{ATT}/aliases", [".".join(["a" * 50] * 6)]),
+    "alias localhost": changed(TUTORIAL, f"{ATT}/aliases", ["localhost"]),
+    "aliases not a list": changed(TUTORIAL, f"{ATT}/aliases", "api"),
+    "sysctl of the host": changed(TUTORIAL, f"{C1}/sysctls", {"kernel.pid_max": "100"}),
+    "sysctl key in capitals": changed(TUTORIAL, f"{C1}/sysctls", {"net.ipv4.IP_forward": 1}),
+    "sysctl value with a blank": changed(TUTORIAL, f"{C1}/sysctls", {"net.ipv4.ping_group_range": "0 1"}),
+    "sysctl value a list": changed(TUTORIAL, f"{C1}/sysctls", {"net.ipv4.ip_forward": [1]}),
+    "environment name with a dash": changed(TUTORIAL, f"{C1}/processes", [{"command": "sleep 1", "environment": {"A-B": "x"}}]),
+    "environment value a list": changed(TUTORIAL, f"{C1}/processes", [{"command": "sleep 1", "environment": {"A": ["x"]}}]),
+    "working_dir relative": changed(TUTORIAL, f"{C1}/processes", [{"command": "sleep 1", "working_dir": "tmp"}]),
+    "user with two colons": changed(TUTORIAL, f"{C1}/processes", [{"command": "sleep 1", "user": "a:b:c"}]),
+    "process mapping without command": changed(TUTORIAL, f"{C1}/processes", [{"user": "nobody"}]),
 }
 
 
@@ -144,7 +158,9 @@ def test_schema_properties_are_the_models_keys():
     assert set(attachment["properties"]) == models.ATTACHMENT_KEYS
     assert set(network["properties"]["routes"]["items"]["properties"]) == models.ROUTE_KEYS
     assert set(s["properties"]["host"]["properties"]) == models.HOST_KEYS
-    for obj in (s, network, container, attachment, s["properties"]["host"]):
+    process = container["properties"]["processes"]["items"]["oneOf"][2]
+    assert set(process["properties"]) == models.PROCESS_KEYS
+    for obj in (s, network, container, attachment, s["properties"]["host"], process):
         assert obj["additionalProperties"] is False
 
 
@@ -192,4 +208,4 @@ def test_init_to_another_file_or_stdout(cli, tmp_path):
 def test_init_names_the_examples_it_has(cli):
     result = cli("init", "--example", "nope")
     assert result.exit_code == 2
-    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'jumbo', 'macvlan', 'pod', 'ports', 'tutorial'" in result.stderr
+    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'jumbo', 'macvlan', 'names', 'pod', 'ports', 'tutorial'" in result.stderr

@@ -103,7 +103,7 @@ def test_nsgens_folders_and_files_get_fixed_modes_whatever_the_umask(sandbox, tm
     sb.run(["sh", "-c", 'umask 000 && exec "$@"', "_", *setup_argv(driver)])
     modes = sb.sh("stat -c '%a %n' /run/nsgen /run/nsgen/lab /run/nsgen/.ip_forward /run/nsgen/.ip_forward/users "
                   "/run/nsgen/.ip_forward/users/lab /run/nsgen/lab/topology.json /run/nsgen/lab/namespaces /run/nsgen/lab/c1.0.pid "
-                  "/run/nsgen/lab/c1.0.log /run/nsgen/lab/up /etc/netns/c1 /etc/netns/c1/resolv.conf /run/nsgen.lock").stdout.split("\n")
+                  "/run/nsgen/lab/c1.0.log /run/nsgen/lab/up /etc/netns/c1 /etc/netns/c1/resolv.conf /etc/netns/c1/hosts /run/nsgen.lock").stdout.split("\n")
     wrong = [line for line in modes if line and line.split()[0] not in ("755", "644")]
     assert not wrong, wrong
     driver.down()

@@ -2,8 +2,8 @@
 
 `compile_plan(topology)` turns a resolved topology into an ordered tuple of `Step`s (steps.py),
 each part of the tutorial made by its own module, in the tutorial's order: the state record,
-bridges, namespaces, links, what is inside each container (addressing), forwarding (sysctls),
-the firewall (rules that name no program, written by a backend), DNS, processes. The setup
+bridges, namespaces, links, what is inside each container (addressing, its own sysctls), forwarding
+(sysctls), the firewall (rules that name no program, written by a backend), DNS and names, processes. The setup
 script, the teardown script and `nsgen run` all consume this one plan.
 """
 
@@ -37,9 +37,11 @@ def compile_plan(topology: Topology) -> Plan:
     namespaces.namespaces(b)
     links.veths(b)
     addressing.inside(b)
+    sysctls.inside(b)
     sysctls.forwarding(b)
     firewall.build(b)
     dns.dns(b)
+    dns.hosts(b)
     processes.processes(b)
     state.done(b)
     checks = guards(b)

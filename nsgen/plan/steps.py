@@ -45,9 +45,9 @@ PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptable
             "iptables-save": "iptables",
             "ip6tables": "iptables", "ip6tables-restore": "iptables", "ip6tables-save": "iptables",
             "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
-            "setsid": "util-linux", "conntrack": "conntrack"}
+            "setsid": "util-linux", "setpriv": "util-linux", "conntrack": "conntrack"}
 # Programs every system has (coreutils, grep, findutils): not listed among a plan's tools.
-BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh"}
+BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh", "dd"}
 
 
 class Command(NamedTuple):
@@ -76,6 +76,7 @@ class Check(NamedTuple):
     probe: Argv = ()
     path: str = ""
     text: str | None = None
+    netns: str = ""  # the namespace the path is read in (a sysctl of a container's own); "": the host's
 
 
 class Step(NamedTuple):
@@ -199,6 +200,10 @@ def tools_and_functions(steps: list[Step], guards: tuple[Command, ...]) -> tuple
     commands = [*guards, *(c for s in steps for c in (*s.commands, *s.undo))]
     for cmd in commands:
         words.add(cmd.argv[0])
+        if cmd.argv[0] == "nsenter":  # nsenter --net=FILE PROGRAM...: the program is a tool too
+            words.add(cmd.argv[2])
+        if cmd.detach:  # what runs a process as its user (setpriv) is a tool too
+            words.update(w for w in cmd.argv if w == "setpriv")
         words.update(p[1] if p[0] == "!" else p[0] for p in cmd.only_if)
     for step in steps:
         words.update(p[1] if p[0] == "!" else p[0] for p in (*step.probe, *step.ours))
@@ -216,6 +221,7 @@ _TITLES = {
     "ipvlan": "ipvlan interface of {0} on {1}", "host-end": "host end {0} / {1}, up",
     "lo": "lo up in {0}", "addr": "address of {0} on {1}", "route": "default route of {0}",
     "route6": "IPv6 default route of {0}", "routes": "static routes of {0} on {1}", "ip_forward": "forwarding on",
+    "sysctls": "sysctls of {0}", "hosts": "names seen in {0}",
     "ipv6_forwarding": "IPv6 forwarding on", "ipv6_forwarding:persist": "IPv6 forwarding at boot", "firewall6": "{0} rules (IPv6)",
     "ip_forward:persist": "forwarding at boot", "firewall": "{0} rules", "conntrack:published": "forget the UDP flows of published ports",
     "conntrack:unpublished": "forget the UDP flows of unpublished ports", "route_localnet": "route_localnet on {0}", "dns": "resolver of {0}",
@@ -240,6 +246,7 @@ _UNDONE = {
     "firewall": "Remove the {0} rules of topology {name}, in one transaction (rule by rule when that fails).",
     "conntrack:unpublished": "Forget the connection-tracking entries of the UDP ports that are no longer published.",
     "dns": "Remove the resolv.conf of {0} (when nsgen wrote it) and its folder (when empty).",
+    "hosts": "Remove the hosts file of {0} (when nsgen wrote it) and its folder (when empty).",
     "process": "Stop process {1} of {0}, with every other process in {0}.", "up": "Unmark topology {name} as up: it is being taken down.",
 }
 

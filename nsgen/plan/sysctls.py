@@ -1,4 +1,5 @@
-"""The host's sysctls a topology needs: forwarding, per address family, kept and put back.
+"""The host's sysctls a topology needs: forwarding, per address family, kept and put back; and
+the sysctls a container sets in its own namespace (nothing to put back: they go with it).
 
 Forwarding is shared by every topology: the first one that needs it keeps the value from before
 (`before`) and each one that needs it is listed as a user; the last user's teardown, once its
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from nsgen.names import FORWARD6_DIR, FORWARD_DIR, IP6_FORWARD, IP_FORWARD, SYSCTL_DIR
+from nsgen.names import FORWARD6_DIR, FORWARD_DIR, IP6_FORWARD, IP_FORWARD, NETNS_DIR, SYSCTL_DIR
 from nsgen.plan.builder import Builder
-from nsgen.plan.steps import C, Command, Requirement, Step, set_sysctl, write_file
+from nsgen.plan.steps import C, Check, Command, Requirement, Step, set_sysctl, write_file
 
 
 class Forwarding(NamedTuple):
@@ -109,5 +110,24 @@ def forwarding(b: Builder) -> None:
                 commands=(write,),
                 checks=(check,),
                 undo=(C("rm", "-f", conf, only_if=(("grep", "-qxF", header, conf),)),),
+            )
+        )
+
+
+def inside(b: Builder) -> None:
+    """Each container's own sysctls, in its namespace (after its interfaces are there, before its processes start)."""
+    for c in b.t.containers.values():
+        if not c.sysctls:
+            continue
+        shown = ", ".join(f"{k} = {v}" for k, v in c.sysctls)
+        b.add(
+            Step(
+                id=f"sysctls:{c.name}",
+                section="Inside the containers",
+                summary=f"Set {shown} in {c.name}'s namespace only (the host keeps its own values); they go with the namespace.",
+                commands=(C("nsenter", f"--net={NETNS_DIR}/{c.name}", "sysctl", "-q", "-w", *(f"{k}={v}" for k, v in c.sysctls)),),
+                checks=tuple(Check("sysctl", f"{c.name}: {k} = {v}", path="/proc/sys/" + k.replace(".", "/"), text=v, netns=c.name)
+                             for k, v in c.sysctls),
+                group=f"container:{c.name}",
             )
         )

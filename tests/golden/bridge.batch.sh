@@ -237,19 +237,63 @@ install -D -m 0644 /dev/stdin /etc/netns/app/resolv.conf <<'NSGEN_EOF'
 nameserver 1.1.1.1
 NSGEN_EOF
 
+# Give web the names of the containers it shares a network with: ip netns exec shows /etc/netns/web/hosts as /etc/hosts inside.
+begin 38 hosts:web
+if test ! -e /etc/netns/web/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/web/hosts
+fi
+
+dd of=/etc/netns/web/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; the names web sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.20.0.2	web
+172.20.0.3	app
+NSGEN_EOF
+
+# Give app the names of the containers it shares a network with: ip netns exec shows /etc/netns/app/hosts as /etc/hosts inside.
+begin 39 hosts:app
+if test ! -e /etc/netns/app/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/app/hosts
+fi
+
+dd of=/etc/netns/app/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; the names app sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.20.0.3	app
+172.21.0.2	app
+172.20.0.2	web
+172.21.0.10	db
+NSGEN_EOF
+
+# Give db the names of the containers it shares a network with: ip netns exec shows /etc/netns/db/hosts as /etc/hosts inside.
+begin 40 hosts:db
+if test ! -e /etc/netns/db/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/db/hosts
+fi
+
+dd of=/etc/netns/db/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; the names db sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.21.0.10	db
+172.21.0.2	app
+NSGEN_EOF
+
 # Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log; the `sh -c` in front records its pid in /run/nsgen/bridge-lab/web.0.pid and, when it ends, its exit status in /run/nsgen/bridge-lab/web.0.exit.
-begin 38 process:web:0
+begin 41 process:web:0
 rm -f /run/nsgen/bridge-lab/web.0.pid /run/nsgen/bridge-lab/web.0.exit /run/nsgen/bridge-lab/web.0.shim
 
 setsid ip netns exec web sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/bridge-lab/web.0 nsgen echo-server --port 8000 >>/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/bridge-lab/web.0.shim
 
 # Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 39 ready
+begin 42 ready
 wait_ready web /run/nsgen/bridge-lab/web.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
 
 # Mark topology bridge-lab as completely up.
-begin 40 up
+begin 43 up
 touch /run/nsgen/bridge-lab/up
 }
 
@@ -837,8 +881,11 @@ if has_link ve-app-13f41 && ! link_ours ve-app-13f41 0x6e7c5ce4 bridge-lab >/dev
 if has_link ve-db-6650d && ! link_ours ve-db-6650d 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link ve-db-6650d already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
 if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1 && ! test -e /run/nsgen/bridge-lab/topology.json; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
 if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1 && ! test -e /run/nsgen/bridge-lab/topology.json; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-if test -e /etc/netns/web && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-if test -e /etc/netns/app && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/web/resolv.conf && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/web/resolv.conf already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/app/resolv.conf && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/app/resolv.conf already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/web/hosts && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then die 'file /etc/netns/web/hosts already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/app/hosts && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then die 'file /etc/netns/app/hosts already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/db/hosts && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then die 'file /etc/netns/db/hosts already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
 
 # A batched setup starts from nothing: when the topology is already (or partly) up, say so.
 if test -e /run/nsgen/bridge-lab/up; then
@@ -1002,11 +1049,35 @@ undo_37() {
   fi || nsgen_failed=1
 }
 undo_38() {
+  if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/web/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/web && netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/web
+  fi || nsgen_failed=1
+}
+undo_39() {
+  if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/app/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/app && netns_ours bridge-lab app /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/app
+  fi || nsgen_failed=1
+}
+undo_40() {
+  if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/db/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/db && netns_ours bridge-lab db /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/db
+  fi || nsgen_failed=1
+}
+undo_41() {
   if netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
     stop_processes web
   fi || nsgen_failed=1
 }
-undo_40() {
+undo_43() {
   rm -f /run/nsgen/bridge-lab/up || nsgen_failed=1
 }
 nsgen_begun=()

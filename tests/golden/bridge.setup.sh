@@ -302,7 +302,7 @@ sysctl -q -w net/ipv4/conf/br-front/route_localnet=1
 # ==== DNS ====
 
 # Give web its own resolver: ip netns exec shows /etc/netns/web/resolv.conf as /etc/resolv.conf inside.
-if test -e /etc/netns/web; then
+if test -e /etc/netns/web/resolv.conf; then
   nsgen_say 'already done: dns:web'
 else
   begin 36 dns:web
@@ -313,7 +313,7 @@ NSGEN_EOF
 fi
 
 # Give app its own resolver: ip netns exec shows /etc/netns/app/resolv.conf as /etc/resolv.conf inside.
-if test -e /etc/netns/app; then
+if test -e /etc/netns/app/resolv.conf; then
   nsgen_say 'already done: dns:app'
 else
   begin 37 dns:app
@@ -323,20 +323,73 @@ nameserver 1.1.1.1
 NSGEN_EOF
 fi
 
+# Give web the names of the containers it shares a network with: ip netns exec shows /etc/netns/web/hosts as /etc/hosts inside.
+if test -e /etc/netns/web/hosts; then
+  nsgen_say 'already done: hosts:web'
+else
+  begin 38 hosts:web
+  if test ! -e /etc/netns/web/hosts; then
+    install -D -m 0644 /dev/null /etc/netns/web/hosts
+  fi
+  dd of=/etc/netns/web/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; the names web sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.20.0.2	web
+172.20.0.3	app
+NSGEN_EOF
+fi
+
+# Give app the names of the containers it shares a network with: ip netns exec shows /etc/netns/app/hosts as /etc/hosts inside.
+if test -e /etc/netns/app/hosts; then
+  nsgen_say 'already done: hosts:app'
+else
+  begin 39 hosts:app
+  if test ! -e /etc/netns/app/hosts; then
+    install -D -m 0644 /dev/null /etc/netns/app/hosts
+  fi
+  dd of=/etc/netns/app/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; the names app sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.20.0.3	app
+172.21.0.2	app
+172.20.0.2	web
+172.21.0.10	db
+NSGEN_EOF
+fi
+
+# Give db the names of the containers it shares a network with: ip netns exec shows /etc/netns/db/hosts as /etc/hosts inside.
+if test -e /etc/netns/db/hosts; then
+  nsgen_say 'already done: hosts:db'
+else
+  begin 40 hosts:db
+  if test ! -e /etc/netns/db/hosts; then
+    install -D -m 0644 /dev/null /etc/netns/db/hosts
+  fi
+  dd of=/etc/netns/db/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology bridge-lab; the names db sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.21.0.10	db
+172.21.0.2	app
+NSGEN_EOF
+fi
+
 # ==== Processes ====
 
 # Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/bridge-lab/web.0.log; the `sh -c` in front records its pid in /run/nsgen/bridge-lab/web.0.pid and, when it ends, its exit status in /run/nsgen/bridge-lab/web.0.exit.
 if process_alive web /run/nsgen/bridge-lab/web.0.pid >/dev/null 2>&1; then
   nsgen_say 'already done: process:web:0'
 else
-  begin 38 process:web:0
+  begin 41 process:web:0
   rm -f /run/nsgen/bridge-lab/web.0.pid /run/nsgen/bridge-lab/web.0.exit /run/nsgen/bridge-lab/web.0.shim
   setsid ip netns exec web sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/bridge-lab/web.0 nsgen echo-server --port 8000 >>/run/nsgen/bridge-lab/web.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/bridge-lab/web.0.shim
 fi
 
 # Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 39 ready
+begin 42 ready
 wait_ready web /run/nsgen/bridge-lab/web.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
 
 # ==== Done ====
@@ -345,7 +398,7 @@ wait_ready web /run/nsgen/bridge-lab/web.0 10 tcp 1 8000 4 nsgen echo-server --p
 if test -e /run/nsgen/bridge-lab/up; then
   nsgen_say 'already done: up'
 else
-  begin 40 up
+  begin 43 up
   touch /run/nsgen/bridge-lab/up
 fi
 }
@@ -934,8 +987,11 @@ if has_link ve-app-13f41 && ! link_ours ve-app-13f41 0x6e7c5ce4 bridge-lab >/dev
 if has_link ve-db-6650d && ! link_ours ve-db-6650d 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then die 'link ve-db-6650d already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
 if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1 && ! test -e /run/nsgen/bridge-lab/topology.json; then die 'iptables chain NSGEN-bridge-lab (table filter) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
 if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1 && ! test -e /run/nsgen/bridge-lab/topology.json; then die 'iptables chain NSGEN-bridge-lab (table nat) already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-if test -e /etc/netns/web && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/web already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
-if test -e /etc/netns/app && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/app already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/web/resolv.conf && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/web/resolv.conf already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/app/resolv.conf && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/app/resolv.conf already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/web/hosts && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then die 'file /etc/netns/web/hosts already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/app/hosts && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then die 'file /etc/netns/app/hosts already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
+if test -e /etc/netns/db/hosts && ! grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then die 'file /etc/netns/db/hosts already exists and was not made by nsgen topology bridge-lab; nothing was changed'; fi
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
@@ -1090,11 +1146,35 @@ undo_37() {
   fi || nsgen_failed=1
 }
 undo_38() {
+  if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/web/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/web && netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/web
+  fi || nsgen_failed=1
+}
+undo_39() {
+  if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/app/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/app && netns_ours bridge-lab app /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/app
+  fi || nsgen_failed=1
+}
+undo_40() {
+  if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/db/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/db && netns_ours bridge-lab db /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/db
+  fi || nsgen_failed=1
+}
+undo_41() {
   if netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
     stop_processes web
   fi || nsgen_failed=1
 }
-undo_40() {
+undo_43() {
   rm -f /run/nsgen/bridge-lab/up || nsgen_failed=1
 }
 nsgen_begun=()

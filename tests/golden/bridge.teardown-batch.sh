@@ -31,6 +31,30 @@ nsgen_names=()
 if netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then nsgen_names+=(web); fi
 if [ "${#nsgen_names[@]}" -gt 0 ]; then stop_processes "${nsgen_names[@]}" || nsgen_failed=1; fi
 
+# Remove the hosts file of db (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/db/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/db && netns_ours bridge-lab db /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/db
+fi || nsgen_failed=1
+
+# Remove the hosts file of app (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/app/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/app && netns_ours bridge-lab app /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/app
+fi || nsgen_failed=1
+
+# Remove the hosts file of web (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/web/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/web && netns_ours bridge-lab web /run/nsgen/bridge-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/web
+fi || nsgen_failed=1
+
 # Remove the resolv.conf of app (when nsgen wrote it) and its folder (when empty).
 if grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
   rm -f /etc/netns/app/resolv.conf
@@ -697,8 +721,11 @@ if [ "$nsgen_failed" -ne 0 ]; then
   if ip link show ve-db-6650d >/dev/null 2>&1 && link_ours ve-db-6650d 0x6e7c5ce4 bridge-lab >/dev/null 2>&1; then nsgen_say '  link ve-db-6650d'; fi
   if iptables -w -t filter -S NSGEN-bridge-lab >/dev/null 2>&1 && test -e /run/nsgen/bridge-lab/topology.json; then nsgen_say '  iptables chain NSGEN-bridge-lab (table filter)'; fi
   if iptables -w -t nat -S NSGEN-bridge-lab >/dev/null 2>&1 && test -e /run/nsgen/bridge-lab/topology.json; then nsgen_say '  iptables chain NSGEN-bridge-lab (table nat)'; fi
-  if test -e /etc/netns/web && grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/web'; fi
-  if test -e /etc/netns/app && grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/app'; fi
+  if test -e /etc/netns/web/resolv.conf && grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then nsgen_say '  file /etc/netns/web/resolv.conf'; fi
+  if test -e /etc/netns/app/resolv.conf && grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then nsgen_say '  file /etc/netns/app/resolv.conf'; fi
+  if test -e /etc/netns/web/hosts && grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/web/hosts'; fi
+  if test -e /etc/netns/app/hosts && grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/app/hosts'; fi
+  if test -e /etc/netns/db/hosts && grep -qF '# Written by nsgen for topology bridge-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/db/hosts'; fi
   die 'its state directory /run/nsgen/bridge-lab is kept: run the teardown again to finish the job'
 fi
 nsgen_say 'topology bridge-lab is down'

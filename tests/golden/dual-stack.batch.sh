@@ -269,19 +269,53 @@ nameserver 2606:4700:4700::1111
 nameserver 1.1.1.1
 NSGEN_EOF
 
+# Give web the names of the containers it shares a network with: ip netns exec shows /etc/netns/web/hosts as /etc/hosts inside.
+begin 35 hosts:web
+if test ! -e /etc/netns/web/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/web/hosts
+fi
+
+dd of=/etc/netns/web/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology dual-lab; the names web sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.20.0.2	web
+fd00:20::2	web
+172.21.0.2	web
+fd00:21::2	web
+172.21.0.10	db
+fd00:21::10	db
+NSGEN_EOF
+
+# Give db the names of the containers it shares a network with: ip netns exec shows /etc/netns/db/hosts as /etc/hosts inside.
+begin 36 hosts:db
+if test ! -e /etc/netns/db/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/db/hosts
+fi
+
+dd of=/etc/netns/db/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology dual-lab; the names db sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.21.0.10	db
+fd00:21::10	db
+172.21.0.2	web
+fd00:21::2	web
+NSGEN_EOF
+
 # Start `nsgen echo-server --port 8000` in web, detached; output in /run/nsgen/dual-lab/web.0.log; the `sh -c` in front records its pid in /run/nsgen/dual-lab/web.0.pid and, when it ends, its exit status in /run/nsgen/dual-lab/web.0.exit.
-begin 35 process:web:0
+begin 37 process:web:0
 rm -f /run/nsgen/dual-lab/web.0.pid /run/nsgen/dual-lab/web.0.exit /run/nsgen/dual-lab/web.0.shim
 
 setsid ip netns exec web sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/dual-lab/web.0 nsgen echo-server --port 8000 >>/run/nsgen/dual-lab/web.0.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/dual-lab/web.0.shim
 
 # Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 36 ready
+begin 38 ready
 wait_ready web /run/nsgen/dual-lab/web.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
 
 # Mark topology dual-lab as completely up.
-begin 37 up
+begin 39 up
 touch /run/nsgen/dual-lab/up
 }
 
@@ -873,7 +907,9 @@ if iptables -w -t filter -S NSGEN-dual-lab >/dev/null 2>&1 && ! test -e /run/nsg
 if iptables -w -t nat -S NSGEN-dual-lab >/dev/null 2>&1 && ! test -e /run/nsgen/dual-lab/topology.json; then die 'iptables chain NSGEN-dual-lab (table nat) already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
 if ip6tables -w -t filter -S NSGEN-dual-lab >/dev/null 2>&1 && ! test -e /run/nsgen/dual-lab/topology.json; then die 'ip6tables chain NSGEN-dual-lab (table filter) already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
 if ip6tables -w -t nat -S NSGEN-dual-lab >/dev/null 2>&1 && ! test -e /run/nsgen/dual-lab/topology.json; then die 'ip6tables chain NSGEN-dual-lab (table nat) already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
-if test -e /etc/netns/web && ! grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/web already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
+if test -e /etc/netns/web/resolv.conf && ! grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/web/resolv.conf already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
+if test -e /etc/netns/web/hosts && ! grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then die 'file /etc/netns/web/hosts already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
+if test -e /etc/netns/db/hosts && ! grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then die 'file /etc/netns/db/hosts already exists and was not made by nsgen topology dual-lab; nothing was changed'; fi
 
 # A batched setup starts from nothing: when the topology is already (or partly) up, say so.
 if test -e /run/nsgen/dual-lab/up; then
@@ -1055,11 +1091,27 @@ undo_34() {
   fi || nsgen_failed=1
 }
 undo_35() {
+  if grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/web/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/web && netns_ours dual-lab web /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/web
+  fi || nsgen_failed=1
+}
+undo_36() {
+  if grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/db/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/db && netns_ours dual-lab db /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/db
+  fi || nsgen_failed=1
+}
+undo_37() {
   if netns_ours dual-lab web /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
     stop_processes web
   fi || nsgen_failed=1
 }
-undo_37() {
+undo_39() {
   rm -f /run/nsgen/dual-lab/up || nsgen_failed=1
 }
 nsgen_begun=()

@@ -29,6 +29,22 @@ nsgen_names=()
 if netns_ours dual-lab web /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then nsgen_names+=(web); fi
 if [ "${#nsgen_names[@]}" -gt 0 ]; then stop_processes "${nsgen_names[@]}" || nsgen_failed=1; fi
 
+# Remove the hosts file of db (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/db/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/db && netns_ours dual-lab db /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/db
+fi || nsgen_failed=1
+
+# Remove the hosts file of web (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/web/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/web && netns_ours dual-lab web /run/nsgen/dual-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/web
+fi || nsgen_failed=1
+
 # Remove the resolv.conf of web (when nsgen wrote it) and its folder (when empty).
 if grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then
   rm -f /etc/netns/web/resolv.conf
@@ -725,7 +741,9 @@ if [ "$nsgen_failed" -ne 0 ]; then
   if iptables -w -t nat -S NSGEN-dual-lab >/dev/null 2>&1 && test -e /run/nsgen/dual-lab/topology.json; then nsgen_say '  iptables chain NSGEN-dual-lab (table nat)'; fi
   if ip6tables -w -t filter -S NSGEN-dual-lab >/dev/null 2>&1 && test -e /run/nsgen/dual-lab/topology.json; then nsgen_say '  ip6tables chain NSGEN-dual-lab (table filter)'; fi
   if ip6tables -w -t nat -S NSGEN-dual-lab >/dev/null 2>&1 && test -e /run/nsgen/dual-lab/topology.json; then nsgen_say '  ip6tables chain NSGEN-dual-lab (table nat)'; fi
-  if test -e /etc/netns/web && grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/web'; fi
+  if test -e /etc/netns/web/resolv.conf && grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/resolv.conf >/dev/null 2>&1; then nsgen_say '  file /etc/netns/web/resolv.conf'; fi
+  if test -e /etc/netns/web/hosts && grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/web/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/web/hosts'; fi
+  if test -e /etc/netns/db/hosts && grep -qF '# Written by nsgen for topology dual-lab;' /etc/netns/db/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/db/hosts'; fi
   die 'its state directory /run/nsgen/dual-lab is kept: run the teardown again to finish the job'
 fi
 nsgen_say 'topology dual-lab is down'

@@ -152,7 +152,7 @@ fi
 # ==== DNS ====
 
 # Give app its own resolver: ip netns exec shows /etc/netns/app/resolv.conf as /etc/resolv.conf inside.
-if test -e /etc/netns/app; then
+if test -e /etc/netns/app/resolv.conf; then
   nsgen_say 'already done: dns:app'
 else
   begin 15 dns:app
@@ -162,13 +162,29 @@ nameserver 2606:4700:4700::1111
 NSGEN_EOF
 fi
 
+# Give app the names of the containers it shares a network with: ip netns exec shows /etc/netns/app/hosts as /etc/hosts inside.
+if test -e /etc/netns/app/hosts; then
+  nsgen_say 'already done: hosts:app'
+else
+  begin 16 hosts:app
+  if test ! -e /etc/netns/app/hosts; then
+    install -D -m 0644 /dev/null /etc/netns/app/hosts
+  fi
+  dd of=/etc/netns/app/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology v6-lab; the names app sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+fd00:18::2	app
+NSGEN_EOF
+fi
+
 # ==== Processes ====
 
 # Start `nsgen echo-server --port 8000` in app, detached; output in /run/nsgen/v6-lab/app.0.log; the `sh -c` in front records its pid in /run/nsgen/v6-lab/app.0.pid and, when it ends, its exit status in /run/nsgen/v6-lab/app.0.exit.
 if process_alive app /run/nsgen/v6-lab/app.0.pid >/dev/null 2>&1; then
   nsgen_say 'already done: process:app:0'
 else
-  begin 16 process:app:0
+  begin 17 process:app:0
   rm -f /run/nsgen/v6-lab/app.0.pid /run/nsgen/v6-lab/app.0.exit /run/nsgen/v6-lab/app.0.shim
   setsid ip netns exec app sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/v6-lab/app.0 nsgen echo-server --port 8000 >>/run/nsgen/v6-lab/app.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/v6-lab/app.0.shim
@@ -178,14 +194,14 @@ fi
 if process_alive app /run/nsgen/v6-lab/app.1.pid >/dev/null 2>&1; then
   nsgen_say 'already done: process:app:1'
 else
-  begin 17 process:app:1
+  begin 18 process:app:1
   rm -f /run/nsgen/v6-lab/app.1.pid /run/nsgen/v6-lab/app.1.exit /run/nsgen/v6-lab/app.1.shim /run/nsgen/v6-lab/app.1.ready
   setsid sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/v6-lab/app.1 nsgen port-proxy --netns app --to fd00:18::2 --ready /run/nsgen/v6-lab/app.1.ready --tag nsgen:v6-lab tcp:8081:8000 >>/run/nsgen/v6-lab/app.1.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/v6-lab/app.1.shim
 fi
 
 # Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 18 ready
+begin 19 ready
 wait_ready app /run/nsgen/v6-lab/app.0 10 tcp 1 8000 4 nsgen echo-server --port 8000 app /run/nsgen/v6-lab/app.1 10 file 1 /run/nsgen/v6-lab/app.1.ready 11 nsgen port-proxy --netns app --to fd00:18::2 --ready /run/nsgen/v6-lab/app.1.ready --tag nsgen:v6-lab tcp:8081:8000
 
 # ==== Done ====
@@ -194,7 +210,7 @@ wait_ready app /run/nsgen/v6-lab/app.0 10 tcp 1 8000 4 nsgen echo-server --port 
 if test -e /run/nsgen/v6-lab/up; then
   nsgen_say 'already done: up'
 else
-  begin 19 up
+  begin 20 up
   touch /run/nsgen/v6-lab/up
 fi
 }
@@ -776,7 +792,8 @@ if group_has_links 0x6e171d6c >/dev/null 2>&1 && ! group_ours 0x6e171d6c v6-lab 
 if has_link ve-app-6070f && ! link_ours ve-app-6070f 0x6e171d6c v6-lab >/dev/null 2>&1; then die 'link ve-app-6070f already exists and was not made by nsgen topology v6-lab; nothing was changed'; fi
 if ip6tables -w -t filter -S NSGEN-v6-lab >/dev/null 2>&1 && ! test -e /run/nsgen/v6-lab/topology.json; then die 'ip6tables chain NSGEN-v6-lab (table filter) already exists and was not made by nsgen topology v6-lab; nothing was changed'; fi
 if ip6tables -w -t nat -S NSGEN-v6-lab >/dev/null 2>&1 && ! test -e /run/nsgen/v6-lab/topology.json; then die 'ip6tables chain NSGEN-v6-lab (table nat) already exists and was not made by nsgen topology v6-lab; nothing was changed'; fi
-if test -e /etc/netns/app && ! grep -qF '# Written by nsgen for topology v6-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/app already exists and was not made by nsgen topology v6-lab; nothing was changed'; fi
+if test -e /etc/netns/app/resolv.conf && ! grep -qF '# Written by nsgen for topology v6-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/app/resolv.conf already exists and was not made by nsgen topology v6-lab; nothing was changed'; fi
+if test -e /etc/netns/app/hosts && ! grep -qF '# Written by nsgen for topology v6-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then die 'file /etc/netns/app/hosts already exists and was not made by nsgen topology v6-lab; nothing was changed'; fi
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
@@ -874,8 +891,11 @@ undo_15() {
   fi || nsgen_failed=1
 }
 undo_16() {
-  if netns_ours v6-lab app /run/nsgen/v6-lab/namespaces >/dev/null 2>&1; then
-    stop_processes app
+  if grep -qF '# Written by nsgen for topology v6-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/app/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/app && netns_ours v6-lab app /run/nsgen/v6-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/app
   fi || nsgen_failed=1
 }
 undo_17() {
@@ -883,7 +903,12 @@ undo_17() {
     stop_processes app
   fi || nsgen_failed=1
 }
-undo_19() {
+undo_18() {
+  if netns_ours v6-lab app /run/nsgen/v6-lab/namespaces >/dev/null 2>&1; then
+    stop_processes app
+  fi || nsgen_failed=1
+}
+undo_20() {
   rm -f /run/nsgen/v6-lab/up || nsgen_failed=1
 }
 nsgen_begun=()

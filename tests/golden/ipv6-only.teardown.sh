@@ -28,6 +28,14 @@ if netns_ours v6-lab app /run/nsgen/v6-lab/namespaces >/dev/null 2>&1; then
   stop_processes app
 fi || nsgen_failed=1
 
+# Remove the hosts file of app (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology v6-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/app/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/app && netns_ours v6-lab app /run/nsgen/v6-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/app
+fi || nsgen_failed=1
+
 # Remove the resolv.conf of app (when nsgen wrote it) and its folder (when empty).
 if grep -qF '# Written by nsgen for topology v6-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then
   rm -f /etc/netns/app/resolv.conf
@@ -678,7 +686,8 @@ if [ "$nsgen_failed" -ne 0 ]; then
   if ip link show ve-app-6070f >/dev/null 2>&1 && link_ours ve-app-6070f 0x6e171d6c v6-lab >/dev/null 2>&1; then nsgen_say '  link ve-app-6070f'; fi
   if ip6tables -w -t filter -S NSGEN-v6-lab >/dev/null 2>&1 && test -e /run/nsgen/v6-lab/topology.json; then nsgen_say '  ip6tables chain NSGEN-v6-lab (table filter)'; fi
   if ip6tables -w -t nat -S NSGEN-v6-lab >/dev/null 2>&1 && test -e /run/nsgen/v6-lab/topology.json; then nsgen_say '  ip6tables chain NSGEN-v6-lab (table nat)'; fi
-  if test -e /etc/netns/app && grep -qF '# Written by nsgen for topology v6-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/app'; fi
+  if test -e /etc/netns/app/resolv.conf && grep -qF '# Written by nsgen for topology v6-lab;' /etc/netns/app/resolv.conf >/dev/null 2>&1; then nsgen_say '  file /etc/netns/app/resolv.conf'; fi
+  if test -e /etc/netns/app/hosts && grep -qF '# Written by nsgen for topology v6-lab;' /etc/netns/app/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/app/hosts'; fi
   die 'its state directory /run/nsgen/v6-lab is kept: run the teardown again to finish the job'
 fi
 nsgen_say 'topology v6-lab is down'

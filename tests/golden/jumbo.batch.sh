@@ -263,8 +263,56 @@ COMMIT
 COMMIT
 NSGEN_EOF
 
+# Give nas the names of the containers it shares a network with: ip netns exec shows /etc/netns/nas/hosts as /etc/hosts inside.
+begin 43 hosts:nas
+if test ! -e /etc/netns/nas/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/nas/hosts
+fi
+
+dd of=/etc/netns/nas/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology jumbo; the names nas sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.29.0.2	nas
+172.28.0.10	nas
+fd00:28::10	nas
+172.28.0.2	client
+fd00:28::2	client
+172.29.0.3	monitor
+NSGEN_EOF
+
+# Give client the names of the containers it shares a network with: ip netns exec shows /etc/netns/client/hosts as /etc/hosts inside.
+begin 44 hosts:client
+if test ! -e /etc/netns/client/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/client/hosts
+fi
+
+dd of=/etc/netns/client/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology jumbo; the names client sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.28.0.2	client
+fd00:28::2	client
+172.28.0.10	nas
+fd00:28::10	nas
+NSGEN_EOF
+
+# Give monitor the names of the containers it shares a network with: ip netns exec shows /etc/netns/monitor/hosts as /etc/hosts inside.
+begin 45 hosts:monitor
+if test ! -e /etc/netns/monitor/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/monitor/hosts
+fi
+
+dd of=/etc/netns/monitor/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology jumbo; the names monitor sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.29.0.3	monitor
+172.29.0.2	nas
+NSGEN_EOF
+
 # Mark topology jumbo as completely up.
-begin 43 up
+begin 46 up
 touch /run/nsgen/jumbo/up
 }
 
@@ -674,6 +722,9 @@ if has_link ve-client-92738 && ! link_ours ve-client-92738 0x6e88e5c0 jumbo >/de
 if has_link ve-monito-8ff49 && ! link_ours ve-monito-8ff49 0x6e88e5c0 jumbo >/dev/null 2>&1; then die 'link ve-monito-8ff49 already exists and was not made by nsgen topology jumbo; nothing was changed'; fi
 if iptables -w -t filter -S NSGEN-jumbo >/dev/null 2>&1 && ! test -e /run/nsgen/jumbo/topology.json; then die 'iptables chain NSGEN-jumbo (table filter) already exists and was not made by nsgen topology jumbo; nothing was changed'; fi
 if ip6tables -w -t filter -S NSGEN-jumbo >/dev/null 2>&1 && ! test -e /run/nsgen/jumbo/topology.json; then die 'ip6tables chain NSGEN-jumbo (table filter) already exists and was not made by nsgen topology jumbo; nothing was changed'; fi
+if test -e /etc/netns/nas/hosts && ! grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/nas/hosts >/dev/null 2>&1; then die 'file /etc/netns/nas/hosts already exists and was not made by nsgen topology jumbo; nothing was changed'; fi
+if test -e /etc/netns/client/hosts && ! grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/client/hosts >/dev/null 2>&1; then die 'file /etc/netns/client/hosts already exists and was not made by nsgen topology jumbo; nothing was changed'; fi
+if test -e /etc/netns/monitor/hosts && ! grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/monitor/hosts >/dev/null 2>&1; then die 'file /etc/netns/monitor/hosts already exists and was not made by nsgen topology jumbo; nothing was changed'; fi
 
 # A batched setup starts from nothing: when the topology is already (or partly) up, say so.
 if test -e /run/nsgen/jumbo/up; then
@@ -845,6 +896,30 @@ COMMIT
 NSGEN_EOF
 }
 undo_43() {
+  if grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/nas/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/nas/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/nas && netns_ours jumbo nas /run/nsgen/jumbo/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/nas
+  fi || nsgen_failed=1
+}
+undo_44() {
+  if grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/client/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/client/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/client && netns_ours jumbo client /run/nsgen/jumbo/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/client
+  fi || nsgen_failed=1
+}
+undo_45() {
+  if grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/monitor/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/monitor/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/monitor && netns_ours jumbo monitor /run/nsgen/jumbo/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/monitor
+  fi || nsgen_failed=1
+}
+undo_46() {
   rm -f /run/nsgen/jumbo/up || nsgen_failed=1
 }
 nsgen_begun=()

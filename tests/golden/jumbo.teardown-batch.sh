@@ -23,6 +23,30 @@ steps() {
 # Unmark topology jumbo as up: it is being taken down.
 rm -f /run/nsgen/jumbo/up || nsgen_failed=1
 
+# Remove the hosts file of monitor (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/monitor/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/monitor/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/monitor && netns_ours jumbo monitor /run/nsgen/jumbo/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/monitor
+fi || nsgen_failed=1
+
+# Remove the hosts file of client (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/client/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/client/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/client && netns_ours jumbo client /run/nsgen/jumbo/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/client
+fi || nsgen_failed=1
+
+# Remove the hosts file of nas (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/nas/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/nas/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/nas && netns_ours jumbo nas /run/nsgen/jumbo/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/nas
+fi || nsgen_failed=1
+
 # Remove the nat rules (IPv6) of topology jumbo, in one transaction (rule by rule when that fails).
 # Remove the filter rules (IPv6) of topology jumbo, in one transaction (rule by rule when that fails).
 ip6tables_undo <<'NSGEN_EOF' || nsgen_failed=1
@@ -516,6 +540,9 @@ if [ "$nsgen_failed" -ne 0 ]; then
   if ip link show ve-monito-8ff49 >/dev/null 2>&1 && link_ours ve-monito-8ff49 0x6e88e5c0 jumbo >/dev/null 2>&1; then nsgen_say '  link ve-monito-8ff49'; fi
   if iptables -w -t filter -S NSGEN-jumbo >/dev/null 2>&1 && test -e /run/nsgen/jumbo/topology.json; then nsgen_say '  iptables chain NSGEN-jumbo (table filter)'; fi
   if ip6tables -w -t filter -S NSGEN-jumbo >/dev/null 2>&1 && test -e /run/nsgen/jumbo/topology.json; then nsgen_say '  ip6tables chain NSGEN-jumbo (table filter)'; fi
+  if test -e /etc/netns/nas/hosts && grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/nas/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/nas/hosts'; fi
+  if test -e /etc/netns/client/hosts && grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/client/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/client/hosts'; fi
+  if test -e /etc/netns/monitor/hosts && grep -qF '# Written by nsgen for topology jumbo;' /etc/netns/monitor/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/monitor/hosts'; fi
   die 'its state directory /run/nsgen/jumbo is kept: run the teardown again to finish the job'
 fi
 nsgen_say 'topology jumbo is down'

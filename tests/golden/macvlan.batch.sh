@@ -104,19 +104,47 @@ install -D -m 0644 /dev/stdin /etc/netns/printer/resolv.conf <<'NSGEN_EOF'
 nameserver 1.1.1.1
 NSGEN_EOF
 
+# Give nas the names of the containers it shares a network with: ip netns exec shows /etc/netns/nas/hosts as /etc/hosts inside.
+begin 17 hosts:nas
+if test ! -e /etc/netns/nas/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/nas/hosts
+fi
+
+dd of=/etc/netns/nas/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology macvlan-lab; the names nas sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+192.168.1.50	nas
+192.168.1.51	printer
+NSGEN_EOF
+
+# Give printer the names of the containers it shares a network with: ip netns exec shows /etc/netns/printer/hosts as /etc/hosts inside.
+begin 18 hosts:printer
+if test ! -e /etc/netns/printer/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/printer/hosts
+fi
+
+dd of=/etc/netns/printer/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology macvlan-lab; the names printer sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+192.168.1.51	printer
+192.168.1.50	nas
+NSGEN_EOF
+
 # Start `nsgen echo-server --port 8000` in nas, detached; output in /run/nsgen/macvlan-lab/nas.0.log; the `sh -c` in front records its pid in /run/nsgen/macvlan-lab/nas.0.pid and, when it ends, its exit status in /run/nsgen/macvlan-lab/nas.0.exit.
-begin 17 process:nas:0
+begin 19 process:nas:0
 rm -f /run/nsgen/macvlan-lab/nas.0.pid /run/nsgen/macvlan-lab/nas.0.exit /run/nsgen/macvlan-lab/nas.0.shim
 
 setsid ip netns exec nas sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/macvlan-lab/nas.0 nsgen echo-server --port 8000 >>/run/nsgen/macvlan-lab/nas.0.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/macvlan-lab/nas.0.shim
 
 # Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 18 ready
+begin 20 ready
 wait_ready nas /run/nsgen/macvlan-lab/nas.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
 
 # Mark topology macvlan-lab as completely up.
-begin 19 up
+begin 21 up
 touch /run/nsgen/macvlan-lab/up
 }
 
@@ -420,8 +448,10 @@ if test -e /run/nsgen/macvlan-lab/topology.json && ! grep -qF '"digest": "302504
 fi
 if test -e /run/netns/nas && ! netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then die 'network namespace nas already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
 if test -e /run/netns/printer && ! netns_ours macvlan-lab printer /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then die 'network namespace printer already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
-if test -e /etc/netns/nas && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/nas already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
-if test -e /etc/netns/printer && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/printer already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+if test -e /etc/netns/nas/resolv.conf && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/nas/resolv.conf already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+if test -e /etc/netns/printer/resolv.conf && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/printer/resolv.conf already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+if test -e /etc/netns/nas/hosts && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/hosts >/dev/null 2>&1; then die 'file /etc/netns/nas/hosts already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+if test -e /etc/netns/printer/hosts && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/hosts >/dev/null 2>&1; then die 'file /etc/netns/printer/hosts already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
 
 # A batched setup starts from nothing: when the topology is already (or partly) up, say so.
 if test -e /run/nsgen/macvlan-lab/up; then
@@ -495,11 +525,27 @@ undo_16() {
   fi || nsgen_failed=1
 }
 undo_17() {
+  if grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/nas/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/nas && netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/nas
+  fi || nsgen_failed=1
+}
+undo_18() {
+  if grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/printer/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/printer && netns_ours macvlan-lab printer /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/printer
+  fi || nsgen_failed=1
+}
+undo_19() {
   if netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
     stop_processes nas
   fi || nsgen_failed=1
 }
-undo_19() {
+undo_21() {
   rm -f /run/nsgen/macvlan-lab/up || nsgen_failed=1
 }
 nsgen_begun=()

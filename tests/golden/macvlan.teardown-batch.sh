@@ -28,6 +28,22 @@ nsgen_names=()
 if netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then nsgen_names+=(nas); fi
 if [ "${#nsgen_names[@]}" -gt 0 ]; then stop_processes "${nsgen_names[@]}" || nsgen_failed=1; fi
 
+# Remove the hosts file of printer (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/printer/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/printer && netns_ours macvlan-lab printer /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/printer
+fi || nsgen_failed=1
+
+# Remove the hosts file of nas (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/nas/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/nas && netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/nas
+fi || nsgen_failed=1
+
 # Remove the resolv.conf of printer (when nsgen wrote it) and its folder (when empty).
 if grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/resolv.conf >/dev/null 2>&1; then
   rm -f /etc/netns/printer/resolv.conf
@@ -369,8 +385,10 @@ if [ "$nsgen_failed" -ne 0 ]; then
   nsgen_say 'teardown of macvlan-lab could not undo everything (see above); still there:'
   if test -e /run/netns/nas && netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then nsgen_say '  network namespace nas'; fi
   if test -e /run/netns/printer && netns_ours macvlan-lab printer /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then nsgen_say '  network namespace printer'; fi
-  if test -e /etc/netns/nas && grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/nas'; fi
-  if test -e /etc/netns/printer && grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/printer'; fi
+  if test -e /etc/netns/nas/resolv.conf && grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/resolv.conf >/dev/null 2>&1; then nsgen_say '  file /etc/netns/nas/resolv.conf'; fi
+  if test -e /etc/netns/printer/resolv.conf && grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/resolv.conf >/dev/null 2>&1; then nsgen_say '  file /etc/netns/printer/resolv.conf'; fi
+  if test -e /etc/netns/nas/hosts && grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/nas/hosts'; fi
+  if test -e /etc/netns/printer/hosts && grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/printer/hosts'; fi
   die 'its state directory /run/nsgen/macvlan-lab is kept: run the teardown again to finish the job'
 fi
 nsgen_say 'topology macvlan-lab is down'

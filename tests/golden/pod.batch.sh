@@ -148,26 +148,39 @@ install -D -m 0644 /dev/stdin /etc/netns/pod-1/resolv.conf <<'NSGEN_EOF'
 nameserver 1.1.1.1
 NSGEN_EOF
 
+# Give pod-1 the names of the containers it shares a network with: ip netns exec shows /etc/netns/pod-1/hosts as /etc/hosts inside.
+begin 19 hosts:pod-1
+if test ! -e /etc/netns/pod-1/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/pod-1/hosts
+fi
+
+dd of=/etc/netns/pod-1/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology pod; the names pod-1 sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+10.88.0.2	pod-1
+NSGEN_EOF
+
 # Start `nsgen echo-server --port 8000` in pod-1, detached; output in /run/nsgen/pod/pod-1.0.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.0.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.0.exit.
-begin 19 process:pod-1:0
+begin 20 process:pod-1:0
 rm -f /run/nsgen/pod/pod-1.0.pid /run/nsgen/pod/pod-1.0.exit /run/nsgen/pod/pod-1.0.shim
 
 setsid ip netns exec pod-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/pod/pod-1.0 nsgen echo-server --port 8000 >>/run/nsgen/pod/pod-1.0.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/pod/pod-1.0.shim
 
 # Start `python3 -m http.server 9000 --bind 127.0.0.1` in pod-1, detached; output in /run/nsgen/pod/pod-1.1.log; the `sh -c` in front records its pid in /run/nsgen/pod/pod-1.1.pid and, when it ends, its exit status in /run/nsgen/pod/pod-1.1.exit.
-begin 20 process:pod-1:1
+begin 21 process:pod-1:1
 rm -f /run/nsgen/pod/pod-1.1.pid /run/nsgen/pod/pod-1.1.exit /run/nsgen/pod/pod-1.1.shim
 
 setsid ip netns exec pod-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/pod/pod-1.1 python3 -m http.server 9000 --bind 127.0.0.1 >>/run/nsgen/pod/pod-1.1.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/pod/pod-1.1.shim
 
 # Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 21 ready
+begin 22 ready
 wait_ready pod-1 /run/nsgen/pod/pod-1.0 10 tcp 1 8000 4 nsgen echo-server --port 8000 pod-1 /run/nsgen/pod/pod-1.1 10 none 0 6 python3 -m http.server 9000 --bind 127.0.0.1
 
 # Mark topology pod as completely up.
-begin 22 up
+begin 23 up
 touch /run/nsgen/pod/up
 }
 
@@ -749,7 +762,8 @@ if group_has_links 0x6e0a636b >/dev/null 2>&1 && ! group_ours 0x6e0a636b pod br-
 if has_link ve-pod-1-cfa11 && ! link_ours ve-pod-1-cfa11 0x6e0a636b pod >/dev/null 2>&1; then die 'link ve-pod-1-cfa11 already exists and was not made by nsgen topology pod; nothing was changed'; fi
 if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1 && ! test -e /run/nsgen/pod/topology.json; then die 'iptables chain NSGEN-pod (table filter) already exists and was not made by nsgen topology pod; nothing was changed'; fi
 if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1 && ! test -e /run/nsgen/pod/topology.json; then die 'iptables chain NSGEN-pod (table nat) already exists and was not made by nsgen topology pod; nothing was changed'; fi
-if test -e /etc/netns/pod-1 && ! grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/pod-1 already exists and was not made by nsgen topology pod; nothing was changed'; fi
+if test -e /etc/netns/pod-1/resolv.conf && ! grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/pod-1/resolv.conf already exists and was not made by nsgen topology pod; nothing was changed'; fi
+if test -e /etc/netns/pod-1/hosts && ! grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/hosts >/dev/null 2>&1; then die 'file /etc/netns/pod-1/hosts already exists and was not made by nsgen topology pod; nothing was changed'; fi
 
 # A batched setup starts from nothing: when the topology is already (or partly) up, say so.
 if test -e /run/nsgen/pod/up; then
@@ -861,8 +875,11 @@ undo_18() {
   fi || nsgen_failed=1
 }
 undo_19() {
-  if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
-    stop_processes pod-1
+  if grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/pod-1/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/pod-1 && netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/pod-1
   fi || nsgen_failed=1
 }
 undo_20() {
@@ -870,7 +887,12 @@ undo_20() {
     stop_processes pod-1
   fi || nsgen_failed=1
 }
-undo_22() {
+undo_21() {
+  if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+    stop_processes pod-1
+  fi || nsgen_failed=1
+}
+undo_23() {
   rm -f /run/nsgen/pod/up || nsgen_failed=1
 }
 nsgen_begun=()

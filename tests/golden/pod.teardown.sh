@@ -28,6 +28,14 @@ if netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
   stop_processes pod-1
 fi || nsgen_failed=1
 
+# Remove the hosts file of pod-1 (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/pod-1/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/pod-1 && netns_ours pod pod-1 /run/nsgen/pod/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/pod-1
+fi || nsgen_failed=1
+
 # Remove the resolv.conf of pod-1 (when nsgen wrote it) and its folder (when empty).
 if grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then
   rm -f /etc/netns/pod-1/resolv.conf
@@ -678,7 +686,8 @@ if [ "$nsgen_failed" -ne 0 ]; then
   if ip link show ve-pod-1-cfa11 >/dev/null 2>&1 && link_ours ve-pod-1-cfa11 0x6e0a636b pod >/dev/null 2>&1; then nsgen_say '  link ve-pod-1-cfa11'; fi
   if iptables -w -t filter -S NSGEN-pod >/dev/null 2>&1 && test -e /run/nsgen/pod/topology.json; then nsgen_say '  iptables chain NSGEN-pod (table filter)'; fi
   if iptables -w -t nat -S NSGEN-pod >/dev/null 2>&1 && test -e /run/nsgen/pod/topology.json; then nsgen_say '  iptables chain NSGEN-pod (table nat)'; fi
-  if test -e /etc/netns/pod-1 && grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/pod-1'; fi
+  if test -e /etc/netns/pod-1/resolv.conf && grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/resolv.conf >/dev/null 2>&1; then nsgen_say '  file /etc/netns/pod-1/resolv.conf'; fi
+  if test -e /etc/netns/pod-1/hosts && grep -qF '# Written by nsgen for topology pod;' /etc/netns/pod-1/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/pod-1/hosts'; fi
   die 'its state directory /run/nsgen/pod is kept: run the teardown again to finish the job'
 fi
 nsgen_say 'topology pod is down'

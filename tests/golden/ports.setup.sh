@@ -238,13 +238,49 @@ fi
 begin 24 route_localnet:br-front-5f5d8
 sysctl -q -w net/ipv4/conf/br-front-5f5d8/route_localnet=1
 
+# ==== DNS ====
+
+# Give left the names of the containers it shares a network with: ip netns exec shows /etc/netns/left/hosts as /etc/hosts inside.
+if test -e /etc/netns/left/hosts; then
+  nsgen_say 'already done: hosts:left'
+else
+  begin 25 hosts:left
+  if test ! -e /etc/netns/left/hosts; then
+    install -D -m 0644 /dev/null /etc/netns/left/hosts
+  fi
+  dd of=/etc/netns/left/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology ports-lab; the names left sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.22.0.2	left
+172.22.0.3	right
+NSGEN_EOF
+fi
+
+# Give right the names of the containers it shares a network with: ip netns exec shows /etc/netns/right/hosts as /etc/hosts inside.
+if test -e /etc/netns/right/hosts; then
+  nsgen_say 'already done: hosts:right'
+else
+  begin 26 hosts:right
+  if test ! -e /etc/netns/right/hosts; then
+    install -D -m 0644 /dev/null /etc/netns/right/hosts
+  fi
+  dd of=/etc/netns/right/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology ports-lab; the names right sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.22.0.3	right
+172.22.0.2	left
+NSGEN_EOF
+fi
+
 # ==== Processes ====
 
 # Start `nsgen echo-server --port 8000` in left, detached; output in /run/nsgen/ports-lab/left.0.log; the `sh -c` in front records its pid in /run/nsgen/ports-lab/left.0.pid and, when it ends, its exit status in /run/nsgen/ports-lab/left.0.exit.
 if process_alive left /run/nsgen/ports-lab/left.0.pid >/dev/null 2>&1; then
   nsgen_say 'already done: process:left:0'
 else
-  begin 25 process:left:0
+  begin 27 process:left:0
   rm -f /run/nsgen/ports-lab/left.0.pid /run/nsgen/ports-lab/left.0.exit /run/nsgen/ports-lab/left.0.shim
   setsid ip netns exec left sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/ports-lab/left.0 nsgen echo-server --port 8000 >>/run/nsgen/ports-lab/left.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/ports-lab/left.0.shim
@@ -254,7 +290,7 @@ fi
 if process_alive left /run/nsgen/ports-lab/left.1.pid >/dev/null 2>&1; then
   nsgen_say 'already done: process:left:1'
 else
-  begin 26 process:left:1
+  begin 28 process:left:1
   rm -f /run/nsgen/ports-lab/left.1.pid /run/nsgen/ports-lab/left.1.exit /run/nsgen/ports-lab/left.1.shim
   setsid ip netns exec left sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/ports-lab/left.1 nsgen echo-server --port 8001 >>/run/nsgen/ports-lab/left.1.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/ports-lab/left.1.shim
@@ -264,7 +300,7 @@ fi
 if process_alive left /run/nsgen/ports-lab/left.2.pid >/dev/null 2>&1; then
   nsgen_say 'already done: process:left:2'
 else
-  begin 27 process:left:2
+  begin 29 process:left:2
   rm -f /run/nsgen/ports-lab/left.2.pid /run/nsgen/ports-lab/left.2.exit /run/nsgen/ports-lab/left.2.shim
   setsid ip netns exec left sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/ports-lab/left.2 nsgen echo-server --port 8002 >>/run/nsgen/ports-lab/left.2.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/ports-lab/left.2.shim
@@ -274,14 +310,14 @@ fi
 if process_alive right /run/nsgen/ports-lab/right.0.pid >/dev/null 2>&1; then
   nsgen_say 'already done: process:right:0'
 else
-  begin 28 process:right:0
+  begin 30 process:right:0
   rm -f /run/nsgen/ports-lab/right.0.pid /run/nsgen/ports-lab/right.0.exit /run/nsgen/ports-lab/right.0.shim
   setsid ip netns exec right sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/ports-lab/right.0 nsgen echo-server --port 8000 >>/run/nsgen/ports-lab/right.0.log 2>&1 </dev/null 9>&- &
   echo "$!" >/run/nsgen/ports-lab/right.0.shim
 fi
 
 # Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 29 ready
+begin 31 ready
 wait_ready left /run/nsgen/ports-lab/left.0 10 tcp 1 8000 4 nsgen echo-server --port 8000 left /run/nsgen/ports-lab/left.1 10 tcp 1 8001 4 nsgen echo-server --port 8001 left /run/nsgen/ports-lab/left.2 10 tcp 1 8002 4 nsgen echo-server --port 8002 right /run/nsgen/ports-lab/right.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
 
 # ==== Done ====
@@ -290,7 +326,7 @@ wait_ready left /run/nsgen/ports-lab/left.0 10 tcp 1 8000 4 nsgen echo-server --
 if test -e /run/nsgen/ports-lab/up; then
   nsgen_say 'already done: up'
 else
-  begin 30 up
+  begin 32 up
   touch /run/nsgen/ports-lab/up
 fi
 }
@@ -875,6 +911,8 @@ if has_link ve-left-088e5 && ! link_ours ve-left-088e5 0x6e986e93 ports-lab >/de
 if has_link ve-right-a9149 && ! link_ours ve-right-a9149 0x6e986e93 ports-lab >/dev/null 2>&1; then die 'link ve-right-a9149 already exists and was not made by nsgen topology ports-lab; nothing was changed'; fi
 if iptables -w -t filter -S NSGEN-ports-lab >/dev/null 2>&1 && ! test -e /run/nsgen/ports-lab/topology.json; then die 'iptables chain NSGEN-ports-lab (table filter) already exists and was not made by nsgen topology ports-lab; nothing was changed'; fi
 if iptables -w -t nat -S NSGEN-ports-lab >/dev/null 2>&1 && ! test -e /run/nsgen/ports-lab/topology.json; then die 'iptables chain NSGEN-ports-lab (table nat) already exists and was not made by nsgen topology ports-lab; nothing was changed'; fi
+if test -e /etc/netns/left/hosts && ! grep -qF '# Written by nsgen for topology ports-lab;' /etc/netns/left/hosts >/dev/null 2>&1; then die 'file /etc/netns/left/hosts already exists and was not made by nsgen topology ports-lab; nothing was changed'; fi
+if test -e /etc/netns/right/hosts && ! grep -qF '# Written by nsgen for topology ports-lab;' /etc/netns/right/hosts >/dev/null 2>&1; then die 'file /etc/netns/right/hosts already exists and was not made by nsgen topology ports-lab; nothing was changed'; fi
 
 # If any command fails (or the script is interrupted), undo what this run did, newest first.
 # A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
@@ -985,13 +1023,19 @@ COMMIT
 NSGEN_EOF
 }
 undo_25() {
-  if netns_ours ports-lab left /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; then
-    stop_processes left
+  if grep -qF '# Written by nsgen for topology ports-lab;' /etc/netns/left/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/left/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/left && netns_ours ports-lab left /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/left
   fi || nsgen_failed=1
 }
 undo_26() {
-  if netns_ours ports-lab left /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; then
-    stop_processes left
+  if grep -qF '# Written by nsgen for topology ports-lab;' /etc/netns/right/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/right/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/right && netns_ours ports-lab right /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/right
   fi || nsgen_failed=1
 }
 undo_27() {
@@ -1000,11 +1044,21 @@ undo_27() {
   fi || nsgen_failed=1
 }
 undo_28() {
+  if netns_ours ports-lab left /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; then
+    stop_processes left
+  fi || nsgen_failed=1
+}
+undo_29() {
+  if netns_ours ports-lab left /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; then
+    stop_processes left
+  fi || nsgen_failed=1
+}
+undo_30() {
   if netns_ours ports-lab right /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; then
     stop_processes right
   fi || nsgen_failed=1
 }
-undo_30() {
+undo_32() {
   rm -f /run/nsgen/ports-lab/up || nsgen_failed=1
 }
 nsgen_begun=()

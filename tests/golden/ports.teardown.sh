@@ -40,6 +40,22 @@ if netns_ours ports-lab left /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; th
   stop_processes left
 fi || nsgen_failed=1
 
+# Remove the hosts file of right (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology ports-lab;' /etc/netns/right/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/right/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/right && netns_ours ports-lab right /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/right
+fi || nsgen_failed=1
+
+# Remove the hosts file of left (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology ports-lab;' /etc/netns/left/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/left/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/left && netns_ours ports-lab left /run/nsgen/ports-lab/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/left
+fi || nsgen_failed=1
+
 # Remove the nat rules of topology ports-lab, in one transaction (rule by rule when that fails).
 iptables_undo <<'NSGEN_EOF' || nsgen_failed=1
 *nat
@@ -694,6 +710,8 @@ if [ "$nsgen_failed" -ne 0 ]; then
   if ip link show ve-right-a9149 >/dev/null 2>&1 && link_ours ve-right-a9149 0x6e986e93 ports-lab >/dev/null 2>&1; then nsgen_say '  link ve-right-a9149'; fi
   if iptables -w -t filter -S NSGEN-ports-lab >/dev/null 2>&1 && test -e /run/nsgen/ports-lab/topology.json; then nsgen_say '  iptables chain NSGEN-ports-lab (table filter)'; fi
   if iptables -w -t nat -S NSGEN-ports-lab >/dev/null 2>&1 && test -e /run/nsgen/ports-lab/topology.json; then nsgen_say '  iptables chain NSGEN-ports-lab (table nat)'; fi
+  if test -e /etc/netns/left/hosts && grep -qF '# Written by nsgen for topology ports-lab;' /etc/netns/left/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/left/hosts'; fi
+  if test -e /etc/netns/right/hosts && grep -qF '# Written by nsgen for topology ports-lab;' /etc/netns/right/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/right/hosts'; fi
   die 'its state directory /run/nsgen/ports-lab is kept: run the teardown again to finish the job'
 fi
 nsgen_say 'topology ports-lab is down'

@@ -118,19 +118,32 @@ install -D -m 0644 /dev/stdin /etc/netns/container-1/resolv.conf <<'NSGEN_EOF'
 nameserver 1.1.1.1
 NSGEN_EOF
 
+# Give container-1 the names of the containers it shares a network with: ip netns exec shows /etc/netns/container-1/hosts as /etc/hosts inside.
+begin 16 hosts:container-1
+if test ! -e /etc/netns/container-1/hosts; then
+  install -D -m 0644 /dev/null /etc/netns/container-1/hosts
+fi
+
+dd of=/etc/netns/container-1/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology tutorial; the names container-1 sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+172.18.0.2	container-1
+NSGEN_EOF
+
 # Start `nsgen echo-server --port 8000` in container-1, detached; output in /run/nsgen/tutorial/container-1.0.log; the `sh -c` in front records its pid in /run/nsgen/tutorial/container-1.0.pid and, when it ends, its exit status in /run/nsgen/tutorial/container-1.0.exit.
-begin 16 process:container-1:0
+begin 17 process:container-1:0
 rm -f /run/nsgen/tutorial/container-1.0.pid /run/nsgen/tutorial/container-1.0.exit /run/nsgen/tutorial/container-1.0.shim
 
 setsid ip netns exec container-1 sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/tutorial/container-1.0 nsgen echo-server --port 8000 >>/run/nsgen/tutorial/container-1.0.log 2>&1 </dev/null 9>&- &
 echo "$!" >/run/nsgen/tutorial/container-1.0.shim
 
 # Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
-begin 17 ready
+begin 18 ready
 wait_ready container-1 /run/nsgen/tutorial/container-1.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
 
 # Mark topology tutorial as completely up.
-begin 18 up
+begin 19 up
 touch /run/nsgen/tutorial/up
 }
 
@@ -630,7 +643,8 @@ if test -e /run/netns/container-1 && ! netns_ours tutorial container-1 /run/nsge
 if group_has_links 0x6e6bffe9 >/dev/null 2>&1 && ! group_ours 0x6e6bffe9 tutorial vethc1 >/dev/null 2>&1; then die 'a link in device group 0x6e6bffe9 (another topology'"'"'s name hashes alike: rename one) already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
 if has_link vethc1 && ! link_ours vethc1 0x6e6bffe9 tutorial >/dev/null 2>&1; then die 'link vethc1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
 if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1 && ! test -e /run/nsgen/tutorial/topology.json; then die 'iptables chain NSGEN-tutorial (table filter) already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
-if test -e /etc/netns/container-1 && ! grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then die 'directory /etc/netns/container-1 already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+if test -e /etc/netns/container-1/resolv.conf && ! grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/container-1/resolv.conf already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
+if test -e /etc/netns/container-1/hosts && ! grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/hosts >/dev/null 2>&1; then die 'file /etc/netns/container-1/hosts already exists and was not made by nsgen topology tutorial; nothing was changed'; fi
 
 # A batched setup starts from nothing: when the topology is already (or partly) up, say so.
 if test -e /run/nsgen/tutorial/up; then
@@ -725,11 +739,19 @@ undo_15() {
   fi || nsgen_failed=1
 }
 undo_16() {
+  if grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/container-1/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/container-1 && netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/container-1
+  fi || nsgen_failed=1
+}
+undo_17() {
   if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
     stop_processes container-1
   fi || nsgen_failed=1
 }
-undo_18() {
+undo_19() {
   rm -f /run/nsgen/tutorial/up || nsgen_failed=1
 }
 nsgen_begun=()

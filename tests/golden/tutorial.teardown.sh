@@ -22,6 +22,14 @@ if netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&
   stop_processes container-1
 fi || nsgen_failed=1
 
+# Remove the hosts file of container-1 (when nsgen wrote it) and its folder (when empty).
+if grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/hosts >/dev/null 2>&1; then
+  rm -f /etc/netns/container-1/hosts
+fi || nsgen_failed=1
+if test -d /etc/netns/container-1 && netns_ours tutorial container-1 /run/nsgen/tutorial/namespaces >/dev/null 2>&1; then
+  rmdir --ignore-fail-on-non-empty /etc/netns/container-1
+fi || nsgen_failed=1
+
 # Remove the resolv.conf of container-1 (when nsgen wrote it) and its folder (when empty).
 if grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then
   rm -f /etc/netns/container-1/resolv.conf
@@ -580,7 +588,8 @@ if [ "$nsgen_failed" -ne 0 ]; then
   if group_has_links 0x6e6bffe9 >/dev/null 2>&1 && group_ours 0x6e6bffe9 tutorial vethc1 >/dev/null 2>&1; then nsgen_say '  a link in device group 0x6e6bffe9 (another topology'"'"'s name hashes alike: rename one)'; fi
   if ip link show vethc1 >/dev/null 2>&1 && link_ours vethc1 0x6e6bffe9 tutorial >/dev/null 2>&1; then nsgen_say '  link vethc1'; fi
   if iptables -w -t filter -S NSGEN-tutorial >/dev/null 2>&1 && test -e /run/nsgen/tutorial/topology.json; then nsgen_say '  iptables chain NSGEN-tutorial (table filter)'; fi
-  if test -e /etc/netns/container-1 && grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then nsgen_say '  directory /etc/netns/container-1'; fi
+  if test -e /etc/netns/container-1/resolv.conf && grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/resolv.conf >/dev/null 2>&1; then nsgen_say '  file /etc/netns/container-1/resolv.conf'; fi
+  if test -e /etc/netns/container-1/hosts && grep -qF '# Written by nsgen for topology tutorial;' /etc/netns/container-1/hosts >/dev/null 2>&1; then nsgen_say '  file /etc/netns/container-1/hosts'; fi
   die 'its state directory /run/nsgen/tutorial is kept: run the teardown again to finish the job'
 fi
 nsgen_say 'topology tutorial is down'
