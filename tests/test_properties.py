@@ -177,8 +177,14 @@ def run_traced(sandbox, tmp_path, plan) -> list[tuple[str, ...]]:
     background = sum(1 for s in plan.steps for c in s.commands if c.argv[0] == "setsid")
     wait_for_background_calls(sandbox, log, background)
     sandbox.run(["rm", "-rf", "/run/nsgen", "/etc/netns"], check=False)
+    # iptables-restore is not traced: the rules it loaded are real, and one example's published
+    # ports would be another's "already published by topology ..." (the sandbox outlives an example)
+    sandbox.run(["sh", "-c", FLUSH_FIREWALL], check=False)
     probes = {p for s in plan.steps for p in s.probe}
     return [argv for argv in traced_argv(log.read_bytes()) if argv not in probes and not looks(argv)]
+
+
+FLUSH_FIREWALL = "for c in iptables ip6tables; do for t in filter nat raw mangle; do $c -t $t -F; $c -t $t -X; done; done"
 
 
 def looks(argv: tuple[str, ...]) -> bool:
