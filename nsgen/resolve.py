@@ -1034,7 +1034,7 @@ def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: 
 
 
 def _sysctls(value: Any, path: str, problems: Problems) -> tuple[tuple[str, str], ...]:
-    """A container's own sysctls: net.* keys (what belongs to its network namespace), each a value without blanks."""
+    """A container's own sysctls: net.* keys (what belongs to its network namespace), each a value on one line."""
     result = []
     for key, item in _mapping(value, path, problems).items():
         where = f"{path}.{_k(key)}"
@@ -1045,10 +1045,10 @@ def _sysctls(value: Any, path: str, problems: Problems) -> tuple[tuple[str, str]
                                 "any other is the whole host's")
         elif isinstance(item, bool) or not isinstance(item, (str, int, float)):
             problems.add(where, f"must be a string or a number, got {_show(item)}")
-        elif not str(item) or any(ch.isspace() or ch == "\0" for ch in str(item)):
-            problems.add(where, f"{_show(item)} must be a value without blanks, newlines or NUL (one word or number)")
+        elif not str(item).strip() or any(ch in "\n\r\0" for ch in str(item)):
+            problems.add(where, f"{_show(item)} must be a value on one line, without NUL (a number, a word, or words like '0 2147483647')")
         else:
-            result.append((key, str(item)))
+            result.append((key, " ".join(str(item).split())))  # as the kernel reads it: words apart
     return tuple(result)
 
 

@@ -149,7 +149,7 @@ HOSTNAME = {"type": "string", "maxLength": models.HOSTNAME_MAX,
             "pattern": rf"^{models.HOSTNAME_LABEL_RE.pattern}(\.{models.HOSTNAME_LABEL_RE.pattern})*$",
             "not": {"enum": list(models.LOCALHOST_NAMES)}}
 SYSCTL_KEY_PATTERN = r"^net(\.[a-z0-9_-]+)+$"  # models.SYSCTL_KEY_RE, under net.
-NO_BLANKS = r"^[^\s]+$"
+ONE_LINE = r"^[^\n\r\x00]*\S[^\n\r\x00]*$"  # words apart, no newline or NUL
 
 
 def _process() -> dict[str, Any]:
@@ -219,9 +219,9 @@ def _container() -> dict[str, Any]:
             "sysctls": {
                 "type": ["object", "null"],
                 "description": "net.* sysctls set inside the container's namespace only (the host keeps its own): "
-                               "key: value, a value without blanks.",
+                               "key: value, a value on one line (words apart, like \"0 2147483647\").",
                 "propertyNames": {"pattern": SYSCTL_KEY_PATTERN},
-                "additionalProperties": {"anyOf": [{"type": "string", "pattern": NO_BLANKS}, {"type": "number"}]},
+                "additionalProperties": {"anyOf": [{"type": "string", "pattern": ONE_LINE}, {"type": "number"}]},
             },
         },
         required=["networks"],

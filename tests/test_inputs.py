@@ -80,8 +80,7 @@ EXTRA = [
     ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {kernel.pid_max: 100}", "containers.container-1.sysctls.kernel.pid_max: 'kernel.pid_max' is not a net.* sysctl: only those belong to the container's network namespace; any other is the whole host's"),
     ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net.ipv4.IP_forward: 1}", "containers.container-1.sysctls.net.ipv4.IP_forward: 'net.ipv4.IP_forward' is not a sysctl key: dotted words of a-z, 0-9, '_' and '-' (like net.ipv4.ip_forward)"),
     ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net/ipv4/ip_forward: 1}", "containers.container-1.sysctls.net/ipv4/ip_forward: 'net/ipv4/ip_forward' is not a sysctl key: dotted words of a-z, 0-9, '_' and '-' (like net.ipv4.ip_forward)"),
-    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net.ipv4.ping_group_range: '0 1'}", "containers.container-1.sysctls.net.ipv4.ping_group_range: '0 1' must be a value without blanks, newlines or NUL (one word or number)"),
-    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net.ipv4.ip_forward: \"1\\n\"}", "containers.container-1.sysctls.net.ipv4.ip_forward: '1\\n' must be a value without blanks, newlines or NUL (one word or number)"),
+    ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net.ipv4.ip_forward: \"1\\n\"}", "containers.container-1.sysctls.net.ipv4.ip_forward: '1\\n' must be a value on one line, without NUL (a number, a word, or words like '0 2147483647')"),
     ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: {net.ipv4.ip_forward: true}", "containers.container-1.sysctls.net.ipv4.ip_forward: must be a string or a number, got True"),
     ("    dns: [1.1.1.1]", "    dns: [1.1.1.1]\n    sysctls: [net.ipv4.ip_forward=1]", "containers.container-1.sysctls: must be a mapping (key: value), got list ['net.ipv4.ip_forward=1']"),
     # a process's environment, user and working directory

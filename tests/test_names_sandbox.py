@@ -48,7 +48,7 @@ containers:
       - [sleep, "600"]
   db:
     networks: [back]
-    sysctls: {{net.ipv4.icmp_echo_ignore_all: 1, net.ipv4.ip_forward: "1"}}
+    sysctls: {{net.ipv4.icmp_echo_ignore_all: 1, net.ipv4.ip_forward: "1", net.ipv4.ping_group_range: "0  2147483647"}}
   solo:
     networks: [side]
 """
@@ -99,11 +99,13 @@ def test_containers_reach_each_other_by_name_and_processes_run_as_told(sandbox, 
     assert inside(sb, "web", "net.ipv4.ip_unprivileged_port_start") == "80"
     assert inside(sb, "db", "net.ipv4.ip_forward") == "1" and inside(sb, "db", "net.ipv4.icmp_echo_ignore_all") == "1"
     assert inside(sb, "app", "net.ipv4.icmp_echo_ignore_all") == "0"
+    assert inside(sb, "db", "net.ipv4.ping_group_range").split() == ["0", "2147483647"]  # a value of two words, as Docker sets it
     assert sb.run(["cat", "/proc/sys/net/ipv4/icmp_echo_ignore_all"]).stdout.strip() == host_ping_ignore
     assert not ping(sb, "app", "db", tries=1, wait="1") and ping(sb, "db", "api")  # db answers no ping, but pings
     checked = sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False)
     assert checked.returncode == 0, checked.stdout
     assert "PASS  sysctl     db: net.ipv4.icmp_echo_ignore_all = 1" in checked.stdout
+    assert "PASS  sysctl     db: net.ipv4.ping_group_range = 0 2147483647" in checked.stdout
     assert "PASS  file       /etc/netns/app/hosts names what app may reach by name" in checked.stdout
     if mode == "run":  # drift: a sysctl changed inside, a hosts file edited
         sb.in_ns("web", ["sysctl", "-q", "-w", "net.ipv4.ip_unprivileged_port_start=1024"])

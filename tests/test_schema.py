@@ -129,7 +129,7 @@ BROKEN = {
     "aliases not a list": changed(TUTORIAL, f"{ATT}/aliases", "api"),
     "sysctl of the host": changed(TUTORIAL, f"{C1}/sysctls", {"kernel.pid_max": "100"}),
     "sysctl key in capitals": changed(TUTORIAL, f"{C1}/sysctls", {"net.ipv4.IP_forward": 1}),
-    "sysctl value with a blank": changed(TUTORIAL, f"{C1}/sysctls", {"net.ipv4.ping_group_range": "0 1"}),
+    "sysctl value on two lines": changed(TUTORIAL, f"{C1}/sysctls", {"net.ipv4.ping_group_range": "0\n1"}),
     "sysctl value a list": changed(TUTORIAL, f"{C1}/sysctls", {"net.ipv4.ip_forward": [1]}),
     "environment name with a dash": changed(TUTORIAL, f"{C1}/processes", [{"command": "sleep 1", "environment": {"A-B": "x"}}]),
     "environment value a list": changed(TUTORIAL, f"{C1}/processes", [{"command": "sleep 1", "environment": {"A": ["x"]}}]),
