@@ -116,6 +116,8 @@ class Environment(NamedTuple):
     group: Callable[[str], int | None] = lambda name: host_group(name)  # the gid of a group name or gid
     is_dir: Callable[[str], bool] = os.path.isdir
     hostname: Callable[[], str] = lambda: host_name()
+    # what keeps uid:gid from running a program (a path on the way it may not pass), None: nothing
+    closed_to: Callable[[str, int, int], str | None] = lambda path, uid, gid: closed_to(path, uid, gid)
 
     def nsgen_command(self) -> tuple[str, ...]:
         if self.nsgen_argv is not None:
@@ -124,6 +126,48 @@ class Environment(NamedTuple):
         if found:
             return (found,)
         return (sys.executable, "-m", "nsgen")
+
+
+def closed_to(program: str, uid: int, gid: int) -> str | None:
+    """Why uid:gid (with the user's groups) cannot run `program`, an absolute path: the first
+    directory on the way it may not pass, the file it may not run (or, a script, read), or the
+    same for the interpreter a `#!` line names. None when nothing stands in the way (or for root)."""
+    import pwd
+
+    if uid == 0:
+        return None
+    try:
+        groups = set(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
+    except (KeyError, OSError):
+        groups = {gid}
+
+    def may(path: str, bits: int) -> bool:  # bits: of "other" (1 run or pass, 4 read)
+        info = os.stat(path)
+        shift = 6 if info.st_uid == uid else 3 if info.st_gid in groups else 0
+        return info.st_mode >> shift & bits == bits
+
+    what = ""
+    for depth in range(2):  # the program, and the interpreter of a script
+        real = os.path.realpath(program)
+        try:
+            parts = real.split("/")
+            for i in range(1, len(parts) - 1):
+                folder = "/".join(parts[: i + 1]) or "/"
+                if not may(folder, 1):
+                    return f"{what}the directory {folder} is closed to it"
+            with open(real, "rb") as f:
+                head = f.read(128)
+            script = head.startswith(b"#!")
+            if not may(real, 5 if script else 1):
+                return f"{what}{real} is not {'readable and executable' if script else 'executable'} by it"
+        except OSError:
+            return None  # gone or unreadable even to nsgen: the setup says what the kernel says
+        words = head[2:].split(b"\n")[0].split()
+        if not script or not words or depth:
+            return None
+        program = os.fsdecode(words[0])
+        what = f"its interpreter {program}: "
+    return None
 
 
 def host_name() -> str:

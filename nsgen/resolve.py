@@ -402,6 +402,11 @@ def _processes(value: Any, path: str, problems: Problems, env: Environment) -> t
             continue
         wait = _ready(ready, f"{base}.ready", problems, env) if ready is not None else _implied_ready(argv, env)
         seconds = _timeout(timeout, f"{base}.ready_timeout", problems)
+        if how is not None and how[1] is not None and env.programs_required and argv[0].startswith("/"):
+            closed = env.closed_to(argv[0], how[1][0], how[1][1])
+            if closed:
+                problems.add(f"{base}.user", f"user {_show(options['user'])} cannot run {argv[0]}: {closed}")
+                continue
         if wait is not None and seconds is not None and how is not None:
             result.append(Process(argv, wait, seconds, environment=how[0], user=how[1], working_dir=how[2]))
     return tuple(result)
