@@ -122,6 +122,7 @@ containers:
     networks:
       front: {address: [10.88.0.2, "fd00:88::2"], mac_address: "02:00:00:00:88:02"}
       back: {address: [10.89.0.2, "fd00:89::2"], mac_address: "02:00:00:00:89:02"}
+    sysctls: {net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: 1}   # a router: it forwards both families
   client:
     networks: [front]
   server:
@@ -140,13 +141,15 @@ def test_routes_through_a_router_container(sandbox, tmp_path, mode):
     assert [r["dst"] for r in routes(sb, "router", "-4") if r.get("gateway") in ("10.88.0.2", "10.89.0.2")] == []
     assert any(r["dst"] == "10.89.0.0/16" and r["gateway"] == "10.88.0.2" and r["dev"] == "eth0" for r in routes(sb, "client", "-4"))
     assert any(r["dst"] == "fd00:88::/64" and r["gateway"] == "fd00:89::2" and r["dev"] == "eth0" for r in routes(sb, "server", "-6"))
-    # without forwarding in the router, nothing crosses
-    assert sb.run(["ip", "netns", "exec", "client", "ping", "-c", "1", "-W", "1", "10.89.0.3"], check=False).returncode != 0
-    sb.run(["ip", "netns", "exec", "router", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
-    for dev in ("eth0", "eth1"):  # an IPv6 router asks for the neighbours it forwards to from a link-local address
-        sb.run(["ip", "-n", "router", "addr", "add", "fe80::1/64", "dev", dev, "nodad"])
+    # the router forwards IPv6 (its own sysctls): it has a link-local address to ask for neighbours from
+    assert "fe80::2/64" in sb.run(["ip", "-n", "router", "-6", "addr", "show", "dev", "eth0"]).stdout
+    assert "inet6 fe80" not in sb.run(["ip", "-n", "client", "-6", "addr", "show", "dev", "eth0"]).stdout
     assert ping(sb, "client", "10.89.0.3") and ping(sb, "server", "10.88.0.3")
     assert ping(sb, "client", "fd00:89::3") and ping(sb, "server", "fd00:88::3")
+    # without forwarding in the router, nothing crosses
+    sb.run(["ip", "netns", "exec", "router", "sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"])
+    assert sb.run(["ip", "netns", "exec", "client", "ping", "-c", "1", "-W", "1", "10.89.0.3"], check=False).returncode != 0
+    sb.run(["ip", "netns", "exec", "router", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
     # the server sees the client's own address (routed, not masqueraded): its neighbour is the router's MAC
     assert "lladdr 02:00:00:00:89:02" in sb.run(["ip", "-n", "server", "neigh", "show", "10.89.0.2"]).stdout
     assert "lladdr 02:00:00:00:88:02" in sb.run(["ip", "-n", "client", "neigh", "show", "10.88.0.2"]).stdout

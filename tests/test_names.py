@@ -138,3 +138,29 @@ containers:
 """)
     c = t.containers["c"]
     assert (c.attachments[0].aliases, c.sysctls, prefix(c.processes[0])) == ((), (), ())
+
+
+def test_a_container_that_forwards_ipv6_gets_a_link_local_address_on_each_ipv6_interface():
+    from nsgen.plan.addressing import router_link_local
+    from tests.helpers import plan_of
+
+    text = """name: r
+networks:
+  a: {subnet: [10.1.0.0/24, "fd00:1::/64"]}
+  b: {subnet: "fd00:2::/64", gateway: "fd00:2::9"}
+  c: {subnet: 10.3.0.0/24}
+containers:
+  router:
+    networks: {a: {}, b: {address: "fd00:2::1"}, c: {}}
+    sysctls: {net.ipv6.conf.all.forwarding: 1}
+  host1:
+    networks: [a]
+    sysctls: {net.ipv6.conf.all.forwarding: 0}
+"""
+    plan = plan_of(text)
+    t = plan.topology
+    router, host1 = t.containers["router"], t.containers["host1"]
+    assert [router_link_local(router, a) for a in router.attachments] == ["fe80::2/64", "fe80::ffff:ffff:ffff:fffe/64", None]
+    assert router_link_local(host1, host1.attachments[0]) is None
+    step = next(s for s in plan.steps if s.id == "addr:router:a")
+    assert ("ip", "-n", "router", "addr", "replace", "fe80::2/64", "dev", "eth0", "nodad") in [c.argv for c in step.commands]

@@ -6,6 +6,7 @@ Each container's steps are contiguous, so that they run as one batch inside it."
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
 
 from nsgen.plan.builder import Builder, with_prefix
@@ -36,18 +37,34 @@ def inside(b: Builder) -> None:
             _static_routes(b, c, a)
 
 
+def router_link_local(c: Container, a: Attachment) -> str | None:
+    """The link-local address of a container's interface when the container forwards IPv6 there (its
+    own sysctls say so): a router asks for the neighbours it forwards to from a link-local address,
+    and nsgen's interfaces get none of their own. Its interface identifier is that of the
+    interface's IPv6 address, unique on the link; the host holds fe80::1 there."""
+    keys = ("net.ipv6.conf.all.forwarding", f"net.ipv6.conf.{a.interface}.forwarding")
+    if a.address6 is None or not any(k in keys and v.strip() != "0" for k, v in c.sysctls):
+        return None
+    iid = int(a.address6) & (2**64 - 1)
+    return f"{ipaddress.IPv6Address((0xFE80 << 112) | (iid if iid > 1 else 2**64 - 2))}/64"
+
+
 def _addresses(b: Builder, c: Container, a: Attachment) -> None:
     shown = " and ".join(with_prefix(address, n) for address, n, _g in a.addresses)
     six = " without duplicate address detection" if a.address6 else ""
+    router = router_link_local(c, a)
+    lone = (f"(and the link-local {router}: {c.name} forwards IPv6, and asks for the neighbours it forwards to from it)"
+            if router else "(and no IPv6 link-local one)")
     b.add(
         Step(
             id=f"addr:{c.name}:{a.network}",
             section="Inside the containers",
             summary=f"Give {a.interface} in {c.name} the address{'es' if len(a.addresses) > 1 else ''} {shown}{six} "
-            "(and no IPv6 link-local one) and bring it up.",
+            f"{lone} and bring it up.",
             commands=(
                 *(C("ip", "-n", c.name, "addr", "replace", with_prefix(address, n), "dev", a.interface,
                     *(("nodad",) if address.version == 6 else ())) for address, n, _g in a.addresses),
+                *((C("ip", "-n", c.name, "addr", "replace", router, "dev", a.interface, "nodad"),) if router else ()),
                 C("ip", "-n", c.name, "link", "set", a.interface, *no_link_local(b.t.networks[a.network]), "up"),
             ),
             group=f"container:{c.name}",
