@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -496,6 +497,50 @@ def ip6tables_undo(text: str) -> Result:
 UNDO: dict[str, Callable[[str], Result]] = {"iptables_undo": iptables_undo, "ip6tables_undo": ip6tables_undo}
 
 
+def nft_ours(table: str, tag: str) -> bool:
+    """Whether the inet table `table` is there and carries the topology's comment `tag`."""
+    listed = _run(("nft", "list", "table", "inet", table))
+    return listed.returncode == 0 and f'\tcomment "{tag}"' in listed.stdout.splitlines()
+
+
+def nft_undo(table: str, tag: str) -> Result:
+    """Delete the inet table `table` in one transaction when it is the topology's own (it carries
+    the comment `tag`); one that is gone is no error, one that someone else made is left alone."""
+    listed = _run(("nft", "list", "table", "inet", table))
+    if listed.returncode != 0:
+        if "No such file or directory" in listed.stderr:
+            return Result(0)
+        return Result(1, "", f"nft list table inet {table}: {listed.stderr.strip() or 'failed'}")
+    if f'\tcomment "{tag}"' not in listed.stdout.splitlines():
+        return Result(0, "", f"nftables table inet {table} does not carry the comment {tag}: it is not nsgen's, and is left alone")
+    deleted = _run(("nft", "delete", "table", "inet", table))
+    if deleted.returncode != 0 and "No such file or directory" not in deleted.stderr:
+        return Result(1, "", f"nft delete table inet {table}: {deleted.stderr.strip() or 'failed'}")
+    return Result(0)
+
+
+def forward_pass(action: str, tool: str, tag: str, mark: str) -> Result:
+    """add: where `tool` (iptables or ip6tables) is installed and its FORWARD chain can drop (a
+    policy other than ACCEPT, or rules), insert at its top one rule that accepts the packets nsgen's
+    nftables table marked (`mark`); del: remove that rule wherever it is. Nothing to do without `tool`."""
+    if not shutil.which(tool):
+        return Result(0)
+    rule = ("FORWARD", "-m", "mark", "--mark", f"{mark}/{mark}", "-m", "comment", "--comment", tag, "-j", "ACCEPT")
+    if action == "del":
+        while _run((tool, "-w", "-C", *rule)).returncode == 0:
+            gone = _run((tool, "-w", "-D", *rule))
+            if gone.returncode != 0:
+                return Result(1, "", f"{tool} -D {' '.join(rule)}: {gone.stderr.strip() or 'failed'}")
+        return Result(0)
+    listed = _run((tool, "-w", "-S", "FORWARD"))
+    if listed.returncode != 0 or listed.stdout.strip() == "-P FORWARD ACCEPT" or _run((tool, "-w", "-C", *rule)).returncode == 0:
+        return Result(0)
+    added = _run((tool, "-w", "-I", rule[0], "1", *rule[1:]))
+    if added.returncode != 0:
+        return Result(1, "", f"{tool} -I FORWARD 1: {added.stderr.strip() or 'failed'}")
+    return Result(0)
+
+
 def conntrack_flush(protocol: str, *ports: str) -> Result:
     """Delete the connection-tracking entries, IPv4 and IPv6, whose original destination port is
     one of `ports`. None found is no error; nor is a host without IPv6 (no /proc/net/if_inet6:
@@ -862,6 +907,7 @@ def probes(host: Host) -> dict[str, Callable[..., bool]]:
         "netns_ours": netns_ours,
         "state_ours": state_ours,
         "process_alive": process_alive,
+        "nft_ours": nft_ours,
     }
 
 
@@ -870,6 +916,8 @@ def commands(host: Host) -> dict[str, Callable[..., Result]]:
         "stop_processes": stop_processes,
         "delete_links": host.delete_links,
         "conntrack_flush": conntrack_flush,
+        "nft_undo": nft_undo,
+        "forward_pass": forward_pass,
         "state_ok": state_ok,
         "subnets_free": lambda *args: subnets_free(host, *args),
         "ports_free": ports_free,

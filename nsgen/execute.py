@@ -443,7 +443,7 @@ def _host_checks(plan: Plan, runner: Runner, progress: Progress) -> None:
             raise PreflightError(f"{step.resource} already exists and was not made by nsgen topology {plan.name}; nothing was changed")
 
 
-_PURE = ("test", "!", "group_has_links", "netns_ours", "link_ours", "group_ours")  # guards without side effects
+_PURE = ("test", "!", "group_has_links", "netns_ours", "link_ours", "group_ours", "nft_ours")  # guards without side effects
 
 
 def _pure(cmd: Command) -> bool:

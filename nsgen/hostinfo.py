@@ -116,6 +116,8 @@ class Environment(NamedTuple):
     group: Callable[[str], int | None] = lambda name: host_group(name)  # the gid of a group name or gid
     is_dir: Callable[[str], bool] = os.path.isdir
     hostname: Callable[[], str] = lambda: host_name()
+    # the firewall backend of a topology that names none (NSGEN_FIREWALL, else iptables)
+    default_firewall: Callable[[], str] = lambda: os.environ.get("NSGEN_FIREWALL") or "iptables"
     # what keeps uid:gid from running a program (a path on the way it may not pass), None: nothing
     closed_to: Callable[[str, int, int], str | None] = lambda path, uid, gid: closed_to(path, uid, gid)
 

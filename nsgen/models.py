@@ -20,6 +20,7 @@ TOPOLOGY_NAME_MAX = 20  # the per-topology chain NSGEN-<name> must fit iptables'
 NAMESPACE_NAME_MAX = 64
 NETWORK_NAME_MAX = 64
 DRIVERS = ("bridge", "veth", "macvlan", "ipvlan")
+FIREWALLS = ("iptables", "nftables", "auto")  # host.firewall: auto picks one of the others on the machine that renders or runs
 DIRECT_DRIVERS = ("macvlan", "ipvlan")  # containers on a host interface's own LAN: the host is not their router
 PROTOCOLS = ("tcp", "udp", "sctp")
 BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel
@@ -242,6 +243,8 @@ class Container(NamedTuple):
 class Host(NamedTuple):
     ip_forward: bool
     persist: bool
+    firewall: str = "iptables"  # the backend the rules are written for: iptables or nftables (auto is resolved)
+    firewall_why: str = ""  # why auto chose it, said in the script's header and by nsgen run; "": the topology named it
 
 
 class Topology(NamedTuple):
@@ -281,7 +284,7 @@ NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge
 CONTAINER_KEYS = {"networks", "dns", "processes", "ports", "sysctls"}
 ATTACHMENT_KEYS = {"address", "interface", "host_interface", "mac_address", "aliases"}
 ROUTE_KEYS = {"destination", "gateway"}
-HOST_KEYS = {"ip_forward", "persist"}
+HOST_KEYS = {"ip_forward", "persist", "firewall"}
 PROCESS_KEYS = {"command", "ready", "ready_timeout", "environment", "user", "working_dir"}
 HOSTNAME_MAX = 253  # RFC 1123: a name of labels of at most 63 characters each
 HOSTNAME_LABEL_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")

@@ -63,6 +63,16 @@ def rule_tag(topology: str) -> str:
     return f"nsgen:{topology}"
 
 
+def nft_table(topology: str) -> str:
+    """The topology's own nftables table (family inet) with the nftables backend."""
+    return f"nsgen-{topology}"
+
+
+# The mark the nftables backend gives the forwarded packets it accepts: one iptables rule of
+# nsgen's own accepts them in a FORWARD chain that would drop them (Docker's, ufw's).
+FORWARD_MARK = "0x00010000"
+
+
 def chain_name(topology: str) -> str:
     """The topology's own chain, in filter (from FORWARD) and in nat (published ports); iptables allows 28 characters."""
     return f"NSGEN-{topology}"

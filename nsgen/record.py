@@ -59,9 +59,15 @@ def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=True, separators=(", ", ": "))
 
 
+def _host(host: Any) -> list:
+    """The host settings a plan is compiled from (the backend only when it is not the default,
+    so a topology's digest is what it was before nftables; why auto chose it is no part of the plan)."""
+    return [host.ip_forward, host.persist, *([host.firewall] if host.firewall != "iptables" else [])]
+
+
 def digest(topology: Any) -> str:
     """Sixteen hex digits that change whenever anything the plan is compiled from changes."""
-    body = _dump({"name": topology.name, "host": list(topology.host), "networks": [_network(n) for n in topology.networks.values()],
+    body = _dump({"name": topology.name, "host": _host(topology.host), "networks": [_network(n) for n in topology.networks.values()],
                   "containers": [_container(c) for c in topology.containers.values()],
                   **({"hostname": topology.hostname} if topology.hostname else {})})
     return hashlib.sha256(body.encode()).hexdigest()[:16]
@@ -77,7 +83,7 @@ def text(topology: Any, value: str | None = None) -> str:
     (`value`: the topology's digest, when it is known already)."""
     t = topology
     named = f' "hostname": {_dump(t.hostname)},' if t.hostname else ""
-    head = f'{{"format": {FORMAT}, {digest_line(value or digest(t))}, "name": {_dump(t.name)}, "host": {_dump(t.host._asdict())},{named}'
+    head = f'{{"format": {FORMAT}, {digest_line(value or digest(t))}, "name": {_dump(t.name)}, "host": {_dump(_encode(t.host))},{named}'
     nets = ",\n".join(f"  {_dump(_network(n))}" for n in t.networks.values())
     boxes = ",\n".join(f"  {_dump(_container(c))}" for c in t.containers.values())
     return f'{head}\n"networks": [\n{nets}\n],\n"containers": [\n{boxes}\n]}}\n'

@@ -24,6 +24,7 @@ from nsgen.models import (
     DIRECT_DRIVERS,
     DRIVERS,
     ENV_NAME_RE,
+    FIREWALLS,
     HOST_KEYS,
     HOSTNAME_LABEL_RE,
     HOSTNAME_MAX,
@@ -599,7 +600,7 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
 
     drafts = _resolve_networks(data.get("networks"), name or "", problems, env)
     containers = _resolve_containers(data.get("containers"), drafts, name or "", problems, env)
-    host = _resolve_host(data.get("host"), drafts, problems)
+    host = _resolve_host(data.get("host"), drafts, problems, env)
     _check_host_names(drafts, containers, problems)
     _check_host_routes(drafts, containers, env, problems)
     allocated = _allocate(drafts, containers, problems, env)
@@ -1399,7 +1400,7 @@ def _first_free(cursor: Any, gateway: IPAddress, used: dict[IPAddress, str]) -> 
     return None
 
 
-def _resolve_host(value: Any, drafts: dict[Any, _NetworkDraft], problems: Problems) -> Host:
+def _resolve_host(value: Any, drafts: dict[Any, _NetworkDraft], problems: Problems, env: Environment) -> Host:
     raw = _mapping(value, "host", problems)
     _check_keys(raw, HOST_KEYS, "host", problems)
     forward = raw.get("ip_forward", "auto")
@@ -1412,4 +1413,24 @@ def _resolve_host(value: Any, drafts: dict[Any, _NetworkDraft], problems: Proble
         problems.add("host.ip_forward", f"{_show(forward)} must be auto, true or false")
         ip_forward = needs
     persist = _bool(raw.get("persist"), "host.persist", problems, False)
-    return Host(ip_forward=ip_forward, persist=persist)
+    firewall, why = _firewall(raw, problems, env)
+    return Host(ip_forward=ip_forward, persist=persist, firewall=firewall, firewall_why=why)
+
+
+def _firewall(raw: dict, problems: Problems, env: Environment) -> tuple[str, str]:
+    """The firewall backend and, when auto chose it, why. Without host.firewall, NSGEN_FIREWALL
+    names the default (iptables without it)."""
+    given, path = raw.get("firewall"), "host.firewall"
+    if given is None:
+        given, path = env.default_firewall(), "host.firewall (from NSGEN_FIREWALL)"
+    if given not in FIREWALLS:
+        problems.add(path, f"{_show(given)} must be one of {', '.join(FIREWALLS)}")
+        return "iptables", ""
+    if given != "auto":
+        return given, ""
+    nft, iptables = env.which("nft"), env.which("iptables")
+    if nft and not iptables:
+        return "nftables", "firewall: auto chose nftables: nft is installed and iptables is not"
+    if iptables:
+        return "iptables", "firewall: auto chose iptables: iptables is installed" + (" (nft too)" if nft else "")
+    return "iptables", "firewall: auto chose iptables: neither nft nor iptables is installed (setup will say which package to install)"

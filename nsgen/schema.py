@@ -237,6 +237,10 @@ def _host() -> dict[str, Any]:
             "persist": {"type": "boolean", "default": False,
                         "description": "Also keep forwarding on after a reboot (/etc/sysctl.d), and allow "
                                        "`nsgen render --systemd`: a unit that brings the topology up at boot."},
+            "firewall": {"enum": list(models.FIREWALLS), "default": "iptables",
+                         "description": "The firewall backend: iptables (the tutorial's), nftables (one inet table nsgen-<name>, "
+                                        "published ports in maps), or auto (nftables where nft is installed and iptables is not). "
+                                        "Without it, $NSGEN_FIREWALL, else iptables."},
         },
     )
     schema["type"] = ["object", "null"]

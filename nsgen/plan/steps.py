@@ -32,6 +32,9 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "iptables_undo": ("iptables", "iptables-restore"),
     "ip6tables_undo": ("ip6tables", "ip6tables-restore"),
     "conntrack_flush": ("conntrack",),
+    "nft_ours": ("nft",),
+    "nft_undo": ("nft",),
+    "forward_pass": (),  # iptables or ip6tables, where installed (nothing to do without them)
     "state_ok": (),
     "state_ours": (),
     "subnets_free": ("ip",),
@@ -45,7 +48,7 @@ PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptable
             "iptables-save": "iptables",
             "ip6tables": "iptables", "ip6tables-restore": "iptables", "ip6tables-save": "iptables",
             "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
-            "setsid": "util-linux", "setpriv": "util-linux", "conntrack": "conntrack"}
+            "setsid": "util-linux", "setpriv": "util-linux", "conntrack": "conntrack", "nft": "nftables"}
 # Programs every system has (coreutils, grep, findutils): not listed among a plan's tools.
 BASIC = {"test", "!", "install", "rm", "rmdir", "mkdir", "cp", "cmp", "grep", "touch", "stat", "find", "sh", "dd"}
 
@@ -223,7 +226,9 @@ _TITLES = {
     "route6": "IPv6 default route of {0}", "routes": "static routes of {0} on {1}", "ip_forward": "forwarding on",
     "sysctls": "sysctls of {0}", "hosts": "names seen in {0}",
     "ipv6_forwarding": "IPv6 forwarding on", "ipv6_forwarding:persist": "IPv6 forwarding at boot", "firewall6": "{0} rules (IPv6)",
-    "ip_forward:persist": "forwarding at boot", "firewall": "{0} rules", "conntrack:published": "forget the UDP flows of published ports",
+    "ip_forward:persist": "forwarding at boot", "firewall": "{0} rules", "nftables": "nftables table",
+    "firewall:pass": "iptables FORWARD lets marked packets through", "firewall6:pass": "ip6tables FORWARD lets marked packets through",
+    "conntrack:published": "forget the UDP flows of published ports",
     "conntrack:unpublished": "forget the UDP flows of unpublished ports", "route_localnet": "route_localnet on {0}", "dns": "resolver of {0}",
     "process": "start process {1} in {0}", "ready": "wait until the processes are ready", "up": "mark the topology up",
 }
@@ -244,6 +249,9 @@ _UNDONE = {
     "ipv6_forwarding": "No longer count topology {name} among the users of IPv6 forwarding.",
     "firewall6": "Remove the {0} rules (IPv6) of topology {name}, in one transaction (rule by rule when that fails).",
     "firewall": "Remove the {0} rules of topology {name}, in one transaction (rule by rule when that fails).",
+    "firewall:pass": "Remove nsgen's rule from iptables' FORWARD chain (when it is there).",
+    "firewall6:pass": "Remove nsgen's rule from ip6tables' FORWARD chain (when it is there).",
+    "nftables": "Delete the nftables table of topology {name} (when it is nsgen's), in one transaction.",
     "conntrack:unpublished": "Forget the connection-tracking entries of the UDP ports that are no longer published.",
     "dns": "Remove the resolv.conf of {0} (when nsgen wrote it) and its folder (when empty).",
     "hosts": "Remove the hosts file of {0} (when nsgen wrote it) and its folder (when empty).",

@@ -1,11 +1,12 @@
-"""The firewall's steps: the rules (rules.py) of each family, written by a backend (iptables.py),
-and what goes with them (route_localnet, forgetting UDP flows)."""
+"""The firewall's steps: the rules (rules.py) of each family, written by the topology's backend
+(iptables.py: a table and family a step; nftables.py: one table for everything), and what goes
+with them (route_localnet, forgetting UDP flows)."""
 
 from __future__ import annotations
 
 from nsgen.names import chain_name
 from nsgen.plan.builder import Builder
-from nsgen.plan.firewall import iptables
+from nsgen.plan.firewall import iptables, nftables
 from nsgen.plan.firewall.rules import Table, filter_rules, nat_rules, published, raw, udp_published
 from nsgen.plan.steps import B, Requirement, Step, set_sysctl
 
@@ -15,17 +16,27 @@ def build(b: Builder) -> None:
     if not devs:
         return
     _outbound_requirements(b, devs)
-    chain, versions = chain_name(b.t.name), b.versions()
+    versions, nft = b.versions(), b.t.host.firewall == "nftables"
+    # the chains the rules jump to: the topology's own iptables chain, or the table's own chains
+    chains = (nftables.OWN["filter"], nftables.OWN["nat"]) if nft else (chain_name(b.t.name),) * 2
     _sctp(b)
     udp = udp_published(b.t)
-    _add(b, [raw(v) for v in versions])
-    if udp:
-        _conntrack(b, udp, before_nat=True)
+    tables: list[Table | None] = [raw(v) for v in versions]
     localnet: list[tuple[str, str]] = []
     for v in versions:  # a family's tables side by side: one ip(6)tables-restore loads them, one removes them
-        table, local = nat_rules(b.t, devs, v, chain)
-        _add(b, [filter_rules(b.t, devs, v, chain), table])
+        table, local = nat_rules(b.t, devs, v, chains[1])
+        tables += [filter_rules(b.t, devs, v, chains[0]), table]
         localnet += local
+    if not nft:
+        _add(b, tables[:len(versions)])
+    if udp:
+        _conntrack(b, udp, before_nat=True)
+    if nft:
+        b.add(nftables.step([t for t in tables if t is not None], b.t.name))
+        for v in versions:
+            b.add(nftables.forward_pass(v, b.t.name))
+    else:
+        _add(b, tables[len(versions):])
     # in the nat rules' wake: route_localnet for the devices that carry connections from 127.0.0.1
     for net_name, dev in localnet:
         _route_localnet(b, net_name, dev)
@@ -44,6 +55,8 @@ def _sctp(b: Builder) -> None:
             (("test", "-d", "/proc/net/sctp"), ("modprobe", "-q", "sctp")),
             f"published port {sctp[0].spec} needs SCTP, which this kernel does not have (no /proc/net/sctp, and modprobe finds "
             "no sctp module); nothing was changed"))
+        if b.t.host.firewall == "nftables":  # nft's `sctp dport` reads the header itself: no match to load
+            return
         # the rules' `-p sctp --dport` is iptables' sctp match (listed once loaded, or loaded by modprobe)
         b.requirements.append(Requirement(
             (("grep", "-qx", "sctp", "/proc/net/ip_tables_matches"), ("modprobe", "-q", "xt_sctp")),
