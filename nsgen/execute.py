@@ -529,6 +529,8 @@ def setup(plan: Plan, runner: Runner | None = None, progress: Progress | None = 
     runner = runner or SubprocessRunner()
     progress = progress or Progress()
     preflight(plan, runner)
+    if plan.firewall_note:
+        progress.note(plan.firewall_note)
     for warning in plan.warnings:
         progress.warn(warning)
     progress.begin(sum(1 for s in plan.steps if s.commands))

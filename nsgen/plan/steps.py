@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from nsgen.names import LOCK_FILE, device_group, record_path, state_dir
+from nsgen.names import LOCK_FILE, device_group, nft_table, record_path, state_dir
 
 if TYPE_CHECKING:  # only for annotations: a recorded topology is compiled without validating it again
     from nsgen.models import Topology
@@ -125,6 +125,16 @@ class Plan(NamedTuple):
     @property
     def state_dir(self) -> str:
         return state_dir(self.topology.name)
+
+    @property
+    def firewall_note(self) -> str:
+        """Which firewall backend the plan writes through, and why auto chose it ("": iptables, as named or by default)."""
+        host = self.topology.host
+        if host.firewall_why:
+            return host.firewall_why
+        if host.firewall == "nftables":
+            return f"firewall: nftables (one inet table, {nft_table(self.topology.name)}), as the topology says"
+        return ""
 
     @property
     def record(self) -> str:

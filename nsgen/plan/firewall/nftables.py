@@ -222,7 +222,7 @@ def step(tables: list[Table], topology: str) -> Step:
         probe=(("nft", "list", "table", "inet", name),),
         resource=f"nftables table inet {name}",
         ours=(("nft_ours", name, tag),),
-        checks=(Check("nft", f"nftables table inet {name} holds the plan's chains, rules and elements",
+        checks=(Check("firewall", f"nftables table inet {name} holds the plan's chains, rules and elements",
                       ("nft", "-j", "list", "table", "inet", name), text=text),),
     )
 
