@@ -188,7 +188,11 @@ def table_text(tables: list[Table], topology: str) -> str:
             continue
         head = next(([f"\t\ttype {kind} hook {hook} priority {prio}; policy accept;"]
                      for (_s, hook), (n, kind, prio) in BASE.items() if n == name), [])
-        lines += [f"\tchain {name} {{", *head, *(f"\t\t{t}" for t in _merge(four, six)), "\t}"]
+        if head or (four and six):
+            rules = _merge(four, six)
+        else:  # a regular chain of one family: only that family's jumps reach it, which say so
+            rules = [t for t, _own in four or six]
+        lines += [f"\tchain {name} {{", *head, *(f"\t\t{t}" for t in rules), "\t}"]
     return "\n".join([*lines, "}"]) + "\n"
 
 
