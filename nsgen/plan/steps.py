@@ -98,6 +98,7 @@ class Step(NamedTuple):
     title: str = ""  # what it does in a few words, for progress (the summary says why)
     undo_summary: str = ""  # what its undo removes, in one line (the teardown script's comment)
     checks: tuple[Check, ...] = ()  # what proves it holds (nsgen check runs them)
+    replaces: bool = False  # its command replaces what is there in one transaction: a change does it again, never undoes it first
 
 
 class Requirement(NamedTuple):

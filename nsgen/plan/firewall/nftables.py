@@ -177,7 +177,10 @@ def table_text(tables: list[Table], topology: str) -> str:
     for table in tables:
         for r in sorted(table.rules, key=lambda r: r.verdict == "jump"):  # the jumps after the hook's own rules
             families[table.version].add(r)
-    lines = [f"table inet {nft_table(topology)} {{", f"\tcomment {_q(rule_tag(topology))}"]
+    name = nft_table(topology)
+    lines = ["# the table is made anew: one that is there (an older definition of it) goes in the same transaction",
+             f"add table inet {name}", f"delete table inet {name}",
+             f"table inet {name} {{", f"\tcomment {_q(rule_tag(topology))}"]
     for fam in families.values():
         for c in fam.collections():
             lines += _collection(c)
@@ -224,6 +227,7 @@ def step(tables: list[Table], topology: str) -> Step:
         commands=(C("nft", "-f", "-", input=text),),
         undo=(B("nft_undo", name, tag),),
         probe=(("nft", "list", "table", "inet", name),),
+        replaces=True,
         resource=f"nftables table inet {name}",
         ours=(("nft_ours", name, tag),),
         checks=(Check("firewall", f"nftables table inet {name} holds the plan's chains, rules and elements",
