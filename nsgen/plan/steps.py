@@ -71,8 +71,9 @@ class Command(NamedTuple):
 
 
 class Check(NamedTuple):
-    """What proves that a step holds, for `nsgen check`: a probe that succeeds when it does, or a
-    file that holds a text (a sysctl's value, read back from /proc/sys; a file setup wrote)."""
+    """What proves that a step holds, for `nsgen check`: a probe that succeeds when it does (or whose
+    output holds what the plan made), or a file that holds a text (a sysctl's value, read back from
+    /proc/sys; a file setup wrote)."""
 
     kind: str  # what it concerns: firewall, sysctl, file
     what: str  # what it shows, for a person
@@ -80,6 +81,10 @@ class Check(NamedTuple):
     path: str = ""
     text: str | None = None
     netns: str = ""  # the namespace the path is read in (a sysctl of a container's own); "": the host's
+    # How the probe is judged: "" (it succeeds); "nft" (it lists an nft table as JSON, compared with
+    # `text`, the plan's table as JSON: nftables.expected); "where_forward_drops" (it must succeed
+    # where the FORWARD chain of its program, iptables or ip6tables, can drop; elsewhere it may fail).
+    compare: str = ""
 
 
 class Step(NamedTuple):

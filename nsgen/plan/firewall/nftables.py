@@ -13,6 +13,7 @@ accept in one base chain does not override a drop in another."""
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from typing import NamedTuple
 
@@ -199,6 +200,74 @@ def table_text(tables: list[Table], topology: str) -> str:
     return "\n".join([*lines, "}"]) + "\n"
 
 
+# nft's names of base chain priorities (families ip, ip6 and inet) as numbers: `nft -j` lists the numbers
+PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
+_COMMENT = re.compile(r' comment "([^"\\\n]*)"$')
+
+
+def _priority(text: str) -> int:
+    """A base chain's priority as `nft -j` lists it: `filter - 10` is -10, `dstnat` is -100."""
+    words = text.split()
+    value = PRIORITIES[words[0]] if words[0] in PRIORITIES else int(words[0])
+    if len(words) == 3:
+        value += int(words[2]) if words[1] == "+" else -int(words[2])
+    return value
+
+
+def _parts(text: str) -> list[str]:
+    """An element's key or value as its parts, unquoted: `"br-x" . 10.0.0.2 . tcp . 80`."""
+    return [part.strip('"') for part in text.split(" . ")]
+
+
+def expected(tables: list[Table], topology: str) -> dict:
+    """The table that `table_text` writes, as data `nsgen check` compares with `nft -j list table`:
+    {"table", "comment", "chains": [{"name", "rules": [each rule's comment, in order], and for a base
+    chain "type", "hook", "prio" (a number), "policy"}], "collections": [{"name", "kind" (map or set),
+    "type": [key types], "map": [value types] (a map), "flags", "elements": [{"key": [parts],
+    "value": [parts] or None, "comment"}]}]}."""
+    families = {4: _Family(4), 6: _Family(6)}
+    for table in tables:
+        for r in sorted(table.rules, key=lambda r: r.verdict == "jump"):  # as table_text sorts them
+            families[table.version].add(r)
+    collections = []
+    for fam in families.values():
+        for c in fam.collections():
+            key, _, value = c.type.partition(" : ")
+            collections.append({
+                "name": c.name, "kind": "map" if value else "set", "type": key.split(" . "),
+                **({"map": value.split(" . ")} if value else {}), "flags": ["interval"] if c.interval else [],
+                "elements": [{"key": _parts(e.key), "value": None if e.value is None else _parts(e.value), "comment": e.why}
+                             for e in c.elements]})
+    chains = []
+    for name in [*OWN.values(), *(base[0] for base in BASE.values())]:  # table_text's order
+        four, six = families[4].chains.get(name, []), families[6].chains.get(name, [])
+        if not four and not six:
+            continue
+        chain: dict = {"name": name}
+        for (_stage, hook), (n, kind, prio) in BASE.items():
+            if n == name:
+                chain.update(type=kind, hook=hook, prio=_priority(prio), policy="accept")
+        chain["rules"] = [m.group(1) if (m := _COMMENT.search(text)) else "" for text in _merge(four, six)]
+        chains.append(chain)
+    return {"table": nft_table(topology), "comment": rule_tag(topology), "chains": chains, "collections": collections}
+
+
+def _checks(tables: list[Table], topology: str) -> tuple[Check, ...]:
+    """The table, read once as JSON and compared with the plan's; and where iptables' (ip6tables')
+    FORWARD can drop, the rule of nsgen's own there that lets the table's marked packets through
+    (the rule builtins.forward_pass adds)."""
+    name, tag = nft_table(topology), rule_tag(topology)
+    data = json.dumps(expected(tables, topology), separators=(",", ":"))
+    checks = [Check("firewall", f"nftables table inet {name} holds the plan's chains, rules and elements",
+                    ("nft", "-j", "list", "table", "inet", name), text=data, compare="nft")]
+    for version in sorted({t.version for t in tables}):
+        tool, shown = ("iptables", "") if version == 4 else ("ip6tables", " (IPv6)")
+        rule = ("-m", "mark", "--mark", f"{FORWARD_MARK}/{FORWARD_MARK}", "-m", "comment", "--comment", tag, "-j", "ACCEPT")
+        checks.append(Check("firewall", f"filter FORWARD: -m mark --mark {FORWARD_MARK}/{FORWARD_MARK} -j ACCEPT{shown}",
+                            (tool, "-w", "-C", "FORWARD", *rule), compare="where_forward_drops"))
+    return tuple(checks)
+
+
 def _summary(tables: list[Table], name: str) -> str:
     stages = {t.stage for t in tables}
     parts = [f"One nftables table, inet {name}, holds every rule of both families and is made in one transaction."]
@@ -230,8 +299,7 @@ def step(tables: list[Table], topology: str) -> Step:
         replaces=True,
         resource=f"nftables table inet {name}",
         ours=(("nft_ours", name, tag),),
-        checks=(Check("firewall", f"nftables table inet {name} holds the plan's chains, rules and elements",
-                      ("nft", "-j", "list", "table", "inet", name), text=text),),
+        checks=_checks(tables, topology),
     )
 
 
