@@ -5,9 +5,11 @@ Without `/run/nsgen/<name>/` (an admin's `rm`, a cleaner of /run) a teardown can
 record what is up, and the topology file may have changed since. What nsgen makes still says
 whose it is: namespaces whose lo carries the alias `nsgen:<name>`, host devices in the topology's
 device group with that alias, firewall rules with the comment `nsgen:<name>` and the chains
-`NSGEN-<name>`, resolv.conf and hosts files and the sysctl.d file that begin with nsgen's line for the
-topology, and its entry among the users of forwarding. The plan returned undoes those, in the
-order a teardown would, and nothing else.
+`NSGEN-<name>` (among them the FORWARD rule that lets the nftables table's marked packets through),
+the nftables table `inet nsgen-<name>` that carries the comment `nsgen:<name>`, resolv.conf and
+hosts files and the sysctl.d file that begin with nsgen's line for the topology, and its entry
+among the users of forwarding. The plan returned undoes those, in the order a teardown would,
+and nothing else.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from nsgen.names import (
     chain_name,
     device_group,
     mark,
+    nft_table,
     resolv_mark,
     rule_tag,
     state_dir,
@@ -93,6 +96,24 @@ def firewall(name: str, program: str = "iptables-save") -> tuple[list[tuple[str,
     return texts, found, sorted(set(udp))
 
 
+def nft(name: str) -> tuple[bool, list[int]]:
+    """Whether the topology's nftables table (inet nsgen-<name>, with its comment nsgen:<name>) is
+    here, and the UDP ports it publishes (the keys of its maps dnat_ip_udp and dnat_ip6_udp). A
+    table of that name without the comment is not the topology's: it is not found."""
+    from nsgen.builtins import nft_ours
+    from nsgen.check_nft import element, parse
+
+    if not shutil.which("nft") or not nft_ours(nft_table(name), rule_tag(name)):
+        return False, []
+    try:
+        done = subprocess.run(("nft", "-j", "list", "table", "inet", nft_table(name)), capture_output=True, text=True)
+        maps = parse(done.stdout).collections if done.returncode == 0 else {}
+    except (ValueError, KeyError, StopIteration, AttributeError):
+        maps = {}
+    udp = {element(entry, True)[0][-1] for m in ("dnat_ip_udp", "dnat_ip6_udp") for entry in maps.get(m, {}).get("elem", [])}
+    return True, sorted(int(port) for port in udp if port.isdigit())
+
+
 def _files(name: str) -> list[tuple[str, str]]:
     """(file, the first words that make it nsgen's) of the files the topology wrote."""
     files = []
@@ -120,7 +141,8 @@ def plan(name: str) -> SweepPlan:
     links = sorted(n for n, link in (in_group(host.links(), group) or {}).items() if link.alias == mark(name))
     tables, rules, udp = firewall(name)
     tables6, rules6, udp6 = firewall(name, "ip6tables-save") if shutil.which("ip6tables-save") else ([], [], [])
-    rules, udp = rules + rules6, sorted({*udp, *udp6})
+    in_nft, udp_nft = nft(name)
+    rules, udp = rules + rules6, sorted({*udp, *udp6, *udp_nft})
     files = _files(name)
     me, me6 = f"{FORWARD_DIR}/users/{name}", f"{FORWARD6_DIR}/users/{name}"
     steps: list[Step] = []
@@ -151,6 +173,9 @@ def plan(name: str) -> SweepPlan:
     for table, text in tables6:
         add(f"firewall6:{table}", f"Remove the {table} rules (IPv6) tagged {rule_tag(name)}.",
             Command(("ip6tables_undo",), input=text, builtin=True))
+    if in_nft:  # made after the iptables rules (FORWARD's pass rule among them): undone before them
+        add("nftables", f"Delete the nftables table inet {nft_table(name)} (it carries the comment {rule_tag(name)}).",
+            Command(("nft_undo", nft_table(name), rule_tag(name)), builtin=True))
     for conf, head in files:
         folder = os.path.dirname(conf)
         add(f"file:{conf}", f"Remove {conf}, which nsgen wrote for topology {name}.",
@@ -161,8 +186,10 @@ def plan(name: str) -> SweepPlan:
                          commands=(), final=True,
                          undo=(Command(("rm", "-rf", sdir), only_if=(("state_ours", name),)),
                                Command(("rmdir", "--ignore-fail-on-non-empty", STATE_ROOT), only_if=(("test", "-d", STATE_ROOT),)))))
-    tools = ("conntrack",) * bool(udp) + ("ip", "iptables", "iptables-restore") + ("ip6tables", "ip6tables-restore") * bool(tables6)
-    found = [f"namespace {ns}" for ns in namespaces] + [f"link {n}" for n in links] + rules + [f"file {c}" for c, _ in files]
+    tools = (("conntrack",) * bool(udp) + ("ip", "iptables", "iptables-restore") + ("ip6tables", "ip6tables-restore") * bool(tables6)
+             + ("nft",) * in_nft)
+    found = [f"namespace {ns}" for ns in namespaces] + [f"link {n}" for n in links] + rules
+    found += [f"nftables table inet {nft_table(name)}"] * in_nft + [f"file {c}" for c, _ in files]
     if os.path.exists(me):
         found.append(f"its entry among the users of forwarding ({me})")
     if os.path.exists(me6):
