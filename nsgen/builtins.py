@@ -519,25 +519,45 @@ def nft_undo(table: str, tag: str) -> Result:
     return Result(0)
 
 
+def _legacy_tables(tool: str) -> set[str]:
+    """The tables of `tool`'s legacy backend that the kernel holds (iptables or ip6tables), read from
+    /proc and never loaded by looking."""
+    try:
+        with open(f"/proc/net/{tool.removesuffix('tables')}_tables_names") as f:  # ip_tables_names, ip6_tables_names
+            return set(f.read().split())
+    except OSError:
+        return set()
+
+
+def _pass_programs(tool: str) -> list[str]:
+    """The programs that write the FORWARD chain of each backend of `tool` (iptables or ip6tables)
+    that can hold one: TOOL-nft, and TOOL-legacy where the kernel holds its filter table (both see
+    every forwarded packet); TOOL itself where neither is installed (an iptables of one backend only)."""
+    nft, legacy = shutil.which(f"{tool}-nft"), shutil.which(f"{tool}-legacy")
+    if not nft and not legacy:
+        return [tool] if shutil.which(tool) else []
+    return [*([f"{tool}-nft"] if nft else []), *([f"{tool}-legacy"] if legacy and "filter" in _legacy_tables(tool) else [])]
+
+
 def forward_pass(action: str, tool: str, tag: str, mark: str) -> Result:
-    """add: where `tool` (iptables or ip6tables) is installed and its FORWARD chain can drop (a
-    policy other than ACCEPT, or rules), insert at its top one rule that accepts the packets nsgen's
-    nftables table marked (`mark`); del: remove that rule wherever it is. Nothing to do without `tool`."""
-    if not shutil.which(tool):
-        return Result(0)
+    """add: in each backend of `tool` (iptables or ip6tables: its nft one, its legacy one where the
+    kernel holds its filter table) whose FORWARD chain can drop (a policy other than ACCEPT, or
+    rules: Docker's, ufw's), insert at its top one rule that accepts the packets nsgen's nftables
+    table marked (`mark`); del: remove that rule wherever it is. Nothing to do without `tool`."""
     rule = ("FORWARD", "-m", "mark", "--mark", f"{mark}/{mark}", "-m", "comment", "--comment", tag, "-j", "ACCEPT")
-    if action == "del":
-        while _run((tool, "-w", "-C", *rule)).returncode == 0:
-            gone = _run((tool, "-w", "-D", *rule))
-            if gone.returncode != 0:
-                return Result(1, "", f"{tool} -D {' '.join(rule)}: {gone.stderr.strip() or 'failed'}")
-        return Result(0)
-    listed = _run((tool, "-w", "-S", "FORWARD"))
-    if listed.returncode != 0 or listed.stdout.strip() == "-P FORWARD ACCEPT" or _run((tool, "-w", "-C", *rule)).returncode == 0:
-        return Result(0)
-    added = _run((tool, "-w", "-I", rule[0], "1", *rule[1:]))
-    if added.returncode != 0:
-        return Result(1, "", f"{tool} -I FORWARD 1: {added.stderr.strip() or 'failed'}")
+    for program in _pass_programs(tool):
+        if action == "del":
+            while _run((program, "-w", "-C", *rule)).returncode == 0:
+                gone = _run((program, "-w", "-D", *rule))
+                if gone.returncode != 0:
+                    return Result(1, "", f"{program} -D {' '.join(rule)}: {gone.stderr.strip() or 'failed'}")
+            continue
+        listed = _run((program, "-w", "-S", "FORWARD"))
+        if listed.returncode != 0 or listed.stdout.strip() == "-P FORWARD ACCEPT" or _run((program, "-w", "-C", *rule)).returncode == 0:
+            continue
+        added = _run((program, "-w", "-I", rule[0], "1", *rule[1:]))
+        if added.returncode != 0:
+            return Result(1, "", f"{program} -I FORWARD 1: {added.stderr.strip() or 'failed'}")
     return Result(0)
 
 
@@ -870,12 +890,7 @@ def _other_backend(tool: str) -> str:
     version = _run((tool, "-V")).stdout
     found, mine, other = "", f"{tool}-nft" if "nf_tables" in version else f"{tool}-legacy", ""
     if "nf_tables" in version:
-        try:
-            with open(f"/proc/net/{tool.removesuffix('tables')}_tables_names") as f:  # ip_tables_names, ip6_tables_names
-                legacy = bool(f.read().strip())  # read, never loaded: no table is made by looking
-        except OSError:
-            legacy = False
-        if legacy:
+        if _legacy_tables(tool):
             found, other = _summary(_run((f"{tool}-legacy-save",)).stdout), f"{tool}-legacy"
     elif "legacy" in version:
         found, other = _summary(_run((f"{tool}-nft-save",)).stdout), f"{tool}-nft"

@@ -1,0 +1,335 @@
+"""nsgen's nftables backend beside the host's other firewalls, on real kernel objects in a sandbox:
+Docker's iptables layout (the bridge driver of Docker 28, and of Docker 27 before it), a ufw-like
+one, Docker's through iptables-legacy, each with FORWARD's policy DROP in both families. nsgen's
+networks are forwarded (an accept in nsgen's own base chain does not override a drop in
+iptables', so one rule of nsgen's own lets the packets that nsgen's table marked through), the
+policy stays DROP, every rule of theirs is the same before setup, while it is up and after
+teardown, and teardown leaves nothing of nsgen's. A user's own nft tables and iptables rules
+are left as they were too."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.drive import NSGEN, Driver, curl, echo_ok, example_text, ping, wait_for
+from tests.sandbox import HOST_ADDR, HOST_ADDR6, WEB_ADDR, WEB_ADDR6, WORLD_NS
+
+DUAL = example_text("dual-stack.yaml") + "host:\n  firewall: nftables\n"
+TAG = "nsgen:dual-lab"
+PASS = f'-A FORWARD -m mark --mark 0x10000/0x10000 -m comment --comment "{TAG}" -j ACCEPT'
+
+# Docker 28's bridge driver (moby daemon/libnetwork/drivers/bridge, iptabler): docker0 with a
+# container publishing its port 80 as the host's 9000, FORWARD's policy set to DROP when the
+# daemon turned forwarding on.
+DOCKER28 = """*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-BRIDGE - [0:0]
+:DOCKER-CT - [0:0]
+:DOCKER-FORWARD - [0:0]
+:DOCKER-INTERNAL - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-FORWARD
+-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
+-A DOCKER ! -i docker0 -o docker0 -j DROP
+-A DOCKER-BRIDGE -o docker0 -j DOCKER
+-A DOCKER-CT -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A DOCKER-FORWARD -j DOCKER-CT
+-A DOCKER-FORWARD -j DOCKER-INTERNAL
+-A DOCKER-FORWARD -j DOCKER-BRIDGE
+-A DOCKER-FORWARD -i docker0 -j ACCEPT
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+-A DOCKER -i docker0 -j RETURN
+-A DOCKER ! -i docker0 -p tcp -m tcp --dport 9000 -j DNAT --to-destination 172.17.0.2:80
+COMMIT
+"""
+# The same daemon's ip6tables (docker0 has no IPv6 of its own): its chains, FORWARD's policy DROP.
+DOCKER28_6 = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-BRIDGE - [0:0]
+:DOCKER-CT - [0:0]
+:DOCKER-FORWARD - [0:0]
+:DOCKER-INTERNAL - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-FORWARD
+-A DOCKER-FORWARD -j DOCKER-CT
+-A DOCKER-FORWARD -j DOCKER-INTERNAL
+-A DOCKER-FORWARD -j DOCKER-BRIDGE
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j DOCKER
+COMMIT
+"""
+# Docker 27 and before: the isolation chains, FORWARD's rules of each network.
+DOCKER27 = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+:DOCKER-ISOLATION-STAGE-2 - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o docker0 -j DOCKER
+-A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+-A FORWARD -i docker0 -o docker0 -j ACCEPT
+-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
+-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -j RETURN
+-A DOCKER-USER -j RETURN
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+-A DOCKER -i docker0 -j RETURN
+-A DOCKER ! -i docker0 -p tcp -m tcp --dport 9000 -j DNAT --to-destination 172.17.0.2:80
+COMMIT
+"""
+# ufw enabled with its defaults (incoming deny, routed deny): INPUT and FORWARD DROP, its chains.
+UFW = """*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:ufw-after-forward - [0:0]
+:ufw-after-input - [0:0]
+:ufw-after-logging-forward - [0:0]
+:ufw-before-forward - [0:0]
+:ufw-before-input - [0:0]
+:ufw-before-logging-forward - [0:0]
+:ufw-reject-forward - [0:0]
+:ufw-track-forward - [0:0]
+-A INPUT -j ufw-before-input
+-A INPUT -j ufw-after-input
+-A FORWARD -j ufw-before-logging-forward
+-A FORWARD -j ufw-before-forward
+-A FORWARD -j ufw-after-forward
+-A FORWARD -j ufw-after-logging-forward
+-A FORWARD -j ufw-reject-forward
+-A FORWARD -j ufw-track-forward
+-A ufw-before-forward -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A ufw-before-forward -p icmp -m icmp --icmp-type 3 -j ACCEPT
+-A ufw-before-forward -p icmp -m icmp --icmp-type 11 -j ACCEPT
+-A ufw-before-input -i lo -j ACCEPT
+-A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A ufw-before-input -p icmp -m icmp --icmp-type 8 -j ACCEPT
+-A ufw-before-input -m conntrack --ctstate INVALID -j DROP
+COMMIT
+"""
+UFW6 = """*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:ufw6-after-forward - [0:0]
+:ufw6-after-input - [0:0]
+:ufw6-after-logging-forward - [0:0]
+:ufw6-before-forward - [0:0]
+:ufw6-before-input - [0:0]
+:ufw6-before-logging-forward - [0:0]
+:ufw6-reject-forward - [0:0]
+:ufw6-track-forward - [0:0]
+-A INPUT -j ufw6-before-input
+-A INPUT -j ufw6-after-input
+-A FORWARD -j ufw6-before-logging-forward
+-A FORWARD -j ufw6-before-forward
+-A FORWARD -j ufw6-after-forward
+-A FORWARD -j ufw6-after-logging-forward
+-A FORWARD -j ufw6-reject-forward
+-A FORWARD -j ufw6-track-forward
+-A ufw6-before-forward -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A ufw6-before-forward -p ipv6-icmp -m icmp6 --icmpv6-type 1 -j ACCEPT
+-A ufw6-before-forward -p ipv6-icmp -m icmp6 --icmpv6-type 2 -j ACCEPT
+-A ufw6-before-forward -p ipv6-icmp -m icmp6 --icmpv6-type 3 -j ACCEPT
+-A ufw6-before-forward -p ipv6-icmp -m icmp6 --icmpv6-type 4 -j ACCEPT
+-A ufw6-before-input -i lo -j ACCEPT
+-A ufw6-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A ufw6-before-input -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT
+-A ufw6-before-input -p ipv6-icmp -m icmp6 --icmpv6-type 133 -m hl --hl-eq 255 -j ACCEPT
+-A ufw6-before-input -p ipv6-icmp -m icmp6 --icmpv6-type 134 -m hl --hl-eq 255 -j ACCEPT
+-A ufw6-before-input -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255 -j ACCEPT
+-A ufw6-before-input -p ipv6-icmp -m icmp6 --icmpv6-type 136 -m hl --hl-eq 255 -j ACCEPT
+-A ufw6-before-input -m conntrack --ctstate INVALID -j DROP
+COMMIT
+"""
+
+# name: (iptables text, ip6tables text, the backend they are loaded through)
+LAYOUTS = {
+    "docker28": (DOCKER28, DOCKER28_6, "nft"),
+    "docker27": (DOCKER27, DOCKER28_6, "nft"),
+    "ufw": (UFW, UFW6, "nft"),
+    "docker28-legacy": (DOCKER28, DOCKER28_6, "legacy"),
+}
+
+
+def saved(sb, tool: str) -> list[str]:
+    """TOOL-save's rules and chains, without its dated comments and counters."""
+    text = sb.run([f"{tool}-save"]).stdout
+    return [re.sub(r" \[\d+:\d+\]$", "", line) for line in text.splitlines() if not line.startswith("#")]
+
+
+def load(sb, layout: str) -> list[str]:
+    """Make docker0 and load the layout; the programs (iptables-nft or iptables-legacy, and ip6tables') it is in."""
+    four, six, backend = LAYOUTS[layout]
+    sb.run(["ip", "link", "add", "docker0", "type", "bridge"])
+    sb.run(["ip", "addr", "add", "172.17.0.1/16", "dev", "docker0"])
+    programs = [f"iptables-{backend}", f"ip6tables-{backend}"]
+    for program, text in zip(programs, (four, six)):
+        sb.run([f"{program}-restore", "--noflush"], input=text)
+    return programs
+
+
+def pass_packets(sb, program: str) -> int:
+    """How many packets the first rule of PROGRAM's FORWARD chain (nsgen's) let through."""
+    listed = sb.run([program, "-w", "-L", "FORWARD", "1", "-v", "-x", "-n"]).stdout.split()
+    return int(listed[0])
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_networks_are_forwarded_beside_another_firewall_whose_forward_policy_drops(sandbox, tmp_path, layout, mode):
+    sb = sandbox
+    programs = load(sb, layout)
+    before, rules = sb.snapshot(), {p: saved(sb, p) for p in programs}
+    driver = Driver(sb, tmp_path, mode, DUAL)
+    driver.up()
+    assert echo_ok(wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sf", "http://172.20.0.2:8000/echo"]).stdout)
+    # the containers reach the world, which sees the host's address (masquerade), in both families
+    assert ping(sb, "web", WEB_ADDR) and ping(sb, "web", WEB_ADDR6)
+    assert curl(sb, "web", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
+    assert curl(sb, "web", f"http://[{WEB_ADDR6}]/").strip() == HOST_ADDR6
+    # the published port answers the world, in both families
+    assert echo_ok(curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo"))
+    assert echo_ok(curl(sb, WORLD_NS, f"http://[{HOST_ADDR6}]:8080/echo"))
+    # through nsgen's one rule at the top of each FORWARD chain, whose policy is still DROP; every rule
+    # of theirs is as it was
+    for program in programs:
+        now = saved(sb, program)
+        assert ":FORWARD DROP" in now
+        assert [line for line in now if line != PASS] == rules[program]
+        first = next(line for line in now if line.startswith("-A FORWARD"))
+        assert first == PASS, now
+        assert pass_packets(sb, program) > 0
+    driver.down()
+    for program in programs:
+        assert saved(sb, program) == rules[program]
+    assert sb.snapshot() == before
+    assert "nsgen" not in sb.run(["nft", "list", "ruleset"]).stdout
+
+
+def test_nsgens_rule_is_what_lets_the_networks_through_and_outlives_a_docker_restart(sandbox, tmp_path):
+    sb = sandbox
+    load(sb, "docker28")
+    driver = Driver(sb, tmp_path, "run", DUAL)
+    driver.up()
+    assert echo_ok(wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sf", "http://172.20.0.2:8000/echo"]).stdout)
+    # Docker restarting puts its jumps back at the top of FORWARD and sets its policy to DROP again
+    sb.sh("iptables -D FORWARD -j DOCKER-FORWARD && iptables -D FORWARD -j DOCKER-USER && "
+          "iptables -I FORWARD 1 -j DOCKER-FORWARD && iptables -I FORWARD 1 -j DOCKER-USER && iptables -P FORWARD DROP")
+    assert echo_ok(curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo"))
+    assert curl(sb, "web", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
+    # without nsgen's rule, the accept of nsgen's own base chain does not get a packet past iptables' DROP
+    sb.run(["iptables", "-D", "FORWARD", "-m", "mark", "--mark", "0x10000/0x10000", "-m", "comment", "--comment", TAG, "-j", "ACCEPT"])
+    assert curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo", timeout=1) is None
+    assert curl(sb, "web", f"http://{WEB_ADDR}/", timeout=1) is None
+    assert echo_ok(curl(sb, WORLD_NS, f"http://[{HOST_ADDR6}]:8080/echo"))  # ip6tables' rule is still there
+    done = sb.run([*NSGEN, "run", "-f", str(driver.topology)])  # a second run puts it back
+    assert echo_ok(curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo")), done.stderr
+    driver.down()
+    assert "nsgen" not in sb.run(["iptables-save"]).stdout + sb.run(["nft", "list", "ruleset"]).stdout
+
+
+# A user's own firewall: an inet table with an input and a forward chain that accept, an ip table
+# with a set, and rules of their own in iptables' INPUT, FORWARD and POSTROUTING (both families).
+USER_NFT = """table inet filter {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ct state established,related accept
+		iif "lo" accept
+	}
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		ct state established,related accept
+	}
+}
+table ip guard {
+	set blocked {
+		type ipv4_addr
+		elements = { 192.0.2.7, 192.0.2.9 }
+	}
+	chain prerouting {
+		type filter hook prerouting priority -5; policy accept;
+		ip saddr @blocked drop
+	}
+}
+"""
+USER_IPTABLES = ("iptables -A INPUT -p tcp --dport 22 -j ACCEPT && iptables -A FORWARD -s 192.0.2.0/24 -j DROP && "
+                 "iptables -t nat -A POSTROUTING -s 10.99.0.0/16 -o eth9 -j MASQUERADE && "
+                 "ip6tables -A FORWARD -s 2001:db8:9::/48 -j DROP")
+
+
+def ruleset(sb) -> str:
+    """`nft list ruleset`, without its counters' values."""
+    return re.sub(r"counter packets \d+ bytes \d+", "counter", sb.run(["nft", "list", "ruleset"]).stdout)
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_a_users_own_nft_tables_and_iptables_rules_are_left_as_they_were(sandbox, tmp_path, mode):
+    sb = sandbox
+    sb.run(["nft", "-f", "-"], input=USER_NFT)
+    sb.sh(USER_IPTABLES)
+    theirs = {table: sb.run(["nft", "list", "table", *table.split()]).stdout for table in ("inet filter", "ip guard")}
+    before, nft, rules = sb.snapshot(), ruleset(sb), {p: saved(sb, p) for p in ("iptables", "ip6tables")}
+    driver = Driver(sb, tmp_path, mode, DUAL)
+    driver.up()
+    assert echo_ok(wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sf", "http://172.20.0.2:8000/echo"]).stdout)
+    assert echo_ok(curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo"))
+    assert curl(sb, "web", f"http://[{WEB_ADDR6}]/").strip() == HOST_ADDR6
+    for table, text in theirs.items():
+        assert sb.run(["nft", "list", "table", *table.split()]).stdout == text
+    for program in ("iptables", "ip6tables"):  # FORWARD holds rules: nsgen's one rule goes first
+        now = saved(sb, program)
+        assert [line for line in now if line != PASS] == rules[program]
+        assert next(line for line in now if line.startswith("-A FORWARD")) == PASS
+    driver.down()
+    assert ruleset(sb) == nft
+    for program in ("iptables", "ip6tables"):
+        assert saved(sb, program) == rules[program]
+    assert sb.snapshot() == before
