@@ -812,7 +812,31 @@ def _dnat_rules() -> list[tuple[str, str, int, str, str]]:
             where = words[words.index("-d") + 1].removesuffix("/32").removesuffix("/128") if "-d" in words[:-1] else anywhere
             tag = words[words.index("--comment") + 1].strip('"') if "--comment" in words[:-1] else ""
             rules.append((protocol, where, port, tag, line))
-    return rules
+    return rules + _nft_dnats()
+
+
+def _nft_dnats() -> list[tuple[str, str, int, str, str]]:
+    """(protocol, address, port, tag, element) of every port that an nsgen topology of the nftables
+    backend publishes: the elements of the maps dnat_FAMILY_PROTOCOL of each table inet nsgen-*
+    (the tag is the table's comment); a key for any address (0.0.0.0/0, ::/0) has 0.0.0.0 or ::.
+    Nothing where nft is not installed."""
+    found, tag, kind = [], None, ""
+    for raw in _run(("nft", "list", "ruleset")).stdout.splitlines():
+        line = raw.strip()
+        if line.startswith("table "):
+            tag, kind = ("" if line.startswith("table inet nsgen-") else None), ""
+        elif tag == "" and line.startswith('comment "nsgen:'):
+            tag = line[len('comment "'):-1]
+        elif tag and line.startswith("map dnat_"):
+            kind = line[len("map dnat_"):].removesuffix(" {")  # ip_tcp, ip6_udp...
+        elif line == "}":
+            kind = ""
+        elif tag and kind and "_" in kind:
+            words = line.removeprefix("elements = { ").split()
+            if len(words) > 2 and words[1] == "." and words[2].isdigit():
+                where = {"0.0.0.0/0": "0.0.0.0", "::/0": "::"}.get(words[0], words[0])
+                found.append((kind.split("_", 1)[1], where, int(words[2]), tag, line))
+    return found
 
 
 def _spec(spec: str) -> tuple[str, int, str]:
@@ -870,8 +894,9 @@ def _summary(saved: str) -> str:
     return ", ".join(parts)
 
 
-def _forward_drops(ruleset: str) -> list[str]:
-    """nft base chains on the forward hook whose policy is drop, outside iptables-nft's own tables."""
+def _forward_drops(ruleset: str, passed: tuple[str, ...] = ("ip filter", "ip6 filter")) -> list[str]:
+    """nft base chains on the forward hook whose policy is drop, outside the tables in `passed`
+    (iptables-nft's own, whose FORWARD chains nsgen writes to)."""
     found, table, chain = [], "", ""
     for raw in ruleset.splitlines():
         line = raw.strip()
@@ -879,7 +904,7 @@ def _forward_drops(ruleset: str) -> list[str]:
             table = line[len("table "):].rstrip(" {")
         elif line.startswith("chain "):
             chain = line[len("chain "):].rstrip(" {")
-        elif "hook forward" in line and "policy drop" in line and table not in ("ip filter", "ip6 filter"):
+        elif "hook forward" in line and "policy drop" in line and table not in passed:
             found.append(f"nft table {table}, chain {chain}: policy drop on the forward hook")
     return found
 
@@ -900,15 +925,21 @@ def _other_backend(tool: str) -> str:
             f"so {other}'s rules can cut the networks off; move them to {mine}, or make {other} the {tool} nsgen runs")
 
 
-def other_firewall(*families: str) -> Result:
+def other_firewall(*words: str) -> Result:
     """A warning (never a refusal) when another firewall than the one nsgen writes to can drop
-    its networks' traffic: a packet must pass both iptables backends (both ip6tables backends, when
-    the topology has IPv6: `families` holds "6"), and every nft base chain (of the ip, ip6 and inet
-    families alike)."""
-    tools = ("iptables", "ip6tables") if "6" in families else ("iptables",)
-    lines = [line for line in map(_other_backend, tools) if line]
-    lines += _forward_drops(_run(("nft", "list", "ruleset")).stdout)
-    return Result(0, "", "\n".join(lines))
+    its networks' traffic. Words: "6" when the topology has IPv6, "nftables" when it writes
+    through nftables. For iptables, a packet must pass both iptables backends (both ip6tables
+    backends, for IPv6), and every nft base chain (of the ip, ip6 and inet families alike). For
+    nftables, the FORWARD chains of iptables (either backend) let nsgen's marked packets through
+    (forward_pass), where the program that writes them is installed; every other nft base chain
+    on the forward hook can still drop."""
+    tools = ("iptables", "ip6tables") if "6" in words else ("iptables",)
+    if "nftables" not in words:
+        lines = [line for line in map(_other_backend, tools) if line]
+        return Result(0, "", "\n".join([*lines, *_forward_drops(_run(("nft", "list", "ruleset")).stdout)]))
+    passed = tuple(f"{family} filter" for family, tool in (("ip", "iptables"), ("ip6", "ip6tables"))
+                   if shutil.which(f"{tool}-nft") or "nf_tables" in _run((tool, "-V")).stdout)
+    return Result(0, "", "\n".join(_forward_drops(_run(("nft", "list", "ruleset")).stdout, passed)))
 
 
 # ----------------------------------------------------------------------------------------------

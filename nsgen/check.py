@@ -230,8 +230,8 @@ class _Checker:
             self.processes(step)
         from nsgen.builtins import other_firewall
 
-        six = ("6",) if any(net.subnet6 for net in t.networks.values()) else ()
-        for line in other_firewall(*six).stderr.splitlines():  # a second firewall can drop what this one lets through
+        words = (*(("nftables",) if t.host.firewall == "nftables" else ()), *(("6",) if any(net.subnet6 for net in t.networks.values()) else ()))
+        for line in other_firewall(*words).stderr.splitlines():  # a second firewall can drop what this one lets through
             self.add(Result(FAIL, "firewall", line))
         return self.results
 

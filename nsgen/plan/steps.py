@@ -38,8 +38,8 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "state_ok": (),
     "state_ours": (),
     "subnets_free": ("ip",),
-    "ports_free": ("ss", "iptables-save"),  # and ip6tables-save, when the plan has IPv6
-    "other_firewall": ("iptables",),
+    "ports_free": ("ss",),  # and iptables-save, ip6tables-save and nft, where installed (what they list)
+    "other_firewall": (),  # iptables, ip6tables and nft, where installed (what they list)
     "process_alive": ("ip",),
     "wait_ready": ("ip",),
 }
@@ -134,13 +134,12 @@ class Plan(NamedTuple):
 
     @property
     def firewall_note(self) -> str:
-        """Which firewall backend the plan writes through, and why auto chose it ("": iptables, as named or by default)."""
+        """Which firewall backend the plan writes through, and why ("": iptables, as named or by default)."""
         host = self.topology.host
-        if host.firewall_why:
-            return host.firewall_why
-        if host.firewall == "nftables":
-            return f"firewall: nftables (one inet table, {nft_table(self.topology.name)}), as the topology says"
-        return ""
+        if host.firewall != "nftables" and not host.firewall_why:
+            return ""
+        table = f" (one inet table, {nft_table(self.topology.name)})" if host.firewall == "nftables" else ""
+        return f"firewall: {host.firewall}{table}, {host.firewall_why or 'as the topology says'}"
 
     @property
     def record(self) -> str:
