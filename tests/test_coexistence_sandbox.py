@@ -9,12 +9,17 @@ are left as they were too."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.drive import NSGEN, Driver, curl, echo_ok, example_text, ping, wait_for
 from tests.sandbox import HOST_ADDR, HOST_ADDR6, WEB_ADDR, WEB_ADDR6, WORLD_NS
+from tests.test_builtins_sandbox import PYTHON, ROOT, both, functions
 
 DUAL = example_text("dual-stack.yaml") + "host:\n  firewall: nftables\n"
 TAG = "nsgen:dual-lab"
@@ -332,4 +337,181 @@ def test_a_users_own_nft_tables_and_iptables_rules_are_left_as_they_were(sandbox
     assert ruleset(sb) == nft
     for program in ("iptables", "ip6tables"):
         assert saved(sb, program) == rules[program]
+    assert sb.snapshot() == before
+
+
+# ----------------------------------------------------------------------------------------------
+# What the guards read of the other backend: ports another topology publishes, other firewalls
+
+PORTS = DUAL.replace('"8080:8000"', '"8080:8000", "[2001:db8:100::1]:8443:8000", "127.0.0.1:8444:8000", "9000-9001:9000-9001/udp"')
+ELSEWHERE = """
+name: elsewhere
+networks:
+  side:
+    subnet: 172.30.0.0/24
+containers:
+  box:
+    networks: [side]
+    ports: ["{port}:80"]
+"""
+
+
+def test_ports_free_sees_the_ports_an_nftables_topology_publishes(sandbox, tmp_path):
+    sb = sandbox
+    (tmp_path / "dual.yaml").write_text(PORTS)
+    sb.run([*NSGEN, "run", "-f", str(tmp_path / "dual.yaml")])
+    theirs = "host port {}/{} is already published by nsgen topology dual-lab; nothing was changed"
+    said = {spec: both(sb, "ports_free", "nsgen:elsewhere", spec) for spec in (
+        "tcp:8080:*", "tcp:8080:127.0.0.1", "tcp:8080:[::1]", "tcp:8443:*", "tcp:8443:[2001:db8:100::1]", "tcp:8443:[::1]",
+        "tcp:8443:127.0.0.1", "tcp:8444:127.0.0.1", "tcp:8444:127.0.0.2", "tcp:8444:[::1]", "udp:9001:*", "udp:9002:*", "tcp:9000:*")}
+    assert said == {
+        "tcp:8080:*": (1, theirs.format(8080, "tcp")), "tcp:8080:127.0.0.1": (1, theirs.format(8080, "tcp")),
+        "tcp:8080:[::1]": (1, theirs.format(8080, "tcp")), "tcp:8443:*": (1, theirs.format(8443, "tcp")),
+        "tcp:8443:[2001:db8:100::1]": (1, theirs.format(8443, "tcp")), "tcp:8443:[::1]": (0, ""), "tcp:8443:127.0.0.1": (0, ""),
+        "tcp:8444:127.0.0.1": (1, theirs.format(8444, "tcp")), "tcp:8444:127.0.0.2": (0, ""), "tcp:8444:[::1]": (0, ""),
+        "udp:9001:*": (1, theirs.format(9001, "udp")), "udp:9002:*": (0, ""), "tcp:9000:*": (0, ""),
+    }
+    assert both(sb, "ports_free", "nsgen:dual-lab", "tcp:8080:*", "udp:9001:*") == (0, "")  # its own
+
+
+@pytest.mark.parametrize("backends", [("nftables", "iptables"), ("iptables", "nftables"), ("nftables", "nftables")])
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_a_topology_of_either_backend_refuses_a_port_one_of_the_other_publishes(sandbox, tmp_path, backends, mode):
+    sb = sandbox
+    first, second = backends
+    (tmp_path / "first.yaml").write_text(DUAL.replace("firewall: nftables", f"firewall: {first}"))
+    sb.run([*NSGEN, "run", "-f", str(tmp_path / "first.yaml")])
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, ELSEWHERE.format(port=8080) + f"host:\n  firewall: {second}\n")
+    refused = driver.up(check=False)
+    assert refused.returncode == 1
+    assert "host port 8080/tcp is already published by nsgen topology dual-lab; nothing was changed" in refused.stderr
+    assert sb.snapshot() == before
+    driver = Driver(sb, tmp_path, mode, ELSEWHERE.format(port=8081) + f"host:\n  firewall: {second}\n")
+    driver.up()
+    driver.down()
+    assert sb.snapshot() == before
+
+
+def hide_iptables(tmp_path) -> str:
+    """A PATH of every program of this one but iptables' (iptables*, ip6tables*, xtables*): what a
+    host with nft and without iptables has."""
+    hidden = tmp_path / "bin"
+    hidden.mkdir(exist_ok=True)
+    for folder in [*os.environ["PATH"].split(":"), "/usr/sbin", "/usr/bin", "/sbin", "/bin"]:
+        for program in sorted(Path(folder).glob("*")) if Path(folder).is_dir() else []:
+            if not program.name.startswith(("iptables", "ip6tables", "xtables")) and not (hidden / program.name).exists():
+                (hidden / program.name).symlink_to(program)
+    return str(hidden)
+
+
+def halves(sb, name: str, *args: str, env: dict[str, str] | None = None) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Both halves of a builtin, as test_builtins_sandbox runs them, with `env` besides."""
+    script = f"{functions()}\nset -uo pipefail\n\"$@\"\n"
+    return {"shell": sb.run(["bash", "-c", script, "nsgen-builtin", name, *args], env=env, check=False),
+            "python": sb.run([sys.executable, "-c", PYTHON, name, *args], check=False, env={"PYTHONPATH": str(ROOT), **(env or {})})}
+
+
+def warnings(sb, *words: str, env: dict[str, str] | None = None) -> list[str]:
+    """What other_firewall warns of, both halves agreeing."""
+    said = {}
+    for half, done in halves(sb, "other_firewall", *words, env=env).items():
+        assert (half, done.returncode) == (half, 0)
+        said[half] = [line.removeprefix("nsgen: warning: ") for line in done.stderr.splitlines()]
+    assert said["shell"] == said["python"], said
+    return said["python"]
+
+
+def test_other_firewall_for_nftables_leaves_out_the_forward_chains_nsgens_rule_passes(sandbox, tmp_path):
+    sb = sandbox
+    load(sb, "docker28-legacy")
+    sb.sh("iptables -P FORWARD DROP && ip6tables -P FORWARD DROP && nft add table inet guard && "
+          "nft add chain inet guard screen '{ type filter hook forward priority 0; policy drop; }'")
+    guard = "nft table inet guard, chain screen: policy drop on the forward hook"
+    assert warnings(sb, "nftables", "6") == [guard]
+    legacy = warnings(sb, "6")  # an iptables topology: both backends' rules must pass
+    assert [line.split(" (")[0] for line in legacy] == ["iptables-legacy also holds rules on this host",
+                                                        "ip6tables-legacy also holds rules on this host", guard]
+    # where no iptables program can write iptables-nft's FORWARD chain, its drop is another firewall's
+    hidden = {"PATH": hide_iptables(tmp_path)}
+    assert sb.run(["bash", "-c", "command -v iptables ip6tables iptables-nft iptables-legacy"], env=hidden, check=False).stdout == ""
+    assert sorted(warnings(sb, "nftables", "6", env=hidden)) == sorted([
+        "nft table ip6 filter, chain FORWARD: policy drop on the forward hook",
+        "nft table ip filter, chain FORWARD: policy drop on the forward hook",
+        guard,
+    ])
+
+
+# ----------------------------------------------------------------------------------------------
+# auto, on a host with nft and without iptables
+
+LOGGER = """#!/bin/sh
+echo "$0 $*" >> {log}
+exit 3
+"""
+
+
+def trap_iptables(sb, tmp_path) -> Path:
+    """Every iptables program of the sandbox (both backends' multi-call binaries) replaced, in its
+    own mount namespace, by one that writes down how it was called and fails: the file it writes."""
+    log = tmp_path / "iptables-calls"
+    (tmp_path / "logger").write_text(LOGGER.format(log=log))
+    (tmp_path / "logger").chmod(0o755)
+    for binary in ("/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi"):
+        sb.run(["mount", "--bind", str(tmp_path / "logger"), binary])
+    return log
+
+
+def untrap_iptables(sb) -> None:
+    for binary in ("/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi"):
+        sb.run(["umount", binary])
+
+
+NO_HOST = DUAL.replace("host:\n  firewall: nftables\n", "")
+# what changed between setup and teardown: the file names iptables now, or NSGEN_FIREWALL does
+CHANGES = {
+    "file": (DUAL.replace("firewall: nftables", "firewall: auto"), {}, DUAL.replace("firewall: nftables", "firewall: iptables"), {}),
+    "env": (NO_HOST, {"NSGEN_FIREWALL": "auto"}, NO_HOST, {"NSGEN_FIREWALL": "iptables"}),
+}
+AUTO = "firewall: nftables (one inet table, nsgen-dual-lab), auto chose it: nft is installed and iptables is not"
+
+
+@pytest.mark.parametrize("changed", CHANGES)
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_auto_chooses_nftables_without_iptables_and_teardown_keeps_to_the_recorded_backend(sandbox, tmp_path, mode, changed):
+    sb = sandbox
+    text, env, later, later_env = CHANGES[changed]
+    topology, setup_sh, cleanup_sh = tmp_path / "topology.yaml", tmp_path / "setup.sh", tmp_path / "cleanup.sh"
+    topology.write_text(text)
+    hidden = {"PATH": hide_iptables(tmp_path)}
+    before = sb.snapshot()
+    log = trap_iptables(sb, tmp_path)
+    try:
+        assert sb.run(["/usr/sbin/iptables", "-V"], check=False).returncode == 3 and log.read_text() == "/usr/sbin/iptables -V\n"
+        log.unlink()  # the trap holds
+        if mode == "script":
+            sb.run([*NSGEN, "render", "-f", str(topology), "-o", str(setup_sh)], env={**hidden, **env})
+            assert f"\n# {AUTO}\n" in setup_sh.read_text()
+            done = sb.run(["bash", str(setup_sh)], env=hidden)
+        else:
+            done = sb.run([*NSGEN, "run", "-f", str(topology)], env={**hidden, **env})
+            assert AUTO in done.stderr.splitlines()
+        assert echo_ok(wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sf", "http://172.20.0.2:8000/echo"]).stdout)
+        assert curl(sb, "web", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
+        assert curl(sb, "web", f"http://[{WEB_ADDR6}]/").strip() == HOST_ADDR6
+        assert echo_ok(curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo"))
+        assert echo_ok(curl(sb, WORLD_NS, f"http://[{HOST_ADDR6}]:8080/echo"))
+        assert "table inet nsgen-dual-lab" in sb.run(["nft", "list", "tables"]).stdout
+        # the file or NSGEN_FIREWALL says iptables now: teardown removes what the record says was set up
+        topology.write_text(later)
+        if mode == "script":
+            rendered = sb.run([*NSGEN, "render", "--teardown", "-f", str(topology), "-o", str(cleanup_sh)], env={**hidden, **later_env})
+            assert "note: the file no longer describes what is up" in rendered.stderr
+            sb.run(["bash", str(cleanup_sh)], env=hidden)
+        else:
+            done = sb.run([*NSGEN, "run", "--teardown", "-f", str(topology)], env={**hidden, **later_env})
+            assert "no longer describes what is up" in done.stderr
+        assert not log.exists(), log.read_text()
+    finally:
+        untrap_iptables(sb)
     assert sb.snapshot() == before
