@@ -227,6 +227,14 @@ def pass_packets(sb, program: str) -> int:
     return int(listed[0])
 
 
+def diagnose(sb, programs: list[str]) -> str:
+    """What a failed ping leaves to read: each FORWARD chain with its counters, the container's routes, conntrack."""
+    argvs = [[p, "-w", "-L", "FORWARD", "-v", "-x", "-n"] for p in programs]
+    argvs += [["ip", "-n", "web", "route"], ["ip", "route"], ["ip", "-s", "neigh"], ["ip", "-n", WORLD_NS, "-s", "neigh"],
+              ["ip", "-n", WORLD_NS, "route"], ["ip", "-s", "link"], ["conntrack", "-L"], ["nft", "list", "ruleset"]]
+    return "\n".join(sb.run(argv, check=False).stdout for argv in argvs) + sb.log()[-3000:]
+
+
 @pytest.mark.parametrize("mode", ["script", "run"])
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_networks_are_forwarded_beside_another_firewall_whose_forward_policy_drops(sandbox, tmp_path, layout, mode):
@@ -234,10 +242,11 @@ def test_networks_are_forwarded_beside_another_firewall_whose_forward_policy_dro
     programs = load(sb, layout)
     before, rules = sb.snapshot(), {p: saved(sb, p) for p in programs}
     driver = Driver(sb, tmp_path, mode, DUAL)
-    driver.up()
+    assert "warning" not in driver.up().stderr  # iptables' FORWARD chains (either backend) are nsgen's to pass
     assert echo_ok(wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sf", "http://172.20.0.2:8000/echo"]).stdout)
     # the containers reach the world, which sees the host's address (masquerade), in both families
-    assert ping(sb, "web", WEB_ADDR) and ping(sb, "web", WEB_ADDR6)
+    assert ping(sb, "web", WEB_ADDR), diagnose(sb, programs)
+    assert ping(sb, "web", WEB_ADDR6), diagnose(sb, programs)
     assert curl(sb, "web", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
     assert curl(sb, "web", f"http://[{WEB_ADDR6}]/").strip() == HOST_ADDR6
     # the published port answers the world, in both families
@@ -252,6 +261,8 @@ def test_networks_are_forwarded_beside_another_firewall_whose_forward_policy_dro
         first = next(line for line in now if line.startswith("-A FORWARD"))
         assert first == PASS, now
         assert pass_packets(sb, program) > 0
+    check = sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False)
+    assert check.returncode == 0, check.stdout
     driver.down()
     for program in programs:
         assert saved(sb, program) == rules[program]
