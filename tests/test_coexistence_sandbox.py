@@ -526,3 +526,28 @@ def test_auto_chooses_nftables_without_iptables_and_teardown_keeps_to_the_record
     finally:
         untrap_iptables(sb)
     assert sb.snapshot() == before
+
+
+def test_docker_started_after_setup_and_the_limit_of_a_drop_that_comes_later(sandbox, tmp_path):
+    """Docker's first start finds forwarding on (nsgen turned it on) and leaves FORWARD's policy
+    ACCEPT: nothing changes for nsgen's networks. A policy DROP set after setup (a Docker that set it
+    once sets it at every start; ufw enabled later) cuts them off until nsgen runs again."""
+    sb = sandbox
+    driver = Driver(sb, tmp_path, "run", DUAL)
+    driver.up()
+    assert echo_ok(wait_for(sb, ["ip", "netns", "exec", "web", "curl", "-sf", "http://172.20.0.2:8000/echo"]).stdout)
+    assert PASS not in saved(sb, "iptables")  # FORWARD accepts everything: nothing of nsgen's there
+    sb.run(["ip", "link", "add", "docker0", "type", "bridge"])
+    sb.run(["iptables-restore", "--noflush"], input=DOCKER28.replace(":FORWARD DROP", ":FORWARD ACCEPT"))
+    docker = saved(sb, "iptables")
+    assert echo_ok(curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo"))
+    assert curl(sb, "web", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
+    sb.run(["iptables", "-P", "FORWARD", "DROP"])
+    assert curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo", timeout=1) is None
+    sb.run([*NSGEN, "run", "-f", str(driver.topology)])
+    assert echo_ok(curl(sb, WORLD_NS, f"http://{HOST_ADDR}:8080/echo"))
+    assert curl(sb, "web", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
+    driver.down()
+    sb.run(["iptables", "-P", "FORWARD", "ACCEPT"])
+    assert saved(sb, "iptables") == docker
+    assert "nsgen" not in sb.run(["nft", "list", "ruleset"]).stdout
