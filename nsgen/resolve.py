@@ -1418,20 +1418,21 @@ def _resolve_host(value: Any, drafts: dict[Any, _NetworkDraft], problems: Proble
 
 
 def _firewall(raw: dict, problems: Problems, env: Environment) -> tuple[str, str]:
-    """The firewall backend and why, when the topology did not name it itself (auto chose it, or
-    NSGEN_FIREWALL named it): said after the backend in the script's header and by nsgen run.
-    Without host.firewall, NSGEN_FIREWALL names the default (iptables without it)."""
+    """The firewall backend and, when the topology did not name it itself (auto chose it, or
+    NSGEN_FIREWALL named nftables), why. Without host.firewall, NSGEN_FIREWALL names the default
+    (iptables without it)."""
     given, path = raw.get("firewall"), "host.firewall"
     if given is None:
         given, path = env.default_firewall(), "host.firewall (from NSGEN_FIREWALL)"
     if given not in FIREWALLS:
         problems.add(path, f"{_show(given)} must be one of {', '.join(FIREWALLS)}")
         return "iptables", ""
-    if given != "auto":  # the default backend is said only when auto chose it
-        return given, "as NSGEN_FIREWALL says (the topology names none)" if given == "nftables" and path != "host.firewall" else ""
+    if given != "auto":  # the default backend goes unsaid
+        named = given == "nftables" and path != "host.firewall"
+        return given, "firewall: nftables, as NSGEN_FIREWALL says (the topology names none)" if named else ""
     nft, iptables = env.which("nft"), env.which("iptables")
     if nft and not iptables:
-        return "nftables", "auto chose it: nft is installed and iptables is not"
+        return "nftables", "firewall: auto chose nftables: nft is installed and iptables is not"
     if iptables:
-        return "iptables", "auto chose it: iptables is installed" + (" (nft too)" if nft else "")
-    return "iptables", "auto chose it: neither nft nor iptables is installed (setup will say which package to install)"
+        return "iptables", "firewall: auto chose iptables: iptables is installed" + (" (nft too)" if nft else "")
+    return "iptables", "firewall: auto chose iptables: neither nft nor iptables is installed (setup will say which package to install)"

@@ -484,7 +484,7 @@ CHANGES = {
     "file": (DUAL.replace("firewall: nftables", "firewall: auto"), {}, DUAL.replace("firewall: nftables", "firewall: iptables"), {}),
     "env": (NO_HOST, {"NSGEN_FIREWALL": "auto"}, NO_HOST, {"NSGEN_FIREWALL": "iptables"}),
 }
-AUTO = "firewall: nftables (one inet table, nsgen-dual-lab), auto chose it: nft is installed and iptables is not"
+AUTO = "firewall: auto chose nftables: nft is installed and iptables is not"
 
 
 @pytest.mark.parametrize("changed", CHANGES)

@@ -28,14 +28,14 @@ def plan(host: str = "", installed: tuple[str, ...] = (), default: str = "iptabl
     ("", ("nft", "iptables"), "iptables", "iptables", ""),
     ("host: {firewall: iptables}", ("nft",), "nftables", "iptables", ""),
     ("host: {firewall: nftables}", (), "iptables", "nftables", "firewall: nftables (one inet table, nsgen-lab), as the topology says"),
-    ("", (), "nftables", "nftables", "firewall: nftables (one inet table, nsgen-lab), as NSGEN_FIREWALL says (the topology names none)"),
+    ("", (), "nftables", "nftables", "firewall: nftables, as NSGEN_FIREWALL says (the topology names none)"),
     ("host: {firewall: auto}", ("nft",), "iptables", "nftables",
-     "firewall: nftables (one inet table, nsgen-lab), auto chose it: nft is installed and iptables is not"),
-    ("", ("nft",), "auto", "nftables", "firewall: nftables (one inet table, nsgen-lab), auto chose it: nft is installed and iptables is not"),
-    ("host: {firewall: auto}", ("nft", "iptables"), "iptables", "iptables", "firewall: iptables, auto chose it: iptables is installed (nft too)"),
-    ("host: {firewall: auto}", ("iptables",), "iptables", "iptables", "firewall: iptables, auto chose it: iptables is installed"),
+     "firewall: auto chose nftables: nft is installed and iptables is not"),
+    ("", ("nft",), "auto", "nftables", "firewall: auto chose nftables: nft is installed and iptables is not"),
+    ("host: {firewall: auto}", ("nft", "iptables"), "iptables", "iptables", "firewall: auto chose iptables: iptables is installed (nft too)"),
+    ("host: {firewall: auto}", ("iptables",), "iptables", "iptables", "firewall: auto chose iptables: iptables is installed"),
     ("host: {firewall: auto}", (), "iptables", "iptables",
-     "firewall: iptables, auto chose it: neither nft nor iptables is installed (setup will say which package to install)"),
+     "firewall: auto chose iptables: neither nft nor iptables is installed (setup will say which package to install)"),
 ])
 def test_the_backend_and_why(host, installed, default, backend, note):
     chosen = plan(host, installed, default)

@@ -134,12 +134,13 @@ class Plan(NamedTuple):
 
     @property
     def firewall_note(self) -> str:
-        """Which firewall backend the plan writes through, and why ("": iptables, as named or by default)."""
+        """Which firewall backend the plan writes through, and why auto or NSGEN_FIREWALL chose it ("": iptables, as named or by default)."""
         host = self.topology.host
-        if host.firewall != "nftables" and not host.firewall_why:
-            return ""
-        table = f" (one inet table, {nft_table(self.topology.name)})" if host.firewall == "nftables" else ""
-        return f"firewall: {host.firewall}{table}, {host.firewall_why or 'as the topology says'}"
+        if host.firewall_why:
+            return host.firewall_why
+        if host.firewall == "nftables":
+            return f"firewall: nftables (one inet table, {nft_table(self.topology.name)}), as the topology says"
+        return ""
 
     @property
     def record(self) -> str:
