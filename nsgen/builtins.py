@@ -797,9 +797,13 @@ def _v6only(protocol: str) -> set[str] | None:
 
 def _dnat_rules() -> list[tuple[str, str, int, str, str]]:
     """(protocol, address, port, tag or '', line) of every DNAT rule of the nat tables, IPv4 and
-    IPv6; a rule for any destination has 0.0.0.0 or :: (every address of its family)."""
+    IPv6, and of the legacy backend's where the kernel holds its nat table (Docker's published ports
+    through iptables-legacy); a rule for any destination has 0.0.0.0 or :: (every address of its family)."""
     rules = []
-    for save, anywhere in (("iptables-save", "0.0.0.0"), ("ip6tables-save", "::")):
+    saves = [("iptables-save", "0.0.0.0"), ("ip6tables-save", "::")]
+    saves += [(f"{tool}-legacy-save", anywhere) for tool, anywhere in (("iptables", "0.0.0.0"), ("ip6tables", "::"))
+              if "nat" in _legacy_tables(tool)]
+    for save, anywhere in saves:
         done = _run((save, "-t", "nat"))  # ip6tables-save missing: no IPv6 rule
         for line in done.stdout.splitlines():
             words = line.split()

@@ -554,3 +554,14 @@ def test_docker_started_after_setup_and_the_limit_of_a_drop_that_comes_later(san
     sb.run(["iptables", "-P", "FORWARD", "ACCEPT"])
     assert saved(sb, "iptables") == docker
     assert "nsgen" not in sb.run(["nft", "list", "ruleset"]).stdout
+
+
+@pytest.mark.parametrize("layout", ["docker28", "docker28-legacy"])
+def test_ports_free_refuses_a_port_docker_publishes_through_either_iptables_backend(sandbox, layout):
+    sb = sandbox
+    load(sb, layout)
+    docker = ("host port 9000/tcp is already published by another program's rule (-A DOCKER ! -i docker0 -p tcp -m tcp --dport 9000 "
+              "-j DNAT --to-destination 172.17.0.2:80); nothing was changed")
+    assert both(sb, "ports_free", "nsgen:dual-lab", "tcp:9000:*") == (1, docker)
+    assert both(sb, "ports_free", "nsgen:dual-lab", "tcp:9000:127.0.0.1") == (1, docker)
+    assert both(sb, "ports_free", "nsgen:dual-lab", "tcp:9000:[::1]", "udp:9000:*", "tcp:9001:*") == (0, "")

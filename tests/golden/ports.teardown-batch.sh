@@ -418,7 +418,7 @@ nsgen_port_overlap() {
 # each, into tables by protocol and port.
 ports_free() {
   local tag=$1 spec protocol port ip line address holder i p d c t dnat save anywhere
-  local -a words
+  local -a words saves
   local -A bound=() forwarded=()
   shift
   for protocol in tcp udp sctp; do
@@ -441,7 +441,11 @@ ports_free() {
       bound[$protocol:$port]+="$address $holder"$'\n'
     done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
   done
-  for save in iptables-save:0.0.0.0 ip6tables-save::: ; do
+  saves=(iptables-save:0.0.0.0 ip6tables-save:::)
+  # the legacy backend's too, where the kernel holds its nat table (Docker's ports through iptables-legacy)
+  if grep -qx nat /proc/net/ip_tables_names 2>/dev/null; then saves+=(iptables-legacy-save:0.0.0.0); fi
+  if grep -qx nat /proc/net/ip6_tables_names 2>/dev/null; then saves+=(ip6tables-legacy-save:::); fi
+  for save in "${saves[@]}"; do
     anywhere=${save#*:}; save=${save%%:*}
     while IFS= read -r line; do
       case "$line" in -A*DNAT*) ;; *) continue ;; esac
