@@ -14,7 +14,11 @@ forwarding: the baseline, what the machine does without nsgen's rules in the pat
 `nsgen run --teardown`, and the sandbox must be exactly as before. The connection-tracking table
 is flushed (`conntrack -F`, the sandbox's own) before each measurement. Rounds alternate which
 backend goes first. The table gives connections a second, the median of the rounds (and the
-range), and the ratio of each backend's rate at the largest N to its rate at the smallest.
+range); published/direct, the median of each round's ratio of the two (measured back to back, so
+a busy moment of the machine weighs on both); and the client's CPU time a connection (user and
+system: the kernel's work for the packets it sends, the host's netfilter hooks included, runs
+in the sender's context), less sensitive than rates to other work on the machine. Below it, each
+backend at the largest N against itself at the smallest.
 
 Containers: scale.py's topology (N containers on bridges of at most 1000 ports, a published port
 each) with `host.firewall` set to each backend in turn: `nsgen run` and `nsgen run --teardown`, and
@@ -81,16 +85,17 @@ def containers_topology(n: int, backend: str) -> str:
     return scale.topology(n) + f"host:\n  firewall: {backend}\n"
 
 
-def connection_rate(sb: Sandbox, where: list[str], address: str, port: int, seconds: float, clients: int) -> tuple[float, int]:
-    """(connections a second, errors) of one measurement; `where` prefixes the client's argv."""
+def connection_rate(sb: Sandbox, where: list[str], address: str, port: int, seconds: float, clients: int) -> tuple[float, int, float]:
+    """(connections a second, errors, the client's CPU microseconds a connection) of one measurement;
+    `where` prefixes the client's argv."""
     if shutil.which("conntrack"):
         sb.run(["conntrack", "-F"], check=False)
     done = sb.run([*where, *LOAD, "connect", address, str(port), str(seconds), str(clients)], timeout=seconds * 10 + 60)
     words = done.stdout.split()
-    count, errors, elapsed = int(words[1]), int(words[3]), float(words[5])
+    count, errors, elapsed, used = int(words[1]), int(words[3]), float(words[5]), float(words[7])
     if count == 0:
         raise SystemExit(f"no connection to {address}:{port} succeeded ({errors} errors)")
-    return count / elapsed, errors
+    return count / elapsed, errors, used / count * 1e6
 
 
 def order(backends: tuple[str, ...], round_: int) -> tuple[str, ...]:
@@ -99,9 +104,12 @@ def order(backends: tuple[str, ...], round_: int) -> tuple[str, ...]:
 
 
 def connections(sb: Sandbox, folder: Path, sizes: list[int], backends: tuple[str, ...], args: argparse.Namespace) -> dict:
-    """{(N, backend): {"world": [rates], "direct": [rates], "errors": n}} over args.rounds rounds."""
+    """{(N, backend): {measure: [one value a round]}, "errors": n} over args.rounds rounds: connections
+    a second through the published port ("world") and straight to the container ("direct"), their
+    ratio, and the client's CPU microseconds a connection of each."""
     before = sb.snapshot()
-    results: dict = {(n, b): {"world": [], "direct": [], "errors": 0} for n in sizes for b in backends}
+    results: dict = {(n, b): {"world": [], "direct": [], "ratio": [], "world_cpu": [], "direct_cpu": [], "errors": 0}
+                     for n in sizes for b in backends}
     for round_ in range(args.rounds):
         for n in sizes:
             last = FIRST_PORT + n - 1
@@ -110,12 +118,14 @@ def connections(sb: Sandbox, folder: Path, sizes: list[int], backends: tuple[str
                 topo.write_text(ports_topology(n, backend))
                 sb.run([*NSGEN, "run", "-q", "-f", str(topo)], timeout=600)
                 row = results[(n, backend)]
-                rate, errors = connection_rate(sb, ["ip", "netns", "exec", "world"], HOST_ADDR, last, args.seconds, args.clients)
-                row["world"].append(rate)
-                row["errors"] += errors
-                rate, errors = connection_rate(sb, [], CONTAINER_ADDR, last, args.seconds, args.clients)
-                row["direct"].append(rate)
-                row["errors"] += errors
+                world, errors, world_cpu = connection_rate(sb, ["ip", "netns", "exec", "world"], HOST_ADDR, last, args.seconds, args.clients)
+                direct, direct_errors, direct_cpu = connection_rate(sb, [], CONTAINER_ADDR, last, args.seconds, args.clients)
+                for key, value in (("world", world), ("direct", direct), ("ratio", world / direct),
+                                   ("world_cpu", world_cpu), ("direct_cpu", direct_cpu)):
+                    row[key].append(value)
+                row["errors"] += errors + direct_errors
+                print(f"round {round_ + 1}, {n} ports, {backend}: {world:,.0f}/s ({world_cpu:.0f} us CPU a connection), "
+                      f"direct {direct:,.0f}/s ({direct_cpu:.0f} us); {scale.load()}", file=sys.stderr, flush=True)
                 sb.run([*NSGEN, "run", "-q", "--teardown", "-f", str(topo)], timeout=600)
                 scale.same(sb, before, f"nsgen run --teardown ({backend}, {n} ports)")
     return results
@@ -152,22 +162,25 @@ def thousands(rate: float) -> str:
 def print_connections(results: dict, sizes: list[int], backends: tuple[str, ...], args: argparse.Namespace) -> None:
     print(f"new TCP connections a second to the last published port, median of {args.rounds} round(s) of {args.seconds:g} s, "
           f"{args.clients} client process(es); {scale.load()}")
-    header = (f"{'ports':>5}  {'backend':<8}  {'world -> published port':>23}  {'(min-max)':>15}  {'direct':>7}  {'(min-max)':>15}  "
-              f"{'port/direct':>11}  {'errors':>6}")
+    header = (f"{'ports':>5}  {'backend':<8}  {'published':>9}  {'(min-max)':>15}  {'direct':>7}  {'(min-max)':>15}  "
+              f"{'published/direct':>16}  {'CPU us':>6}  {'direct':>6}  {'errors':>6}")
     print(header)
     print("-" * len(header))
+    med = {key: {measure: statistics.median(row[measure]) for measure in ("world", "direct", "ratio", "world_cpu", "direct_cpu")}
+           for key, row in results.items()}
     for n in sizes:
         for backend in backends:
-            row = results[(n, backend)]
-            world, direct = statistics.median(row["world"]), statistics.median(row["direct"])
-            print(f"{n:>5}  {backend:<8}  {thousands(world):>23}  {span(row['world']):>15}  {thousands(direct):>7}  "
-                  f"{span(row['direct']):>15}  {world / direct:>11.2f}  {row['errors']:>6}")
+            row, m = results[(n, backend)], med[(n, backend)]
+            print(f"{n:>5}  {backend:<8}  {thousands(m['world']):>9}  {span(row['world']):>15}  {thousands(m['direct']):>7}  "
+                  f"{span(row['direct']):>15}  {m['ratio']:>16.2f}  {m['world_cpu']:>6.0f}  {m['direct_cpu']:>6.0f}  {row['errors']:>6}")
     if len(sizes) > 1:
         small, large = min(sizes), max(sizes)
         for backend in backends:
-            ratio = statistics.median(results[(large, backend)]["world"]) / statistics.median(results[(small, backend)]["world"])
-            print(f"{backend}: {large} ports against {small}: {ratio:.2f}x the connections a second "
-                  f"({'within' if abs(1 - ratio) <= 0.10 else 'not within'} 10%)")
+            a, b = med[(small, backend)], med[(large, backend)]
+            rate = b["world"] / a["world"]
+            print(f"{backend}: {large} ports against {small}: {rate:.2f}x the connections a second "
+                  f"({'within' if abs(1 - rate) <= 0.10 else 'not within'} 10%), published/direct {b['ratio'] / a['ratio']:.2f}x, "
+                  f"CPU a connection {b['world_cpu'] / a['world_cpu']:.2f}x")
 
 
 def span(values: list[float]) -> str:

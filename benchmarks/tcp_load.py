@@ -7,14 +7,18 @@ that connects and resets, for benchmarks/firewall.py (standard library only, run
 `serve` listens on PORT (every IPv4 address) and closes each connection as soon as it accepts it.
 `connect` opens connections to ADDRESS:PORT in a loop for SECONDS, in CLIENTS processes (default
 1), each socket closed with SO_LINGER 0 (a reset: no TIME_WAIT, so the loop never runs out of
-local ports), and prints one line: `connections N errors E seconds S` (all clients together; S is
-the longest client's time). Each client opens 50 connections before its clock starts (ARP, the
-first conntrack entries, the caches), which are not counted.
+local ports), and prints one line: `connections N errors E seconds S cpu C` (all clients together;
+S is the longest client's time, C the CPU seconds, user and system, the clients used while counting:
+the kernel's work for a connection, the netfilter hooks of the namespaces a packet crosses included,
+runs mostly in the client's own system time, since a veth hands a packet on in the sender's
+context). Each client opens 50 connections before its clock starts (ARP, the first conntrack
+entries, the caches), which are not counted.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import struct
 import sys
@@ -50,13 +54,19 @@ def _once(family: int, target: tuple[str, int]) -> bool:
         sock.close()
 
 
-def client(address: str, port: int, seconds: float) -> tuple[int, int, float]:
-    """(connections, errors, seconds) of one loop."""
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def client(address: str, port: int, seconds: float) -> tuple[int, int, float, float]:
+    """(connections, errors, seconds, CPU seconds) of one loop."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     target = (address, port)
     for _ in range(WARM_UP):
         _once(family, target)
     ok = errors = 0
+    cpu_started = cpu()
     started = time.monotonic()
     end = started + seconds
     while True:
@@ -67,7 +77,7 @@ def client(address: str, port: int, seconds: float) -> tuple[int, int, float]:
                 errors += 1
         now = time.monotonic()
         if now >= end:
-            return ok, errors, now - started
+            return ok, errors, now - started, cpu() - cpu_started
 
 
 def connect(address: str, port: int, seconds: float, clients: int) -> str:
@@ -76,24 +86,25 @@ def connect(address: str, port: int, seconds: float, clients: int) -> str:
         read_end, write_end = os.pipe()
         if os.fork() == 0:
             os.close(read_end)
-            ok, errors, elapsed = client(address, port, seconds)
-            os.write(write_end, f"{ok} {errors} {elapsed}\n".encode())
+            ok, errors, elapsed, used = client(address, port, seconds)
+            os.write(write_end, f"{ok} {errors} {elapsed} {used}\n".encode())
             os._exit(0)
         os.close(write_end)
         readers.append(read_end)
     total_ok = total_errors = 0
-    longest = 0.0
+    longest = total_cpu = 0.0
     for fd in readers:
         with os.fdopen(fd) as pipe:
             text = pipe.read().split()
-        if len(text) != 3:
+        if len(text) != 4:
             raise SystemExit("a client ended without a result")
         total_ok += int(text[0])
         total_errors += int(text[1])
         longest = max(longest, float(text[2]))
+        total_cpu += float(text[3])
     for _ in readers:
         os.wait()
-    return f"connections {total_ok} errors {total_errors} seconds {longest:.6f}"
+    return f"connections {total_ok} errors {total_errors} seconds {longest:.6f} cpu {total_cpu:.6f}"
 
 
 def main(argv: list[str]) -> None:
