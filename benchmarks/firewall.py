@@ -152,6 +152,8 @@ def containers(sb: Sandbox, folder: Path, sizes: list[int], backends: tuple[str,
                 bench.check_up(n, f"bash {batch.name}")
                 times["cleanup_batch"].append(bench.timed(["bash", str(cleanup)])[0])
                 scale.same(sb, before, f"bash {cleanup.name}")
+                print(f"round {round_ + 1}, {n} containers, {backend}: " + ", ".join(f"{way} {values[-1]:.3f} s" for way, values in times.items())
+                      + f"; {scale.load()}", file=sys.stderr, flush=True)
     return results
 
 

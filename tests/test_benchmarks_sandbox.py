@@ -26,8 +26,9 @@ def test_the_firewall_benchmark_runs_and_prints_its_tables(sandbox, capsys):
     assert "new TCP connections a second to the last published port, median of 1 round(s) of 0.5 s" in out, out
     assert "setup and teardown of N containers (a published port each), seconds, median of 1 round(s)" in out, out
     for backend in ("iptables", "nftables"):
-        # ports, backend, connections a second through the published port (range), direct (range), ratio, errors: none
-        assert re.search(rf"^    3  {backend} +[\d,]+ +[\d,]+-[\d,]+ +[\d,]+ +[\d,]+-[\d,]+ +[\d.]+ +0$", out, re.M), out
+        # ports, backend, connections a second through the published port (range), direct (range), their ratio,
+        # the client's CPU microseconds a connection through the port and direct, errors: none
+        assert re.search(rf"^    3  {backend} +[\d,]+ +[\d,]+-[\d,]+ +[\d,]+ +[\d,]+-[\d,]+ +[\d.]+ +\d+ +\d+ +0$", out, re.M), out
         # containers, backend, run, teardown, setup-batch.sh, cleanup-batch.sh
         assert re.search(rf"^    3  {backend}(  +\d+\.\d{{3}}){{4}}$", out, re.M), out
     assert sandbox.snapshot() == before
