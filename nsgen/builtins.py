@@ -821,8 +821,9 @@ def _dnat_rules() -> list[tuple[str, str, int, str, str]]:
 
 def _nft_dnats() -> list[tuple[str, str, int, str, str]]:
     """(protocol, address, port, tag, element) of every port that an nsgen topology of the nftables
-    backend publishes: the elements of the maps dnat_FAMILY_PROTOCOL of each table inet nsgen-*
-    (the tag is the table's comment); a key for any address (0.0.0.0/0, ::/0) has 0.0.0.0 or ::.
+    backend publishes: the elements (PORT . ADDRESS : TARGET) of the maps dnat_FAMILY_PROTOCOL of
+    each table inet nsgen-* (the tag is the table's comment); a key for any address (0.0.0.0/0,
+    ::/0) has 0.0.0.0 or ::.
     Nothing where nft is not installed."""
     found, tag, kind = [], None, ""
     for raw in _run(("nft", "list", "ruleset")).stdout.splitlines():
@@ -837,9 +838,9 @@ def _nft_dnats() -> list[tuple[str, str, int, str, str]]:
             kind = ""
         elif tag and kind and "_" in kind:
             words = line.removeprefix("elements = { ").split()
-            if len(words) > 2 and words[1] == "." and words[2].isdigit():
-                where = {"0.0.0.0/0": "0.0.0.0", "::/0": "::"}.get(words[0], words[0])
-                found.append((kind.split("_", 1)[1], where, int(words[2]), tag, line))
+            if len(words) > 2 and words[1] == "." and words[0].isdigit():  # PORT . ADDRESS : TARGET
+                where = {"0.0.0.0/0": "0.0.0.0", "::/0": "::"}.get(words[2], words[2])
+                found.append((kind.split("_", 1)[1], where, int(words[0]), tag, line))
     return found
 
 

@@ -110,7 +110,7 @@ def nft(name: str) -> tuple[bool, list[int]]:
         maps = parse(done.stdout).collections if done.returncode == 0 else {}
     except (ValueError, KeyError, StopIteration, AttributeError):
         maps = {}
-    udp = {element(entry, True)[0][-1] for m in ("dnat_ip_udp", "dnat_ip6_udp") for entry in maps.get(m, {}).get("elem", [])}
+    udp = {element(entry, True)[0][0] for m in ("dnat_ip_udp", "dnat_ip6_udp") for entry in maps.get(m, {}).get("elem", [])}
     return True, sorted(int(port) for port in udp if port.isdigit())
 
 

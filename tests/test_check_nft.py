@@ -36,8 +36,8 @@ def test_the_plan_expects_each_chain_rule_and_element_it_loads():
         ("nat_postrouting", "postrouting", 100, 3)]
     assert want["chains"][0]["rules"][:2] == ["replies into network front", "connections to published ports (ip)"]
     assert want["collections"] == [
-        {"name": "dnat_ip_tcp", "kind": "map", "type": ["ipv4_addr", "inet_service"], "map": ["ipv4_addr", "inet_service"],
-         "flags": ["interval"], "elements": [{"key": ["0.0.0.0/0", "8080"], "value": ["172.20.0.2", "8000"],
+        {"name": "dnat_ip_tcp", "kind": "map", "type": ["inet_service", "ipv4_addr"], "map": ["ipv4_addr", "inet_service"],
+         "flags": ["interval"], "elements": [{"key": ["8080", "0.0.0.0/0"], "value": ["172.20.0.2", "8000"],
                                               "comment": "published port 8080:8000 goes to web"}]},
         {"name": "published_ip", "kind": "set", "type": ["ifname", "ipv4_addr", "inet_proto", "inet_service"], "flags": [],
          "elements": [{"key": ["br-front", "172.20.0.2", "tcp", "8000"], "value": None,
@@ -48,16 +48,16 @@ PLAN = json.dumps({
     "table": "nsgen-t", "comment": "nsgen:t",
     "chains": [{"name": "networks", "rules": ["a", "b", "c"]},
                {"name": "nat_prerouting", "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept", "rules": ["j"]}],
-    "collections": [{"name": "dnat_ip6_tcp", "kind": "map", "type": ["ipv6_addr", "inet_service"], "map": ["ipv6_addr", "inet_service"],
+    "collections": [{"name": "dnat_ip6_tcp", "kind": "map", "type": ["inet_service", "ipv6_addr"], "map": ["ipv6_addr", "inet_service"],
                      "flags": ["interval"], "elements": [
-                         {"key": ["::/0", "8080"], "value": ["fd00::2", "80"], "comment": "p8080"},
-                         {"key": ["2001:db8::1", "8081"], "value": ["fd00::2", "81"], "comment": "p8081"}]}]})
+                         {"key": ["8080", "::/0"], "value": ["fd00::2", "80"], "comment": "p8080"},
+                         {"key": ["8081", "2001:db8::1"], "value": ["fd00::2", "81"], "comment": "p8081"}]}]})
 
 
 def listing(rules: list[tuple[str, str | None]], elements: list, prio: int = -100) -> str:
     """nft -j list table, as nft 1.0.6 writes it (no comment on the table)."""
     items: list[dict] = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "nsgen-t", "handle": 1}},
-                         {"map": {"family": "inet", "name": "dnat_ip6_tcp", "table": "nsgen-t", "type": ["ipv6_addr", "inet_service"],
+                         {"map": {"family": "inet", "name": "dnat_ip6_tcp", "table": "nsgen-t", "type": ["inet_service", "ipv6_addr"],
                                   "map": "ipv6_addr . inet_service", "flags": ["interval"], "elem": elements}},
                          {"chain": {"family": "inet", "table": "nsgen-t", "name": "networks", "handle": 2}},
                          {"chain": {"family": "inet", "table": "nsgen-t", "name": "nat_prerouting", "handle": 3, "type": "nat",
@@ -74,8 +74,8 @@ def elem(key: list, value: list, comment: str | None) -> list:
 
 
 ANY = {"prefix": {"addr": "::", "len": 0}}
-GOOD = [elem([ANY, 8080], ["fd00::2", 80], "p8080"),
-        elem([{"prefix": {"addr": "2001:0db8:0:0::1", "len": 128}}, {"range": [8081, 8081]}], ["fd00:0::2", 81], "p8081")]
+GOOD = [elem([8080, ANY], ["fd00::2", 80], "p8080"),
+        elem([{"range": [8081, 8081]}, {"prefix": {"addr": "2001:0db8:0:0::1", "len": 128}}], ["fd00:0::2", 81], "p8081")]
 RULES = [("networks", "a"), ("networks", "b"), ("networks", "c"), ("nat_prerouting", "j")]
 
 
@@ -91,12 +91,12 @@ def test_nfts_json_reads_back_as_the_plan_writes_it():
         "nftables: table inet nsgen-t is there", "nftables: chain networks (a regular chain)", "nftables: chain networks: a",
         "nftables: chain networks: b", "nftables: chain networks: c",
         "nftables: base chain nat_prerouting (type nat, hook prerouting, priority -100, policy accept)", "nftables: chain nat_prerouting: j",
-        "nftables: map dnat_ip6_tcp holds ::/0 . 8080 : fd00::2 . 80 (p8080)", "nftables: map dnat_ip6_tcp holds 2001:db8::1 . 8081 : fd00::2 . 81 (p8081)"]
+        "nftables: map dnat_ip6_tcp holds 8080 . ::/0 : fd00::2 . 80 (p8080)", "nftables: map dnat_ip6_tcp holds 8081 . 2001:db8::1 : fd00::2 . 81 (p8081)"]
 
 
 def test_each_difference_is_one_line():
     rules = [("networks", "b"), ("networks", "a"), ("networks", None), ("nat_prerouting", "j"), ("nat_prerouting", "j")]
-    elements = [elem([ANY, 8080], ["fd00::3", 80], "p8080"), elem([ANY, 9090], ["fd00::2", 90], None)]
+    elements = [elem([8080, ANY], ["fd00::3", 80], "p8080"), elem([9090, ANY], ["fd00::2", 90], None)]
     assert failed(check_nft.compare(PLAN, 0, listing(rules, elements, prio=0), "")) == [
         'nftables: chain networks lacks its rule "c"',
         'nftables: chain networks holds a rule the plan does not: "(a rule without a comment, handle 12)"',
@@ -104,9 +104,9 @@ def test_each_difference_is_one_line():
         "nftables: chain nat_prerouting is type nat, hook prerouting, priority 0, policy accept; "
         "the plan's is type nat, hook prerouting, priority -100, policy accept",
         'nftables: chain nat_prerouting holds a rule the plan does not: "j"',
-        "nftables: map dnat_ip6_tcp maps ::/0 . 8080 to fd00::3 . 80, the plan to fd00::2 . 80 (p8080)",
-        "nftables: map dnat_ip6_tcp lacks 2001:db8::1 . 8081 : fd00::2 . 81 (p8081)",
-        "nftables: map dnat_ip6_tcp holds ::/0 . 9090 : fd00::2 . 90, which the plan does not"]
+        "nftables: map dnat_ip6_tcp maps 8080 . ::/0 to fd00::3 . 80, the plan to fd00::2 . 80 (p8080)",
+        "nftables: map dnat_ip6_tcp lacks 8081 . 2001:db8::1 : fd00::2 . 81 (p8081)",
+        "nftables: map dnat_ip6_tcp holds 9090 . ::/0 : fd00::2 . 90, which the plan does not"]
     assert failed(check_nft.compare(PLAN, 0, listing([("nat_prerouting", "j")], []), "")) == [
         "nftables: chain networks has 0 rules, the plan has 3 (flushed?)", "nftables: map dnat_ip6_tcp has 0 elements, the plan has 2 (flushed?)"]
     gone = "Error: No such file or directory\nlist table inet nsgen-t\n                 ^^^^^^^\n"

@@ -91,9 +91,9 @@ def test_check_reads_the_nft_table_and_names_each_drift(sandbox, tmp_path, forwa
         "PASS  firewall   nftables: chain networks (a regular chain)",
         "PASS  firewall   nftables: chain networks: nothing out of internal network back",
         "PASS  firewall   nftables: chain published_ports: published UDP ports (ip6)",
-        "PASS  firewall   nftables: map dnat_ip_tcp holds 0.0.0.0/0 . 8080 : 10.60.0.2 . 80 (published port 8080:80 goes to web)",
-        "PASS  firewall   nftables: map dnat_ip6_tcp holds ::/0 . 9001 : fd00:60::2 . 9001 (published port 9000-9001:9000-9001 (9001 to 9001) goes to web)",
-        "PASS  firewall   nftables: map dnat_ip_udp holds 0.0.0.0/0 . 5353 : 10.60.0.2 . 53 (published port 5353:53/udp goes to web)",
+        "PASS  firewall   nftables: map dnat_ip_tcp holds 8080 . 0.0.0.0/0 : 10.60.0.2 . 80 (published port 8080:80 goes to web)",
+        "PASS  firewall   nftables: map dnat_ip6_tcp holds 9001 . ::/0 : fd00:60::2 . 9001 (published port 9000-9001:9000-9001 (9001 to 9001) goes to web)",
+        "PASS  firewall   nftables: map dnat_ip_udp holds 5353 . 0.0.0.0/0 : 10.60.0.2 . 53 (published port 5353:53/udp goes to web)",
         "PASS  firewall   nftables: set published_ip holds br-front . 10.60.0.2 . udp . 53 (connections to web's published port 5353:53/udp)",
         "PASS  firewall   nftables: set published_ip6 holds br-front . fd00:60::2 . tcp . 80 (connections to web's published port 8080:80)",
     ):
@@ -110,15 +110,15 @@ def test_check_reads_the_nft_table_and_names_each_drift(sandbox, tmp_path, forwa
         assert sb.run(["iptables", "-S", "FORWARD"]).stdout == "-P FORWARD ACCEPT\n"
 
     # a map element deleted; put back without its comment; put back as setup made it
-    sb.sh(f"nft delete element {TABLE} dnat_ip_tcp '{{ 0.0.0.0/0 . 8080 }}'")
+    sb.sh(f"nft delete element {TABLE} dnat_ip_tcp '{{ 8080 . 0.0.0.0/0 }}'")
     assert_drift(check(sb, driver), total, [
-        "FAIL  firewall   nftables: map dnat_ip_tcp lacks 0.0.0.0/0 . 8080 : 10.60.0.2 . 80 (published port 8080:80 goes to web)"])
-    sb.sh(f"nft add element {TABLE} dnat_ip_tcp '{{ 0.0.0.0/0 . 8080 : 10.60.0.2 . 80 }}'")
+        "FAIL  firewall   nftables: map dnat_ip_tcp lacks 8080 . 0.0.0.0/0 : 10.60.0.2 . 80 (published port 8080:80 goes to web)"])
+    sb.sh(f"nft add element {TABLE} dnat_ip_tcp '{{ 8080 . 0.0.0.0/0 : 10.60.0.2 . 80 }}'")
     assert_drift(check(sb, driver), total, [
-        'FAIL  firewall   nftables: map dnat_ip_tcp holds 0.0.0.0/0 . 8080 : 10.60.0.2 . 80 with the comment "", '
+        'FAIL  firewall   nftables: map dnat_ip_tcp holds 8080 . 0.0.0.0/0 : 10.60.0.2 . 80 with the comment "", '
         'the plan with "published port 8080:80 goes to web"'])
-    sb.sh(f"nft delete element {TABLE} dnat_ip_tcp '{{ 0.0.0.0/0 . 8080 }}' && nft add element {TABLE} dnat_ip_tcp "
-          "'{ 0.0.0.0/0 . 8080 comment \"published port 8080:80 goes to web\" : 10.60.0.2 . 80 }'")
+    sb.sh(f"nft delete element {TABLE} dnat_ip_tcp '{{ 8080 . 0.0.0.0/0 }}' && nft add element {TABLE} dnat_ip_tcp "
+          "'{ 8080 . 0.0.0.0/0 comment \"published port 8080:80 goes to web\" : 10.60.0.2 . 80 }'")
     assert assert_green(check(sb, driver)) == total
 
     # a set element deleted, and one the plan does not have
@@ -182,11 +182,11 @@ def test_check_probe_through_the_nft_table_behind_a_drop_policy(sandbox, tmp_pat
         assert expected in probed.stdout.splitlines(), expected
     assert not any(line.startswith("PASS  probe      db → outside") for line in probes)  # db is internal
 
-    sb.sh(f"nft delete element {TABLE} dnat_ip_tcp '{{ 0.0.0.0/0 . 8080 }}'")
+    sb.sh(f"nft delete element {TABLE} dnat_ip_tcp '{{ 8080 . 0.0.0.0/0 }}'")
     broken = check(sb, driver, "--probe")
     assert broken.returncode == 1
     found = failures(broken)
-    assert found[0] == "FAIL  firewall   nftables: map dnat_ip_tcp lacks 0.0.0.0/0 . 8080 : 10.60.0.2 . 80 (published port 8080:80 goes to web)"
+    assert found[0] == "FAIL  firewall   nftables: map dnat_ip_tcp lacks 8080 . 0.0.0.0/0 : 10.60.0.2 . 80 (published port 8080:80 goes to web)"
     assert [line.rsplit(": ", 1)[0] for line in found[1:]] == [  # the probes' lines without why
         "FAIL  probe      host → published 127.0.0.1:8080 → web 10.60.0.2:80",
         "FAIL  probe      web → published 10.60.0.1:8080 → web 10.60.0.2:80",

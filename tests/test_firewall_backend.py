@@ -78,10 +78,10 @@ def test_an_nftables_plan_loads_one_table_and_runs_no_iptables_restore():
     text = load.input or ""
     assert text.splitlines()[1:4] == ["add table inet nsgen-lab", "delete table inet nsgen-lab", "table inet nsgen-lab {"]
     # one map a family and protocol, each port an element of it
-    assert "\t\t\t0.0.0.0/0 . 8080 comment \"published port 8080:80 goes to web\" : 172.20.0.2 . 80," in text
-    assert "\t\t\t127.0.0.1 . 8081 comment \"published port 127.0.0.1:8081:81 goes to web\" : 172.20.0.2 . 81" in text
-    assert text.count("dnat ip to ip daddr . udp dport map @dnat_ip_udp") == 1
-    assert text.count("dnat ip6 to ip6 daddr . udp dport map @dnat_ip6_udp") == 1
+    assert "\t\t\t8080 . 0.0.0.0/0 comment \"published port 8080:80 goes to web\" : 172.20.0.2 . 80," in text
+    assert "\t\t\t8081 . 127.0.0.1 comment \"published port 127.0.0.1:8081:81 goes to web\" : 172.20.0.2 . 81" in text
+    assert text.count("dnat ip to udp dport . ip daddr map @dnat_ip_udp") == 1
+    assert text.count("dnat ip6 to udp dport . ip6 daddr map @dnat_ip6_udp") == 1
 
 
 def test_the_iptables_plans_of_the_examples_name_no_nftables():
