@@ -106,6 +106,25 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
             terminalreporter.write_line(f"{n} {what}")
 
 
+FIREWALL_BACKENDS = ("iptables", "nftables")
+
+
+@pytest.fixture(params=FIREWALL_BACKENDS)
+def firewall_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The firewall backend a topology that names none is written through (NSGEN_FIREWALL, which
+    the sandbox passes on to what it runs): a module's sandbox tests run once a backend with
+    `pytestmark = pytest.mark.usefixtures("firewall_backend")`. A test about one backend's own
+    tool takes the fixture and skips the other with its reason (`only_backend`)."""
+    monkeypatch.setenv("NSGEN_FIREWALL", request.param)
+    return str(request.param)
+
+
+def only_backend(backend: str, wanted: str, reason: str) -> None:
+    """Skip this run of a backend-parametrized test unless it is `wanted`'s, saying why."""
+    if backend != wanted:
+        pytest.skip(f"{wanted} only: {reason}")
+
+
 @pytest.fixture
 def cli(tmp_path, monkeypatch):
     """Invoke nsgen's CLI in-process, from an empty working folder; stdout and stderr apart."""

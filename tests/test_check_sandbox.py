@@ -18,6 +18,8 @@ from tests.drive import NSGEN, Driver, example_text, wait_for
 from tests.helpers import EXAMPLES
 from tests.sandbox import DNS_ADDR, HOST_ADDR, WEB_ADDR, WORLD_ADDR
 
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend
+
 TUTORIAL = example_text("tutorial.yaml")
 BRIDGE = example_text("bridge.yaml")
 MASQUERADE = ["-s", "172.18.0.0/24", "!", "-o", "vethc1", "-m", "comment", "--comment", "nsgen:tutorial", "-j", "MASQUERADE"]

@@ -11,6 +11,8 @@ import pytest
 
 from tests.drive import NSGEN, Driver, wait_for
 
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend
+
 LOOPBACK = """
 name: lo-lab
 networks:

@@ -10,6 +10,8 @@ import pytest
 from tests.drive import NSGEN, Driver, curl, echo_ok, example_text, ping, wait_for
 from tests.sandbox import DNS_ADDR6, HOST_ADDR, HOST_ADDR6, WEB_ADDR, WEB_ADDR6, WORLD_NS
 
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend
+
 LAB = """
 name: lab6
 networks:

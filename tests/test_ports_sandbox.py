@@ -17,6 +17,8 @@ from tests.sandbox import HOST_ADDR, HOST_ADDR6, WORLD_NS
 from tests.test_exposure_sandbox import drivers, listener, published, route_loopback_out
 from tests.test_reliability_sandbox import setup_argv
 
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend
+
 # Extra addresses of the host on its uplink, reached by the world like HOST_ADDR
 EXTRA = ("198.51.100.24", "198.51.100.25")
 
