@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -792,6 +793,26 @@ def _dnat_rules() -> list[tuple[str, str, int, str, str]]:
             where = words[words.index("-d") + 1].removesuffix("/32").removesuffix("/128") if "-d" in words[:-1] else anywhere
             tag = words[words.index("--comment") + 1].strip('"') if "--comment" in words[:-1] else ""
             rules.append((protocol, where, port, tag, line))
+    return rules + _nft_dnats()
+
+
+_NFT_ELEMENT = re.compile(r'([0-9a-fA-F.:]+)(?:/0)? \. ([0-9]+)(?: comment "[^"]*")? :')
+
+
+def _nft_dnats() -> list[tuple[str, str, int, str, str]]:
+    """The same of the elements of the published-port maps (dnat_ip_PROTOCOL, dnat_ip6_PROTOCOL)
+    of every nsgen nftables table (inet nsgen-NAME, tag nsgen:NAME); 0.0.0.0/0 and ::/0 are
+    0.0.0.0 and ::. No nft: none."""
+    rules, tag, protocol = [], "", ""
+    for line in _run(("nft", "list", "ruleset")).stdout.splitlines():
+        if line.startswith("table "):
+            tag, protocol = ("nsgen:" + line.split()[2][len("nsgen-"):]) if line.startswith("table inet nsgen-") else "", ""
+        elif line.startswith(("\tmap dnat_ip_", "\tmap dnat_ip6_")):
+            protocol = line.split()[1].rpartition("_")[2]
+        elif line.startswith(("\tmap ", "\tset ", "\tchain ")):
+            protocol = ""
+        elif tag and protocol:
+            rules += [(protocol, m[1], int(m[2]), tag, line.strip()) for m in _NFT_ELEMENT.finditer(line)]
     return rules
 
 

@@ -4,6 +4,7 @@ of iptables has counted (nsgen's nft rules carry no counters: there the traffic 
 
 from __future__ import annotations
 
+import json
 import re
 
 from nsgen.names import chain_name, nft_table, rule_tag
@@ -34,3 +35,17 @@ def iptables_hits(sb: Sandbox, table: str, chain: str, target: str, tool: str = 
     """The packets the rules of `chain` with `target` (MASQUERADE, DNAT, ...) have counted."""
     listed = sb.run([tool, "-t", table, "-L", chain, "-v", "-n", "-x"]).stdout
     return sum(int(line.split()[0]) for line in listed.splitlines()[2:] if line.split()[2:3] == [target])
+
+
+def nft_witness(sb: Sandbox, name: str, hook: str, priority: int, match: str) -> None:
+    """A table of the test's own, inet NAME, whose one base chain counts the packets that `match`
+    at `hook` and `priority` (it accepts them: what comes after decides). Two of them around a
+    priority prove what happened there: counted before it, gone after it."""
+    sb.run(["nft", "-f", "-"], input=f"table inet {name} {{\n\tchain seen {{\n\t\ttype filter hook {hook} priority {priority}; policy accept;\n"
+                                      f"\t\t{match} counter\n\t}}\n}}\n")
+
+
+def nft_counted(sb: Sandbox, name: str) -> int:
+    """The packets the witness `name` has counted."""
+    listed = json.loads(sb.run(["nft", "-j", "list", "table", "inet", name]).stdout)["nftables"]
+    return sum(e["counter"]["packets"] for item in listed for e in item.get("rule", {}).get("expr", []) if "counter" in e)
