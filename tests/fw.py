@@ -49,3 +49,20 @@ def nft_counted(sb: Sandbox, name: str) -> int:
     """The packets the witness `name` has counted."""
     listed = json.loads(sb.run(["nft", "-j", "list", "table", "inet", name]).stdout)["nftables"]
     return sum(e["counter"]["packets"] for item in listed for e in item.get("rule", {}).get("expr", []) if "counter" in e)
+
+
+def nft_take_rule(sb: Sandbox, topology: str, chain: str, needle: str) -> str:
+    """Delete the first rule of the topology's nft chain that holds `needle` (as a person would,
+    by its handle); its text, to put back with nft_put_back."""
+    table = nft_table(topology)
+    for line in sb.run(["nft", "-a", "list", "chain", "inet", table, chain]).stdout.splitlines():
+        text, _, handle = line.strip().rpartition(" # handle ")
+        if needle in text and handle.isdigit():
+            sb.run(["nft", "delete", "rule", "inet", table, chain, "handle", handle])
+            return text
+    raise AssertionError(f"no rule with {needle!r} in chain {chain} of table inet {table}")
+
+
+def nft_put_back(sb: Sandbox, topology: str, chain: str, text: str) -> None:
+    """Put a rule back at the top of the topology's nft chain."""
+    sb.run(["nft", "insert", "rule", "inet", nft_table(topology), chain, text])
