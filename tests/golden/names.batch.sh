@@ -602,7 +602,7 @@ nsgen_port_overlap() {
 # kernel, *: both families, as nsgen run takes it too). The sockets and the rules are read once
 # each, into tables by protocol and port.
 ports_free() {
-  local tag=$1 spec protocol port ip line address holder i p d c t dnat save anywhere
+  local tag=$1 spec protocol port ip line address holder i p d c t dnat save anywhere element
   local -a words
   local -A bound=() forwarded=()
   shift
@@ -641,6 +641,23 @@ ports_free() {
       if [ "$dnat" = 1 ] && [ "$c" != "$tag" ] && [ -n "$t" ]; then forwarded[$p:$t]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n'; fi
     done <<<"$("$save" -t nat 2>/dev/null)"  # ip6tables-save missing: no IPv6 rule
   done
+  # the elements of the published-port maps of every nsgen nftables table (inet nsgen-NAME: tag
+  # nsgen:NAME), ADDRESS . PORT: 0.0.0.0/0 and ::/0 are 0.0.0.0 and ::. No nft: none.
+  c="" p="" element='([0-9a-fA-F.:]+)(/0)? \. ([0-9]+)( comment "[^"]*")? :'
+  while IFS= read -r line; do
+    case "$line" in
+      "table inet nsgen-"*) c=${line#table inet nsgen-}; c=nsgen:${c%% *}; p=""; continue ;;
+      "table "*) c="" p=""; continue ;;
+      $'\tmap dnat_ip_'*|$'\tmap dnat_ip6_'*) p=${line%% \{*}; p=${p##*_}; continue ;;
+      $'\tmap '*|$'\tset '*|$'\tchain '*) p=""; continue ;;
+    esac
+    [ -n "$c" ] && [ -n "$p" ] && [ "$c" != "$tag" ] || continue
+    d=$line
+    while [[ $d =~ $element ]]; do
+      forwarded[$p:${BASH_REMATCH[3]}]+="${BASH_REMATCH[1]}"$'\x1f'"$c"$'\x1f'"${line#"${line%%[![:space:]]*}"}"$'\n'
+      d=${d#*"${BASH_REMATCH[0]}"}
+    done
+  done <<<"$(nft list ruleset 2>/dev/null)"
   for spec in "$@"; do
     protocol=${spec%%:*}; spec=${spec#*:}; port=${spec%%:*}; ip=${spec#*:}
     ip=${ip#[}; ip=${ip%]}
