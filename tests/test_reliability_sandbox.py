@@ -99,9 +99,13 @@ def test_fault_sweep(sandbox, tmp_path, example, mode, firewall_backend):
 # -- SIGINT / SIGTERM during setup --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signal_name", ["INT", "TERM"])
-@pytest.mark.parametrize("mode,example", [("script", "tutorial"), ("run", "tutorial"), ("run", "bridge")])
-def test_interrupted_setup_undoes_itself(sandbox, tmp_path, mode, example, signal_name):
+# Each signal in each mode with iptables; with nftables, each signal once, the script's and nsgen run's (time)
+INTERRUPTS = [(mode, example, signal_name, "iptables") for mode, example in (("script", "tutorial"), ("run", "tutorial"), ("run", "bridge"))
+              for signal_name in ("INT", "TERM")] + [("script", "tutorial", "TERM", "nftables"), ("run", "bridge", "INT", "nftables")]
+
+
+@pytest.mark.parametrize("mode,example,signal_name,firewall_backend", INTERRUPTS, indirect=["firewall_backend"])
+def test_interrupted_setup_undoes_itself(sandbox, tmp_path, mode, example, signal_name, firewall_backend):
     """For the bridge example, `nsgen run` configures its three containers side by side: an
     interrupt then arrives while several batches run."""
     sb = sandbox
@@ -391,8 +395,9 @@ def test_teardown_removes_what_was_set_up_even_after_the_file_changed(sandbox, t
     assert sb.snapshot() == before
 
 
-@pytest.mark.parametrize("spoil", ["writable by others", "another owner", "garbage"])
-def test_a_record_that_is_not_nsgens_own_is_ignored(sandbox, tmp_path, spoil):
+@pytest.mark.parametrize("spoil,firewall_backend", [("writable by others", "iptables"), ("another owner", "iptables"), ("garbage", "iptables"),
+                                                      ("garbage", "nftables")], indirect=["firewall_backend"])
+def test_a_record_that_is_not_nsgens_own_is_ignored(sandbox, tmp_path, spoil, firewall_backend):
     """A record nsgen cannot trust is not followed: teardown goes by the marks on what nsgen made.
     The record is rewritten to claim a namespace `victim` made by another tool (and noted among
     those the setup was about to create): followed, it would be deleted with its process."""
