@@ -57,13 +57,14 @@ def total_calls(sb, driver: Driver, faults: Faults) -> int:
 # -- 1. fault sweep: the k-th call of ip / iptables / iptables-restore / sysctl fails ----------
 
 
-# Every example with iptables; with nftables, those that make its table's every shape (both families,
-# a veth network, bridges under a DROP policy, ranges, UDP, loopback addresses): the time stays bounded.
-SWEPT = [(example, "iptables") for example in EXAMPLES] + [(example, "nftables") for example in ("tutorial", "dual-stack", "ports")]
+# Every example in every mode with iptables; with nftables, the examples that give its table every
+# shape (both families, a veth network, bridges under a DROP policy, ranges, UDP, loopback
+# addresses), the script's functions and nsgen run's builtins each faulted: the time stays bounded.
+SWEPT = [(example, mode, "iptables") for example in EXAMPLES for mode in ("script", "batch", "run")] + [
+    ("tutorial", "script", "nftables"), ("tutorial", "run", "nftables"), ("dual-stack", "run", "nftables"), ("ports", "script", "nftables")]
 
 
-@pytest.mark.parametrize("mode", ["script", "batch", "run"])
-@pytest.mark.parametrize("example,firewall_backend", SWEPT, indirect=["firewall_backend"])
+@pytest.mark.parametrize("example,mode,firewall_backend", SWEPT, indirect=["firewall_backend"])
 def test_fault_sweep(sandbox, tmp_path, example, mode, firewall_backend):
     sb = sandbox
     if example == "lan":
