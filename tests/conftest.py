@@ -1,4 +1,5 @@
-"""Shared test setup: the `sandbox` fixture (a throwaway root host, see sandbox.py) and its marker.
+"""Shared test setup: the `sandbox` fixture (a throwaway root host, see sandbox.py) and its marker,
+and `firewall_backend`, which runs a test once with each firewall backend.
 
 Tests that use `sandbox` or `sandbox_factory` are marked `sandbox` automatically
 (`pytest -m sandbox` / `-m "not sandbox"`). Where no sandbox can be made (not root, a tool
