@@ -8,6 +8,8 @@ import pytest
 from tests.drive import Driver, curl, echo_ok, example_text, ping, wait_for
 from tests.sandbox import HOST_ADDR, WEB_ADDR, WORLD_NS
 
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend
+
 BRIDGE = example_text("bridge.yaml")
 WEB, APP, DB = "172.20.0.2", "172.20.0.3", "172.21.0.10"
 APP_BACK = "172.21.0.2"

@@ -4,8 +4,12 @@ IPv6 way out fails the IPv6 probe of the outside alone."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.drive import NSGEN, Driver, example_text, wait_for
 from tests.sandbox import DNS_ADDR, DNS_ADDR6, WEB_ADDR, WEB_ADDR6, WORLD_ADDR, WORLD_ADDR6
+
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend
 
 V4_PROBES = (
     "web → gateway 172.20.0.1 (front, ping)",

@@ -9,7 +9,10 @@ import time
 
 import pytest
 
+from tests import fw
 from tests.drive import NSGEN, Driver, wait_for
+
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend
 
 LOOPBACK = """
 name: lo-lab
@@ -58,12 +61,15 @@ def drivers(sb, tmp_path, *pairs):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_port_published_on_loopback_is_reached_from_the_host_only(sandbox, tmp_path, mode):
+def test_a_port_published_on_loopback_is_reached_from_the_host_only(sandbox, tmp_path, mode, firewall_backend):
     sb = sandbox
     before = sb.snapshot()
     lab, other = drivers(sb, tmp_path, (mode, LOOPBACK), ("run", OTHER))
     lab.up()
     other.up()
+    if firewall_backend == "nftables":  # nsgen's nft rules count nothing: witnesses just before and after its guard (priority raw, -300)
+        for name, priority in (("before_guard", -301), ("after_guard", -299)):
+            fw.nft_witness(sb, name, "prerouting", priority, 'iifname != "lo" ip daddr 127.0.0.1 tcp dport 9000')
     assert wait_for(sb, ["curl", "-sf", "-m", "2", "http://127.0.0.1:9000/echo"]).returncode == 0  # the host reaches it
     opened = passive_opens(sb, "c1")
     route_loopback_out(sb, "world", "198.51.100.1", "host0")  # a neighbour on the uplink
@@ -74,13 +80,18 @@ def test_a_port_published_on_loopback_is_reached_from_the_host_only(sandbox, tmp
     assert passive_opens(sb, "c1") == opened, "a SYN from outside the host reached the container"
     tracked = sb.run(["conntrack", "-L", "-d", "127.0.0.1"], check=False).stdout
     assert "198.51.100.2" not in tracked and "172.31.0.2" not in tracked
-    dropped = sb.run(["iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-n", "-x"]).stdout
-    assert any(line.split()[0] != "0" for line in dropped.splitlines() if "nsgen:lo-lab" in line)  # the loopback guard counted them
+    if firewall_backend == "iptables":
+        dropped = sb.run(["iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-n", "-x"]).stdout
+        assert any(line.split()[0] != "0" for line in dropped.splitlines() if "nsgen:lo-lab" in line)  # the loopback guard counted them
+    else:  # they came, and the guard (iptables' raw table, at the same priority, is empty) dropped them
+        assert fw.nft_counted(sb, "before_guard") > 0 and fw.nft_counted(sb, "after_guard") == 0
+        sb.run(["nft", "delete", "table", "inet", "before_guard"])
+        sb.run(["nft", "delete", "table", "inet", "after_guard"])
     assert wait_for(sb, ["curl", "-sf", "-m", "2", "http://127.0.0.1:9000/echo"]).returncode == 0  # still there for the host
     other.down()
     lab.down()
-    assert sb.snapshot()["iptables"] == before["iptables"]
-    assert sb.snapshot()["links"] == before["links"]
+    after = sb.snapshot()
+    assert (after["iptables"], after["links"], after["nft"]) == (before["iptables"], before["links"], before["nft"])
 
 
 LOOPBACK_SERVICE = """
@@ -134,6 +145,7 @@ def test_zero_address_publishes_on_every_address(sandbox, tmp_path, mode):
     assert sb.run(["curl", "-sf", "-m", "2", "http://198.51.100.1:8080/echo"], check=False).returncode == 0
     assert sb.in_ns("world", ["curl", "-sf", "-m", "2", "http://198.51.100.1:8080/echo"], check=False).returncode == 0
     assert "0.0.0.0" not in sb.run(["iptables-save", "-t", "nat"]).stdout
+    assert "0.0.0.0 . 8080" not in fw.nft_rules(sb, "lo-lab")  # any address (0.0.0.0/0), not 0.0.0.0 itself
     lab.down()
     assert sb.snapshot() == before
 

@@ -10,6 +10,8 @@ import pytest
 from tests.drive import Driver, wait_for
 from tests.sandbox import HOST_ADDR, WEB_ADDR, WORLD_NS
 
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend
+
 MIXED = """
 name: lab.v2
 networks:

@@ -3,11 +3,16 @@ names (SNAT) instead of the uplink's (masquerade), as the world's web server see
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from nsgen.sandbox.host import WORLD_LINK
+from tests import fw
 from tests.drive import NSGEN, Driver, curl
 from tests.sandbox import HOST_ADDR, HOST_ADDR6, WEB_ADDR, WEB_ADDR6
+
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend
 
 OUTBOUND, OUTBOUND6 = "198.51.100.7", "2001:db8:100::7"
 
@@ -36,7 +41,7 @@ def second_address(sb, six: bool = True) -> None:
 
 
 @pytest.mark.parametrize("mode", ["script", "batch", "run"])
-def test_traffic_leaves_from_the_outbound_address(sandbox, tmp_path, mode):
+def test_traffic_leaves_from_the_outbound_address(sandbox, tmp_path, mode, firewall_backend):
     sb = sandbox
     second_address(sb)
     before = sb.snapshot()
@@ -47,10 +52,15 @@ def test_traffic_leaves_from_the_outbound_address(sandbox, tmp_path, mode):
     assert curl(sb, "web", f"http://[{WEB_ADDR6}]/").strip() == OUTBOUND6
     # a network without it is masqueraded to the uplink's own address
     assert curl(sb, "other", f"http://{WEB_ADDR}/").strip() == HOST_ADDR
-    rules = sb.run(["iptables", "-t", "nat", "-S", "POSTROUTING"]).stdout
-    assert "-s 172.30.0.0/24 ! -o br-" in rules and f"-j SNAT --to-source {OUTBOUND}" in rules
-    assert "-s 172.31.0.0/24" in rules and "-j MASQUERADE" in rules
-    assert f"-j SNAT --to-source {OUTBOUND6}" in sb.run(["ip6tables", "-t", "nat", "-S", "POSTROUTING"]).stdout
+    rules = fw.rules(sb, "out")
+    if firewall_backend == "iptables":
+        assert re.search(rf"-A POSTROUTING -s 172\.30\.0\.0/24 ! -o br-\S+ .*-j SNAT --to-source {OUTBOUND}$", rules, re.M), rules
+        assert re.search(r"-A POSTROUTING -s 172\.31\.0\.0/24 ! -o br-\S+ .*-j MASQUERADE$", rules, re.M), rules
+        assert re.search(rf"-A POSTROUTING -s fd00:30::/64 ! -o br-\S+ .*-j SNAT --to-source {OUTBOUND6}$", rules, re.M), rules
+    else:
+        assert re.search(rf'ip saddr 172\.30\.0\.0/24 oifname != "br-\S+" snat ip to {OUTBOUND} ', rules), rules
+        assert re.search(r'ip saddr 172\.31\.0\.0/24 oifname != "br-\S+" masquerade ', rules), rules
+        assert re.search(rf'ip6 saddr fd00:30::/64 oifname != "br-\S+" snat ip6 to {OUTBOUND6} ', rules), rules
     if mode == "run":
         checked = sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False)
         assert checked.returncode == 0, checked.stdout

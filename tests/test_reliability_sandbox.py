@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import count
+from tests.conftest import FIREWALL_BACKENDS, count
 from tests.drive import NSGEN, Driver, example_text, wait_for
 from tests.faults import SYSTEM_PATH, Faults
 from tests.helpers import ROOT
@@ -35,6 +35,8 @@ containers:
     networks: [n]
     ports: ["8080-8081:80-81", "127.0.1.2:1716:80", "127.0.1.3:1716:81", "5300-5301:53-54/udp"]
 """
+pytestmark = pytest.mark.usefixtures("firewall_backend")  # every test once a firewall backend (unless it names its own)
+
 EXAMPLES = {"tutorial": TUTORIAL, "bridge": BRIDGE, "dual-stack": example_text("dual-stack.yaml"), "lan": LAN, "ports": PORTS,
             "jumbo": example_text("jumbo.yaml"), "names": example_text("names.yaml")}
 
@@ -55,9 +57,15 @@ def total_calls(sb, driver: Driver, faults: Faults) -> int:
 # -- 1. fault sweep: the k-th call of ip / iptables / iptables-restore / sysctl fails ----------
 
 
-@pytest.mark.parametrize("mode", ["script", "batch", "run"])
-@pytest.mark.parametrize("example", ["tutorial", "bridge", "dual-stack", "lan", "ports", "jumbo", "names"])
-def test_fault_sweep(sandbox, tmp_path, example, mode):
+# Every example in every mode with iptables; with nftables, the examples that give its table every
+# shape (both families, a veth network, bridges under a DROP policy, ranges, UDP, loopback
+# addresses), the script's functions and nsgen run's builtins each faulted: the time stays bounded.
+SWEPT = [(example, mode, "iptables") for example in EXAMPLES for mode in ("script", "batch", "run")] + [
+    ("tutorial", "script", "nftables"), ("tutorial", "run", "nftables"), ("dual-stack", "run", "nftables"), ("ports", "script", "nftables")]
+
+
+@pytest.mark.parametrize("example,mode,firewall_backend", SWEPT, indirect=["firewall_backend"])
+def test_fault_sweep(sandbox, tmp_path, example, mode, firewall_backend):
     sb = sandbox
     if example == "lan":
         sb.run(["ip", "addr", "add", "198.51.100.7/24", "dev", "world0"])
@@ -92,9 +100,13 @@ def test_fault_sweep(sandbox, tmp_path, example, mode):
 # -- SIGINT / SIGTERM during setup --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signal_name", ["INT", "TERM"])
-@pytest.mark.parametrize("mode,example", [("script", "tutorial"), ("run", "tutorial"), ("run", "bridge")])
-def test_interrupted_setup_undoes_itself(sandbox, tmp_path, mode, example, signal_name):
+# Each signal in each mode with iptables; with nftables, each signal once, the script's and nsgen run's (time)
+INTERRUPTS = [(mode, example, signal_name, "iptables") for mode, example in (("script", "tutorial"), ("run", "tutorial"), ("run", "bridge"))
+              for signal_name in ("INT", "TERM")] + [("script", "tutorial", "TERM", "nftables"), ("run", "bridge", "INT", "nftables")]
+
+
+@pytest.mark.parametrize("mode,example,signal_name,firewall_backend", INTERRUPTS, indirect=["firewall_backend"])
+def test_interrupted_setup_undoes_itself(sandbox, tmp_path, mode, example, signal_name, firewall_backend):
     """For the bridge example, `nsgen run` configures its three containers side by side: an
     interrupt then arrives while several batches run."""
     sb = sandbox
@@ -143,15 +155,23 @@ FOREIGN = [
     ("netns dir", "mkdir -p /etc/netns/web && echo 'nameserver 192.0.2.1' > /etc/netns/web/resolv.conf", "file /etc/netns/web/resolv.conf already exists"),
     ("hosts file", "mkdir -p /etc/netns/db && echo '192.0.2.1 db' > /etc/netns/db/hosts", "file /etc/netns/db/hosts already exists"),
     ("chain", "iptables -N NSGEN-bridge-lab", "iptables chain NSGEN-bridge-lab (table filter) already exists"),
+    # the nftables backend's table, of the same name but without nsgen's comment (an empty one, or one with a chain)
+    ("nft table", "nft add table inet nsgen-bridge-lab", "nftables table inet nsgen-bridge-lab already exists"),
+    ("nft table with chain", "nft add table inet nsgen-bridge-lab '{ comment \"nsgen:someone-else\"; }' && "
+     "nft add chain inet nsgen-bridge-lab networks && nft add rule inet nsgen-bridge-lab networks counter",
+     "nftables table inet nsgen-bridge-lab already exists"),
     # teardown deletes the topology's device group whole: a device already in it is not ours
     ("device group", "ip link add foreign0 group 0x6e7c5ce4 type veth peer name foreign1",
      "a link in device group 0x6e7c5ce4 (another topology's name hashes alike: rename one) already exists"),
 ]
+# A firewall resource with each backend that makes it; the others with both
+FOREIGN_BY_BACKEND = [pytest.param(*f, backend, id=f"{f[0]}-{backend}") for f in FOREIGN for backend in FIREWALL_BACKENDS
+                      if backend == {"chain": "iptables", "nft table": "nftables", "nft table with chain": "nftables"}.get(f[0], backend)]
 
 
 @pytest.mark.parametrize("mode", ["script", "run"])
-@pytest.mark.parametrize("what,make,message", FOREIGN, ids=[f[0] for f in FOREIGN])
-def test_foreign_resource_is_refused_and_survives(sandbox, tmp_path, what, make, message, mode):
+@pytest.mark.parametrize("what,make,message,firewall_backend", FOREIGN_BY_BACKEND, indirect=["firewall_backend"])
+def test_foreign_resource_is_refused_and_survives(sandbox, tmp_path, what, make, message, mode, firewall_backend):
     sb = sandbox
     sb.sh(make)
     before = sb.snapshot()
@@ -183,6 +203,37 @@ def test_user_rules_come_through_teardown_exactly(sandbox, tmp_path, mode):
     before = sb.snapshot()
     driver = Driver(sb, tmp_path, mode, BRIDGE)
     driver.up()
+    driver.down()
+    assert sb.snapshot() == before
+
+
+USER_NFT = """
+nft add table inet filter
+nft add chain inet filter forward '{ type filter hook forward priority 0; policy accept; }'
+nft add rule inet filter forward ct state invalid counter drop
+nft add chain inet filter mine
+nft add rule inet filter forward ip saddr 10.99.0.0/24 jump mine
+nft add table ip nsgen-bridge-lab '{ comment "nsgen:bridge-lab"; }'
+nft add table inet nsgen-bridge-lab-extra '{ comment "nsgen:bridge-lab-extra"; }'
+nft add chain inet nsgen-bridge-lab-extra postrouting '{ type nat hook postrouting priority srcnat; }'
+nft add rule inet nsgen-bridge-lab-extra postrouting ip saddr 172.20.0.0/24 masquerade
+"""
+
+
+@pytest.mark.parametrize("mode", ["script", "run"])
+def test_user_nft_tables_and_chains_come_through_setup_and_teardown_exactly(sandbox, tmp_path, mode):
+    """A user's inet filter table (a forward chain of its own, a chain it jumps to), a table of
+    nsgen's name and comment in another family (ip), one whose name and comment only start like
+    nsgen's: setup leaves them as they are, working, and teardown too."""
+    sb = sandbox
+    sb.sh(USER_NFT)
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, mode, BRIDGE)
+    driver.up()
+    users = ("table inet filter", "table ip nsgen-bridge-lab", "table inet nsgen-bridge-lab-extra")
+    theirs = lambda snap: [line for line in snap["nft"] if line.split(" >")[0].split(":")[0] in users]  # noqa: E731
+    assert theirs(sb.snapshot()) == theirs(before) and len(theirs(before)) > 6
+    assert wait_for(sb, ["ip", "netns", "exec", "app", "curl", "-sf", "--max-time", "2", "http://172.20.0.2:8000/echo"]).returncode == 0
     driver.down()
     assert sb.snapshot() == before
 
@@ -238,7 +289,7 @@ def test_same_topology_twice_at_once_and_setup_during_teardown(sandbox, tmp_path
     # one winner made everything; the other found it done: exactly one of each resource
     snap = sb.snapshot()
     assert snap["netns"].count("container-1") == 1
-    assert sum("MASQUERADE" in r for r in snap["iptables"]) == 1
+    assert sum("MASQUERADE" in r for r in snap["iptables"]) + sum(r.startswith("table inet nsgen-tutorial ") and " masquerade " in r for r in snap["nft"]) == 1
     pids = sb.run(["ip", "netns", "pids", "container-1"]).stdout.split()
     programs = sorted(sb.run(["cat", f"/proc/{pid}/comm"]).stdout.strip() for pid in pids)
     assert len(programs) == 2 and programs.count("sh") == 1, programs  # one echo server, with the shell in front of it
@@ -294,19 +345,21 @@ def test_teardown_kills_processes_that_ignore_term_and_only_those(sandbox, tmp_p
 
 
 @pytest.mark.parametrize("mode", ["script", "run"])
-def test_missing_tool_is_a_preflight_error(sandbox, tmp_path, mode):
+def test_missing_tool_is_a_preflight_error(sandbox, tmp_path, mode, firewall_backend):
     sb = sandbox
     before = sb.snapshot()
     driver = Driver(sb, tmp_path, mode, TUTORIAL)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("ip", "sysctl", "flock", "setsid", "id", "bash", "sh", "mkdir", "test", "cp", "rm", "touch", "install", "grep", "cat", "env", "nsenter"):
+    # with nftables, iptables is there (its FORWARD chain is read) and nft is what is missing
+    others = ("iptables", "iptables-save", "ip6tables", "ip6tables-save") if firewall_backend == "nftables" else ()
+    for tool in ("ip", "sysctl", "flock", "setsid", "id", "bash", "sh", "mkdir", "test", "cp", "rm", "touch", "install", "grep", "cat", "env", "nsenter", *others):
         real = sb.run(["sh", "-c", f"PATH={SYSTEM_PATH} command -v {tool} || true"]).stdout.strip()
         if real.startswith("/"):
             (bin_dir / tool).symlink_to(real)
     done = sb.run(setup_argv(driver), env={"PATH": str(bin_dir)}, check=False)
     assert done.returncode != 0
-    assert "required tool not found: iptables" in done.stderr
+    assert f"required tool not found: {'iptables' if firewall_backend == 'iptables' else 'nft ('}" in done.stderr
     assert sb.snapshot() == before
 
 
@@ -343,8 +396,9 @@ def test_teardown_removes_what_was_set_up_even_after_the_file_changed(sandbox, t
     assert sb.snapshot() == before
 
 
-@pytest.mark.parametrize("spoil", ["writable by others", "another owner", "garbage"])
-def test_a_record_that_is_not_nsgens_own_is_ignored(sandbox, tmp_path, spoil):
+@pytest.mark.parametrize("spoil,firewall_backend", [("writable by others", "iptables"), ("another owner", "iptables"), ("garbage", "iptables"),
+                                                      ("garbage", "nftables")], indirect=["firewall_backend"])
+def test_a_record_that_is_not_nsgens_own_is_ignored(sandbox, tmp_path, spoil, firewall_backend):
     """A record nsgen cannot trust is not followed: teardown goes by the marks on what nsgen made.
     The record is rewritten to claim a namespace `victim` made by another tool (and noted among
     those the setup was about to create): followed, it would be deleted with its process."""

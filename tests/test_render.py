@@ -26,13 +26,24 @@ def shellcheck() -> str:
 
 
 KINDS = {"setup": {}, "teardown": {"teardown": True}, "batch": {"batched": True}, "teardown-batch": {"teardown": True, "batched": True}}
+# The examples name no firewall: NSGEN_FIREWALL chooses, iptables without it. nftables' goldens are <example>.nftables.<kind>.sh
+BACKENDS = {"iptables": "", "nftables": ".nftables"}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("NSGEN_FIREWALL", request.param)
+    return str(request.param)
 
 
 @pytest.mark.parametrize("example", EXAMPLE_FILES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_golden(example, kind):
-    text = render(example_plan(example), **KINDS[kind])
-    golden = GOLDEN / f"{Path(example).stem}.{kind}.sh"
+def test_golden(example, kind, backend):
+    plan = example_plan(example)
+    text = render(plan, **KINDS[kind])
+    table = backend == "nftables" and example != "macvlan.yaml"  # macvlan: no network of the host's, no firewall
+    assert any(step.id == "nftables" for step in plan.steps) == (f"inet nsgen-{plan.name}" in text) == table
+    golden = GOLDEN / f"{Path(example).stem}{BACKENDS[backend]}.{kind}.sh"
     if os.environ.get("NSGEN_UPDATE_GOLDEN") == "1":
         golden.write_text(text)
     assert golden.exists(), f"missing {golden}; run with NSGEN_UPDATE_GOLDEN=1 to create it"
@@ -41,7 +52,7 @@ def test_golden(example, kind):
 
 @pytest.mark.parametrize("example", EXAMPLE_FILES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_shellcheck_and_bash_n(example, kind, tmp_path):
+def test_shellcheck_and_bash_n(example, kind, backend, tmp_path):
     script = tmp_path / "script.sh"
     script.write_text(render(example_plan(example), **KINDS[kind]))
     done = subprocess.run([shellcheck(), "-s", "bash", str(script)], capture_output=True, text=True)
@@ -50,7 +61,7 @@ def test_shellcheck_and_bash_n(example, kind, tmp_path):
 
 
 @pytest.mark.parametrize("example", EXAMPLE_FILES)
-def test_every_command_appears_verbatim_and_parses_back(example):
+def test_every_command_appears_verbatim_and_parses_back(example, backend):
     plan = example_plan(example)
     flat = lambda text: "\n".join(row.strip() for row in text.splitlines())  # noqa: E731
     setup, teardown = flat(render(plan)), flat(render(plan, teardown=True))

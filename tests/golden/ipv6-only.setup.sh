@@ -564,10 +564,11 @@ ports_free() {
       *)
         [ -n "$t" ] && [ "$c" != "$tag" ] || continue
         read -r -a words <<<"${line#elements = \{ }"
-        [[ ${#words[@]} -gt 2 && ${words[1]} = . && ${words[2]} =~ ^[0-9]+$ ]] || continue
-        d=${words[0]}
+        # PORT . ADDRESS : TARGET
+        [[ ${#words[@]} -gt 2 && ${words[1]} = . && ${words[0]} =~ ^[0-9]+$ ]] || continue
+        d=${words[2]}
         case "$d" in 0.0.0.0/0) d=0.0.0.0 ;; ::/0) d=:: ;; esac
-        forwarded[$t:${words[2]}]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n' ;;
+        forwarded[$t:${words[0]}]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n' ;;
     esac
   done <<<"$(nft list ruleset 2>/dev/null)"  # nft missing: no table of nsgen's
   for spec in "$@"; do

@@ -1,0 +1,632 @@
+#!/usr/bin/env bash
+# nsgen 0.1.0: setup of topology macvlan-lab
+#
+# host (ip_forward off)
+# └── network lan (macvlan on eth0, 192.168.1.0/24, gateway 192.168.1.1 (the LAN's router), on the LAN, no NAT)
+#     ├── eth0 <──macvlan──> nas: eth0 192.168.1.50/24
+#     └── eth0 <──macvlan──> printer: eth0 192.168.1.51/24
+# nas runs: nsgen echo-server --port 8000
+# nas resolves through: 1.1.1.1
+# printer resolves through: 1.1.1.1
+#
+# Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
+# firewall: nftables, as NSGEN_FIREWALL says (the topology names none)
+#
+# The steps come first, in the tutorial's order; the helper functions, the lock, the checks and the rollback that run them are at the end of the script.
+# Values are single-quoted on purpose: nothing in them is expanded.
+# shellcheck disable=SC2016,SC1003
+steps() {
+
+# ==== State ====
+
+# Record what topology macvlan-lab is, in /run/nsgen/macvlan-lab/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
+if grep -qF '"digest": "cd4ccf7035e0eb29"' /run/nsgen/macvlan-lab/topology.json >/dev/null 2>&1; then
+  nsgen_say 'already done: state'
+else
+  begin 0 state
+  install -D -m 0644 /dev/stdin /run/nsgen/macvlan-lab/topology.json <<'NSGEN_EOF'
+{"format": 1, "digest": "cd4ccf7035e0eb29", "name": "macvlan-lab", "host": {"ip_forward": false, "persist": false, "firewall": "nftables", "firewall_why": "firewall: nftables, as NSGEN_FIREWALL says (the topology names none)"},
+"networks": [
+  {"name": "lan", "driver": "macvlan", "subnet": "192.168.1.0/24", "gateway": "192.168.1.1", "masquerade": false, "internal": false, "bridge": null, "parent": "eth0"}
+],
+"containers": [
+  {"name": "nas", "attachments": [{"network": "lan", "interface": "eth0", "host_interface": null, "address": "192.168.1.50", "prefixlen": 24, "gateway": "192.168.1.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [{"argv": ["nsgen", "echo-server", "--port", "8000"], "ready": ["tcp", "8000"], "ready_timeout": 10.0}], "ports": []},
+  {"name": "printer", "attachments": [{"network": "lan", "interface": "eth0", "host_interface": null, "address": "192.168.1.51", "prefixlen": 24, "gateway": "192.168.1.1"}], "dns": ["1.1.1.1"], "dns_source": "the topology file", "processes": [], "ports": []}
+]}
+NSGEN_EOF
+fi
+begin 1 ip_forward:restore  # for the rollback: nothing to do at setup
+
+# ==== Namespaces ====
+
+# Note which namespaces this setup is about to create, in /run/nsgen/macvlan-lab/namespaces: until each carries the topology's mark (the alias of its lo), that note tells it from someone else's.
+begin 2 namespaces
+install -m 0644 /dev/stdin /run/nsgen/macvlan-lab/namespaces <<'NSGEN_EOF'
+nas
+printer
+NSGEN_EOF
+
+# Create the network namespace nas: the container's own interfaces, routes and firewall.
+if test -e /run/netns/nas; then
+  nsgen_say 'already done: netns:nas'
+else
+  begin 3 netns:nas
+  ip netns add nas
+fi
+
+# Create the network namespace printer: the container's own interfaces, routes and firewall.
+if test -e /run/netns/printer; then
+  nsgen_say 'already done: netns:printer'
+else
+  begin 4 netns:printer
+  ip netns add printer
+fi
+
+# Teardown stops every process still running in nas before the namespace is deleted.
+if nsgen_began 3; then begin 5 reap:nas; fi  # for the rollback
+
+# Teardown stops every process still running in printer before the namespace is deleted.
+if nsgen_began 4; then begin 6 reap:printer; fi  # for the rollback
+
+# ==== Links ====
+
+# Create eth0 in nas as a macvlan interface (mode bridge) on the host's eth0: nas is on eth0's LAN with its own address, reached directly, without NAT. It lives in the namespace only.
+if ip -n nas link show eth0 >/dev/null 2>&1; then
+  nsgen_say 'already done: macvlan:nas:lan'
+else
+  begin 7 macvlan:nas:lan
+  ip link add eth0 link eth0 netns nas type macvlan mode bridge
+fi
+
+# Create eth0 in printer as a macvlan interface (mode bridge) on the host's eth0: printer is on eth0's LAN with its own address, reached directly, without NAT. It lives in the namespace only.
+if ip -n printer link show eth0 >/dev/null 2>&1; then
+  nsgen_say 'already done: macvlan:printer:lan'
+else
+  begin 8 macvlan:printer:lan
+  ip link add eth0 link eth0 netns printer type macvlan mode bridge
+fi
+
+# ==== Inside the containers ====
+
+# Bring up lo in nas, so that a server listening on localhost answers inside it; its alias nsgen:macvlan-lab marks the namespace as this topology's.
+begin 9 lo:nas
+ip -n nas link set lo alias nsgen:macvlan-lab up
+
+# Give eth0 in nas the address 192.168.1.50/24 (and no IPv6 link-local one) and bring it up.
+begin 10 addr:nas:lan
+ip -n nas addr replace 192.168.1.50/24 dev eth0
+ip -n nas link set eth0 addrgenmode none up
+
+# Send nas's traffic for everywhere else to the router of eth0's LAN at 192.168.1.1, from 192.168.1.50.
+begin 11 route:nas
+ip -n nas route replace default via 192.168.1.1 dev eth0 src 192.168.1.50
+
+# Bring up lo in printer, so that a server listening on localhost answers inside it; its alias nsgen:macvlan-lab marks the namespace as this topology's.
+begin 12 lo:printer
+ip -n printer link set lo alias nsgen:macvlan-lab up
+
+# Give eth0 in printer the address 192.168.1.51/24 (and no IPv6 link-local one) and bring it up.
+begin 13 addr:printer:lan
+ip -n printer addr replace 192.168.1.51/24 dev eth0
+ip -n printer link set eth0 addrgenmode none up
+
+# Send printer's traffic for everywhere else to the router of eth0's LAN at 192.168.1.1, from 192.168.1.51.
+begin 14 route:printer
+ip -n printer route replace default via 192.168.1.1 dev eth0 src 192.168.1.51
+
+# ==== DNS ====
+
+# Give nas its own resolver: ip netns exec shows /etc/netns/nas/resolv.conf as /etc/resolv.conf inside.
+if test -e /etc/netns/nas/resolv.conf; then
+  nsgen_say 'already done: dns:nas'
+else
+  begin 15 dns:nas
+  install -D -m 0644 /dev/stdin /etc/netns/nas/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology macvlan-lab; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+fi
+
+# Give printer its own resolver: ip netns exec shows /etc/netns/printer/resolv.conf as /etc/resolv.conf inside.
+if test -e /etc/netns/printer/resolv.conf; then
+  nsgen_say 'already done: dns:printer'
+else
+  begin 16 dns:printer
+  install -D -m 0644 /dev/stdin /etc/netns/printer/resolv.conf <<'NSGEN_EOF'
+# Written by nsgen for topology macvlan-lab; nameservers from the topology file.
+nameserver 1.1.1.1
+NSGEN_EOF
+fi
+
+# Give nas the names of the containers it shares a network with: ip netns exec shows /etc/netns/nas/hosts as /etc/hosts inside.
+if test -e /etc/netns/nas/hosts; then
+  nsgen_say 'already done: hosts:nas'
+else
+  begin 17 hosts:nas
+  if test ! -e /etc/netns/nas/hosts; then
+    install -D -m 0644 /dev/null /etc/netns/nas/hosts
+  fi
+  dd of=/etc/netns/nas/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology macvlan-lab; the names nas sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+192.168.1.50	nas
+192.168.1.51	printer
+NSGEN_EOF
+fi
+
+# Give printer the names of the containers it shares a network with: ip netns exec shows /etc/netns/printer/hosts as /etc/hosts inside.
+if test -e /etc/netns/printer/hosts; then
+  nsgen_say 'already done: hosts:printer'
+else
+  begin 18 hosts:printer
+  if test ! -e /etc/netns/printer/hosts; then
+    install -D -m 0644 /dev/null /etc/netns/printer/hosts
+  fi
+  dd of=/etc/netns/printer/hosts status=none <<'NSGEN_EOF'
+# Written by nsgen for topology macvlan-lab; the names printer sees.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+192.168.1.51	printer
+192.168.1.50	nas
+NSGEN_EOF
+fi
+
+# ==== Processes ====
+
+# Start `nsgen echo-server --port 8000` in nas, detached; output in /run/nsgen/macvlan-lab/nas.0.log; the `sh -c` in front records its pid in /run/nsgen/macvlan-lab/nas.0.pid and, when it ends, its exit status in /run/nsgen/macvlan-lab/nas.0.exit.
+if process_alive nas /run/nsgen/macvlan-lab/nas.0.pid >/dev/null 2>&1; then
+  nsgen_say 'already done: process:nas:0'
+else
+  begin 19 process:nas:0
+  rm -f /run/nsgen/macvlan-lab/nas.0.pid /run/nsgen/macvlan-lab/nas.0.exit /run/nsgen/macvlan-lab/nas.0.shim
+  setsid ip netns exec nas sh -c '"$@" & echo "$!" >"$0.pid"; wait "$!"; echo "$?" >"$0.exit"' /run/nsgen/macvlan-lab/nas.0 nsgen echo-server --port 8000 >>/run/nsgen/macvlan-lab/nas.0.log 2>&1 </dev/null 9>&- &
+  echo "$!" >/run/nsgen/macvlan-lab/nas.0.shim
+fi
+
+# Wait until every process runs and is ready (listening on its port, its file there, its check passing), or, with nothing to wait for, still runs after 0.5 s; one that ends or is not ready in time fails the setup, with its last lines of output.
+begin 20 ready
+wait_ready nas /run/nsgen/macvlan-lab/nas.0 10 tcp 1 8000 4 nsgen echo-server --port 8000
+
+# ==== Done ====
+
+# Mark topology macvlan-lab as completely up.
+if test -e /run/nsgen/macvlan-lab/up; then
+  nsgen_say 'already done: up'
+else
+  begin 21 up
+  touch /run/nsgen/macvlan-lab/up
+fi
+}
+
+# ==== How this script runs the steps above ====
+set -euo pipefail
+
+# ---- nsgen's helper functions; the commands of the tutorial follow them, section by section ----
+nsgen_say() { echo "nsgen: $*" >&2; }
+die() { nsgen_say "$*"; exit 1; }
+# Every function below returns an explicit status: called from the rollback (an EXIT trap), a
+# bare `return` would return the status of the command that failed before the trap.
+
+# The pids of every process inside one of the namespaces NS... (one look at /proc for all).
+nsgen_pids_in() {
+  local -A targets=()
+  local key path
+  [ "$#" -gt 0 ] || return 0
+  while read -r key; do targets[$key]=1; done < <(cd /run/netns && stat -L -c %d:%i -- "$@" 2>/dev/null)
+  while read -r key path; do
+    if [ -n "${targets[$key]+set}" ]; then path=${path#/proc/}; echo "${path%%/*}"; fi
+  done < <(stat -L -c '%d:%i %n' /proc/[0-9]*/ns/net 2>/dev/null)
+  return 0
+}
+
+# Stop every process in the namespaces NS...: TERM, then KILL whatever is left after 3 seconds.
+# A pid is signalled only when, looked at right before, it lives in one of them.
+stop_processes() {
+  local round left
+  for round in TERM KILL; do
+    left=$(nsgen_pids_in "$@")
+    [ -n "$left" ] || return 0
+    # shellcheck disable=SC2086 # one pid a word
+    kill -"$round" $left 2>/dev/null || true
+    for _ in $(seq 30); do
+      [ -z "$(nsgen_pids_in "$@")" ] && return 0
+      sleep 0.1
+    done
+  done
+  nsgen_say "processes still running in $*: $(nsgen_pids_in "$@" | tr '\n' ' ')"
+  return 1
+}
+
+# Whether any host link is in a device group (nsgen's topologies each have their own).
+group_has_links() { [ -n "$(ip -o link show group "$1" 2>/dev/null)" ]; }
+
+# Why a path is not nsgen's own (printed), or nothing: not a link, of its kind (d or f), root's,
+# writable by nobody else.
+nsgen_path_problem() {
+  local path=$1 kind=$2 info mode
+  if [ -L "$path" ]; then echo "$path: it is a symbolic link"; return 0; fi
+  if [ ! -e "$path" ]; then echo "$path: it is missing"; return 0; fi
+  if [ "$kind" = d ] && [ ! -d "$path" ]; then echo "$path: it is not a directory"; return 0; fi
+  if [ "$kind" = f ] && [ ! -f "$path" ]; then echo "$path: it is not a regular file"; return 0; fi
+  info=$(stat -c '%u %a' -- "$path") || { echo "$path: it cannot be read"; return 0; }
+  mode=$((8#${info#* }))
+  if [ "${info%% *}" != 0 ]; then echo "$path: it belongs to uid ${info%% *}, not to root"; return 0; fi
+  if (( (mode & 8#022) != 0 )); then printf '%s: others may write to it (mode %04o)\n' "$path" "$mode"; fi
+}
+
+declare -A nsgen_known_ours=()
+
+# Note the namespaces that hold the other end of a veth pair of topology TOPOLOGY (in device group
+# GROUP, carrying its alias): they are its own. One `ip` for all, before any link is deleted.
+nsgen_note_ours() {
+  local line name
+  while IFS= read -r line; do
+    case "$line" in *'\    alias nsgen:'"$1") ;; *) continue ;; esac
+    case "$line" in *" link-netns "*) name=${line##* link-netns }; nsgen_known_ours[${name%%[ \\]*}]=1 ;; esac
+  done < <(ip -o link show group "$2" 2>/dev/null)
+  return 0
+}
+
+# Whether namespace NS is topology TOPOLOGY's: its lo carries the topology's alias, or, not
+# marked yet, the topology's setup noted in INTENT that it was about to create it.
+netns_ours() {
+  local line
+  # a teardown script first notes, in one look, the namespaces that hold a veth end of the topology's
+  if [ -n "${nsgen_known_ours[$2]+set}" ]; then return 0; fi
+  line=$(ip -n "$2" -o link show lo 2>/dev/null) || return 1
+  case "$line" in
+    *'\    alias '*)
+      if [ "${line##*\\    alias }" = "nsgen:$1" ]; then return 0; fi
+      return 1 ;;
+  esac
+  if [ -z "$(nsgen_path_problem "${3%/*}" d)" ] && [ -z "$(nsgen_path_problem "$3" f)" ] && grep -qxF -- "$2" "$3"; then return 0; fi
+  return 1
+}
+
+# Why a state folder is not nsgen's own (printed), or nothing: also no link inside it, and,
+# for a topology's (own=1), its record when it holds anything.
+nsgen_dir_problem() {
+  local dir=$1 own=$2 problem entry
+  problem=$(nsgen_path_problem "$dir" d)
+  if [ -n "$problem" ]; then echo "$problem"; return 0; fi
+  for entry in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
+    if [ -L "$entry" ]; then echo "$entry: it is a symbolic link"; return 0; fi
+  done
+  if [ "$own" = 1 ] && [ -n "$(ls -A -- "$dir")" ]; then
+    problem=$(nsgen_path_problem "$dir"/topology.json f)
+    if [ -n "$problem" ]; then echo "${problem%%: *} (its record): ${problem#*: }"; fi
+  fi
+}
+
+# The folders nsgen keeps its state in are its own (root's, writable by nobody else, no link
+# inside), and topology TOPOLOGY's holds its record (or nothing at all).
+state_ok() {
+  local dir problem
+  for dir in /run/nsgen /run/nsgen/.ip_forward /run/nsgen/.ip_forward/users /run/nsgen/.ipv6_forwarding /run/nsgen/.ipv6_forwarding/users /run/nsgen/"$1"; do
+    [ -e "$dir" ] || [ -L "$dir" ] || continue
+    problem=$(nsgen_dir_problem "$dir" "$([ "$dir" = /run/nsgen/"$1" ] && echo 1)")
+    if [ -n "$problem" ]; then
+      nsgen_say "the state directory $problem: it is not nsgen's; nothing was changed (remove it if nothing of nsgen's is up)"
+      return 1
+    fi
+  done
+  return 0
+}
+
+# Whether topology TOPOLOGY's state directory is there for a teardown to remove: a folder of
+# root's, writable by nobody else, in a state root that is the same (nothing in it is followed).
+state_ours() {
+  [ -e /run/nsgen/"$1" ] && [ -z "$(nsgen_path_problem /run/nsgen d)" ] && [ -z "$(nsgen_path_problem /run/nsgen/"$1" d)" ]
+}
+
+# What an iptables-save text holds, for a person: policies that drop, and the number of rules.
+nsgen_summary() {
+  awk '/^\*/ { t = substr($1, 2) } /^:/ && ($2 == "DROP" || $2 == "REJECT") { p = p (p ? ", " : "") t " " substr($1, 2) " policy " $2 }
+       /^-A/ { n++ } END { if (n) p = p (p ? ", " : "") n " rule(s)"; print p }'
+}
+
+# A warning when the other backend of TOOL (iptables, or ip6tables for IPv6) than the one nsgen
+# writes through holds rules (nothing when TOOL is not installed).
+nsgen_other_backend() {
+  local tool=$1 version found="" mine other=""
+  version=$("$tool" -V 2>/dev/null) || version=""
+  case "$version" in
+    *nf_tables*)
+      mine=$tool-nft
+      # read, never loaded: no legacy table is made by looking (ip_tables_names, ip6_tables_names)
+      if [ -n "$(cat "/proc/net/${tool%tables}_tables_names" 2>/dev/null)" ]; then found=$("$tool-legacy-save" 2>/dev/null | nsgen_summary); other=$tool-legacy; fi ;;
+    *legacy*)
+      mine=$tool-legacy
+      found=$("$tool-nft-save" 2>/dev/null | nsgen_summary); other=$tool-nft ;;
+  esac
+  if [ -n "$found" ]; then
+    nsgen_say "warning: $other also holds rules on this host ($found), and nsgen writes through $mine: a packet must pass both, so $other's rules can cut the networks off; move them to $mine, or make $other the $tool nsgen runs"
+  fi
+  return 0
+}
+
+# A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
+# networks' traffic. Words: 6 when the topology has IPv6, nftables when it writes through nftables.
+# For iptables, a packet must pass both iptables backends (both ip6tables backends, for IPv6), and
+# every nft base chain (of the ip, ip6 and inet families alike). For nftables, the FORWARD chains
+# of iptables (either backend) let nsgen's marked packets through (forward_pass), where the program
+# that writes them is installed; every other nft base chain on the forward hook can still drop.
+other_firewall() {
+  local table="" chain="" line word six=0 nft=0 family tool
+  local -A passed=()
+  for word in "${1-}" "${2-}"; do
+    case "$word" in 6) six=1 ;; nftables) nft=1 ;; esac
+  done
+  if [ "$nft" = 0 ]; then
+    passed=([ip filter]=1 [ip6 filter]=1)
+    nsgen_other_backend iptables
+    if [ "$six" = 1 ]; then nsgen_other_backend ip6tables; fi
+  else
+    for family in ip ip6; do
+      tool=${family}tables
+      if command -v "$tool-nft" >/dev/null 2>&1 || [[ $("$tool" -V 2>/dev/null) == *nf_tables* ]]; then passed[$family filter]=1; fi
+    done
+  fi
+  while IFS= read -r line; do
+    line=${line#"${line%%[![:space:]]*}"}
+    case "$line" in
+      "table "*) table=${line#table }; table=${table% \{} ;;
+      "chain "*) chain=${line#chain }; chain=${chain% \{} ;;
+      *"hook forward"*"policy drop"*)
+        if [ -z "${passed[$table]+set}" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
+    esac
+  done <<<"$(nft list ruleset 2>/dev/null)"
+  return 0
+}
+
+# Whether PID runs, in namespace NS (the same namespace: the same device and inode).
+nsgen_runs() {
+  local inside
+  [ -n "$1" ] || return 1
+  inside=$(stat -L -c %d:%i "/proc/$1/ns/net" 2>/dev/null) || return 1
+  if [ "$inside" = "$(stat -L -c %d:%i /run/netns/"$2" 2>/dev/null)" ]; then return 0; fi
+  return 1
+}
+
+# Whether process PID has not ended (a zombie has). The shell in front of a program is asked only
+# this: just started, it may not have entered the program's namespace yet.
+nsgen_alive() {
+  local stat
+  [ -n "$1" ] || return 1
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  case "${stat%% *}" in "" | Z | X) return 1 ;; esac
+  return 0
+}
+
+# Whether the process recorded in PIDFILE still runs, inside namespace NS.
+process_alive() {
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || return 1
+  if nsgen_runs "$pid" "$1"; then return 0; fi
+  return 1
+}
+
+# Microseconds since the epoch, now or SECONDS (a decimal) from now.
+nsgen_clock() { local now=${EPOCHREALTIME/./}; echo $(( now + $(awk -v s="${1:-0}" 'BEGIN { printf "%d", s * 1000000 }') )); }
+
+# Whether the namespace of PID has a socket listening on PORT (tcp) or bound to it (udp), IPv4 or
+# IPv6 (an IPv6 socket on [::] only is listed in tcp6 or udp6 alone; a host without IPv6 has neither).
+nsgen_listening() {
+  local state=0A file
+  local -a files=()
+  [ "$2" = udp ] && state=07
+  for file in "/proc/$1/net/$2" "/proc/$1/net/${2}6"; do [ -e "$file" ] && files+=("$file"); done
+  [ "${#files[@]}" -gt 0 ] || return 1
+  if awk -v port="$(printf '%04X' "$3")" -v state="$state" \
+      'FNR > 1 && $4 == state && substr($2, index($2, ":") + 1) == port { found = 1 } END { exit !found }' \
+      "${files[@]}" 2>/dev/null; then return 0; fi
+  return 1
+}
+
+# Whether a process (PID, in NS) is ready: KIND tcp/udp PORT, file PATH, command WORD..., none.
+nsgen_ready_now() {
+  local pid=$1 ns=$2 kind=$3
+  shift 3
+  case "$kind" in
+    tcp|udp) if nsgen_listening "$pid" "$kind" "$1"; then return 0; fi ;;
+    file) if [ -e "$1" ]; then return 0; fi ;;
+    command) if timeout 5 ip netns exec "$ns" "$@" </dev/null >/dev/null 2>&1; then return 0; fi ;;
+    *) return 0 ;;
+  esac
+  return 1
+}
+
+# Wait for one process: NS BASE TIMEOUT KIND N VALUE... M WORD... (BASE.pid: the program's, written
+# by the shell in front, BASE.shim: that shell's, BASE.exit, BASE.log). Prints what went wrong, and
+# fails, when it ends or is not ready in time.
+nsgen_wait_one() {
+  local ns=$1 base=$2 timeout=$3 kind=$4 n=$5 m pid shim end window what=""
+  local -a values argv
+  values=("${@:6:n}"); m=${*:6+n:1}; argv=("${@:7+n:m}")
+  end=$(nsgen_clock "$timeout")
+  while :; do
+    pid=$(cat "$base.pid" 2>/dev/null) || pid=""
+    shim=$(cat "$base.shim" 2>/dev/null) || shim=""
+    if nsgen_runs "$pid" "$ns"; then
+      if nsgen_ready_now "$pid" "$ns" "$kind" "${values[@]}"; then
+        [ "$kind" != none ] && return 0
+        window=$(stat -c %.6Y "$base.pid")  # when it started
+        if [ "$(nsgen_clock)" -ge $(( ${window/./} + 500000 )) ]; then return 0; fi
+      fi
+    elif ! nsgen_alive "$shim"; then  # neither the program nor the shell in front runs
+      what="is not running"; break
+    fi
+    if [ "$(nsgen_clock)" -ge "$end" ]; then
+      case "$kind" in tcp|udp|file) what="was not ready ($kind:${values[0]}) after $timeout s" ;;
+        command) what="was not ready (its readiness check) after $timeout s" ;; *) what="was not ready (running) after $timeout s" ;; esac
+      break
+    fi
+    sleep 0.02
+  done
+  if [ -e "$base.exit" ]; then what="ended with exit status $(cat "$base.exit")"; fi
+  nsgen_say "the process \`${argv[*]}\` in $ns $what; the last lines of $base.log:"
+  if [ -s "$base.log" ]; then tail -n 10 "$base.log" | sed 's/^/  /' >&2; else echo "  (no output)" >&2; fi
+  return 1
+}
+
+# Wait until every process runs and is ready; fail with the first that ended or is not ready in time.
+wait_ready() {
+  local n m
+  while [ "$#" -gt 0 ]; do
+    nsgen_wait_one "$@" || return 1
+    n=$5; m=${*:6+n:1}
+    shift $(( 6 + n + m ))
+  done
+  return 0
+}
+
+if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
+for tool in flock:util-linux ip:iproute2 nsenter:util-linux setsid:util-linux; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
+done
+# Everything this script makes gets the modes it asks for (0755 folders, 0644 files).
+umask 022
+
+# One nsgen at a time on this host: setups and teardowns wait for each other.
+# (File descriptor 9 holds the lock; processes started below do not inherit it.)
+if [ -L /run/nsgen.lock ]; then die 'the lock file /run/nsgen.lock is a symbolic link: it is not nsgen'"'"'s; nothing was changed'; fi
+exec 9>/run/nsgen.lock
+flock -w 60 9 || die 'another nsgen setup or teardown still holds /run/nsgen.lock'
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Whether a link exists is looked up in one listing of the host's links, taken now, instead of
+# one `ip link show` a link (this script holds the lock: nothing else adds links meanwhile).
+declare -A nsgen_link=()
+while read -r _ nsgen_name _; do nsgen_name=${nsgen_name%:}; nsgen_link[${nsgen_name%@*}]=1; done < <(ip -o link show)
+has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
+
+# Before anything changes (and under the lock, so that two setups cannot both pass them):
+# what the host must allow, what nsgen keeps and publishes, and no resource of the same name
+# that is not this topology's own.
+if ! ip link show eth0 >/dev/null 2>&1; then die 'networks.lan.parent: interface '"'"'eth0'"'"' does not exist on this host; nothing was changed'; fi
+if ! grep -qw macvlan_common_newlink /proc/kallsyms >/dev/null 2>&1 && ! modprobe -q macvlan >/dev/null 2>&1; then die 'driver macvlan: this kernel has no macvlan support (no module macvlan to load); nothing was changed'; fi
+state_ok macvlan-lab || exit 1
+other_firewall nftables || exit 1
+if test -e /run/nsgen/macvlan-lab/topology.json && ! grep -qF '"digest": "cd4ccf7035e0eb29"' /run/nsgen/macvlan-lab/topology.json; then
+  die 'topology macvlan-lab is up with another definition (recorded in /run/nsgen/macvlan-lab/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
+fi
+if test -e /run/netns/nas && ! netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then die 'network namespace nas already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+if test -e /run/netns/printer && ! netns_ours macvlan-lab printer /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then die 'network namespace printer already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+if test -e /etc/netns/nas/resolv.conf && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/nas/resolv.conf already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+if test -e /etc/netns/printer/resolv.conf && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/resolv.conf >/dev/null 2>&1; then die 'file /etc/netns/printer/resolv.conf already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+if test -e /etc/netns/nas/hosts && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/hosts >/dev/null 2>&1; then die 'file /etc/netns/nas/hosts already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+if test -e /etc/netns/printer/hosts && ! grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/hosts >/dev/null 2>&1; then die 'file /etc/netns/printer/hosts already exists and was not made by nsgen topology macvlan-lab; nothing was changed'; fi
+
+# If any command fails (or the script is interrupted), undo what this run did, newest first.
+# A step with nothing of its own to undo (an address, a route) goes away with an earlier step.
+# A step that goes away with another (a veth pair with its namespace) is undone by itself only
+# when that other step was not begun by this run. The state directory goes last, and only when
+# everything else could be undone: it holds what a teardown needs to finish the job.
+nsgen_failed=0
+undo_0() {
+  if [ "$nsgen_failed" -ne 0 ]; then return 0; fi
+  if state_ours macvlan-lab >/dev/null 2>&1; then
+    rm -rf /run/nsgen/macvlan-lab
+  fi || nsgen_failed=1
+  if test -d /run/nsgen; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen
+  fi || nsgen_failed=1
+}
+undo_1() {
+  if test -d /run/nsgen/.ip_forward/users && ! group_has_links 0x6e400c9c >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /run/nsgen/.ip_forward/users
+  fi || nsgen_failed=1
+  if test -e /run/nsgen/.ip_forward/before && test ! -d /run/nsgen/.ip_forward/users && ! cmp -s /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward >/dev/null 2>&1; then
+    cp /run/nsgen/.ip_forward/before /proc/sys/net/ipv4/ip_forward
+  fi || nsgen_failed=1
+  if test -d /run/nsgen/.ip_forward && test ! -d /run/nsgen/.ip_forward/users; then
+    rm -rf /run/nsgen/.ip_forward
+  fi || nsgen_failed=1
+}
+undo_3() {
+  if netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    ip netns delete nas
+  fi || nsgen_failed=1
+}
+undo_4() {
+  if netns_ours macvlan-lab printer /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    ip netns delete printer
+  fi || nsgen_failed=1
+}
+undo_5() {
+  if netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    stop_processes nas
+  fi || nsgen_failed=1
+}
+undo_6() {
+  if netns_ours macvlan-lab printer /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    stop_processes printer
+  fi || nsgen_failed=1
+}
+undo_15() {
+  if grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/resolv.conf >/dev/null 2>&1; then
+    rm -f /etc/netns/nas/resolv.conf
+  fi || nsgen_failed=1
+  if test -d /etc/netns/nas && netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/nas
+  fi || nsgen_failed=1
+}
+undo_16() {
+  if grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/resolv.conf >/dev/null 2>&1; then
+    rm -f /etc/netns/printer/resolv.conf
+  fi || nsgen_failed=1
+  if test -d /etc/netns/printer && netns_ours macvlan-lab printer /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/printer
+  fi || nsgen_failed=1
+}
+undo_17() {
+  if grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/nas/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/nas/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/nas && netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/nas
+  fi || nsgen_failed=1
+}
+undo_18() {
+  if grep -qF '# Written by nsgen for topology macvlan-lab;' /etc/netns/printer/hosts >/dev/null 2>&1; then
+    rm -f /etc/netns/printer/hosts
+  fi || nsgen_failed=1
+  if test -d /etc/netns/printer && netns_ours macvlan-lab printer /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    rmdir --ignore-fail-on-non-empty /etc/netns/printer
+  fi || nsgen_failed=1
+}
+undo_19() {
+  if netns_ours macvlan-lab nas /run/nsgen/macvlan-lab/namespaces >/dev/null 2>&1; then
+    stop_processes nas
+  fi || nsgen_failed=1
+}
+undo_21() {
+  rm -f /run/nsgen/macvlan-lab/up || nsgen_failed=1
+}
+nsgen_begun=()
+nsgen_step=""
+begin() { nsgen_begun+=("$1"); nsgen_step=$2; }
+nsgen_began() { local i; for i in "${nsgen_begun[@]}"; do [ "$i" = "$1" ] && return 0; done; return 1; }
+rollback() {
+  local status=$? i
+  trap - EXIT INT TERM
+  if [ "$status" -ne 0 ]; then
+    nsgen_say "setup failed (exit $status) at: $nsgen_step"
+    nsgen_say "undoing the ${#nsgen_begun[@]} step(s) this run began"
+    set +e
+    for ((i = ${#nsgen_begun[@]} - 1; i >= 0; i--)); do
+      if declare -F "undo_${nsgen_begun[i]}" >/dev/null; then "undo_${nsgen_begun[i]}"; fi
+    done
+    if [ "$nsgen_failed" -ne 0 ]; then nsgen_say 'undoing it left errors (see above); the state directory /run/nsgen/macvlan-lab is kept for the teardown'; fi
+  fi
+  exit "$status"
+}
+trap rollback EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+steps
+trap - EXIT INT TERM
+nsgen_say 'topology macvlan-lab is up'
