@@ -29,7 +29,7 @@ fi
 # What nsgen runs, and Python's venv module (Debian ships it apart, as python3-venv).
 need=()
 for pair in ip:iproute2 ss:iproute2 iptables:iptables sysctl:procps flock:util-linux nsenter:util-linux \
-            setsid:util-linux conntrack:conntrack; do
+            setsid:util-linux conntrack:conntrack nft:nftables; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

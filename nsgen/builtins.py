@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -520,25 +519,45 @@ def nft_undo(table: str, tag: str) -> Result:
     return Result(0)
 
 
+def _legacy_tables(tool: str) -> set[str]:
+    """The tables of `tool`'s legacy backend that the kernel holds (iptables or ip6tables), read from
+    /proc and never loaded by looking."""
+    try:
+        with open(f"/proc/net/{tool.removesuffix('tables')}_tables_names") as f:  # ip_tables_names, ip6_tables_names
+            return set(f.read().split())
+    except OSError:
+        return set()
+
+
+def _pass_programs(tool: str) -> list[str]:
+    """The programs that write the FORWARD chain of each backend of `tool` (iptables or ip6tables)
+    that can hold one: TOOL-nft, and TOOL-legacy where the kernel holds its filter table (both see
+    every forwarded packet); TOOL itself where neither is installed (an iptables of one backend only)."""
+    nft, legacy = shutil.which(f"{tool}-nft"), shutil.which(f"{tool}-legacy")
+    if not nft and not legacy:
+        return [tool] if shutil.which(tool) else []
+    return [*([f"{tool}-nft"] if nft else []), *([f"{tool}-legacy"] if legacy and "filter" in _legacy_tables(tool) else [])]
+
+
 def forward_pass(action: str, tool: str, tag: str, mark: str) -> Result:
-    """add: where `tool` (iptables or ip6tables) is installed and its FORWARD chain can drop (a
-    policy other than ACCEPT, or rules), insert at its top one rule that accepts the packets nsgen's
-    nftables table marked (`mark`); del: remove that rule wherever it is. Nothing to do without `tool`."""
-    if not shutil.which(tool):
-        return Result(0)
+    """add: in each backend of `tool` (iptables or ip6tables: its nft one, its legacy one where the
+    kernel holds its filter table) whose FORWARD chain can drop (a policy other than ACCEPT, or
+    rules: Docker's, ufw's), insert at its top one rule that accepts the packets nsgen's nftables
+    table marked (`mark`); del: remove that rule wherever it is. Nothing to do without `tool`."""
     rule = ("FORWARD", "-m", "mark", "--mark", f"{mark}/{mark}", "-m", "comment", "--comment", tag, "-j", "ACCEPT")
-    if action == "del":
-        while _run((tool, "-w", "-C", *rule)).returncode == 0:
-            gone = _run((tool, "-w", "-D", *rule))
-            if gone.returncode != 0:
-                return Result(1, "", f"{tool} -D {' '.join(rule)}: {gone.stderr.strip() or 'failed'}")
-        return Result(0)
-    listed = _run((tool, "-w", "-S", "FORWARD"))
-    if listed.returncode != 0 or listed.stdout.strip() == "-P FORWARD ACCEPT" or _run((tool, "-w", "-C", *rule)).returncode == 0:
-        return Result(0)
-    added = _run((tool, "-w", "-I", rule[0], "1", *rule[1:]))
-    if added.returncode != 0:
-        return Result(1, "", f"{tool} -I FORWARD 1: {added.stderr.strip() or 'failed'}")
+    for program in _pass_programs(tool):
+        if action == "del":
+            while _run((program, "-w", "-C", *rule)).returncode == 0:
+                gone = _run((program, "-w", "-D", *rule))
+                if gone.returncode != 0:
+                    return Result(1, "", f"{program} -D {' '.join(rule)}: {gone.stderr.strip() or 'failed'}")
+            continue
+        listed = _run((program, "-w", "-S", "FORWARD"))
+        if listed.returncode != 0 or listed.stdout.strip() == "-P FORWARD ACCEPT" or _run((program, "-w", "-C", *rule)).returncode == 0:
+            continue
+        added = _run((program, "-w", "-I", rule[0], "1", *rule[1:]))
+        if added.returncode != 0:
+            return Result(1, "", f"{program} -I FORWARD 1: {added.stderr.strip() or 'failed'}")
     return Result(0)
 
 
@@ -778,9 +797,13 @@ def _v6only(protocol: str) -> set[str] | None:
 
 def _dnat_rules() -> list[tuple[str, str, int, str, str]]:
     """(protocol, address, port, tag or '', line) of every DNAT rule of the nat tables, IPv4 and
-    IPv6; a rule for any destination has 0.0.0.0 or :: (every address of its family)."""
+    IPv6, and of the legacy backend's where the kernel holds its nat table (Docker's published ports
+    through iptables-legacy); a rule for any destination has 0.0.0.0 or :: (every address of its family)."""
     rules = []
-    for save, anywhere in (("iptables-save", "0.0.0.0"), ("ip6tables-save", "::")):
+    saves = [("iptables-save", "0.0.0.0"), ("ip6tables-save", "::")]
+    saves += [(f"{tool}-legacy-save", anywhere) for tool, anywhere in (("iptables", "0.0.0.0"), ("ip6tables", "::"))
+              if "nat" in _legacy_tables(tool)]
+    for save, anywhere in saves:
         done = _run((save, "-t", "nat"))  # ip6tables-save missing: no IPv6 rule
         for line in done.stdout.splitlines():
             words = line.split()
@@ -796,24 +819,29 @@ def _dnat_rules() -> list[tuple[str, str, int, str, str]]:
     return rules + _nft_dnats()
 
 
-_NFT_ELEMENT = re.compile(r'([0-9a-fA-F.:]+)(?:/0)? \. ([0-9]+)(?: comment "[^"]*")? :')
-
-
 def _nft_dnats() -> list[tuple[str, str, int, str, str]]:
-    """The same of the elements of the published-port maps (dnat_ip_PROTOCOL, dnat_ip6_PROTOCOL)
-    of every nsgen nftables table (inet nsgen-NAME, tag nsgen:NAME); 0.0.0.0/0 and ::/0 are
-    0.0.0.0 and ::. No nft: none."""
-    rules, tag, protocol = [], "", ""
-    for line in _run(("nft", "list", "ruleset")).stdout.splitlines():
+    """(protocol, address, port, tag, element) of every port that an nsgen topology of the nftables
+    backend publishes: the elements (PORT . ADDRESS : TARGET) of the maps dnat_FAMILY_PROTOCOL of
+    each table inet nsgen-* (the tag is the table's comment); a key for any address (0.0.0.0/0,
+    ::/0) has 0.0.0.0 or ::.
+    Nothing where nft is not installed."""
+    found, tag, kind = [], None, ""
+    for raw in _run(("nft", "list", "ruleset")).stdout.splitlines():
+        line = raw.strip()
         if line.startswith("table "):
-            tag, protocol = ("nsgen:" + line.split()[2][len("nsgen-"):]) if line.startswith("table inet nsgen-") else "", ""
-        elif line.startswith(("\tmap dnat_ip_", "\tmap dnat_ip6_")):
-            protocol = line.split()[1].rpartition("_")[2]
-        elif line.startswith(("\tmap ", "\tset ", "\tchain ")):
-            protocol = ""
-        elif tag and protocol:
-            rules += [(protocol, m[1], int(m[2]), tag, line.strip()) for m in _NFT_ELEMENT.finditer(line)]
-    return rules
+            tag, kind = ("" if line.startswith("table inet nsgen-") else None), ""
+        elif tag == "" and line.startswith('comment "nsgen:'):
+            tag = line[len('comment "'):-1]
+        elif tag and line.startswith("map dnat_"):
+            kind = line[len("map dnat_"):].removesuffix(" {")  # ip_tcp, ip6_udp...
+        elif line == "}":
+            kind = ""
+        elif tag and kind and "_" in kind:
+            words = line.removeprefix("elements = { ").split()
+            if len(words) > 2 and words[1] == "." and words[0].isdigit():  # PORT . ADDRESS : TARGET
+                where = {"0.0.0.0/0": "0.0.0.0", "::/0": "::"}.get(words[2], words[2])
+                found.append((kind.split("_", 1)[1], where, int(words[0]), tag, line))
+    return found
 
 
 def _spec(spec: str) -> tuple[str, int, str]:
@@ -871,8 +899,9 @@ def _summary(saved: str) -> str:
     return ", ".join(parts)
 
 
-def _forward_drops(ruleset: str) -> list[str]:
-    """nft base chains on the forward hook whose policy is drop, outside iptables-nft's own tables."""
+def _forward_drops(ruleset: str, passed: tuple[str, ...] = ("ip filter", "ip6 filter")) -> list[str]:
+    """nft base chains on the forward hook whose policy is drop, outside the tables in `passed`
+    (iptables-nft's own, whose FORWARD chains nsgen writes to)."""
     found, table, chain = [], "", ""
     for raw in ruleset.splitlines():
         line = raw.strip()
@@ -880,7 +909,7 @@ def _forward_drops(ruleset: str) -> list[str]:
             table = line[len("table "):].rstrip(" {")
         elif line.startswith("chain "):
             chain = line[len("chain "):].rstrip(" {")
-        elif "hook forward" in line and "policy drop" in line and table not in ("ip filter", "ip6 filter"):
+        elif "hook forward" in line and "policy drop" in line and table not in passed:
             found.append(f"nft table {table}, chain {chain}: policy drop on the forward hook")
     return found
 
@@ -891,12 +920,7 @@ def _other_backend(tool: str) -> str:
     version = _run((tool, "-V")).stdout
     found, mine, other = "", f"{tool}-nft" if "nf_tables" in version else f"{tool}-legacy", ""
     if "nf_tables" in version:
-        try:
-            with open(f"/proc/net/{tool.removesuffix('tables')}_tables_names") as f:  # ip_tables_names, ip6_tables_names
-                legacy = bool(f.read().strip())  # read, never loaded: no table is made by looking
-        except OSError:
-            legacy = False
-        if legacy:
+        if _legacy_tables(tool):
             found, other = _summary(_run((f"{tool}-legacy-save",)).stdout), f"{tool}-legacy"
     elif "legacy" in version:
         found, other = _summary(_run((f"{tool}-nft-save",)).stdout), f"{tool}-nft"
@@ -906,15 +930,21 @@ def _other_backend(tool: str) -> str:
             f"so {other}'s rules can cut the networks off; move them to {mine}, or make {other} the {tool} nsgen runs")
 
 
-def other_firewall(*families: str) -> Result:
+def other_firewall(*words: str) -> Result:
     """A warning (never a refusal) when another firewall than the one nsgen writes to can drop
-    its networks' traffic: a packet must pass both iptables backends (both ip6tables backends, when
-    the topology has IPv6: `families` holds "6"), and every nft base chain (of the ip, ip6 and inet
-    families alike)."""
-    tools = ("iptables", "ip6tables") if "6" in families else ("iptables",)
-    lines = [line for line in map(_other_backend, tools) if line]
-    lines += _forward_drops(_run(("nft", "list", "ruleset")).stdout)
-    return Result(0, "", "\n".join(lines))
+    its networks' traffic. Words: "6" when the topology has IPv6, "nftables" when it writes
+    through nftables. For iptables, a packet must pass both iptables backends (both ip6tables
+    backends, for IPv6), and every nft base chain (of the ip, ip6 and inet families alike). For
+    nftables, the FORWARD chains of iptables (either backend) let nsgen's marked packets through
+    (forward_pass), where the program that writes them is installed; every other nft base chain
+    on the forward hook can still drop."""
+    tools = ("iptables", "ip6tables") if "6" in words else ("iptables",)
+    if "nftables" not in words:
+        lines = [line for line in map(_other_backend, tools) if line]
+        return Result(0, "", "\n".join([*lines, *_forward_drops(_run(("nft", "list", "ruleset")).stdout)]))
+    passed = tuple(f"{family} filter" for family, tool in (("ip", "iptables"), ("ip6", "ip6tables"))
+                   if shutil.which(f"{tool}-nft") or "nf_tables" in _run((tool, "-V")).stdout)
+    return Result(0, "", "\n".join(_forward_drops(_run(("nft", "list", "ruleset")).stdout, passed)))
 
 
 # ----------------------------------------------------------------------------------------------

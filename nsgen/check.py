@@ -2,8 +2,9 @@
 
 What to expect comes from the plan itself wherever the plan can say it: its probes (the state
 directory, namespaces, links, the firewall rules through `iptables -C` of exactly the rules setup
-adds), the files it writes (resolv.conf, sysctl.d), the sysctl values it sets and the pid files of
-the processes it starts. What a step does not probe (an interface up, an address, a route) is
+adds, or the nftables table read once as JSON and compared with the plan's: check_nft.py), the
+files it writes (resolv.conf, sysctl.d), the sysctl values it sets and the pid files of the
+processes it starts. What a step does not probe (an interface up, an address, a route) is
 observed read-only, from `ip -j` (JSON) and /proc, against the resolved topology.
 """
 
@@ -22,6 +23,7 @@ from functools import partial
 from nsgen.execute import netns_id as _netns_id
 from nsgen.models import SETPRIV, Attachment, Container, IPAddress, IPNetwork, Network, Topology
 from nsgen.plan import NETNS_DIR, Command, Plan, Step
+from nsgen.plan.steps import Check
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 PING_WAIT = "2"  # seconds a probe waits for one echo reply
@@ -57,6 +59,30 @@ def run_probe(argv: tuple[str, ...]) -> bool:
     except FileNotFoundError:
         return False
     return done.returncode == 0
+
+
+Reader = Callable[[tuple[str, ...]], subprocess.CompletedProcess]
+
+
+def read_output(argv: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """A command's exit status and output (a missing program: status 127, said on stderr)."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: command not found")
+
+
+def forward_drops(tool: str, read: Reader = read_output) -> str:
+    """What in the FORWARD chain of `tool` (iptables, ip6tables) can drop a packet: its policy, when
+    not ACCEPT, and its rules; "" when it accepts everything (or `tool` cannot say)."""
+    done = read((tool, "-w", "-S", "FORWARD"))
+    if done.returncode != 0:
+        return ""
+    lines = done.stdout.split("\n")
+    policy = next((line.split()[2] for line in lines if line.startswith("-P FORWARD ") and len(line.split()) > 2), "ACCEPT")
+    rules = sum(line.startswith("-A FORWARD ") for line in lines)
+    parts = ([f"policy {policy}"] if policy != "ACCEPT" else []) + ([f"{rules} rule(s)"] if rules else [])
+    return ", ".join(parts)
 
 
 def process_state(pid: int, namespace: str) -> str | None:
@@ -153,8 +179,8 @@ def _gateways(net: Network) -> list[str]:
 
 
 class _Checker:
-    def __init__(self, plan: Plan, observer: Observer, probe: Callable[[tuple[str, ...]], bool]):
-        self.plan, self.t, self.seen, self.probe = plan, plan.topology, observer, probe
+    def __init__(self, plan: Plan, observer: Observer, probe: Callable[[tuple[str, ...]], bool], read: Reader = read_output):
+        self.plan, self.t, self.seen, self.probe, self.read = plan, plan.topology, observer, probe, read
         self.results: list[Result] = []
 
     def add(self, result: Result) -> None:
@@ -204,8 +230,8 @@ class _Checker:
             self.processes(step)
         from nsgen.builtins import other_firewall
 
-        six = ("6",) if any(net.subnet6 for net in t.networks.values()) else ()
-        for line in other_firewall(*six).stderr.splitlines():  # a second firewall can drop what this one lets through
+        words = (*(("nftables",) if t.host.firewall == "nftables" else ()), *(("6",) if any(net.subnet6 for net in t.networks.values()) else ()))
+        for line in other_firewall(*words).stderr.splitlines():  # a second firewall can drop what this one lets through
             self.add(Result(FAIL, "firewall", line))
         return self.results
 
@@ -305,6 +331,9 @@ class _Checker:
         for check in step.checks:
             if check.kind != kind:
                 continue
+            if check.compare:
+                self.compared(check)
+                continue
             if check.probe:
                 self.add(_ok(self.probe(check.probe), kind, check.what, "missing"))
                 continue
@@ -315,6 +344,25 @@ class _Checker:
             else:
                 self.add(_ok(live == check.text, kind, check.what if live is not None else check.path,
                              "its content differs" if live is not None else problem))
+
+    def compared(self, check: Check) -> None:
+        """A probe judged by more than its success: nft's listing of a table, compared with the
+        plan's (one line a chain, rule and element); or a rule needed only where a FORWARD chain can drop."""
+        if check.compare == "nft":
+            from nsgen import check_nft
+
+            done = self.read(check.probe)
+            for ok, what in check_nft.compare(check.text or "{}", done.returncode, done.stdout, done.stderr):
+                self.add(Result(PASS if ok else FAIL, check.kind, what))
+        elif check.compare == "where_forward_drops":
+            if self.probe(check.probe):
+                self.add(Result(PASS, check.kind, check.what))
+                return
+            drops = forward_drops(check.probe[0], self.read)
+            if drops:
+                self.add(Result(FAIL, check.kind, check.what, f"missing, and {check.probe[0]}' FORWARD chain can drop ({drops})"))
+        else:
+            raise ValueError(f"unknown comparison {check.compare!r} of check {check.what!r}")
 
     def processes(self, step: Step) -> None:
         for cmd in step.commands:
@@ -373,9 +421,10 @@ def _started(cmd: Command) -> tuple[str, str]:
     return container, program
 
 
-def compare(plan: Plan, observer: Observer | None = None, probe: Callable[[tuple[str, ...]], bool] = run_probe) -> list[Result]:
+def compare(plan: Plan, observer: Observer | None = None, probe: Callable[[tuple[str, ...]], bool] = run_probe,
+            read: Reader = read_output) -> list[Result]:
     """Every check of the live host against the plan, in plan order."""
-    return _Checker(plan, observer or Observer(), probe).run()
+    return _Checker(plan, observer or Observer(), probe, read).run()
 
 
 # ----------------------------------------------------------------------------------------------

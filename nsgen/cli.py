@@ -461,7 +461,7 @@ def check(file: str | None, probe: bool, probe_targets: tuple[str, ...], as_json
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if os.geteuid() != 0:
-        raise UserError(as_root("checking the host's network (namespaces, iptables)"))
+        raise UserError(as_root("checking the host's network (namespaces, firewall rules)"))
     results = checking.compare(plan)
     if probe or probe_targets:
         results += checking.probe(plan.topology, probe_targets)

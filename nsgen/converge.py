@@ -52,8 +52,11 @@ def diff(old: Plan, new: Plan) -> Change:
     # file it started with), unless the container goes: it is removed with it.
     names = {g for g in changed if g.startswith("hosts:") and g in after and g in before}
     changed -= names
-    rewrite = tuple(s for s in new.steps if s.group in names and s.probe)
-    undo = [s for s in old.steps if s.group in changed or s.id in wide]
+    # A step that replaces what is there in one transaction (the nftables table) is done again:
+    # undone first, its rules would be gone for a moment.
+    replaced = {i for i in wide if i in old_wide and i in new_wide and new_wide[i].replaces}
+    rewrite = tuple(s for s in new.steps if (s.group in names and s.probe) or s.id in replaced)
+    undo = [s for s in old.steps if s.group in changed or (s.id in wide and s.id not in replaced)]
     if "ipv6_forwarding" in wide and "ipv6_forwarding" not in new_wide:
         # No longer a user of IPv6 forwarding while still up: put it back now (when no other
         # topology uses it), not at a teardown whose plan no longer knows it. Undone last.
@@ -73,7 +76,9 @@ def _describe(changed: set[str], before: dict, after: dict, wide: set[str]) -> l
             name = group.split(":", 1)[1]
             verb = "remove" if group not in after else "add" if group not in before else "change"
             lines.append(f"{verb} {kind} {name}")
-    tables = sorted(i.split(":", 1)[1] + (" IPv6" if i.startswith("firewall6:") else "") for i in wide if i.startswith(("firewall:", "firewall6:")))
+    tables = sorted(i.split(":", 1)[1].replace("pass", "FORWARD pass") + (" IPv6" if i.startswith("firewall6:") else "")
+                    for i in wide if i.startswith(("firewall:", "firewall6:")))
+    tables += ["the nftables table"] * ("nftables" in wide)
     if tables:
         lines.append(f"change firewall rules ({', '.join(tables)})")
     if wide & {"ip_forward", "ip_forward:persist"}:

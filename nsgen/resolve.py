@@ -1418,16 +1418,18 @@ def _resolve_host(value: Any, drafts: dict[Any, _NetworkDraft], problems: Proble
 
 
 def _firewall(raw: dict, problems: Problems, env: Environment) -> tuple[str, str]:
-    """The firewall backend and, when auto chose it, why. Without host.firewall, NSGEN_FIREWALL
-    names the default (iptables without it)."""
+    """The firewall backend and, when the topology did not name it itself (auto chose it, or
+    NSGEN_FIREWALL named nftables), why. Without host.firewall, NSGEN_FIREWALL names the default
+    (iptables without it)."""
     given, path = raw.get("firewall"), "host.firewall"
     if given is None:
         given, path = env.default_firewall(), "host.firewall (from NSGEN_FIREWALL)"
     if given not in FIREWALLS:
         problems.add(path, f"{_show(given)} must be one of {', '.join(FIREWALLS)}")
         return "iptables", ""
-    if given != "auto":
-        return given, ""
+    if given != "auto":  # the default backend goes unsaid
+        named = given == "nftables" and path != "host.firewall"
+        return given, "firewall: nftables, as NSGEN_FIREWALL says (the topology names none)" if named else ""
     nft, iptables = env.which("nft"), env.which("iptables")
     if nft and not iptables:
         return "nftables", "firewall: auto chose nftables: nft is installed and iptables is not"

@@ -5,21 +5,21 @@ Without `/run/nsgen/<name>/` (an admin's `rm`, a cleaner of /run) a teardown can
 record what is up, and the topology file may have changed since. What nsgen makes still says
 whose it is: namespaces whose lo carries the alias `nsgen:<name>`, host devices in the topology's
 device group with that alias, firewall rules with the comment `nsgen:<name>` and the chains
-`NSGEN-<name>` (with the nftables backend, the table `inet nsgen-<name>` with that comment),
-resolv.conf and hosts files and the sysctl.d file that begin with nsgen's line for the topology,
-and its entry among the users of forwarding. The plan returned undoes those, in the order a
-teardown would, and nothing else.
+`NSGEN-<name>` (among them the FORWARD rule that lets the nftables table's marked packets through),
+the nftables table `inet nsgen-<name>` that carries the comment `nsgen:<name>`, resolv.conf and
+hosts files and the sysctl.d file that begin with nsgen's line for the topology, and its entry
+among the users of forwarding. The plan returned undoes those, in the order a teardown would,
+and nothing else.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 from typing import NamedTuple
 
-from nsgen.builtins import Host, in_group, marked_namespaces, nft_ours
+from nsgen.builtins import Host, in_group, marked_namespaces
 from nsgen.names import (
     FORWARD6_DIR,
     FORWARD_DIR,
@@ -96,32 +96,22 @@ def firewall(name: str, program: str = "iptables-save") -> tuple[list[tuple[str,
     return texts, found, sorted(set(udp))
 
 
-def _udp_elements(data: dict) -> list[int]:
-    """The host ports of the elements of the table's maps of published UDP ports (dnat_ip_udp, dnat_ip6_udp)."""
-    ports = []
-    for entry in data.get("nftables", []):
-        found = entry.get("map", {})
-        if found.get("name") not in ("dnat_ip_udp", "dnat_ip6_udp"):
-            continue
-        for key, _value in found.get("elem", []):
-            key = key.get("elem", {}).get("val", key) if isinstance(key, dict) else key
-            parts = key.get("concat", []) if isinstance(key, dict) else []
-            if len(parts) == 2 and isinstance(parts[1], int):
-                ports.append(parts[1])
-    return ports
+def nft(name: str) -> tuple[bool, list[int]]:
+    """Whether the topology's nftables table (inet nsgen-<name>, with its comment nsgen:<name>) is
+    here, and the UDP ports it publishes (the keys of its maps dnat_ip_udp and dnat_ip6_udp). A
+    table of that name without the comment is not the topology's: it is not found."""
+    from nsgen.builtins import nft_ours
+    from nsgen.check_nft import element, parse
 
-
-def nftables(name: str) -> tuple[bool, list[int]]:
-    """Whether the topology's nftables table is on this host (with its comment: nsgen's own), and
-    the UDP ports it publishes."""
-    table = nft_table(name)
-    if not shutil.which("nft") or not nft_ours(table, rule_tag(name)):
+    if not shutil.which("nft") or not nft_ours(nft_table(name), rule_tag(name)):
         return False, []
-    done = subprocess.run(("nft", "-j", "list", "table", "inet", table), capture_output=True, text=True)
     try:
-        return True, sorted(set(_udp_elements(json.loads(done.stdout)))) if done.returncode == 0 else []
-    except ValueError:
-        return True, []
+        done = subprocess.run(("nft", "-j", "list", "table", "inet", nft_table(name)), capture_output=True, text=True)
+        maps = parse(done.stdout).collections if done.returncode == 0 else {}
+    except (ValueError, KeyError, StopIteration, AttributeError):
+        maps = {}
+    udp = {element(entry, True)[0][0] for m in ("dnat_ip_udp", "dnat_ip6_udp") for entry in maps.get(m, {}).get("elem", [])}
+    return True, sorted(int(port) for port in udp if port.isdigit())
 
 
 def _files(name: str) -> list[tuple[str, str]]:
@@ -151,8 +141,8 @@ def plan(name: str) -> SweepPlan:
     links = sorted(n for n, link in (in_group(host.links(), group) or {}).items() if link.alias == mark(name))
     tables, rules, udp = firewall(name)
     tables6, rules6, udp6 = firewall(name, "ip6tables-save") if shutil.which("ip6tables-save") else ([], [], [])
-    table, udp_nft = nftables(name)
-    rules, udp = rules + rules6 + [f"nftables table inet {nft_table(name)}"] * table, sorted({*udp, *udp6, *udp_nft})
+    in_nft, udp_nft = nft(name)
+    rules, udp = rules + rules6, sorted({*udp, *udp6, *udp_nft})
     files = _files(name)
     me, me6 = f"{FORWARD_DIR}/users/{name}", f"{FORWARD6_DIR}/users/{name}"
     steps: list[Step] = []
@@ -178,15 +168,14 @@ def plan(name: str) -> SweepPlan:
     if udp:  # after the rules that publish them are gone
         add("conntrack", f"Forget the connection-tracking entries of UDP ports {', '.join(map(str, udp))}.",
             Command(("conntrack_flush", "udp", *map(str, udp)), builtin=True))
-    if table:  # before the iptables rules in setup: the pass for its marked packets is removed first
+    for table, text in tables:
+        add(f"firewall:{table}", f"Remove the {table} rules tagged {rule_tag(name)}.", Command(("iptables_undo",), input=text, builtin=True))
+    for table, text in tables6:
+        add(f"firewall6:{table}", f"Remove the {table} rules (IPv6) tagged {rule_tag(name)}.",
+            Command(("ip6tables_undo",), input=text, builtin=True))
+    if in_nft:  # made after the iptables rules (FORWARD's pass rule among them): undone before them
         add("nftables", f"Delete the nftables table inet {nft_table(name)} (it carries the comment {rule_tag(name)}).",
             Command(("nft_undo", nft_table(name), rule_tag(name)), builtin=True))
-    for table_name, text in tables:
-        add(f"firewall:{table_name}", f"Remove the {table_name} rules tagged {rule_tag(name)}.",
-            Command(("iptables_undo",), input=text, builtin=True))
-    for table_name, text in tables6:
-        add(f"firewall6:{table_name}", f"Remove the {table_name} rules (IPv6) tagged {rule_tag(name)}.",
-            Command(("ip6tables_undo",), input=text, builtin=True))
     for conf, head in files:
         folder = os.path.dirname(conf)
         add(f"file:{conf}", f"Remove {conf}, which nsgen wrote for topology {name}.",
@@ -198,8 +187,9 @@ def plan(name: str) -> SweepPlan:
                          undo=(Command(("rm", "-rf", sdir), only_if=(("state_ours", name),)),
                                Command(("rmdir", "--ignore-fail-on-non-empty", STATE_ROOT), only_if=(("test", "-d", STATE_ROOT),)))))
     tools = (("conntrack",) * bool(udp) + ("ip", "iptables", "iptables-restore") + ("ip6tables", "ip6tables-restore") * bool(tables6)
-             + ("nft",) * table)
-    found = [f"namespace {ns}" for ns in namespaces] + [f"link {n}" for n in links] + rules + [f"file {c}" for c, _ in files]
+             + ("nft",) * in_nft)
+    found = [f"namespace {ns}" for ns in namespaces] + [f"link {n}" for n in links] + rules
+    found += [f"nftables table inet {nft_table(name)}"] * in_nft + [f"file {c}" for c, _ in files]
     if os.path.exists(me):
         found.append(f"its entry among the users of forwarding ({me})")
     if os.path.exists(me6):

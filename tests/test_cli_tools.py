@@ -39,7 +39,7 @@ def test_check_needs_root_and_says_so(cli, not_root, monkeypatch):
         monkeypatch.setattr("sys.argv", ["/usr/local/bin/nsgen", *args])
         result = cli(*args)
         assert result.exit_code == 1 and result.stdout == ""
-        assert result.stderr == (f"error: checking the host's network (namespaces, iptables) needs root: run it as "
+        assert result.stderr == (f"error: checking the host's network (namespaces, firewall rules) needs root: run it as "
                                  f"`sudo /usr/local/bin/nsgen {' '.join(args)}`\n")
     assert not_root == []
 

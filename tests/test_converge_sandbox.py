@@ -98,3 +98,53 @@ def test_converging_back_and_forth_leaves_nothing_behind(sandbox, tmp_path):
         assert sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False).returncode == 0
     driver.down()
     assert sb.snapshot() == before
+
+
+NFT = BRIDGE.replace("name: bridge-lab", "name: bridge-lab\nhost: {firewall: nftables}")
+
+
+def test_an_edited_nftables_table_is_replaced_in_one_transaction(sandbox, tmp_path):
+    """A published port added and one removed: the table is made anew in the transaction that
+    deletes the old one (never undone first), and the host answers on the new port only."""
+    sb = sandbox
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "run", NFT)
+    driver.up()
+    assert wait_for(sb, ["curl", "-sf", "-m", "2", "http://127.0.0.1:8080/echo"]).returncode == 0
+    driver.topology.write_text(NFT.replace('ports: ["8080:8000"]', 'ports: ["8081:8000", "5353:53/udp"]'))
+    done = driver.up()
+    assert "change firewall rules (the nftables table)" in done.stderr, done.stderr
+    assert "nft_undo" not in done.stderr
+    assert wait_for(sb, ["curl", "-sf", "-m", "2", "http://127.0.0.1:8081/echo"]).returncode == 0
+    assert sb.run(["curl", "-sf", "-m", "2", "http://127.0.0.1:8080/echo"], check=False).returncode != 0
+    tcp = sb.run(["nft", "list", "map", "inet", "nsgen-bridge-lab", "dnat_ip_tcp"]).stdout
+    assert "8081" in tcp and "8080" not in tcp
+    assert sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False).returncode == 0
+    driver.down()
+    assert sb.snapshot() == before
+
+
+def test_switching_the_firewall_backend_of_a_topology_that_is_up(sandbox, tmp_path):
+    """iptables to nftables and back while up: each time the other backend's rules are gone, the
+    published port answers, and teardown leaves the host as it was."""
+    sb = sandbox
+    sb.run(["iptables", "-P", "FORWARD", "DROP"])
+    before = sb.snapshot()
+    driver = Driver(sb, tmp_path, "run", BRIDGE)
+    driver.up()
+    for text, backend in ((NFT, "nftables"), (BRIDGE, "iptables"), (NFT, "nftables")):
+        driver.topology.write_text(text)
+        driver.up()
+        tables = sb.run(["nft", "list", "tables"]).stdout
+        tagged = [line for line in sb.run(["iptables-save"]).stdout.splitlines() if "nsgen:bridge-lab" in line]
+        if backend == "nftables":
+            assert "table inet nsgen-bridge-lab" in tables
+            assert tagged and all("--mark" in line for line in tagged), tagged  # only the FORWARD pass rule (policy DROP)
+        else:
+            assert "nsgen-bridge-lab" not in tables
+            assert any("NSGEN-bridge-lab" in line for line in tagged)
+        assert wait_for(sb, ["curl", "-sf", "-m", "2", "http://127.0.0.1:8080/echo"]).returncode == 0
+        assert sb.in_ns("web", ["ping", "-c1", "-W2", "203.0.113.10"], check=False).returncode == 0
+        assert sb.run([*NSGEN, "check", "-f", str(driver.topology)], check=False).returncode == 0
+    driver.down()
+    assert sb.snapshot() == before

@@ -86,7 +86,10 @@ def test_the_unit(cli, tmp_path):
     assert text.startswith("# nsgen ")
     unit = parse(text)
     assert unit.sections() == ["Unit", "Service", "Install"]
-    assert unit["Unit"]["After"] == "network-online.target" and unit["Unit"]["Wants"] == "network-online.target"
+    assert unit["Unit"]["Wants"] == "network-online.target"
+    # after the network, and after the host's firewalls that start at boot (a flush, a FORWARD DROP)
+    assert unit["Unit"]["After"] == ("network-online.target nftables.service netfilter-persistent.service ufw.service "
+                                     "firewalld.service docker.service")
     assert unit["Service"]["Type"] == "oneshot" and unit["Service"]["RemainAfterExit"] == "yes"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     start, stop = unit_words(unit["Service"]["ExecStart"]), unit_words(unit["Service"]["ExecStop"])

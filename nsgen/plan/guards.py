@@ -29,5 +29,6 @@ def guards(b: Builder) -> tuple[Command, ...]:
     ports = [port_spec(p) for c in b.t.containers.values() for p in c.ports]
     if ports:
         found.append(B("ports_free", rule_tag(b.t.name), *ports))
-    found.append(B("other_firewall", *(("6",) if 6 in b.versions() else ())))
+    words = (*(("nftables",) if b.t.host.firewall == "nftables" else ()), *(("6",) if 6 in b.versions() else ()))
+    found.append(B("other_firewall", *words))
     return tuple(found)

@@ -38,8 +38,8 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "state_ok": (),
     "state_ours": (),
     "subnets_free": ("ip",),
-    "ports_free": ("ss", "iptables-save"),  # and ip6tables-save, when the plan has IPv6
-    "other_firewall": ("iptables",),
+    "ports_free": ("ss",),  # and iptables-save, ip6tables-save and nft, where installed (what they list)
+    "other_firewall": (),  # iptables, ip6tables and nft, where installed (what they list)
     "process_alive": ("ip",),
     "wait_ready": ("ip",),
 }
@@ -71,8 +71,9 @@ class Command(NamedTuple):
 
 
 class Check(NamedTuple):
-    """What proves that a step holds, for `nsgen check`: a probe that succeeds when it does, or a
-    file that holds a text (a sysctl's value, read back from /proc/sys; a file setup wrote)."""
+    """What proves that a step holds, for `nsgen check`: a probe that succeeds when it does (or whose
+    output holds what the plan made), or a file that holds a text (a sysctl's value, read back from
+    /proc/sys; a file setup wrote)."""
 
     kind: str  # what it concerns: firewall, sysctl, file
     what: str  # what it shows, for a person
@@ -80,6 +81,10 @@ class Check(NamedTuple):
     path: str = ""
     text: str | None = None
     netns: str = ""  # the namespace the path is read in (a sysctl of a container's own); "": the host's
+    # How the probe is judged: "" (it succeeds); "nft" (it lists an nft table as JSON, compared with
+    # `text`, the plan's table as JSON: nftables.expected); "where_forward_drops" (it must succeed
+    # where the FORWARD chain of its program, iptables or ip6tables, can drop; elsewhere it may fail).
+    compare: str = ""
 
 
 class Step(NamedTuple):
@@ -98,6 +103,7 @@ class Step(NamedTuple):
     title: str = ""  # what it does in a few words, for progress (the summary says why)
     undo_summary: str = ""  # what its undo removes, in one line (the teardown script's comment)
     checks: tuple[Check, ...] = ()  # what proves it holds (nsgen check runs them)
+    replaces: bool = False  # its command replaces what is there in one transaction: a change does it again, never undoes it first
 
 
 class Requirement(NamedTuple):
@@ -128,7 +134,7 @@ class Plan(NamedTuple):
 
     @property
     def firewall_note(self) -> str:
-        """Which firewall backend the plan writes through, and why auto chose it ("": iptables, as named or by default)."""
+        """Which firewall backend the plan writes through, and why auto or NSGEN_FIREWALL chose it ("": iptables, as named or by default)."""
         host = self.topology.host
         if host.firewall_why:
             return host.firewall_why

@@ -9,7 +9,7 @@
 # app resolves through: 2606:4700:4700::1111
 #
 # Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup. When something cannot be removed, it says what is left and keeps the state directory, so that running it again finishes the job.
-# firewall: nftables (one inet table, nsgen-v6-lab), as the topology says
+# firewall: nftables, as NSGEN_FIREWALL says (the topology names none)
 #
 # The steps come first, in the tutorial's order; the helper functions, the lock and the report that run them are at the end of the script.
 # Values are single-quoted on purpose: nothing in them is expanded.
@@ -392,8 +392,8 @@ nsgen_port_overlap() {
 # kernel, *: both families, as nsgen run takes it too). The sockets and the rules are read once
 # each, into tables by protocol and port.
 ports_free() {
-  local tag=$1 spec protocol port ip line address holder i p d c t dnat save anywhere element
-  local -a words
+  local tag=$1 spec protocol port ip line address holder i p d c t dnat save anywhere
+  local -a words saves
   local -A bound=() forwarded=()
   shift
   for protocol in tcp udp sctp; do
@@ -416,7 +416,11 @@ ports_free() {
       bound[$protocol:$port]+="$address $holder"$'\n'
     done <<<"$(ss -H -l -n -p "--$protocol" 2>/dev/null)"
   done
-  for save in iptables-save:0.0.0.0 ip6tables-save::: ; do
+  saves=(iptables-save:0.0.0.0 ip6tables-save:::)
+  # the legacy backend's too, where the kernel holds its nat table (Docker's ports through iptables-legacy)
+  if grep -qx nat /proc/net/ip_tables_names 2>/dev/null; then saves+=(iptables-legacy-save:0.0.0.0); fi
+  if grep -qx nat /proc/net/ip6_tables_names 2>/dev/null; then saves+=(ip6tables-legacy-save:::); fi
+  for save in "${saves[@]}"; do
     anywhere=${save#*:}; save=${save%%:*}
     while IFS= read -r line; do
       case "$line" in -A*DNAT*) ;; *) continue ;; esac
@@ -431,23 +435,27 @@ ports_free() {
       if [ "$dnat" = 1 ] && [ "$c" != "$tag" ] && [ -n "$t" ]; then forwarded[$p:$t]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n'; fi
     done <<<"$("$save" -t nat 2>/dev/null)"  # ip6tables-save missing: no IPv6 rule
   done
-  # the elements of the published-port maps of every nsgen nftables table (inet nsgen-NAME: tag
-  # nsgen:NAME), ADDRESS . PORT: 0.0.0.0/0 and ::/0 are 0.0.0.0 and ::. No nft: none.
-  c="" p="" element='([0-9a-fA-F.:]+)(/0)? \. ([0-9]+)( comment "[^"]*")? :'
+  # the ports nsgen topologies of the nftables backend publish: the elements of the maps
+  # dnat_FAMILY_PROTOCOL of each table inet nsgen-* (the tag is the table's comment)
+  c="-" t=""
   while IFS= read -r line; do
+    line=${line#"${line%%[![:space:]]*}"}
     case "$line" in
-      "table inet nsgen-"*) c=${line#table inet nsgen-}; c=nsgen:${c%% *}; p=""; continue ;;
-      "table "*) c="" p=""; continue ;;
-      $'\tmap dnat_ip_'*|$'\tmap dnat_ip6_'*) p=${line%% \{*}; p=${p##*_}; continue ;;
-      $'\tmap '*|$'\tset '*|$'\tchain '*) p=""; continue ;;
+      "table inet nsgen-"*) c="" t="" ;;
+      "table "*) c="-" t="" ;;
+      'comment "nsgen:'*) if [ -z "$c" ]; then c=${line#comment \"}; c=${c%\"}; fi ;;
+      "map dnat_"*_*) if [ "$c" != - ] && [ -n "$c" ]; then t=${line#map dnat_*_}; t=${t% \{}; fi ;;
+      "}") t="" ;;
+      *)
+        [ -n "$t" ] && [ "$c" != "$tag" ] || continue
+        read -r -a words <<<"${line#elements = \{ }"
+        # PORT . ADDRESS : TARGET
+        [[ ${#words[@]} -gt 2 && ${words[1]} = . && ${words[0]} =~ ^[0-9]+$ ]] || continue
+        d=${words[2]}
+        case "$d" in 0.0.0.0/0) d=0.0.0.0 ;; ::/0) d=:: ;; esac
+        forwarded[$t:${words[0]}]+="$d"$'\x1f'"$c"$'\x1f'"$line"$'\n' ;;
     esac
-    [ -n "$c" ] && [ -n "$p" ] && [ "$c" != "$tag" ] || continue
-    d=$line
-    while [[ $d =~ $element ]]; do
-      forwarded[$p:${BASH_REMATCH[3]}]+="${BASH_REMATCH[1]}"$'\x1f'"$c"$'\x1f'"${line#"${line%%[![:space:]]*}"}"$'\n'
-      d=${d#*"${BASH_REMATCH[0]}"}
-    done
-  done <<<"$(nft list ruleset 2>/dev/null)"
+  done <<<"$(nft list ruleset 2>/dev/null)"  # nft missing: no table of nsgen's
   for spec in "$@"; do
     protocol=${spec%%:*}; spec=${spec#*:}; port=${spec%%:*}; ip=${spec#*:}
     ip=${ip#[}; ip=${ip%]}
@@ -497,21 +505,37 @@ nft_undo() {
   return 0
 }
 
-# add: where TOOL (iptables or ip6tables) is installed and its FORWARD chain can drop (a policy
-# other than ACCEPT, or rules: Docker's, ufw's), insert at its top one rule that accepts what
-# nsgen's nftables table marked (MARK); del: remove that rule wherever it is. Nothing to do
-# without TOOL.
-forward_pass() {
-  local action=$1 tool=$2 listed
-  local -a rule=(FORWARD -m mark --mark "$4/$4" -m comment --comment "$3" -j ACCEPT)
-  command -v "$tool" >/dev/null 2>&1 || return 0
-  if [ "$action" = del ]; then
-    while "$tool" -w -C "${rule[@]}" 2>/dev/null; do "$tool" -w -D "${rule[@]}" || return 1; done
-    return 0
+# The programs that write the FORWARD chain of each backend of TOOL (iptables or ip6tables) that
+# can hold one: TOOL-nft, and TOOL-legacy where the kernel holds its filter table (read from /proc,
+# never loaded by looking); TOOL itself where neither is installed. One a line.
+nsgen_pass_programs() {
+  local nft=0 legacy=0
+  if command -v "$1-nft" >/dev/null 2>&1; then nft=1; echo "$1-nft"; fi
+  if command -v "$1-legacy" >/dev/null 2>&1; then
+    legacy=1
+    if grep -qx filter "/proc/net/${1%tables}_tables_names" 2>/dev/null; then echo "$1-legacy"; fi
   fi
-  listed=$("$tool" -w -S FORWARD 2>/dev/null) || return 0
-  if [ "$listed" = "-P FORWARD ACCEPT" ] || "$tool" -w -C "${rule[@]}" 2>/dev/null; then return 0; fi
-  "$tool" -w -I FORWARD 1 "${rule[@]:1}" || return 1
+  if [ "$nft$legacy" = 00 ] && command -v "$1" >/dev/null 2>&1; then echo "$1"; fi
+  return 0
+}
+
+# add: in each backend of TOOL (iptables or ip6tables: its nft one, its legacy one where the kernel
+# holds its filter table) whose FORWARD chain can drop (a policy other than ACCEPT, or rules:
+# Docker's, ufw's), insert at its top one rule that accepts what nsgen's nftables table marked
+# (MARK); del: remove that rule wherever it is. Nothing to do without TOOL.
+forward_pass() {
+  local action=$1 program listed
+  local -a rule=(FORWARD -m mark --mark "$4/$4" -m comment --comment "$3" -j ACCEPT)
+  while read -r program; do
+    [ -n "$program" ] || continue
+    if [ "$action" = del ]; then
+      while "$program" -w -C "${rule[@]}" 2>/dev/null; do "$program" -w -D "${rule[@]}" || return 1; done
+      continue
+    fi
+    listed=$("$program" -w -S FORWARD 2>/dev/null) || continue
+    if [ "$listed" = "-P FORWARD ACCEPT" ] || "$program" -w -C "${rule[@]}" 2>/dev/null; then continue; fi
+    "$program" -w -I FORWARD 1 "${rule[@]:1}" || return 1
+  done <<<"$(nsgen_pass_programs "$2")"
   return 0
 }
 
@@ -542,19 +566,34 @@ nsgen_other_backend() {
 }
 
 # A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
-# networks' traffic: a packet must pass both iptables backends (both ip6tables backends, for IPv6),
-# and every nft base chain (of the ip, ip6 and inet families alike).
+# networks' traffic. Words: 6 when the topology has IPv6, nftables when it writes through nftables.
+# For iptables, a packet must pass both iptables backends (both ip6tables backends, for IPv6), and
+# every nft base chain (of the ip, ip6 and inet families alike). For nftables, the FORWARD chains
+# of iptables (either backend) let nsgen's marked packets through (forward_pass), where the program
+# that writes them is installed; every other nft base chain on the forward hook can still drop.
 other_firewall() {
-  local table="" chain="" line
-  nsgen_other_backend iptables
-  if [ "${1-}" = 6 ]; then nsgen_other_backend ip6tables; fi  # the topology has IPv6
+  local table="" chain="" line word six=0 nft=0 family tool
+  local -A passed=()
+  for word in "${1-}" "${2-}"; do
+    case "$word" in 6) six=1 ;; nftables) nft=1 ;; esac
+  done
+  if [ "$nft" = 0 ]; then
+    passed=([ip filter]=1 [ip6 filter]=1)
+    nsgen_other_backend iptables
+    if [ "$six" = 1 ]; then nsgen_other_backend ip6tables; fi
+  else
+    for family in ip ip6; do
+      tool=${family}tables
+      if command -v "$tool-nft" >/dev/null 2>&1 || [[ $("$tool" -V 2>/dev/null) == *nf_tables* ]]; then passed[$family filter]=1; fi
+    done
+  fi
   while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
     case "$line" in
       "table "*) table=${line#table }; table=${table% \{} ;;
       "chain "*) chain=${line#chain }; chain=${chain% \{} ;;
       *"hook forward"*"policy drop"*)
-        if [ "$table" != "ip filter" ] && [ "$table" != "ip6 filter" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
+        if [ -z "${passed[$table]+set}" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
     esac
   done <<<"$(nft list ruleset 2>/dev/null)"
   return 0
@@ -663,7 +702,7 @@ wait_ready() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock:util-linux ip:iproute2 iptables:iptables iptables-save:iptables nft:nftables nsenter:util-linux setsid:util-linux ss:iproute2 sysctl:procps; do
+for tool in flock:util-linux ip:iproute2 nft:nftables nsenter:util-linux setsid:util-linux ss:iproute2 sysctl:procps; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
 done
 # Everything this script makes gets the modes it asks for (0755 folders, 0644 files).

@@ -10,7 +10,7 @@
 # printer resolves through: 1.1.1.1
 #
 # Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
-# firewall: nftables (one inet table, nsgen-macvlan-lab), as the topology says
+# firewall: nftables, as NSGEN_FIREWALL says (the topology names none)
 #
 # The steps come first, in the tutorial's order; the helper functions, the lock, the checks and the rollback that run them are at the end of the script.
 # Values are single-quoted on purpose: nothing in them is expanded.
@@ -24,7 +24,7 @@ steps() {
 # Record what topology macvlan-lab is, in /run/nsgen/macvlan-lab/topology.json: teardown and later runs undo exactly what is up. Its processes' pids and logs live beside it.
 begin 0 state
 install -D -m 0644 /dev/stdin /run/nsgen/macvlan-lab/topology.json <<'NSGEN_EOF'
-{"format": 1, "digest": "cd4ccf7035e0eb29", "name": "macvlan-lab", "host": {"ip_forward": false, "persist": false, "firewall": "nftables"},
+{"format": 1, "digest": "cd4ccf7035e0eb29", "name": "macvlan-lab", "host": {"ip_forward": false, "persist": false, "firewall": "nftables", "firewall_why": "firewall: nftables, as NSGEN_FIREWALL says (the topology names none)"},
 "networks": [
   {"name": "lan", "driver": "macvlan", "subnet": "192.168.1.0/24", "gateway": "192.168.1.1", "masquerade": false, "internal": false, "bridge": null, "parent": "eth0"}
 ],
@@ -297,19 +297,34 @@ nsgen_other_backend() {
 }
 
 # A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
-# networks' traffic: a packet must pass both iptables backends (both ip6tables backends, for IPv6),
-# and every nft base chain (of the ip, ip6 and inet families alike).
+# networks' traffic. Words: 6 when the topology has IPv6, nftables when it writes through nftables.
+# For iptables, a packet must pass both iptables backends (both ip6tables backends, for IPv6), and
+# every nft base chain (of the ip, ip6 and inet families alike). For nftables, the FORWARD chains
+# of iptables (either backend) let nsgen's marked packets through (forward_pass), where the program
+# that writes them is installed; every other nft base chain on the forward hook can still drop.
 other_firewall() {
-  local table="" chain="" line
-  nsgen_other_backend iptables
-  if [ "${1-}" = 6 ]; then nsgen_other_backend ip6tables; fi  # the topology has IPv6
+  local table="" chain="" line word six=0 nft=0 family tool
+  local -A passed=()
+  for word in "${1-}" "${2-}"; do
+    case "$word" in 6) six=1 ;; nftables) nft=1 ;; esac
+  done
+  if [ "$nft" = 0 ]; then
+    passed=([ip filter]=1 [ip6 filter]=1)
+    nsgen_other_backend iptables
+    if [ "$six" = 1 ]; then nsgen_other_backend ip6tables; fi
+  else
+    for family in ip ip6; do
+      tool=${family}tables
+      if command -v "$tool-nft" >/dev/null 2>&1 || [[ $("$tool" -V 2>/dev/null) == *nf_tables* ]]; then passed[$family filter]=1; fi
+    done
+  fi
   while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
     case "$line" in
       "table "*) table=${line#table }; table=${table% \{} ;;
       "chain "*) chain=${line#chain }; chain=${chain% \{} ;;
       *"hook forward"*"policy drop"*)
-        if [ "$table" != "ip filter" ] && [ "$table" != "ip6 filter" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
+        if [ -z "${passed[$table]+set}" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
     esac
   done <<<"$(nft list ruleset 2>/dev/null)"
   return 0
@@ -418,7 +433,7 @@ wait_ready() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock:util-linux ip:iproute2 iptables:iptables nsenter:util-linux setsid:util-linux; do
+for tool in flock:util-linux ip:iproute2 nsenter:util-linux setsid:util-linux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
 done
 # Everything this script makes gets the modes it asks for (0755 folders, 0644 files).
@@ -443,7 +458,7 @@ has_link() { [ -n "${nsgen_link[$1]+set}" ]; }
 if ! ip link show eth0 >/dev/null 2>&1; then die 'networks.lan.parent: interface '"'"'eth0'"'"' does not exist on this host; nothing was changed'; fi
 if ! grep -qw macvlan_common_newlink /proc/kallsyms >/dev/null 2>&1 && ! modprobe -q macvlan >/dev/null 2>&1; then die 'driver macvlan: this kernel has no macvlan support (no module macvlan to load); nothing was changed'; fi
 state_ok macvlan-lab || exit 1
-other_firewall || exit 1
+other_firewall nftables || exit 1
 if test -e /run/nsgen/macvlan-lab/topology.json && ! grep -qF '"digest": "cd4ccf7035e0eb29"' /run/nsgen/macvlan-lab/topology.json; then
   die 'topology macvlan-lab is up with another definition (recorded in /run/nsgen/macvlan-lab/topology.json): bring it to this one with `sudo nsgen run -f FILE`, or tear it down first with the teardown script rendered while it is up (nsgen render --teardown); nothing was changed'
 fi

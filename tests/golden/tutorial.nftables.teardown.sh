@@ -8,7 +8,7 @@
 # container-1 resolves through: 1.1.1.1
 #
 # Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup. When something cannot be removed, it says what is left and keeps the state directory, so that running it again finishes the job.
-# firewall: nftables (one inet table, nsgen-tutorial), as the topology says
+# firewall: nftables, as NSGEN_FIREWALL says (the topology names none)
 #
 # The steps come first, in the tutorial's order; the helper functions, the lock and the report that run them are at the end of the script.
 # Values are single-quoted on purpose: nothing in them is expanded.
@@ -384,21 +384,37 @@ nft_undo() {
   return 0
 }
 
-# add: where TOOL (iptables or ip6tables) is installed and its FORWARD chain can drop (a policy
-# other than ACCEPT, or rules: Docker's, ufw's), insert at its top one rule that accepts what
-# nsgen's nftables table marked (MARK); del: remove that rule wherever it is. Nothing to do
-# without TOOL.
-forward_pass() {
-  local action=$1 tool=$2 listed
-  local -a rule=(FORWARD -m mark --mark "$4/$4" -m comment --comment "$3" -j ACCEPT)
-  command -v "$tool" >/dev/null 2>&1 || return 0
-  if [ "$action" = del ]; then
-    while "$tool" -w -C "${rule[@]}" 2>/dev/null; do "$tool" -w -D "${rule[@]}" || return 1; done
-    return 0
+# The programs that write the FORWARD chain of each backend of TOOL (iptables or ip6tables) that
+# can hold one: TOOL-nft, and TOOL-legacy where the kernel holds its filter table (read from /proc,
+# never loaded by looking); TOOL itself where neither is installed. One a line.
+nsgen_pass_programs() {
+  local nft=0 legacy=0
+  if command -v "$1-nft" >/dev/null 2>&1; then nft=1; echo "$1-nft"; fi
+  if command -v "$1-legacy" >/dev/null 2>&1; then
+    legacy=1
+    if grep -qx filter "/proc/net/${1%tables}_tables_names" 2>/dev/null; then echo "$1-legacy"; fi
   fi
-  listed=$("$tool" -w -S FORWARD 2>/dev/null) || return 0
-  if [ "$listed" = "-P FORWARD ACCEPT" ] || "$tool" -w -C "${rule[@]}" 2>/dev/null; then return 0; fi
-  "$tool" -w -I FORWARD 1 "${rule[@]:1}" || return 1
+  if [ "$nft$legacy" = 00 ] && command -v "$1" >/dev/null 2>&1; then echo "$1"; fi
+  return 0
+}
+
+# add: in each backend of TOOL (iptables or ip6tables: its nft one, its legacy one where the kernel
+# holds its filter table) whose FORWARD chain can drop (a policy other than ACCEPT, or rules:
+# Docker's, ufw's), insert at its top one rule that accepts what nsgen's nftables table marked
+# (MARK); del: remove that rule wherever it is. Nothing to do without TOOL.
+forward_pass() {
+  local action=$1 program listed
+  local -a rule=(FORWARD -m mark --mark "$4/$4" -m comment --comment "$3" -j ACCEPT)
+  while read -r program; do
+    [ -n "$program" ] || continue
+    if [ "$action" = del ]; then
+      while "$program" -w -C "${rule[@]}" 2>/dev/null; do "$program" -w -D "${rule[@]}" || return 1; done
+      continue
+    fi
+    listed=$("$program" -w -S FORWARD 2>/dev/null) || continue
+    if [ "$listed" = "-P FORWARD ACCEPT" ] || "$program" -w -C "${rule[@]}" 2>/dev/null; then continue; fi
+    "$program" -w -I FORWARD 1 "${rule[@]:1}" || return 1
+  done <<<"$(nsgen_pass_programs "$2")"
   return 0
 }
 
@@ -429,19 +445,34 @@ nsgen_other_backend() {
 }
 
 # A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
-# networks' traffic: a packet must pass both iptables backends (both ip6tables backends, for IPv6),
-# and every nft base chain (of the ip, ip6 and inet families alike).
+# networks' traffic. Words: 6 when the topology has IPv6, nftables when it writes through nftables.
+# For iptables, a packet must pass both iptables backends (both ip6tables backends, for IPv6), and
+# every nft base chain (of the ip, ip6 and inet families alike). For nftables, the FORWARD chains
+# of iptables (either backend) let nsgen's marked packets through (forward_pass), where the program
+# that writes them is installed; every other nft base chain on the forward hook can still drop.
 other_firewall() {
-  local table="" chain="" line
-  nsgen_other_backend iptables
-  if [ "${1-}" = 6 ]; then nsgen_other_backend ip6tables; fi  # the topology has IPv6
+  local table="" chain="" line word six=0 nft=0 family tool
+  local -A passed=()
+  for word in "${1-}" "${2-}"; do
+    case "$word" in 6) six=1 ;; nftables) nft=1 ;; esac
+  done
+  if [ "$nft" = 0 ]; then
+    passed=([ip filter]=1 [ip6 filter]=1)
+    nsgen_other_backend iptables
+    if [ "$six" = 1 ]; then nsgen_other_backend ip6tables; fi
+  else
+    for family in ip ip6; do
+      tool=${family}tables
+      if command -v "$tool-nft" >/dev/null 2>&1 || [[ $("$tool" -V 2>/dev/null) == *nf_tables* ]]; then passed[$family filter]=1; fi
+    done
+  fi
   while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
     case "$line" in
       "table "*) table=${line#table }; table=${table% \{} ;;
       "chain "*) chain=${line#chain }; chain=${chain% \{} ;;
       *"hook forward"*"policy drop"*)
-        if [ "$table" != "ip filter" ] && [ "$table" != "ip6 filter" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
+        if [ -z "${passed[$table]+set}" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
     esac
   done <<<"$(nft list ruleset 2>/dev/null)"
   return 0
@@ -550,7 +581,7 @@ wait_ready() {
 }
 
 if [ "$(id -u)" -ne 0 ]; then die "this script changes the host's network: run it as root (sudo bash $0)"; fi
-for tool in flock:util-linux ip:iproute2 iptables:iptables nft:nftables nsenter:util-linux setsid:util-linux sysctl:procps; do
+for tool in flock:util-linux ip:iproute2 nft:nftables nsenter:util-linux setsid:util-linux sysctl:procps; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || die "required tool not found: ${tool%%:*} (nothing was changed; on Debian and Ubuntu: apt install ${tool#*:})"
 done
 # Everything this script makes gets the modes it asks for (0755 folders, 0644 files).

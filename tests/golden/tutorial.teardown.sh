@@ -445,19 +445,34 @@ nsgen_other_backend() {
 }
 
 # A warning (never a refusal) when another firewall than the one nsgen writes to can drop its
-# networks' traffic: a packet must pass both iptables backends (both ip6tables backends, for IPv6),
-# and every nft base chain (of the ip, ip6 and inet families alike).
+# networks' traffic. Words: 6 when the topology has IPv6, nftables when it writes through nftables.
+# For iptables, a packet must pass both iptables backends (both ip6tables backends, for IPv6), and
+# every nft base chain (of the ip, ip6 and inet families alike). For nftables, the FORWARD chains
+# of iptables (either backend) let nsgen's marked packets through (forward_pass), where the program
+# that writes them is installed; every other nft base chain on the forward hook can still drop.
 other_firewall() {
-  local table="" chain="" line
-  nsgen_other_backend iptables
-  if [ "${1-}" = 6 ]; then nsgen_other_backend ip6tables; fi  # the topology has IPv6
+  local table="" chain="" line word six=0 nft=0 family tool
+  local -A passed=()
+  for word in "${1-}" "${2-}"; do
+    case "$word" in 6) six=1 ;; nftables) nft=1 ;; esac
+  done
+  if [ "$nft" = 0 ]; then
+    passed=([ip filter]=1 [ip6 filter]=1)
+    nsgen_other_backend iptables
+    if [ "$six" = 1 ]; then nsgen_other_backend ip6tables; fi
+  else
+    for family in ip ip6; do
+      tool=${family}tables
+      if command -v "$tool-nft" >/dev/null 2>&1 || [[ $("$tool" -V 2>/dev/null) == *nf_tables* ]]; then passed[$family filter]=1; fi
+    done
+  fi
   while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
     case "$line" in
       "table "*) table=${line#table }; table=${table% \{} ;;
       "chain "*) chain=${line#chain }; chain=${chain% \{} ;;
       *"hook forward"*"policy drop"*)
-        if [ "$table" != "ip filter" ] && [ "$table" != "ip6 filter" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
+        if [ -z "${passed[$table]+set}" ]; then nsgen_say "warning: nft table $table, chain $chain: policy drop on the forward hook"; fi ;;
     esac
   done <<<"$(nft list ruleset 2>/dev/null)"
   return 0

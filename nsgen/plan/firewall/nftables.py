@@ -2,9 +2,13 @@
 the topology's own, `nsgen-<topology>`, made by one `nft -f -` and removed by one `nft delete
 table`, each one transaction (all of it or none).
 
-Published ports are elements, not rules: DNAT looks the host address and port up in a map (one
+Published ports are elements, not rules: DNAT looks the host port and address up in a map (one
 a family and protocol) and the forward accept looks the container's address and port up in a set
-(one a family), so the thousandth port costs a packet what the first does. A rule both families
+(one a family), so the thousandth port costs a packet what the first does. The map's key is the
+port first: it is a concatenation with an interval (an address may be 0.0.0.0/0), which the
+kernel matches field by field (its pipapo set), and a first field that every element shares
+(0.0.0.0/0) would make each lookup go through every element (benchmarks/firewall.py: 1000 ports
+cost a new connection about 12 us more, address first). A rule both families
 share is written once; one of a single family names it (`meta nfproto ipv4`) when its addresses
 do not. Forwarded packets the table accepts carry nsgen's mark, which one iptables rule of
 nsgen's own lets through an iptables FORWARD chain whose policy drops (Docker's, ufw's): an
@@ -13,6 +17,7 @@ accept in one base chain does not override a drop in another."""
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from typing import NamedTuple
 
@@ -125,9 +130,9 @@ class _Family:
             name = f"dnat_{fam}_{r.protocol}"
             if name not in self.maps:
                 self.maps[name] = []
-                lookup = f"dnat {fam} to {fam} daddr . {r.protocol} dport map @{name} comment {_q(f'published {r.protocol.upper()} ports ({fam})')}"
+                lookup = f"dnat {fam} to {r.protocol} dport . {fam} daddr map @{name} comment {_q(f'published {r.protocol.upper()} ports ({fam})')}"
                 self.chains.setdefault(chain, []).append((lookup, True))
-            self.maps[name].append(Element(f"{r.dst or _any(v)} . {r.dport}", f"{address} . {port}", r.why))
+            self.maps[name].append(Element(f"{r.dport} . {r.dst or _any(v)}", f"{address} . {port}", r.why))
         elif r.verdict == "accept" and r.ctstate == ("DNAT",) and r.dport is not None and r.out_dev and r.dst:
             if not self.accepted:
                 lookup = (f"ct status dnat oifname . {fam} daddr . meta l4proto . th dport @published_{fam} "
@@ -139,7 +144,7 @@ class _Family:
 
     def collections(self) -> list[Collection]:
         fam, addr = FAMILY[self.v], "ipv4_addr" if self.v == 4 else "ipv6_addr"
-        found = [Collection(name, f"{addr} . inet_service : {addr} . inet_service", True, tuple(elements))
+        found = [Collection(name, f"inet_service . {addr} : {addr} . inet_service", True, tuple(elements))
                  for name, elements in self.maps.items()]
         if self.accepted:
             found.append(Collection(f"published_{fam}", f"ifname . {addr} . inet_proto . inet_service", False, tuple(self.accepted)))
@@ -177,7 +182,10 @@ def table_text(tables: list[Table], topology: str) -> str:
     for table in tables:
         for r in sorted(table.rules, key=lambda r: r.verdict == "jump"):  # the jumps after the hook's own rules
             families[table.version].add(r)
-    lines = [f"table inet {nft_table(topology)} {{", f"\tcomment {_q(rule_tag(topology))}"]
+    name = nft_table(topology)
+    lines = ["# the table is made anew: one that is there (an older definition of it) goes in the same transaction",
+             f"add table inet {name}", f"delete table inet {name}",
+             f"table inet {name} {{", f"\tcomment {_q(rule_tag(topology))}"]
     for fam in families.values():
         for c in fam.collections():
             lines += _collection(c)
@@ -188,8 +196,80 @@ def table_text(tables: list[Table], topology: str) -> str:
             continue
         head = next(([f"\t\ttype {kind} hook {hook} priority {prio}; policy accept;"]
                      for (_s, hook), (n, kind, prio) in BASE.items() if n == name), [])
-        lines += [f"\tchain {name} {{", *head, *(f"\t\t{t}" for t in _merge(four, six)), "\t}"]
+        if head or (four and six):
+            rules = _merge(four, six)
+        else:  # a regular chain of one family: only that family's jumps reach it, which say so
+            rules = [t for t, _own in four or six]
+        lines += [f"\tchain {name} {{", *head, *(f"\t\t{t}" for t in rules), "\t}"]
     return "\n".join([*lines, "}"]) + "\n"
+
+
+# nft's names of base chain priorities (families ip, ip6 and inet) as numbers: `nft -j` lists the numbers
+PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
+_COMMENT = re.compile(r' comment "([^"\\\n]*)"$')
+
+
+def _priority(text: str) -> int:
+    """A base chain's priority as `nft -j` lists it: `filter - 10` is -10, `dstnat` is -100."""
+    words = text.split()
+    value = PRIORITIES[words[0]] if words[0] in PRIORITIES else int(words[0])
+    if len(words) == 3:
+        value += int(words[2]) if words[1] == "+" else -int(words[2])
+    return value
+
+
+def _parts(text: str) -> list[str]:
+    """An element's key or value as its parts, unquoted: `"br-x" . 10.0.0.2 . tcp . 80`."""
+    return [part.strip('"') for part in text.split(" . ")]
+
+
+def expected(tables: list[Table], topology: str) -> dict:
+    """The table that `table_text` writes, as data `nsgen check` compares with `nft -j list table`:
+    {"table", "comment", "chains": [{"name", "rules": [each rule's comment, in order], and for a base
+    chain "type", "hook", "prio" (a number), "policy"}], "collections": [{"name", "kind" (map or set),
+    "type": [key types], "map": [value types] (a map), "flags", "elements": [{"key": [parts],
+    "value": [parts] or None, "comment"}]}]}."""
+    families = {4: _Family(4), 6: _Family(6)}
+    for table in tables:
+        for r in sorted(table.rules, key=lambda r: r.verdict == "jump"):  # as table_text sorts them
+            families[table.version].add(r)
+    collections = []
+    for fam in families.values():
+        for c in fam.collections():
+            key, _, value = c.type.partition(" : ")
+            collections.append({
+                "name": c.name, "kind": "map" if value else "set", "type": key.split(" . "),
+                **({"map": value.split(" . ")} if value else {}), "flags": ["interval"] if c.interval else [],
+                "elements": [{"key": _parts(e.key), "value": None if e.value is None else _parts(e.value), "comment": e.why}
+                             for e in c.elements]})
+    chains = []
+    for name in [*OWN.values(), *(base[0] for base in BASE.values())]:  # table_text's order
+        four, six = families[4].chains.get(name, []), families[6].chains.get(name, [])
+        if not four and not six:
+            continue
+        chain: dict = {"name": name}
+        for (_stage, hook), (n, kind, prio) in BASE.items():
+            if n == name:
+                chain.update(type=kind, hook=hook, prio=_priority(prio), policy="accept")
+        chain["rules"] = [m.group(1) if (m := _COMMENT.search(text)) else "" for text in _merge(four, six)]
+        chains.append(chain)
+    return {"table": nft_table(topology), "comment": rule_tag(topology), "chains": chains, "collections": collections}
+
+
+def _checks(tables: list[Table], topology: str) -> tuple[Check, ...]:
+    """The table, read once as JSON and compared with the plan's; and where iptables' (ip6tables')
+    FORWARD can drop, the rule of nsgen's own there that lets the table's marked packets through
+    (the rule builtins.forward_pass adds)."""
+    name, tag = nft_table(topology), rule_tag(topology)
+    data = json.dumps(expected(tables, topology), separators=(",", ":"))
+    checks = [Check("firewall", f"nftables table inet {name} holds the plan's chains, rules and elements",
+                    ("nft", "-j", "list", "table", "inet", name), text=data, compare="nft")]
+    for version in sorted({t.version for t in tables}):
+        tool, shown = ("iptables", "") if version == 4 else ("ip6tables", " (IPv6)")
+        rule = ("-m", "mark", "--mark", f"{FORWARD_MARK}/{FORWARD_MARK}", "-m", "comment", "--comment", tag, "-j", "ACCEPT")
+        checks.append(Check("firewall", f"filter FORWARD: -m mark --mark {FORWARD_MARK}/{FORWARD_MARK} -j ACCEPT{shown}",
+                            (tool, "-w", "-C", "FORWARD", *rule), compare="where_forward_drops"))
+    return tuple(checks)
 
 
 def _summary(tables: list[Table], name: str) -> str:
@@ -220,10 +300,10 @@ def step(tables: list[Table], topology: str) -> Step:
         commands=(C("nft", "-f", "-", input=text),),
         undo=(B("nft_undo", name, tag),),
         probe=(("nft", "list", "table", "inet", name),),
+        replaces=True,
         resource=f"nftables table inet {name}",
         ours=(("nft_ours", name, tag),),
-        checks=(Check("firewall", f"nftables table inet {name} holds the plan's chains, rules and elements",
-                      ("nft", "-j", "list", "table", "inet", name), text=text),),
+        checks=_checks(tables, topology),
     )
 
 
