@@ -145,7 +145,7 @@ def test_zero_address_publishes_on_every_address(sandbox, tmp_path, mode):
     assert sb.run(["curl", "-sf", "-m", "2", "http://198.51.100.1:8080/echo"], check=False).returncode == 0
     assert sb.in_ns("world", ["curl", "-sf", "-m", "2", "http://198.51.100.1:8080/echo"], check=False).returncode == 0
     assert "0.0.0.0" not in sb.run(["iptables-save", "-t", "nat"]).stdout
-    assert "0.0.0.0 . 8080" not in fw.nft_rules(sb, "lo-lab")  # any address (0.0.0.0/0), not 0.0.0.0 itself
+    assert "8080 . 0.0.0.0 " not in fw.nft_rules(sb, "lo-lab")  # any address (0.0.0.0/0), not 0.0.0.0 itself
     lab.down()
     assert sb.snapshot() == before
 

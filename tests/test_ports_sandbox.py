@@ -148,9 +148,9 @@ def test_port_ranges_and_one_port_at_several_addresses(sandbox, tmp_path, mode, 
     if firewall_backend == "iptables":
         assert "-A NSGEN-ports-lab -d 198.51.100.24/32 -p tcp -m tcp --dport 7000 " in saved
         assert "-A NSGEN-ports-lab -d 127.0.1.3/32 -p tcp -m tcp --dport 1716 " in saved
-    else:  # elements of the map of published TCP ports: host address . port : container address . port
-        assert re.search(r"198\.51\.100\.24 \. 7000 comment \"[^\"]*\" : 172\.20\.0\.2 \. 80\b", saved), saved
-        assert re.search(r"127\.0\.1\.3 \. 1716 comment \"[^\"]*\" : 172\.20\.0\.4 \. 80\b", saved), saved
+    else:  # elements of the map of published TCP ports: host port . host address : container address . port
+        assert re.search(r"7000 \. 198\.51\.100\.24 comment \"[^\"]*\" : 172\.20\.0\.2 \. 80\b", saved), saved
+        assert re.search(r"1716 \. 127\.0\.1\.3 comment \"[^\"]*\" : 172\.20\.0\.4 \. 80\b", saved), saved
     checked = sb.run([*NSGEN, "check", "--probe", "-f", str(driver.topology)], check=False)
     assert checked.returncode == 0, checked.stdout
     for probe in ("host → published 127.0.1.3:1716 → b 172.20.0.4:80", "a → published 198.51.100.25:7000 → web 172.20.0.2:81",
