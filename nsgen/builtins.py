@@ -626,6 +626,16 @@ def state_ours(topology: str) -> bool:
     return os.path.lexists(path) and record.path_problem(path, "dir") is None and record.path_problem(STATE_ROOT, "dir") is None
 
 
+def address_here(name: str, address: str) -> Result:
+    """This host has `address`: it is host `name` of a topology across hosts, whose part is set up here."""
+    from nsgen.hostinfo import host_addresses
+
+    if ipaddress.ip_address(address) in (host_addresses() or ()):
+        return Result(0)
+    return Result(1, "", f"hosts.{name}.address: {address} is not an address of this host, so this is not host {name}; "
+                         "its part of the topology is set up on the host that has that address; nothing was changed")
+
+
 def subnets_free(host: Host, group: str, topology: str, *subnets: str) -> Result:
     """No route of the host's main table overlaps a network's subnet (IPv4 or IPv6: a route of its
     family), except the routes of the topology's own devices (it is being set up again)."""
@@ -970,6 +980,7 @@ def commands(host: Host) -> dict[str, Callable[..., Result]]:
         "nft_undo": nft_undo,
         "forward_pass": forward_pass,
         "state_ok": state_ok,
+        "address_here": address_here,
         "subnets_free": lambda *args: subnets_free(host, *args),
         "ports_free": ports_free,
         "other_firewall": other_firewall,

@@ -13,6 +13,7 @@ from nsgen import __version__
 from nsgen.errors import NsgenError
 
 JSON_HELP = "Print one JSON object instead of lines meant for people."
+HOST_HELP = "Of a topology across hosts (it lists hosts), the part of the host named HOST: its containers and their networks."
 FILE = click.Path(dir_okay=False, allow_dash=True)  # `-` is standard input; the shell completes file names
 OUT = click.Path(allow_dash=True)
 FILE_HELP = ("Topology file (YAML or JSON; - for standard input). "
@@ -69,24 +70,55 @@ def read_data(file: str | None):
     return load_file(path), label
 
 
-def load_plan(file: str | None, programs: bool = False):
-    """File -> data -> resolved topology -> plan, with every error turned into a UserError.
+def load_topology(file: str | None, programs: bool = False):
+    """File -> data -> the whole resolved topology, with every error turned into a UserError.
     With `programs`, a program of a process that this host cannot run is an error too (for
     commands that run here; a script may be rendered for another host)."""
     from nsgen.errors import ValidationError
     from nsgen.hostinfo import Environment
-    from nsgen.plan import compile_plan
     from nsgen.resolve import resolve
 
     label = "<stdin>" if file == "-" else _source(file)[1]
     try:
         data, label = read_data(file)
-        topology = resolve(data, Environment(programs_required=programs))
+        return resolve(data, Environment(programs_required=programs))
     except ValidationError as exc:
         raise UserError("\n".join(f"{label}: {p + ': ' if p else ''}{m}" for p, m in exc.problems)) from None
     except NsgenError as exc:
         raise UserError(str(exc)) from None
+
+
+def load_plan(file: str | None, programs: bool = False, host: str | None = None, here: bool = False):
+    """File -> data -> resolved topology -> plan. Of a topology across hosts, the plan of one
+    host's part: `host`'s, or (with `here`) that of the host whose address this one has."""
+    from nsgen.plan import compile_plan
+
+    topology = load_topology(file, programs)
+    if topology.hosts:
+        topology = one_host(topology, host, here)
+    elif host is not None:
+        raise UserError(f"--host {host}: topology {topology.name} lists no hosts; it is all on this one (leave --host out)")
     return compile_plan(topology)
+
+
+def one_host(topology, host: str | None, here: bool):
+    """One host's part of a topology across hosts (see load_plan)."""
+    from nsgen import spread
+
+    listed = spread.listed(topology)
+    if host is None and here:
+        from nsgen.hostinfo import host_addresses
+
+        host = spread.here(topology, host_addresses())
+        if host is None:
+            raise UserError(f"topology {topology.name} spans hosts {listed}, and this host has none of their addresses (or several): "
+                            "name the one it is with --host NAME")
+    elif host is None:
+        raise UserError(f"topology {topology.name} spans hosts {listed}: render one host's part with --host NAME, or every "
+                        "host's with --host all -o DIR")
+    if host not in spread.names(topology):
+        raise UserError(f"--host {host}: topology {topology.name} has no such host; its hosts: {listed}")
+    return spread.part(topology, host)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,7 +161,9 @@ def _write(text: str, output: str | None, mode: int | None = 0o755) -> None:
               "down at stop (needs host.persist: true).")
 @click.option("--lint", is_flag=True, help="Check the script with shellcheck (installed with nsgen) before it is written; "
               "a finding is an error.")
-def render(file: str | None, teardown: bool, output: str | None, batched: bool, systemd: bool, lint: bool) -> None:
+@click.option("--host", "host", metavar="HOST", help=HOST_HELP + " `all`: every host's setup and teardown scripts, into the "
+              "folder -o names (HOST.setup.sh, HOST.teardown.sh).")
+def render(file: str | None, teardown: bool, output: str | None, batched: bool, systemd: bool, lint: bool, host: str | None) -> None:
     """Print the bash script that sets the topology up (or, with --teardown, removes it).
 
     \b
@@ -138,21 +172,25 @@ def render(file: str | None, teardown: bool, output: str | None, batched: bool, 
     Example:
       nsgen render -f examples/tutorial.yaml -o setup.sh && sudo bash setup.sh
       nsgen render --systemd -f /etc/nsgen/lab.yaml -o /etc/systemd/system/nsgen-lab.service
+      nsgen render -f examples/overlay.yaml --host all -o scripts/   # a topology across hosts
     """
     from nsgen.render import render as render_plan
 
     if systemd and (teardown or batched):
         raise UserError("--systemd writes a unit that both sets up and tears down; it takes no --teardown or --batch")
+    if host == "all":
+        _render_all(file, output, batched, lint)
+        return
     if teardown:
         from nsgen import record
 
         name = _name_in(file)
         up = record.plan_of(name) if name else None
-        if up is not None and _digest_of(file) != up.digest:  # what is up, whatever the file says now
+        if up is not None and _digest_of(file, host or up.topology.on_host) != up.digest:  # what is up, whatever the file says now
             click.echo(f"note: the file no longer describes what is up; the script removes what {up.record} records", err=True)
             _write(render_plan(up, teardown=True, batched=batched, note=f"Rendered from the record of what is up: {up.record}"), output)
             return
-    plan = load_plan(file)
+    plan = load_plan(file, host=host)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     if systemd:
@@ -162,6 +200,35 @@ def render(file: str | None, teardown: bool, output: str | None, batched: bool, 
     if lint:
         _lint(text)
     _write(text, output)
+
+
+def _render_all(file: str | None, output: str | None, batched: bool, lint: bool) -> None:
+    """Every host's setup and teardown scripts, into the folder `output`."""
+    from nsgen import spread
+    from nsgen.plan import compile_plan
+    from nsgen.render import render as render_plan
+
+    topology = load_topology(file)
+    if not topology.hosts:
+        raise UserError(f"--host all: topology {topology.name} lists no hosts; it is all on this one (leave --host out)")
+    if not output or output == "-":
+        raise UserError("--host all writes a setup and a teardown script for each host: name the folder for them with -o DIR")
+    folder = Path(output)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot make folder {output}: {exc.strerror or exc}") from None
+    for warning in topology.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for name in spread.names(topology):
+        plan = compile_plan(spread.part(topology, name))
+        for kind, teardown in (("setup", False), ("teardown", True)):
+            text = render_plan(plan, teardown=teardown, batched=batched)
+            if lint:
+                _lint(text)
+            path = folder / f"{name}.{kind}.sh"
+            _write(text, str(path))
+            click.echo(f"wrote {path}", err=True)
 
 
 def _lint(script: str) -> None:
@@ -200,7 +267,9 @@ def _render_unit(plan, file: str | None, output: str | None) -> None:
 @click.option("--teardown", is_flag=True, help="Remove the topology instead of setting it up.")
 @click.option("-v", "--verbose", is_flag=True, help="A line a step, with why, and each command with the lines it is fed.")
 @click.option("-q", "--quiet", is_flag=True, help="Show nothing but errors.")
-def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
+@click.option("--host", "host", metavar="HOST", help=HOST_HELP + " Default: the host whose address this one has (with --teardown: "
+              "the one whose part is up here).")
+def run(file: str | None, teardown: bool, verbose: bool, quiet: bool, host: str | None) -> None:
     """Set the topology up on this host (or remove it), undoing everything if a step fails.
 
     On a terminal, progress is one line that updates in place; elsewhere, a line a section.
@@ -231,9 +300,9 @@ def run(file: str | None, teardown: bool, verbose: bool, quiet: bool) -> None:
                                 live=sys.stderr.isatty(), write=write)
     try:
         if teardown:
-            _teardown(file, progress)
+            _teardown(file, progress, host)
         else:
-            execute.setup(load_plan(file, programs=True), progress=progress)
+            execute.setup(load_plan(file, programs=True, host=host, here=True), progress=progress)
     except ExecutionError as exc:
         raise UserError(str(exc), exc.status) from None
     except NsgenError as exc:
@@ -256,18 +325,24 @@ def _name_in(file: str | None) -> str | None:
     return None
 
 
-def _digest_of(file: str | None) -> str | None:
-    """The digest of what the file describes (None: it describes nothing valid any more)."""
-    from nsgen import record
+def _digest_of(file: str | None, host: str | None = None) -> str | None:
+    """The digest of what the file describes (of a topology across hosts, `host`'s part; None: it
+    describes nothing valid any more)."""
+    from nsgen import record, spread
     from nsgen.resolve import resolve
 
     try:
-        return record.digest(resolve(read_data(file)[0]))
+        topology = resolve(read_data(file)[0])
+        if topology.hosts:
+            if host not in spread.names(topology):
+                return None
+            topology = spread.part(topology, host)  # type: ignore[arg-type]
+        return record.digest(topology)
     except NsgenError:
         return None
 
 
-def _teardown(file: str | None, progress) -> None:
+def _teardown(file: str | None, progress, host: str | None = None) -> None:
     """Remove what is up: what the record says, or, with no record, what carries the topology's marks."""
     from nsgen import execute, record, sweep
 
@@ -277,7 +352,9 @@ def _teardown(file: str | None, progress) -> None:
         name = load_plan(file).name  # reports what is wrong with the file
     plan = record.plan_of(name)
     if plan is not None:
-        if _digest_of(file) != plan.digest:
+        if host and plan.topology.on_host and host != plan.topology.on_host:
+            raise UserError(f"--host {host}: the part of topology {name} that is up on this host is host {plan.topology.on_host}'s")
+        if _digest_of(file, host or plan.topology.on_host) != plan.digest:
             progress.note(f"note: {label} no longer describes what is up; removing what topology {name} was set up with")
         execute.teardown(plan, progress=progress)
         return
@@ -309,16 +386,26 @@ def validate(file: str | None, as_json: bool) -> None:
     if as_json:
         _validate_json(file)
         return
-    plan = load_plan(file, programs=True)
-    for warning in plan.warnings:
+    t = load_topology(file, programs=True)
+    for warning in t.warnings:
         click.echo(f"warning: {warning}", err=True)
-    t = plan.topology
-    click.echo(f"topology {t.name} is valid: {len(t.networks)} network(s), {len(t.containers)} container(s), {len(plan.steps)} steps", err=True)
+    click.echo(f"topology {t.name} is valid: {len(t.networks)} network(s), {len(t.containers)} container(s), {_steps(t)}", err=True)
+
+
+def _steps(topology) -> str:
+    """`N steps`, or of a topology across hosts, each host's: `across hosts h1 (N steps), h2 (M steps)`."""
+    from nsgen import spread
+    from nsgen.plan import compile_plan
+
+    if not topology.hosts:
+        return f"{len(compile_plan(topology).steps)} steps"
+    return "across hosts " + ", ".join(f"{h} ({len(compile_plan(spread.part(topology, h)).steps)} steps)" for h in spread.names(topology))
 
 
 def _validate_json(file: str | None) -> None:
     import json
 
+    from nsgen import spread
     from nsgen.errors import ValidationError
     from nsgen.hostinfo import Environment
     from nsgen.plan import compile_plan
@@ -327,15 +414,18 @@ def _validate_json(file: str | None) -> None:
     label = "<stdin>" if file == "-" else _source(file)[1]
     try:
         data, label = read_data(file)
-        plan = compile_plan(resolve(data, Environment(programs_required=True)))
+        topology = resolve(data, Environment(programs_required=True))
+        parts = [spread.part(topology, h) for h in spread.names(topology)] or [topology]
+        steps = sum(len(compile_plan(p).steps) for p in parts)
     except ValidationError as exc:
         problems = [{"path": p, "message": m} for p, m in exc.problems]
     except NsgenError as exc:
         problems = [{"path": "", "message": str(exc)}]
     else:
-        t = plan.topology
+        t = topology
+        hosts = {"hosts": {m.name: str(m.address) for m in t.hosts}} if t.hosts else {}
         click.echo(json.dumps({"file": label, "valid": True, "topology": t.name, "networks": len(t.networks),
-                               "containers": len(t.containers), "steps": len(plan.steps), "warnings": list(plan.warnings)}, indent=2))
+                               "containers": len(t.containers), "steps": steps, **hosts, "warnings": list(t.warnings)}, indent=2))
         return
     click.echo(json.dumps({"file": label, "valid": False, "problems": problems}, indent=2))
     raise SystemExit(1)
@@ -420,9 +510,9 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
         fmt = implied or "text"
     elif output and output.lower().endswith(".svg") and fmt != "svg":
         raise UserError(f"{output} is an SVG file name, but --format is {fmt}; use --format svg (or another name)")
-    plan = load_plan(file)
+    topology = load_topology(file)
     try:
-        picture = draw(plan.topology, fmt)
+        picture = draw(topology, fmt)
     except NsgenError as exc:
         raise UserError(str(exc)) from None
     _write_file(picture, output)
@@ -437,7 +527,8 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
               "gateway of each family (`ip route`, `ip -6 route`). Give it once a family: an IPv4 and an IPv6 address; a name "
               "(resolved inside the container) serves each family given no address. Implies --probe.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def check(file: str | None, probe: bool, probe_targets: tuple[str, ...], as_json: bool) -> None:
+@click.option("--host", "host", metavar="HOST", help=HOST_HELP + " Default: the host whose address this one has.")
+def check(file: str | None, probe: bool, probe_targets: tuple[str, ...], as_json: bool, host: str | None) -> None:
     """Compare this host with the topology: namespaces, links up, addresses, routes, forwarding and
     each container's own sysctls, firewall rules, resolv.conf and hosts files, and processes. Prints one PASS or FAIL line each and exits
     with status 1 when anything has drifted. Changes nothing.
@@ -452,7 +543,7 @@ def check(file: str | None, probe: bool, probe_targets: tuple[str, ...], as_json
     """
     from nsgen import check as checking
 
-    plan = load_plan(file)
+    plan = load_plan(file, host=host, here=True)
     for target in probe_targets:
         if not checking.valid_target(target):
             raise UserError(f"--probe-target {target!r} is not an IP address or a host name")
@@ -511,7 +602,10 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
         raise UserError("give either --shell or a command, not both")
     if command[:1] == ("--",):
         command = command[1:]
-    plan = load_plan(file)  # every problem is reported before a sandbox is made
+    if load_topology(file).hosts:  # every problem is reported before a sandbox is made
+        raise UserError("nsgen sandbox tries a topology on one host, and this one spans hosts; the test suite's simulated hosts "
+                        "try it across them (tests/test_overlay_sandbox.py)")
+    plan = load_plan(file)
     try:
         status = run_session(read_data(file)[0], plan.name, command=list(command) or None, shell=shell,
                              say=lambda line: click.echo(line, err=True))
@@ -523,10 +617,10 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
 def _complete_containers(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """Shell completion: the containers of the topology that -f (or the default) names."""
     try:
-        plan = load_plan(ctx.params.get("file"))
+        topology = load_topology(ctx.params.get("file"))
     except click.ClickException:
         return []
-    return [name for name in plan.topology.containers if name.startswith(incomplete)]
+    return [name for name in topology.containers if name.startswith(incomplete)]
 
 
 @main.command("exec", context_settings=COMMAND_SETTINGS)
@@ -551,8 +645,14 @@ def exec_(file: str | None, container: str, command: tuple[str, ...]) -> None:
         command = command[1:]
     if not command:  # a shell inside the container
         command = (os.environ.get("SHELL") or "/bin/sh",)
-    plan = load_plan(file)
+    from nsgen.plan import compile_plan
+
+    whole = load_topology(file)
+    plan = compile_plan(one_host(whole, None, here=True) if whole.hosts else whole)
     containers = plan.topology.containers
+    if container in whole.containers and container not in containers:
+        raise UserError(f"container {container} runs on host {whole.containers[container].host}, and this is host "
+                        f"{plan.topology.on_host}: run the command there")
     if container not in containers:
         raise UserError(f"topology {plan.name} has no container {container!r}; its containers: {', '.join(containers)}")
     if not os.path.isdir(plan.state_dir) or not os.path.exists(f"{NETNS_DIR}/{container}"):

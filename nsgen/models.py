@@ -27,6 +27,11 @@ BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel
 MTU_MIN, MTU_MAX = 68, 65535  # the least an IPv4 link may carry (RFC 791); ETH_MAX_MTU for a bridge and a veth
 MTU6_MIN = 1280  # the least an IPv6 link may carry (RFC 8200)
 MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+VNI_MIN, VNI_MAX = 1, 16777215  # a VXLAN network identifier is 24 bits; 0 is reserved
+VXLAN_PORT = 4789  # IANA's VXLAN port (the kernel's default is Linux's old 8472: nsgen always names it)
+VXLAN_OVERHEAD = {4: 50, 6: 70}  # outer Ethernet (14) + IP (20 or 40) + UDP (8) + VXLAN (8) header bytes
+UNDERLAY_MTU = 1500  # what a host's network is assumed to carry, unless a network's mtu says otherwise
+HOST_NAME_MAX = 32  # a host's name in `hosts` (it names a script: HOST.setup.sh)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -147,6 +152,34 @@ class Route(NamedTuple):
         return f"{self.destination} via {self.gateway}"
 
 
+class RemoteMember(NamedTuple):
+    """A container on another host, on an overlay network: what this host's bridge is told of it."""
+
+    container: str
+    host: str
+    underlay: IPAddress  # the address of the host it is on
+    mac: str
+    address: ipaddress.IPv4Address | None
+    address6: ipaddress.IPv6Address | None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[IPAddress, ...]:
+        return tuple(a for a in (self.address, self.address6) if a is not None)
+
+
+class Overlay(NamedTuple):
+    """A bridge network stretched across hosts: its frames carried in VXLAN over the hosts' own
+    network. `local`, `peers` and `remote` are filled in for one host's part of the topology."""
+
+    vni: int
+    port: int  # the UDP port VXLAN is sent to and received on
+    device: str  # the VXLAN device, a port of the network's bridge
+    local: IPAddress | None = None  # this host's underlay address
+    peers: tuple[IPAddress, ...] = ()  # the other hosts that have containers on the network
+    remote: tuple[RemoteMember, ...] = ()  # their containers on it
+
+
 class Network(NamedTuple):
     name: str
     driver: str
@@ -162,6 +195,7 @@ class Network(NamedTuple):
     mtu: int | None = None  # of the bridge and both ends of every veth pair; None: the kernel's default
     routes: tuple[Route, ...] = ()  # static routes installed in its containers
     no_default_route: bool = False  # routes out, but gives its containers no default route
+    overlay: Overlay | None = None  # a bridge network that spans hosts (VXLAN); None: on one host
 
     @property
     def direct(self) -> bool:
@@ -232,6 +266,7 @@ class Container(NamedTuple):
     processes: tuple[Process, ...]
     ports: tuple[PublishedPort, ...]
     sysctls: tuple[tuple[str, str], ...] = ()  # (net.* key, value) set inside its namespace
+    host: str = ""  # the host of the topology's `hosts` it runs on; "": the topology lists none
 
     @property
     def default_attachment(self) -> Attachment | None:
@@ -247,6 +282,13 @@ class Host(NamedTuple):
     firewall_why: str = ""  # why auto chose it, said in the script's header and by nsgen run; "": the topology named it
 
 
+class Machine(NamedTuple):
+    """One of the hosts a topology spans: its name and the address other hosts reach it at."""
+
+    name: str
+    address: IPAddress
+
+
 class Topology(NamedTuple):
     name: str
     networks: dict[str, Network]
@@ -257,6 +299,13 @@ class Topology(NamedTuple):
     # hosts file as Debian's /etc/hosts has it: a program that looks it up (Python's getfqdn) gets
     # an answer at once instead of asking DNS; "": none
     hostname: str = ""
+    hosts: tuple[Machine, ...] = ()  # the hosts it spans; (): this host only
+    on_host: str = ""  # the host this is the part of (its containers and their networks); "": the whole topology
+
+    @property
+    def underlay(self) -> IPAddress | None:
+        """This host's address among the hosts (None: not one host's part)."""
+        return next((m.address for m in self.hosts if m.name == self.on_host), None)
 
     def members(self, network: str) -> list[tuple[Container, Attachment]]:
         return [(c, a) for c in self.containers.values() for a in c.attachments if a.network == network]
@@ -278,10 +327,12 @@ class Topology(NamedTuple):
 # ----------------------------------------------------------------------------------------------
 # The raw form: the keys a user may write, with their types. Also the source of the JSON Schema.
 
-TOPOLOGY_KEYS = {"name", "networks", "containers", "host"}
+TOPOLOGY_KEYS = {"name", "networks", "containers", "host", "hosts"}
 NETWORK_KEYS = {"driver", "subnet", "gateway", "masquerade", "internal", "bridge", "parent", "outbound_addr", "mtu", "routes",
-                "no_default_route"}
-CONTAINER_KEYS = {"networks", "dns", "processes", "ports", "sysctls"}
+                "no_default_route", "overlay"}
+CONTAINER_KEYS = {"networks", "dns", "processes", "ports", "sysctls", "host"}
+HOSTS_ENTRY_KEYS = {"address"}
+OVERLAY_KEYS = {"vni", "port"}
 ATTACHMENT_KEYS = {"address", "interface", "host_interface", "mac_address", "aliases"}
 ROUTE_KEYS = {"destination", "gateway"}
 HOST_KEYS = {"ip_forward", "persist", "firewall"}

@@ -65,11 +65,18 @@ def _host(host: Any) -> list:
     return [host.ip_forward, host.persist, *([host.firewall] if host.firewall != "iptables" else [])]
 
 
+def _spread(topology: Any) -> dict:
+    """The hosts a topology spans and the one it is the part of (nothing for a topology on one host)."""
+    if not topology.hosts:
+        return {}
+    return {"hosts": _encode(topology.hosts), "on_host": topology.on_host}
+
+
 def digest(topology: Any) -> str:
     """Sixteen hex digits that change whenever anything the plan is compiled from changes."""
     body = _dump({"name": topology.name, "host": _host(topology.host), "networks": [_network(n) for n in topology.networks.values()],
                   "containers": [_container(c) for c in topology.containers.values()],
-                  **({"hostname": topology.hostname} if topology.hostname else {})})
+                  **({"hostname": topology.hostname} if topology.hostname else {}), **_spread(topology)})
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
@@ -83,6 +90,7 @@ def text(topology: Any, value: str | None = None) -> str:
     (`value`: the topology's digest, when it is known already)."""
     t = topology
     named = f' "hostname": {_dump(t.hostname)},' if t.hostname else ""
+    named += "".join(f" {_dump(k)}: {_dump(v)}," for k, v in _spread(t).items())
     head = f'{{"format": {FORMAT}, {digest_line(value or digest(t))}, "name": {_dump(t.name)}, "host": {_dump(_encode(t.host))},{named}'
     nets = ",\n".join(f"  {_dump(_network(n))}" for n in t.networks.values())
     boxes = ",\n".join(f"  {_dump(_container(c))}" for c in t.containers.values())
@@ -132,7 +140,7 @@ def _record(kind: Any, value: dict) -> Any:
 
 def from_text(body: str | bytes) -> Any:
     """The topology a record describes (ValueError when it is not a record nsgen can read)."""
-    from nsgen.models import Container, Host, Network, Topology
+    from nsgen.models import Container, Host, Machine, Network, Topology
 
     try:
         data = json.loads(body)
@@ -141,7 +149,9 @@ def from_text(body: str | bytes) -> Any:
         networks = {str(n["name"]): _record(Network, n) for n in data["networks"]}
         containers = {str(c["name"]): _record(Container, c) for c in data["containers"]}
         host = _record(Host, data["host"])
-        topology = Topology(str(data["name"]), networks, containers, host, hostname=str(data.get("hostname", "")))
+        hosts = tuple(_record(Machine, m) for m in data.get("hosts", ()))
+        topology = Topology(str(data["name"]), networks, containers, host, hostname=str(data.get("hostname", "")), hosts=hosts,
+                            on_host=str(data.get("on_host", "")))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"not a record of a topology ({type(exc).__name__}: {exc})") from None
     if data.get("digest") != digest(topology):

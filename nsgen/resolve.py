@@ -55,6 +55,7 @@ from nsgen.models import (
     IPAddress,
     IPNetwork,
     Network,
+    Overlay,
     Process,
     PublishedPort,
     Route,
@@ -598,8 +599,10 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
     if "name" not in data:
         problems.add("name", "is required (it names the state directory and tags the firewall rules)")
 
+    machines = spread.resolve_hosts(data["hosts"], problems) if "hosts" in data else None
     drafts = _resolve_networks(data.get("networks"), name or "", problems, env)
-    containers = _resolve_containers(data.get("containers"), drafts, name or "", problems, env)
+    spread.check_overlays(drafts, machines, problems)
+    containers = _resolve_containers(data.get("containers"), drafts, name or "", problems, env, machines)
     host = _resolve_host(data.get("host"), drafts, problems, env)
     _check_host_names(drafts, containers, problems)
     _check_host_routes(drafts, containers, env, problems)
@@ -607,7 +610,10 @@ def resolve(data: Any, env: Environment | None = None) -> Topology:
     problems.raise_if_any()
     # No problem: every name, field and draft is valid from here on.
     networks = {key: draft.network() for key, draft in drafts.items()}
-    return _topology(name or "", networks, containers, allocated, host, env)
+    topology = _topology(name or "", networks, containers, allocated, host, env)
+    if machines is None:
+        return topology
+    return spread.spread(topology, machines, problems)
 
 
 def _topology(
@@ -636,6 +642,7 @@ def _topology(
             processes=(*raw["processes"], *_port_proxy(name, cname, attachments, raw["ports"], len(raw["processes"]), env)),
             ports=raw["ports"],
             sysctls=raw["sysctls"],
+            host=raw["host"],
         )
     hostname = env.hostname()
     own = hostname if _hostname(hostname, "", Problems()) and hostname not in resolved_containers else ""
@@ -685,7 +692,7 @@ class _NetworkDraft:
     invalid, gateways None when it is (or when the subnets are)."""
 
     __slots__ = ("bridge", "driver", "gateways", "internal", "label", "masquerade", "mtu", "name", "no_default_route", "outbound",
-                 "parent", "path", "routes", "subnets")
+                 "overlay", "parent", "path", "routes", "subnets")
 
     def __init__(self, path: str, label: str, name: str | None):
         self.path, self.label, self.name = path, label, name
@@ -700,6 +707,7 @@ class _NetworkDraft:
         self.no_default_route = False
         self.parent: str | None = None  # the host interface of a macvlan or ipvlan network
         self.outbound: tuple[IPAddress, ...] = ()  # its outbound addresses, one a family
+        self.overlay: Overlay | None = None  # a network across hosts: its VNI, port and VXLAN device
 
     @property
     def direct(self) -> bool:
@@ -711,7 +719,7 @@ class _NetworkDraft:
         s, g = self.subnets, self.gateways
         return Network(self.name, self.driver, s.get(4), g.get(4), self.masquerade, bool(self.internal), self.bridge,  # type: ignore[arg-type]
                        s.get(6), g.get(6), self.parent, self.outbound, mtu=self.mtu, routes=self.routes,  # type: ignore[arg-type]
-                       no_default_route=self.no_default_route)
+                       no_default_route=self.no_default_route, overlay=self.overlay)
 
 
 def _resolve_networks(value: Any, topology: str, problems: Problems, env: Environment) -> dict[Any, _NetworkDraft]:
@@ -778,6 +786,8 @@ def _network(key: Any, spec: Any, topology: str, problems: Problems, env: Enviro
     draft.mtu = _mtu(spec.get("mtu"), draft.subnets, f"{path}.mtu", problems)
     draft.routes = _routes(spec.get("routes"), draft.subnets, f"{path}.routes", problems)
     draft.no_default_route = _bool(spec.get("no_default_route"), f"{path}.no_default_route", problems, False)
+    if "overlay" in spec:
+        draft.overlay = spread.overlay(spec["overlay"], draft, topology, problems)
     return draft
 
 
@@ -977,13 +987,14 @@ def _bridge(spec: dict, draft: _NetworkDraft, topology: str, problems: Problems)
 
 
 def _resolve_containers(
-    value: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment
+    value: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment,
+    machines: dict[str, IPAddress] | None = None,
 ) -> dict[Any, dict]:
     """Each container's fields, by the key it is declared under; then the rules across them."""
     raw = _mapping(value, "containers", problems)
     if not raw and value is None:
         problems.add("containers", "is required: declare at least one container")
-    result = {key: _container(key, spec, drafts, topology, problems, env) for key, spec in raw.items()}
+    result = {key: _container(key, spec, drafts, topology, problems, env, machines) for key, spec in raw.items()}
     users: dict[Any, list[str]] = {}
     for container in result.values():
         for net, _iface, _host_if in container["attachments"]:
@@ -1000,23 +1011,26 @@ def _resolve_containers(
             problems.add(draft.path, f"{len(members)} containers attach, but a bridge holds at most {BRIDGE_MAX_PORTS} ports")
     _check_published(result, problems)
     _check_macs(result, problems)
+    spread.check_spans(result, drafts, problems)
     _check_route_clashes(result, drafts, problems)
     _check_names(result, problems)
     return result
 
 
-def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment) -> dict:
+def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment,
+               machines: dict[str, IPAddress] | None = None) -> dict:
     """One container's fields, each checked whatever the others are (its name included)."""
     path = f"containers.{_k(key)}"
     cname = check_name(key, path, problems, cap=NAMESPACE_NAME_MAX, what="container name")
     container: dict[str, Any] = {
         "path": path, "label": cname or _k(key), "attachments": [], "explicit": {}, "dns": None, "processes": (), "ports": (),
-        "macs": {}, "aliases": {}, "sysctls": (),
+        "macs": {}, "aliases": {}, "sysctls": (), "host": "",
     }  # fmt: skip
     spec = _entry(key, spec, path, problems)
     if spec is None:
         return container
     _check_keys(spec, CONTAINER_KEYS, path, problems)
+    container["host"] = spread.container_host(spec, path, machines, problems)
     attachments, container["explicit"] = _attachments(spec.get("networks"), path, cname, drafts, topology, problems, container)
     container["attachments"] = attachments
     entries = _ports(spec.get("ports"), f"{path}.ports", problems)
@@ -1272,17 +1286,18 @@ def _check_published(containers: dict[Any, dict], problems: Problems) -> None:
     """A host port of a protocol is published once at each host address: two entries conflict
     when they share a port and an address (every address meets any, 0.0.0.0 every IPv4 one, ::
     every IPv6 one). An entry that conflicts is reported once, at its first port that does."""
-    taken: dict[tuple[str, int], list[tuple[PublishedPort, str]]] = {}
+    taken: dict[tuple[str, str, int], list[tuple[PublishedPort, str]]] = {}
     for container in containers.values():
+        host = container.get("host", "")  # each host publishes its own containers' ports
         for i, ports in container.get("port_entries", ()):
             where = f"{container['path']}.ports[{i}]"
-            clash = next(((p, o, by) for p in ports for o, by in taken.get((p.protocol, p.host_port), ()) if p.overlaps(o)), None)
+            clash = next(((p, o, by) for p in ports for o, by in taken.get((host, p.protocol, p.host_port), ()) if p.overlaps(o)), None)
             if clash is not None:
                 p, other, by = clash
                 problems.add(where, f"host port {p.host_port}/{p.protocol}{_where(p, other)} is already published by {by} ({other.spec})")
                 continue
             for p in ports:
-                taken.setdefault((p.protocol, p.host_port), []).append((p, where))
+                taken.setdefault((host, p.protocol, p.host_port), []).append((p, where))
 
 
 def _where(mine: PublishedPort, other: PublishedPort) -> str:
@@ -1436,3 +1451,7 @@ def _firewall(raw: dict, problems: Problems, env: Environment) -> tuple[str, str
     if iptables:
         return "iptables", "firewall: auto chose iptables: iptables is installed" + (" (nft too)" if nft else "")
     return "iptables", "firewall: auto chose iptables: neither nft nor iptables is installed (setup will say which package to install)"
+
+
+# The rules of a topology across hosts live beside these (they use this module's helpers; read at call time).
+from nsgen import spread  # noqa: E402

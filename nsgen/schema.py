@@ -58,10 +58,26 @@ def _object(keys: set[str], properties: dict[str, Any], **extra: Any) -> dict[st
     return {"type": "object", "properties": properties, "additionalProperties": False, **extra}
 
 
+def _overlay() -> dict[str, Any]:
+    return _object(
+        models.OVERLAY_KEYS,
+        {
+            "vni": {"type": "integer", "minimum": models.VNI_MIN, "maximum": models.VNI_MAX,
+                    "description": "The VXLAN network identifier: each overlay has its own."},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": models.VXLAN_PORT,
+                     "description": "The UDP port VXLAN travels on between the hosts."},
+        },
+        required=["vni"],
+        description="A bridge network stretched across the hosts that have containers on it (VXLAN over their addresses). "
+                    "Its MTU is 1450 (1430 over IPv6) unless mtu says otherwise; every host's bridge holds the gateway.",
+    )
+
+
 def _network() -> dict[str, Any]:
     return _object(
         models.NETWORK_KEYS,
         {
+            "overlay": _overlay(),
             "driver": {"enum": list(models.DRIVERS), "default": "bridge",
                        "description": "bridge: containers plugged into a Linux bridge that holds the gateway; "
                                       "veth: one container joined to the host, whose end holds the gateway; "
@@ -182,6 +198,8 @@ def _container() -> dict[str, Any]:
     return _object(
         models.CONTAINER_KEYS,
         {
+            "host": _name(models.HOST_NAME_MAX, "The host (of hosts) the container runs on: required when the topology lists "
+                          "more than one."),
             "networks": {
                 "description": "The networks the container is attached to, in order: a list of names, or a mapping of names "
                                "to settings. The default route goes through the first that is neither internal nor no_default_route.",
@@ -228,6 +246,16 @@ def _container() -> dict[str, Any]:
     )
 
 
+def _hosts() -> dict[str, Any]:
+    entry = _object(models.HOSTS_ENTRY_KEYS, {"address": {"anyOf": [{"type": "string", "pattern": IPV4_PATTERN},
+                                                                   {"type": "string", "pattern": IPV6_PATTERN}],
+                                                         "description": "The address the other hosts reach this one at."}},
+                    required=["address"])
+    return {"type": "object", "minProperties": 1, "propertyNames": _name(models.HOST_NAME_MAX, "A host's name."),
+            "additionalProperties": entry,
+            "description": "The hosts a topology spans (a network across them is an overlay); without it, everything is on this host."}
+
+
 def _host() -> dict[str, Any]:
     schema = _object(
         models.HOST_KEYS,
@@ -263,6 +291,7 @@ def schema() -> dict[str, Any]:
                            "propertyNames": _name(models.NAMESPACE_NAME_MAX, "A container's (and its namespace's) name."),
                            "additionalProperties": _container()},
             "host": _host(),
+            "hosts": _hosts(),
         },
         required=["name", "networks", "containers"],
     )

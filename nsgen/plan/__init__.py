@@ -25,7 +25,7 @@ __all__ = ["BASIC", "BUILTINS", "EXIT_STATUS", "NETNS_DIR", "NETNS_ETC", "PACKAG
 
 def compile_plan(topology: Topology) -> Plan:
     from nsgen import record
-    from nsgen.plan import addressing, dns, firewall, links, namespaces, processes, state, sysctls
+    from nsgen.plan import addressing, dns, firewall, links, namespaces, overlay, processes, state, sysctls
     from nsgen.plan.builder import Builder
     from nsgen.plan.guards import guards
 
@@ -34,6 +34,7 @@ def compile_plan(topology: Topology) -> Plan:
     state.state(b, record.text(topology, digest), record.digest_line(digest))
     sysctls.restore_steps(b)
     links.bridges(b)  # before the namespaces: torn down after them, once their veths (its ports) are gone
+    overlay.overlays(b)  # a VXLAN port on each bridge that spans hosts
     namespaces.namespaces(b)
     links.veths(b)
     addressing.inside(b)

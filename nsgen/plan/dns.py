@@ -49,7 +49,8 @@ def dns(b: Builder) -> None:
 
 
 def hosts_text(t: Topology, c: Container) -> str:
-    """The hosts file of container c: lo, itself, then each container it shares a network with."""
+    """The hosts file of container c: lo, itself, then each container it shares a network with (on
+    an overlay network, those on other hosts after those on this one)."""
     lines = [f"{resolv_mark(t.name)} the names {c.name} sees.\n", LOCALHOST]
     for other in (c, *(o for o in t.containers.values() if o is not c)):
         for a in c.attachments:
@@ -58,6 +59,11 @@ def hosts_text(t: Topology, c: Container) -> str:
                 continue
             names = " ".join(dict.fromkeys((other.name, *theirs.aliases)))
             lines += [f"{address}\t{names}\n" for address, _n, _g in theirs.addresses]
+    for a in c.attachments:  # on an overlay network, the containers on the other hosts too
+        overlay = t.networks[a.network].overlay
+        for m in overlay.remote if overlay else ():
+            names = " ".join(dict.fromkeys((m.container, *m.aliases)))
+            lines += [f"{address}\t{names}\n" for address in m.addresses]
     if t.hostname:  # last: a container of the same name is found first
         lines.append(f"127.0.1.1\t{t.hostname}\n")
     return "".join(lines)

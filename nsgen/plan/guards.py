@@ -22,6 +22,8 @@ def port_spec(p: PublishedPort) -> str:
 
 def guards(b: Builder) -> tuple[Command, ...]:
     found = [B("state_ok", b.t.name)]
+    if b.t.underlay is not None:  # one host's part of a topology across hosts: this must be that host
+        found.append(B("address_here", b.t.on_host, str(b.t.underlay)))
     # a macvlan or ipvlan network's subnet is its parent's LAN, which the host has a route to: not checked
     subnets = [f"{n.name}={s}" for n in b.t.networks.values() if not n.direct for s in n.subnets]
     if subnets:

@@ -36,6 +36,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "nft_undo": ("nft",),
     "forward_pass": (),  # iptables or ip6tables, where installed (nothing to do without them)
     "state_ok": (),
+    "address_here": ("ip",),
     "state_ours": (),
     "subnets_free": ("ip",),
     "ports_free": ("ss",),  # and iptables-save, ip6tables-save and nft, where installed (what they list)
@@ -44,7 +45,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "wait_ready": ("ip",),
 }
 # The Debian and Ubuntu package of each program a plan may need (said when one is missing).
-PACKAGES = {"ip": "iproute2", "ss": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
+PACKAGES = {"ip": "iproute2", "ss": "iproute2", "bridge": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
             "iptables-save": "iptables",
             "ip6tables": "iptables", "ip6tables-restore": "iptables", "ip6tables-save": "iptables",
             "sysctl": "procps", "flock": "util-linux", "nsenter": "util-linux",
