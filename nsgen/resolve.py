@@ -988,7 +988,7 @@ def _bridge(spec: dict, draft: _NetworkDraft, topology: str, problems: Problems)
 
 def _resolve_containers(
     value: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment,
-    machines: dict[str, IPAddress] | None = None,
+    machines: dict[str, IPAddress | None] | None = None,
 ) -> dict[Any, dict]:
     """Each container's fields, by the key it is declared under; then the rules across them."""
     raw = _mapping(value, "containers", problems)
@@ -1018,7 +1018,7 @@ def _resolve_containers(
 
 
 def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment,
-               machines: dict[str, IPAddress] | None = None) -> dict:
+               machines: dict[str, IPAddress | None] | None = None) -> dict:
     """One container's fields, each checked whatever the others are (its name included)."""
     path = f"containers.{_k(key)}"
     cname = check_name(key, path, problems, cap=NAMESPACE_NAME_MAX, what="container name")
