@@ -53,6 +53,12 @@ Killing every process of the sandbox frees it: its mount namespace holds the /ru
 holds the bind mounts that keep its network namespaces alive. If the owning process dies without
 close(), the helper sees its stdin close and kills the sandbox itself.
 
+Simulated hosts (hosts.py, `simulated_hosts(box, n)`): for networks that span hosts, a sandbox
+can hold hosts h1..hn, each a network and mount namespace of its own (its own /run, /etc/netns,
+/etc/sysctl.d, pinned sysctls and empty tables, as here), with eth0 192.0.2.(10+i) on a bridge
+`underlay` 192.0.2.1/24 of the sandbox host, which then forwards between it and the world
+(without NAT: the world sees a host's own address). close() closes them first.
+
 Standard library only: the helper runs with `python -S`, without site-packages.
 """
 
@@ -603,6 +609,33 @@ def take_snapshot(
     """A normalized picture of one host (see Sandbox.snapshot): `run(argv, cwd=...)` runs a command
     there, `members` recognises its processes and reaches its files, `exclude` are the processes
     that make it (the helper, the world servers, a simulated host's holder)."""
+    raw = _snapshot_sections(run)
+    iptables = _normalize_iptables(raw["iptables"])
+    return Snapshot({
+        "netns": sorted(ns["name"] for ns in _json_list(raw["netns"])),
+        "links": sorted(_link(link) for link in _json_list(raw["links"])),
+        "addresses": sorted(
+            _address(link["ifname"], info)
+            for link in _json_list(raw["addresses"])
+            for info in link.get("addr_info", [])
+            if not (info.get("family") == "inet6" and info.get("scope") == "link")
+        ),
+        "routes": sorted(_route(route) for route in _json_list(raw["routes"])),
+        "routes6": sorted(
+            _route(route) for route in _json_list(raw["routes6"]) if not _link_local(route.get("dst", ""))
+        ),
+        "iptables": iptables,
+        "ip6tables": _normalize_iptables(raw["ip6tables"]),
+        "forward_policy": [_forward_policy(iptables)],
+        "nft": _normalize_nft(raw["nft"]),
+        "sysctl": sorted(line.strip() for line in raw["sysctl"].splitlines() if line.strip()),
+        "files": _files(members),
+        "processes": _processes(members, exclude),
+    })
+
+
+def _snapshot_sections(run: Callable[..., subprocess.CompletedProcess[str]]) -> dict[str, str]:
+    """The raw output of each of the snapshot's commands, all run in one bash."""
     sections = {
         "netns": "ip -j netns list",
         "links": "ip -j -d link show",
@@ -636,29 +669,7 @@ def take_snapshot(
                 raise SandboxError(f"snapshot: {sections[current]!r} exited with status {arg}:\n{output}")
         else:
             lines[current].append(line)
-    raw = {name: "\n".join(body) for name, body in lines.items()}
-    iptables = _normalize_iptables(raw["iptables"])
-    return Snapshot({
-        "netns": sorted(ns["name"] for ns in _json_list(raw["netns"])),
-        "links": sorted(_link(link) for link in _json_list(raw["links"])),
-        "addresses": sorted(
-            _address(link["ifname"], info)
-            for link in _json_list(raw["addresses"])
-            for info in link.get("addr_info", [])
-            if not (info.get("family") == "inet6" and info.get("scope") == "link")
-        ),
-        "routes": sorted(_route(route) for route in _json_list(raw["routes"])),
-        "routes6": sorted(
-            _route(route) for route in _json_list(raw["routes6"]) if not _link_local(route.get("dst", ""))
-        ),
-        "iptables": iptables,
-        "ip6tables": _normalize_iptables(raw["ip6tables"]),
-        "forward_policy": [_forward_policy(iptables)],
-        "nft": _normalize_nft(raw["nft"]),
-        "sysctl": sorted(line.strip() for line in raw["sysctl"].splitlines() if line.strip()),
-        "files": _files(members),
-        "processes": _processes(members, exclude),
-    })
+    return {name: "\n".join(body) for name, body in lines.items()}
 
 
 def _files(members: _Membership) -> list[str]:
