@@ -692,7 +692,7 @@ class _NetworkDraft:
     invalid, gateways None when it is (or when the subnets are)."""
 
     __slots__ = ("bridge", "driver", "gateways", "internal", "label", "masquerade", "mtu", "name", "no_default_route", "outbound",
-                 "overlay", "parent", "path", "routes", "subnets")
+                 "overlay", "overlay_given", "parent", "path", "routes", "subnets")
 
     def __init__(self, path: str, label: str, name: str | None):
         self.path, self.label, self.name = path, label, name
@@ -708,6 +708,7 @@ class _NetworkDraft:
         self.parent: str | None = None  # the host interface of a macvlan or ipvlan network
         self.outbound: tuple[IPAddress, ...] = ()  # its outbound addresses, one a family
         self.overlay: Overlay | None = None  # a network across hosts: its VNI, port and VXLAN device
+        self.overlay_given = False  # whether it says overlay (valid or not)
 
     @property
     def direct(self) -> bool:
@@ -787,6 +788,7 @@ def _network(key: Any, spec: Any, topology: str, problems: Problems, env: Enviro
     draft.routes = _routes(spec.get("routes"), draft.subnets, f"{path}.routes", problems)
     draft.no_default_route = _bool(spec.get("no_default_route"), f"{path}.no_default_route", problems, False)
     if "overlay" in spec:
+        draft.overlay_given = True
         draft.overlay = spread.overlay(spec["overlay"], draft, topology, problems)
     return draft
 

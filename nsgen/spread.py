@@ -54,8 +54,8 @@ def resolve_hosts(value: Any, problems: Problems) -> dict[str, IPAddress | None]
     for key, spec in raw.items():
         path = f"hosts.{_k(key)}"
         name = check_name(key, path, problems, cap=HOST_NAME_MAX, what="host name")
-        if name is not None:
-            result[name] = None
+        if isinstance(key, str):  # known by the name written even when it is not valid (reported): no second error for it
+            result[key] = None
         spec = _entry(key, spec, path, problems)
         if spec is None:
             continue
@@ -176,7 +176,7 @@ def check_spans(containers: dict[Any, dict], drafts: dict[Any, _NetworkDraft], p
             where.setdefault(net, {}).setdefault(container["host"], container["label"])
     for net, hosts in where.items():
         draft = drafts.get(net)
-        if draft is None or draft.overlay is not None or len(hosts) < 2:
+        if draft is None or draft.overlay_given or len(hosts) < 2:
             continue
         shown = " and ".join(f"{c} (on {h})" for h, c in list(hosts.items())[:2])
         problems.add(draft.path, f"{shown} both attach to it, but it is not an overlay: a network spans hosts only with "
