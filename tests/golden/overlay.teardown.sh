@@ -296,7 +296,12 @@ state_ours() {
 
 # This host has address $2: it is host $1 of a topology across hosts, whose part is set up here.
 address_here() {
-  [ -n "$(ip -o addr show to "$2" 2>/dev/null)" ] && return 0
+  local found
+  if ! found=$(ip -o addr show to "$2"); then
+    nsgen_say "cannot read this host's addresses (ip addr failed), so cannot tell whether it is host $1; nothing was changed"
+    return 1
+  fi
+  [ -n "$found" ] && return 0
   nsgen_say "hosts.$1.address: $2 is not an address of this host, so this is not host $1; its part of the topology is set up on the host that has that address; nothing was changed"
   return 1
 }
