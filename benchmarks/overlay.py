@@ -218,7 +218,7 @@ class Bench:
         default; a machine-wide setting, left alone here)."""
         for h, host in enumerate(self.hosts):
             local, remote = members(self.n, h), members(self.n, 1 - h)
-            pairs = [(ns(i), remote[0]) for i in local] + [(ns(local[0]), j) for j in remote]
+            pairs = list(dict.fromkeys([(ns(i), remote[0]) for i in local] + [(ns(local[0]), j) for j in remote]))
             for _attempt in range(ATTEMPTS):
                 failed = []
                 for start in range(0, len(pairs), 100):
