@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from nsgen.errors import NsgenError
-from nsgen.models import Attachment, Network, Process, PublishedPort, Topology, port_runs, run_shown
+from nsgen.models import Attachment, Container, Network, Process, PublishedPort, Topology, port_runs, run_shown
 
 FORMATS = ("text", "mermaid", "dot", "svg")
 
@@ -63,10 +63,15 @@ def _ports(ports: tuple[PublishedPort, ...]) -> str:
     return ", ".join(run_shown(first, last) for first, last in port_runs(ports))
 
 
-def _host_line(t: Topology) -> str:
+def _forwarding(t: Topology) -> str:
+    """`ip_forward on` (and `, IPv6 forwarding on` when a network has IPv6)."""
     forward = "on" if t.host.ip_forward else "off"
     six = f", IPv6 forwarding {forward}" if any(net.subnet6 for net in t.networks.values()) else ""
-    return f"host (ip_forward {forward}{six})"
+    return f"ip_forward {forward}{six}"
+
+
+def _host_line(t: Topology) -> str:
+    return f"host ({_forwarding(t)})"
 
 
 def text_picture(topology: Topology) -> str:
@@ -111,9 +116,9 @@ def _as(p: Process) -> str:
 @dataclass
 class Node:
     id: str
-    kind: str  # host, bridge, container, outside, empty (stands in a network without containers)
+    kind: str  # host, bridge, container, outside, empty (stands in a network without containers), overlay
     lines: list[str]
-    group: str | None = None  # the network group (Group.id) the node is drawn in
+    group: str | None = None  # the group (Group.id) the node is drawn in: a network's, or a host's
 
 
 @dataclass
@@ -127,11 +132,25 @@ class Edge:
 
 @dataclass
 class Group:
-    """One network, drawn as one box: its bridge and the containers whose first network it is."""
+    """One network (of a topology across hosts: its part on one host), drawn as one box: its
+    bridge and the containers whose first network it is. Or one host of a topology across hosts,
+    drawn as a box around its host node and its networks."""
 
     id: str
-    network: str
+    network: str  # "" for a host's box
     label: str
+    parent: str | None = None  # the host's box it is drawn in (a topology across hosts)
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a network is drawn: on the host, or on one of the hosts of a topology across hosts
+    (an overlay network on each host that has containers on it)."""
+
+    host: str  # the node id of the host it is on
+    machine: str = ""  # that host's name in `hosts`; "": the topology lists no hosts
+    suffix: str = ""  # after the ids of the network's group and bridge there: an overlay's part on host k is "h{k}"
+    parent: str | None = None  # the host's box
 
 
 @dataclass
@@ -140,9 +159,15 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
+    machines: list[Group] = field(default_factory=list)  # a box per host, in a topology across hosts
+    sites: dict[str, list[Site]] = field(default_factory=dict)  # by network name
 
     def members(self, group: Group) -> list[Node]:
         return [n for n in self.nodes if n.group == group.id]
+
+    def inside(self, machine: Group | None) -> list[Group]:
+        """The network groups drawn in a host's box (None: outside every host's box)."""
+        return [group for group in self.groups if group.parent == (machine.id if machine else None)]
 
 
 # One meaning per line style; the legend says them in this order.
@@ -154,6 +179,7 @@ EDGE_MEANING = {
     "published": "published port, to the container serving it",
     "parent": "the host's interface that a macvlan or ipvlan network sits on",
     "lan": "on the parent's LAN: reached directly, no NAT",
+    "vxlan": "an overlay network's bridge on a host, joined to the others by VXLAN",
 }
 
 
@@ -171,38 +197,99 @@ def _network_label(net: Network) -> str:
     return "\n".join([f"network {net.name} {net.subnets[0]}", *map(str, net.subnets[1:]), f"{net.driver}, {_kind(net)}", *_link_traits(net)])
 
 
+def across(topology: Topology) -> bool:
+    """Whether the topology is the whole of one across hosts (drawn a box per host), not one host's part."""
+    return bool(topology.hosts) and not topology.on_host
+
+
+def _sites(t: Topology, net: Network) -> list[Site]:
+    """Where a network is drawn: on the host; across hosts, on the host of its containers (an
+    overlay: on each host that has containers on it; a network without containers: nowhere)."""
+    if not across(t):
+        return [Site("host")]
+    on = {c.host for c, _a in t.members(net.name)}
+    return [Site(f"host{k}", m.name, f"h{k}" if net.overlay else "", f"machine{k}") for k, m in enumerate(t.hosts) if m.name in on]
+
+
+def _on_site(t: Topology, net: Network, site: Site) -> list[tuple[Container, Attachment]]:
+    return [(c, a) for c, a in t.members(net.name) if not site.machine or c.host == site.machine]
+
+
+def _overlay_lines(t: Topology, net: Network) -> list[str]:
+    """An overlay network's node: its subnets, VXLAN identifier and port, how it reaches out, between which hosts."""
+    assert net.overlay is not None
+    on = [site.machine for site in _sites(t, net)]
+    between = f"between {', '.join(on)}" if len(on) > 1 else f"on {on[0]} only" if on else "(no containers)"
+    return [f"overlay network {net.name}", *map(str, net.subnets), f"VXLAN {net.overlay.vni}, UDP port {net.overlay.port}",
+            f"{_kind(net)}", *_link_traits(net), between]
+
+
 def graph(topology: Topology) -> Graph:
-    """Nodes, edges and network groups: the outside, the host, each network's bridge and containers."""
+    """Nodes, edges and groups: the outside, the host (or a box per host, holding its host node and
+    networks), each network's bridge and containers, each overlay network once, between the hosts."""
     t = topology
     g = Graph(t.name)
-    host_lines = [_host_line(t)]
+    host_lines = {"host": [_host_line(t)]}
+    if across(t):
+        host_lines = {f"host{k}": [f"host {m.name}", _forwarding(t)] for k, m in enumerate(t.hosts)}
+        g.machines = [Group(f"machine{k}", "", f"{m.name} ({m.address})") for k, m in enumerate(t.hosts)]
     for i, net in enumerate(t.networks.values()):
-        group = Group(f"network{i}", net.name, _network_label(net))
-        g.groups.append(group)
-        gateway = net.gateways_shown
-        if net.driver == "bridge":
-            gateways = [f"gateway {g}/{s.prefixlen}" for s, g in net.families]
-            g.nodes.append(Node(f"bridge{i}", "bridge", [f"bridge {net.bridge}", *gateways], group.id))
-            g.edges.append(Edge("host", f"bridge{i}", "", "gateway", net.name))
-        elif net.direct:
-            routers = [f"LAN router {g}/{s.prefixlen}" for s, g in net.families]
-            g.nodes.append(Node(f"parent{i}", "bridge", [f"{net.parent} ({net.driver} parent)", *routers], group.id))
-            g.edges.append(Edge("host", f"parent{i}", "", "parent", net.name))
+        g.sites[net.name] = sites = _sites(t, net)
+        if net.overlay is not None and across(t):
+            g.nodes.append(Node(f"overlay{i}", "overlay", _overlay_lines(t, net)))
+            label = f"overlay {net.name}"  # its subnets and the rest are the overlay node's
         else:
-            host_lines += [f"{a.host_interface} {gateway} (gateway of {net.name})" for _, a in t.members(net.name)]
-        if not t.members(net.name):
-            g.nodes.append(Node(f"empty{i}", "empty", ["(no containers)"], group.id))
-    g.nodes.insert(0, Node("host", "host", host_lines))
+            label = _network_label(net)
+        for site in sites:
+            group = Group(f"network{i}{site.suffix}", net.name, label, site.parent)
+            g.groups.append(group)
+            host_lines[site.host] += _network_nodes(t, g, i, site, group)
+        if not sites:
+            g.groups.append(Group(f"network{i}", net.name, label))
+            g.nodes.append(Node(f"empty{i}", "empty", ["(no containers: on no host)"], f"network{i}"))
+    hosts = [Node(h, "host", lines, f"machine{k}" if across(t) else None) for k, (h, lines) in enumerate(host_lines.items())]
+    g.nodes[:0] = hosts
     _add_containers(t, g)
     _add_way_out(t, g)
     return g
 
 
+def _network_nodes(t: Topology, g: Graph, i: int, site: Site, group: Group) -> list[str]:
+    """Network i's bridge (or parent) on a site, its edge from the host (and an overlay's to the
+    overlay); returns the lines its host node gets (the gateways a veth network's host ends hold)."""
+    net = list(t.networks.values())[i]
+    n = f"{i}{site.suffix}"
+    if net.driver == "bridge":
+        gateways = [f"gateway {gw}/{s.prefixlen}" for s, gw in net.families]
+        vxlan = [f"vxlan {net.overlay.device}"] if net.overlay is not None and site.machine else []
+        g.nodes.append(Node(f"bridge{n}", "bridge", [f"bridge {net.bridge}", *gateways, *vxlan], group.id))
+        g.edges.append(Edge(site.host, f"bridge{n}", "", "gateway", net.name))
+        if vxlan and net.overlay is not None:
+            g.edges.append(Edge(f"bridge{n}", f"overlay{i}", f"VXLAN {net.overlay.vni}", "vxlan", net.name))
+    elif net.direct:
+        routers = [f"LAN router {gw}/{s.prefixlen}" for s, gw in net.families]
+        g.nodes.append(Node(f"parent{n}", "bridge", [f"{net.parent} ({net.driver} parent)", *routers], group.id))
+        g.edges.append(Edge(site.host, f"parent{n}", "", "parent", net.name))
+    members = _on_site(t, net, site)
+    if not members:
+        g.nodes.append(Node(f"empty{n}", "empty", ["(no containers)"], group.id))
+    if net.driver == "veth":
+        return [f"{a.host_interface} {net.gateways_shown} (gateway of {net.name})" for _, a in members]
+    return []
+
+
+def _host_of(t: Topology) -> dict[str, str]:
+    """Each container's host node id, by container name."""
+    ids = {m.name: f"host{k}" for k, m in enumerate(t.hosts)} if across(t) else {}
+    return {name: ids.get(c.host, "host") for name, c in t.containers.items()}
+
+
 def _add_containers(t: Topology, g: Graph) -> None:
-    """A node per container, in the group of its first network, each interface with the host end
-    of its veth pair; an edge per veth pair, from the host (veth) or the bridge."""
+    """A node per container, in the group of its first network (on its host), each interface with
+    the host end of its veth pair; an edge per veth pair, from the host (veth) or the bridge."""
     ids = container_ids(t)
-    group_of = {group.network: group.id for group in g.groups}
+    group_of = {(group.network, group.parent): group.id for group in g.groups}
+    machine = {m.name: f"machine{k}" for k, m in enumerate(t.hosts)} if across(t) else {}
     for name, c in t.containers.items():
         lines = [f"{name} (netns)"]
         for a in c.attachments:
@@ -217,29 +304,35 @@ def _add_containers(t: Topology, g: Graph) -> None:
             lines.append(f"dns: {', '.join(c.dns)}")
         lines += [f"{k}={v}" for k, v in c.sysctls]  # its own sysctls
         first = c.default_attachment
-        g.nodes.append(Node(ids[name], "container", lines, group_of[first.network] if first else None))
+        g.nodes.append(Node(ids[name], "container", lines, group_of[first.network, machine.get(c.host)] if first else machine.get(c.host)))
     for i, net in enumerate(t.networks.values()):
-        for c, _a in t.members(net.name):
-            end = "host" if net.driver == "veth" else f"parent{i}" if net.direct else f"bridge{i}"
-            g.edges.append(Edge(end, ids[c.name], "", "link", net.name))
+        for site in g.sites[net.name]:
+            for c, _a in _on_site(t, net, site):
+                n = f"{i}{site.suffix}"
+                end = site.host if net.driver == "veth" else f"parent{n}" if net.direct else f"bridge{n}"
+                g.edges.append(Edge(end, ids[c.name], "", "link", net.name))
 
 
 def _add_way_out(t: Topology, g: Graph) -> None:
-    """Masquerading and plain routing between the host and the outside, an edge each, naming the
+    """Masquerading and plain routing between each host and the outside, an edge each, naming the
     subnets; published ports, each an arrow from the host, whose port it is, that ends at the
     container serving it."""
     ids = container_ids(t)
+    host_of = _host_of(t)
     edges = []
-    masqueraded = [net.subnets_shown + (f" as {', '.join(map(str, net.outbound_addr))}" if net.outbound_addr else "")
-                   for net in t.networks.values() if net.masquerade and not net.internal]
-    routed = [net.subnets_shown for net in t.networks.values() if not net.masquerade and not net.internal and not net.direct]
     for i, net in enumerate(t.networks.values()):
         if net.direct and not net.internal:
-            edges.append(Edge("outside", f"parent{i}", "\n".join(["on the LAN, no NAT", net.subnets_shown]), "lan", net.name))
-    if masqueraded:
-        edges.append(Edge("outside", "host", "\n".join(["masquerade", *masqueraded]), "nat"))
-    if routed:
-        edges.append(Edge("outside", "host", "\n".join(["routed, no NAT", *routed]), "routed"))
+            edges += [Edge("outside", f"parent{i}{site.suffix}", "\n".join(["on the LAN, no NAT", net.subnets_shown]), "lan", net.name)
+                      for site in g.sites[net.name]]
+    for host in [node.id for node in g.nodes if node.kind == "host"]:
+        on = [net for net in t.networks.values() if any(site.host == host for site in g.sites[net.name])]
+        masqueraded = [net.subnets_shown + (f" as {', '.join(map(str, net.outbound_addr))}" if net.outbound_addr else "")
+                       for net in on if net.masquerade and not net.internal]
+        routed = [net.subnets_shown for net in on if not net.masquerade and not net.internal and not net.direct]
+        if masqueraded:
+            edges.append(Edge("outside", host, "\n".join(["masquerade", *masqueraded]), "nat"))
+        if routed:
+            edges.append(Edge("outside", host, "\n".join(["routed, no NAT", *routed]), "routed"))
     for name, c in t.containers.items():
         a = c.default_attachment
         for p, last in port_runs(c.ports):
@@ -249,7 +342,7 @@ def _add_way_out(t: Topology, g: Graph) -> None:
             host_ports, ports = (str(p.host_port), str(p.container_port)) if p is last else \
                 (f"{p.host_port}-{last.host_port}", f"{p.container_port}-{last.container_port}")
             label = f"published\n{where}:{host_ports}/{p.protocol}\n→ {shown}:{ports}"
-            edges.append(Edge("host", ids[name], label, "published"))
+            edges.append(Edge(host_of[name], ids[name], label, "published"))
     if any(e.a == "outside" for e in edges):
         g.nodes.insert(0, Node("outside", "outside", ["outside"]))
     g.edges.extend(edges)
@@ -279,6 +372,7 @@ DOT_NODE_STYLE = {
     "container": 'shape=box, style="rounded,filled", fillcolor="#e6f4e6"',
     "outside": 'shape=ellipse, style="dashed"',
     "empty": 'shape=plaintext, fontcolor="#666666"',
+    "overlay": 'shape=hexagon, margin="0.02,0.04", style="filled", fillcolor="#f3e5f5", color="#6a1b9a"',
 }
 DOT_EDGE_STYLE = {
     "link": 'dir=none, color="#555555"',
@@ -288,7 +382,9 @@ DOT_EDGE_STYLE = {
     "published": 'dir=forward, style=bold, color="#1f5fbf", fontcolor="#1f5fbf"',
     "parent": 'dir=none, color="#7a4fb3:invis:#7a4fb3"',
     "lan": 'dir=both, style=dashed, color="#7a4fb3", fontcolor="#7a4fb3"',
+    "vxlan": 'dir=both, style=bold, color="#6a1b9a", fontcolor="#6a1b9a", minlen=2',
 }
+DOT_MACHINE_STYLE = 'labelloc=t; style="rounded,dashed"; color="#5a6b85"; penwidth=1.5; fontsize=12; fontname="Helvetica-Bold"'
 DOT_CLUSTER_STYLE = 'labelloc=b; style="rounded,filled"; color="#9aa7b8"; fillcolor="#f7f9fc"; fontsize=11'
 BOXES_UP_TO = 4  # containers drawn as boxes; beyond, each network is one table, a row per container
 TABLES_PER_ROW = 3  # network tables side by side before the next row of them
@@ -296,7 +392,8 @@ WIDTH_BUDGET = 620  # points: a drawing this wide is shown at full size 880 px w
 
 
 def _dot_node(node: Node, indent: str) -> str:
-    label = _dot_string(node.lines[0]) if node.kind in ("outside", "empty") else _dot_label(node.lines)
+    label = _dot_string(node.lines[0]) if node.kind in ("outside", "empty") else \
+        _dot_lines("\n".join(node.lines)) if node.kind == "overlay" else _dot_label(node.lines)
     return f"{indent}{node.id} [{DOT_NODE_STYLE[node.kind]}, label={label}];"
 
 
@@ -324,7 +421,8 @@ def dot(topology: Topology, compact: bool | None = None) -> str:
     title = _dot_string("nsgen topology " + g.name)
     out = [
         f"digraph {_dot_string('nsgen ' + g.name)} {{",
-        f'  graph [rankdir=TB, newrank=true, nodesep=0.25, ranksep=0.35, fontname="Helvetica", labelloc=t, label={title}];',
+        f'  graph [rankdir=TB, newrank=true, nodesep={0.1 if g.machines else 0.25}, ranksep=0.35, fontname="Helvetica", labelloc=t, '
+        f'label={title}];',
         '  node [fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
@@ -336,32 +434,49 @@ def dot(topology: Topology, compact: bool | None = None) -> str:
     else:
         lines, bottom = _dot_clusters(g)
         out += lines
-        edges = [(e.a, e.b, e.label, e.kind) for e in g.edges]
+        edges = [(e.a, e.b, "" if e.kind == "vxlan" else e.label, e.kind) for e in g.edges]
     out += [_dot_edge(*e) for e in edges]
+    bottom += [node.id for node in g.nodes if node.kind == "overlay"]
     out += _dot_legend([k for k in EDGE_MEANING if any(e[3] == k for e in edges)], bottom or ["host"])
     out.append("}")
     return "\n".join(out) + "\n"
 
 
 def _dot_clusters(g: Graph) -> tuple[list[str], list[str]]:
-    """One cluster per network, holding its bridge and the containers whose first network it is;
-    when one row of them all would be wider than WIDTH_BUDGET, each network's containers wrap
-    into rows of two (an invisible edge puts a box below the one two places before it).
-    Returns the lines and the nodes of each cluster's lowest row (the legend goes below them)."""
+    """One cluster per network, holding its bridge and the containers whose first network it is
+    (across hosts, inside a cluster per host, which holds its host node too); when one row of them
+    all would be wider than WIDTH_BUDGET, each network's containers wrap into rows of two (an
+    invisible edge puts a box below the one two places before it). Returns the lines and the
+    nodes of each cluster's lowest row (the legend goes below them)."""
     boxes = {group.id: [node for node in g.members(group) if node.kind == "container"] for group in g.groups}
     one_row = sum(_box_width(node.lines) + 20 for members in boxes.values() for node in members)
     per_row = 2 if one_row > WIDTH_BUDGET else len(g.nodes)  # len(g.nodes): more than any network holds
     out, bottom = [], []
-    for group in g.groups:
-        out.append(f"  subgraph cluster_{group.id} {{")
-        out.append(f"    label={_dot_lines(group.label)}; {DOT_CLUSTER_STYLE};")
-        out += [_dot_node(node, "    ") for node in g.members(group)]
+    for machine in g.machines:
+        out.append(f"  subgraph cluster_{machine.id} {{")
+        out.append(f"    label={_dot_lines(machine.label)}; {DOT_MACHINE_STYLE};")
+        out += [_dot_node(node, "    ") for node in g.members(machine)]
+        lines, lowest = _dot_network_clusters(g, g.inside(machine), boxes, per_row, "    ")
+        out += lines + ["  }"]
+        bottom += lowest
+    lines, lowest = _dot_network_clusters(g, g.inside(None), boxes, per_row, "  ")
+    order = [node.id for machine in [*g.machines, None] for group in g.inside(machine) for node in g.members(group) if node.kind == "bridge"]
+    return out + lines + _dot_in_order(order), bottom + lowest
+
+
+def _dot_network_clusters(g: Graph, groups: list[Group], boxes: dict[str, list[Node]], per_row: int,
+                          indent: str) -> tuple[list[str], list[str]]:
+    out, bottom = [], []
+    for group in groups:
+        out.append(f"{indent}subgraph cluster_{group.id} {{")
+        out.append(f"{indent}  label={_dot_lines(group.label)}; {DOT_CLUSTER_STYLE};")
+        out += [_dot_node(node, indent + "  ") for node in g.members(group)]
         members = boxes[group.id]
-        out += [f"    {above.id} -> {below.id} [style=invis];" for above, below in zip(members, members[per_row:])]
-        out.append("  }")
+        out += [f"{indent}  {above.id} -> {below.id} [style=invis];" for above, below in zip(members, members[per_row:])]
+        out.append(f"{indent}}}")
         lowest = members[(len(members) - 1) // per_row * per_row :] if members else g.members(group)
         bottom += [node.id for node in lowest]
-    return out + _dot_in_order([node.id for node in g.nodes if node.kind == "bridge"]), bottom
+    return out, bottom
 
 
 def _dot_in_order(ids: list[str]) -> list[str]:
@@ -493,9 +608,11 @@ def _mermaid_label(lines: list[str]) -> str:
     return '"' + "<br/>".join(_mermaid_text(line) for line in lines) + '"'
 
 
-MERMAID_SHAPE = {"host": ("[", "]"), "bridge": ("[/", "/]"), "container": ("(", ")"), "outside": ("((", "))"), "empty": ("[", "]")}
+MERMAID_SHAPE = {"host": ("[", "]"), "bridge": ("[/", "/]"), "container": ("(", ")"), "outside": ("((", "))"), "empty": ("[", "]"),
+                 "overlay": ("{{", "}}")}
 # The same meaning as DOT's styles; masquerading is written host -.-> outside, its arrow at the outside.
-MERMAID_ARROW = {"link": "---", "gateway": "===", "nat": "-.->", "routed": "<-.->", "published": "==>", "parent": "===", "lan": "<-.->"}
+MERMAID_ARROW = {"link": "---", "gateway": "===", "nat": "-.->", "routed": "<-.->", "published": "==>", "parent": "===", "lan": "<-.->",
+                 "vxlan": "<-->"}
 
 
 def _mermaid_node(node: Node, indent: str) -> str:
@@ -505,19 +622,32 @@ def _mermaid_node(node: Node, indent: str) -> str:
 
 def mermaid(topology: Topology) -> str:
     """A Mermaid flowchart, for Markdown that renders it (GitHub, GitLab, many editors): top to
-    bottom, one subgraph per network."""
+    bottom, one subgraph per network; across hosts, one per host around its networks, and each
+    overlay network once, after them."""
     g = graph(topology)
     out = ["flowchart TB"]
-    out += [_mermaid_node(node, "  ") for node in g.nodes if node.group is None]
-    for group in g.groups:
-        out.append(f"  subgraph {group.id}[{_mermaid_label(group.label.splitlines())}]")
-        out += [_mermaid_node(node, "    ") for node in g.members(group)]
+    out += [_mermaid_node(node, "  ") for node in g.nodes if node.group is None and node.kind != "overlay"]
+    for machine in g.machines:
+        out.append(f"  subgraph {machine.id}[{_mermaid_label(machine.label.splitlines())}]")
+        out += [_mermaid_node(node, "    ") for node in g.members(machine)]
+        out += _mermaid_groups(g, g.inside(machine), "    ")
         out.append("  end")
+    out += _mermaid_groups(g, g.inside(None), "  ")
+    out += [_mermaid_node(node, "  ") for node in g.nodes if node.kind == "overlay"]
     for e in g.edges:
         a, b = (e.b, e.a) if e.kind == "nat" else (e.a, e.b)
         label = f"|{_mermaid_label(e.label.splitlines())}|" if e.label else ""
         out.append(f"  {a} {MERMAID_ARROW[e.kind]}{label} {b}")
     return "\n".join(out) + "\n"
+
+
+def _mermaid_groups(g: Graph, groups: list[Group], indent: str) -> list[str]:
+    out = []
+    for group in groups:
+        out.append(f"{indent}subgraph {group.id}[{_mermaid_label(group.label.splitlines())}]")
+        out += [_mermaid_node(node, indent + "  ") for node in g.members(group)]
+        out.append(f"{indent}end")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
