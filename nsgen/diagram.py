@@ -457,7 +457,7 @@ def _dot_clusters(g: Graph) -> tuple[list[str], list[str]]:
         out.append(f"    label={_dot_lines(machine.label)}; {DOT_MACHINE_STYLE};")
         out += [_dot_node(node, "    ") for node in g.members(machine)]
         lines, lowest = _dot_network_clusters(g, g.inside(machine), boxes, per_row, "    ")
-        out += lines + ["  }"]
+        out += [*lines, "  }"]
         bottom += lowest
     lines, lowest = _dot_network_clusters(g, g.inside(None), boxes, per_row, "  ")
     order = [node.id for machine in [*g.machines, None] for group in g.inside(machine) for node in g.members(group) if node.kind == "bridge"]
