@@ -130,6 +130,17 @@ class Edge:
     network: str | None = None  # the network a link or gateway belongs to
 
 
+@dataclass(frozen=True)
+class Site:
+    """Where a network is drawn: on the host, or on one of the hosts of a topology across hosts
+    (an overlay network on each host that has containers on it)."""
+
+    host: str  # the node id of the host it is on
+    machine: str = ""  # that host's name in `hosts`; "": the topology lists no hosts
+    suffix: str = ""  # after the ids of the network's group and bridge there: an overlay's part on host k is "h{k}"
+    parent: str | None = None  # the host's box
+
+
 @dataclass
 class Group:
     """One network (of a topology across hosts: its part on one host), drawn as one box: its
@@ -140,17 +151,7 @@ class Group:
     network: str  # "" for a host's box
     label: str
     parent: str | None = None  # the host's box it is drawn in (a topology across hosts)
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where a network is drawn: on the host, or on one of the hosts of a topology across hosts
-    (an overlay network on each host that has containers on it)."""
-
-    host: str  # the node id of the host it is on
-    machine: str = ""  # that host's name in `hosts`; "": the topology lists no hosts
-    suffix: str = ""  # after the ids of the network's group and bridge there: an overlay's part on host k is "h{k}"
-    parent: str | None = None  # the host's box
+    site: Site = Site("host")  # where the network is: its containers are those there
 
 
 @dataclass
@@ -241,11 +242,11 @@ def graph(topology: Topology) -> Graph:
         else:
             label = _network_label(net)
         for site in sites:
-            group = Group(f"network{i}{site.suffix}", net.name, label, site.parent)
+            group = Group(f"network{i}{site.suffix}", net.name, label, site.parent, site)
             g.groups.append(group)
             host_lines[site.host] += _network_nodes(t, g, i, site, group)
         if not sites:
-            g.groups.append(Group(f"network{i}", net.name, label))
+            g.groups.append(Group(f"network{i}", net.name, label, site=Site("", "-")))
             g.nodes.append(Node(f"empty{i}", "empty", ["(no containers: on no host)"], f"network{i}"))
     hosts = [Node(h, "host", lines, f"machine{k}" if across(t) else None) for k, (h, lines) in enumerate(host_lines.items())]
     g.nodes[:0] = hosts
@@ -430,7 +431,8 @@ def dot(topology: Topology, compact: bool | None = None) -> str:
     if compact:
         out += _dot_tables(topology, g)
         edges = _compact_edges(g)
-        bottom = [group.id for group in g.groups[(len(g.groups) - 1) // TABLES_PER_ROW * TABLES_PER_ROW :]]
+        bottom = [group.id for group in g.groups[(len(g.groups) - 1) // TABLES_PER_ROW * TABLES_PER_ROW :]] if not g.machines else \
+            [group.id for group in g.groups]
     else:
         lines, bottom = _dot_clusters(g)
         out += lines
@@ -520,17 +522,25 @@ def _html(text: str) -> str:
 
 
 def _dot_tables(t: Topology, g: Graph) -> list[str]:
-    """One table per network: its name, subnet, bridge and gateway, then a row per container
+    """One table per network (across hosts, per network on each host, in a cluster per host that
+    holds its host node too): its name, subnet, bridge and gateway, then a row per container
     (a container on two networks has a row in each); TABLES_PER_ROW tables side by side."""
     out = []
-    for group in g.groups:
-        rows = _table_rows(t, t.networks[group.network])
-        table = '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="#f7f9fc">' + "".join(rows) + "</TABLE>"
-        out.append(f"  {group.id} [shape=plaintext, margin=0, fontsize=10, label=<{table}>];")
-    for above, below in zip(g.groups, g.groups[TABLES_PER_ROW:]):
-        out.append(f"  {above.id} -> {below.id} [style=invis];")
-    for row in range(0, len(g.groups), TABLES_PER_ROW):
-        out += _dot_in_order([group.id for group in g.groups[row : row + TABLES_PER_ROW]])
+    for machine in [*g.machines, None]:
+        groups = g.inside(machine)
+        indent = "    " if machine else "  "
+        if machine:
+            out += [f"  subgraph cluster_{machine.id} {{", f"    label={_dot_lines(machine.label)}; {DOT_MACHINE_STYLE};"]
+            out += [_dot_node(node, indent) for node in g.members(machine)]
+        for group in groups:
+            rows = _table_rows(t, t.networks[group.network], group.site)
+            table = '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="#f7f9fc">' + "".join(rows) + "</TABLE>"
+            out.append(f"{indent}{group.id} [shape=plaintext, margin=0, fontsize=10, label=<{table}>];")
+        for above, below in zip(groups, groups[TABLES_PER_ROW:]):
+            out.append(f"{indent}{above.id} -> {below.id} [style=invis];")
+        for row in range(0, len(groups), TABLES_PER_ROW):
+            out += [indent[2:] + line for line in _dot_in_order([group.id for group in groups[row : row + TABLES_PER_ROW]])]
+        out += ["  }"] if machine else []
     return out
 
 
@@ -550,13 +560,13 @@ def _table_head(net: Network, columns: int) -> list[str]:
     return [f'<TR><TD COLSPAN="{columns}" BGCOLOR="#fdf1d6">{"<BR/>".join(head)}</TD></TR>', f"<TR>{titles}</TR>"]
 
 
-def _table_rows(t: Topology, net: Network) -> list[str]:
+def _table_rows(t: Topology, net: Network, site: Site) -> list[str]:
     """A network's table rows: its head, then each container with its interface and address there
     and the other networks it is on. Containers with published ports come first, so that their
     arrows stay short. An arrow ends at a row's first cell from the left (the port is the
     container's node id) or at its last cell from the right (the node id and "_end")."""
     ids = container_ids(t)
-    members = t.members(net.name)
+    members = _on_site(t, net, site)
     members.sort(key=lambda member: not (member[0].ports and member[1] is member[0].default_attachment))
     others = {c.name: ", ".join(x.network for x in c.attachments if x is not a) for c, a in members}
     columns = 3 if any(others.values()) else 2
@@ -575,15 +585,18 @@ def _compact_edges(g: Graph) -> list[tuple[str, str, str, str]]:
     table; a veth pair from the host and a published port end at the container's row (a table's
     published ports alternately from the left and the right); the rows stand for the veth pairs on
     bridges."""
-    table = {group.network: group.id for group in g.groups}
+    table = {(group.network, group.site.host): group.id for group in g.groups}
     group_of = {node.id: node.group for node in g.nodes}
+    hosts = {node.id for node in g.nodes if node.kind == "host"}
     arrows: dict[str, int] = {}
     out = []
     for e in g.edges:
         if e.kind in ("gateway", "parent", "lan") and e.network:
-            out.append((e.a, f"{table[e.network]}:n", e.label, e.kind))
-        elif e.kind == "link" and e.a == "host" and e.network:
-            out.append((e.a, f"{table[e.network]}:{e.b}:w", e.label, e.kind))
+            out.append((e.a, f"{group_of[e.b]}:n", e.label, e.kind))
+        elif e.kind == "vxlan":
+            out.append((f"{group_of[e.a]}:s", e.b, "", e.kind))
+        elif e.kind == "link" and e.a in hosts and e.network:
+            out.append((e.a, f"{table[e.network, e.a]}:{e.b}:w", e.label, e.kind))
         elif e.kind == "published" and (group := group_of.get(e.b)):
             arrows[group] = arrows.get(group, 0) + 1
             port = f"{e.b}:w" if arrows[group] % 2 else f"{e.b}_end:e"
