@@ -74,27 +74,44 @@ def _host_line(t: Topology) -> str:
     return f"host ({_forwarding(t)})"
 
 
+Tree = list[tuple[str, "Tree"]]  # lines, each with the lines under it
+
+
+def _tree(items: Tree, stem: str = "") -> list[str]:
+    """A tree's lines, drawn with box-drawing branches."""
+    out = []
+    for n, (line, children) in enumerate(items):
+        last = n == len(items) - 1
+        out.append(stem + ("└── " if last else "├── ") + line)
+        out += _tree(children, stem + ("    " if last else "│   "))
+    return out
+
+
+def _member_line(net: Network, c: Container, a: Attachment) -> str:
+    """A container's link on a network: the host end, the kind of link, its interface and addresses."""
+    host_end = f"{a.host_interface} {net.gateways_shown}" if net.driver == "veth" else a.host_interface or net.parent
+    line = f"{host_end} <──{net.driver if net.direct else 'veth'}──> {c.name}: {_interface(a)}"
+    if a.aliases:
+        line += f"  also named {', '.join(a.aliases)}"
+    if c.default_attachment is a and c.ports:
+        line += "  published " + _ports(c.ports)
+    return line
+
+
+def _members(net: Network, members: list[tuple[Container, Attachment]], empty: str = "(no containers)") -> Tree:
+    return [(_member_line(net, c, a), []) for c, a in members] or [(empty, [])]
+
+
 def text_picture(topology: Topology) -> str:
-    """A small tree: the host, each network under it, each container's link under its network."""
-    lines = [_host_line(topology)]
-    networks = list(topology.networks.values())
-    for n, net in enumerate(networks):
-        last_net = n == len(networks) - 1
-        lines.append(("└── " if last_net else "├── ") + _network_line(net))
-        stem = "    " if last_net else "│   "
-        members = topology.members(net.name)
-        if not members:
-            lines.append(stem + "└── (no containers)")
-        for m, (c, a) in enumerate(members):
-            branch = "└── " if m == len(members) - 1 else "├── "
-            host_end = f"{a.host_interface} {net.gateways_shown}" if net.driver == "veth" else a.host_interface or net.parent
-            line = f"{host_end} <──{net.driver if net.direct else 'veth'}──> {c.name}: {_interface(a)}"
-            if a.aliases:
-                line += f"  also named {', '.join(a.aliases)}"
-            if c.default_attachment is a and c.ports:
-                line += "  published " + _ports(c.ports)
-            lines.append(stem + branch + line)
-    for c in topology.containers.values():
+    """A small tree: the host, each network under it, each container's link under its network.
+    Across hosts: each host, its own networks and its part of each overlay network under it; then
+    each overlay network once, with the containers on it host by host."""
+    t = topology
+    if across(t):
+        lines = [f"hosts ({_forwarding(t)})", *_tree(_across_tree(t))]
+    else:
+        lines = [_host_line(t), *_tree([(_network_line(net), _members(net, t.members(net.name))) for net in t.networks.values()])]
+    for c in t.containers.values():
         for p in c.processes:
             lines.append(f"{c.name} runs: {' '.join(p.argv)}{_as(p)}")
         if c.dns:
@@ -102,6 +119,47 @@ def text_picture(topology: Topology) -> str:
         if c.sysctls:
             lines.append(f"{c.name} sets: {', '.join(f'{k}={v}' for k, v in c.sysctls)}")
     return "\n".join(lines)
+
+
+def _across_tree(t: Topology) -> Tree:
+    """A topology across hosts: a branch per host, then one per network on no host, one per overlay network."""
+    address = {m.name: m.address for m in t.hosts}
+    tree: Tree = []
+    for m in t.hosts:
+        own: Tree = []
+        for net in t.networks.values():
+            here = [(c, a) for c, a in t.members(net.name) if c.host == m.name]
+            if here and net.overlay is None:
+                own.append((_network_line(net), _members(net, here)))
+            elif here and net.overlay is not None:
+                peers = sorted({c.host for c, _a in t.members(net.name)} - {m.name}, key=list(address).index)
+                to = ", ".join(f"{p} at {address[p]}" for p in peers) or "no other host yet"
+                own.append((f"overlay {net.name} (bridge {net.bridge}, VXLAN device {net.overlay.device} to {to})", _members(net, here)))
+        tree.append((f"host {m.name} ({m.address})", own or [("(no containers)", [])]))
+    for net in t.networks.values():
+        if net.overlay is None and not t.members(net.name):
+            tree.append((_network_line(net), [("(no containers: on no host)", [])]))
+    for net in t.networks.values():
+        if net.overlay is not None:
+            tree.append((_overlay_line(net), _overlay_hosts(t, net)))
+    return tree
+
+
+def _overlay_line(net: Network) -> str:
+    assert net.overlay is not None
+    traits = [f"VXLAN {net.overlay.vni}, UDP port {net.overlay.port}", net.subnets_shown,
+              f"bridge {net.bridge} and gateway {', '.join(str(g) for _s, g in net.families)} on each host", _kind(net)]
+    return f"overlay network {net.name} ({', '.join([*traits, *_link_traits(net)])})"
+
+
+def _overlay_hosts(t: Topology, net: Network) -> Tree:
+    """The containers on an overlay network, a line per host: `h1 (192.0.2.11): web 10.50.0.2, db 10.50.0.4`."""
+    tree: Tree = []
+    for m in t.hosts:
+        here = [f"{c.name} {' '.join(str(x) for x, _n, _g in a.addresses)}" for c, a in t.members(net.name) if c.host == m.name]
+        if here:
+            tree.append((f"{m.name} ({m.address}): {', '.join(here)}", []))
+    return tree or [("(no containers)", [])]
 
 
 def _as(p: Process) -> str:
