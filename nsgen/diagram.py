@@ -194,7 +194,7 @@ class Site:
     (an overlay network on each host that has containers on it)."""
 
     host: str  # the node id of the host it is on
-    machine: str = ""  # that host's name in `hosts`; "": the topology lists no hosts
+    machine: str | None = ""  # that host's name in `hosts`; "": the topology lists no hosts; None: on no host
     suffix: str = ""  # after the ids of the network's group and bridge there: an overlay's part on host k is "h{k}"
     parent: str | None = None  # the host's box
 
@@ -271,13 +271,15 @@ def _sites(t: Topology, net: Network) -> list[Site]:
 
 
 def _on_site(t: Topology, net: Network, site: Site) -> list[tuple[Container, Attachment]]:
+    if site.machine is None:
+        return []
     return [(c, a) for c, a in t.members(net.name) if not site.machine or c.host == site.machine]
 
 
 def _overlay_lines(t: Topology, net: Network) -> list[str]:
     """An overlay network's node: its subnets, VXLAN identifier and port, how it reaches out, between which hosts."""
     assert net.overlay is not None
-    on = [site.machine for site in _sites(t, net)]
+    on = [site.machine for site in _sites(t, net) if site.machine]
     between = f"between {', '.join(on)}" if len(on) > 1 else f"on {on[0]} only" if on else "(no containers)"
     return [f"overlay network {net.name}", *map(str, net.subnets), f"VXLAN {net.overlay.vni}, UDP port {net.overlay.port}",
             f"{_kind(net)}", *_link_traits(net), between]
@@ -304,7 +306,7 @@ def graph(topology: Topology) -> Graph:
             g.groups.append(group)
             host_lines[site.host] += _network_nodes(t, g, i, site, group)
         if not sites:
-            g.groups.append(Group(f"network{i}", net.name, label, site=Site("", "-")))
+            g.groups.append(Group(f"network{i}", net.name, label, site=Site("", None)))
             g.nodes.append(Node(f"empty{i}", "empty", ["(no containers: on no host)"], f"network{i}"))
     hosts = [Node(h, "host", lines, f"machine{k}" if across(t) else None) for k, (h, lines) in enumerate(host_lines.items())]
     g.nodes[:0] = hosts
@@ -441,7 +443,7 @@ DOT_EDGE_STYLE = {
     "published": 'dir=forward, style=bold, color="#1f5fbf", fontcolor="#1f5fbf"',
     "parent": 'dir=none, color="#7a4fb3:invis:#7a4fb3"',
     "lan": 'dir=both, style=dashed, color="#7a4fb3", fontcolor="#7a4fb3"',
-    "vxlan": 'dir=both, style=bold, color="#6a1b9a", fontcolor="#6a1b9a", minlen=2',
+    "vxlan": 'dir=both, style=bold, color="#6a1b9a", fontcolor="#6a1b9a"',
 }
 DOT_MACHINE_STYLE = 'labelloc=t; style="rounded,dashed"; color="#5a6b85"; penwidth=1.5; fontsize=12; fontname="Helvetica-Bold"'
 DOT_CLUSTER_STYLE = 'labelloc=b; style="rounded,filled"; color="#9aa7b8"; fillcolor="#f7f9fc"; fontsize=11'
@@ -466,7 +468,8 @@ def _dot_edge(a: str, b: str, label: str, kind: str) -> str:
     on each side (Graphviz sets a label right beside its edge, and the next edge right beside it)."""
     padded = "\n".join(f"\u00a0{line}\u00a0" for line in label.split("\n"))
     labelled = f"label={_dot_lines(padded)}, " if label else ""
-    return f"  {a} -> {b} [{labelled}{DOT_EDGE_STYLE[kind]}];"
+    below = "minlen=2, " if kind == "vxlan" else ""  # an overlay is drawn below its hosts' containers
+    return f"  {a} -> {b} [{labelled}{below}{DOT_EDGE_STYLE[kind]}];"
 
 
 def dot(topology: Topology, compact: bool | None = None) -> str:
