@@ -9,6 +9,12 @@ style means one thing (EDGE_MEANING), and the DOT drawing ends with a legend of 
 uses. A published port is an arrow from the host to the container that serves it. Past
 BOXES_UP_TO containers, DOT draws each network as one table with a row per container, so that
 hundreds of containers stay readable at the width of a README (880 px).
+
+A topology across hosts (its `hosts`, drawn whole) is drawn a box per host, named with its
+address, around its host node, its own networks and its part of each overlay network (the bridge
+with its VXLAN device, and the host's containers on it); each overlay network is drawn once,
+outside the hosts' boxes, joined to its bridge on each host. One host's part of such a topology
+(what heads that host's setup script) is drawn as a topology without hosts.
 """
 
 from __future__ import annotations
