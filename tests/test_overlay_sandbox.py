@@ -89,6 +89,7 @@ def test_two_hosts_through_their_scripts(hosts2, tmp_path):
     assert h2.snapshot() == before["h2"]
 
 
+@pytest.mark.usefixtures("firewall_backend")
 def test_two_hosts_through_nsgen_run(hosts2, tmp_path):
     h1, h2 = hosts2
     topology = write(tmp_path, OVERLAY)
@@ -108,6 +109,23 @@ def test_two_hosts_through_nsgen_run(hosts2, tmp_path):
     assert h1.snapshot() == before["h1"]
     h2.run([*NSGEN, "run", "--teardown", "-f", topology])
     assert h2.snapshot() == before["h2"]
+
+
+def test_a_container_added_on_one_host_is_reached_from_the_other_once_each_runs_again(hosts2, tmp_path):
+    h1, h2 = hosts2
+    topology = write(tmp_path, OVERLAY)
+    before = {h.name: h.snapshot() for h in hosts2}
+    for h in hosts2:
+        h.run([*NSGEN, "run", "-f", topology])
+    write(tmp_path, OVERLAY + "  cache:\n    host: h2\n    networks: [front]\n")
+    for h in (h2, h1):
+        done = h.run([*NSGEN, "run", "-f", topology])
+        assert "changing it" in done.stderr, done.stderr
+    assert ping(h1, "web", "cache") and ping(h2, "cache", "web") and ping(h2, "api", "cache")
+    assert echoed(curl(h1, "web", "http://api:8000/echo"))
+    for h in hosts2:
+        h.run([*NSGEN, "run", "--teardown", "-f", topology])
+        assert h.snapshot() == before[h.name]
 
 
 THREE = """\
