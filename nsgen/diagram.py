@@ -287,8 +287,8 @@ def _overlay_lines(t: Topology, net: Network) -> list[str]:
     assert net.overlay is not None
     on = [site.machine for site in _sites(t, net) if site.machine]
     between = f"between {', '.join(on)}" if len(on) > 1 else f"on {on[0]} only" if on else "(no containers)"
-    return [f"overlay network {net.name}", *map(str, net.subnets), f"VXLAN {net.overlay.vni}, UDP port {net.overlay.port}",
-            f"{_kind(net)}", *_link_traits(net), between]
+    return [f"overlay network {net.name} {net.subnets[0]}", *map(str, net.subnets[1:]),
+            f"VXLAN {net.overlay.vni}, UDP port {net.overlay.port}", ", ".join([_kind(net), *_link_traits(net)]), between]
 
 
 def graph(topology: Topology) -> Graph:
@@ -439,7 +439,7 @@ DOT_NODE_STYLE = {
     "container": 'shape=box, style="rounded,filled", fillcolor="#e6f4e6"',
     "outside": 'shape=ellipse, style="dashed"',
     "empty": 'shape=plaintext, fontcolor="#666666"',
-    "overlay": 'shape=hexagon, margin="0.02,0.04", style="filled", fillcolor="#f3e5f5", color="#6a1b9a"',
+    "overlay": 'shape=box, style="rounded,filled,bold", fillcolor="#f3e5f5", color="#6a1b9a"',
 }
 DOT_EDGE_STYLE = {
     "link": 'dir=none, color="#555555"',
@@ -487,10 +487,10 @@ def dot(topology: Topology, compact: bool | None = None) -> str:
     if compact is None:
         compact = len(topology.containers) > BOXES_UP_TO
     title = _dot_string("nsgen topology " + g.name)
+    spacing = "nodesep=0.1, ranksep=0.25" if g.machines else "nodesep=0.25, ranksep=0.35"  # hosts' boxes take room of their own
     out = [
         f"digraph {_dot_string('nsgen ' + g.name)} {{",
-        f'  graph [rankdir=TB, newrank=true, nodesep={0.1 if g.machines else 0.25}, ranksep=0.35, fontname="Helvetica", labelloc=t, '
-        f'label={title}];',
+        f"  graph [rankdir=TB, newrank=true, {spacing}, fontname=\"Helvetica\", labelloc=t, label={title}];",
         '  node [fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
@@ -505,7 +505,7 @@ def dot(topology: Topology, compact: bool | None = None) -> str:
         out += lines
         edges = [(e.a, e.b, "" if e.kind == "vxlan" else e.label, e.kind) for e in g.edges]
     out += [_dot_edge(*e) for e in edges]
-    bottom += [node.id for node in g.nodes if node.kind == "overlay"]
+    bottom = [node.id for node in g.nodes if node.kind == "overlay"] or bottom  # the overlays are drawn lowest
     out += _dot_legend([k for k in EDGE_MEANING if any(e[3] == k for e in edges)], bottom or ["host"])
     out.append("}")
     return "\n".join(out) + "\n"

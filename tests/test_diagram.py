@@ -565,7 +565,7 @@ flowchart TB
       container1("api (netns)<br/>eth0 10.50.0.3/24<br/>mac 02:42:0a:32:00:03<br/>host end ve-api-be97d")
     end
   end
-  overlay0{{"overlay network front<br/>10.50.0.0/24<br/>VXLAN 4242, UDP port 4789<br/>masquerade<br/>mtu 1450<br/>between h1, h2"}}
+  overlay0{{"overlay network front 10.50.0.0/24<br/>VXLAN 4242, UDP port 4789<br/>masquerade, mtu 1450<br/>between h1, h2"}}
   host0 === bridge0h0
   bridge0h0 <-->|"VXLAN 4242"| overlay0
   host1 === bridge0h1
@@ -610,8 +610,8 @@ flowchart TB
     subgraph network2["network local 10.60.0.0/24<br/>veth, masquerade"]
     end
   end
-  overlay0{{"overlay network front<br/>10.50.0.0/24<br/>VXLAN 4242, UDP port 4789<br/>masquerade<br/>mtu 1450<br/>between h1, h2"}}
-  overlay1{{"overlay network back<br/>10.51.0.0/24<br/>VXLAN 4343, UDP port 8472<br/>internal<br/>mtu 1450<br/>between h2, h3"}}
+  overlay0{{"overlay network front 10.50.0.0/24<br/>VXLAN 4242, UDP port 4789<br/>masquerade, mtu 1450<br/>between h1, h2"}}
+  overlay1{{"overlay network back 10.51.0.0/24<br/>VXLAN 4343, UDP port 8472<br/>internal, mtu 1450<br/>between h2, h3"}}
   host0 === bridge0h0
   bridge0h0 <-->|"VXLAN 4242"| overlay0
   host1 === bridge0h1
@@ -654,7 +654,7 @@ def test_dot_draws_a_cluster_per_host_around_its_networks_and_the_overlay_outsid
     assert drawing.clusters["cluster_machine1"] == {"host1", "bridge0h1", "container1", "bridge1h1"}
     assert drawing.clusters["cluster_machine2"] == {"host2", "bridge1h2", "container2"}  # local (veth) has no bridge
     assert drawing.clusters["cluster_network0h1"] == {"bridge0h1", "container1"}
-    assert drawing.nodes["overlay0"]["label"] == "overlay network front\\n10.50.0.0/24\\nVXLAN 4242, UDP port 4789\\nmasquerade\\nmtu 1450\\nbetween h1, h2"
+    assert drawing.nodes["overlay0"]["label"] == "overlay network front 10.50.0.0/24\\nVXLAN 4242, UDP port 4789\\nmasquerade, mtu 1450\\nbetween h1, h2"
     assert not any(name.startswith("overlay") for members in drawing.clusters.values() for name in members)
     vxlan = sorted((a, b) for a, b, e in drawing.drawn_edges() if drawing.legend()[style_of(e)].startswith("an overlay network"))
     assert vxlan == [("bridge0h0", "overlay0"), ("bridge0h1", "overlay0"), ("bridge1h1", "overlay1"), ("bridge1h2", "overlay1")]
@@ -676,11 +676,6 @@ def test_dot_tables_across_hosts_sit_in_their_hosts_cluster():
 @pytest.mark.parametrize("name", ACROSS)
 def test_each_line_style_across_hosts_has_one_meaning_and_the_legend_names_it(name):
     test_each_line_style_has_one_meaning_and_the_legend_names_it(ACROSS[name])
-
-
-def test_two_hosts_are_shown_at_full_size_880_px_wide():
-    width, height = svg_size(dot(topology(TWO_HOSTS)))
-    assert width <= 660 and height <= 900, (width, height)
 
 
 @pytest.mark.parametrize("name", ACROSS)
