@@ -77,7 +77,22 @@ def _forwarding(t: Topology) -> str:
 
 
 def _host_line(t: Topology) -> str:
+    if t.on_host:  # one host's part of a topology across hosts
+        return f"host {t.on_host} ({t.underlay}, {_forwarding(t)})"
     return f"host ({_forwarding(t)})"
+
+
+def _remote(net: Network) -> Tree:
+    """In one host's part: the other hosts an overlay network reaches through its VXLAN device, with their containers."""
+    ov = net.overlay
+    if ov is None or ov.local is None:
+        return []
+    rows: Tree = []
+    for peer in ov.peers:
+        members = [m for m in ov.remote if m.underlay == peer]
+        shown = ", ".join(f"{m.container} {' '.join(map(str, m.addresses))}" for m in members)
+        rows.append((f"{ov.device} <──VXLAN {ov.vni}, UDP {ov.port}──> {members[0].host} ({peer}): {shown}", []))
+    return rows or [(f"{ov.device} (VXLAN {ov.vni}, UDP {ov.port}): no other host yet", [])]
 
 
 Tree = list[tuple[str, "Tree"]]  # lines, each with the lines under it
@@ -116,7 +131,8 @@ def text_picture(topology: Topology) -> str:
     if across(t):
         lines = [f"hosts ({_forwarding(t)})", *_tree(_across_tree(t))]
     else:
-        lines = [_host_line(t), *_tree([(_network_line(net), _members(net, t.members(net.name))) for net in t.networks.values()])]
+        lines = [_host_line(t), *_tree([(_network_line(net), [*_members(net, t.members(net.name)), *_remote(net)])
+                                        for net in t.networks.values()])]
     for c in t.containers.values():
         for p in c.processes:
             lines.append(f"{c.name} runs: {' '.join(p.argv)}{_as(p)}")

@@ -698,14 +698,16 @@ def test_mermaid_across_hosts_nests_networks_in_hosts_and_leaves_the_overlay_out
 
 
 def test_a_hosts_part_is_drawn_as_one_host():
-    """The picture heading one host's setup script: that host only, as a topology without hosts is drawn."""
+    """The picture heading one host's setup script: that host only, named with its address, each
+    overlay network's VXLAN device joined to the other hosts and their containers on it."""
     from nsgen.spread import part
 
     picture = text_picture(part(topology(TWO_HOSTS), "h2"))
     assert picture == "\n".join([
-        "host (ip_forward on)",
+        "host h2 (192.0.2.12, ip_forward on)",
         "└── network front (bridge br-front-2d72a, 10.50.0.0/24, gateway 10.50.0.1, masquerade, mtu 1450)",
-        "    └── ve-api-be97d <──veth──> api: eth0 10.50.0.3/24 mac 02:42:0a:32:00:03  published *:8080->80/tcp",
+        "    ├── ve-api-be97d <──veth──> api: eth0 10.50.0.3/24 mac 02:42:0a:32:00:03  published *:8080->80/tcp",
+        "    └── vx-front-27a92 <──VXLAN 4242, UDP 4789──> h1 (192.0.2.11): web 10.50.0.2",
     ])
 
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # nsgen 0.1.0: setup (batched) of topology overlay
 #
-# host (ip_forward on)
+# host h1 (192.0.2.11, ip_forward on)
 # └── network front (bridge br-front-2f7a6, 10.50.0.0/24, gateway 10.50.0.1, masquerade, mtu 1450)
-#     └── ve-web-4883c <──veth──> web: eth0 10.50.0.2/24 mac 02:42:0a:32:00:02  published *:8080->8000/tcp
+#     ├── ve-web-4883c <──veth──> web: eth0 10.50.0.2/24 mac 02:42:0a:32:00:02  published *:8080->8000/tcp
+#     └── vx-front-e5866 <──VXLAN 4242, UDP 4789──> h2 (192.0.2.12): api 10.50.0.3
 # web runs: nsgen echo-server --port 8000
 #
 # Undo: nsgen render --teardown --host h1 > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown --host h1)
