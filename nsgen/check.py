@@ -223,7 +223,7 @@ class _Checker:
             for a in c.attachments:
                 for r in t.routes_of(c, a):
                     self.static_route(c.name, a.interface, r.destination, r.gateway)
-        for kind in ("sysctl", "firewall", "file"):
+        for kind in ("overlay", "sysctl", "firewall", "file"):
             for step in self.plan.steps:
                 self.checks(step, kind)
         for step in self.plan.steps:
@@ -354,6 +354,8 @@ class _Checker:
             done = self.read(check.probe)
             for ok, what in check_nft.compare(check.text or "{}", done.returncode, done.stdout, done.stderr):
                 self.add(Result(PASS if ok else FAIL, check.kind, what))
+        elif check.compare in ("vxlan", "fdb"):
+            self.overlay(check)
         elif check.compare == "where_forward_drops":
             if self.probe(check.probe):
                 self.add(Result(PASS, check.kind, check.what))
@@ -363,6 +365,21 @@ class _Checker:
                 self.add(Result(FAIL, check.kind, check.what, f"missing, and {check.probe[0]}' FORWARD chain can drop ({drops})"))
         else:
             raise ValueError(f"unknown comparison {check.compare!r} of check {check.what!r}")
+
+    def overlay(self, check: Check) -> None:
+        """A VXLAN device, or the forwarding and neighbour entries of an overlay network, compared
+        with the facts the plan expects (check_overlay): one line each."""
+        from nsgen import check_overlay
+
+        expected = json.loads(check.text or "{}")
+        done = self.read(check.probe)
+        if check.compare == "vxlan":
+            ok, detail = check_overlay.vxlan(expected, done.returncode, done.stdout, done.stderr)
+        else:
+            neigh = self.read(check_overlay.neigh_argv(expected))
+            ok, detail = check_overlay.entries(expected, (done.returncode, done.stdout, done.stderr),
+                                               (neigh.returncode, neigh.stdout, neigh.stderr))
+        self.add(_ok(ok, check.kind, check.what, detail))
 
     def processes(self, step: Step) -> None:
         for cmd in step.commands:
