@@ -584,6 +584,49 @@ def _port_probes(t: Topology, c: Container) -> list[Probe]:
     return out
 
 
+def _resolves(netns: str, name: str, addresses: tuple[str, ...]) -> str | None:
+    """Whether `name` gives each of `addresses` inside netns (its hosts file: `getent ahosts`); None when it does."""
+    argv = ["ip", "netns", "exec", netns, "getent", "ahosts", name]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return "ip: command not found"
+    if done.returncode != 0:
+        return done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"no address for {name}"
+    found = list(dict.fromkeys(line.split()[0] for line in done.stdout.splitlines() if line.split()))
+    missing = [a for a in addresses if not any(_same(a, f) for f in found)]
+    return f"it gives {', '.join(found) or 'nothing'}, not {', '.join(missing)}" if missing else None
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
+
+
+def _remote_probes(t: Topology) -> list[Probe]:
+    """On each overlay network of a host's part, from its first container here: a ping to each
+    address of each container on another host, in each family the container here has, and the name
+    of the first of them looked up in the hosts file."""
+    out: list[Probe] = []
+    for net in t.networks.values():
+        here = t.members(net.name)
+        if net.overlay is None or not net.overlay.remote or not here:
+            continue
+        c, a = here[0]
+        for m in net.overlay.remote:
+            for address in m.addresses:
+                if a.address_of(address.version) is not None:
+                    out.append((f"{c.name} → remote {m.container} {address} on {m.host} ({net.name}, ping)",
+                                partial(_ping, c.name, str(address)), ""))
+        first = net.overlay.remote[0]
+        shown = tuple(str(x) for x in first.addresses)
+        out.append((f"{c.name} → name {first.container} gives {', '.join(shown)} ({net.name}, hosts file)",
+                    partial(_resolves, c.name, first.container, shown), ""))
+    return out
+
+
 def _probes(topology: Topology, aims: Aims) -> list[Probe]:
     """(what, test, why skipped): each test returns None on success or what went wrong."""
     out: list[Probe] = []
@@ -591,7 +634,7 @@ def _probes(topology: Topology, aims: Aims) -> list[Probe]:
         out += _neighbour_probes(topology, c)
         out += _outside_probes(topology, c, aims)
         out += _port_probes(topology, c)
-    return out
+    return out + _remote_probes(topology)
 
 
 def _version(text: str) -> int | None:
