@@ -75,8 +75,8 @@ def _device_check(net: Network, ov: Overlay) -> Check:
     """What `nsgen check` expects of the VXLAN device (check_overlay.vxlan compares it)."""
     facts = {"device": ov.device, "bridge": net.bridge, "vni": ov.vni, "local": str(ov.local), "port": ov.port, "mtu": net.mtu}
     mtu = f", MTU {net.mtu}" if net.mtu else ""
-    return Check("overlay", f"VXLAN device {ov.device} of {net.name} (VNI {ov.vni}, local {ov.local}, port {ov.port}{mtu}): up, "
-                 f"a port of {net.bridge}, learning nothing, suppressing neighbour requests",
+    return Check("overlay", f"VXLAN device {ov.device} of {net.name} (VNI {ov.vni}, local {ov.local}, port {ov.port}{mtu}) is up, "
+                 f"a port of {net.bridge}, learns nothing and suppresses neighbour requests",
                  probe=("ip", "-j", "-d", "link", "show", "dev", ov.device), text=json.dumps(facts, sort_keys=True), compare="vxlan")
 
 
@@ -87,8 +87,8 @@ def _entries_check(net: Network, ov: Overlay) -> Check:
               for m in ov.remote]
     facts = {"device": ov.device, "bridge": net.bridge, "peers": [str(p) for p in ov.peers], "remote": remote}
     addresses = sum(len(m.addresses) for m in ov.remote)
-    return Check("overlay", f"forwarding entries of {net.name}: {len(ov.peers)} peer(s) on {ov.device}, {len(ov.remote)} remote "
-                 f"container(s) behind them, {addresses} neighbour(s) on {net.bridge}",
+    return Check("overlay", f"forwarding and neighbour entries of {net.name} ({len(ov.peers)} peer(s) on {ov.device}, "
+                 f"{len(ov.remote)} remote container(s), {addresses} neighbour(s) on {net.bridge})",
                  probe=("bridge", "-j", "fdb", "show", "dev", ov.device), text=json.dumps(facts, sort_keys=True), compare="fdb")
 
 
