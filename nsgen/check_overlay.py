@@ -56,8 +56,9 @@ def vxlan(expected: dict[str, Any], returncode: int, output: str, error: str) ->
         wrong.append(f"its master is {link.get('master', 'none')}, not {expected['bridge']}")
     if facts.get("id") != expected["vni"]:
         wrong.append(f"its VNI is {facts.get('id', 'unknown')}")
-    if not _same_address(facts.get("local"), expected["local"]):
-        wrong.append(f"its local address is {facts.get('local', 'none')}")
+    local = facts.get("local", facts.get("local6"))  # local6: an IPv6 underlay
+    if not _same_address(local, expected["local"]):
+        wrong.append(f"its local address is {local or 'none'}")
     if facts.get("port") != expected["port"]:
         wrong.append(f"its UDP port is {facts.get('port', 'unknown')}")
     if facts.get("learning", True):

@@ -125,6 +125,17 @@ def test_each_difference_of_the_device_is_named(changes, said):
     assert vxlan(broken(**changes)) == (False, said)
 
 
+def test_an_ipv6_local_address_is_read_as_iproute2_names_it():
+    text = TOPOLOGY.replace("192.0.2.11", "2001:db8::11").replace("192.0.2.12", "2001:db8::12")
+    (device,) = [c for s in compile_plan(spread.part(topology(text), "h1")).steps for c in s.checks if c.compare == "vxlan"]
+    link = dict(copy.deepcopy(LINK), mtu=json.loads(device.text or "")["mtu"])  # IPv6's larger header leaves less
+    del link["linkinfo"]["info_data"]["local"]
+    link["linkinfo"]["info_data"]["local6"] = "2001:db8:0::11"
+    assert check_overlay.vxlan(json.loads(device.text or ""), 0, json.dumps([link]), "") == (True, "")
+    link["linkinfo"]["info_data"]["local6"] = "2001:db8::99"
+    assert check_overlay.vxlan(json.loads(device.text or ""), 0, json.dumps([link]), "") == (False, "its local address is 2001:db8::99")
+
+
 def test_several_differences_are_named_in_one_line():
     ok, detail = vxlan(broken(mtu=1500, linkinfo__info_slave_data__learning=True))
     assert not ok and detail == "its MTU is 1500; learning is on as a bridge port"
