@@ -4,7 +4,9 @@ What to expect comes from the plan itself wherever the plan can say it: its prob
 directory, namespaces, links, the firewall rules through `iptables -C` of exactly the rules setup
 adds, or the nftables table read once as JSON and compared with the plan's: check_nft.py), the
 files it writes (resolv.conf, sysctl.d), the sysctl values it sets and the pid files of the
-processes it starts. What a step does not probe (an interface up, an address, a route) is
+processes it starts; of one host's part of a topology across hosts, each overlay network's VXLAN
+device and its forwarding and neighbour entries, compared with the facts the overlay steps carry
+(check_overlay.py). What a step does not probe (an interface up, an address, a route) is
 observed read-only, from `ip -j` (JSON) and /proc, against the resolved topology.
 """
 
