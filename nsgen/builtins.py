@@ -630,7 +630,11 @@ def address_here(name: str, address: str) -> Result:
     """This host has `address`: it is host `name` of a topology across hosts, whose part is set up here."""
     from nsgen.hostinfo import host_addresses
 
-    if ipaddress.ip_address(address) in (host_addresses() or ()):
+    found = host_addresses()
+    if found is None:
+        return Result(1, "", f"cannot read this host's addresses (ip addr failed), so cannot tell whether it is host {name}; "
+                             "nothing was changed")
+    if ipaddress.ip_address(address) in found:
         return Result(0)
     return Result(1, "", f"hosts.{name}.address: {address} is not an address of this host, so this is not host {name}; "
                          "its part of the topology is set up on the host that has that address; nothing was changed")

@@ -692,7 +692,7 @@ class _NetworkDraft:
     invalid, gateways None when it is (or when the subnets are)."""
 
     __slots__ = ("bridge", "driver", "gateways", "internal", "label", "masquerade", "mtu", "name", "no_default_route", "outbound",
-                 "overlay", "parent", "path", "routes", "subnets")
+                 "overlay", "overlay_given", "parent", "path", "routes", "subnets")
 
     def __init__(self, path: str, label: str, name: str | None):
         self.path, self.label, self.name = path, label, name
@@ -708,6 +708,7 @@ class _NetworkDraft:
         self.parent: str | None = None  # the host interface of a macvlan or ipvlan network
         self.outbound: tuple[IPAddress, ...] = ()  # its outbound addresses, one a family
         self.overlay: Overlay | None = None  # a network across hosts: its VNI, port and VXLAN device
+        self.overlay_given = False  # whether it says overlay (valid or not)
 
     @property
     def direct(self) -> bool:
@@ -787,6 +788,7 @@ def _network(key: Any, spec: Any, topology: str, problems: Problems, env: Enviro
     draft.routes = _routes(spec.get("routes"), draft.subnets, f"{path}.routes", problems)
     draft.no_default_route = _bool(spec.get("no_default_route"), f"{path}.no_default_route", problems, False)
     if "overlay" in spec:
+        draft.overlay_given = True
         draft.overlay = spread.overlay(spec["overlay"], draft, topology, problems)
     return draft
 
@@ -988,7 +990,7 @@ def _bridge(spec: dict, draft: _NetworkDraft, topology: str, problems: Problems)
 
 def _resolve_containers(
     value: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment,
-    machines: dict[str, IPAddress] | None = None,
+    machines: dict[str, IPAddress | None] | None = None,
 ) -> dict[Any, dict]:
     """Each container's fields, by the key it is declared under; then the rules across them."""
     raw = _mapping(value, "containers", problems)
@@ -1018,7 +1020,7 @@ def _resolve_containers(
 
 
 def _container(key: Any, spec: Any, drafts: dict[Any, _NetworkDraft], topology: str, problems: Problems, env: Environment,
-               machines: dict[str, IPAddress] | None = None) -> dict:
+               machines: dict[str, IPAddress | None] | None = None) -> dict:
     """One container's fields, each checked whatever the others are (its name included)."""
     path = f"containers.{_k(key)}"
     cname = check_name(key, path, problems, cap=NAMESPACE_NAME_MAX, what="container name")

@@ -43,16 +43,19 @@ if TYPE_CHECKING:
 _LIKE = "like hosts: {h1: {address: 192.0.2.11}, h2: {address: 192.0.2.12}}"
 
 
-def resolve_hosts(value: Any, problems: Problems) -> dict[str, IPAddress]:
-    """The hosts a topology spans, by name: each with an address of its own, all of one family."""
+def resolve_hosts(value: Any, problems: Problems) -> dict[str, IPAddress | None]:
+    """The hosts a topology spans, by name: each with an address of its own, all of one family
+    (None where the address given is not valid: reported, and the host still known by its name)."""
     raw = _mapping(value, "hosts", problems)
     if not raw:
         problems.add("hosts", f"lists no host: list each host the topology spans with its address ({_LIKE}), or leave hosts out")
-    result: dict[str, IPAddress] = {}
+    result: dict[str, IPAddress | None] = {}
     owners: dict[IPAddress, str] = {}
     for key, spec in raw.items():
         path = f"hosts.{_k(key)}"
         name = check_name(key, path, problems, cap=HOST_NAME_MAX, what="host name")
+        if isinstance(key, str):  # known by the name written even when it is not valid (reported): no second error for it
+            result[key] = None
         spec = _entry(key, spec, path, problems)
         if spec is None:
             continue
@@ -73,7 +76,7 @@ def resolve_hosts(value: Any, problems: Problems) -> dict[str, IPAddress]:
         owners[address] = _k(key)
         if name is not None:
             result[name] = address
-    if len({a.version for a in result.values()}) > 1:
+    if len({a.version for a in result.values() if a is not None}) > 1:
         problems.add("hosts", "mixes IPv4 and IPv6 addresses: VXLAN between hosts travels over one family; give every host an "
                               "address of the same family")
     return result
@@ -123,7 +126,7 @@ def overlay(value: Any, draft: _NetworkDraft, topology: str, problems: Problems)
     return Overlay(vni=vni, port=port, device=device)
 
 
-def check_overlays(drafts: dict[Any, _NetworkDraft], machines: dict[str, IPAddress] | None, problems: Problems) -> None:
+def check_overlays(drafts: dict[Any, _NetworkDraft], machines: dict[str, IPAddress | None] | None, problems: Problems) -> None:
     """An overlay needs hosts and a VNI of its own; unless it says its MTU, it carries what the
     hosts' network does less VXLAN's headers (1500 - 50 over IPv4, - 70 over IPv6)."""
     vnis: dict[int, str] = {}
@@ -138,11 +141,12 @@ def check_overlays(drafts: dict[Any, _NetworkDraft], machines: dict[str, IPAddre
             problems.add(f"{draft.path}.overlay.vni", f"{overlay.vni} is already the VNI of network {vnis[overlay.vni]!r}; "
                                                       "each overlay needs its own")
         vnis.setdefault(overlay.vni, draft.label)
-        if draft.mtu is None and machines:
-            draft.mtu = UNDERLAY_MTU - VXLAN_OVERHEAD[next(iter(machines.values())).version]
+        family = next((a.version for a in (machines or {}).values() if a is not None), 4)
+        if draft.mtu is None:
+            draft.mtu = UNDERLAY_MTU - VXLAN_OVERHEAD[family]
 
 
-def container_host(spec: dict, path: str, machines: dict[str, IPAddress] | None, problems: Problems) -> str:
+def container_host(spec: dict, path: str, machines: dict[str, IPAddress | None] | None, problems: Problems) -> str:
     """The host a container runs on: one of `hosts` (the only one, when there is one), "" without hosts."""
     given = spec.get("host")
     if machines is None:
@@ -172,7 +176,7 @@ def check_spans(containers: dict[Any, dict], drafts: dict[Any, _NetworkDraft], p
             where.setdefault(net, {}).setdefault(container["host"], container["label"])
     for net, hosts in where.items():
         draft = drafts.get(net)
-        if draft is None or draft.overlay is not None or len(hosts) < 2:
+        if draft is None or draft.overlay_given or len(hosts) < 2:
             continue
         shown = " and ".join(f"{c} (on {h})" for h, c in list(hosts.items())[:2])
         problems.add(draft.path, f"{shown} both attach to it, but it is not an overlay: a network spans hosts only with "
@@ -187,7 +191,7 @@ def _derived_mac(a: Attachment) -> str:
     return "02:42:" + ":".join(f"{b:02x}" for b in packed)
 
 
-def spread(topology: Topology, machines: dict[str, IPAddress], problems: Problems) -> Topology:
+def spread(topology: Topology, machines: dict[str, IPAddress | None], problems: Problems) -> Topology:
     """The whole topology across its hosts: each overlay attachment with a MAC address every host
     knows (derived where none is given)."""
     given = {a.mac_address: (c.name, a.network) for c in topology.containers.values() for a in c.attachments if a.mac_address}
@@ -207,7 +211,7 @@ def spread(topology: Topology, machines: dict[str, IPAddress], problems: Problem
             attachments.append(a)
         containers[c.name] = c._replace(attachments=tuple(attachments))
     problems.raise_if_any()
-    return topology._replace(containers=containers, hosts=tuple(Machine(n, a) for n, a in machines.items()))
+    return topology._replace(containers=containers, hosts=tuple(Machine(n, a) for n, a in machines.items() if a is not None))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Shared test setup: the `sandbox` fixture (a throwaway root host, see sandbox.py) and its marker,
-and `firewall_backend`, which runs a test once with each firewall backend.
+`hosts2` and `hosts3` (simulated hosts inside it), and `firewall_backend`, which runs a test once
+with each firewall backend.
 
 Tests that use `sandbox` or `sandbox_factory` are marked `sandbox` automatically
 (`pytest -m sandbox` / `-m "not sandbox"`). Where no sandbox can be made (not root, a tool
@@ -15,7 +16,15 @@ from typing import NoReturn
 
 import pytest
 
-from tests.sandbox import Sandbox, SandboxUnavailable, Snapshot, diff_snapshots, unavailable_reason
+from tests.sandbox import (
+    Sandbox,
+    SandboxUnavailable,
+    SimulatedHosts,
+    Snapshot,
+    diff_snapshots,
+    simulated_hosts,
+    unavailable_reason,
+)
 
 REQUIRE_SANDBOX_ENV = "NSGEN_REQUIRE_SANDBOX"
 SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_factory"})
@@ -102,6 +111,18 @@ def sandbox_factory(_sandbox_preflight: None) -> Iterator[Callable[..., Sandbox]
 def sandbox(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
     """A started sandbox host with its world (see sandbox.py), closed after the test."""
     return sandbox_factory()
+
+
+@pytest.fixture
+def hosts2(sandbox: Sandbox) -> SimulatedHosts:
+    """Two simulated hosts h1, h2 on the sandbox's underlay (nsgen/sandbox/hosts.py); they die with it."""
+    return simulated_hosts(sandbox, 2)
+
+
+@pytest.fixture
+def hosts3(sandbox: Sandbox) -> SimulatedHosts:
+    """Three simulated hosts h1, h2, h3 on the sandbox's underlay; they die with it."""
+    return simulated_hosts(sandbox, 3)
 
 
 # How many input cases and fault-sweep points ran: printed at the end of the run.

@@ -1,6 +1,6 @@
 """Fault injection for sandbox tests: shims in front of PATH for the tools nsgen runs.
 
-Every call of `ip`, `iptables`, `iptables-restore`, their IPv6 twins, `nft` or `sysctl` is counted; at call number
+Every call of `ip`, `bridge`, `iptables`, `iptables-restore`, their IPv6 twins, `nft` or `sysctl` is counted; at call number
 NSGEN_FAULT_AT the shim fails with its own message, or signals the process that called it.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.sandbox import Sandbox
 
-TOOLS = ("ip", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore", "nft", "sysctl")
+TOOLS = ("ip", "bridge", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore", "nft", "sysctl")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 SHIM = """#!/bin/sh

@@ -30,4 +30,8 @@ def plan_of(text: str, env: Environment | None = None) -> Plan:
 
 
 def example_plan(name: str) -> Plan:
-    return plan_of((EXAMPLES / name).read_text())
+    """An example's plan; of an example across hosts, its first host's part."""
+    from nsgen import spread
+
+    whole = topology((EXAMPLES / name).read_text())
+    return compile_plan(spread.part(whole, whole.hosts[0].name) if whole.hosts else whole)

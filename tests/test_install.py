@@ -37,8 +37,8 @@ def test_wheel_in_fresh_venv_renders(tmp_path):
     ).stdout.splitlines()
     assert shipped[0].startswith(str(venv))
     assert "dns_server.py" in shipped[1] and "http_server.py" in shipped[1]
-    assert shipped[2] == ("['bridge.yaml', 'dual-stack.yaml', 'ipv6-only.yaml', 'jumbo.yaml', 'macvlan.yaml', 'names.yaml', 'pod.yaml', "
-                          "'ports.yaml', 'tutorial.yaml']") and shipped[3] == "True"
+    assert shipped[2] == ("['bridge.yaml', 'dual-stack.yaml', 'ipv6-only.yaml', 'jumbo.yaml', 'macvlan.yaml', 'names.yaml', 'overlay.yaml', "
+                          "'pod.yaml', 'ports.yaml', 'tutorial.yaml']") and shipped[3] == "True"
     init = subprocess.run([nsgen, "init", "--example", "bridge", "-o", "-"], capture_output=True, text=True, cwd=run, check=True)
     assert "name: bridge-lab" in init.stdout
 

@@ -1,6 +1,8 @@
 """The sandbox: a throwaway host (private network and mount namespaces) with a simulated world.
 
-`host` builds it and takes snapshots of it (standard library only); `session` brings a topology
+`host` builds it and takes snapshots of it (standard library only); `hosts` adds simulated hosts
+to it (their own network and mount namespaces on an underlay bridge, for networks that span
+hosts); `session` brings a topology
 up inside one for `nsgen sandbox`; `world/` holds the world's web and DNS servers, run as scripts.
 """
 
@@ -23,6 +25,7 @@ from nsgen.sandbox.host import (
     diff_snapshots,
     unavailable_reason,
 )
+from nsgen.sandbox.hosts import SimulatedHost, SimulatedHosts, simulated_hosts
 
 __all__ = [
     "DNS_ADDR",
@@ -39,7 +42,10 @@ __all__ = [
     "SandboxCommandError",
     "SandboxError",
     "SandboxUnavailable",
+    "SimulatedHost",
+    "SimulatedHosts",
     "Snapshot",
     "diff_snapshots",
+    "simulated_hosts",
     "unavailable_reason",
 ]

@@ -53,6 +53,12 @@ Killing every process of the sandbox frees it: its mount namespace holds the /ru
 holds the bind mounts that keep its network namespaces alive. If the owning process dies without
 close(), the helper sees its stdin close and kills the sandbox itself.
 
+Simulated hosts (hosts.py, `simulated_hosts(box, n)`): for networks that span hosts, a sandbox
+can hold hosts h1..hn, each a network and mount namespace of its own (its own /run, /etc/netns,
+/etc/sysctl.d, pinned sysctls and empty tables, as here), with eth0 192.0.2.(10+i) on a bridge
+`underlay` 192.0.2.1/24 of the sandbox host, which then forwards between it and the world
+(without NAT: the world sees a host's own address). close() closes them first.
+
 Standard library only: the helper runs with `python -S`, without site-packages.
 """
 
@@ -380,11 +386,14 @@ class Sandbox:
         reason = unavailable_reason()
         if reason:
             raise SandboxUnavailable(reason)
+        self.iptables_tables = tuple(iptables_tables)
         self.pid: int = 0
         self.world_pids: dict[str, int] = {}
         self.closed = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._members: _Membership | None = None
+        # what else dies with the sandbox, first of all (simulated hosts: see hosts.py)
+        self._closers: list[Callable[[], None]] = []
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the helper's and the world servers' stderr
         self._run_source = f"sandbox-run-{os.urandom(6).hex()}"  # names this sandbox's /run tmpfs
         config = {"iptables_tables": list(iptables_tables), "timeout": start_timeout, "run_source": self._run_source}
@@ -535,105 +544,8 @@ class Sandbox:
         """
         if self.closed:
             raise SandboxError("the sandbox is closed")
-        sections = {
-            "netns": "ip -j netns list",
-            "links": "ip -j -d link show",
-            "addresses": "ip -j addr show",
-            "routes": "ip -4 -j route show table all",
-            "routes6": "ip -6 -j route show table all",
-            "iptables": "iptables-save",
-            "ip6tables": "ip6tables-save",
-            "nft": "if command -v nft >/dev/null; then nft list ruleset; else echo '# nft is not installed'; fi",
-            "sysctl": (  # bash builtins only: no process per key
-                f"for key in {' '.join(SNAPSHOT_SYSCTLS)}; do f=/proc/sys/${{key//.//}}; "
-                'if [ -r "$f" ]; then read -r value < "$f"; echo "$key = $value"; '
-                'else echo "$key = (absent)"; fi; done'
-            ),
-        }
-        script = "".join(
-            f"echo '{_SECTION}begin {name}'; {{ {command}; }} 2>&1; echo \"{_SECTION}exit $?\"\n"
-            for name, command in sections.items()
-        )
-        out = self.run(["bash", "-c", script], cwd="/").stdout
-        lines: dict[str, list[str]] = {}
-        current = ""
-        for line in out.splitlines():
-            if line.startswith(_SECTION):
-                word, _, arg = line[len(_SECTION):].partition(" ")
-                if word == "begin":
-                    current = arg
-                    lines[current] = []
-                elif arg != "0":
-                    output = "\n".join(lines[current])
-                    raise SandboxError(f"snapshot: {sections[current]!r} exited with status {arg}:\n{output}")
-            else:
-                lines[current].append(line)
-        raw = {name: "\n".join(body) for name, body in lines.items()}
-        iptables = _normalize_iptables(raw["iptables"])
-        return Snapshot({
-            "netns": sorted(ns["name"] for ns in _json_list(raw["netns"])),
-            "links": sorted(_link(link) for link in _json_list(raw["links"])),
-            "addresses": sorted(
-                _address(link["ifname"], info)
-                for link in _json_list(raw["addresses"])
-                for info in link.get("addr_info", [])
-                if not (info.get("family") == "inet6" and info.get("scope") == "link")
-            ),
-            "routes": sorted(_route(route) for route in _json_list(raw["routes"])),
-            "routes6": sorted(
-                _route(route) for route in _json_list(raw["routes6"]) if not _link_local(route.get("dst", ""))
-            ),
-            "iptables": iptables,
-            "ip6tables": _normalize_iptables(raw["ip6tables"]),
-            "forward_policy": [_forward_policy(iptables)],
-            "nft": _normalize_nft(raw["nft"]),
-            "sysctl": sorted(line.strip() for line in raw["sysctl"].splitlines() if line.strip()),
-            "files": self._files(),
-            "processes": self._processes(),
-        })
-
-    def _files(self) -> list[str]:
-        import hashlib
-
         assert self._members is not None
-        root = self._members.path("")
-        entries = []
-        for top in SNAPSHOT_DIRS:
-            if not os.path.isdir(root + top):
-                continue
-            for directory, dirnames, filenames in os.walk(root + top):
-                path = directory[len(root):]
-                entries.append(f"{path}/ (dir {os.lstat(directory).st_mode & 0o7777:04o})")
-                for name in dirnames + filenames:
-                    full = os.path.join(directory, name)
-                    shown = full[len(root):]
-                    st = os.lstat(full)
-                    if os.path.islink(full):
-                        entries.append(f"{shown} -> {os.readlink(full)}")
-                    elif os.path.isfile(full):
-                        with open(full, "rb") as f:
-                            data = f.read()
-                        try:
-                            content = repr(data.decode()) if len(data) <= 65536 else None
-                        except UnicodeDecodeError:
-                            content = None
-                        if content is None:
-                            content = f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}"
-                        entries.append(f"{shown} (file {st.st_mode & 0o7777:04o}): {content}")
-                    elif name not in dirnames:
-                        entries.append(f"{shown} (special {st.st_mode:o})")
-        return sorted(entries)
-
-    def _processes(self) -> list[str]:
-        assert self._members is not None
-        self._members.refresh()
-        exclude = {self.pid, *self.world_pids.values()}
-        found = []
-        for pid in self._members.pids(exclude):
-            ns, cmdline = self._members.netns_of(pid), _cmdline(pid)
-            if ns is not None and cmdline is not None:
-                found.append(f"[netns {ns}] {cmdline}")
-        return sorted(found)
+        return take_snapshot(self.run, self._members, {self.pid, *self.world_pids.values()})
 
     def processes(self) -> dict[int, str]:
         """pid -> command line of every process in the sandbox other than the helper and the world servers."""
@@ -649,6 +561,13 @@ class Sandbox:
         if self.closed:
             return
         self.closed = True
+        errors = []
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception as exc:  # the sandbox itself goes anyway
+                errors.append(exc)
+        self._closers = []
         proc = self._proc
         members = self._members
         if members is None and proc is not None and proc.poll() is None:
@@ -671,6 +590,8 @@ class Sandbox:
             if members is not None:
                 members.close()  # now the kernel can free the namespaces
             self._log.close()
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> Sandbox:
         return self
@@ -680,6 +601,117 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return f"<Sandbox pid={self.pid}{' closed' if self.closed else ''}>"
+
+
+def take_snapshot(
+    run: Callable[..., subprocess.CompletedProcess[str]], members: _Membership, exclude: set[int],
+) -> Snapshot:
+    """A normalized picture of one host (see Sandbox.snapshot): `run(argv, cwd=...)` runs a command
+    there, `members` recognises its processes and reaches its files, `exclude` are the processes
+    that make it (the helper, the world servers, a simulated host's holder)."""
+    raw = _snapshot_sections(run)
+    iptables = _normalize_iptables(raw["iptables"])
+    return Snapshot({
+        "netns": sorted(ns["name"] for ns in _json_list(raw["netns"])),
+        "links": sorted(_link(link) for link in _json_list(raw["links"])),
+        "addresses": sorted(
+            _address(link["ifname"], info)
+            for link in _json_list(raw["addresses"])
+            for info in link.get("addr_info", [])
+            if not (info.get("family") == "inet6" and info.get("scope") == "link")
+        ),
+        "routes": sorted(_route(route) for route in _json_list(raw["routes"])),
+        "routes6": sorted(
+            _route(route) for route in _json_list(raw["routes6"]) if not _link_local(route.get("dst", ""))
+        ),
+        "iptables": iptables,
+        "ip6tables": _normalize_iptables(raw["ip6tables"]),
+        "forward_policy": [_forward_policy(iptables)],
+        "nft": _normalize_nft(raw["nft"]),
+        "sysctl": sorted(line.strip() for line in raw["sysctl"].splitlines() if line.strip()),
+        "files": _files(members),
+        "processes": _processes(members, exclude),
+    })
+
+
+def _snapshot_sections(run: Callable[..., subprocess.CompletedProcess[str]]) -> dict[str, str]:
+    """The raw output of each of the snapshot's commands, all run in one bash."""
+    sections = {
+        "netns": "ip -j netns list",
+        "links": "ip -j -d link show",
+        "addresses": "ip -j addr show",
+        "routes": "ip -4 -j route show table all",
+        "routes6": "ip -6 -j route show table all",
+        "iptables": "iptables-save",
+        "ip6tables": "ip6tables-save",
+        "nft": "if command -v nft >/dev/null; then nft list ruleset; else echo '# nft is not installed'; fi",
+        "sysctl": (  # bash builtins only: no process per key
+            f"for key in {' '.join(SNAPSHOT_SYSCTLS)}; do f=/proc/sys/${{key//.//}}; "
+            'if [ -r "$f" ]; then read -r value < "$f"; echo "$key = $value"; '
+            'else echo "$key = (absent)"; fi; done'
+        ),
+    }
+    script = "".join(
+        f"echo '{_SECTION}begin {name}'; {{ {command}; }} 2>&1; echo \"{_SECTION}exit $?\"\n"
+        for name, command in sections.items()
+    )
+    out = run(["bash", "-c", script], cwd="/").stdout
+    lines: dict[str, list[str]] = {}
+    current = ""
+    for line in out.splitlines():
+        if line.startswith(_SECTION):
+            word, _, arg = line[len(_SECTION):].partition(" ")
+            if word == "begin":
+                current = arg
+                lines[current] = []
+            elif arg != "0":
+                output = "\n".join(lines[current])
+                raise SandboxError(f"snapshot: {sections[current]!r} exited with status {arg}:\n{output}")
+        else:
+            lines[current].append(line)
+    return {name: "\n".join(body) for name, body in lines.items()}
+
+
+def _files(members: _Membership) -> list[str]:
+    import hashlib
+
+    root = members.path("")
+    entries = []
+    for top in SNAPSHOT_DIRS:
+        if not os.path.isdir(root + top):
+            continue
+        for directory, dirnames, filenames in os.walk(root + top):
+            path = directory[len(root):]
+            entries.append(f"{path}/ (dir {os.lstat(directory).st_mode & 0o7777:04o})")
+            for name in dirnames + filenames:
+                full = os.path.join(directory, name)
+                shown = full[len(root):]
+                st = os.lstat(full)
+                if os.path.islink(full):
+                    entries.append(f"{shown} -> {os.readlink(full)}")
+                elif os.path.isfile(full):
+                    with open(full, "rb") as f:
+                        data = f.read()
+                    try:
+                        content = repr(data.decode()) if len(data) <= 65536 else None
+                    except UnicodeDecodeError:
+                        content = None
+                    if content is None:
+                        content = f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}"
+                    entries.append(f"{shown} (file {st.st_mode & 0o7777:04o}): {content}")
+                elif name not in dirnames:
+                    entries.append(f"{shown} (special {st.st_mode:o})")
+    return sorted(entries)
+
+
+def _processes(members: _Membership, exclude: set[int]) -> list[str]:
+    members.refresh()
+    found = []
+    for pid in members.pids(exclude):
+        ns, cmdline = members.netns_of(pid), _cmdline(pid)
+        if ns is not None and cmdline is not None:
+            found.append(f"[netns {ns}] {cmdline}")
+    return sorted(found)
 
 
 def _helper_command(config: dict) -> list[str]:
