@@ -206,3 +206,21 @@ def test_a_failure_anywhere_in_a_hosts_setup_leaves_that_host_as_it_was(hosts2, 
     assert failed > total // 3
     h1.run(argv)  # and once more without a fault: it comes up
     assert ping(h1, "web", "api")
+
+
+def test_nsgen_sandbox_tries_a_topology_across_hosts_on_simulated_hosts(sandbox, tmp_path):
+    """`nsgen sandbox`, inside the test's sandbox: each host's part up on a simulated host of its
+    own, at that host's address instead of the topology's; a command runs on the first."""
+    text = OVERLAY.replace("192.0.2.11", "198.51.100.21").replace("192.0.2.12", "198.51.100.22")
+    topology = write(tmp_path, text)
+    before = sandbox.snapshot()
+    done = sandbox.run([*NSGEN, "sandbox", "-f", topology], check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "host h1 is simulated host h1 at 192.0.2.11 instead of 198.51.100.21" in done.stderr
+    assert "topology overlay is up on hosts h1, h2" in done.stderr
+    assert "FAIL" not in done.stdout and done.stdout.count("matches this host") == 0  # the summaries go to stderr
+    assert done.stderr.count("checks passed") == 2
+    fetch = sandbox.run([*NSGEN, "sandbox", "-f", topology, "--", "ip", "netns", "exec", "web", "curl", "-sf", "--max-time", "3",
+                         "http://api:8000/echo"], check=False)
+    assert fetch.returncode == 0 and echoed(fetch.stdout), fetch.stdout + fetch.stderr
+    assert sandbox.snapshot() == before

@@ -6,7 +6,7 @@
 #     └── ve-web-4883c <──veth──> web: eth0 10.50.0.2/24 mac 02:42:0a:32:00:02  published *:8080->8000/tcp
 # web runs: nsgen echo-server --port 8000
 #
-# Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
+# Undo: nsgen render --teardown --host h1 > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown --host h1)
 #
 # The steps come first, in the tutorial's order; the helper functions, the lock, the checks and the rollback that run them are at the end of the script.
 # Values are single-quoted on purpose: nothing in them is expanded.
