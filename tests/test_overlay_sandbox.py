@@ -101,6 +101,10 @@ def test_two_hosts_through_nsgen_run(hosts2, tmp_path):
     again = h2.run([*NSGEN, "run", "-f", topology])  # again: every step found done
     assert "topology overlay is up" in again.stderr
     assert ping(h2, "api", "web")
+    for h in hosts2:  # each host's check finds its part as set up, and reaches the other host's containers
+        checked = h.run([*NSGEN, "check", "--probe", "-f", topology], check=False)
+        assert checked.returncode == 0 and "FAIL" not in checked.stdout, checked.stdout + checked.stderr
+        assert "PASS  overlay" in checked.stdout and " → remote " in checked.stdout, checked.stdout
     # the wrong host is refused before anything changes
     wrong = h1.run([*NSGEN, "run", "-f", topology, "--host", "h2"], check=False)
     assert wrong.returncode == 1

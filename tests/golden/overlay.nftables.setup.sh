@@ -36,12 +36,12 @@ begin 1 ip_forward:restore  # for the rollback: nothing to do at setup
 
 # ==== Bridges ====
 
-# Create bridge br-front-2f7a6 for network front: a virtual switch for its containers.
+# Create bridge br-front-2f7a6 for network front: a virtual switch for its containers, with a MAC address of its own, 02:05:3e:07:f8:8d: one it took from a port would change as ports come and go, and the kernel would drop the neighbour entries that say where the other hosts' containers are.
 if has_link br-front-2f7a6; then
   nsgen_say 'already done: bridge:front'
 else
   begin 2 bridge:front
-  ip link add br-front-2f7a6 group 0x6eff3cbe type bridge
+  ip link add br-front-2f7a6 group 0x6eff3cbe address 02:05:3e:07:f8:8d type bridge
 fi
 
 # Give br-front-2f7a6 the gateway address 10.50.0.1/24, mark it as topology overlay's (alias nsgen:overlay), set its MTU to 1450 (its own, whatever its ports) and bring it up: the host is the network's router.
