@@ -521,7 +521,8 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
 @main.command()
 @click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--probe", is_flag=True, help="Also test connectivity from each container, in each family its networks have "
-              "(IPv4, IPv6): its gateways, its neighbours, published ports, and the outside when it is masqueraded.")
+              "(IPv4, IPv6): its gateways, its neighbours, published ports, and the outside when it is masqueraded; across "
+              "hosts, the containers on the other hosts of each overlay network, by address and by name.")
 @click.option("--probe-target", "probe_targets", metavar="ADDR", multiple=True,
               help="The outside address (or name) the probe pings from masqueraded containers. Default: the host's default "
               "gateway of each family (`ip route`, `ip -6 route`). Give it once a family: an IPv4 and an IPv6 address; a name "
@@ -530,7 +531,8 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
 @click.option("--host", "host", metavar="HOST", help=HOST_HELP + " Default: the host whose address this one has.")
 def check(file: str | None, probe: bool, probe_targets: tuple[str, ...], as_json: bool, host: str | None) -> None:
     """Compare this host with the topology: namespaces, links up, addresses, routes, forwarding and
-    each container's own sysctls, firewall rules, resolv.conf and hosts files, and processes. Prints one PASS or FAIL line each and exits
+    each container's own sysctls, firewall rules, resolv.conf and hosts files, and processes; of one host's part of a topology
+    across hosts, each VXLAN device and its forwarding and neighbour entries too. Prints one PASS or FAIL line each and exits
     with status 1 when anything has drifted. Changes nothing.
 
     \b
