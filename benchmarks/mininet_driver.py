@@ -54,6 +54,10 @@ def main() -> None:
     try:
         net.build()
         net.start()
+        # addNAT gives every host its default route when it is called, before build() has given
+        # the hosts their addresses (the route is refused then): give it again, as Mininet would.
+        for host in hosts:
+            host.setDefaultRoute(f"via {gateway}")
         for rule in rules:
             nat.cmd(f"iptables -t nat -A PREROUTING {rule}")
     except Exception as exc:  # Mininet raises bare Exceptions

@@ -133,6 +133,12 @@ class Way:
     def prepare(self) -> None:
         """Write what the way reads (untimed: a runtime has it in memory)."""
 
+    def before_up(self) -> None:
+        """Untimed: what the host needs before this way can work (put back by after_down)."""
+
+    def after_down(self) -> None:
+        """Untimed: put back what before_up changed."""
+
     def up(self) -> Timing:
         raise NotImplementedError
 
@@ -348,10 +354,15 @@ class Netavark(ScriptWay):
         shutil.rmtree(self.config, ignore_errors=True)
 
 
+BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
+
+
 class MininetWay(Way):
     key, label = "mininet", "Mininet"
     note = ("one Python process; a NAT node (a veth from the bridge to the host) is the gateway; "
-            "its hosts are shells, kept running; published ports added as DNAT rules by the same process")
+            "its hosts are shells, kept running; published ports added as DNAT rules by the same process; "
+            f"run with {BRIDGE_NF} = 0 (with 1, the kernel's default once br_netfilter is loaded, the NAT node's "
+            "MASQUERADE rule also takes the frames the bridge forwards to it, and no host reaches the outside)")
 
     def __init__(self, sb: Sandbox, folder: Path, n: int) -> None:
         super().__init__(sb, folder, n)
@@ -359,12 +370,38 @@ class MininetWay(Way):
         self.pids: list[int] = []
         self.setup_cpu = 0.0
 
+    INTERFACES = "/etc/network/interfaces"
+
+    def prepare(self) -> None:
+        self.interfaces = self.read_interfaces()
+
+    def read_interfaces(self) -> str:
+        return self.sb.run(["cat", self.INTERFACES], check=False).stdout
+
+    def own_leftovers(self) -> list[str]:
+        # The NAT node appends "iface nat0-eth0 inet manual" to /etc/network/interfaces (kept from
+        # network managers), and leaves it there; in the sandbox, /etc is an overlay that dies with it.
+        now = self.read_interfaces()
+        if now == self.interfaces:
+            return []
+        return [f"{self.INTERFACES}: {line.strip()!r}" for line in now.splitlines()
+                if line.strip() and line not in self.interfaces.splitlines()]
+
     def missing(self) -> str | None:
         if not MININET_PYTHON.is_file() or subprocess.run(
                 [str(MININET_PYTHON), "-c", "import mininet.net"], capture_output=True).returncode != 0:
             return f"not installed (no mininet module for {MININET_PYTHON})"
         absent = [tool for tool in ("mnexec", "brctl", "ifconfig") if not shutil.which(tool)]
         return f"not installed ({', '.join(absent)} missing)" if absent else None
+
+    def before_up(self) -> None:
+        self.bridge_nf = self.sb.run(["sysctl", "-n", BRIDGE_NF], check=False).stdout.strip()
+        if self.bridge_nf:
+            self.sb.run(["sysctl", "-q", "-w", f"{BRIDGE_NF}=0"])
+
+    def after_down(self) -> None:
+        if self.bridge_nf:
+            self.sb.run(["sysctl", "-q", "-w", f"{BRIDGE_NF}={self.bridge_nf}"])
 
     def up(self) -> Timing:
         argv = ["nsenter", f"--target={self.sb.pid}", "--net", "--mount", "--",
@@ -426,7 +463,7 @@ SERVER = ("import socket\n"
           f"s.bind(('0.0.0.0', {CONTAINER_PORT})); s.listen(); s.settimeout(20)\n"
           "c, _ = s.accept(); c.sendall(b'peers-ok\\n'); c.close()\n")
 CLIENT = ("import socket, sys\n"
-          "c = socket.create_connection((sys.argv[1], int(sys.argv[2])), 2); c.settimeout(2)\n"
+          "c = socket.create_connection((sys.argv[1], int(sys.argv[2])), 1); c.settimeout(2)\n"
           "print(c.recv(64).decode().strip())\n")
 FETCH = ("import sys, urllib.request\n"
          "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())\n")
@@ -458,11 +495,11 @@ def check(sb: Sandbox, way: Way, n: int) -> None:
     for i in sorted({0, n - 1}):
         script = (
             f"{shlex.join(way.inside(i))} {python} -S -c {shlex.quote(SERVER)} >/dev/null 2>&1 & s=$!\n"
-            "for k in $(seq 100); do "
-            f"out=$(ip netns exec {WORLD_NS} {python} -S -c {shlex.quote(CLIENT)} {HOST_ADDR} {FIRST_PORT + i} 2>/dev/null) "
+            "for k in $(seq 50); do "
+            f"out=$(ip netns exec {WORLD_NS} timeout 5 {python} -S -c {shlex.quote(CLIENT)} {HOST_ADDR} {FIRST_PORT + i} 2>/dev/null) "
             "&& break; sleep 0.1; done\n"
             "kill $s 2>/dev/null; wait $s 2>/dev/null\necho \"$out\"\n")
-        answer = sb.sh(script, timeout=120, check=False).stdout.strip()
+        answer = sb.sh(script, timeout=300, check=False).stdout.strip()
         if answer != "peers-ok":
             raise SetupFailed(f"published port {HOST_ADDR}:{FIRST_PORT + i} (container {i}) does not answer from the world"
                               + (f" (got {answer!r})" if answer else ""))
@@ -489,7 +526,15 @@ class Baseline:
         return {link["ifname"] for link in json.loads(self.sb.run(["ip", "-j", "link", "show"]).stdout)}
 
     def left_behind(self) -> list[str]:
-        return diff_snapshots(self.sb.snapshot(), self.snapshot)
+        """What differs from the baseline, once the sandbox has settled: the kernel frees a deleted
+        namespace's interfaces in the background, a moment after `ip netns delete` returns."""
+        diff = diff_snapshots(self.sb.snapshot(), self.snapshot)
+        for _attempt in range(8):
+            if not diff:
+                break
+            time.sleep(0.25)
+            diff = diff_snapshots(self.sb.snapshot(), self.snapshot)
+        return diff
 
     def restore(self) -> None:
         """Remove what a way left: namespaces, links, firewall rules, sysctls, files."""
@@ -511,29 +556,39 @@ class Baseline:
 
 
 def summary(lines: list[str]) -> str:
-    """A short account of a snapshot diff: per key, what was left (+) or is gone (-)."""
+    """A short account of a snapshot diff: per key, how many lines were left (+) or are gone (-), and
+    the first names: links, namespaces, chains, sysctls. nft is left out when iptables is there (with
+    iptables-nft, the same rules seen twice)."""
     if not lines:
         return "nothing"
-    parts, key, count, names = [], "", 0, []
-
-    def close() -> None:
-        if key:
-            parts.append(f"{key}: {count}" + (f" ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else ""))
-
+    sections: dict[str, list[str]] = {}
+    key = ""
     for line in lines:
         if not line.startswith("  "):
-            close()
-            key, count, names = line.rstrip(":"), 0, []
+            key = line.rstrip(":")
+            sections[key] = []
+        else:
+            sections[key].append(line[2:])
+    if "iptables" in sections:
+        sections.pop("nft", None)
+    parts = []
+    for key, changes in sections.items():
+        added = [c[2:] for c in changes if c.startswith("+")]
+        gone = len(changes) - len(added)
+        names: list[str] = []
+        for text in added:
+            if key in ("links", "netns"):
+                names.append(text.split()[0].rstrip(":"))
+            elif key == "sysctl":
+                names.append(text.replace(" = ", "="))
+            elif key in ("iptables", "ip6tables") and text.startswith(":"):
+                names.append(text.split()[0][1:])  # a chain
+        if key == "sysctl":
+            parts.append(f"sysctl {', '.join(names)}" if names else f"sysctl -{gone}")
             continue
-        count += 1
-        text = line[4:]
-        if key in ("links", "netns"):
-            names.append(text.split()[0].rstrip(":"))
-        elif key == "sysctl" and line[2] == "+":
-            names.append(text)
-        elif key in ("iptables", "ip6tables") and line[2] == "+" and text.startswith(":"):
-            names.append(text.split()[0][1:])  # a chain
-    close()
+        count = f"+{len(added)}" + (f" -{gone}" if gone else "")
+        shown = f" ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else ""
+        parts.append(f"{key} {count}{shown}")
     return "; ".join(parts)
 
 
@@ -570,11 +625,13 @@ def run_size(sb: Sandbox, folder: Path, n: int, rounds: int, only: list[str] | N
             result = results[way.key]
             stage = "setup"
             try:
+                way.before_up()
                 up = way.up()
                 stage = "check"
                 check(sb, way, n)
                 stage = "teardown"
                 down = way.down()
+                way.after_down()
             except (SetupFailed, SandboxCommandError) as exc:
                 result.failed = f"{stage}: {one_line(exc)}"
                 active.remove(way)
@@ -587,10 +644,13 @@ def run_size(sb: Sandbox, folder: Path, n: int, rounds: int, only: list[str] | N
                 way.forget()
                 progress(f"N={n}, round {round_ + 1}: {way.label} failed ({result.failed}); left out")
                 continue
-            left = base.left_behind() + [f"own state:\n  + {line}" for line in way.own_leftovers()]
+            own = way.own_leftovers()
+            left = base.left_behind() + (["own state:", *(f"  + {line}" for line in own)] if own else [])
             result.setup.append(up)
             result.teardown.append(down)
             if round_ == 0 or left:
+                if left and not result.left_lines:
+                    progress(f"N={n}: {way.label} left behind:\n" + "\n".join(left))
                 result.left_lines = left
                 result.left = summary(left) if left else "nothing"
             if left:
@@ -672,7 +732,8 @@ def print_markdown(rows: list[dict], rounds: int) -> None:
           "teardown CPU | teardown / run | left behind |")
     print("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
     for row in rows:
-        print(f"| {row['n']} | {row['label']} | {row['setup_min']:.3f} | {row['setup_med']:.3f} | {row['setup_cpu']:.3f} | "
+        label = row["label"].replace("|", "\\|")
+        print(f"| {row['n']} | {label} | {row['setup_min']:.3f} | {row['setup_med']:.3f} | {row['setup_cpu']:.3f} | "
               f"{times(row, 'setup_ratio')} | {row['down_min']:.3f} | {row['down_med']:.3f} | {row['down_cpu']:.3f} | "
               f"{times(row, 'down_ratio')} | {row['left']} |")
     print(f"\nseconds; minimum and median of {rounds} round(s); CPU: median, user + system, of the processes each way started")
