@@ -189,7 +189,7 @@ class NsgenRun(ScriptWay):
 
     def prepare(self) -> None:
         self.topo = self.folder / "peers.yaml"
-        self.topo.write_text(scale.topology(self.n))
+        self.topo.write_text(scale.topology(self.n) + "host:\n  firewall: iptables\n")  # as every peer here
 
     def setup_argv(self) -> list[str]:
         return [*NSGEN, "run", "-q", "-f", str(self.topo)]
@@ -746,6 +746,7 @@ def plot(rows: list[dict], path: Path, title: str) -> str:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, NullFormatter
     except ImportError:
         return f"plot skipped: matplotlib is not installed (pip install '.[bench]'); {path} not written"
     labels = list(dict.fromkeys(row["label"] for row in rows))
@@ -757,6 +758,12 @@ def plot(rows: list[dict], path: Path, title: str) -> str:
                     linewidth=2.5 if label == REFERENCE else 1.5, label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        sizes = sorted({row["n"] for row in rows})
+        ax.set_xticks(sizes)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _pos: f"{value:g}" if f"{value:.0e}"[0] in "25" else ""))
         ax.set_xlabel("containers (N)")
         ax.set_title(f"{name}, median wall time")
         ax.grid(True, which="both", alpha=0.3)
