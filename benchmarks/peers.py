@@ -39,7 +39,8 @@ the table, never silently; a peer not installed is reported as such.
 Rounds alternate the ways (A B C D, A B C D, ...). The table gives, for setup and teardown, the
 minimum and the median of the rounds' wall time, the median CPU time of the processes each way
 started (user + system, from the kernel's accounting of the children: resource.getrusage
-RUSAGE_CHILDREN, or os.wait4 for Mininet's process), and each median against `nsgen run`'s.
+RUSAGE_CHILDREN, or os.wait4 for Mininet's process, whose hosts' shells are counted when they
+end, at teardown), and each median against `nsgen run`'s.
 `--plot FILE` draws median setup and teardown time against N for every way (log scales; needs
 matplotlib, the `bench` extra, and says so when it is missing); `--markdown` prints the table
 as Markdown too.
@@ -361,6 +362,7 @@ class MininetWay(Way):
     key, label = "mininet", "Mininet"
     note = ("one Python process; a NAT node (a veth from the bridge to the host) is the gateway; "
             "its hosts are shells, kept running; published ports added as DNAT rules by the same process; "
+            "CPU: what the hosts' shells run is counted when they end, in teardown (the sum is right, not the split); "
             f"run with {BRIDGE_NF} = 0 (with 1, the kernel's default once br_netfilter is loaded, the NAT node's "
             "MASQUERADE rule also takes the frames the bridge forwards to it, and no host reaches the outside)")
 
