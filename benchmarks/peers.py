@@ -714,12 +714,15 @@ def cell(row: dict, key: str, width: int, form: str) -> str:
     return f"{'—':>{width}}" if value is None else f"{value:>{width}{form}}"
 
 
-def print_table(rows: list[dict], rounds: int) -> None:
+def print_header(rounds: int) -> None:
     print(f"setup and teardown of N containers, seconds of wall time (minimum and median of {rounds} round(s)), "
-          f"the median CPU time of the processes each way started, and each median against nsgen run's")
+          f"the median CPU time of the processes each way started, and each median against nsgen run's", flush=True)
     header = " ".join(f"{title:<{width}}" if not form else f"{title:>{width}}" for title, _, width, form in COLUMNS)
     print(header + "  left behind")
-    print("-" * (len(header) + 13))
+    print("-" * (len(header) + 13), flush=True)
+
+
+def print_rows(rows: list[dict]) -> None:
     for row in rows:
         print(" ".join(cell(row, key, width, form) for _, key, width, form in COLUMNS) + f"  {row['left']}", flush=True)
 
@@ -849,11 +852,12 @@ def main(argv: list[str] | None = None, sandbox: Sandbox | None = None) -> list[
 
     rows: list[dict] = []
     everything: dict[int, dict[str, Result]] = {}
-    for n in args.n:
+    print_header(args.rounds)
+    for n in args.n:  # each size's rows as soon as they are measured
         with tempfile.TemporaryDirectory(prefix="nsgen-peers-") as tmp, own_sandbox(sandbox) as sb:
             everything[n] = run_size(sb, Path(tmp), n, args.rounds, args.way, progress)
         rows += rows_of(n, everything[n])
-    print_table(rows, args.rounds)
+        print_rows(rows_of(n, everything[n]))
     notes: dict[str, str] = {}
     for n, results in everything.items():
         for r in results.values():
