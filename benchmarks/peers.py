@@ -609,52 +609,68 @@ class Result:
     note: str = ""
 
 
+class WayFailed(Exception):
+    pass
+
+
+def attempt(sb: Sandbox, way: Way, n: int) -> tuple[Timing, Timing]:
+    """One round of one way: setup (timed), the checks, teardown (timed). WayFailed names the stage."""
+    stage = "setup"
+    try:
+        way.before_up()
+        up = way.up()
+        stage = "check"
+        check(sb, way, n)
+        stage = "teardown"
+        down = way.down()
+        way.after_down()
+    except (SetupFailed, SandboxCommandError, subprocess.TimeoutExpired, ValueError) as exc:
+        raise WayFailed(f"{stage}: {one_line(exc)}") from None
+    return up, down
+
+
+def give_up(base: Baseline, way: Way) -> None:
+    """After a failure: take down what the way left up, and put the sandbox back."""
+    if isinstance(way, MininetWay):
+        way.abandon()
+    else:
+        with contextlib.suppress(Exception):
+            way.down()
+    base.restore()
+    way.forget()
+
+
 def run_size(sb: Sandbox, folder: Path, n: int, rounds: int, only: list[str] | None,
              progress: Callable[[str], None]) -> dict[str, Result]:
+    """Every way that is installed, `rounds` times in turn, on N containers."""
     base = Baseline(sb)
     ways = [cls(sb, folder, n) for cls in WAYS if only is None or cls.key in only]
     results = {way.key: Result(way.label, note=way.note) for way in ways}
     active = []
     for way in ways:
-        reason = way.missing()
-        if reason:
-            results[way.key].missing = reason
-            continue
-        way.prepare()
-        active.append(way)
+        results[way.key].missing = way.missing()
+        if not results[way.key].missing:
+            way.prepare()
+            active.append(way)
     for round_ in range(rounds):
         for way in list(active):
             result = results[way.key]
-            stage = "setup"
             try:
-                way.before_up()
-                up = way.up()
-                stage = "check"
-                check(sb, way, n)
-                stage = "teardown"
-                down = way.down()
-                way.after_down()
-            except (SetupFailed, SandboxCommandError) as exc:
-                result.failed = f"{stage}: {one_line(exc)}"
+                up, down = attempt(sb, way, n)
+            except WayFailed as exc:
+                result.failed = str(exc)
                 active.remove(way)
-                if isinstance(way, MininetWay):
-                    way.abandon()
-                else:
-                    with contextlib.suppress(Exception):
-                        way.down()
-                base.restore()
-                way.forget()
+                give_up(base, way)
                 progress(f"N={n}, round {round_ + 1}: {way.label} failed ({result.failed}); left out")
                 continue
             own = way.own_leftovers()
             left = base.left_behind() + (["own state:", *(f"  + {line}" for line in own)] if own else [])
             result.setup.append(up)
             result.teardown.append(down)
+            if left and not result.left_lines:
+                progress(f"N={n}: {way.label} left behind:\n" + "\n".join(left))
             if round_ == 0 or left:
-                if left and not result.left_lines:
-                    progress(f"N={n}: {way.label} left behind:\n" + "\n".join(left))
-                result.left_lines = left
-                result.left = summary(left) if left else "nothing"
+                result.left_lines, result.left = left, summary(left)
             if left:
                 base.restore()
             way.forget()
