@@ -4,7 +4,9 @@ What to expect comes from the plan itself wherever the plan can say it: its prob
 directory, namespaces, links, the firewall rules through `iptables -C` of exactly the rules setup
 adds, or the nftables table read once as JSON and compared with the plan's: check_nft.py), the
 files it writes (resolv.conf, sysctl.d), the sysctl values it sets and the pid files of the
-processes it starts. What a step does not probe (an interface up, an address, a route) is
+processes it starts; of one host's part of a topology across hosts, each overlay network's VXLAN
+device and its forwarding and neighbour entries, compared with the facts the overlay steps carry
+(check_overlay.py). What a step does not probe (an interface up, an address, a route) is
 observed read-only, from `ip -j` (JSON) and /proc, against the resolved topology.
 """
 
@@ -223,7 +225,7 @@ class _Checker:
             for a in c.attachments:
                 for r in t.routes_of(c, a):
                     self.static_route(c.name, a.interface, r.destination, r.gateway)
-        for kind in ("sysctl", "firewall", "file"):
+        for kind in ("overlay", "sysctl", "firewall", "file"):
             for step in self.plan.steps:
                 self.checks(step, kind)
         for step in self.plan.steps:
@@ -354,6 +356,8 @@ class _Checker:
             done = self.read(check.probe)
             for ok, what in check_nft.compare(check.text or "{}", done.returncode, done.stdout, done.stderr):
                 self.add(Result(PASS if ok else FAIL, check.kind, what))
+        elif check.compare in ("vxlan", "fdb"):
+            self.overlay(check)
         elif check.compare == "where_forward_drops":
             if self.probe(check.probe):
                 self.add(Result(PASS, check.kind, check.what))
@@ -363,6 +367,21 @@ class _Checker:
                 self.add(Result(FAIL, check.kind, check.what, f"missing, and {check.probe[0]}' FORWARD chain can drop ({drops})"))
         else:
             raise ValueError(f"unknown comparison {check.compare!r} of check {check.what!r}")
+
+    def overlay(self, check: Check) -> None:
+        """A VXLAN device, or the forwarding and neighbour entries of an overlay network, compared
+        with the facts the plan expects (check_overlay): one line each."""
+        from nsgen import check_overlay
+
+        expected = json.loads(check.text or "{}")
+        done = self.read(check.probe)
+        if check.compare == "vxlan":
+            ok, detail = check_overlay.vxlan(expected, done.returncode, done.stdout, done.stderr)
+        else:
+            neigh = self.read(check_overlay.neigh_argv(expected))
+            ok, detail = check_overlay.entries(expected, (done.returncode, done.stdout, done.stderr),
+                                               (neigh.returncode, neigh.stdout, neigh.stderr))
+        self.add(_ok(ok, check.kind, check.what, detail))
 
     def processes(self, step: Step) -> None:
         for cmd in step.commands:
@@ -567,6 +586,49 @@ def _port_probes(t: Topology, c: Container) -> list[Probe]:
     return out
 
 
+def _resolves(netns: str, name: str, addresses: tuple[str, ...]) -> str | None:
+    """Whether `name` gives each of `addresses` inside netns (its hosts file: `getent ahosts`); None when it does."""
+    argv = ["ip", "netns", "exec", netns, "getent", "ahosts", name]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return "ip: command not found"
+    if done.returncode != 0:
+        return done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"no address for {name}"
+    found = list(dict.fromkeys(line.split()[0] for line in done.stdout.splitlines() if line.split()))
+    missing = [a for a in addresses if not any(_same(a, f) for f in found)]
+    return f"it gives {', '.join(found) or 'nothing'}, not {', '.join(missing)}" if missing else None
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
+
+
+def _remote_probes(t: Topology) -> list[Probe]:
+    """On each overlay network of a host's part, from its first container here: a ping to each
+    address of each container on another host, in each family the container here has, and the name
+    of the first of them looked up in the hosts file."""
+    out: list[Probe] = []
+    for net in t.networks.values():
+        here = t.members(net.name)
+        if net.overlay is None or not net.overlay.remote or not here:
+            continue
+        c, a = here[0]
+        for m in net.overlay.remote:
+            for address in m.addresses:
+                if a.address_of(address.version) is not None:
+                    out.append((f"{c.name} → remote {m.container} {address} on {m.host} ({net.name}, ping)",
+                                partial(_ping, c.name, str(address)), ""))
+        first = net.overlay.remote[0]
+        shown = tuple(str(x) for x in first.addresses)
+        out.append((f"{c.name} → name {first.container} gives {', '.join(shown)} ({net.name}, hosts file)",
+                    partial(_resolves, c.name, first.container, shown), ""))
+    return out
+
+
 def _probes(topology: Topology, aims: Aims) -> list[Probe]:
     """(what, test, why skipped): each test returns None on success or what went wrong."""
     out: list[Probe] = []
@@ -574,7 +636,7 @@ def _probes(topology: Topology, aims: Aims) -> list[Probe]:
         out += _neighbour_probes(topology, c)
         out += _outside_probes(topology, c, aims)
         out += _port_probes(topology, c)
-    return out
+    return out + _remote_probes(topology)
 
 
 def _version(text: str) -> int | None:

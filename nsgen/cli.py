@@ -521,7 +521,8 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
 @main.command()
 @click.option("-f", "--file", "file", metavar="FILE", type=FILE, help=FILE_HELP)
 @click.option("--probe", is_flag=True, help="Also test connectivity from each container, in each family its networks have "
-              "(IPv4, IPv6): its gateways, its neighbours, published ports, and the outside when it is masqueraded.")
+              "(IPv4, IPv6): its gateways, its neighbours, published ports, and the outside when it is masqueraded; across "
+              "hosts, the containers on the other hosts of each overlay network, by address and by name.")
 @click.option("--probe-target", "probe_targets", metavar="ADDR", multiple=True,
               help="The outside address (or name) the probe pings from masqueraded containers. Default: the host's default "
               "gateway of each family (`ip route`, `ip -6 route`). Give it once a family: an IPv4 and an IPv6 address; a name "
@@ -530,7 +531,8 @@ def diagram(file: str | None, fmt: str | None, output: str | None) -> None:
 @click.option("--host", "host", metavar="HOST", help=HOST_HELP + " Default: the host whose address this one has.")
 def check(file: str | None, probe: bool, probe_targets: tuple[str, ...], as_json: bool, host: str | None) -> None:
     """Compare this host with the topology: namespaces, links up, addresses, routes, forwarding and
-    each container's own sysctls, firewall rules, resolv.conf and hosts files, and processes. Prints one PASS or FAIL line each and exits
+    each container's own sysctls, firewall rules, resolv.conf and hosts files, and processes; of one host's part of a topology
+    across hosts, each VXLAN device and its forwarding and neighbour entries too. Prints one PASS or FAIL line each and exits
     with status 1 when anything has drifted. Changes nothing.
 
     \b
@@ -585,7 +587,9 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
     """Try the topology in a throwaway host: private network and mount namespaces with a simulated
     outside world (a web server at 203.0.113.10, DNS at 203.0.113.53). Sets the topology up there,
     runs the connectivity probe (nsgen check --probe), the given command or a shell, then tears it
-    all down. This machine's network is never touched. Needs root and unshare.
+    all down. This machine's network is never touched. Needs root and unshare. A topology across
+    hosts runs on simulated hosts, one a host (at 192.0.2.11, .12, ...), each setting its part up;
+    the probe runs on each, a command or a shell on the first.
 
     \b
     Exit status: that of the probe or the command (or the shell's last), 1 when the topology is
@@ -602,12 +606,11 @@ def sandbox(file: str | None, shell: bool, command: tuple[str, ...]) -> None:
         raise UserError("give either --shell or a command, not both")
     if command[:1] == ("--",):
         command = command[1:]
-    if load_topology(file).hosts:  # every problem is reported before a sandbox is made
-        raise UserError("nsgen sandbox tries a topology on one host, and this one spans hosts; the test suite's simulated hosts "
-                        "try it across them (tests/test_overlay_sandbox.py)")
-    plan = load_plan(file)
+    topology = load_topology(file)  # every problem is reported before a sandbox is made
+    if not topology.hosts:
+        load_plan(file)
     try:
-        status = run_session(read_data(file)[0], plan.name, command=list(command) or None, shell=shell,
+        status = run_session(read_data(file)[0], topology.name, command=list(command) or None, shell=shell,
                              say=lambda line: click.echo(line, err=True))
     except SandboxUnavailable as exc:
         raise UserError(f"no sandbox can be made here: {exc}") from None

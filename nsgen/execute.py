@@ -66,7 +66,10 @@ class SubprocessRunner:
         self._commands = builtins.commands(self.host)
 
     def run(self, cmd: Command) -> Result:
-        self.host.changed(namespaces=not cmd.builtin)  # no builtin makes, deletes or marks a namespace
+        # Only ip makes, deletes or marks a namespace (`ip netns`, `ip -n NS link set lo alias`, a batch of
+        # them, or ip inside nsenter): no builtin, file command, sysctl or firewall program does, and
+        # reading every namespace's mark again after each of those made a teardown quadratic.
+        self.host.changed(namespaces=not cmd.builtin and cmd.argv[0] in ("ip", "nsenter"))
         if cmd.builtin:
             if cmd.argv[0] in builtins.UNDO:
                 return builtins.UNDO[cmd.argv[0]](cmd.input or "")

@@ -7,7 +7,8 @@ program runs. The scripts run the programs themselves: what they do is the refer
 
     test [!] -e|-d|-s|-w PATH        mkdir -p DIR            touch FILE
     rm -f FILE...                    rm -rf PATH             rmdir [--ignore-fail-on-non-empty] DIR
-    install [-D] -m MODE /dev/stdin FILE                     cp SRC DST              cmp -s A B
+    install [-D] -m MODE /dev/stdin|/dev/null FILE           cp SRC DST              cmp -s A B
+    dd of=FILE status=none (written in place, from its input)
     grep -qx TEXT FILE               grep -qF TEXT FILE      grep -qxF TEXT FILE   (-qx: TEXT without pattern characters)
 """
 
@@ -140,16 +141,30 @@ def _rmdir(argv, _stdin) -> Outcome:
 def _install(argv, stdin) -> Outcome:
     leading = argv[1] == "-D"
     _, flag, mode, source, path = (argv[0], *argv[2:]) if leading else argv
-    if flag != "-m" or source != "/dev/stdin" or not re.fullmatch(r"0?[0-7]{3}", mode) or path.startswith("-"):
+    if flag != "-m" or source != ("/dev/stdin" if stdin is not None else "/dev/null") or not re.fullmatch(r"0?[0-7]{3}", mode) or \
+            path.startswith("-"):
         raise _NotMine
     try:
         if leading and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)  # as install -D does: 0777 less the umask
         if os.path.lexists(path) and not os.path.isdir(path):
             os.unlink(path)  # as install does: the file is replaced, never written through a link
-        _write(path, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, stdin.encode(), chmod=int(mode, 8))
+        _write(path, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, (stdin or "").encode(), chmod=int(mode, 8))
     except OSError as exc:
         return _fail("install", f"cannot create regular file '{path}'", exc)
+    return Outcome(0)
+
+
+def _dd(argv, stdin) -> Outcome:
+    """`dd of=FILE status=none`: the file truncated and written in place (the same inode: a process
+    that has it open, or bind-mounted, sees the new content)."""
+    if not argv[1].startswith("of=") or argv[2] != "status=none" or len(argv[1]) == 3:
+        raise _NotMine
+    path = argv[1][3:]
+    try:
+        _write(path, os.O_CREAT | os.O_TRUNC | os.O_NOCTTY, 0o666, stdin.encode())
+    except OSError as exc:
+        return _fail("dd", f"failed to open '{path}'", exc)
     return Outcome(0)
 
 
@@ -202,6 +217,9 @@ _HANDLERS: dict[tuple[str, int, bool], Callable[[tuple[str, ...], str | None], O
     ("rmdir", 3, False): _rmdir,
     ("install", 5, True): _install,
     ("install", 6, True): _install,
+    ("install", 5, False): _install,
+    ("install", 6, False): _install,
+    ("dd", 3, True): _dd,
     ("cp", 3, False): _cp,
     ("cmp", 4, False): _cmp,
     ("grep", 4, False): _grep,

@@ -228,4 +228,5 @@ def render(plan: Plan, *, teardown: bool = False, batched: bool = False, picture
         group=device_group(plan.name),
         undo_units=undo_units(plan) if teardown and batched else [],
         note=note,
+        host_flag=f" --host {plan.topology.on_host}" if plan.topology.on_host else "",  # one host's part of a topology across hosts
     )

@@ -244,6 +244,19 @@ def part(topology: Topology, host: str) -> Topology:
     return topology._replace(networks=networks, containers=local, on_host=host)
 
 
+def bridge_mac(topology: Topology, network: str) -> str:
+    """The MAC address of an overlay network's bridge on this host: fixed, so that it never changes.
+    A bridge left to itself takes the lowest of its ports' addresses, and changes it as ports come
+    and go; the kernel then drops every neighbour entry on it, the permanent ones that say where
+    the other hosts' containers are included. Each host's its own (locally administered, from the
+    topology, the network and the host), so a frame from another host's bridge is never taken for
+    this one's."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{topology.name}/{network}/{topology.on_host}/bridge".encode()).hexdigest()
+    return "02:" + ":".join(digest[i:i + 2] for i in range(0, 10, 2))
+
+
 def here(topology: Topology, addresses: list[IPAddress] | None) -> str | None:
     """The one host of the topology whose address this machine has (None: none, or several)."""
     mine = set(addresses or ())

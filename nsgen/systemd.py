@@ -53,8 +53,9 @@ def render_unit(plan: Plan, topology_file: Path, nsgen_argv: tuple[str, ...]) ->
             "is what host.persist asks for: set it in the topology file"
         )
     path = str(topology_file.resolve())
-    run = [*nsgen_argv, "run", "-q", "-f", path]
-    stop = [*nsgen_argv, "run", "--teardown", "-q", "-f", path]
+    host = ["--host", plan.topology.on_host] if plan.topology.on_host else []  # one host's part of a topology across hosts
+    run = [*nsgen_argv, "run", "-q", "-f", path, *host]
+    stop = [*nsgen_argv, "run", "--teardown", "-q", "-f", path, *host]
     unit = unit_name(plan)
     return environment().get_template("nsgen.service.j2").render(
         version=__version__,
@@ -62,7 +63,7 @@ def render_unit(plan: Plan, topology_file: Path, nsgen_argv: tuple[str, ...]) ->
         unit=unit,
         header=(
             f"nsgen {__version__}: systemd unit for topology {plan.name}, read from {path}\n"
-            f"Install: nsgen render --systemd -f {shlex.quote(path)} -o {UNIT_DIR}/{unit}\n"
+            f"Install: nsgen render --systemd -f {shlex.quote(path)}{' --host ' + plan.topology.on_host if host else ''} -o {UNIT_DIR}/{unit}\n"
             f"         systemctl daemon-reload && systemctl enable --now {unit}"
         ),
         description=Shell(unit_value(f"nsgen topology {plan.name}: namespaces, links, routes and firewall rules")),

@@ -266,10 +266,10 @@ def test_two_hundred_containers_render_readably_and_quickly():
 # -- Mermaid ---------------------------------------------------------------------------------
 
 LABEL = r'"([^"]*)"'
-SHAPES = {"[": "]", "[/": "/]", "(": ")", "((": "))"}
-NODE = re.compile(r"^(\w+)(\(\(|\[/|\[|\()" + LABEL + r"(\)\)|/\]|\]|\))$")
+SHAPES = {"[": "]", "[/": "/]", "(": ")", "((": "))", "{{": "}}"}
+NODE = re.compile(r"^(\w+)(\(\(|\[/|\[|\(|\{\{)" + LABEL + r"(\)\)|/\]|\]|\)|\}\})$")
 SUBGRAPH = re.compile(rf"^subgraph (\w+)\[{LABEL}\]$")
-EDGE = re.compile(rf"^(\w+) (---|===|-\.->|<-\.->|==>)(?:\|{LABEL}\|)? (\w+)$")
+EDGE = re.compile(rf"^(\w+) (---|===|-\.->|<-\.->|==>|<-->)(?:\|{LABEL}\|)? (\w+)$")
 RESERVED = {"end", "subgraph", "graph", "flowchart", "style", "classDef", "class", "click", "linkStyle"}
 
 
@@ -442,3 +442,279 @@ def test_link_options_are_shown_in_every_format():
                              "eth1 172.28.0.10/24, fd00:28::10/64", "mac 02:42:ac:1c:00:0a", "host end ve-nas-a155b"]
     for picture in (mermaid(t), dot(t)):
         assert "mtu 9000" in picture and "no default route" in picture and "02:42:ac:1c:00:0a" in picture
+
+
+# -- a topology across hosts ---------------------------------------------------------------------
+
+TWO_HOSTS = """
+name: ov
+hosts:
+  h1: {address: 192.0.2.11}
+  h2: {address: 192.0.2.12}
+networks:
+  front:
+    subnet: 10.50.0.0/24
+    overlay: {vni: 4242}
+  back: {subnet: 10.60.0.0/24}
+containers:
+  web: {host: h1, networks: [front, back]}
+  api: {host: h2, networks: [front], ports: ["8080:80"]}
+"""
+
+THREE_HOSTS = """
+name: tri
+hosts:
+  h1: {address: 192.0.2.11}
+  h2: {address: 192.0.2.12}
+  h3: {address: 192.0.2.13}
+networks:
+  front: {subnet: 10.50.0.0/24, overlay: {vni: 4242}}
+  back: {subnet: 10.51.0.0/24, internal: true, overlay: {vni: 4343, port: 8472}}
+  local: {driver: veth, subnet: 10.60.0.0/24}
+containers:
+  web: {host: h1, networks: [front]}
+  api: {host: h2, networks: [front, back], ports: ["8080:80"]}
+  db: {host: h3, networks: [back, local]}
+"""
+
+# A host without containers, a network on no host, an IPv6 overlay whose containers are all on one host.
+SPARSE = """
+name: sparse
+hosts:
+  h1: {address: "2001:db8::11"}
+  h2: {address: "2001:db8::12"}
+networks:
+  six: {subnet: "fd00:70::/64", overlay: {vni: 7}}
+  unused: {subnet: 10.80.0.0/24}
+containers:
+  solo: {host: h1, networks: [six]}
+"""
+
+ACROSS = {"two": TWO_HOSTS, "three": THREE_HOSTS, "sparse": SPARSE}
+
+
+def placed_facts(text: str) -> list[str]:
+    """What every picture of a topology across hosts must show: the facts of the networks some host builds
+    (a network without containers is on no host: it has no bridge and no gateway anywhere)."""
+    t = topology(text)
+    unplaced = [net for net in t.networks.values() if not t.members(net.name)]
+    hidden = {f"{g}/{s.prefixlen}" for net in unplaced for s, g in net.families} | {net.bridge for net in unplaced}
+    return [fact for fact in facts(text) if fact not in hidden]
+
+
+def test_text_of_two_hosts_is_a_section_per_host_and_the_overlay_once():
+    assert text_picture(topology(TWO_HOSTS)) + "\n" == """\
+hosts (ip_forward on)
+├── host h1 (192.0.2.11)
+│   ├── overlay front (bridge br-front-2d72a, VXLAN device vx-front-27a92 to h2 at 192.0.2.12)
+│   │   └── ve-web-57118 <──veth──> web: eth0 10.50.0.2/24 mac 02:42:0a:32:00:02
+│   └── network back (bridge br-back-32f2a, 10.60.0.0/24, gateway 10.60.0.1, masquerade)
+│       └── ve-web-3b889 <──veth──> web: eth1 10.60.0.2/24
+├── host h2 (192.0.2.12)
+│   └── overlay front (bridge br-front-2d72a, VXLAN device vx-front-27a92 to h1 at 192.0.2.11)
+│       └── ve-api-be97d <──veth──> api: eth0 10.50.0.3/24 mac 02:42:0a:32:00:03  published *:8080->80/tcp
+└── overlay network front (VXLAN 4242, UDP port 4789, 10.50.0.0/24, bridge br-front-2d72a and gateway 10.50.0.1 on each host, masquerade, mtu 1450)
+    ├── h1 (192.0.2.11): web 10.50.0.2
+    └── h2 (192.0.2.12): api 10.50.0.3
+"""
+
+
+def test_text_of_three_hosts_and_two_overlays():
+    assert text_picture(topology(THREE_HOSTS)) + "\n" == """\
+hosts (ip_forward on)
+├── host h1 (192.0.2.11)
+│   └── overlay front (bridge br-front-753e3, VXLAN device vx-front-eac65 to h2 at 192.0.2.12)
+│       └── ve-web-f644c <──veth──> web: eth0 10.50.0.2/24 mac 02:42:0a:32:00:02
+├── host h2 (192.0.2.12)
+│   ├── overlay front (bridge br-front-753e3, VXLAN device vx-front-eac65 to h1 at 192.0.2.11)
+│   │   └── ve-api-1fc29 <──veth──> api: eth0 10.50.0.3/24 mac 02:42:0a:32:00:03  published *:8080->80/tcp
+│   └── overlay back (bridge br-back-162f7, VXLAN device vx-back-4aa3b to h3 at 192.0.2.13)
+│       └── ve-api-5aa47 <──veth──> api: eth1 10.51.0.2/24 mac 02:42:0a:33:00:02
+├── host h3 (192.0.2.13)
+│   ├── overlay back (bridge br-back-162f7, VXLAN device vx-back-4aa3b to h2 at 192.0.2.12)
+│   │   └── ve-db-3288e <──veth──> db: eth0 10.51.0.3/24 mac 02:42:0a:33:00:03
+│   └── network local (veth, 10.60.0.0/24, gateway 10.60.0.1, masquerade)
+│       └── ve-db-79ebc 10.60.0.1/24 <──veth──> db: eth1 10.60.0.2/24
+├── overlay network front (VXLAN 4242, UDP port 4789, 10.50.0.0/24, bridge br-front-753e3 and gateway 10.50.0.1 on each host, masquerade, mtu 1450)
+│   ├── h1 (192.0.2.11): web 10.50.0.2
+│   └── h2 (192.0.2.12): api 10.50.0.3
+└── overlay network back (VXLAN 4343, UDP port 8472, 10.51.0.0/24, bridge br-back-162f7 and gateway 10.51.0.1 on each host, internal, mtu 1450)
+    ├── h2 (192.0.2.12): api 10.51.0.2
+    └── h3 (192.0.2.13): db 10.51.0.3
+"""
+
+
+def test_mermaid_of_two_hosts_is_a_subgraph_per_host_and_the_overlay_between_them():
+    assert mermaid(topology(TWO_HOSTS)) == """\
+flowchart TB
+  outside(("outside"))
+  subgraph machine0["h1 (192.0.2.11)"]
+    host0["host h1<br/>ip_forward on"]
+    subgraph network0h0["overlay front"]
+      bridge0h0[/"bridge br-front-2d72a<br/>gateway 10.50.0.1/24<br/>vxlan vx-front-27a92"/]
+      container0("web (netns)<br/>eth0 10.50.0.2/24<br/>mac 02:42:0a:32:00:02<br/>host end ve-web-57118<br/>eth1 10.60.0.2/24<br/>host end ve-web-3b889")
+    end
+    subgraph network1["network back 10.60.0.0/24<br/>bridge, masquerade"]
+      bridge1[/"bridge br-back-32f2a<br/>gateway 10.60.0.1/24"/]
+    end
+  end
+  subgraph machine1["h2 (192.0.2.12)"]
+    host1["host h2<br/>ip_forward on"]
+    subgraph network0h1["overlay front"]
+      bridge0h1[/"bridge br-front-2d72a<br/>gateway 10.50.0.1/24<br/>vxlan vx-front-27a92"/]
+      container1("api (netns)<br/>eth0 10.50.0.3/24<br/>mac 02:42:0a:32:00:03<br/>host end ve-api-be97d")
+    end
+  end
+  overlay0{{"overlay network front 10.50.0.0/24<br/>VXLAN 4242, UDP port 4789<br/>masquerade, mtu 1450<br/>between h1, h2"}}
+  host0 === bridge0h0
+  bridge0h0 <-->|"VXLAN 4242"| overlay0
+  host1 === bridge0h1
+  bridge0h1 <-->|"VXLAN 4242"| overlay0
+  host0 === bridge1
+  bridge0h0 --- container0
+  bridge0h1 --- container1
+  bridge1 --- container0
+  host0 -.->|"masquerade<br/>10.50.0.0/24<br/>10.60.0.0/24"| outside
+  host1 -.->|"masquerade<br/>10.50.0.0/24"| outside
+  host1 ==>|"published<br/>*:8080/tcp<br/>→ 10.50.0.3:80"| container1
+"""
+
+
+def test_mermaid_of_three_hosts_and_two_overlays():
+    assert mermaid(topology(THREE_HOSTS)) == """\
+flowchart TB
+  outside(("outside"))
+  subgraph machine0["h1 (192.0.2.11)"]
+    host0["host h1<br/>ip_forward on"]
+    subgraph network0h0["overlay front"]
+      bridge0h0[/"bridge br-front-753e3<br/>gateway 10.50.0.1/24<br/>vxlan vx-front-eac65"/]
+      container0("web (netns)<br/>eth0 10.50.0.2/24<br/>mac 02:42:0a:32:00:02<br/>host end ve-web-f644c")
+    end
+  end
+  subgraph machine1["h2 (192.0.2.12)"]
+    host1["host h2<br/>ip_forward on"]
+    subgraph network0h1["overlay front"]
+      bridge0h1[/"bridge br-front-753e3<br/>gateway 10.50.0.1/24<br/>vxlan vx-front-eac65"/]
+      container1("api (netns)<br/>eth0 10.50.0.3/24<br/>mac 02:42:0a:32:00:03<br/>host end ve-api-1fc29<br/>eth1 10.51.0.2/24<br/>mac 02:42:0a:33:00:02<br/>host end ve-api-5aa47")
+    end
+    subgraph network1h1["overlay back"]
+      bridge1h1[/"bridge br-back-162f7<br/>gateway 10.51.0.1/24<br/>vxlan vx-back-4aa3b"/]
+    end
+  end
+  subgraph machine2["h3 (192.0.2.13)"]
+    host2["host h3<br/>ip_forward on<br/>ve-db-79ebc 10.60.0.1/24 (gateway of local)"]
+    subgraph network1h2["overlay back"]
+      bridge1h2[/"bridge br-back-162f7<br/>gateway 10.51.0.1/24<br/>vxlan vx-back-4aa3b"/]
+      container2("db (netns)<br/>eth0 10.51.0.3/24<br/>mac 02:42:0a:33:00:03<br/>host end ve-db-3288e<br/>eth1 10.60.0.2/24<br/>host end ve-db-79ebc")
+    end
+    subgraph network2["network local 10.60.0.0/24<br/>veth, masquerade"]
+    end
+  end
+  overlay0{{"overlay network front 10.50.0.0/24<br/>VXLAN 4242, UDP port 4789<br/>masquerade, mtu 1450<br/>between h1, h2"}}
+  overlay1{{"overlay network back 10.51.0.0/24<br/>VXLAN 4343, UDP port 8472<br/>internal, mtu 1450<br/>between h2, h3"}}
+  host0 === bridge0h0
+  bridge0h0 <-->|"VXLAN 4242"| overlay0
+  host1 === bridge0h1
+  bridge0h1 <-->|"VXLAN 4242"| overlay0
+  host1 === bridge1h1
+  bridge1h1 <-->|"VXLAN 4343"| overlay1
+  host2 === bridge1h2
+  bridge1h2 <-->|"VXLAN 4343"| overlay1
+  bridge0h0 --- container0
+  bridge0h1 --- container1
+  bridge1h1 --- container1
+  bridge1h2 --- container2
+  host2 --- container2
+  host0 -.->|"masquerade<br/>10.50.0.0/24"| outside
+  host1 -.->|"masquerade<br/>10.50.0.0/24"| outside
+  host2 -.->|"masquerade<br/>10.60.0.0/24"| outside
+  host1 ==>|"published<br/>*:8080/tcp<br/>→ 10.50.0.3:80"| container1
+"""
+
+
+@pytest.mark.parametrize("name", ACROSS)
+def test_dot_across_hosts_is_accepted_by_graphviz_and_shows_everything(name):
+    text = ACROSS[name]
+    for compact in (False, True):
+        source = dot(topology(text), compact=compact)
+        done = subprocess.run([graphviz(), "-Tsvg"], input=source, capture_output=True, text=True)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert ET.fromstring(done.stdout).tag.endswith("svg")
+    svg = subprocess.run([graphviz(), "-Tsvg"], input=dot(topology(text)), capture_output=True, text=True, check=True).stdout
+    shown = " ".join(el.text or "" for el in ET.fromstring(svg).iter() if el.tag.endswith("text"))
+    for fact in placed_facts(text):
+        assert fact in shown, fact
+    for m in topology(text).hosts:
+        assert f"{m.name} ({m.address})" in shown
+
+
+def test_dot_draws_a_cluster_per_host_around_its_networks_and_the_overlay_outside_them():
+    drawing = layout(dot(topology(THREE_HOSTS)))
+    assert drawing.clusters["cluster_machine0"] == {"host0", "bridge0h0", "container0"}
+    assert drawing.clusters["cluster_machine1"] == {"host1", "bridge0h1", "container1", "bridge1h1"}
+    assert drawing.clusters["cluster_machine2"] == {"host2", "bridge1h2", "container2"}  # local (veth) has no bridge
+    assert drawing.clusters["cluster_network0h1"] == {"bridge0h1", "container1"}
+    assert drawing.nodes["overlay0"]["label"] == "overlay network front 10.50.0.0/24\\nVXLAN 4242, UDP port 4789\\nmasquerade, mtu 1450\\nbetween h1, h2"
+    assert not any(name.startswith("overlay") for members in drawing.clusters.values() for name in members)
+    vxlan = sorted((a, b) for a, b, e in drawing.drawn_edges() if drawing.legend()[style_of(e)].startswith("an overlay network"))
+    assert vxlan == [("bridge0h0", "overlay0"), ("bridge0h1", "overlay0"), ("bridge1h1", "overlay1"), ("bridge1h2", "overlay1")]
+    # each host masquerades its own containers, and publishes its own ports
+    nat = sorted((a, b, plain(e["label"])) for a, b, e in drawing.drawn_edges() if e.get("dir") == "back")
+    assert nat == [("outside", "host0", "masquerade\\n10.50.0.0/24"), ("outside", "host1", "masquerade\\n10.50.0.0/24"),
+                   ("outside", "host2", "masquerade\\n10.60.0.0/24")]
+    assert [(a, b) for a, b, e in drawing.drawn_edges() if e.get("dir") == "forward"] == [("host1", "container1")]
+
+
+def test_dot_tables_across_hosts_sit_in_their_hosts_cluster():
+    drawing = layout(dot(topology(THREE_HOSTS), compact=True))
+    assert drawing.clusters["cluster_machine1"] == {"host1", "network0h1", "network1h1"}
+    assert 'PORT="container1"' in drawing.nodes["network0h1"]["label"] and "container0" not in drawing.nodes["network0h1"]["label"]
+    assert sorted((a, b) for a, b, e in drawing.drawn_edges() if b.startswith("overlay")) == [
+        ("network0h0", "overlay0"), ("network0h1", "overlay0"), ("network1h1", "overlay1"), ("network1h2", "overlay1")]
+
+
+@pytest.mark.parametrize("name", ACROSS)
+def test_each_line_style_across_hosts_has_one_meaning_and_the_legend_names_it(name):
+    test_each_line_style_has_one_meaning_and_the_legend_names_it(ACROSS[name])
+
+
+@pytest.mark.parametrize("name", ACROSS)
+def test_mermaid_across_hosts_nests_networks_in_hosts_and_leaves_the_overlay_outside(name):
+    text = ACROSS[name]
+    chart = check_mermaid(mermaid(topology(text)))
+    shown = " ".join(unescape(label) for label in [*chart.nodes.values(), *(e[3] for e in chart.edges)])
+    for fact in placed_facts(text):
+        assert fact in shown, fact
+    t = topology(text)
+    assert len([e for e in chart.edges if e[1] == "---"]) == sum(len(c.attachments) for c in t.containers.values())
+    for k, m in enumerate(t.hosts):
+        assert unescape(chart.nodes[f"machine{k}"]) == f"{m.name} ({m.address})"
+        assert chart.inside[f"host{k}"] == f"machine{k}"
+    for i, c in enumerate(t.containers.values()):
+        group = chart.inside[f"container{i}"]
+        assert chart.inside[group] == f"machine{[m.name for m in t.hosts].index(c.host)}"
+    overlays = [n for n in chart.nodes if n.startswith("overlay")]
+    assert overlays and not any(n in chart.inside for n in overlays)
+
+
+def test_a_hosts_part_is_drawn_as_one_host():
+    """The picture heading one host's setup script: that host only, named with its address, each
+    overlay network's VXLAN device joined to the other hosts and their containers on it."""
+    from nsgen.spread import part
+
+    picture = text_picture(part(topology(TWO_HOSTS), "h2"))
+    assert picture == "\n".join([
+        "host h2 (192.0.2.12, ip_forward on)",
+        "└── network front (bridge br-front-2d72a, 10.50.0.0/24, gateway 10.50.0.1, masquerade, mtu 1450)",
+        "    ├── ve-api-be97d <──veth──> api: eth0 10.50.0.3/24 mac 02:42:0a:32:00:03  published *:8080->80/tcp",
+        "    └── vx-front-27a92 <──VXLAN 4242, UDP 4789──> h1 (192.0.2.11): web 10.50.0.2",
+    ])
+
+
+def test_diagram_of_a_topology_across_hosts(cli, tmp_path):
+    (tmp_path / "ov.yaml").write_text(TWO_HOSTS)
+    result = cli("diagram", "-f", "ov.yaml")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == text_picture(topology(TWO_HOSTS)) + "\n"
+    result = cli("diagram", "-f", "ov.yaml", "--format", "mermaid")
+    assert result.exit_code == 0 and "subgraph machine1[" in result.stdout

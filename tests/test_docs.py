@@ -67,7 +67,7 @@ def test_shell_completion_as_documented():
     script = CliRunner().invoke(main, [], prog_name="nsgen", env={"_NSGEN_COMPLETE": "bash_source"}).output
     assert "_nsgen_completion()" in script and "complete -o nosort -F _nsgen_completion nsgen" in script
     assert completion("nsgen di", 1) == ["diagram"]
-    assert completion("nsgen init --example ", 3) == ["bridge", "dual-stack", "ipv6-only", "jumbo", "macvlan", "names", "pod", "ports",
+    assert completion("nsgen init --example ", 3) == ["bridge", "dual-stack", "ipv6-only", "jumbo", "macvlan", "names", "overlay", "pod", "ports",
                                                       "tutorial"]
     assert completion("nsgen diagram --format ", 3) == ["text", "mermaid", "dot", "svg"]
     assert completion(f"nsgen exec -f {EXAMPLES / 'bridge.yaml'} ", 4) == ["web", "app", "db"]

@@ -44,6 +44,7 @@ NOT_RUN = {
     "systemd": "needs systemd running as the machine's init, with /etc/systemd written for real",
     "interactive": "waits for a person at a terminal (a shell, a pager)",
     "excerpt": "an excerpt of a script nsgen prints, not commands to type",
+    "hosts": "runs on several hosts at once (tests/test_overlay_sandbox.py does it on simulated hosts)",
 }
 NOT_COMMANDS = {"text", "yaml", "json", "ini", "mermaid"}
 SHELLS = {"sh", "bash", "shell"}

@@ -37,6 +37,11 @@ CASES = [
     ({"f": "older and longer content"}, "install -m 0644 /dev/stdin {d}/f", "new\n"),
     ({}, "install -m 0600 /dev/stdin {d}/f", ""),
     ({}, "install -m 0644 /dev/stdin {d}/missing/f", "x\n"),
+    ({}, "install -D -m 0644 /dev/null {d}/new/f", None),
+    ({"f": "kept? no: replaced"}, "install -D -m 0644 /dev/null {d}/f", None),
+    ({}, "dd of={d}/f status=none", "line one\n"),
+    ({"f": "older and longer content\n"}, "dd of={d}/f status=none", "new\n"),
+    ({}, "dd of={d}/missing/f status=none", "x\n"),
     ({"s": "1\n"}, "cp {d}/s {d}/t", None),
     ({"s": "0\n", "t": "1 and more\n"}, "cp {d}/s {d}/t", None),
     ({}, "cp {d}/s {d}/t", None),
@@ -87,7 +92,7 @@ def test_native_ends_as_the_program_does(tmp_path, files, line, stdin):
 @pytest.mark.parametrize("argv", [
     ("mkdir", "-m", "700"), ("mkdir", "/a", "/b"), ("rm", "-r", "/x"), ("cp", "-a", "/x"),
     ("grep", "-qx", "a.*b", "/f"), ("grep", "-qE", "a", "/f"), ("install", "-d", "-m", "0755", "/x"),
-    ("touch", "-t", "/x"), ("cmp", "-l", "/a", "/b"), ("ip", "link"),
+    ("touch", "-t", "/x"), ("cmp", "-l", "/a", "/b"), ("ip", "link"), ("dd", "if=/x", "status=none"),
 ])
 def test_other_forms_are_left_to_the_program(argv):
     assert native.run(argv, None) is None
@@ -101,3 +106,12 @@ def test_install_replaces_a_symlink_instead_of_writing_through_it(tmp_path):
     assert native.run(("install", "-m", "0644", "/dev/stdin", str(link)), "new\n").returncode == 0
     assert target.read_text() == "keep\n" and not link.is_symlink() and link.read_text() == "new\n"
     assert os.stat(link).st_mode & 0o777 == 0o644
+
+
+def test_dd_writes_in_place(tmp_path):
+    """A hosts file rewritten while the topology is up: the same inode, so a bind mount of it sees the change."""
+    path = tmp_path / "hosts"
+    path.write_text("a much longer first version\n")
+    inode = path.stat().st_ino
+    assert native.run(("dd", f"of={path}", "status=none"), "short\n") == native.Outcome(0)
+    assert path.read_text() == "short\n" and path.stat().st_ino == inode

@@ -89,6 +89,7 @@ def test_two_hosts_through_their_scripts(hosts2, tmp_path):
     assert h2.snapshot() == before["h2"]
 
 
+@pytest.mark.usefixtures("firewall_backend")
 def test_two_hosts_through_nsgen_run(hosts2, tmp_path):
     h1, h2 = hosts2
     topology = write(tmp_path, OVERLAY)
@@ -100,6 +101,10 @@ def test_two_hosts_through_nsgen_run(hosts2, tmp_path):
     again = h2.run([*NSGEN, "run", "-f", topology])  # again: every step found done
     assert "topology overlay is up" in again.stderr
     assert ping(h2, "api", "web")
+    for h in hosts2:  # each host's check finds its part as set up, and reaches the other host's containers
+        checked = h.run([*NSGEN, "check", "--probe", "-f", topology], check=False)
+        assert checked.returncode == 0 and "FAIL" not in checked.stdout, checked.stdout + checked.stderr
+        assert "PASS  overlay" in checked.stdout and " → remote " in checked.stdout, checked.stdout
     # the wrong host is refused before anything changes
     wrong = h1.run([*NSGEN, "run", "-f", topology, "--host", "h2"], check=False)
     assert wrong.returncode == 1
@@ -108,6 +113,23 @@ def test_two_hosts_through_nsgen_run(hosts2, tmp_path):
     assert h1.snapshot() == before["h1"]
     h2.run([*NSGEN, "run", "--teardown", "-f", topology])
     assert h2.snapshot() == before["h2"]
+
+
+def test_a_container_added_on_one_host_is_reached_from_the_other_once_each_runs_again(hosts2, tmp_path):
+    h1, h2 = hosts2
+    topology = write(tmp_path, OVERLAY)
+    before = {h.name: h.snapshot() for h in hosts2}
+    for h in hosts2:
+        h.run([*NSGEN, "run", "-f", topology])
+    write(tmp_path, OVERLAY + "  cache:\n    host: h2\n    networks: [front]\n")
+    for h in (h2, h1):
+        done = h.run([*NSGEN, "run", "-f", topology])
+        assert "changing it" in done.stderr, done.stderr
+    assert ping(h1, "web", "cache") and ping(h2, "cache", "web") and ping(h2, "api", "cache")
+    assert echoed(curl(h1, "web", "http://api:8000/echo"))
+    for h in hosts2:
+        h.run([*NSGEN, "run", "--teardown", "-f", topology])
+        assert h.snapshot() == before[h.name]
 
 
 THREE = """\
@@ -188,3 +210,21 @@ def test_a_failure_anywhere_in_a_hosts_setup_leaves_that_host_as_it_was(hosts2, 
     assert failed > total // 3
     h1.run(argv)  # and once more without a fault: it comes up
     assert ping(h1, "web", "api")
+
+
+def test_nsgen_sandbox_tries_a_topology_across_hosts_on_simulated_hosts(sandbox, tmp_path):
+    """`nsgen sandbox`, inside the test's sandbox: each host's part up on a simulated host of its
+    own, at that host's address instead of the topology's; a command runs on the first."""
+    text = OVERLAY.replace("192.0.2.11", "198.51.100.21").replace("192.0.2.12", "198.51.100.22")
+    topology = write(tmp_path, text)
+    before = sandbox.snapshot()
+    done = sandbox.run([*NSGEN, "sandbox", "-f", topology], check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "host h1 is simulated host h1 at 192.0.2.11 instead of 198.51.100.21" in done.stderr
+    assert "topology overlay is up on hosts h1, h2" in done.stderr
+    assert "FAIL" not in done.stdout and done.stdout.count("matches this host") == 0  # the summaries go to stderr
+    assert done.stderr.count("checks passed") == 2
+    fetch = sandbox.run([*NSGEN, "sandbox", "-f", topology, "--", "ip", "netns", "exec", "web", "curl", "-sf", "--max-time", "3",
+                         "http://api:8000/echo"], check=False)
+    assert fetch.returncode == 0 and echoed(fetch.stdout), fetch.stdout + fetch.stderr
+    assert sandbox.snapshot() == before

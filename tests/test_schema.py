@@ -208,4 +208,4 @@ def test_init_to_another_file_or_stdout(cli, tmp_path):
 def test_init_names_the_examples_it_has(cli):
     result = cli("init", "--example", "nope")
     assert result.exit_code == 2
-    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'jumbo', 'macvlan', 'names', 'pod', 'ports', 'tutorial'" in result.stderr
+    assert "'nope' is not one of 'bridge', 'dual-stack', 'ipv6-only', 'jumbo', 'macvlan', 'names', 'overlay', 'pod', 'ports', 'tutorial'" in result.stderr

@@ -211,3 +211,11 @@ def test_a_host_is_found_by_its_address():
     assert spread.here(whole, [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("192.0.2.12")]) == "h2"
     assert spread.here(whole, [ipaddress.ip_address("192.0.2.99")]) is None
     assert spread.here(whole, None) is None
+
+
+def test_a_hosts_boot_unit_runs_that_hosts_part(cli, tmp_path):
+    (tmp_path / "t.yaml").write_text(BASE.replace("name: lab\n", "name: lab\nhost: {persist: true}\n"))
+    result = cli("render", "--systemd", "-f", "t.yaml", "--host", "h2")
+    assert result.exit_code == 0, result.stderr
+    starts = [line for line in result.stdout.splitlines() if line.startswith(("ExecStart=", "ExecStop=", "# Install:"))]
+    assert len(starts) == 3 and all(line.endswith(" --host h2") or " --host h2 -o " in line for line in starts), starts

@@ -48,17 +48,25 @@ def dns(b: Builder) -> None:
         )
 
 
-def hosts_text(t: Topology, c: Container) -> str:
+def host_entries(t: Topology) -> dict[tuple[str, str], str]:
+    """(container, network) -> its lines of a hosts file there: each address with its names."""
+    entries = {}
+    for other in t.containers.values():
+        for x in other.attachments:
+            names = " ".join(dict.fromkeys((other.name, *x.aliases)))
+            entries[(other.name, x.network)] = "".join(f"{address}\t{names}\n" for address, _n, _g in x.addresses)
+    return entries
+
+
+def hosts_text(t: Topology, c: Container, entries: dict[tuple[str, str], str] | None = None) -> str:
     """The hosts file of container c: lo, itself, then each container it shares a network with (on
-    an overlay network, those on other hosts after those on this one)."""
+    an overlay network, those on other hosts after those on this one). `entries`: host_entries(t),
+    made once for every container's file."""
+    entries = host_entries(t) if entries is None else entries
     lines = [f"{resolv_mark(t.name)} the names {c.name} sees.\n", LOCALHOST]
-    for other in (c, *(o for o in t.containers.values() if o is not c)):
-        for a in c.attachments:
-            theirs = next((x for x in other.attachments if x.network == a.network), None)
-            if theirs is None:
-                continue
-            names = " ".join(dict.fromkeys((other.name, *theirs.aliases)))
-            lines += [f"{address}\t{names}\n" for address, _n, _g in theirs.addresses]
+    mine = [a.network for a in c.attachments]
+    for other in (c.name, *(o for o in t.containers if o != c.name)):
+        lines += [entries[(other, net)] for net in mine if (other, net) in entries]
     for a in c.attachments:  # on an overlay network, the containers on the other hosts too
         overlay = t.networks[a.network].overlay
         for m in overlay.remote if overlay else ():
@@ -74,10 +82,11 @@ def hosts(b: Builder) -> None:
     is up (nsgen/converge.py runs the step again) reaches the processes already running, which see
     the file `ip netns exec` bind-mounted when they started."""
     head = resolv_mark(b.t.name)
+    entries = host_entries(b.t)
     for c in b.t.containers.values():
         folder = f"{NETNS_ETC}/{c.name}"
         path = f"{folder}/hosts"
-        text = hosts_text(b.t, c)
+        text = hosts_text(b.t, c, entries)
         b.add(
             Step(
                 id=f"hosts:{c.name}",

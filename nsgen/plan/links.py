@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from nsgen.models import MTU6_MIN
 from nsgen.plan.builder import Builder, link_exists, with_prefix
 from nsgen.plan.steps import C, Command, Requirement, Step
+from nsgen.spread import bridge_mac
 
 if TYPE_CHECKING:
     from nsgen.models import Attachment, Container, Network
@@ -93,8 +94,12 @@ def bridges(b: Builder) -> None:
             continue
         assert net.bridge
         addresses = "addresses" if len(net.families) > 1 else "address"
-        b.add(_new_link(b, f"bridge:{net.name}", "Bridges", net.bridge, ("type", "bridge"), f"network:{net.name}",
-                         f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers."))
+        fixed = ("address", bridge_mac(b.t, net.name)) if net.overlay is not None and b.t.on_host else ()
+        b.add(_new_link(b, f"bridge:{net.name}", "Bridges", net.bridge, (*fixed, "type", "bridge"), f"network:{net.name}",
+                         f"Create bridge {net.bridge} for network {net.name}: a virtual switch for its containers"
+                         + (f", with a MAC address of its own, {fixed[1]}: one it took from a port would change as ports come and go, "
+                            "and the kernel would drop the neighbour entries that say where the other hosts' containers are."
+                            if fixed else ".")))
         b.add(
             Step(
                 id=f"bridge-up:{net.name}",

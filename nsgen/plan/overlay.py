@@ -14,10 +14,11 @@ which is why every host's bridge can hold the same gateway.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from nsgen.plan.builder import Builder, link_exists
-from nsgen.plan.steps import C, Step
+from nsgen.plan.steps import C, Check, Step
 
 if TYPE_CHECKING:
     from nsgen.models import Network, Overlay
@@ -64,9 +65,31 @@ def overlays(b: Builder) -> None:
                 C("ip", "link", "set", ov.device, "up"),
             ),
             group=f"network:{net.name}",
+            checks=(_device_check(net, ov), *(() if ov.remote else (_entries_check(net, ov),))),
         ))
         if ov.remote:
             b.add(_remote(net, ov))
+
+
+def _device_check(net: Network, ov: Overlay) -> Check:
+    """What `nsgen check` expects of the VXLAN device (check_overlay.vxlan compares it)."""
+    facts = {"device": ov.device, "bridge": net.bridge, "vni": ov.vni, "local": str(ov.local), "port": ov.port, "mtu": net.mtu}
+    mtu = f", MTU {net.mtu}" if net.mtu else ""
+    return Check("overlay", f"VXLAN device {ov.device} of {net.name} (VNI {ov.vni}, local {ov.local}, port {ov.port}{mtu}) is up, "
+                 f"a port of {net.bridge}, learns nothing and suppresses neighbour requests",
+                 probe=("ip", "-j", "-d", "link", "show", "dev", ov.device), text=json.dumps(facts, sort_keys=True), compare="vxlan")
+
+
+def _entries_check(net: Network, ov: Overlay) -> Check:
+    """What `nsgen check` expects of the forwarding entries of the VXLAN device and the neighbour
+    entries of the bridge (check_overlay.entries compares them)."""
+    remote = [{"container": m.container, "mac": m.mac, "dst": str(m.underlay), "addresses": [str(a) for a in m.addresses]}
+              for m in ov.remote]
+    facts = {"device": ov.device, "bridge": net.bridge, "peers": [str(p) for p in ov.peers], "remote": remote}
+    addresses = sum(len(m.addresses) for m in ov.remote)
+    return Check("overlay", f"forwarding and neighbour entries of {net.name} ({len(ov.peers)} peer(s) on {ov.device}, "
+                 f"{len(ov.remote)} remote container(s), {addresses} neighbour(s) on {net.bridge})",
+                 probe=("bridge", "-j", "fdb", "show", "dev", ov.device), text=json.dumps(facts, sort_keys=True), compare="fdb")
 
 
 def _remote(net: Network, ov: Overlay) -> Step:
@@ -85,4 +108,5 @@ def _remote(net: Network, ov: Overlay) -> Step:
         "host's address, and each container address at its MAC address, so no request for them needs to cross.",
         commands=(C("bridge", "-batch", "-", input=fdb), *neighbours),
         group=f"network:{net.name}",
+        checks=(_entries_check(net, ov),),
     )

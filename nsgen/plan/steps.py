@@ -76,7 +76,7 @@ class Check(NamedTuple):
     output holds what the plan made), or a file that holds a text (a sysctl's value, read back from
     /proc/sys; a file setup wrote)."""
 
-    kind: str  # what it concerns: firewall, sysctl, file
+    kind: str  # what it concerns: firewall, sysctl, file, overlay
     what: str  # what it shows, for a person
     probe: Argv = ()
     path: str = ""
@@ -84,7 +84,10 @@ class Check(NamedTuple):
     netns: str = ""  # the namespace the path is read in (a sysctl of a container's own); "": the host's
     # How the probe is judged: "" (it succeeds); "nft" (it lists an nft table as JSON, compared with
     # `text`, the plan's table as JSON: nftables.expected); "where_forward_drops" (it must succeed
-    # where the FORWARD chain of its program, iptables or ip6tables, can drop; elsewhere it may fail).
+    # where the FORWARD chain of its program, iptables or ip6tables, can drop; elsewhere it may fail);
+    # "vxlan" (it shows a VXLAN device as `ip -j -d link show` does, compared with the facts in `text`
+    # as JSON: check_overlay.vxlan); "fdb" (it lists a VXLAN device's forwarding entries, compared with
+    # `text` with the neighbour entries of its bridge: check_overlay.entries).
     compare: str = ""
 
 

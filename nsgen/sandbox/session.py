@@ -4,6 +4,10 @@
 with a web server and DNS), run `nsgen run` inside it, then the connectivity probe (`nsgen check
 --probe`), a given command or an interactive shell, then `nsgen run --teardown`, and close the
 sandbox, which frees whatever is left. Nothing of it reaches the machine's own network.
+
+A topology across hosts runs on simulated hosts (nsgen/sandbox/hosts.py), one for each of its
+hosts, at the simulated hosts' addresses instead of its own: each host sets its part up, the
+probe runs on each, a command or a shell runs on the first host.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ def run_session(
     sandbox can be made here.
     """
     data, notes = for_the_world(data)
+    if isinstance(data, dict) and data.get("hosts"):
+        return _across_hosts(data, name, notes, command=command, shell=shell, probe_target=probe_target, say=say)
     nsgen, env = nsgen_argv(), nsgen_env()
     with Sandbox() as box:
         box.run(["mkdir", "-p", INSIDE_DIR])
@@ -98,3 +104,86 @@ def run_session(
                 say(f"sandbox: the teardown of {name} reported errors (the sandbox is discarded anyway)")
         say(f"sandbox: topology {name} is down and the sandbox is gone")
     return status
+
+
+def on_simulated_hosts(data: dict) -> tuple[dict, list[str]]:
+    """The topology with each of its hosts at a simulated host's address (h1's 192.0.2.11, ...; of
+    the family its addresses are), and one note per host moved."""
+    from nsgen.sandbox.hosts import host_address, host_address6
+
+    data = copy.deepcopy(data)
+    notes = []
+    for i, (host, spec) in enumerate(data["hosts"].items(), start=1):
+        given = str(spec["address"])
+        spec["address"] = host_address6(i) if ":" in given else host_address(i)
+        if spec["address"] != given:
+            notes.append(f"host {host} is simulated host h{i} at {spec['address']} instead of {given}")
+    return data, notes
+
+
+def _across_hosts(data: dict, name: str, notes: list[str], *, command: list[str] | None, shell: bool,
+                  probe_target: str | None, say: Callable[[str], None]) -> int:
+    from nsgen.sandbox.hosts import MAX_HOSTS, simulated_hosts
+
+    if len(data["hosts"]) > MAX_HOSTS:
+        say(f"sandbox: topology {name} spans {len(data['hosts'])} hosts; the sandbox simulates at most {MAX_HOSTS}")
+        return 1
+    data, moved = on_simulated_hosts(data)
+    nsgen, env = nsgen_argv(), nsgen_env()
+    names = list(data["hosts"])
+    with Sandbox() as box:
+        hosts = simulated_hosts(box, len(names))
+        for host in hosts:
+            host.run(["mkdir", "-p", INSIDE_DIR])
+            host.run(["cp", "/dev/stdin", INSIDE_FILE], input=json.dumps(data, indent=2) + "\n")
+        say(f"sandbox: {len(hosts)} throwaway hosts on one network (192.0.2.0/24) with a simulated world (web server {WEB_ADDR} "
+            f"= web.world.test, DNS {DNS_ADDR}); this machine's network is not touched")
+        for note in [*moved, *notes]:
+            say(f"sandbox: {note}")
+        up = []
+        status = 1
+        try:
+            for host, part in zip(hosts, names):
+                if _call(host, [*nsgen, "run", "-q", "-f", INSIDE_FILE, "--host", part], env) != 0:
+                    say(f"sandbox: host {part}'s part of topology {name} could not be set up (see above)")
+                    return 1
+                up.append((host, part))
+            say(f"sandbox: topology {name} is up on hosts {', '.join(names)}")
+            first = f"host {names[0]} (simulated host h1)"
+            if shell:
+                say(f"sandbox: a shell on {first}; the topology is {INSIDE_FILE}; leave it (exit or ^D) to tear everything down")
+                status = _call(hosts[0], ["bash", "--norc", "-i"], {**env, "PS1": PROMPT, "NSGEN_SANDBOX": name, "NSGEN_FILE": INSIDE_FILE})
+            elif command:
+                say(f"sandbox: running the command on {first}")
+                status = _call(hosts[0], command, {**env, "NSGEN_SANDBOX": name, "NSGEN_FILE": INSIDE_FILE})
+            else:
+                aims = [probe_target] if probe_target else [WEB_ADDR, WEB_ADDR6]
+                targets = [word for target in aims for word in ("--probe-target", target)]
+                status = 0
+                for host, part in up:
+                    say(f"sandbox: on host {part}:")
+                    status |= _call(host, [*nsgen, "check", "--probe", *targets, "-f", INSIDE_FILE, "--host", part], env)
+        finally:
+            for host, part in reversed(up):
+                if _call(host, [*nsgen, "run", "--teardown", "-q", "-f", INSIDE_FILE, "--host", part], env) != 0:
+                    say(f"sandbox: the teardown of host {part}'s part reported errors (the sandbox is discarded anyway)")
+        say(f"sandbox: topology {name} is down and the sandbox is gone")
+    return status
+
+
+def _call(host: Any, argv: list[str], env: dict[str, str]) -> int:
+    """Run argv on a simulated host with this process's stdin, stdout and stderr (as Sandbox.call)."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(["nsenter", f"--target={host.pid}", "--net", "--mount", f"--wdns={os.getcwd()}", "--", *argv],
+                             env={**os.environ, **env})
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        return child.wait()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

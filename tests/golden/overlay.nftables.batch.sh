@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # nsgen 0.1.0: setup (batched) of topology overlay
 #
-# host (ip_forward on)
+# host h1 (192.0.2.11, ip_forward on)
 # └── network front (bridge br-front-2f7a6, 10.50.0.0/24, gateway 10.50.0.1, masquerade, mtu 1450)
-#     └── ve-web-4883c <──veth──> web: eth0 10.50.0.2/24 mac 02:42:0a:32:00:02  published *:8080->8000/tcp
+#     ├── ve-web-4883c <──veth──> web: eth0 10.50.0.2/24 mac 02:42:0a:32:00:02  published *:8080->8000/tcp
+#     └── vx-front-e5866 <──VXLAN 4242, UDP 4789──> h2 (192.0.2.12): api 10.50.0.3
 # web runs: nsgen echo-server --port 8000
 #
-# Undo: nsgen render --teardown > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown)
+# Undo: nsgen render --teardown --host h1 > cleanup.sh && sudo bash cleanup.sh (or: sudo nsgen run --teardown --host h1)
 # firewall: nftables, as NSGEN_FIREWALL says (the topology names none)
 #
 # The steps come first, in the tutorial's order; the helper functions, the lock, the checks and the rollback that run them are at the end of the script.
@@ -31,7 +32,7 @@ install -D -m 0644 /dev/stdin /run/nsgen/overlay/topology.json <<'NSGEN_EOF'
 NSGEN_EOF
 
 # Teardown puts net.ipv4.ip_forward back to the value it had before the first nsgen topology turned it on, once no topology needs forwarding and this one's devices are gone.
-# Create bridge br-front-2f7a6 for network front: a virtual switch for its containers.
+# Create bridge br-front-2f7a6 for network front: a virtual switch for its containers, with a MAC address of its own, 02:05:3e:07:f8:8d: one it took from a port would change as ports come and go, and the kernel would drop the neighbour entries that say where the other hosts' containers are.
 # Give br-front-2f7a6 the gateway address 10.50.0.1/24, mark it as topology overlay's (alias nsgen:overlay), set its MTU to 1450 (its own, whatever its ports) and bring it up: the host is the network's router.
 # Create VXLAN device vx-front-e5866 for network front (VNI 4242, UDP port 4789, from this host's 192.0.2.11), MTU 1450: the network's frames travel in it to the other hosts, which are sent a copy of every broadcast (one all-zeros forwarding entry each: 192.0.2.12). It learns nothing: the topology says where each container is.
 begin 1 ip_forward:restore
@@ -39,7 +40,7 @@ begin 2 bridge:front
 begin 3 bridge-up:front
 begin 4 vxlan:front
 ip -batch - <<'NSGEN_EOF'
-link add br-front-2f7a6 group 0x6eff3cbe type bridge
+link add br-front-2f7a6 group 0x6eff3cbe address 02:05:3e:07:f8:8d type bridge
 addr replace 10.50.0.1/24 dev br-front-2f7a6
 link set br-front-2f7a6 alias nsgen:overlay mtu 1450 up
 link add vx-front-e5866 group 0x6eff3cbe mtu 1450 type vxlan id 4242 local 192.0.2.11 dstport 4789 nolearning

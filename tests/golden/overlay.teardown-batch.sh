@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # nsgen 0.1.0: teardown (batched) of topology overlay
 #
-# host (ip_forward on)
+# host h1 (192.0.2.11, ip_forward on)
 # └── network front (bridge br-front-2f7a6, 10.50.0.0/24, gateway 10.50.0.1, masquerade, mtu 1450)
-#     └── ve-web-4883c <──veth──> web: eth0 10.50.0.2/24 mac 02:42:0a:32:00:02  published *:8080->8000/tcp
+#     ├── ve-web-4883c <──veth──> web: eth0 10.50.0.2/24 mac 02:42:0a:32:00:02  published *:8080->8000/tcp
+#     └── vx-front-e5866 <──VXLAN 4242, UDP 4789──> h2 (192.0.2.12): api 10.50.0.3
 # web runs: nsgen echo-server --port 8000
 #
 # Removes exactly what the setup script (or nsgen run) made, newest first; safe to run twice or after a failed setup. When something cannot be removed, it says what is left and keeps the state directory, so that running it again finishes the job.
