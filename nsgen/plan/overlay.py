@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from nsgen.plan.builder import Builder, link_exists
+from nsgen.check_overlay import ALL_ZEROS
+from nsgen.plan.builder import Builder
+from nsgen.plan.links import _new_link, mtu
 from nsgen.plan.steps import C, Check, Step
 
 if TYPE_CHECKING:
     from nsgen.models import Network, Overlay
-
-ALL_ZEROS = "00:00:00:00:00:00"
 
 
 def overlays(b: Builder) -> None:
@@ -34,24 +34,16 @@ def overlays(b: Builder) -> None:
         ov = net.overlay
         assert ov.local is not None
         peers = ", ".join(map(str, ov.peers)) or "none yet"
-        made = Step(
-            id=f"vxlan:{net.name}",
-            section="Overlay",
-            summary=f"Create VXLAN device {ov.device} for network {net.name} (VNI {ov.vni}, UDP port {ov.port}, from this host's "
+        made = _new_link(
+            b, f"vxlan:{net.name}", "Overlay", ov.device,
+            (*mtu(net), "type", "vxlan", "id", str(ov.vni), "local", str(ov.local), "dstport", str(ov.port), "nolearning"),
+            f"network:{net.name}",
+            f"Create VXLAN device {ov.device} for network {net.name} (VNI {ov.vni}, UDP port {ov.port}, from this host's "
             f"{ov.local}), MTU {net.mtu}: the network's frames travel in it to the other hosts, which are sent a copy of every "
             f"broadcast (one all-zeros forwarding entry each: {peers}). It learns nothing: the topology says where each container is.",
-            commands=(
-                C("ip", "link", "add", ov.device, "group", b.group, *(("mtu", str(net.mtu)) if net.mtu else ()), "type", "vxlan",
-                  "id", str(ov.vni), "local", str(ov.local), "dstport", str(ov.port), "nolearning"),
-                *(C("bridge", "fdb", "append", ALL_ZEROS, "dev", ov.device, "dst", str(peer)) for peer in ov.peers),
-            ),
-            undo=(C("ip", "link", "delete", ov.device, only_if=(b.link_ours(ov.device),)),),
-            probe=(link_exists(ov.device),),
-            resource=f"link {ov.device}",
-            ours=(b.link_ours(ov.device),),
-            goes_with="devices",
-            group=f"network:{net.name}",
         )
+        made = made._replace(commands=(*made.commands, *(C("bridge", "fdb", "append", ALL_ZEROS, "dev", ov.device, "dst", str(peer))
+                                                        for peer in ov.peers)))
         b.add(made)
         b.add(Step(
             id=f"vxlan-up:{net.name}",

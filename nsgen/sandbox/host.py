@@ -499,21 +499,7 @@ class Sandbox:
         """
         if self.closed:
             raise SandboxError("the sandbox is closed")
-        directory = os.fspath(cwd) if cwd is not None else os.getcwd()
-        child = subprocess.Popen(
-            ["nsenter", f"--target={self.pid}", "--net", "--mount", f"--wdns={directory}", "--",
-             *(os.fspath(arg) for arg in argv)],
-            env={**os.environ, **env} if env else None,
-        )
-        try:
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        except ValueError:  # not the main thread
-            previous = None
-        try:
-            return child.wait()
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+        return call_in(self.pid, argv, env=env, cwd=cwd)
 
     def sh(self, script: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run a bash script on the sandbox host (same keywords as run)."""
@@ -712,6 +698,26 @@ def _processes(members: _Membership, exclude: set[int]) -> list[str]:
         if ns is not None and cmdline is not None:
             found.append(f"[netns {ns}] {cmdline}")
     return sorted(found)
+
+
+def call_in(pid: int, argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
+            cwd: str | os.PathLike[str] | None = None) -> int:
+    """Run argv in the network and mount namespaces of process pid with this process's stdin, stdout
+    and stderr, ignoring SIGINT meanwhile (see Sandbox.call); its exit status."""
+    directory = os.fspath(cwd) if cwd is not None else os.getcwd()
+    child = subprocess.Popen(
+        ["nsenter", f"--target={pid}", "--net", "--mount", f"--wdns={directory}", "--", *(os.fspath(arg) for arg in argv)],
+        env={**os.environ, **env} if env else None,
+    )
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        return child.wait()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _helper_command(config: dict) -> list[str]:

@@ -52,6 +52,7 @@ from nsgen.sandbox.host import (
     _pin_sysctls,
     _start_iptables,
     _wait_iptables,
+    call_in,
     take_snapshot,
 )
 
@@ -132,6 +133,12 @@ class SimulatedHost:
         if check and result.returncode != 0:
             raise SandboxCommandError(result.args, result.returncode, result.stdout, result.stderr)
         return result
+
+    def call(self, argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
+             cwd: str | os.PathLike[str] | None = None) -> int:
+        """Run argv on this host with this process's stdin, stdout and stderr; as Sandbox.call."""
+        self._check_open()
+        return call_in(self.pid, argv, env=env, cwd=cwd)
 
     def sh(self, script: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run a bash script on this host (same keywords as run)."""

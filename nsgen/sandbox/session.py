@@ -144,7 +144,7 @@ def _across_hosts(data: dict, name: str, notes: list[str], *, command: list[str]
         status = 1
         try:
             for host, part in zip(hosts, names):
-                if _call(host, [*nsgen, "run", "-q", "-f", INSIDE_FILE, "--host", part], env) != 0:
+                if host.call([*nsgen, "run", "-q", "-f", INSIDE_FILE, "--host", part], env=env) != 0:
                     say(f"sandbox: host {part}'s part of topology {name} could not be set up (see above)")
                     return 1
                 up.append((host, part))
@@ -152,38 +152,21 @@ def _across_hosts(data: dict, name: str, notes: list[str], *, command: list[str]
             first = f"host {names[0]} (simulated host h1)"
             if shell:
                 say(f"sandbox: a shell on {first}; the topology is {INSIDE_FILE}; leave it (exit or ^D) to tear everything down")
-                status = _call(hosts[0], ["bash", "--norc", "-i"], {**env, "PS1": PROMPT, "NSGEN_SANDBOX": name, "NSGEN_FILE": INSIDE_FILE})
+                status = hosts[0].call(["bash", "--norc", "-i"], env={**env, "PS1": PROMPT, "NSGEN_SANDBOX": name, "NSGEN_FILE": INSIDE_FILE})
             elif command:
                 say(f"sandbox: running the command on {first}")
-                status = _call(hosts[0], command, {**env, "NSGEN_SANDBOX": name, "NSGEN_FILE": INSIDE_FILE})
+                status = hosts[0].call(command, env={**env, "NSGEN_SANDBOX": name, "NSGEN_FILE": INSIDE_FILE})
             else:
                 aims = [probe_target] if probe_target else [WEB_ADDR, WEB_ADDR6]
                 targets = [word for target in aims for word in ("--probe-target", target)]
                 status = 0
                 for host, part in up:
                     say(f"sandbox: on host {part}:")
-                    status |= _call(host, [*nsgen, "check", "--probe", *targets, "-f", INSIDE_FILE, "--host", part], env)
+                    status |= host.call([*nsgen, "check", "--probe", *targets, "-f", INSIDE_FILE, "--host", part], env=env)
         finally:
             for host, part in reversed(up):
-                if _call(host, [*nsgen, "run", "--teardown", "-q", "-f", INSIDE_FILE, "--host", part], env) != 0:
+                if host.call([*nsgen, "run", "--teardown", "-q", "-f", INSIDE_FILE, "--host", part], env=env) != 0:
                     say(f"sandbox: the teardown of host {part}'s part reported errors (the sandbox is discarded anyway)")
         say(f"sandbox: topology {name} is down and the sandbox is gone")
     return status
 
-
-def _call(host: Any, argv: list[str], env: dict[str, str]) -> int:
-    """Run argv on a simulated host with this process's stdin, stdout and stderr (as Sandbox.call)."""
-    import signal
-    import subprocess
-
-    child = subprocess.Popen(["nsenter", f"--target={host.pid}", "--net", "--mount", f"--wdns={os.getcwd()}", "--", *argv],
-                             env={**os.environ, **env})
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        return child.wait()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
